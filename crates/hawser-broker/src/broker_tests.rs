@@ -1,0 +1,388 @@
+//! Engine behaviour, driven without any protocol or disk.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::outbox::test_support::Recorder;
+use crate::store::{Durability, DurabilityWatch, MemoryStore};
+use crate::*;
+
+/// A store that remembers every record, so tests can replay them as recovery would.
+#[derive(Default)]
+struct RecordingStore {
+    records: Mutex<Vec<(Vec<StoreOp<MessageData>>, bool)>>,
+    durability: Mutex<Option<tokio::sync::watch::Sender<Durability>>>,
+}
+
+impl RecordingStore {
+    fn new() -> Arc<RecordingStore> {
+        let s = RecordingStore::default();
+        *s.durability.lock() = Some(tokio::sync::watch::channel(Durability::default()).0);
+        Arc::new(s)
+    }
+
+    fn ops(&self) -> Vec<StoreOp<MessageData>> {
+        self.records.lock().iter().flat_map(|(ops, _)| ops.clone()).collect()
+    }
+
+    /// What a store would recover from these records (a tiny model of the journal's replay).
+    fn recover(&self) -> Recovered {
+        let mut rec = Recovered::default();
+        for op in self.ops() {
+            match op {
+                StoreOp::Enqueue { message, targets } => {
+                    rec.max_message_id = rec.max_message_id.max(message.id);
+                    for t in targets {
+                        rec.messages.entry(t).or_default().push((message.clone(), 0));
+                    }
+                }
+                StoreOp::Dequeue { key, id } => {
+                    if let Some(v) = rec.messages.get_mut(&key) {
+                        v.retain(|(m, _)| m.id != id);
+                    }
+                }
+                StoreOp::Redelivered { key, id, count } => {
+                    if let Some(v) = rec.messages.get_mut(&key) {
+                        for (m, c) in v.iter_mut() {
+                            if m.id == id {
+                                *c = count;
+                            }
+                        }
+                    }
+                }
+                StoreOp::Subscribe(s) => {
+                    rec.subscriptions.retain(|x| x.key() != s.key());
+                    rec.subscriptions.push(s);
+                }
+                StoreOp::Unsubscribe { client_id, name } => {
+                    let key = StoreKey::Durable { client_id, name };
+                    rec.subscriptions.retain(|x| x.key() != key);
+                    rec.messages.remove(&key);
+                }
+            }
+        }
+        rec
+    }
+}
+
+impl Store for RecordingStore {
+    fn append(&self, ops: Vec<StoreOp>, sync: bool) -> Result<Seq, StoreError> {
+        let mut r = self.records.lock();
+        r.push((ops.iter().map(StoreOp::to_data).collect(), sync));
+        Ok(r.len() as u64)
+    }
+    fn durability(&self) -> DurabilityWatch {
+        self.durability.lock().as_ref().unwrap().subscribe()
+    }
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
+    fn close(&self) {}
+}
+
+fn msg(dest: Destination, body: &str, persistent: bool) -> NewMessage {
+    NewMessage {
+        destination: dest,
+        headers: Vec::new(),
+        body: Bytes::from(body.to_owned()),
+        persistent,
+        priority: 4,
+        expires_ms: None,
+    }
+}
+
+fn spec(id: &str, dest: Destination, ack_mode: AckMode) -> SubscribeSpec {
+    SubscribeSpec {
+        id: Arc::from(id),
+        destination: dest,
+        ack_mode,
+        prefetch: 100,
+        selector: None,
+        exclusive: false,
+        durable_name: None,
+        no_local: false,
+    }
+}
+
+fn bodies(rec: &Recorder) -> Vec<String> {
+    rec.deliveries
+        .lock()
+        .iter()
+        .map(|d| String::from_utf8(d.message.body.to_vec()).unwrap())
+        .collect()
+}
+
+fn memory_broker() -> Broker {
+    Broker::new(
+        BrokerConfig::default(),
+        Arc::new(MemoryStore::new()),
+        Recovered::default(),
+    )
+}
+
+#[test]
+fn queue_competing_consumers_and_ack() {
+    let b = memory_broker();
+    let (r1, r2) = (Recorder::new(), Recorder::new());
+    let c1 = b.connect(None, r1.clone()).unwrap();
+    let c2 = b.connect(None, r2.clone()).unwrap();
+    let q = Destination::queue("orders");
+    b.subscribe(c1, spec("s", q.clone(), AckMode::ClientIndividual)).unwrap();
+    b.subscribe(c2, spec("s", q.clone(), AckMode::ClientIndividual)).unwrap();
+    for i in 0..4 {
+        b.send(c1, msg(q.clone(), &i.to_string(), false), None).unwrap();
+    }
+    assert_eq!(r1.ids().len() + r2.ids().len(), 4);
+    assert_eq!(r1.ids().len(), 2, "round robin");
+    let id = r1.ids()[0];
+    b.ack(c1, Some("s"), id, None, false).unwrap();
+    assert_eq!(
+        b.ack(c1, Some("s"), id, None, false),
+        Err(BrokerError::UnknownMessage(id))
+    );
+    assert_eq!(
+        b.ack(c1, Some("nope"), id, None, false),
+        Err(BrokerError::UnknownSubscription("nope".into()))
+    );
+}
+
+#[test]
+fn disconnect_redelivers_then_dead_letters_after_max_redeliveries() {
+    let b = memory_broker();
+    let q = Destination::queue("work");
+    let p = b.connect(None, Recorder::new()).unwrap();
+    b.send(p, msg(q.clone(), "poison", true), None).unwrap();
+    for attempt in 0..=6 {
+        let r = Recorder::new();
+        let c = b.connect(None, r.clone()).unwrap();
+        b.subscribe(c, spec("s", q.clone(), AckMode::Client)).unwrap();
+        let d = r.take();
+        assert_eq!(d.len(), 1, "attempt {attempt}");
+        assert_eq!(d[0].redelivery_count, attempt);
+        b.disconnect(c);
+    }
+    // Seventh failure: gone from the queue, in the DLQ with its cause.
+    let r = Recorder::new();
+    let c = b.connect(None, r.clone()).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::Client)).unwrap();
+    assert!(r.take().is_empty());
+    b.subscribe(c, spec("dlq", Destination::queue("ActiveMQ.DLQ"), AckMode::Auto))
+        .unwrap();
+    let d = r.take();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].message.body, Bytes::from_static(b"poison"));
+    assert_eq!(d[0].message.header("original-destination"), Some("queue://work"));
+    assert!(d[0].message.persistent);
+}
+
+#[test]
+fn nack_redelivers_immediately() {
+    let b = memory_broker();
+    let q = Destination::queue("n");
+    let r = Recorder::new();
+    let c = b.connect(None, r.clone()).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual)).unwrap();
+    b.send(c, msg(q.clone(), "x", false), None).unwrap();
+    let first = r.take();
+    b.nack(c, None, first[0].message.id).unwrap();
+    let again = r.take();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].redelivery_count, 1);
+}
+
+#[test]
+fn transactions_commit_and_abort() {
+    let b = memory_broker();
+    let q = Destination::queue("tx");
+    let r = Recorder::new();
+    let c = b.connect(None, r.clone()).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual)).unwrap();
+    b.begin(c, "t1").unwrap();
+    b.send(c, msg(q.clone(), "a", false), Some("t1")).unwrap();
+    assert!(r.ids().is_empty(), "nothing before commit");
+    b.commit(c, "t1").unwrap();
+    assert_eq!(bodies(&r), vec!["a"]);
+    assert_eq!(b.commit(c, "t1"), Err(BrokerError::UnknownTransaction("t1".into())));
+
+    // Ack in a transaction, abort: the message comes back redelivered.
+    let id = r.take()[0].message.id;
+    b.begin(c, "t2").unwrap();
+    b.send(c, msg(q.clone(), "dropped", false), Some("t2")).unwrap();
+    b.ack(c, None, id, Some("t2"), false).unwrap();
+    b.abort(c, "t2").unwrap();
+    let d = r.take();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].message.id, id);
+    assert_eq!(d[0].redelivery_count, 1);
+    assert_eq!(b.begin(c, "t3"), Ok(()));
+    assert_eq!(b.begin(c, "t3"), Err(BrokerError::DuplicateTransaction("t3".into())));
+}
+
+#[test]
+fn topic_fan_out_selectors_and_no_local() {
+    let b = memory_broker();
+    let t = Destination::topic("prices");
+    let (r1, r2, r3) = (Recorder::new(), Recorder::new(), Recorder::new());
+    let c1 = b.connect(None, r1.clone()).unwrap();
+    let c2 = b.connect(None, r2.clone()).unwrap();
+    let c3 = b.connect(None, r3.clone()).unwrap();
+    b.subscribe(c1, spec("a", t.clone(), AckMode::Auto)).unwrap();
+    let mut s2 = spec("b", t.clone(), AckMode::Auto);
+    s2.selector = Some("symbol = 'ACME'".into());
+    b.subscribe(c2, s2).unwrap();
+    let mut s3 = spec("c", t.clone(), AckMode::Auto);
+    s3.no_local = true;
+    b.subscribe(c3, s3).unwrap();
+    let mut m = msg(t.clone(), "1", false);
+    m.headers.push(("symbol".into(), "ACME".into()));
+    b.send(c3, m, None).unwrap();
+    b.send(c3, msg(t.clone(), "2", false), None).unwrap();
+    assert_eq!(bodies(&r1), vec!["1", "2"]);
+    assert_eq!(bodies(&r2), vec!["1"]);
+    assert!(bodies(&r3).is_empty());
+}
+
+#[test]
+fn invalid_selector_is_refused() {
+    let b = memory_broker();
+    let c = b.connect(None, Recorder::new()).unwrap();
+    let mut s = spec("s", Destination::queue("q"), AckMode::Auto);
+    s.selector = Some("a = ".into());
+    assert!(matches!(
+        b.subscribe(c, s),
+        Err(BrokerError::InvalidSelector { .. })
+    ));
+}
+
+#[test]
+fn client_id_is_exclusive() {
+    let b = memory_broker();
+    let c = b.connect(Some("app"), Recorder::new()).unwrap();
+    assert_eq!(
+        b.connect(Some("app"), Recorder::new()),
+        Err(BrokerError::ClientIdInUse("app".into()))
+    );
+    b.disconnect(c);
+    assert!(b.connect(Some("app"), Recorder::new()).is_ok());
+}
+
+#[test]
+fn durable_subscription_survives_absence_and_restart() {
+    let store = RecordingStore::new();
+    let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
+    let t = Destination::topic("news");
+    let r = Recorder::new();
+    let c = b.connect(Some("reader"), r.clone()).unwrap();
+    let mut s = spec("s", t.clone(), AckMode::ClientIndividual);
+    s.durable_name = Some("daily".into());
+    assert!(b.subscribe(c, s.clone()).unwrap() > 0, "subscription is stored");
+    b.disconnect(c);
+
+    let p = b.connect(None, Recorder::new()).unwrap();
+    b.send(p, msg(t.clone(), "kept", true), None).unwrap();
+    b.send(p, msg(t.clone(), "volatile", false), None).unwrap();
+
+    // Restart from what the store holds: only the persistent message survives.
+    let b2 = Broker::new(BrokerConfig::default(), store.clone(), store.recover());
+    let r = Recorder::new();
+    let c = b2.connect(Some("reader"), r.clone()).unwrap();
+    b2.subscribe(c, s.clone()).unwrap();
+    assert_eq!(bodies(&r), vec!["kept"]);
+    let id = r.ids()[0];
+    b2.ack(c, Some("s"), id, None, true).unwrap();
+    assert!(store
+        .ops()
+        .iter()
+        .any(|op| matches!(op, StoreOp::Dequeue { id: i, .. } if *i == id)));
+
+    // Unsubscribing by name deletes it for good.
+    b2.unsubscribe(c, Some("s"), Some("daily")).unwrap();
+    assert!(store.recover().subscriptions.is_empty());
+}
+
+#[test]
+fn durable_needs_client_id_and_single_subscriber() {
+    let b = memory_broker();
+    let t = Destination::topic("x");
+    let mut s = spec("s", t.clone(), AckMode::Auto);
+    s.durable_name = Some("d".into());
+    let anon = b.connect(None, Recorder::new()).unwrap();
+    assert_eq!(b.subscribe(anon, s.clone()), Err(BrokerError::DurableNeedsClientId));
+    let c = b.connect(Some("me"), Recorder::new()).unwrap();
+    b.subscribe(c, s.clone()).unwrap();
+    let mut s2 = s.clone();
+    s2.id = Arc::from("other");
+    assert_eq!(b.subscribe(c, s2), Err(BrokerError::DurableActive("d".into())));
+}
+
+#[test]
+fn persistent_queue_messages_are_written_and_recovered_with_redelivery_counts() {
+    let store = RecordingStore::new();
+    let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
+    let q = Destination::queue("jobs");
+    let r = Recorder::new();
+    let c = b.connect(None, r.clone()).unwrap();
+    b.send(c, msg(q.clone(), "one", true), None).unwrap();
+    b.send(c, msg(q.clone(), "two", true), None).unwrap();
+    b.send(c, msg(q.clone(), "mem", false), None).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual)).unwrap();
+    let d = r.take();
+    assert!(d[0].seq > 0, "persistent delivery waits for its record");
+    assert_eq!(d[2].seq, 0, "non-persistent never waits");
+    b.ack(c, None, d[0].message.id, None, false).unwrap();
+    b.disconnect(c); // "two" goes back with a redelivery count of 1
+    let rec = store.recover();
+    let jobs = &rec.messages[&StoreKey::Queue(Arc::from("jobs"))];
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].0.body, Bytes::from_static(b"two"));
+    assert_eq!(jobs[0].1, 1);
+    let b2 = Broker::new(BrokerConfig::default(), store.clone(), rec);
+    let r = Recorder::new();
+    let c = b2.connect(None, r.clone()).unwrap();
+    b2.subscribe(c, spec("s", q.clone(), AckMode::Auto)).unwrap();
+    let d = r.take();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].redelivery_count, 1);
+}
+
+#[test]
+fn auto_ack_settles_when_written() {
+    let store = RecordingStore::new();
+    let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
+    let q = Destination::queue("auto");
+    let r = Recorder::new();
+    let c = b.connect(None, r.clone()).unwrap();
+    let mut s = spec("s", q.clone(), AckMode::Auto);
+    s.prefetch = 1;
+    b.subscribe(c, s).unwrap();
+    b.send(c, msg(q.clone(), "1", true), None).unwrap();
+    b.send(c, msg(q.clone(), "2", true), None).unwrap();
+    let d = r.take();
+    assert_eq!(d.len(), 1, "prefetch 1 holds the second back");
+    b.delivered(&[(d[0].consumer, d[0].message.id)]);
+    assert_eq!(r.take().len(), 1);
+    assert!(store
+        .ops()
+        .iter()
+        .any(|op| matches!(op, StoreOp::Dequeue { id, .. } if *id == d[0].message.id)));
+}
+
+#[test]
+fn expired_messages_are_not_delivered() {
+    let b = memory_broker();
+    let q = Destination::queue("exp");
+    let r = Recorder::new();
+    let c = b.connect(None, r.clone()).unwrap();
+    let mut m = msg(q.clone(), "old", true);
+    m.expires_ms = Some(1);
+    b.send(c, m, None).unwrap();
+    b.send(c, msg(q.clone(), "new", false), None).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::Auto)).unwrap();
+    assert_eq!(bodies(&r), vec!["new"]);
+    // Persistent and expired: dead-lettered, as ActiveMQ does.
+    b.subscribe(c, spec("d", Destination::queue("ActiveMQ.DLQ"), AckMode::Auto))
+        .unwrap();
+    assert_eq!(bodies(&r), vec!["new", "old"]);
+}

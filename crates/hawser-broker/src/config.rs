@@ -1,0 +1,46 @@
+//! The engine's settings, with ActiveMQ's defaults where ActiveMQ has one.
+
+/// ActiveMQ's default queue prefetch.
+pub const DEFAULT_PREFETCH: u32 = 1000;
+/// ActiveMQ's default `maximumRedeliveries`.
+pub const DEFAULT_MAX_REDELIVERIES: u32 = 6;
+/// ActiveMQ's shared dead-letter queue.
+pub const DEFAULT_DEAD_LETTER_QUEUE: &str = "ActiveMQ.DLQ";
+/// Memory held by pending messages before producers are held back: 512 MiB.
+pub const DEFAULT_MAX_PENDING_MEMORY_BYTES: u64 = 512 << 20;
+/// Sends plus acks buffered in one transaction.
+pub const DEFAULT_MAX_TRANSACTION_OPS: usize = 100_000;
+/// Open transactions on one connection.
+pub const DEFAULT_MAX_TRANSACTIONS_PER_CONNECTION: usize = 100;
+/// Subscriptions on one connection.
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1000;
+
+/// Settings of the engine (not of its listeners or store).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// Redeliveries after which a message goes to the dead-letter queue.
+    pub max_redeliveries: u32,
+    /// Name of the dead-letter queue.
+    pub dead_letter_queue: String,
+    /// Bytes of messages held in memory before producer flow control starts.
+    pub max_pending_memory_bytes: u64,
+    /// Sends plus acks one transaction may buffer.
+    pub max_transaction_ops: usize,
+    /// Open transactions per connection.
+    pub max_transactions_per_connection: usize,
+    /// Subscriptions per connection.
+    pub max_subscriptions_per_connection: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            max_redeliveries: DEFAULT_MAX_REDELIVERIES,
+            dead_letter_queue: DEFAULT_DEAD_LETTER_QUEUE.to_owned(),
+            max_pending_memory_bytes: DEFAULT_MAX_PENDING_MEMORY_BYTES,
+            max_transaction_ops: DEFAULT_MAX_TRANSACTION_OPS,
+            max_transactions_per_connection: DEFAULT_MAX_TRANSACTIONS_PER_CONNECTION,
+            max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Destinations as the engine sees them: a kind and a name.
+//!
+//! Protocol codecs translate their own spellings (`/queue/orders` in STOMP,
+//! `queue://orders` in OpenWire) into a [`Destination`]; the engine never parses
+//! protocol strings itself.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Whether a destination delivers each message to one consumer or to every subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DestinationKind {
+    /// Point to point: competing consumers share the messages.
+    Queue,
+    /// Publish/subscribe: every subscription gets its own copy.
+    Topic,
+    /// A queue that lives as long as the connection that created it.
+    TempQueue,
+    /// A topic that lives as long as the connection that created it.
+    TempTopic,
+}
+
+impl DestinationKind {
+    /// True for the kinds with fan-out semantics.
+    pub fn is_topic(self) -> bool {
+        matches!(self, DestinationKind::Topic | DestinationKind::TempTopic)
+    }
+
+    /// True for destinations owned by a connection.
+    pub fn is_temporary(self) -> bool {
+        matches!(self, DestinationKind::TempQueue | DestinationKind::TempTopic)
+    }
+}
+
+/// A named destination. Cheap to clone: the name is shared.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Destination {
+    /// Queue, topic, or their temporary variants.
+    pub kind: DestinationKind,
+    /// The name without any protocol prefix, e.g. `orders`.
+    pub name: Arc<str>,
+}
+
+/// Longest destination name accepted, in bytes; a bound so names cannot be used to exhaust memory.
+pub const MAX_DESTINATION_NAME_BYTES: usize = 1024;
+
+impl Destination {
+    /// A queue named `name`.
+    pub fn queue(name: &str) -> Destination {
+        Destination {
+            kind: DestinationKind::Queue,
+            name: Arc::from(name),
+        }
+    }
+
+    /// A topic named `name`.
+    pub fn topic(name: &str) -> Destination {
+        Destination {
+            kind: DestinationKind::Topic,
+            name: Arc::from(name),
+        }
+    }
+
+    /// Builds a destination after checking the name is usable.
+    pub fn new(kind: DestinationKind, name: &str) -> Result<Destination, InvalidDestination> {
+        if name.is_empty() {
+            return Err(InvalidDestination::Empty);
+        }
+        if name.len() > MAX_DESTINATION_NAME_BYTES {
+            return Err(InvalidDestination::TooLong {
+                limit: MAX_DESTINATION_NAME_BYTES,
+            });
+        }
+        if name.chars().any(char::is_control) {
+            return Err(InvalidDestination::ControlCharacter);
+        }
+        Ok(Destination {
+            kind,
+            name: Arc::from(name),
+        })
+    }
+
+    /// True for topics and temporary topics.
+    pub fn is_topic(&self) -> bool {
+        self.kind.is_topic()
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.kind {
+            DestinationKind::Queue => "queue",
+            DestinationKind::Topic => "topic",
+            DestinationKind::TempQueue => "temp-queue",
+            DestinationKind::TempTopic => "temp-topic",
+        };
+        write!(f, "{scheme}://{}", self.name)
+    }
+}
+
+/// Why a destination name was refused.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum InvalidDestination {
+    /// The name is empty.
+    #[error("destination name is empty")]
+    Empty,
+    /// The name is longer than the limit.
+    #[error("destination name is longer than {limit} bytes")]
+    TooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Control characters (newlines, NUL...) are not allowed in names.
+    #[error("destination name contains a control character")]
+    ControlCharacter,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_names() {
+        assert_eq!(
+            Destination::new(DestinationKind::Queue, ""),
+            Err(InvalidDestination::Empty)
+        );
+        assert_eq!(
+            Destination::new(DestinationKind::Queue, "a\nb"),
+            Err(InvalidDestination::ControlCharacter)
+        );
+        let long = "x".repeat(MAX_DESTINATION_NAME_BYTES + 1);
+        assert!(matches!(
+            Destination::new(DestinationKind::Topic, &long),
+            Err(InvalidDestination::TooLong { .. })
+        ));
+        assert_eq!(
+            Destination::new(DestinationKind::Topic, "prices.eu").unwrap().to_string(),
+            "topic://prices.eu"
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! What can go wrong when a client asks the engine for something.
+
+use crate::destination::InvalidDestination;
+use crate::message::MessageId;
+use crate::store::StoreError;
+
+/// Why the engine refused an operation. The protocol layer reports it to the
+/// client (STOMP: an ERROR frame) and closes the connection.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum BrokerError {
+    /// The connection is not (or no longer) registered.
+    #[error("connection is closed")]
+    ConnectionClosed,
+    /// Another live connection uses this client id.
+    #[error("client id {0:?} is already connected")]
+    ClientIdInUse(String),
+    /// The subscription id is already used on this connection.
+    #[error("subscription id {0:?} is already in use on this connection")]
+    DuplicateSubscription(String),
+    /// No subscription with this id on this connection.
+    #[error("no subscription with id {0:?} on this connection")]
+    UnknownSubscription(String),
+    /// The message is not awaiting acknowledgement by this connection.
+    #[error("message {0} is not awaiting acknowledgement on this connection")]
+    UnknownMessage(MessageId),
+    /// No transaction with this id on this connection.
+    #[error("no transaction {0:?} on this connection")]
+    UnknownTransaction(String),
+    /// BEGIN of a transaction id already open.
+    #[error("transaction {0:?} is already open")]
+    DuplicateTransaction(String),
+    /// A selector did not parse.
+    #[error("invalid selector {selector:?}: {reason}")]
+    InvalidSelector {
+        /// The selector text.
+        selector: String,
+        /// The parser's explanation.
+        reason: String,
+    },
+    /// A durable subscription needs the connection's client id.
+    #[error("a durable subscription needs a client-id on the connection")]
+    DurableNeedsClientId,
+    /// The durable subscription already has an active subscriber.
+    #[error("durable subscription {0:?} is already active")]
+    DurableActive(String),
+    /// A destination name was refused.
+    #[error("invalid destination: {0}")]
+    InvalidDestination(#[from] InvalidDestination),
+    /// A per-connection limit was reached.
+    #[error("limit reached: {0}")]
+    Limit(&'static str),
+    /// The store refused the record.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,589 @@
+//! One message container and its consumers: the dispatch state machine.
+//!
+//! Every place that holds messages for consumers is a [`MessageQueue`]: a queue
+//! with competing consumers, a durable subscription with at most one, a
+//! non-durable topic subscription with exactly one. It orders pending messages by
+//! priority (FIFO within a priority), hands them to consumers with free prefetch
+//! credit (round robin, honouring selectors and exclusive consumers) and tracks
+//! what each consumer holds until it is acknowledged or handed back.
+//!
+//! It performs no I/O and takes the time as an argument; the broker decides what
+//! to write to the store and where dead letters go.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use hawser_selector::Selector;
+
+use crate::message::{Message, MessageId, MAX_PRIORITY};
+use crate::outbox::{AckMode, ConsumerId, Delivery, Outbox};
+use crate::store::Seq;
+
+/// Most pending messages examined in one dispatch pass when consumers have
+/// selectors, so a long run of messages nobody selects cannot stall the broker.
+pub const MAX_DISPATCH_SCAN: usize = 10_000;
+
+/// A message in a container, with what the container knows about it.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The message, shared with other containers.
+    pub msg: Arc<Message>,
+    /// How often it has been handed back for redelivery.
+    pub redeliveries: u32,
+    /// The store record a consumer must not see it before (0: nothing to wait for).
+    pub seq: Seq,
+}
+
+/// A consumer attached to a container.
+pub struct Consumer {
+    /// Broker-wide consumer identity.
+    pub id: ConsumerId,
+    /// The protocol's subscription id, echoed on every delivery.
+    pub subscription: Arc<str>,
+    /// How the consumer acknowledges.
+    pub ack_mode: AckMode,
+    /// Most messages it may hold unacknowledged.
+    pub prefetch: u32,
+    /// Only messages matching it are dispatched to this consumer (queues only).
+    pub selector: Option<Arc<Selector>>,
+    /// Exclusive consumers get every message while they are the first exclusive one.
+    pub exclusive: bool,
+    /// Where its deliveries go.
+    pub outbox: Arc<dyn Outbox>,
+    /// Delivered and not yet acknowledged, in delivery order (cumulative acks walk it).
+    unacked: VecDeque<MessageId>,
+    /// Deliveries counting against `prefetch`. A transactional ack frees its slot
+    /// before the transaction ends, as ActiveMQ does, so the consumer keeps flowing.
+    in_window: u32,
+}
+
+impl Consumer {
+    /// A consumer with nothing delivered yet.
+    pub fn new(
+        id: ConsumerId,
+        subscription: Arc<str>,
+        ack_mode: AckMode,
+        prefetch: u32,
+        selector: Option<Arc<Selector>>,
+        exclusive: bool,
+        outbox: Arc<dyn Outbox>,
+    ) -> Consumer {
+        Consumer {
+            id,
+            subscription,
+            ack_mode,
+            prefetch: prefetch.max(1),
+            selector,
+            exclusive,
+            outbox,
+            unacked: VecDeque::new(),
+            in_window: 0,
+        }
+    }
+
+    fn has_credit(&self) -> bool {
+        self.in_window < self.prefetch
+    }
+}
+
+/// A delivered message not yet settled.
+#[derive(Debug)]
+struct Inflight {
+    /// The message and its counters.
+    entry: Entry,
+    /// Who holds it.
+    consumer: ConsumerId,
+    /// Acknowledged inside a transaction that has not ended yet.
+    tx_acked: bool,
+}
+
+/// Why an acknowledgement could not be applied.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum AckError {
+    /// The consumer holds no such unacknowledged message.
+    #[error("message {0} is not awaiting acknowledgement by this subscription")]
+    UnknownMessage(MessageId),
+}
+
+/// Pending messages by priority, the consumers, and what they hold.
+#[derive(Default)]
+pub struct MessageQueue {
+    /// Pending messages, one FIFO per priority 0..=9.
+    pending: [VecDeque<Entry>; MAX_PRIORITY as usize + 1],
+    /// Total of all `pending` FIFOs.
+    pending_len: usize,
+    /// Attached consumers in subscription order (the first exclusive one wins).
+    consumers: Vec<Consumer>,
+    /// Where the next round-robin search starts.
+    next_consumer: usize,
+    /// Delivered, unsettled messages.
+    inflight: HashMap<MessageId, Inflight>,
+    /// Pending or inflight messages that carry an expiry, so sweeps can skip this queue.
+    expiring: usize,
+}
+
+impl MessageQueue {
+    /// An empty container.
+    pub fn new() -> MessageQueue {
+        MessageQueue::default()
+    }
+
+    /// Messages waiting for a consumer.
+    pub fn pending_len(&self) -> usize {
+        self.pending_len
+    }
+
+    /// Messages delivered and not settled.
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Attached consumers.
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.len()
+    }
+
+    /// True if nothing is pending, inflight or attached.
+    pub fn is_idle(&self) -> bool {
+        self.pending_len == 0 && self.inflight.is_empty() && self.consumers.is_empty()
+    }
+
+    /// Adds a message at the back of its priority.
+    pub fn enqueue(&mut self, entry: Entry) {
+        if entry.msg.expires_ms.is_some() {
+            self.expiring += 1;
+        }
+        self.pending_len += 1;
+        self.pending[usize::from(entry.msg.priority)].push_back(entry);
+    }
+
+    /// Puts messages back in front of their priority, keeping their relative order.
+    pub fn requeue_front(&mut self, entries: Vec<Entry>) {
+        for entry in entries.into_iter().rev() {
+            if entry.msg.expires_ms.is_some() {
+                self.expiring += 1;
+            }
+            self.pending_len += 1;
+            self.pending[usize::from(entry.msg.priority)].push_front(entry);
+        }
+    }
+
+    /// Attaches a consumer.
+    pub fn add_consumer(&mut self, consumer: Consumer) {
+        self.consumers.push(consumer);
+    }
+
+    /// Detaches a consumer and returns what it held unacknowledged (not what it
+    /// acknowledged inside a still-open transaction: the transaction settles those).
+    pub fn remove_consumer(&mut self, id: ConsumerId) -> Vec<Entry> {
+        let Some(pos) = self.consumers.iter().position(|c| c.id == id) else {
+            return Vec::new();
+        };
+        let consumer = self.consumers.remove(pos);
+        if self.next_consumer > pos {
+            self.next_consumer -= 1;
+        }
+        consumer
+            .unacked
+            .iter()
+            .filter_map(|id| self.take_inflight(*id))
+            .collect()
+    }
+
+    /// True if a consumer with this id is attached.
+    pub fn has_consumer(&self, id: ConsumerId) -> bool {
+        self.consumers.iter().any(|c| c.id == id)
+    }
+
+    fn consumer_mut(&mut self, id: ConsumerId) -> Option<&mut Consumer> {
+        self.consumers.iter_mut().find(|c| c.id == id)
+    }
+
+    fn take_inflight(&mut self, id: MessageId) -> Option<Entry> {
+        let inflight = self.inflight.remove(&id)?;
+        if inflight.entry.msg.expires_ms.is_some() {
+            self.expiring -= 1;
+        }
+        Some(inflight.entry)
+    }
+
+    /// Hands pending messages to consumers with credit. Expired messages found on
+    /// the way are removed and pushed to `expired` for the broker to dispose of.
+    pub fn dispatch(&mut self, now_ms: u64, expired: &mut Vec<Entry>) {
+        if self.consumers.is_empty() || self.pending_len == 0 {
+            return;
+        }
+        let selective = self.consumers.iter().any(|c| c.selector.is_some());
+        let exclusive_owner = self.consumers.iter().position(|c| c.exclusive);
+        let mut scanned = 0;
+        for priority in (0..=MAX_PRIORITY as usize).rev() {
+            let mut i = 0;
+            while i < self.pending[priority].len() {
+                if !self.consumers.iter().any(Consumer::has_credit) {
+                    return;
+                }
+                let msg = &self.pending[priority][i].msg;
+                if msg.is_expired(now_ms) {
+                    let entry = self.remove_pending(priority, i);
+                    self.expiring -= 1;
+                    expired.push(entry);
+                    continue;
+                }
+                match self.pick_consumer(msg, exclusive_owner) {
+                    Some(c) => {
+                        let entry = self.remove_pending(priority, i);
+                        self.deliver(c, entry);
+                    }
+                    None if !selective => return,
+                    None => {
+                        scanned += 1;
+                        if scanned >= MAX_DISPATCH_SCAN {
+                            return;
+                        }
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove_pending(&mut self, priority: usize, i: usize) -> Entry {
+        self.pending_len -= 1;
+        self.pending[priority]
+            .remove(i)
+            .expect("index checked by caller")
+    }
+
+    /// Round robin over consumers that have credit and accept the message.
+    fn pick_consumer(&self, msg: &Message, exclusive_owner: Option<usize>) -> Option<usize> {
+        if let Some(owner) = exclusive_owner {
+            let c = &self.consumers[owner];
+            let ok = c.has_credit() && c.selector.as_ref().is_none_or(|s| s.matches(&**msg));
+            return ok.then_some(owner);
+        }
+        let n = self.consumers.len();
+        (0..n)
+            .map(|k| (self.next_consumer + k) % n)
+            .find(|&idx| {
+                let c = &self.consumers[idx];
+                c.has_credit() && c.selector.as_ref().is_none_or(|s| s.matches(&**msg))
+            })
+    }
+
+    fn deliver(&mut self, idx: usize, entry: Entry) {
+        self.next_consumer = (idx + 1) % self.consumers.len();
+        let c = &mut self.consumers[idx];
+        c.in_window += 1;
+        c.unacked.push_back(entry.msg.id);
+        c.outbox.deliver(Delivery {
+            consumer: c.id,
+            subscription: Arc::clone(&c.subscription),
+            message: Arc::clone(&entry.msg),
+            redelivery_count: entry.redeliveries,
+            seq: entry.seq,
+            auto_ack: c.ack_mode == AckMode::Auto,
+        });
+        self.inflight.insert(
+            entry.msg.id,
+            Inflight {
+                entry,
+                consumer: c.id,
+                tx_acked: false,
+            },
+        );
+    }
+
+    /// The ids a consumer's acknowledgement of `id` covers: just `id`, or with
+    /// `cumulative` everything delivered to it up to and including `id`.
+    fn covered(
+        &self,
+        consumer: ConsumerId,
+        id: MessageId,
+        cumulative: bool,
+    ) -> Result<Vec<MessageId>, AckError> {
+        let c = self
+            .consumers
+            .iter()
+            .find(|c| c.id == consumer)
+            .ok_or(AckError::UnknownMessage(id))?;
+        let pos = c
+            .unacked
+            .iter()
+            .position(|m| *m == id)
+            .ok_or(AckError::UnknownMessage(id))?;
+        Ok(if cumulative {
+            c.unacked.iter().take(pos + 1).copied().collect()
+        } else {
+            vec![id]
+        })
+    }
+
+    fn forget_unacked(&mut self, consumer: ConsumerId, ids: &[MessageId]) {
+        if let Some(c) = self.consumer_mut(consumer) {
+            for id in ids {
+                if let Some(pos) = c.unacked.iter().position(|m| m == id) {
+                    c.unacked.remove(pos);
+                    c.in_window = c.in_window.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// Settles an acknowledgement: the covered messages leave the queue and are returned.
+    pub fn ack(
+        &mut self,
+        consumer: ConsumerId,
+        id: MessageId,
+        cumulative: bool,
+    ) -> Result<Vec<Entry>, AckError> {
+        let ids = self.covered(consumer, id, cumulative)?;
+        self.forget_unacked(consumer, &ids);
+        Ok(ids.iter().filter_map(|id| self.take_inflight(*id)).collect())
+    }
+
+    /// Takes back delivered messages (a NACK): they leave the consumer and are
+    /// returned for the broker to redeliver or dead-letter.
+    pub fn take_back(
+        &mut self,
+        consumer: ConsumerId,
+        id: MessageId,
+        cumulative: bool,
+    ) -> Result<Vec<Entry>, AckError> {
+        self.ack(consumer, id, cumulative)
+    }
+
+    /// Acknowledges inside a transaction: frees the consumer's credit but keeps
+    /// the messages until the transaction commits or rolls back. Returns the ids covered.
+    pub fn tx_ack(
+        &mut self,
+        consumer: ConsumerId,
+        id: MessageId,
+        cumulative: bool,
+    ) -> Result<Vec<MessageId>, AckError> {
+        let ids = self.covered(consumer, id, cumulative)?;
+        self.forget_unacked(consumer, &ids);
+        for id in &ids {
+            if let Some(inflight) = self.inflight.get_mut(id) {
+                inflight.tx_acked = true;
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Ends a transactional ack: the message leaves the queue (commit) or is
+    /// returned for redelivery (rollback); either way the caller gets the entry.
+    pub fn settle_tx_ack(&mut self, id: MessageId) -> Option<Entry> {
+        match self.inflight.get(&id) {
+            Some(inflight) if inflight.tx_acked => self.take_inflight(id),
+            _ => None,
+        }
+    }
+
+    /// Settles auto-acknowledged deliveries once the connection has written them.
+    pub fn auto_ack(&mut self, consumer: ConsumerId, id: MessageId) -> Option<Entry> {
+        match self.inflight.get(&id) {
+            Some(inflight) if inflight.consumer == consumer && !inflight.tx_acked => {
+                self.forget_unacked(consumer, &[id]);
+                self.take_inflight(id)
+            }
+            _ => None,
+        }
+    }
+
+    /// True if `consumer` holds `id` unacknowledged.
+    pub fn holds(&self, consumer: ConsumerId, id: MessageId) -> bool {
+        self.inflight
+            .get(&id)
+            .is_some_and(|i| i.consumer == consumer && !i.tx_acked)
+    }
+
+    /// Removes expired pending messages.
+    pub fn sweep_expired(&mut self, now_ms: u64, expired: &mut Vec<Entry>) {
+        if self.expiring == 0 {
+            return;
+        }
+        for priority in 0..=MAX_PRIORITY as usize {
+            let before = self.pending[priority].len();
+            let (keep, gone): (VecDeque<Entry>, VecDeque<Entry>) = self.pending[priority]
+                .drain(..)
+                .partition(|e| !e.msg.is_expired(now_ms));
+            self.pending[priority] = keep;
+            let removed = before - self.pending[priority].len();
+            self.pending_len -= removed;
+            self.expiring -= removed;
+            expired.extend(gone);
+        }
+    }
+
+    /// Removes and returns every pending message (the container is being deleted).
+    pub fn drain_pending(&mut self) -> Vec<Entry> {
+        let mut all = Vec::with_capacity(self.pending_len);
+        for p in self.pending.iter_mut().rev() {
+            all.extend(p.drain(..));
+        }
+        self.pending_len = 0;
+        all
+    }
+
+    /// Pending messages in dispatch order (highest priority first), for browsing.
+    pub fn browse(&self) -> impl Iterator<Item = &Entry> {
+        self.pending.iter().rev().flat_map(|p| p.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::destination::Destination;
+    use crate::message::{MemoryUsage, MessageData, NewMessage};
+    use crate::outbox::test_support::Recorder;
+    use bytes::Bytes;
+
+    fn entry(id: u64, priority: u8, headers: &[(&str, &str)]) -> Entry {
+        let usage = MemoryUsage::new(u64::MAX);
+        let new = NewMessage {
+            destination: Destination::queue("q"),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: Bytes::new(),
+            persistent: false,
+            priority,
+            expires_ms: None,
+        };
+        Entry {
+            msg: Arc::new(Message::new(MessageData::accept(id, new, 0), &usage)),
+            redeliveries: 0,
+            seq: 0,
+        }
+    }
+
+    fn consumer(id: u64, prefetch: u32, rec: &Arc<Recorder>) -> Consumer {
+        Consumer::new(
+            id,
+            Arc::from(format!("sub-{id}")),
+            AckMode::ClientIndividual,
+            prefetch,
+            None,
+            false,
+            rec.clone(),
+        )
+    }
+
+    #[test]
+    fn priority_then_fifo() {
+        let rec = Recorder::new();
+        let mut q = MessageQueue::new();
+        q.enqueue(entry(1, 4, &[]));
+        q.enqueue(entry(2, 9, &[]));
+        q.enqueue(entry(3, 4, &[]));
+        q.enqueue(entry(4, 0, &[]));
+        q.add_consumer(consumer(1, 10, &rec));
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(rec.ids(), vec![2, 1, 3, 4]);
+    }
+
+    #[test]
+    fn prefetch_limits_and_ack_frees_credit() {
+        let rec = Recorder::new();
+        let mut q = MessageQueue::new();
+        for i in 1..=5 {
+            q.enqueue(entry(i, 4, &[]));
+        }
+        q.add_consumer(consumer(1, 2, &rec));
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(rec.ids(), vec![1, 2]);
+        let acked = q.ack(1, 2, false).unwrap();
+        assert_eq!(acked.len(), 1);
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(rec.ids(), vec![1, 2, 3]);
+        // Cumulative ack of 3 covers 1 too.
+        let acked = q.ack(1, 3, true).unwrap();
+        assert_eq!(acked.iter().map(|e| e.msg.id).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(q.ack(1, 3, false).unwrap_err(), AckError::UnknownMessage(3));
+    }
+
+    #[test]
+    fn round_robin_between_consumers() {
+        let rec = Recorder::new();
+        let mut q = MessageQueue::new();
+        q.add_consumer(consumer(1, 100, &rec));
+        q.add_consumer(consumer(2, 100, &rec));
+        for i in 1..=4 {
+            q.enqueue(entry(i, 4, &[]));
+        }
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(rec.consumers(), vec![1, 2, 1, 2]);
+    }
+
+    #[test]
+    fn exclusive_consumer_takes_everything() {
+        let rec = Recorder::new();
+        let mut q = MessageQueue::new();
+        q.add_consumer(consumer(1, 100, &rec));
+        let mut ex = consumer(2, 100, &rec);
+        ex.exclusive = true;
+        q.add_consumer(ex);
+        for i in 1..=3 {
+            q.enqueue(entry(i, 4, &[]));
+        }
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(rec.consumers(), vec![2, 2, 2]);
+        // When the exclusive consumer leaves, its messages come back for the other.
+        let back = q.remove_consumer(2);
+        assert_eq!(back.len(), 3);
+        q.requeue_front(back);
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(rec.consumers(), vec![2, 2, 2, 1, 1, 1]);
+    }
+
+    #[test]
+    fn selectors_skip_non_matching() {
+        let rec = Recorder::new();
+        let mut q = MessageQueue::new();
+        let mut c = consumer(1, 100, &rec);
+        c.selector = Some(Arc::new(Selector::parse("color = 'red'").unwrap()));
+        q.add_consumer(c);
+        q.enqueue(entry(1, 4, &[("color", "blue")]));
+        q.enqueue(entry(2, 4, &[("color", "red")]));
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(rec.ids(), vec![2]);
+        assert_eq!(q.pending_len(), 1);
+    }
+
+    #[test]
+    fn expired_messages_are_never_delivered() {
+        let rec = Recorder::new();
+        let mut q = MessageQueue::new();
+        let mut e = entry(1, 4, &[]);
+        let mut data = (*e.msg).clone();
+        data.expires_ms = Some(100);
+        e.msg = Arc::new(Message::new(data, &MemoryUsage::new(u64::MAX)));
+        q.enqueue(e);
+        q.enqueue(entry(2, 4, &[]));
+        q.add_consumer(consumer(1, 10, &rec));
+        let mut expired = Vec::new();
+        q.dispatch(100, &mut expired);
+        assert_eq!(rec.ids(), vec![2]);
+        assert_eq!(expired.len(), 1);
+    }
+
+    #[test]
+    fn transactional_ack_frees_credit_and_settles_later() {
+        let rec = Recorder::new();
+        let mut q = MessageQueue::new();
+        q.add_consumer(consumer(1, 1, &rec));
+        q.enqueue(entry(1, 4, &[]));
+        q.enqueue(entry(2, 4, &[]));
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(q.tx_ack(1, 1, false).unwrap(), vec![1]);
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(rec.ids(), vec![1, 2]);
+        // A consumer leaving does not take back tx-acked messages.
+        assert_eq!(q.remove_consumer(1).len(), 1);
+        assert!(q.settle_tx_ack(1).is_some());
+        assert!(q.settle_tx_ack(1).is_none());
+    }
+}

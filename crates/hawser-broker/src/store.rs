@@ -1,0 +1,242 @@
+//! The engine's view of persistence: a [`Store`] appends atomic groups of
+//! [`StoreOp`]s and reports, through a watermark, how far they are durable.
+//!
+//! The engine decides *what* must be remembered (a persistent message entered a
+//! queue, a consumer acknowledged it, a durable subscription was made); a store
+//! decides *how*: a local journal, a replicated log, a database. Every group of
+//! ops passed to [`Store::append`] is one record: after a crash either all of it
+//! is recovered or none of it, which is what makes transaction commits and
+//! dead-letter moves atomic.
+//!
+//! Durability is a single increasing sequence number (the watermark) rather than
+//! a future per record: a connection holds back a receipt or a delivery until the
+//! watermark reaches the record's sequence, so one fsync wakes every waiter at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::message::{AsMessageData, Message, MessageData, MessageId};
+
+/// A store-assigned sequence number for one appended record; increases by one per append.
+pub type Seq = u64;
+
+/// A container whose persistent messages the store keeps.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StoreKey {
+    /// A queue, by name.
+    Queue(Arc<str>),
+    /// A durable topic subscription, by client id and subscription name.
+    Durable {
+        /// The JMS client id of the subscriber's connection.
+        client_id: Arc<str>,
+        /// The subscription name.
+        name: Arc<str>,
+    },
+}
+
+/// Everything needed to recreate a durable subscription after a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DurableSubscription {
+    /// The JMS client id of the subscriber's connection.
+    pub client_id: Arc<str>,
+    /// The subscription name.
+    pub name: Arc<str>,
+    /// The topic subscribed to.
+    pub topic: Arc<str>,
+    /// The selector text, if any.
+    pub selector: Option<String>,
+    /// Whether messages published by the subscriber's own connection are skipped.
+    pub no_local: bool,
+}
+
+impl DurableSubscription {
+    /// The key under which its messages are stored.
+    pub fn key(&self) -> StoreKey {
+        StoreKey::Durable {
+            client_id: Arc::clone(&self.client_id),
+            name: Arc::clone(&self.name),
+        }
+    }
+}
+
+/// One change to remember. `M` is how the message is held: the engine writes
+/// `Arc<Message>`, recovery reads back plain [`MessageData`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreOp<M = Arc<Message>> {
+    /// A persistent message entered these containers.
+    Enqueue {
+        /// The message.
+        message: M,
+        /// Every container that holds it; it is live until each has dequeued it.
+        targets: Vec<StoreKey>,
+    },
+    /// A container is done with a message (acknowledged, expired, moved, purged).
+    Dequeue {
+        /// The container.
+        key: StoreKey,
+        /// The message.
+        id: MessageId,
+    },
+    /// A message was handed back for redelivery; `count` is its new redelivery count.
+    Redelivered {
+        /// The container.
+        key: StoreKey,
+        /// The message.
+        id: MessageId,
+        /// Redeliveries so far.
+        count: u32,
+    },
+    /// A durable subscription was created (or replaced).
+    Subscribe(DurableSubscription),
+    /// A durable subscription and everything it held were removed.
+    Unsubscribe {
+        /// The JMS client id.
+        client_id: Arc<str>,
+        /// The subscription name.
+        name: Arc<str>,
+    },
+}
+
+impl<M: AsMessageData> StoreOp<M> {
+    /// The op with its message as plain data (for stores that keep ops around).
+    pub fn to_data(&self) -> StoreOp<MessageData> {
+        match self {
+            StoreOp::Enqueue { message, targets } => StoreOp::Enqueue {
+                message: message.message_data().clone(),
+                targets: targets.clone(),
+            },
+            StoreOp::Dequeue { key, id } => StoreOp::Dequeue {
+                key: key.clone(),
+                id: *id,
+            },
+            StoreOp::Redelivered { key, id, count } => StoreOp::Redelivered {
+                key: key.clone(),
+                id: *id,
+                count: *count,
+            },
+            StoreOp::Subscribe(s) => StoreOp::Subscribe(s.clone()),
+            StoreOp::Unsubscribe { client_id, name } => StoreOp::Unsubscribe {
+                client_id: Arc::clone(client_id),
+                name: Arc::clone(name),
+            },
+        }
+    }
+}
+
+/// How far appended records are durable, published by a store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Durability {
+    /// Every record with a sequence at or below this is durable.
+    pub seq: Seq,
+    /// Set once the store has failed; nothing after `seq` will become durable.
+    pub failed: Option<Arc<str>>,
+}
+
+/// A receiver of a store's durability watermark.
+pub type DurabilityWatch = watch::Receiver<Durability>;
+
+/// Waits until record `seq` is durable.
+pub async fn wait_durable(watch: &mut DurabilityWatch, seq: Seq) -> Result<(), StoreError> {
+    loop {
+        {
+            let d = watch.borrow_and_update();
+            if d.seq >= seq {
+                return Ok(());
+            }
+            if let Some(reason) = &d.failed {
+                return Err(StoreError::Failed(reason.to_string()));
+            }
+        }
+        if watch.changed().await.is_err() {
+            return Err(StoreError::Closed);
+        }
+    }
+}
+
+/// What a store found when it opened: the state the engine resumes from.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Live messages per container, in the order they were enqueued, with their redelivery counts.
+    pub messages: HashMap<StoreKey, Vec<(MessageData, u32)>>,
+    /// Durable subscriptions that exist.
+    pub subscriptions: Vec<DurableSubscription>,
+    /// The highest message id the store has seen; new ids must be above it.
+    pub max_message_id: MessageId,
+}
+
+/// Why a store could not take or keep a record.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The store failed (disk error, lost quorum...) and accepts nothing more.
+    #[error("store failed: {0}")]
+    Failed(String),
+    /// The store was closed.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// Persistence as the engine needs it.
+///
+/// `append` is called while the engine holds its state lock, so the order of
+/// records is the order of the engine's decisions (an ack never precedes its
+/// message). It must therefore be quick: queue the record, do not wait for it.
+pub trait Store: Send + Sync {
+    /// Queues `ops` as one atomic record and returns its sequence number.
+    /// With `sync`, the watermark passes it only once it survives a crash;
+    /// without, it may be lost in a crash unless a later synced record follows.
+    fn append(&self, ops: Vec<StoreOp>, sync: bool) -> Result<Seq, StoreError>;
+    /// The durability watermark.
+    fn durability(&self) -> DurabilityWatch;
+    /// Bytes the store occupies, for the store-size limit.
+    fn disk_bytes(&self) -> u64;
+    /// Flushes and stops; later appends fail.
+    fn close(&self);
+}
+
+/// A store that keeps nothing: for brokers with persistence switched off, and tests.
+/// Every record is durable at once, and nothing is recovered.
+#[derive(Debug)]
+pub struct MemoryStore {
+    /// Last sequence handed out.
+    seq: AtomicU64,
+    /// Publishes the watermark (always equal to the last sequence).
+    durability: watch::Sender<Durability>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore {
+            seq: AtomicU64::new(0),
+            durability: watch::channel(Durability::default()).0,
+        }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl Store for MemoryStore {
+    fn append(&self, _ops: Vec<StoreOp>, _sync: bool) -> Result<Seq, StoreError> {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.durability.send_modify(|d| d.seq = d.seq.max(seq));
+        Ok(seq)
+    }
+
+    fn durability(&self) -> DurabilityWatch {
+        self.durability.subscribe()
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
+
+    fn close(&self) {}
+}

@@ -1,0 +1,455 @@
+//! The byte format of a store record: a group of [`StoreOp`]s.
+//!
+//! Shared by every store implementation (local journal today, replicated log
+//! later) so that a record means the same thing wherever it is kept. Integers are
+//! little-endian and fixed-width; strings and bodies are length-prefixed. A record
+//! starts with a format version so that later versions can still read old
+//! journals.
+//!
+//! Decoding treats its input as untrusted: every length is checked against what
+//! remains, so a damaged record yields [`CodecError`], never a panic or a huge
+//! allocation.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::destination::{Destination, DestinationKind};
+use crate::message::{AsMessageData, MessageData};
+use crate::store::{DurableSubscription, StoreKey, StoreOp};
+
+/// The record format written by this version.
+pub const RECORD_FORMAT: u8 = 1;
+
+const OP_ENQUEUE: u8 = 1;
+const OP_DEQUEUE: u8 = 2;
+const OP_REDELIVERED: u8 = 3;
+const OP_SUBSCRIBE: u8 = 4;
+const OP_UNSUBSCRIBE: u8 = 5;
+
+const KEY_QUEUE: u8 = 1;
+const KEY_DURABLE: u8 = 2;
+
+/// Why a record could not be decoded.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum CodecError {
+    /// The record ends before a field does.
+    #[error("record truncated at byte {at}")]
+    Truncated {
+        /// Offset where more bytes were needed.
+        at: usize,
+    },
+    /// The record was written by an unknown format version.
+    #[error("unknown record format {0}")]
+    UnknownFormat(u8),
+    /// An op, key or destination tag is not one this version knows.
+    #[error("unknown {what} tag {tag} at byte {at}")]
+    UnknownTag {
+        /// Which kind of tag.
+        what: &'static str,
+        /// The tag value.
+        tag: u8,
+        /// Its offset.
+        at: usize,
+    },
+    /// A string field is not UTF-8.
+    #[error("invalid UTF-8 at byte {at}")]
+    InvalidUtf8 {
+        /// Offset of the string.
+        at: usize,
+    },
+    /// Bytes remain after the last op.
+    #[error("{0} trailing bytes after the last op")]
+    Trailing(usize),
+}
+
+/// Encodes one record.
+pub fn encode_record<M: AsMessageData>(ops: &[StoreOp<M>]) -> Bytes {
+    let mut size = 8;
+    for op in ops {
+        size += match op {
+            StoreOp::Enqueue { message, .. } => {
+                let m = message.message_data();
+                96 + m.body.len() + m.headers.iter().map(|(k, v)| 8 + k.len() + v.len()).sum::<usize>()
+            }
+            _ => 64,
+        };
+    }
+    let mut buf = BytesMut::with_capacity(size);
+    buf.put_u8(RECORD_FORMAT);
+    buf.put_u32_le(ops.len() as u32);
+    for op in ops {
+        encode_op(op, &mut buf);
+    }
+    buf.freeze()
+}
+
+fn encode_op<M: AsMessageData>(op: &StoreOp<M>, buf: &mut BytesMut) {
+    match op {
+        StoreOp::Enqueue { message, targets } => {
+            buf.put_u8(OP_ENQUEUE);
+            encode_message(message.message_data(), buf);
+            buf.put_u32_le(targets.len() as u32);
+            for key in targets {
+                encode_key(key, buf);
+            }
+        }
+        StoreOp::Dequeue { key, id } => {
+            buf.put_u8(OP_DEQUEUE);
+            encode_key(key, buf);
+            buf.put_u64_le(*id);
+        }
+        StoreOp::Redelivered { key, id, count } => {
+            buf.put_u8(OP_REDELIVERED);
+            encode_key(key, buf);
+            buf.put_u64_le(*id);
+            buf.put_u32_le(*count);
+        }
+        StoreOp::Subscribe(sub) => {
+            buf.put_u8(OP_SUBSCRIBE);
+            put_str(buf, &sub.client_id);
+            put_str(buf, &sub.name);
+            put_str(buf, &sub.topic);
+            match &sub.selector {
+                Some(s) => {
+                    buf.put_u8(1);
+                    put_str(buf, s);
+                }
+                None => buf.put_u8(0),
+            }
+            buf.put_u8(u8::from(sub.no_local));
+        }
+        StoreOp::Unsubscribe { client_id, name } => {
+            buf.put_u8(OP_UNSUBSCRIBE);
+            put_str(buf, client_id);
+            put_str(buf, name);
+        }
+    }
+}
+
+fn encode_message(m: &MessageData, buf: &mut BytesMut) {
+    buf.put_u64_le(m.id);
+    buf.put_u8(match m.destination.kind {
+        DestinationKind::Queue => 1,
+        DestinationKind::Topic => 2,
+        DestinationKind::TempQueue => 3,
+        DestinationKind::TempTopic => 4,
+    });
+    put_str(buf, &m.destination.name);
+    buf.put_u64_le(m.timestamp_ms);
+    buf.put_u64_le(m.expires_ms.unwrap_or(0));
+    buf.put_u8(m.priority);
+    buf.put_u8(u8::from(m.persistent));
+    buf.put_u32_le(m.headers.len() as u32);
+    for (k, v) in &m.headers {
+        put_str(buf, k);
+        put_str(buf, v);
+    }
+    buf.put_u32_le(m.body.len() as u32);
+    buf.put_slice(&m.body);
+}
+
+fn encode_key(key: &StoreKey, buf: &mut BytesMut) {
+    match key {
+        StoreKey::Queue(name) => {
+            buf.put_u8(KEY_QUEUE);
+            put_str(buf, name);
+        }
+        StoreKey::Durable { client_id, name } => {
+            buf.put_u8(KEY_DURABLE);
+            put_str(buf, client_id);
+            put_str(buf, name);
+        }
+    }
+}
+
+fn put_str(buf: &mut BytesMut, s: &str) {
+    buf.put_u32_le(s.len() as u32);
+    buf.put_slice(s.as_bytes());
+}
+
+/// Decodes one record. Bodies share `record`'s memory rather than being copied.
+pub fn decode_record(record: &Bytes) -> Result<Vec<StoreOp<MessageData>>, CodecError> {
+    let mut r = Reader { data: record, at: 0 };
+    let format = r.u8()?;
+    if format != RECORD_FORMAT {
+        return Err(CodecError::UnknownFormat(format));
+    }
+    let count = r.u32()? as usize;
+    // Each op takes at least 9 bytes; a larger count is a lie and must not size an allocation.
+    let mut ops = Vec::with_capacity(count.min(r.remaining() / 9));
+    for _ in 0..count {
+        ops.push(decode_op(&mut r)?);
+    }
+    if r.remaining() != 0 {
+        return Err(CodecError::Trailing(r.remaining()));
+    }
+    Ok(ops)
+}
+
+fn decode_op(r: &mut Reader<'_>) -> Result<StoreOp<MessageData>, CodecError> {
+    let at = r.at;
+    Ok(match r.u8()? {
+        OP_ENQUEUE => {
+            let message = decode_message(r)?;
+            let n = r.u32()? as usize;
+            let mut targets = Vec::with_capacity(n.min(r.remaining() / 5));
+            for _ in 0..n {
+                targets.push(decode_key(r)?);
+            }
+            StoreOp::Enqueue { message, targets }
+        }
+        OP_DEQUEUE => StoreOp::Dequeue {
+            key: decode_key(r)?,
+            id: r.u64()?,
+        },
+        OP_REDELIVERED => StoreOp::Redelivered {
+            key: decode_key(r)?,
+            id: r.u64()?,
+            count: r.u32()?,
+        },
+        OP_SUBSCRIBE => StoreOp::Subscribe(DurableSubscription {
+            client_id: r.arc_str()?,
+            name: r.arc_str()?,
+            topic: r.arc_str()?,
+            selector: match r.u8()? {
+                0 => None,
+                _ => Some(r.string()?),
+            },
+            no_local: r.u8()? != 0,
+        }),
+        OP_UNSUBSCRIBE => StoreOp::Unsubscribe {
+            client_id: r.arc_str()?,
+            name: r.arc_str()?,
+        },
+        tag => {
+            return Err(CodecError::UnknownTag {
+                what: "op",
+                tag,
+                at,
+            })
+        }
+    })
+}
+
+fn decode_message(r: &mut Reader<'_>) -> Result<MessageData, CodecError> {
+    let id = r.u64()?;
+    let at = r.at;
+    let kind = match r.u8()? {
+        1 => DestinationKind::Queue,
+        2 => DestinationKind::Topic,
+        3 => DestinationKind::TempQueue,
+        4 => DestinationKind::TempTopic,
+        tag => {
+            return Err(CodecError::UnknownTag {
+                what: "destination",
+                tag,
+                at,
+            })
+        }
+    };
+    let name = r.arc_str()?;
+    let timestamp_ms = r.u64()?;
+    let expires = r.u64()?;
+    let priority = r.u8()?;
+    let persistent = r.u8()? != 0;
+    let n = r.u32()? as usize;
+    let mut headers = Vec::with_capacity(n.min(r.remaining() / 8));
+    for _ in 0..n {
+        headers.push((r.string()?, r.string()?));
+    }
+    let len = r.u32()? as usize;
+    let body = r.bytes(len)?;
+    Ok(MessageData {
+        id,
+        destination: Destination { kind, name },
+        headers,
+        body,
+        persistent,
+        priority,
+        expires_ms: (expires != 0).then_some(expires),
+        timestamp_ms,
+    })
+}
+
+fn decode_key(r: &mut Reader<'_>) -> Result<StoreKey, CodecError> {
+    let at = r.at;
+    match r.u8()? {
+        KEY_QUEUE => Ok(StoreKey::Queue(r.arc_str()?)),
+        KEY_DURABLE => Ok(StoreKey::Durable {
+            client_id: r.arc_str()?,
+            name: r.arc_str()?,
+        }),
+        tag => Err(CodecError::UnknownTag {
+            what: "key",
+            tag,
+            at,
+        }),
+    }
+}
+
+/// A bounds-checked cursor over a record.
+struct Reader<'a> {
+    data: &'a Bytes,
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.data.len() - self.at
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
+        if self.remaining() < n {
+            return Err(CodecError::Truncated { at: self.at });
+        }
+        let s = &self.data[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, CodecError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, CodecError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn bytes(&mut self, len: usize) -> Result<Bytes, CodecError> {
+        if self.remaining() < len {
+            return Err(CodecError::Truncated { at: self.at });
+        }
+        let b = self.data.slice(self.at..self.at + len);
+        self.at += len;
+        Ok(b)
+    }
+
+    fn string(&mut self) -> Result<String, CodecError> {
+        let len = self.u32()? as usize;
+        let at = self.at;
+        let raw = self.take(len)?;
+        std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| CodecError::InvalidUtf8 { at })
+    }
+
+    fn arc_str(&mut self) -> Result<Arc<str>, CodecError> {
+        Ok(Arc::from(self.string()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn message_strategy() -> impl Strategy<Value = MessageData> {
+        (
+            any::<u64>(),
+            0u8..4,
+            "[a-z.]{1,12}",
+            any::<u64>(),
+            proptest::option::of(1u64..u64::MAX),
+            0u8..10,
+            any::<bool>(),
+            proptest::collection::vec((".{0,8}", ".{0,16}"), 0..4),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        )
+            .prop_map(
+                |(id, kind, name, ts, expires, priority, persistent, headers, body)| MessageData {
+                    id,
+                    destination: Destination {
+                        kind: [
+                            DestinationKind::Queue,
+                            DestinationKind::Topic,
+                            DestinationKind::TempQueue,
+                            DestinationKind::TempTopic,
+                        ][kind as usize],
+                        name: Arc::from(name.as_str()),
+                    },
+                    headers,
+                    body: Bytes::from(body),
+                    persistent,
+                    priority,
+                    expires_ms: expires,
+                    timestamp_ms: ts,
+                },
+            )
+    }
+
+    fn key_strategy() -> impl Strategy<Value = StoreKey> {
+        prop_oneof![
+            ".{0,10}".prop_map(|n| StoreKey::Queue(Arc::from(n.as_str()))),
+            (".{0,6}", ".{0,6}").prop_map(|(c, n)| StoreKey::Durable {
+                client_id: Arc::from(c.as_str()),
+                name: Arc::from(n.as_str())
+            }),
+        ]
+    }
+
+    fn op_strategy() -> impl Strategy<Value = StoreOp<MessageData>> {
+        prop_oneof![
+            (message_strategy(), proptest::collection::vec(key_strategy(), 0..3))
+                .prop_map(|(message, targets)| StoreOp::Enqueue { message, targets }),
+            (key_strategy(), any::<u64>()).prop_map(|(key, id)| StoreOp::Dequeue { key, id }),
+            (key_strategy(), any::<u64>(), any::<u32>())
+                .prop_map(|(key, id, count)| StoreOp::Redelivered { key, id, count }),
+            (".{0,6}", ".{0,6}", ".{0,6}", proptest::option::of(".{0,20}"), any::<bool>())
+                .prop_map(|(c, n, t, selector, no_local)| StoreOp::Subscribe(
+                    DurableSubscription {
+                        client_id: Arc::from(c.as_str()),
+                        name: Arc::from(n.as_str()),
+                        topic: Arc::from(t.as_str()),
+                        selector,
+                        no_local,
+                    }
+                )),
+            (".{0,6}", ".{0,6}").prop_map(|(c, n)| StoreOp::Unsubscribe {
+                client_id: Arc::from(c.as_str()),
+                name: Arc::from(n.as_str())
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(ops in proptest::collection::vec(op_strategy(), 0..6)) {
+            let bytes = encode_record(&ops);
+            prop_assert_eq!(decode_record(&bytes).unwrap(), ops);
+        }
+
+        #[test]
+        fn truncation_is_an_error_not_a_panic(ops in proptest::collection::vec(op_strategy(), 1..4), cut in any::<prop::sample::Index>()) {
+            let bytes = encode_record(&ops);
+            let cut = cut.index(bytes.len());
+            prop_assert!(decode_record(&bytes.slice(..cut)).is_err());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_record(&Bytes::from(data));
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_format_and_trailing_bytes() {
+        assert_eq!(
+            decode_record(&Bytes::from_static(&[9, 0, 0, 0, 0])),
+            Err(CodecError::UnknownFormat(9))
+        );
+        assert_eq!(
+            decode_record(&Bytes::from_static(&[1, 0, 0, 0, 0, 7])),
+            Err(CodecError::Trailing(1))
+        );
+    }
+}
