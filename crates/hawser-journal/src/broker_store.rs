@@ -1,0 +1,513 @@
+//! The broker's [`Store`] on the journal: records of [`StoreOp`]s, a durability
+//! watermark, recovery by replay, and reclaiming segments nobody needs.
+//!
+//! Every `append` encodes one record (`hawser_broker::store_codec`) and queues
+//! it on the journal, in call order. A small thread waits for each record's
+//! [`Durable`](crate::Durable) in that same order and raises the watermark, so
+//! connections waiting for durability are woken once per group commit.
+//!
+//! Reclaiming: the store tracks which records are still *live* (hold a message
+//! some container has not dequeued, or a durable subscription that exists) and
+//! counts them per segment. Segments are deleted oldest first only, because a
+//! later segment may hold the dequeue records that keep an older message dead.
+//! When the oldest segment is mostly dead but pins a few live records, those are
+//! copied forward (re-appended at the head) and the segment goes. Disk use and
+//! recovery time therefore follow what is pending, not history.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hawser_broker::store_codec::{decode_record, encode_record, CodecError};
+use hawser_broker::{
+    Durability, DurabilityWatch, DurableSubscription, MessageData, MessageId, Recovered, Seq,
+    Store, StoreError, StoreKey, StoreOp,
+};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::{Durable, Journal, JournalConfig, OpenError, Position};
+
+/// How often the reclaimer looks at the oldest segment.
+const RECLAIM_INTERVAL: Duration = Duration::from_millis(500);
+/// Copy the oldest segment's live records forward when they are under this
+/// fraction (1/N) of its size; above it, waiting for consumers is cheaper.
+const COPY_FORWARD_BELOW_ONE_IN: u64 = 4;
+
+/// Why the journal store could not open.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug)]
+pub enum JournalStoreError {
+    /// The journal itself could not open (I/O, corruption...).
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// A record passed its checksum but is not a valid store record.
+    #[error("undecodable record in {file} at offset {offset}: {source}")]
+    Undecodable {
+        /// The segment file.
+        file: PathBuf,
+        /// The record's offset.
+        offset: u64,
+        /// What is wrong.
+        source: CodecError,
+    },
+}
+
+/// One container's hold on a record.
+#[derive(Clone, Copy, Debug)]
+struct LiveRef {
+    /// Where the record is.
+    pos: Position,
+    /// This hold's share of the record's bytes.
+    bytes: u64,
+    /// Redeliveries so far (copied forward with the message).
+    redeliveries: u32,
+}
+
+/// Live holds counted per segment.
+#[derive(Clone, Copy, Debug, Default)]
+struct SegmentLive {
+    refs: u64,
+    bytes: u64,
+}
+
+/// Which records are live, and where.
+#[derive(Default)]
+struct Tracker {
+    /// Last sequence handed out.
+    seq: Seq,
+    /// Live messages per container.
+    messages: HashMap<StoreKey, HashMap<MessageId, LiveRef>>,
+    /// Live durable subscriptions.
+    subscriptions: HashMap<StoreKey, LiveRef>,
+    /// Live holds per segment.
+    segments: BTreeMap<u64, SegmentLive>,
+}
+
+impl Tracker {
+    fn hold(&mut self, r: LiveRef) {
+        let s = self.segments.entry(r.pos.segment).or_default();
+        s.refs += 1;
+        s.bytes += r.bytes;
+    }
+
+    fn release(&mut self, r: LiveRef) {
+        if let Some(s) = self.segments.get_mut(&r.pos.segment) {
+            s.refs = s.refs.saturating_sub(1);
+            s.bytes = s.bytes.saturating_sub(r.bytes);
+        }
+    }
+
+    /// Applies one record's ops (written at `pos`, `len` bytes) to the live set,
+    /// and to `replay` when recovering.
+    fn apply(
+        &mut self,
+        ops: &[StoreOp<impl hawser_broker::message::AsMessageData>],
+        pos: Position,
+        len: u64,
+        mut replay: Option<&mut Replay>,
+    ) {
+        let holds: usize = ops
+            .iter()
+            .map(|op| match op {
+                StoreOp::Enqueue { targets, .. } => targets.len(),
+                StoreOp::Subscribe(_) => 1,
+                _ => 0,
+            })
+            .sum();
+        let share = len / holds.max(1) as u64;
+        for op in ops {
+            match op {
+                StoreOp::Enqueue { message, targets } => {
+                    let data = message.message_data();
+                    for key in targets {
+                        let r = LiveRef {
+                            pos,
+                            bytes: share,
+                            redeliveries: 0,
+                        };
+                        if let Some(old) = self
+                            .messages
+                            .entry(key.clone())
+                            .or_default()
+                            .insert(data.id, r)
+                        {
+                            // A copy made by reclaiming replaces the original.
+                            self.release(old);
+                        }
+                        self.hold(r);
+                        if let Some(replay) = replay.as_deref_mut() {
+                            replay.max_id = replay.max_id.max(data.id);
+                            replay
+                                .messages
+                                .entry(key.clone())
+                                .or_default()
+                                .insert(data.id, (data.clone(), 0));
+                        }
+                    }
+                }
+                StoreOp::Dequeue { key, id } => {
+                    if let Some(r) = self.messages.get_mut(key).and_then(|m| m.remove(id)) {
+                        self.release(r);
+                    }
+                    if let Some(replay) = replay.as_deref_mut() {
+                        if let Some(m) = replay.messages.get_mut(key) {
+                            m.remove(id);
+                        }
+                    }
+                }
+                StoreOp::Redelivered { key, id, count } => {
+                    if let Some(r) = self.messages.get_mut(key).and_then(|m| m.get_mut(id)) {
+                        r.redeliveries = *count;
+                    }
+                    if let Some(replay) = replay.as_deref_mut() {
+                        if let Some(e) = replay.messages.get_mut(key).and_then(|m| m.get_mut(id)) {
+                            e.1 = *count;
+                        }
+                    }
+                }
+                StoreOp::Subscribe(sub) => {
+                    let r = LiveRef {
+                        pos,
+                        bytes: share,
+                        redeliveries: 0,
+                    };
+                    if let Some(old) = self.subscriptions.insert(sub.key(), r) {
+                        self.release(old);
+                    }
+                    self.hold(r);
+                    if let Some(replay) = replay.as_deref_mut() {
+                        replay.subscriptions.insert(sub.key(), sub.clone());
+                    }
+                }
+                StoreOp::Unsubscribe { client_id, name } => {
+                    let key = StoreKey::Durable {
+                        client_id: Arc::clone(client_id),
+                        name: Arc::clone(name),
+                    };
+                    if let Some(r) = self.subscriptions.remove(&key) {
+                        self.release(r);
+                    }
+                    for (_, r) in self.messages.remove(&key).unwrap_or_default() {
+                        self.release(r);
+                    }
+                    if let Some(replay) = replay.as_deref_mut() {
+                        replay.subscriptions.remove(&key);
+                        replay.messages.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// State rebuilt while replaying the journal at open.
+#[derive(Default)]
+struct Replay {
+    messages: HashMap<StoreKey, BTreeMap<MessageId, (MessageData, u32)>>,
+    subscriptions: HashMap<StoreKey, DurableSubscription>,
+    max_id: MessageId,
+}
+
+/// What the store threads share.
+struct Shared {
+    journal: Journal,
+    tracker: Mutex<Tracker>,
+    /// Records in append order, for the durability thread.
+    durables: Mutex<Option<mpsc::Sender<(Seq, Durable)>>>,
+    durability: watch::Sender<Durability>,
+    /// Set by `close`; the reclaimer stops.
+    closing: AtomicBool,
+}
+
+/// The broker's store on a local journal.
+pub struct JournalStore {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl JournalStore {
+    /// Opens the journal in `config.dir` and replays it.
+    pub fn open(config: JournalConfig) -> Result<(JournalStore, Recovered), JournalStoreError> {
+        let dir = config.dir.clone();
+        let (journal, found) = Journal::open(config)?;
+        let mut tracker = Tracker::default();
+        let mut replay = Replay::default();
+        for (pos, bytes) in &found.records {
+            let ops = decode_record(bytes).map_err(|source| JournalStoreError::Undecodable {
+                file: dir.join(crate::segment_file_name(pos.segment)),
+                offset: pos.offset,
+                source,
+            })?;
+            tracker.apply(&ops, *pos, record_len(bytes), Some(&mut replay));
+        }
+        let recovered = Recovered {
+            messages: replay
+                .messages
+                .into_iter()
+                .filter(|(_, m)| !m.is_empty())
+                .map(|(k, m)| (k, m.into_values().collect()))
+                .collect(),
+            subscriptions: replay.subscriptions.into_values().collect(),
+            max_message_id: replay.max_id,
+        };
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            journal,
+            tracker: Mutex::new(tracker),
+            durables: Mutex::new(Some(tx)),
+            durability: watch::channel(Durability::default()).0,
+            closing: AtomicBool::new(false),
+        });
+        let s = Arc::clone(&shared);
+        let durability = std::thread::Builder::new()
+            .name("hawser-durability".into())
+            .spawn(move || track_durability(&s, &rx))
+            .expect("spawn durability thread");
+        let s = Arc::clone(&shared);
+        let reclaimer = std::thread::Builder::new()
+            .name("hawser-reclaim".into())
+            .spawn(move || reclaim_loop(&s))
+            .expect("spawn reclaim thread");
+        Ok((
+            JournalStore {
+                shared,
+                threads: Mutex::new(vec![durability, reclaimer]),
+            },
+            recovered,
+        ))
+    }
+
+    /// The journal underneath (for tools and tests).
+    pub fn journal(&self) -> &Journal {
+        &self.shared.journal
+    }
+
+    /// Reclaims what it can now rather than at the next interval (tests, tools).
+    pub fn reclaim_now(&self) {
+        reclaim(&self.shared);
+    }
+}
+
+fn record_len(bytes: &Bytes) -> u64 {
+    bytes.len() as u64 + crate::RECORD_HEADER_BYTES
+}
+
+impl Shared {
+    /// Appends one record and registers it; the caller holds the tracker lock so
+    /// the journal order and the tracker agree.
+    fn append_locked(
+        &self,
+        tracker: &mut Tracker,
+        ops: &[StoreOp<impl hawser_broker::message::AsMessageData>],
+        sync: bool,
+    ) -> Result<Seq, StoreError> {
+        let bytes = encode_record(ops);
+        let len = record_len(&bytes);
+        let (pos, durable) = self
+            .journal
+            .append(bytes, sync)
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        tracker.seq += 1;
+        let seq = tracker.seq;
+        tracker.apply(ops, pos, len, None);
+        if let Some(tx) = self.durables.lock().as_ref() {
+            let _ = tx.send((seq, durable));
+        }
+        Ok(seq)
+    }
+}
+
+impl Store for JournalStore {
+    fn append(&self, ops: Vec<StoreOp>, sync: bool) -> Result<Seq, StoreError> {
+        let mut tracker = self.shared.tracker.lock();
+        self.shared.append_locked(&mut tracker, &ops, sync)
+    }
+
+    fn durability(&self) -> DurabilityWatch {
+        self.shared.durability.subscribe()
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        self.shared.journal.disk_bytes()
+    }
+
+    fn close(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.durables.lock().take();
+        self.shared.journal.close();
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for JournalStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Raises the watermark as records become durable, in append order.
+fn track_durability(shared: &Shared, rx: &mpsc::Receiver<(Seq, Durable)>) {
+    while let Ok((seq, durable)) = rx.recv() {
+        match durable.wait_blocking() {
+            Ok(()) => shared.durability.send_modify(|d| d.seq = d.seq.max(seq)),
+            Err(e) => {
+                tracing::error!("journal write failed; no further message is confirmed: {e}");
+                shared
+                    .durability
+                    .send_modify(|d| d.failed = Some(Arc::from(e.to_string())));
+                return;
+            }
+        }
+    }
+}
+
+fn reclaim_loop(shared: &Shared) {
+    while !shared.closing.load(Ordering::SeqCst) {
+        std::thread::sleep(RECLAIM_INTERVAL);
+        reclaim(shared);
+    }
+}
+
+/// Deletes dead segments from the oldest on, copying a few live records forward when that frees a segment.
+fn reclaim(shared: &Shared) {
+    let segment_bytes = shared.journal.config().segment_bytes;
+    loop {
+        if shared.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        let current = shared.journal.current_segment();
+        let Some(&oldest) = shared.journal.segments().first() else {
+            return;
+        };
+        if oldest >= current {
+            return;
+        }
+        let live = shared
+            .tracker
+            .lock()
+            .segments
+            .get(&oldest)
+            .copied()
+            .unwrap_or_default();
+        if live.refs > 0 {
+            if live.bytes * COPY_FORWARD_BELOW_ONE_IN >= segment_bytes {
+                return;
+            }
+            // The copies must be on disk before the originals go.
+            if let Err(e) = copy_forward(shared, oldest).and_then(|seq| wait_durable(shared, seq)) {
+                tracing::warn!("reclaim: could not copy segment {oldest} forward: {e}");
+                return;
+            }
+        }
+        let mut tracker = shared.tracker.lock();
+        if tracker.segments.get(&oldest).is_some_and(|s| s.refs > 0) {
+            return;
+        }
+        tracker.segments.remove(&oldest);
+        drop(tracker);
+        match shared.journal.delete_segment(oldest) {
+            Ok(()) => tracing::debug!("reclaim: deleted segment {oldest}"),
+            Err(e) => {
+                tracing::warn!("reclaim: could not delete segment {oldest}: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Blocks the reclaim thread until record `seq` is durable.
+fn wait_durable(shared: &Shared, seq: Seq) -> Result<(), String> {
+    let mut watch = shared.durability.subscribe();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        {
+            let d = watch.borrow_and_update();
+            if d.seq >= seq {
+                return Ok(());
+            }
+            if let Some(reason) = &d.failed {
+                return Err(reason.to_string());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err("copied records did not become durable in time".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Re-appends every live record of `segment` at the head of the journal (synced);
+/// returns the sequence of the last copy.
+fn copy_forward(shared: &Shared, segment: u64) -> Result<Seq, String> {
+    let mut last = 0;
+    // Positions first, then one record at a time under the lock, re-checking that
+    // the hold is still there: a dequeue racing with the copy must win.
+    let positions: Vec<Position> = {
+        let t = shared.tracker.lock();
+        let mut p: Vec<Position> = t
+            .messages
+            .values()
+            .flat_map(|m| m.values())
+            .chain(t.subscriptions.values())
+            .filter(|r| r.pos.segment == segment)
+            .map(|r| r.pos)
+            .collect();
+        p.sort();
+        p.dedup();
+        p
+    };
+    for pos in positions {
+        let bytes = shared.journal.read(pos).map_err(|e| e.to_string())?;
+        let ops = decode_record(&bytes).map_err(|e| e.to_string())?;
+        let mut tracker = shared.tracker.lock();
+        let mut copy: Vec<StoreOp<MessageData>> = Vec::new();
+        for op in ops {
+            match op {
+                StoreOp::Enqueue { message, targets } => {
+                    let mut still = Vec::new();
+                    let mut redeliveries = Vec::new();
+                    for key in targets {
+                        if let Some(r) = tracker.messages.get(&key).and_then(|m| m.get(&message.id)) {
+                            if r.pos == pos {
+                                if r.redeliveries > 0 {
+                                    redeliveries.push(StoreOp::Redelivered {
+                                        key: key.clone(),
+                                        id: message.id,
+                                        count: r.redeliveries,
+                                    });
+                                }
+                                still.push(key);
+                            }
+                        }
+                    }
+                    if !still.is_empty() {
+                        copy.push(StoreOp::Enqueue {
+                            message,
+                            targets: still,
+                        });
+                        copy.extend(redeliveries);
+                    }
+                }
+                StoreOp::Subscribe(sub) => {
+                    if tracker.subscriptions.get(&sub.key()).is_some_and(|r| r.pos == pos) {
+                        copy.push(StoreOp::Subscribe(sub));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !copy.is_empty() {
+            last = shared
+                .append_locked(&mut tracker, &copy, true)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(last)
+}

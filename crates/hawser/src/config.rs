@@ -1,0 +1,226 @@
+//! The server's configuration: a TOML file (`--config FILE`) overridden by flags.
+//!
+//! Every limit has a named default here; `hawser serve --help` and
+//! `docs/configuration.md` list them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use hawser_broker::config as broker_defaults;
+use hawser_broker::BrokerConfig;
+use serde::Deserialize;
+
+/// STOMP's registered port, ActiveMQ's default.
+pub const DEFAULT_STOMP_ADDR: &str = "127.0.0.1:61613";
+/// Most client connections served at once (ActiveMQ's `maximumConnections` default).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+/// A connection must send CONNECT within this many ms.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 30_000;
+/// A frame that has started arriving must be complete within this many ms.
+pub const DEFAULT_FRAME_TIMEOUT_MS: u64 = 30_000;
+/// The broker can send heart-beats this often (ms); 0 disables.
+pub const DEFAULT_HEARTBEAT_SEND_MS: u64 = 10_000;
+/// The broker wants heart-beats from clients this often (ms); 0 disables.
+pub const DEFAULT_HEARTBEAT_RECEIVE_MS: u64 = 10_000;
+/// Journal disk use above which producers are held back: 16 GiB.
+pub const DEFAULT_MAX_STORE_BYTES: u64 = 16 << 30;
+/// Journal segment size: 64 MiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+
+/// What producers experience when memory or store is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowControl {
+    /// Hold the producer (no receipt, no reading) until there is room.
+    Block,
+    /// Refuse the send with an ERROR frame.
+    Fail,
+}
+
+/// Where persistent messages are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Persistence {
+    /// The local journal in the data directory.
+    Journal,
+    /// Nothing is kept across restarts (tests, caches).
+    Memory,
+}
+
+/// The whole configuration, as read from TOML. Missing keys take the defaults.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory of the journal.
+    pub data_dir: PathBuf,
+    /// Where messages are kept.
+    pub persistence: Persistence,
+    /// STOMP listener settings.
+    pub stomp: StompConfig,
+    /// Resource limits.
+    pub limits: LimitsConfig,
+    /// Broker engine settings.
+    pub broker: EngineConfig,
+    /// Journal settings.
+    pub journal: JournalSettings,
+}
+
+/// The STOMP listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StompConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Heart-beat interval the broker offers to send (ms; 0: none).
+    pub heartbeat_send_ms: u64,
+    /// Heart-beat interval the broker asks clients for (ms; 0: none).
+    pub heartbeat_receive_ms: u64,
+    /// Time allowed between accepting a connection and its CONNECT frame (ms).
+    pub connect_timeout_ms: u64,
+    /// Time allowed for a started frame to complete (ms).
+    pub frame_timeout_ms: u64,
+}
+
+/// Limits on what clients can make the broker hold.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Connections served at once; further ones get an ERROR and are closed.
+    pub max_connections: usize,
+    /// Largest frame, headers and body together (bytes).
+    pub max_frame_bytes: usize,
+    /// Most headers in one frame.
+    pub max_headers: usize,
+    /// Longest header line (bytes).
+    pub max_header_bytes: usize,
+    /// Memory held by pending messages before flow control (bytes).
+    pub max_pending_memory_bytes: u64,
+    /// Journal size before flow control (bytes).
+    pub max_store_bytes: u64,
+    /// What producers experience when either is full.
+    pub flow_control: FlowControl,
+}
+
+/// Broker engine settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Redeliveries before a message is dead-lettered.
+    pub max_redeliveries: u32,
+    /// The dead-letter queue's name.
+    pub dead_letter_queue: String,
+    /// Prefetch for subscriptions that set none.
+    pub default_prefetch: u32,
+}
+
+/// Journal settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalSettings {
+    /// Size at which a segment file is closed and a new one started (bytes).
+    pub segment_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            persistence: Persistence::Journal,
+            stomp: StompConfig::default(),
+            limits: LimitsConfig::default(),
+            broker: EngineConfig::default(),
+            journal: JournalSettings::default(),
+        }
+    }
+}
+
+impl Default for StompConfig {
+    fn default() -> Self {
+        StompConfig {
+            listen: DEFAULT_STOMP_ADDR.parse().expect("valid default address"),
+            heartbeat_send_ms: DEFAULT_HEARTBEAT_SEND_MS,
+            heartbeat_receive_ms: DEFAULT_HEARTBEAT_RECEIVE_MS,
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            frame_timeout_ms: DEFAULT_FRAME_TIMEOUT_MS,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_frame_bytes: hawser_stomp::DEFAULT_MAX_FRAME_BYTES,
+            max_headers: hawser_stomp::DEFAULT_MAX_HEADERS,
+            max_header_bytes: hawser_stomp::DEFAULT_MAX_HEADER_BYTES,
+            max_pending_memory_bytes: broker_defaults::DEFAULT_MAX_PENDING_MEMORY_BYTES,
+            max_store_bytes: DEFAULT_MAX_STORE_BYTES,
+            flow_control: FlowControl::Block,
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_redeliveries: broker_defaults::DEFAULT_MAX_REDELIVERIES,
+            dead_letter_queue: broker_defaults::DEFAULT_DEAD_LETTER_QUEUE.to_owned(),
+            default_prefetch: broker_defaults::DEFAULT_PREFETCH,
+        }
+    }
+}
+
+impl Default for JournalSettings {
+    fn default() -> Self {
+        JournalSettings {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are errors so typos do not pass silently.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
+    }
+
+    /// The engine's part of the configuration.
+    pub fn broker_config(&self) -> BrokerConfig {
+        BrokerConfig {
+            max_redeliveries: self.broker.max_redeliveries,
+            dead_letter_queue: self.broker.dead_letter_queue.clone(),
+            max_pending_memory_bytes: self.limits.max_pending_memory_bytes,
+            ..BrokerConfig::default()
+        }
+    }
+
+    /// The STOMP decoder's limits.
+    pub fn stomp_limits(&self) -> hawser_stomp::Limits {
+        hawser_stomp::Limits {
+            max_frame_bytes: self.limits.max_frame_bytes,
+            max_headers: self.limits.max_headers,
+            max_header_bytes: self.limits.max_header_bytes,
+            max_body_bytes: self.limits.max_frame_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_toml_and_rejects_unknown_keys() {
+        let c: Config = toml::from_str(
+            "data_dir = \"/tmp/x\"\n[stomp]\nlisten = \"127.0.0.1:1234\"\n[limits]\nflow_control = \"fail\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.stomp.listen.port(), 1234);
+        assert_eq!(c.limits.flow_control, FlowControl::Fail);
+        assert_eq!(c.limits.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert!(toml::from_str::<Config>("[limits]\nmax_conections = 3\n").is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! The Hawser server: configuration, listeners and protocol sessions around the
+//! engine (`hawser-broker`) and the store (`hawser-journal`).
+//!
+//! `server::serve` wires them: it opens the store, hands what it recovered to a
+//! `Broker`, and serves each accepted connection with a `stomp` session.
+
+pub mod config;
+pub mod server;
+pub mod stomp;

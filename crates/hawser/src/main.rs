@@ -1,0 +1,164 @@
+//! The `hawser` command: `serve` (the default) runs a broker; `bench` drives load.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use hawser::config::{Config, FlowControl, Persistence};
+
+#[derive(Parser)]
+#[command(name = "hawser", version, about = "Hawser: a message broker that ActiveMQ clients can talk to")]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker (the default when no subcommand is given).
+    Serve(ServeArgs),
+}
+
+/// Flags override the config file, which overrides the defaults.
+#[derive(Args, Clone, Default)]
+struct ServeArgs {
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for the journal [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// STOMP listen address [default: 127.0.0.1:61613].
+    #[arg(long, value_name = "HOST:PORT")]
+    stomp: Option<SocketAddr>,
+    /// Where persistent messages are kept [default: journal].
+    #[arg(long, value_enum)]
+    persistence: Option<Persistence>,
+    /// Connections served at once [default: 1000].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Largest STOMP frame in bytes [default: 10 MiB].
+    #[arg(long, value_name = "BYTES")]
+    max_frame_bytes: Option<usize>,
+    /// Most headers in one frame [default: 1000].
+    #[arg(long, value_name = "N")]
+    max_headers: Option<usize>,
+    /// Longest header line in bytes [default: 10 KiB].
+    #[arg(long, value_name = "BYTES")]
+    max_header_bytes: Option<usize>,
+    /// Memory held by pending messages before producer flow control [default: 512 MiB].
+    #[arg(long, value_name = "BYTES")]
+    max_pending_memory_bytes: Option<u64>,
+    /// Journal size before producer flow control [default: 16 GiB].
+    #[arg(long, value_name = "BYTES")]
+    max_store_bytes: Option<u64>,
+    /// What producers get when memory or store is full [default: block].
+    #[arg(long, value_enum)]
+    flow_control: Option<FlowControl>,
+    /// Redeliveries before a message goes to the dead-letter queue [default: 6].
+    #[arg(long, value_name = "N")]
+    max_redeliveries: Option<u32>,
+    /// Heart-beat interval the broker offers to send, ms [default: 10000].
+    #[arg(long, value_name = "MS")]
+    heartbeat_send_ms: Option<u64>,
+    /// Heart-beat interval the broker asks clients for, ms [default: 10000].
+    #[arg(long, value_name = "MS")]
+    heartbeat_receive_ms: Option<u64>,
+    /// Time a new connection has to send CONNECT, ms [default: 30000].
+    #[arg(long, value_name = "MS")]
+    connect_timeout_ms: Option<u64>,
+    /// Time a started frame has to complete, ms [default: 30000].
+    #[arg(long, value_name = "MS")]
+    frame_timeout_ms: Option<u64>,
+    /// Journal segment size in bytes [default: 64 MiB].
+    #[arg(long, value_name = "BYTES")]
+    segment_bytes: Option<u64>,
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        macro_rules! set {
+            ($flag:ident => $($field:tt)+) => {
+                if let Some(v) = self.$flag.clone() {
+                    c.$($field)+ = v;
+                }
+            };
+        }
+        set!(data_dir => data_dir);
+        set!(stomp => stomp.listen);
+        set!(persistence => persistence);
+        set!(max_connections => limits.max_connections);
+        set!(max_frame_bytes => limits.max_frame_bytes);
+        set!(max_headers => limits.max_headers);
+        set!(max_header_bytes => limits.max_header_bytes);
+        set!(max_pending_memory_bytes => limits.max_pending_memory_bytes);
+        set!(max_store_bytes => limits.max_store_bytes);
+        set!(flow_control => limits.flow_control);
+        set!(max_redeliveries => broker.max_redeliveries);
+        set!(heartbeat_send_ms => stomp.heartbeat_send_ms);
+        set!(heartbeat_receive_ms => stomp.heartbeat_receive_ms);
+        set!(connect_timeout_ms => stomp.connect_timeout_ms);
+        set!(frame_timeout_ms => stomp.frame_timeout_ms);
+        set!(segment_bytes => journal.segment_bytes);
+        Ok(c)
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Serve(args)) => run_serve(&args),
+        None => run_serve(&cli.serve),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hawser: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("hawser")
+        .build()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            signal.cancel();
+        });
+        hawser::server::serve(config, shutdown, |_| {}).await
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,142 @@
+//! `hawser serve`: opens the store, starts the engine and the listeners, and
+//! shuts down cleanly on SIGINT/SIGTERM (stop accepting, let sessions flush what
+//! they owe, close the store).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hawser_broker::{Broker, MemoryStore, Recovered, Store};
+use hawser_journal::{JournalConfig, JournalStore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, Persistence};
+use crate::stomp::{serve_connection, SessionSettings};
+
+/// How long sessions get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often expired messages nobody asked for are removed.
+const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A running broker, for callers that need its address (tests, drills).
+pub struct Running {
+    /// Where the STOMP listener is bound.
+    pub stomp_addr: SocketAddr,
+}
+
+/// Opens the configured store and returns it with the state it recovered.
+pub fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Recovered)> {
+    match config.persistence {
+        Persistence::Memory => Ok((Arc::new(MemoryStore::new()), Recovered::default())),
+        Persistence::Journal => {
+            let mut jc = JournalConfig::new(config.data_dir.join("journal"));
+            jc.segment_bytes = config.journal.segment_bytes;
+            let (store, recovered) = JournalStore::open(jc)
+                .with_context(|| format!("cannot open journal in {}", config.data_dir.display()))?;
+            Ok((Arc::new(store), recovered))
+        }
+    }
+}
+
+/// Runs the broker until `shutdown` is cancelled. `ready` is called once the
+/// listeners accept connections.
+pub async fn serve(
+    config: Config,
+    shutdown: CancellationToken,
+    ready: impl FnOnce(&Running),
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (store, recovered) = open_store(&config)?;
+    let pending: usize = recovered.messages.values().map(Vec::len).sum();
+    let broker = Arc::new(Broker::new(config.broker_config(), Arc::clone(&store), recovered));
+    let listener = TcpListener::bind(config.stomp.listen)
+        .await
+        .with_context(|| format!("cannot listen for STOMP on {}", config.stomp.listen))?;
+    let stomp_addr = listener.local_addr()?;
+    let settings = Arc::new(SessionSettings {
+        broker: Arc::clone(&broker),
+        limits: config.stomp_limits(),
+        heartbeat_send_ms: config.stomp.heartbeat_send_ms,
+        heartbeat_receive_ms: config.stomp.heartbeat_receive_ms,
+        connect_timeout_ms: config.stomp.connect_timeout_ms,
+        frame_timeout_ms: config.stomp.frame_timeout_ms,
+        default_prefetch: config.broker.default_prefetch,
+        max_store_bytes: config.limits.max_store_bytes,
+        flow_control: config.limits.flow_control,
+    });
+    let tracker = TaskTracker::new();
+    let b = Arc::clone(&broker);
+    let sweep_stop = shutdown.clone();
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(EXPIRY_SWEEP_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => b.expire(),
+                _ = sweep_stop.cancelled() => return,
+            }
+        }
+    });
+    tracing::info!(
+        stomp = %stomp_addr,
+        data_dir = %config.data_dir.display(),
+        pending_messages = pending,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "Hawser ready: accepting STOMP connections on {stomp_addr}"
+    );
+    ready(&Running { stomp_addr });
+
+    let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off rather than spin.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                match Arc::clone(&connections).try_acquire_owned() {
+                    Ok(permit) => {
+                        let settings = Arc::clone(&settings);
+                        let shutdown = shutdown.clone();
+                        tracker.spawn(async move {
+                            serve_connection(stream, settings, shutdown).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        tracker.spawn(refuse(stream, config.limits.max_connections));
+                    }
+                }
+            }
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections; finishing in-flight work");
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
+    }
+    store.close();
+    tracing::info!("store flushed and closed; bye");
+    Ok(())
+}
+
+/// Tells a client over the connection limit why it is turned away.
+async fn refuse(mut stream: TcpStream, limit: usize) {
+    use tokio::io::AsyncWriteExt;
+    let mut buf = bytes::BytesMut::new();
+    let frame = hawser_stomp::Frame::new(hawser_stomp::Command::Error)
+        .with_header("message", format!("too many connections (limit {limit})"));
+    hawser_stomp::encode(&frame, hawser_stomp::Version::V1_0, &mut buf);
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&buf)).await;
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,69 @@
+//! STOMP 1.0-1.2 over TCP: one session task per connection, reading frames into
+//! engine calls, and one writer task sending what the engine and the session
+//! produce, each item no sooner than the store has made it durable.
+
+mod mapping;
+mod session;
+mod writer;
+
+pub use session::{serve_connection, SessionSettings};
+
+use hawser_broker::BrokerError;
+use hawser_stomp::{Command, DecodeError};
+
+/// Why a session ends with an ERROR frame.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug)]
+pub enum SessionError {
+    /// The bytes were not a valid frame.
+    #[error("malformed frame: {0}")]
+    Decode(#[from] DecodeError),
+    /// A frame other than CONNECT/STOMP arrived first.
+    #[error("{0} frame received before CONNECT")]
+    NotConnected(&'static str),
+    /// A second CONNECT.
+    #[error("already connected")]
+    AlreadyConnected,
+    /// No protocol version in common.
+    #[error("supported protocol versions are 1.0,1.1,1.2 (client accepts {0})")]
+    UnsupportedVersion(String),
+    /// A frame only a server sends.
+    #[error("{0} frames are sent by brokers, not clients")]
+    UnexpectedCommand(&'static str),
+    /// A required header is missing.
+    #[error("missing required header {0:?}")]
+    MissingHeader(&'static str),
+    /// A header has a value the broker cannot use.
+    #[error("invalid {header:?} header: {reason}")]
+    BadHeader {
+        /// The header.
+        header: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An ACK or NACK names a message this broker did not deliver to this client.
+    #[error("unknown message id {0:?}")]
+    UnknownMessage(String),
+    /// The engine refused the operation.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// Producer flow control is set to fail and memory or store is full.
+    #[error("{0} is full; message refused")]
+    ResourceFull(&'static str),
+    /// No CONNECT in time.
+    #[error("no CONNECT frame within {0} ms")]
+    ConnectTimeout(u64),
+    /// A frame started arriving and stalled.
+    #[error("incomplete frame stalled for {0} ms")]
+    FrameTimeout(u64),
+    /// The client stopped sending heart-beats.
+    #[error("no heart-beat or frame from client within {0} ms")]
+    HeartBeatTimeout(u64),
+}
+
+impl SessionError {
+    /// A frame command as a static name for error messages.
+    fn command_name(c: Command) -> &'static str {
+        c.as_str()
+    }
+}

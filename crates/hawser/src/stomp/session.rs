@@ -1,0 +1,458 @@
+//! The reading half of a STOMP connection: frames in, engine calls out.
+//!
+//! A session buffers bytes until the codec yields a frame, checks the frame
+//! against the protocol state (CONNECT first, then anything but CONNECT),
+//! translates it into a call on the engine and queues the reply (RECEIPT, with
+//! the store record it must wait for) for the writer. Any error ends the
+//! session: the client gets an ERROR frame with a `message` header and the
+//! connection closes; nothing else in the broker is affected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use hawser_broker::{AckMode, Broker, ConnectionId, DestinationKind, Seq, SubscribeSpec};
+use hawser_stomp::{Command, Decoder, Frame, Item, Limits, Version};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::mapping::{self, default_subscription_id, parse_destination, parse_message_id};
+use super::writer::{run_writer, ConnectionOutbox, Out};
+use super::SessionError;
+use crate::config::FlowControl;
+
+/// Name and version in CONNECTED's `server` header.
+const SERVER_NAME: &str = concat!("hawser/", env!("CARGO_PKG_VERSION"));
+/// Spare capacity kept in the read buffer before each read.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// How long a closing connection may take to flush what it owes the client.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Clients may be this much later than their heart-beat interval (ActiveMQ allows 1.5x).
+const HEARTBEAT_GRACE_NUM: u64 = 3;
+const HEARTBEAT_GRACE_DEN: u64 = 2;
+/// How often a producer held by a full store checks again.
+const STORE_FULL_POLL: Duration = Duration::from_millis(100);
+
+/// What every STOMP session needs to know, shared.
+pub struct SessionSettings {
+    /// The engine.
+    pub broker: Arc<Broker>,
+    /// Decoder limits.
+    pub limits: Limits,
+    /// Heart-beat the broker offers to send (ms).
+    pub heartbeat_send_ms: u64,
+    /// Heart-beat the broker wants to receive (ms).
+    pub heartbeat_receive_ms: u64,
+    /// Deadline for CONNECT (ms).
+    pub connect_timeout_ms: u64,
+    /// Deadline for a started frame (ms).
+    pub frame_timeout_ms: u64,
+    /// Prefetch when SUBSCRIBE gives none.
+    pub default_prefetch: u32,
+    /// Journal size that triggers flow control.
+    pub max_store_bytes: u64,
+    /// What a full broker does to producers.
+    pub flow_control: FlowControl,
+}
+
+/// What to do after a frame.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// The client said DISCONNECT.
+    Stop,
+}
+
+struct Session {
+    /// Shared settings and the engine.
+    settings: Arc<SessionSettings>,
+    /// Queue to the writer.
+    out: mpsc::UnboundedSender<Out>,
+    /// The engine's id for this connection, once CONNECT succeeded.
+    conn: Option<ConnectionId>,
+    /// The negotiated protocol version.
+    version: Version,
+    /// Expect a frame or heart-beat at least this often (ms; 0: no expectation).
+    read_heartbeat_ms: u64,
+    /// Frame decoder, switched to the negotiated version after CONNECT.
+    decoder: Decoder,
+    /// The `receipt` of the frame that failed, echoed in the ERROR frame.
+    failed_receipt: Option<String>,
+}
+
+/// Serves one accepted connection to the end.
+pub async fn serve_connection(
+    stream: TcpStream,
+    settings: Arc<SessionSettings>,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let done = CancellationToken::new();
+    let writer = tokio::spawn(run_writer(
+        wr,
+        rx,
+        settings.broker.store().durability(),
+        Arc::clone(&settings.broker),
+        done.clone(),
+    ));
+    let mut session = Session {
+        decoder: Decoder::new(settings.limits),
+        settings,
+        out: tx,
+        conn: None,
+        version: Version::V1_0,
+        read_heartbeat_ms: 0,
+        failed_receipt: None,
+    };
+    let result = session.read_frames(rd, &shutdown, &done).await;
+    match result {
+        Ok(()) => {
+            let _ = session.out.send(Out::Close { frame: None });
+        }
+        Err(e) => {
+            tracing::debug!("closing STOMP connection: {e}");
+            let mut f = Frame::new(Command::Error).with_header("message", e.to_string());
+            if let Some(r) = session.failed_receipt.take() {
+                f.push_header("receipt-id", r);
+            }
+            let _ = session.out.send(Out::Close { frame: Some(f) });
+        }
+    }
+    if let Some(conn) = session.conn.take() {
+        session.settings.broker.disconnect(conn);
+    }
+    drop(session);
+    if tokio::time::timeout(DRAIN_TIMEOUT, writer).await.is_err() {
+        done.cancel();
+    }
+}
+
+impl Session {
+    async fn read_frames(
+        &mut self,
+        mut rd: OwnedReadHalf,
+        shutdown: &CancellationToken,
+        writer_done: &CancellationToken,
+    ) -> Result<(), SessionError> {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        let accepted = Instant::now();
+        let mut last_read = Instant::now();
+        let mut partial_since: Option<Instant> = None;
+        loop {
+            while let Some(item) = self.decoder.decode(&mut buf)? {
+                if let Item::Frame(frame) = item {
+                    if self.handle(frame).await? == Flow::Stop {
+                        return Ok(());
+                    }
+                }
+            }
+            partial_since = if buf.is_empty() {
+                None
+            } else {
+                partial_since.or(Some(Instant::now()))
+            };
+            let (deadline, timeout) = self.read_deadline(accepted, last_read, partial_since);
+            if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 4 {
+                buf.reserve(READ_CHUNK_BYTES);
+            }
+            tokio::select! {
+                read = rd.read_buf(&mut buf) => match read {
+                    Ok(0) | Err(_) => return Ok(()),
+                    Ok(_) => last_read = Instant::now(),
+                },
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    return Err(timeout.expect("set with deadline"));
+                }
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = writer_done.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// The earliest moment the client must have sent something, and the error if it has not.
+    fn read_deadline(
+        &self,
+        accepted: Instant,
+        last_read: Instant,
+        partial_since: Option<Instant>,
+    ) -> (Option<Instant>, Option<SessionError>) {
+        let s = &self.settings;
+        let mut best: (Option<Instant>, Option<SessionError>) = (None, None);
+        let mut consider = |at: Instant, err: SessionError| {
+            if best.0.is_none_or(|b| at < b) {
+                best = (Some(at), Some(err));
+            }
+        };
+        if self.conn.is_none() {
+            consider(
+                accepted + Duration::from_millis(s.connect_timeout_ms),
+                SessionError::ConnectTimeout(s.connect_timeout_ms),
+            );
+        }
+        if let Some(p) = partial_since {
+            consider(
+                p + Duration::from_millis(s.frame_timeout_ms),
+                SessionError::FrameTimeout(s.frame_timeout_ms),
+            );
+        }
+        if self.read_heartbeat_ms > 0 {
+            let grace = self.read_heartbeat_ms * HEARTBEAT_GRACE_NUM / HEARTBEAT_GRACE_DEN;
+            consider(
+                last_read + Duration::from_millis(grace),
+                SessionError::HeartBeatTimeout(self.read_heartbeat_ms),
+            );
+        }
+        best
+    }
+
+    async fn handle(&mut self, frame: Frame) -> Result<Flow, SessionError> {
+        let receipt = frame.header("receipt").map(str::to_owned);
+        let command = frame.command;
+        let result = self.apply(frame).await;
+        let (flow, seq) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.failed_receipt = receipt;
+                return Err(e);
+            }
+        };
+        let receipt_frame = receipt.map(|r| Frame::new(Command::Receipt).with_header("receipt-id", r));
+        if flow == Flow::Stop {
+            let _ = self.out.send(Out::Close {
+                frame: receipt_frame,
+            });
+        } else if let Some(frame) = receipt_frame {
+            // CONNECT's receipt header has no meaning; everything else gets one.
+            if command != Command::Connect && command != Command::Stomp {
+                let _ = self.out.send(Out::Frame { frame, seq });
+            }
+        }
+        Ok(flow)
+    }
+
+    /// Performs one frame; returns the store record its receipt must wait for.
+    async fn apply(&mut self, frame: Frame) -> Result<(Flow, Seq), SessionError> {
+        let Some(conn) = self.conn else {
+            return match frame.command {
+                Command::Connect | Command::Stomp => {
+                    self.connect(&frame)?;
+                    Ok((Flow::Continue, 0))
+                }
+                other => Err(SessionError::NotConnected(SessionError::command_name(other))),
+            };
+        };
+        let broker = Arc::clone(&self.settings.broker);
+        let tx = frame.header("transaction").map(str::to_owned);
+        let seq = match frame.command {
+            Command::Connect | Command::Stomp => return Err(SessionError::AlreadyConnected),
+            Command::Send => {
+                self.wait_for_room().await?;
+                let message = mapping::new_message(frame, conn)?;
+                if message.destination.kind.is_temporary() {
+                    broker.register_temporary(conn, &message.destination);
+                }
+                broker.send(conn, message, tx.as_deref())?
+            }
+            Command::Subscribe => self.subscribe(conn, &frame)?,
+            Command::Unsubscribe => {
+                let id = frame
+                    .header("id")
+                    .or_else(|| match self.version {
+                        Version::V1_0 => frame.header("destination"),
+                        _ => None,
+                    })
+                    .map(str::to_owned);
+                let durable = frame.header("activemq.subscriptionName");
+                if id.is_none() && durable.is_none() {
+                    return Err(SessionError::MissingHeader("id"));
+                }
+                broker.unsubscribe(conn, id.as_deref(), durable)?
+            }
+            Command::Ack | Command::Nack => {
+                let id_text = frame
+                    .header("id")
+                    .or_else(|| frame.header("message-id"))
+                    .ok_or(SessionError::MissingHeader(match self.version {
+                        Version::V1_2 => "id",
+                        _ => "message-id",
+                    }))?;
+                let id = parse_message_id(id_text)?;
+                let sub = frame.header("subscription");
+                if frame.command == Command::Ack {
+                    let sync = frame.header("receipt").is_some();
+                    broker.ack(conn, sub, id, tx.as_deref(), sync)?
+                } else {
+                    broker.nack(conn, sub, id)?;
+                    0
+                }
+            }
+            Command::Begin => {
+                broker.begin(conn, tx.as_deref().ok_or(SessionError::MissingHeader("transaction"))?)?;
+                0
+            }
+            Command::Commit => {
+                broker.commit(conn, tx.as_deref().ok_or(SessionError::MissingHeader("transaction"))?)?
+            }
+            Command::Abort => {
+                broker.abort(conn, tx.as_deref().ok_or(SessionError::MissingHeader("transaction"))?)?;
+                0
+            }
+            Command::Disconnect => return Ok((Flow::Stop, 0)),
+            other @ (Command::Connected | Command::Message | Command::Receipt | Command::Error) => {
+                return Err(SessionError::UnexpectedCommand(SessionError::command_name(other)))
+            }
+        };
+        Ok((Flow::Continue, seq))
+    }
+
+    fn connect(&mut self, frame: &Frame) -> Result<(), SessionError> {
+        let version = match frame.header("accept-version") {
+            None => Version::V1_0,
+            Some(v) => Version::negotiate(v).ok_or_else(|| SessionError::UnsupportedVersion(v.to_owned()))?,
+        };
+        let (cx, cy) = match frame.header("heart-beat") {
+            None => (0, 0),
+            Some(hb) => parse_heartbeat(hb)?,
+        };
+        let s = &self.settings;
+        let (sx, sy) = (s.heartbeat_send_ms, s.heartbeat_receive_ms);
+        let send_ms = if sx > 0 && cy > 0 { sx.max(cy) } else { 0 };
+        self.read_heartbeat_ms = if cx > 0 && sy > 0 { cx.max(sy) } else { 0 };
+        let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
+        let conn = s
+            .broker
+            .connect(frame.header("client-id").filter(|c| !c.is_empty()), outbox)?;
+        self.conn = Some(conn);
+        self.version = version;
+        self.decoder.set_version(version);
+        let connected = Frame::new(Command::Connected)
+            .with_header("version", version.as_str())
+            .with_header("server", SERVER_NAME)
+            .with_header("session", format!("hawser-{conn}"))
+            .with_header("heart-beat", format!("{sx},{sy}"));
+        let _ = self.out.send(Out::Connected {
+            frame: connected,
+            version,
+            heartbeat: (send_ms > 0).then(|| Duration::from_millis(send_ms)),
+        });
+        Ok(())
+    }
+
+    fn subscribe(&mut self, conn: ConnectionId, frame: &Frame) -> Result<Seq, SessionError> {
+        let dest_text = frame
+            .header("destination")
+            .ok_or(SessionError::MissingHeader("destination"))?;
+        let id = match frame.header("id") {
+            Some(id) => Arc::from(id),
+            None if self.version == Version::V1_0 => default_subscription_id(dest_text),
+            None => return Err(SessionError::MissingHeader("id")),
+        };
+        let ack_mode = match frame.header("ack") {
+            None | Some("auto") => AckMode::Auto,
+            Some("client") => AckMode::Client,
+            Some("client-individual") => AckMode::ClientIndividual,
+            Some(other) => {
+                return Err(SessionError::BadHeader {
+                    header: "ack",
+                    reason: format!("{other:?} is not auto, client or client-individual"),
+                })
+            }
+        };
+        let prefetch = match frame.header("activemq.prefetchSize") {
+            None => self.settings.default_prefetch,
+            Some(p) => p
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| SessionError::BadHeader {
+                    header: "activemq.prefetchSize",
+                    reason: format!("{p:?} is not a positive number"),
+                })?,
+        };
+        let destination = parse_destination(dest_text, conn)?;
+        let broker = &self.settings.broker;
+        if destination.kind.is_temporary() {
+            broker.register_temporary(conn, &destination);
+        }
+        let durable_name = frame
+            .header("activemq.subscriptionName")
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        if durable_name.is_some() && destination.kind != DestinationKind::Topic {
+            return Err(SessionError::BadHeader {
+                header: "activemq.subscriptionName",
+                reason: "durable subscriptions are for topics".into(),
+            });
+        }
+        Ok(broker.subscribe(
+            conn,
+            SubscribeSpec {
+                id,
+                destination,
+                ack_mode,
+                prefetch,
+                selector: frame.header("selector").map(str::to_owned),
+                exclusive: frame.header("activemq.exclusive") == Some("true"),
+                durable_name,
+                no_local: frame.header("activemq.noLocal") == Some("true"),
+            },
+        )?)
+    }
+
+    /// Producer flow control: hold or refuse a send while memory or store is full.
+    async fn wait_for_room(&self) -> Result<(), SessionError> {
+        let s = &self.settings;
+        let memory = s.broker.memory();
+        let store_full = || s.broker.store().disk_bytes() >= s.max_store_bytes;
+        loop {
+            let which = if memory.is_full() {
+                "memory"
+            } else if store_full() {
+                "store"
+            } else {
+                return Ok(());
+            };
+            if s.flow_control == FlowControl::Fail {
+                return Err(SessionError::ResourceFull(which));
+            }
+            if which == "memory" {
+                memory.wait_for_room().await;
+            } else {
+                tokio::time::sleep(STORE_FULL_POLL).await;
+            }
+        }
+    }
+}
+
+/// Parses `heart-beat:cx,cy`.
+fn parse_heartbeat(value: &str) -> Result<(u64, u64), SessionError> {
+    let bad = || SessionError::BadHeader {
+        header: "heart-beat",
+        reason: format!("{value:?} is not two comma-separated numbers"),
+    };
+    let (a, b) = value.split_once(',').ok_or_else(bad)?;
+    Ok((
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_header() {
+        assert_eq!(parse_heartbeat("0,0").unwrap(), (0, 0));
+        assert_eq!(parse_heartbeat("1000, 2000").unwrap(), (1000, 2000));
+        assert!(parse_heartbeat("1000").is_err());
+        assert!(parse_heartbeat("-1,0").is_err());
+    }
+}

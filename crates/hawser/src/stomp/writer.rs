@@ -1,0 +1,185 @@
+//! The writing half of a STOMP connection.
+//!
+//! Items arrive in one FIFO from the session (CONNECTED, RECEIPT, ERROR) and
+//! from the engine (deliveries). An item that depends on a store record (a
+//! receipt for a persistent send, a persistent message) waits at the head of the
+//! FIFO until the store's durability watermark passes its sequence; everything
+//! behind it waits too, which keeps the connection's frames in order. All ready
+//! items are encoded into one buffer and written with one syscall.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use hawser_broker::{Broker, ConsumerId, Delivery, DurabilityWatch, MessageId, Outbox, Seq};
+use hawser_stomp::{encode, encode_heartbeat, Command, Frame, Version};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::mapping::message_frame;
+
+/// Bytes gathered before a write, so a long run of ready items is sent in slices.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+/// Something to send on the connection.
+pub enum Out {
+    /// The CONNECTED frame; fixes the version and the heart-beat the broker sends.
+    Connected {
+        /// The frame.
+        frame: Frame,
+        /// Version for encoding later frames.
+        version: Version,
+        /// Send a heart-beat after this long without writing (None: never).
+        heartbeat: Option<Duration>,
+    },
+    /// A frame, sent once record `seq` is durable.
+    Frame {
+        /// The frame.
+        frame: Frame,
+        /// Store record it waits for (0: none).
+        seq: Seq,
+    },
+    /// A message for a subscription.
+    Deliver(Delivery),
+    /// Send the frame if any, then close the connection.
+    Close {
+        /// A last RECEIPT or ERROR.
+        frame: Option<Frame>,
+    },
+}
+
+impl Out {
+    fn seq(&self) -> Seq {
+        match self {
+            Out::Frame { seq, .. } => *seq,
+            Out::Deliver(d) => d.seq,
+            Out::Connected { .. } | Out::Close { .. } => 0,
+        }
+    }
+}
+
+/// The engine's handle on a connection: deliveries join the writer's FIFO.
+pub struct ConnectionOutbox(pub mpsc::UnboundedSender<Out>);
+
+impl Outbox for ConnectionOutbox {
+    fn deliver(&self, delivery: Delivery) {
+        // A send fails only when the writer has already gone; the session's
+        // disconnect then hands the message back to the queue.
+        let _ = self.0.send(Out::Deliver(delivery));
+    }
+}
+
+/// Runs until the FIFO closes, a Close item is written, or the socket fails;
+/// cancels `done` on the way out so the reading side stops too.
+pub async fn run_writer(
+    mut sock: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    mut durability: DurabilityWatch,
+    broker: Arc<Broker>,
+    done: CancellationToken,
+) {
+    let mut version = Version::V1_0;
+    let mut heartbeat: Option<Duration> = None;
+    let mut fifo: VecDeque<Out> = VecDeque::new();
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut auto_acked: Vec<(ConsumerId, MessageId)> = Vec::new();
+    let mut rx_open = true;
+    let mut last_write = Instant::now();
+    loop {
+        let mut closing = false;
+        let durable = durability.borrow().clone();
+        while let Some(front) = fifo.front() {
+            if front.seq() > durable.seq {
+                if let Some(reason) = &durable.failed {
+                    // Nothing waiting will ever be confirmed: say so and close.
+                    buf.clear();
+                    auto_acked.clear();
+                    let f = Frame::new(Command::Error)
+                        .with_header("message", "store failure: message not confirmed")
+                        .with_body(reason.to_string());
+                    encode(&f, version, &mut buf);
+                    closing = true;
+                }
+                break;
+            }
+            match fifo.pop_front().expect("front exists") {
+                Out::Connected {
+                    frame,
+                    version: v,
+                    heartbeat: hb,
+                } => {
+                    encode(&frame, v, &mut buf);
+                    version = v;
+                    heartbeat = hb;
+                }
+                Out::Frame { frame, .. } => encode(&frame, version, &mut buf),
+                Out::Deliver(d) => {
+                    encode(&message_frame(&d), version, &mut buf);
+                    if d.auto_ack {
+                        auto_acked.push((d.consumer, d.message.id));
+                    }
+                }
+                Out::Close { frame } => {
+                    if let Some(f) = frame {
+                        encode(&f, version, &mut buf);
+                    }
+                    closing = true;
+                    break;
+                }
+            }
+            if buf.len() >= WRITE_BATCH_BYTES {
+                break;
+            }
+        }
+        if !buf.is_empty() {
+            if sock.write_all(&buf).await.is_err() {
+                break;
+            }
+            buf.clear();
+            last_write = Instant::now();
+            if !auto_acked.is_empty() {
+                broker.delivered(&auto_acked);
+                auto_acked.clear();
+            }
+        }
+        if closing || (!rx_open && fifo.is_empty()) {
+            let _ = sock.shutdown().await;
+            break;
+        }
+        let head_blocked = fifo
+            .front()
+            .is_some_and(|o| o.seq() > durability.borrow().seq);
+        if !fifo.is_empty() && !head_blocked {
+            continue;
+        }
+        let beat_at = heartbeat.map(|hb| last_write + hb);
+        tokio::select! {
+            item = rx.recv(), if rx_open => match item {
+                Some(o) => {
+                    fifo.push_back(o);
+                    while let Ok(o) = rx.try_recv() {
+                        fifo.push_back(o);
+                        if fifo.len() >= 4096 {
+                            break;
+                        }
+                    }
+                }
+                None => rx_open = false,
+            },
+            changed = durability.changed(), if head_blocked => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = tokio::time::sleep_until(beat_at.unwrap_or_else(Instant::now)), if beat_at.is_some() => {
+                encode_heartbeat(&mut buf);
+            }
+            _ = done.cancelled() => break,
+        }
+    }
+    done.cancel();
+}
