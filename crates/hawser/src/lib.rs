@@ -4,6 +4,7 @@
 //! `server::serve` wires them: it opens the store, hands what it recovered to a
 //! `Broker`, and serves each accepted connection with a `stomp` session.
 
+pub mod bench;
 pub mod config;
 pub mod server;
 pub mod stomp;

@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run a broker (the default when no subcommand is given).
     Serve(ServeArgs),
+    /// Drive a STOMP broker with producers and consumers and report throughput and latency.
+    Bench(hawser::bench::BenchArgs),
 }
 
 /// Flags override the config file, which overrides the defaults.
@@ -124,6 +126,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Some(Command::Bench(args)) => hawser::bench::run(args),
         Some(Command::Serve(args)) => run_serve(&args),
         None => run_serve(&cli.serve),
     };

@@ -133,7 +133,9 @@ pub fn new_message(frame: Frame, conn: ConnectionId) -> Result<NewMessage, Sessi
     Ok(NewMessage {
         destination,
         headers,
-        body: frame.body,
+        // The decoded body shares the connection's read buffer; a queued message
+        // must not pin that whole allocation, so it gets its own copy.
+        body: bytes::Bytes::copy_from_slice(&frame.body),
         persistent,
         priority,
         expires_ms,

@@ -1,0 +1,348 @@
+//! Streaming frame decoding: the inbound half of the codec.
+//!
+//! The connection appends bytes to one `BytesMut` and calls [`Decoder::decode`] until it returns
+//! `Ok(None)`. Nothing is consumed until a whole item is there, so the frame being decoded
+//! always starts at offset 0 of the buffer. A frame is read in three steps, each resumed where
+//! the previous call stopped (see [`Partial`]) so that a frame trickling in over many reads is
+//! still scanned once, not once per read:
+//!
+//! 1. the command line (or, before it, a heart-beat EOL);
+//! 2. header lines, each parsed and checked against [`Limits`] as soon as its LF arrives, until
+//!    the blank line;
+//! 3. the body: with `content-length` its end is computed and the body is never scanned;
+//!    without it, the body runs to the first NUL.
+//!
+//! Every limit is checked against what is buffered so far, not only against complete frames,
+//! so a peer cannot make the decoder hold more than about `max_frame_bytes` before it fails.
+
+use bytes::{Buf, BytesMut};
+
+use crate::error::snippet;
+use crate::escape::{unescape, Escaping};
+use crate::scan::find_byte;
+use crate::{Command, DecodeError, Frame, Item, Limits, Version, CONTENT_LENGTH};
+
+/// Longest possible command line: the longest command, an optional CR, and the LF. A line
+/// with no LF within this many bytes cannot be a command, so there is no need to wait for
+/// its end.
+const MAX_COMMAND_LINE_BYTES: usize = Command::MAX_LEN + 2;
+
+/// Streaming STOMP decoder for one connection.
+///
+/// Contract: pass the same buffer on every call, only appending to it between calls that
+/// returned `Ok(None)`. The decoder remembers how far it has read into the frame at the front
+/// of the buffer; a buffer that shrank makes it start over, but one swapped for different bytes
+/// of the same length would be misread.
+///
+/// Decoded bodies are zero-copy slices of the buffer, so a body kept alive keeps that read
+/// buffer's allocation alive too; a caller that stores small bodies for a long time may want to
+/// copy them.
+#[derive(Debug)]
+pub struct Decoder {
+    /// Bounds checked on every frame; fixed for the decoder's life.
+    limits: Limits,
+    /// Escaping rule for headers; 1.0 until the session negotiates a version after `CONNECT`.
+    version: Version,
+    /// What is known about the incomplete frame at the front of the buffer. Reset after every
+    /// item, every error, and every version change.
+    partial: Partial,
+}
+
+/// Progress on the frame at the front of the buffer, kept across calls that return `Ok(None)`.
+/// Offsets count from the start of the buffer, which is the start of the frame.
+#[derive(Debug, Default)]
+struct Partial {
+    /// The frame's command, once its line is in.
+    command: Option<Command>,
+    /// Headers parsed so far, in wire order.
+    headers: Vec<(String, String)>,
+    /// Value of the first `content-length` header, once parsed.
+    content_length: Option<usize>,
+    /// Start of the header line not yet complete; unused once the body starts.
+    line_start: usize,
+    /// Everything from the current line's start (or the body's) up to here is known to hold no
+    /// LF (or, in a body without `content-length`, no NUL): the next scan starts here.
+    scanned: usize,
+    /// Offset of the first body byte, once the blank line after the headers is in.
+    body_start: Option<usize>,
+}
+
+/// What the first bytes of an item turned out to be.
+enum Start {
+    /// Not enough bytes to tell.
+    Incomplete,
+    /// A heart-beat EOL of this many bytes.
+    HeartBeat(usize),
+    /// A command line; the headers start at this offset.
+    Command(Command, usize),
+}
+
+impl Decoder {
+    /// A decoder with 1.0 semantics (no header unescaping) until [`Decoder::set_version`].
+    pub fn new(limits: Limits) -> Decoder {
+        Decoder {
+            limits,
+            version: Version::V1_0,
+            partial: Partial::default(),
+        }
+    }
+
+    /// Switches the escaping rule, after `CONNECT` negotiation. A frame already partly read is
+    /// read again from its start under the new rule.
+    pub fn set_version(&mut self, v: Version) {
+        self.version = v;
+        self.partial = Partial::default();
+    }
+
+    /// The version whose escaping rule the decoder applies.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The bounds this decoder enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Consumes one item from the front of `buf` if a whole one is there.
+    ///
+    /// `Ok(None)` means incomplete: wait for more bytes (`buf` is untouched). `Err` means the
+    /// stream is invalid or exceeds a limit, possibly before the frame is complete; the caller
+    /// sends `ERROR` and closes, and must not call again with the same buffer.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, DecodeError> {
+        if buf.len() < self.partial.scanned {
+            // Not the buffer we were reading; start over rather than index past its end.
+            self.partial = Partial::default();
+        }
+        let result = self.decode_item(buf);
+        if !matches!(result, Ok(None)) {
+            self.partial = Partial::default();
+        }
+        result
+    }
+
+    fn decode_item(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, DecodeError> {
+        let command = match self.partial.command {
+            Some(command) => command,
+            None => match self.start(buf)? {
+                Start::Incomplete => return Ok(None),
+                Start::HeartBeat(len) => {
+                    buf.advance(len);
+                    return Ok(Some(Item::HeartBeat));
+                }
+                Start::Command(command, headers_start) => {
+                    self.partial.command = Some(command);
+                    self.partial.line_start = headers_start;
+                    self.partial.scanned = headers_start;
+                    command
+                }
+            },
+        };
+        let body_start = match self.partial.body_start {
+            Some(start) => start,
+            None => match self.headers(buf, command)? {
+                Some(start) => start,
+                None => return Ok(None),
+            },
+        };
+        let Some(nul) = self.body_end(buf, body_start)? else {
+            return Ok(None);
+        };
+
+        let bytes = buf.split_to(nul + 1).freeze();
+        let frame = Frame {
+            command,
+            headers: std::mem::take(&mut self.partial.headers),
+            body: bytes.slice(body_start..nul),
+        };
+        Ok(Some(Item::Frame(frame)))
+    }
+
+    /// Reads a heart-beat or the command line at the front of `buf`.
+    fn start(&self, buf: &[u8]) -> Result<Start, DecodeError> {
+        match (buf.first(), buf.get(1)) {
+            (None, _) | (Some(b'\r'), None) => return Ok(Start::Incomplete),
+            (Some(b'\n'), _) => return Ok(Start::HeartBeat(1)),
+            (Some(b'\r'), Some(b'\n')) => return Ok(Start::HeartBeat(2)),
+            _ => {}
+        }
+        let window = &buf[..buf.len().min(MAX_COMMAND_LINE_BYTES)];
+        let Some(lf) = window.iter().position(|&b| b == b'\n') else {
+            if buf.len() >= MAX_COMMAND_LINE_BYTES {
+                return Err(DecodeError::UnknownCommand(snippet(window)));
+            }
+            return Ok(Start::Incomplete);
+        };
+        let line = strip_cr(&buf[..lf]);
+        let command =
+            Command::parse(line).ok_or_else(|| DecodeError::UnknownCommand(snippet(line)))?;
+        // The frame still needs at least a blank line and its NUL.
+        self.check_frame_len(lf + 1 + 2)?;
+        Ok(Start::Command(command, lf + 1))
+    }
+
+    /// Parses the header lines that have arrived. Returns where the body starts once the blank
+    /// line is in, `None` while it is not.
+    fn headers(&mut self, buf: &[u8], command: Command) -> Result<Option<usize>, DecodeError> {
+        let escaping = Escaping::for_frame(self.version, command);
+        loop {
+            let from = self.partial.scanned;
+            let Some(offset) = find_byte(b'\n', &buf[from..]) else {
+                self.partial.scanned = buf.len();
+                self.check_incomplete_line(buf)?;
+                return Ok(None);
+            };
+            let lf = from + offset;
+            let next = lf + 1;
+            let line = strip_cr(&buf[self.partial.line_start..lf]);
+
+            if line.is_empty() {
+                let min_frame_len = match self.partial.content_length {
+                    Some(len) => next.saturating_add(len).saturating_add(1),
+                    None => next + 1,
+                };
+                self.check_frame_len(min_frame_len)?;
+                self.partial.body_start = Some(next);
+                self.partial.scanned = next;
+                return Ok(Some(next));
+            }
+
+            if line.len() > self.limits.max_header_bytes {
+                return Err(DecodeError::HeaderTooLong {
+                    limit: self.limits.max_header_bytes,
+                });
+            }
+            if self.partial.headers.len() >= self.limits.max_headers {
+                return Err(DecodeError::TooManyHeaders {
+                    limit: self.limits.max_headers,
+                });
+            }
+            // At least the blank line and the NUL are still to come.
+            self.check_frame_len(next + 2)?;
+
+            let (name, value) = parse_header(line, escaping)?;
+            if name == CONTENT_LENGTH && self.partial.content_length.is_none() {
+                let len = parse_content_length(&value)?;
+                if len > self.limits.max_body_bytes {
+                    return Err(DecodeError::BodyTooLarge {
+                        limit: self.limits.max_body_bytes,
+                    });
+                }
+                self.partial.content_length = Some(len);
+            }
+            self.partial.headers.push((name, value));
+            self.partial.line_start = next;
+            self.partial.scanned = next;
+        }
+    }
+
+    /// Fails if the header line still missing its LF already breaks a limit.
+    fn check_incomplete_line(&self, buf: &[u8]) -> Result<(), DecodeError> {
+        let partial = &buf[self.partial.line_start..];
+        // A trailing CR may turn out to be half of a CRLF, so it does not count yet.
+        let line = partial.strip_suffix(b"\r").unwrap_or(partial);
+        if line.len() > self.limits.max_header_bytes {
+            return Err(DecodeError::HeaderTooLong {
+                limit: self.limits.max_header_bytes,
+            });
+        }
+        if !line.is_empty() && self.partial.headers.len() >= self.limits.max_headers {
+            // A non-empty line cannot be the blank line, so it is one header too many.
+            return Err(DecodeError::TooManyHeaders {
+                limit: self.limits.max_headers,
+            });
+        }
+        // This line's LF and the frame's NUL are still to come.
+        self.check_frame_len(buf.len() + 2)
+    }
+
+    /// Finds the body's terminating NUL. `None` while it has not arrived.
+    fn body_end(&mut self, buf: &[u8], body_start: usize) -> Result<Option<usize>, DecodeError> {
+        if let Some(len) = self.partial.content_length {
+            // The frame-length check at the blank line bounds this, so it cannot saturate in
+            // practice; saturating keeps absurd limits from overflowing.
+            let nul = body_start.saturating_add(len);
+            return match buf.get(nul) {
+                None => Ok(None),
+                Some(0) => Ok(Some(nul)),
+                Some(_) => Err(DecodeError::MissingNul),
+            };
+        }
+        // `scanned` was set to the body start when the blank line arrived.
+        let from = self.partial.scanned;
+        match find_byte(0, &buf[from..]) {
+            Some(offset) => {
+                let nul = from + offset;
+                self.check_body_len(nul - body_start)?;
+                self.check_frame_len(nul + 1)?;
+                Ok(Some(nul))
+            }
+            None => {
+                self.partial.scanned = buf.len();
+                self.check_body_len(buf.len() - body_start)?;
+                self.check_frame_len(buf.len() + 1)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Fails if the body is, or will be, at least `min_len` bytes and that is over the limit.
+    fn check_body_len(&self, min_len: usize) -> Result<(), DecodeError> {
+        if min_len > self.limits.max_body_bytes {
+            return Err(DecodeError::BodyTooLarge {
+                limit: self.limits.max_body_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fails if the frame is, or will be, at least `min_len` bytes and that is over the limit.
+    fn check_frame_len(&self, min_len: usize) -> Result<(), DecodeError> {
+        if min_len > self.limits.max_frame_bytes {
+            return Err(DecodeError::FrameTooLarge {
+                limit: self.limits.max_frame_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Default for Decoder {
+    fn default() -> Decoder {
+        Decoder::new(Limits::default())
+    }
+}
+
+/// A line without its EOL's optional CR (STOMP 1.2 allows CRLF; older peers get the same
+/// leniency).
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Splits a header line at its first colon and decodes both halves.
+fn parse_header(line: &[u8], escaping: Escaping) -> Result<(String, String), DecodeError> {
+    let colon = match find_byte(b':', line) {
+        Some(colon) if colon > 0 => colon,
+        _ => return Err(DecodeError::InvalidHeaderLine(snippet(line))),
+    };
+    // One UTF-8 check for the whole line; the colon is ASCII, so both halves stay valid.
+    let text = std::str::from_utf8(line).map_err(|_| DecodeError::InvalidUtf8)?;
+    Ok((
+        unescape(&text[..colon], escaping)?,
+        unescape(&text[colon + 1..], escaping)?,
+    ))
+}
+
+/// Parses a `content-length` value: decimal digits only (no sign), fitting in `usize`.
+/// Surrounding blanks are tolerated because ActiveMQ tolerates them and 1.0 clients send them.
+fn parse_content_length(value: &str) -> Result<usize, DecodeError> {
+    let digits = value.trim_matches([' ', '\t']);
+    let invalid = || DecodeError::InvalidContentLength(snippet(value.as_bytes()));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    digits.parse().map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests;
