@@ -33,10 +33,7 @@ enum ContainerKey {
     /// A queue or temporary queue.
     Queue(Destination),
     /// A durable topic subscription.
-    Durable {
-        client_id: Arc<str>,
-        name: Arc<str>,
-    },
+    Durable { client_id: Arc<str>, name: Arc<str> },
     /// A non-durable topic subscription, owned by one connection.
     TopicSub { conn: ConnectionId, sub: Arc<str> },
 }
@@ -237,9 +234,7 @@ impl Broker {
         for (skey, messages) in recovered.messages {
             let key = match skey {
                 StoreKey::Queue(name) => ContainerKey::Queue(Destination::queue(&name)),
-                StoreKey::Durable { client_id, name } => {
-                    ContainerKey::Durable { client_id, name }
-                }
+                StoreKey::Durable { client_id, name } => ContainerKey::Durable { client_id, name },
             };
             let container = st.containers.entry(key).or_default();
             for (data, redeliveries) in messages {
@@ -370,7 +365,9 @@ impl Broker {
                 client_id: Arc::clone(&client_id),
                 name: Arc::clone(&def.name),
             };
-            let existing = st.durables.get(&(Arc::clone(&client_id), Arc::clone(&def.name)));
+            let existing = st
+                .durables
+                .get(&(Arc::clone(&client_id), Arc::clone(&def.name)));
             if existing.is_some_and(|_| {
                 st.containers
                     .get(&key)
@@ -486,7 +483,10 @@ impl Broker {
         {
             return Err(BrokerError::DurableActive(name.to_owned()));
         }
-        if !st.durables.contains_key(&(Arc::clone(&client_id), Arc::from(name))) {
+        if !st
+            .durables
+            .contains_key(&(Arc::clone(&client_id), Arc::from(name)))
+        {
             return Err(BrokerError::UnknownSubscription(name.to_owned()));
         }
         let mut ops = Vec::new();
@@ -547,7 +547,10 @@ impl Broker {
                 .txs
                 .get_mut(tx)
                 .ok_or_else(|| BrokerError::UnknownTransaction(tx.to_owned()))?;
-            let q = st.containers.get_mut(&sub.container).expect("holder exists");
+            let q = st
+                .containers
+                .get_mut(&sub.container)
+                .expect("holder exists");
             let ids = q
                 .tx_ack(sub.consumer, id, cumulative)
                 .map_err(|_| BrokerError::UnknownMessage(id))?;
@@ -556,7 +559,10 @@ impl Broker {
             self.dispatch(st, &sub.container);
             return Ok(0);
         }
-        let q = st.containers.get_mut(&sub.container).expect("holder exists");
+        let q = st
+            .containers
+            .get_mut(&sub.container)
+            .expect("holder exists");
         let entries = q
             .ack(sub.consumer, id, cumulative)
             .map_err(|_| BrokerError::UnknownMessage(id))?;
@@ -583,7 +589,10 @@ impl Broker {
         let Some(sub) = Self::find_holder(st, conn, subscription, id)? else {
             return Err(BrokerError::UnknownMessage(id));
         };
-        let q = st.containers.get_mut(&sub.container).expect("holder exists");
+        let q = st
+            .containers
+            .get_mut(&sub.container)
+            .expect("holder exists");
         let entries = q
             .take_back(sub.consumer, id, sub.ack_mode.is_cumulative())
             .map_err(|_| BrokerError::UnknownMessage(id))?;
@@ -650,7 +659,11 @@ impl Broker {
         let mut ops = Vec::new();
         let mut touched = Vec::new();
         for (key, id) in t.acks {
-            if let Some(entry) = st.containers.get_mut(&key).and_then(|q| q.settle_tx_ack(id)) {
+            if let Some(entry) = st
+                .containers
+                .get_mut(&key)
+                .and_then(|q| q.settle_tx_ack(id))
+            {
                 ops.extend(dequeue_ops(&key, std::slice::from_ref(&entry)));
                 touched.push(key);
             }
@@ -734,10 +747,7 @@ impl Broker {
         mut ops: Vec<StoreOp>,
     ) -> Result<Seq, BrokerError> {
         let now = now_ms();
-        let publisher_client = st
-            .connections
-            .get(&conn)
-            .and_then(|c| c.client_id.clone());
+        let publisher_client = st.connections.get(&conn).and_then(|c| c.client_id.clone());
         let mut placed: Vec<(ContainerKey, Arc<Message>)> = Vec::with_capacity(messages.len());
         for new in messages {
             let id = st.next_message_id;
@@ -785,11 +795,14 @@ impl Broker {
         };
         let mut touched: Vec<ContainerKey> = Vec::new();
         for (key, msg) in placed {
-            st.containers.entry(key.clone()).or_default().enqueue(Entry {
-                msg,
-                redeliveries: 0,
-                seq,
-            });
+            st.containers
+                .entry(key.clone())
+                .or_default()
+                .enqueue(Entry {
+                    msg,
+                    redeliveries: 0,
+                    seq,
+                });
             if !touched.contains(&key) {
                 touched.push(key);
             }
@@ -865,7 +878,8 @@ impl Broker {
             client_id: Arc::clone(client_id),
             name: Arc::clone(&name),
         };
-        st.durables.remove(&(Arc::clone(client_id), Arc::clone(&name)));
+        st.durables
+            .remove(&(Arc::clone(client_id), Arc::clone(&name)));
         st.containers.remove(&key);
         for links in st.topics.values_mut() {
             links.retain(|l| l.key != key);
@@ -894,7 +908,11 @@ impl Broker {
     fn rollback_acks(&self, st: &mut State, acks: Vec<(ContainerKey, MessageId)>) {
         let mut by_key: Vec<(ContainerKey, Vec<Entry>)> = Vec::new();
         for (key, id) in acks {
-            let Some(entry) = st.containers.get_mut(&key).and_then(|q| q.settle_tx_ack(id)) else {
+            let Some(entry) = st
+                .containers
+                .get_mut(&key)
+                .and_then(|q| q.settle_tx_ack(id))
+            else {
                 continue;
             };
             match by_key.iter_mut().find(|(k, _)| *k == key) {
@@ -969,8 +987,10 @@ impl Broker {
             data.timestamp_ms = now;
             data.headers
                 .push(("original-destination".into(), e.msg.destination.to_string()));
-            data.headers
-                .push(("original-message-id".into(), format!("ID:hawser-{}", e.msg.id)));
+            data.headers.push((
+                "original-message-id".into(),
+                format!("ID:hawser-{}", e.msg.id),
+            ));
             data.headers
                 .push(("dlqDeliveryFailureCause".into(), cause.to_owned()));
             let msg = Arc::new(Message::new(data, &self.usage));

@@ -24,7 +24,11 @@ impl RecordingStore {
     }
 
     fn ops(&self) -> Vec<StoreOp<MessageData>> {
-        self.records.lock().iter().flat_map(|(ops, _)| ops.clone()).collect()
+        self.records
+            .lock()
+            .iter()
+            .flat_map(|(ops, _)| ops.clone())
+            .collect()
     }
 
     /// What a store would recover from these records (a tiny model of the journal's replay).
@@ -35,7 +39,10 @@ impl RecordingStore {
                 StoreOp::Enqueue { message, targets } => {
                     rec.max_message_id = rec.max_message_id.max(message.id);
                     for t in targets {
-                        rec.messages.entry(t).or_default().push((message.clone(), 0));
+                        rec.messages
+                            .entry(t)
+                            .or_default()
+                            .push((message.clone(), 0));
                     }
                 }
                 StoreOp::Dequeue { key, id } => {
@@ -129,10 +136,13 @@ fn queue_competing_consumers_and_ack() {
     let c1 = b.connect(None, r1.clone()).unwrap();
     let c2 = b.connect(None, r2.clone()).unwrap();
     let q = Destination::queue("orders");
-    b.subscribe(c1, spec("s", q.clone(), AckMode::ClientIndividual)).unwrap();
-    b.subscribe(c2, spec("s", q.clone(), AckMode::ClientIndividual)).unwrap();
+    b.subscribe(c1, spec("s", q.clone(), AckMode::ClientIndividual))
+        .unwrap();
+    b.subscribe(c2, spec("s", q.clone(), AckMode::ClientIndividual))
+        .unwrap();
     for i in 0..4 {
-        b.send(c1, msg(q.clone(), &i.to_string(), false), None).unwrap();
+        b.send(c1, msg(q.clone(), &i.to_string(), false), None)
+            .unwrap();
     }
     assert_eq!(r1.ids().len() + r2.ids().len(), 4);
     assert_eq!(r1.ids().len(), 2, "round robin");
@@ -157,7 +167,8 @@ fn disconnect_redelivers_then_dead_letters_after_max_redeliveries() {
     for attempt in 0..=6 {
         let r = Recorder::new();
         let c = b.connect(None, r.clone()).unwrap();
-        b.subscribe(c, spec("s", q.clone(), AckMode::Client)).unwrap();
+        b.subscribe(c, spec("s", q.clone(), AckMode::Client))
+            .unwrap();
         let d = r.take();
         assert_eq!(d.len(), 1, "attempt {attempt}");
         assert_eq!(d[0].redelivery_count, attempt);
@@ -166,14 +177,21 @@ fn disconnect_redelivers_then_dead_letters_after_max_redeliveries() {
     // Seventh failure: gone from the queue, in the DLQ with its cause.
     let r = Recorder::new();
     let c = b.connect(None, r.clone()).unwrap();
-    b.subscribe(c, spec("s", q.clone(), AckMode::Client)).unwrap();
-    assert!(r.take().is_empty());
-    b.subscribe(c, spec("dlq", Destination::queue("ActiveMQ.DLQ"), AckMode::Auto))
+    b.subscribe(c, spec("s", q.clone(), AckMode::Client))
         .unwrap();
+    assert!(r.take().is_empty());
+    b.subscribe(
+        c,
+        spec("dlq", Destination::queue("ActiveMQ.DLQ"), AckMode::Auto),
+    )
+    .unwrap();
     let d = r.take();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].message.body, Bytes::from_static(b"poison"));
-    assert_eq!(d[0].message.header("original-destination"), Some("queue://work"));
+    assert_eq!(
+        d[0].message.header("original-destination"),
+        Some("queue://work")
+    );
     assert!(d[0].message.persistent);
 }
 
@@ -183,7 +201,8 @@ fn nack_redelivers_immediately() {
     let q = Destination::queue("n");
     let r = Recorder::new();
     let c = b.connect(None, r.clone()).unwrap();
-    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual)).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
+        .unwrap();
     b.send(c, msg(q.clone(), "x", false), None).unwrap();
     let first = r.take();
     b.nack(c, None, first[0].message.id).unwrap();
@@ -198,18 +217,23 @@ fn transactions_commit_and_abort() {
     let q = Destination::queue("tx");
     let r = Recorder::new();
     let c = b.connect(None, r.clone()).unwrap();
-    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual)).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
+        .unwrap();
     b.begin(c, "t1").unwrap();
     b.send(c, msg(q.clone(), "a", false), Some("t1")).unwrap();
     assert!(r.ids().is_empty(), "nothing before commit");
     b.commit(c, "t1").unwrap();
     assert_eq!(bodies(&r), vec!["a"]);
-    assert_eq!(b.commit(c, "t1"), Err(BrokerError::UnknownTransaction("t1".into())));
+    assert_eq!(
+        b.commit(c, "t1"),
+        Err(BrokerError::UnknownTransaction("t1".into()))
+    );
 
     // Ack in a transaction, abort: the message comes back redelivered.
     let id = r.take()[0].message.id;
     b.begin(c, "t2").unwrap();
-    b.send(c, msg(q.clone(), "dropped", false), Some("t2")).unwrap();
+    b.send(c, msg(q.clone(), "dropped", false), Some("t2"))
+        .unwrap();
     b.ack(c, None, id, Some("t2"), false).unwrap();
     b.abort(c, "t2").unwrap();
     let d = r.take();
@@ -217,7 +241,10 @@ fn transactions_commit_and_abort() {
     assert_eq!(d[0].message.id, id);
     assert_eq!(d[0].redelivery_count, 1);
     assert_eq!(b.begin(c, "t3"), Ok(()));
-    assert_eq!(b.begin(c, "t3"), Err(BrokerError::DuplicateTransaction("t3".into())));
+    assert_eq!(
+        b.begin(c, "t3"),
+        Err(BrokerError::DuplicateTransaction("t3".into()))
+    );
 }
 
 #[test]
@@ -228,7 +255,8 @@ fn topic_fan_out_selectors_and_no_local() {
     let c1 = b.connect(None, r1.clone()).unwrap();
     let c2 = b.connect(None, r2.clone()).unwrap();
     let c3 = b.connect(None, r3.clone()).unwrap();
-    b.subscribe(c1, spec("a", t.clone(), AckMode::Auto)).unwrap();
+    b.subscribe(c1, spec("a", t.clone(), AckMode::Auto))
+        .unwrap();
     let mut s2 = spec("b", t.clone(), AckMode::Auto);
     s2.selector = Some("symbol = 'ACME'".into());
     b.subscribe(c2, s2).unwrap();
@@ -277,7 +305,10 @@ fn durable_subscription_survives_absence_and_restart() {
     let c = b.connect(Some("reader"), r.clone()).unwrap();
     let mut s = spec("s", t.clone(), AckMode::ClientIndividual);
     s.durable_name = Some("daily".into());
-    assert!(b.subscribe(c, s.clone()).unwrap() > 0, "subscription is stored");
+    assert!(
+        b.subscribe(c, s.clone()).unwrap() > 0,
+        "subscription is stored"
+    );
     b.disconnect(c);
 
     let p = b.connect(None, Recorder::new()).unwrap();
@@ -309,12 +340,18 @@ fn durable_needs_client_id_and_single_subscriber() {
     let mut s = spec("s", t.clone(), AckMode::Auto);
     s.durable_name = Some("d".into());
     let anon = b.connect(None, Recorder::new()).unwrap();
-    assert_eq!(b.subscribe(anon, s.clone()), Err(BrokerError::DurableNeedsClientId));
+    assert_eq!(
+        b.subscribe(anon, s.clone()),
+        Err(BrokerError::DurableNeedsClientId)
+    );
     let c = b.connect(Some("me"), Recorder::new()).unwrap();
     b.subscribe(c, s.clone()).unwrap();
     let mut s2 = s.clone();
     s2.id = Arc::from("other");
-    assert_eq!(b.subscribe(c, s2), Err(BrokerError::DurableActive("d".into())));
+    assert_eq!(
+        b.subscribe(c, s2),
+        Err(BrokerError::DurableActive("d".into()))
+    );
 }
 
 #[test]
@@ -327,7 +364,8 @@ fn persistent_queue_messages_are_written_and_recovered_with_redelivery_counts() 
     b.send(c, msg(q.clone(), "one", true), None).unwrap();
     b.send(c, msg(q.clone(), "two", true), None).unwrap();
     b.send(c, msg(q.clone(), "mem", false), None).unwrap();
-    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual)).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
+        .unwrap();
     let d = r.take();
     assert!(d[0].seq > 0, "persistent delivery waits for its record");
     assert_eq!(d[2].seq, 0, "non-persistent never waits");
@@ -341,7 +379,8 @@ fn persistent_queue_messages_are_written_and_recovered_with_redelivery_counts() 
     let b2 = Broker::new(BrokerConfig::default(), store.clone(), rec);
     let r = Recorder::new();
     let c = b2.connect(None, r.clone()).unwrap();
-    b2.subscribe(c, spec("s", q.clone(), AckMode::Auto)).unwrap();
+    b2.subscribe(c, spec("s", q.clone(), AckMode::Auto))
+        .unwrap();
     let d = r.take();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].redelivery_count, 1);
@@ -382,7 +421,10 @@ fn expired_messages_are_not_delivered() {
     b.subscribe(c, spec("s", q.clone(), AckMode::Auto)).unwrap();
     assert_eq!(bodies(&r), vec!["new"]);
     // Persistent and expired: dead-lettered, as ActiveMQ does.
-    b.subscribe(c, spec("d", Destination::queue("ActiveMQ.DLQ"), AckMode::Auto))
-        .unwrap();
+    b.subscribe(
+        c,
+        spec("d", Destination::queue("ActiveMQ.DLQ"), AckMode::Auto),
+    )
+    .unwrap();
     assert_eq!(bodies(&r), vec!["new", "old"]);
 }

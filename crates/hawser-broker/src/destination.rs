@@ -28,7 +28,10 @@ impl DestinationKind {
 
     /// True for destinations owned by a connection.
     pub fn is_temporary(self) -> bool {
-        matches!(self, DestinationKind::TempQueue | DestinationKind::TempTopic)
+        matches!(
+            self,
+            DestinationKind::TempQueue | DestinationKind::TempTopic
+        )
     }
 }
 
@@ -136,7 +139,9 @@ mod tests {
             Err(InvalidDestination::TooLong { .. })
         ));
         assert_eq!(
-            Destination::new(DestinationKind::Topic, "prices.eu").unwrap().to_string(),
+            Destination::new(DestinationKind::Topic, "prices.eu")
+                .unwrap()
+                .to_string(),
             "topic://prices.eu"
         );
     }

@@ -74,7 +74,11 @@ pub(crate) mod test_support {
         }
 
         pub fn ids(&self) -> Vec<u64> {
-            self.deliveries.lock().iter().map(|d| d.message.id).collect()
+            self.deliveries
+                .lock()
+                .iter()
+                .map(|d| d.message.id)
+                .collect()
         }
 
         pub fn consumers(&self) -> Vec<u64> {

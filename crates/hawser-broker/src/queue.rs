@@ -263,12 +263,10 @@ impl MessageQueue {
             return ok.then_some(owner);
         }
         let n = self.consumers.len();
-        (0..n)
-            .map(|k| (self.next_consumer + k) % n)
-            .find(|&idx| {
-                let c = &self.consumers[idx];
-                c.has_credit() && c.selector.as_ref().is_none_or(|s| s.matches(&**msg))
-            })
+        (0..n).map(|k| (self.next_consumer + k) % n).find(|&idx| {
+            let c = &self.consumers[idx];
+            c.has_credit() && c.selector.as_ref().is_none_or(|s| s.matches(&**msg))
+        })
     }
 
     fn deliver(&mut self, idx: usize, entry: Entry) {
@@ -339,7 +337,10 @@ impl MessageQueue {
     ) -> Result<Vec<Entry>, AckError> {
         let ids = self.covered(consumer, id, cumulative)?;
         self.forget_unacked(consumer, &ids);
-        Ok(ids.iter().filter_map(|id| self.take_inflight(*id)).collect())
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.take_inflight(*id))
+            .collect())
     }
 
     /// Takes back delivered messages (a NACK): they leave the consumer and are
@@ -501,7 +502,10 @@ mod tests {
         assert_eq!(rec.ids(), vec![1, 2, 3]);
         // Cumulative ack of 3 covers 1 too.
         let acked = q.ack(1, 3, true).unwrap();
-        assert_eq!(acked.iter().map(|e| e.msg.id).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(
+            acked.iter().map(|e| e.msg.id).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
         assert_eq!(q.ack(1, 3, false).unwrap_err(), AckError::UnknownMessage(3));
     }
 

@@ -71,7 +71,11 @@ pub fn encode_record<M: AsMessageData>(ops: &[StoreOp<M>]) -> Bytes {
         size += match op {
             StoreOp::Enqueue { message, .. } => {
                 let m = message.message_data();
-                96 + m.body.len() + m.headers.iter().map(|(k, v)| 8 + k.len() + v.len()).sum::<usize>()
+                96 + m.body.len()
+                    + m.headers
+                        .iter()
+                        .map(|(k, v)| 8 + k.len() + v.len())
+                        .sum::<usize>()
             }
             _ => 64,
         };
@@ -171,7 +175,10 @@ fn put_str(buf: &mut BytesMut, s: &str) {
 
 /// Decodes one record. Bodies share `record`'s memory rather than being copied.
 pub fn decode_record(record: &Bytes) -> Result<Vec<StoreOp<MessageData>>, CodecError> {
-    let mut r = Reader { data: record, at: 0 };
+    let mut r = Reader {
+        data: record,
+        at: 0,
+    };
     let format = r.u8()?;
     if format != RECORD_FORMAT {
         return Err(CodecError::UnknownFormat(format));
@@ -399,12 +406,21 @@ mod tests {
 
     fn op_strategy() -> impl Strategy<Value = StoreOp<MessageData>> {
         prop_oneof![
-            (message_strategy(), proptest::collection::vec(key_strategy(), 0..3))
+            (
+                message_strategy(),
+                proptest::collection::vec(key_strategy(), 0..3)
+            )
                 .prop_map(|(message, targets)| StoreOp::Enqueue { message, targets }),
             (key_strategy(), any::<u64>()).prop_map(|(key, id)| StoreOp::Dequeue { key, id }),
             (key_strategy(), any::<u64>(), any::<u32>())
                 .prop_map(|(key, id, count)| StoreOp::Redelivered { key, id, count }),
-            (".{0,6}", ".{0,6}", ".{0,6}", proptest::option::of(".{0,20}"), any::<bool>())
+            (
+                ".{0,6}",
+                ".{0,6}",
+                ".{0,6}",
+                proptest::option::of(".{0,20}"),
+                any::<bool>()
+            )
                 .prop_map(|(c, n, t, selector, no_local)| StoreOp::Subscribe(
                     DurableSubscription {
                         client_id: Arc::from(c.as_str()),

@@ -474,7 +474,8 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<Seq, String> {
                     let mut still = Vec::new();
                     let mut redeliveries = Vec::new();
                     for key in targets {
-                        if let Some(r) = tracker.messages.get(&key).and_then(|m| m.get(&message.id)) {
+                        if let Some(r) = tracker.messages.get(&key).and_then(|m| m.get(&message.id))
+                        {
                             if r.pos == pos {
                                 if r.redeliveries > 0 {
                                     redeliveries.push(StoreOp::Redelivered {
@@ -495,10 +496,13 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<Seq, String> {
                         copy.extend(redeliveries);
                     }
                 }
-                StoreOp::Subscribe(sub) => {
-                    if tracker.subscriptions.get(&sub.key()).is_some_and(|r| r.pos == pos) {
-                        copy.push(StoreOp::Subscribe(sub));
-                    }
+                StoreOp::Subscribe(sub)
+                    if tracker
+                        .subscriptions
+                        .get(&sub.key())
+                        .is_some_and(|r| r.pos == pos) =>
+                {
+                    copy.push(StoreOp::Subscribe(sub));
                 }
                 _ => {}
             }

@@ -318,7 +318,9 @@ async fn produce(
                             let seq: usize = frame
                                 .header("receipt-id")
                                 .and_then(|r| r.parse().ok())
-                                .ok_or_else(|| anyhow!("unexpected receipt {:?}", frame.header("receipt-id")))?;
+                                .ok_or_else(|| {
+                                    anyhow!("unexpected receipt {:?}", frame.header("receipt-id"))
+                                })?;
                             let mut c = confirmed.lock();
                             if c.len() <= seq {
                                 c.resize(seq + 1, false);
@@ -620,6 +622,11 @@ fn process_cpu_seconds() -> f64 {
         return 0.0;
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / CLOCK_TICKS_PER_SECOND
 }

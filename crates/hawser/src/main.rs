@@ -9,7 +9,11 @@ use tokio_util::sync::CancellationToken;
 use hawser::config::{Config, FlowControl, Persistence};
 
 #[derive(Parser)]
-#[command(name = "hawser", version, about = "Hawser: a message broker that ActiveMQ clients can talk to")]
+#[command(
+    name = "hawser",
+    version,
+    about = "Hawser: a message broker that ActiveMQ clients can talk to"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]

@@ -52,7 +52,11 @@ pub async fn serve(
     let started = Instant::now();
     let (store, recovered) = open_store(&config)?;
     let pending: usize = recovered.messages.values().map(Vec::len).sum();
-    let broker = Arc::new(Broker::new(config.broker_config(), Arc::clone(&store), recovered));
+    let broker = Arc::new(Broker::new(
+        config.broker_config(),
+        Arc::clone(&store),
+        recovered,
+    ));
     let listener = TcpListener::bind(config.stomp.listen)
         .await
         .with_context(|| format!("cannot listen for STOMP on {}", config.stomp.listen))?;
@@ -122,7 +126,10 @@ pub async fn serve(
     drop(listener);
     tracing::info!("shutting down: no new connections; finishing in-flight work");
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
     }
     store.close();

@@ -123,7 +123,9 @@ pub fn new_message(frame: Frame, conn: ConnectionId) -> Result<NewMessage, Sessi
         }
         // A reply-to naming the sender's own temporary queue must reach it from
         // other connections, so it carries the broker's global name.
-        let v = if k == "reply-to" && (v.starts_with("/temp-queue/") || v.starts_with("/temp-topic/")) {
+        let v = if k == "reply-to"
+            && (v.starts_with("/temp-queue/") || v.starts_with("/temp-topic/"))
+        {
             destination_name(&parse_destination(&v, conn)?)
         } else {
             v
@@ -179,8 +181,14 @@ mod tests {
 
     #[test]
     fn destinations() {
-        assert_eq!(parse_destination("/queue/a.b", 1).unwrap(), Destination::queue("a.b"));
-        assert_eq!(parse_destination("/topic/t", 1).unwrap(), Destination::topic("t"));
+        assert_eq!(
+            parse_destination("/queue/a.b", 1).unwrap(),
+            Destination::queue("a.b")
+        );
+        assert_eq!(
+            parse_destination("/topic/t", 1).unwrap(),
+            Destination::topic("t")
+        );
         let tmp = parse_destination("/temp-queue/r", 7).unwrap();
         assert_eq!(destination_name(&tmp), "/remote-temp-queue/hawser-tmp-7-r");
         assert_eq!(

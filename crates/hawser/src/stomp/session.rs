@@ -222,7 +222,8 @@ impl Session {
                 return Err(e);
             }
         };
-        let receipt_frame = receipt.map(|r| Frame::new(Command::Receipt).with_header("receipt-id", r));
+        let receipt_frame =
+            receipt.map(|r| Frame::new(Command::Receipt).with_header("receipt-id", r));
         if flow == Flow::Stop {
             let _ = self.out.send(Out::Close {
                 frame: receipt_frame,
@@ -244,7 +245,9 @@ impl Session {
                     self.connect(&frame)?;
                     Ok((Flow::Continue, 0))
                 }
-                other => Err(SessionError::NotConnected(SessionError::command_name(other))),
+                other => Err(SessionError::NotConnected(SessionError::command_name(
+                    other,
+                ))),
             };
         };
         let broker = Arc::clone(&self.settings.broker);
@@ -293,19 +296,31 @@ impl Session {
                 }
             }
             Command::Begin => {
-                broker.begin(conn, tx.as_deref().ok_or(SessionError::MissingHeader("transaction"))?)?;
+                broker.begin(
+                    conn,
+                    tx.as_deref()
+                        .ok_or(SessionError::MissingHeader("transaction"))?,
+                )?;
                 0
             }
-            Command::Commit => {
-                broker.commit(conn, tx.as_deref().ok_or(SessionError::MissingHeader("transaction"))?)?
-            }
+            Command::Commit => broker.commit(
+                conn,
+                tx.as_deref()
+                    .ok_or(SessionError::MissingHeader("transaction"))?,
+            )?,
             Command::Abort => {
-                broker.abort(conn, tx.as_deref().ok_or(SessionError::MissingHeader("transaction"))?)?;
+                broker.abort(
+                    conn,
+                    tx.as_deref()
+                        .ok_or(SessionError::MissingHeader("transaction"))?,
+                )?;
                 0
             }
             Command::Disconnect => return Ok((Flow::Stop, 0)),
             other @ (Command::Connected | Command::Message | Command::Receipt | Command::Error) => {
-                return Err(SessionError::UnexpectedCommand(SessionError::command_name(other)))
+                return Err(SessionError::UnexpectedCommand(SessionError::command_name(
+                    other,
+                )))
             }
         };
         Ok((Flow::Continue, seq))
@@ -314,7 +329,8 @@ impl Session {
     fn connect(&mut self, frame: &Frame) -> Result<(), SessionError> {
         let version = match frame.header("accept-version") {
             None => Version::V1_0,
-            Some(v) => Version::negotiate(v).ok_or_else(|| SessionError::UnsupportedVersion(v.to_owned()))?,
+            Some(v) => Version::negotiate(v)
+                .ok_or_else(|| SessionError::UnsupportedVersion(v.to_owned()))?,
         };
         let (cx, cy) = match frame.header("heart-beat") {
             None => (0, 0),

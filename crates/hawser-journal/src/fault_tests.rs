@@ -1,0 +1,125 @@
+//! Write and fsync failures, injected into the writer: every affected `Durable` resolves
+//! to `Err`, the journal refuses further appends, and nothing panics.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use crate::{AppendError, Journal, JournalConfig, WriteError};
+
+fn open(dir: &std::path::Path) -> Journal {
+    let config = JournalConfig {
+        segment_bytes: 256,
+        ..JournalConfig::new(dir)
+    };
+    Journal::open(config).unwrap().0
+}
+
+fn assert_io_error(outcome: Result<(), WriteError>, op: &str) {
+    match outcome {
+        Err(WriteError::Io {
+            op: failed_op,
+            source,
+            ..
+        }) => {
+            assert_eq!(failed_op, op);
+            assert_eq!(source.kind(), std::io::ErrorKind::StorageFull);
+        }
+        other => panic!("expected an injected {op} error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_failed_write_fails_the_record_and_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    let (_, durable) = journal.append(Bytes::from_static(b"kept"), true).unwrap();
+    durable.wait_blocking().unwrap();
+
+    journal
+        .shared()
+        .faults
+        .fail_writes
+        .store(true, Ordering::SeqCst);
+    let (_, durable) = journal.append(Bytes::from_static(b"lost"), true).unwrap();
+    assert_io_error(durable.wait_blocking(), "write");
+    assert!(matches!(
+        journal.append(Bytes::from_static(b"refused"), false),
+        Err(AppendError::Failed {
+            cause: WriteError::Io { op: "write", .. }
+        })
+    ));
+    journal.close();
+    drop(journal);
+
+    let (_, recovered) = Journal::open(JournalConfig::new(dir.path())).unwrap();
+    let payloads: Vec<_> = recovered.records.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(payloads, vec![Bytes::from_static(b"kept")]);
+}
+
+#[test]
+fn a_failed_fsync_fails_the_journal_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    journal
+        .shared()
+        .faults
+        .fail_syncs
+        .store(true, Ordering::SeqCst);
+    let (_, durable) = journal.append(Bytes::from_static(b"unsure"), true).unwrap();
+    assert_io_error(durable.wait_blocking(), "fsync");
+    // Even with the fault gone, nothing more is written: the page cache may no longer
+    // match the disk.
+    journal
+        .shared()
+        .faults
+        .fail_syncs
+        .store(false, Ordering::SeqCst);
+    assert!(matches!(
+        journal.append(Bytes::from_static(b"later"), true),
+        Err(AppendError::Failed { .. })
+    ));
+}
+
+#[test]
+fn records_queued_behind_a_failure_all_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    journal
+        .shared()
+        .faults
+        .fail_writes
+        .store(true, Ordering::SeqCst);
+    let mut durables = Vec::new();
+    let mut refused = 0;
+    for i in 0..200u8 {
+        match journal.append(Bytes::from(vec![i; 50]), i % 2 == 0) {
+            Ok((_, durable)) => durables.push(durable),
+            Err(AppendError::Failed { .. }) => refused += 1,
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert!(!durables.is_empty());
+    for durable in durables {
+        assert_io_error(durable.wait_blocking(), "write");
+    }
+    assert_eq!(journal.sync_count(), 0);
+    let _ = refused;
+}
+
+#[test]
+fn a_failure_while_rotating_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    let (_, durable) = journal.append(Bytes::from(vec![1; 200]), true).unwrap();
+    durable.wait_blocking().unwrap();
+    journal
+        .shared()
+        .faults
+        .fail_writes
+        .store(true, Ordering::SeqCst);
+    // Does not fit in segment 1: the writer must create segment 2 and fails doing so.
+    let (position, durable) = journal.append(Bytes::from(vec![2; 200]), true).unwrap();
+    assert_eq!(position.segment, 2);
+    assert_io_error(durable.wait_blocking(), "write segment header");
+}

@@ -1,0 +1,431 @@
+//! The [`Journal`] handle: producers append through it, recovery opens it, and it hands
+//! every write to the single writer thread (see `writer`).
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+use tracing::{error, info};
+
+use crate::config::{JournalConfig, MAX_QUEUED_BYTES, MIN_SEGMENT_BYTES};
+use crate::durable::Durable;
+use crate::error::{AppendError, DeleteError, OpenError, ReadError};
+use crate::format::{
+    decode_record_header, verify_payload, Corruption, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+};
+use crate::position::Position;
+use crate::recovery::{recover, sync_dir};
+use crate::shared::{Pending, Shared, State};
+use crate::writer;
+
+/// Name of the file whose lock keeps a second journal out of the directory.
+const LOCK_FILE_NAME: &str = "journal.lock";
+
+/// What [`Journal::open`] found on disk.
+#[derive(Debug)]
+pub struct Recovered {
+    /// Every good record of every segment, oldest first.
+    pub records: Vec<(Position, Bytes)>,
+    /// The last segment's file and the length its torn tail was cut to, if it was cut.
+    pub truncated: Option<(PathBuf, u64)>,
+}
+
+/// An open journal. `Send + Sync`: share it behind an `Arc`; every method takes `&self`.
+pub struct Journal {
+    shared: Arc<Shared>,
+    /// The writer thread, joined (and taken) by `close`.
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Holds the directory lock until `close`.
+    lock_file: Mutex<Option<File>>,
+}
+
+impl Journal {
+    /// Opens the journal in `config.dir` (creating the directory if needed), scans every
+    /// segment in order verifying each record's CRC, and returns all records.
+    ///
+    /// A bad record in the last segment is a torn tail from a crash: the file is cut
+    /// there (and fsynced), one warning names the file and offset, and opening goes on.
+    /// A bad record or header in any other segment is corruption: `OpenError::Corrupt`.
+    ///
+    /// # Errors
+    /// `Corrupt` as above; `Locked` if another journal has the directory open;
+    /// `SegmentTooSmall` for a bad configuration; `Io` if the file system fails.
+    pub fn open(config: JournalConfig) -> Result<(Journal, Recovered), OpenError> {
+        if config.segment_bytes < MIN_SEGMENT_BYTES {
+            return Err(OpenError::SegmentTooSmall {
+                segment_bytes: config.segment_bytes,
+                min: MIN_SEGMENT_BYTES,
+            });
+        }
+        fs::create_dir_all(&config.dir).map_err(|source| OpenError::Io {
+            op: "create directory",
+            path: config.dir.clone(),
+            source,
+        })?;
+        let lock_file = lock_dir(&config)?;
+        let recovery = recover(&config)?;
+        let dir = File::open(&config.dir).map_err(|source| OpenError::Io {
+            op: "open directory",
+            path: config.dir.clone(),
+            source,
+        })?;
+        info!(
+            dir = %config.dir.display(),
+            segments = recovery.segments.len(),
+            records = recovery.records.len(),
+            end = %recovery.end,
+            "journal: opened"
+        );
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(State {
+                next: recovery.end,
+                queue: Vec::new(),
+                queued_bytes: 0,
+                written: recovery.end,
+                segments: recovery.segments,
+                failed: None,
+                closing: false,
+                writer_done: false,
+            }),
+            work: Condvar::new(),
+            progress: Condvar::new(),
+            sync_count: AtomicU64::new(0),
+            disk_bytes: AtomicU64::new(recovery.disk_bytes),
+            #[cfg(test)]
+            faults: crate::shared::Faults::default(),
+        });
+        let handle = writer::spawn(Arc::clone(&shared), recovery.file, dir, recovery.end).map_err(
+            |source| OpenError::Io {
+                op: "spawn writer thread for",
+                path: shared.config.dir.clone(),
+                source,
+            },
+        )?;
+        let journal = Journal {
+            shared,
+            writer: Mutex::new(Some(handle)),
+            lock_file: Mutex::new(Some(lock_file)),
+        };
+        let recovered = Recovered {
+            records: recovery.records,
+            truncated: recovery.truncated,
+        };
+        Ok((journal, recovered))
+    }
+
+    /// Appends one record and returns at once with its position; the writer thread
+    /// writes it. Records reach the disk in exactly the order `append` was called.
+    ///
+    /// With `sync`, the returned [`Durable`] completes after an fsync covering the
+    /// record; without, after the record was written (a later fsync covers it).
+    ///
+    /// Blocks only when [`MAX_QUEUED_BYTES`] are already waiting for the writer.
+    ///
+    /// # Errors
+    /// `TooLarge` above `max_record_bytes`; `Failed` once a write or fsync has failed;
+    /// `Closed` after `close`. A failure of this record's own write arrives on the
+    /// `Durable` instead.
+    pub fn append(&self, record: Bytes, sync: bool) -> Result<(Position, Durable), AppendError> {
+        let max = self.shared.config.max_record_bytes;
+        if record.len() > max as usize {
+            return Err(AppendError::TooLarge {
+                len: record.len(),
+                max,
+            });
+        }
+        let size = RECORD_HEADER_BYTES + record.len() as u64;
+        let (done, durable) = oneshot::channel();
+        let mut state = self.shared.state.lock();
+        while state.queued_bytes > 0
+            && state.queued_bytes + size > MAX_QUEUED_BYTES
+            && state.failed.is_none()
+            && !state.closing
+        {
+            self.shared.progress.wait(&mut state);
+        }
+        if let Some(cause) = &state.failed {
+            return Err(AppendError::Failed {
+                cause: cause.clone(),
+            });
+        }
+        if state.closing {
+            return Err(AppendError::Closed);
+        }
+        let mut added = size;
+        if state.next.offset > SEGMENT_HEADER_BYTES
+            && state.next.offset + size > self.shared.config.segment_bytes
+        {
+            let segment = state.next.segment + 1;
+            state.next = Position {
+                segment,
+                offset: SEGMENT_HEADER_BYTES,
+            };
+            state.segments.insert(segment);
+            added += SEGMENT_HEADER_BYTES;
+        }
+        let position = state.next;
+        state.next.offset += size;
+        state.queued_bytes += size;
+        state.queue.push(Pending {
+            position,
+            record,
+            sync,
+            done,
+        });
+        drop(state);
+        self.shared.work.notify_one();
+        self.shared.disk_bytes.fetch_add(added, Ordering::Relaxed);
+        Ok((position, Durable(durable)))
+    }
+
+    /// Reads back a record appended earlier, verifying its CRC. A record still queued is
+    /// waited for. Meant for copying live records forward before deleting a segment.
+    ///
+    /// # Errors
+    /// `NoSuchSegment` for a deleted segment; `NotAppended` for a position past the end;
+    /// `Corrupt` if the bytes there are not a record with a matching CRC; `Io`.
+    pub fn read(&self, position: Position) -> Result<Bytes, ReadError> {
+        {
+            let mut state = self.shared.state.lock();
+            if !state.segments.contains(&position.segment) {
+                return Err(ReadError::NoSuchSegment {
+                    segment: position.segment,
+                });
+            }
+            if position >= state.next || position.offset < SEGMENT_HEADER_BYTES {
+                return Err(ReadError::NotAppended { position });
+            }
+            while !state.is_written(position) && state.writer_can_progress() {
+                self.shared.progress.wait(&mut state);
+            }
+        }
+        let file = self.shared.segment_path(position.segment);
+        let io_error = |source: io::Error| {
+            if source.kind() == io::ErrorKind::NotFound {
+                ReadError::NoSuchSegment {
+                    segment: position.segment,
+                }
+            } else {
+                ReadError::Io {
+                    file: file.clone(),
+                    source,
+                }
+            }
+        };
+        let mut handle = File::open(&file).map_err(io_error)?;
+        handle
+            .seek(SeekFrom::Start(position.offset))
+            .map_err(io_error)?;
+        let corrupt = |reason| ReadError::Corrupt {
+            file: file.clone(),
+            offset: position.offset,
+            reason,
+        };
+        let mut framing = [0u8; RECORD_HEADER_BYTES as usize];
+        read_exact_or(&mut handle, &mut framing, |available| {
+            Corruption::ShortRecordHeader { available }
+        })
+        .map_err(|e| e.into_read_error(io_error, corrupt))?;
+        let header =
+            decode_record_header(framing, self.shared.config.max_record_bytes).map_err(corrupt)?;
+        let mut payload = vec![0u8; header.len as usize];
+        read_exact_or(&mut handle, &mut payload, |available| {
+            Corruption::ShortPayload {
+                len: header.len,
+                available,
+            }
+        })
+        .map_err(|e| e.into_read_error(io_error, corrupt))?;
+        verify_payload(header, &payload).map_err(corrupt)?;
+        Ok(Bytes::from(payload))
+    }
+
+    /// Deletes a whole segment file (and fsyncs the directory, so it stays deleted after
+    /// a crash). Only segments older than the current one may be deleted; if the writer
+    /// has not finished writing the segment yet, this waits until it has.
+    ///
+    /// # Errors
+    /// `Active` for the current (or a future) segment; `NoSuchSegment`; `Io`.
+    pub fn delete_segment(&self, segment: u64) -> Result<(), DeleteError> {
+        {
+            let mut state = self.shared.state.lock();
+            if segment >= state.next.segment {
+                return Err(DeleteError::Active {
+                    segment,
+                    current: state.next.segment,
+                });
+            }
+            if !state.segments.contains(&segment) {
+                return Err(DeleteError::NoSuchSegment { segment });
+            }
+            while state.written.segment <= segment && state.writer_can_progress() {
+                self.shared.progress.wait(&mut state);
+            }
+            // Removed before the file goes, so a concurrent delete of the same segment
+            // gets NoSuchSegment instead of racing on the file.
+            state.segments.remove(&segment);
+        }
+        let path = self.shared.segment_path(segment);
+        let removed = fs::metadata(&path)
+            .map(|metadata| metadata.len())
+            .and_then(|length| fs::remove_file(&path).map(|()| length));
+        let length = match removed {
+            Ok(length) => length,
+            Err(source) => {
+                self.shared.state.lock().segments.insert(segment);
+                return Err(DeleteError::Io {
+                    op: "delete segment",
+                    path,
+                    source,
+                });
+            }
+        };
+        let _ =
+            self.shared
+                .disk_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
+                    Some(total.saturating_sub(length))
+                });
+        sync_dir(&self.shared.config.dir).map_err(|source| DeleteError::Io {
+            op: "fsync directory",
+            path: self.shared.config.dir.clone(),
+            source,
+        })
+    }
+
+    /// Ids of the existing segments, oldest first (including one just assigned whose
+    /// file the writer is about to create).
+    pub fn segments(&self) -> Vec<u64> {
+        self.shared.state.lock().segments.iter().copied().collect()
+    }
+
+    /// The segment new records go to.
+    pub fn current_segment(&self) -> u64 {
+        self.shared.state.lock().next.segment
+    }
+
+    /// Total size of all segments, counting queued records as already written.
+    pub fn disk_bytes(&self) -> u64 {
+        self.shared.disk_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Number of fsyncs of segment files so far (directory fsyncs not counted). With
+    /// group commit this grows slower than the number of sync appends.
+    pub fn sync_count(&self) -> u64 {
+        self.shared.sync_count.load(Ordering::Relaxed)
+    }
+
+    /// The configuration the journal was opened with.
+    pub fn config(&self) -> &JournalConfig {
+        &self.shared.config
+    }
+
+    /// Stops the writer after it has written and fsynced everything queued, and releases
+    /// the directory lock. Later appends get `AppendError::Closed`. Idempotent; also done
+    /// on drop.
+    pub fn close(&self) {
+        self.shared.state.lock().closing = true;
+        self.shared.work.notify_all();
+        // Producers held back by MAX_QUEUED_BYTES must see `closing` too.
+        self.shared.progress.notify_all();
+        if let Some(handle) = self.writer.lock().take() {
+            if handle.join().is_err() {
+                error!("journal: writer thread panicked");
+            }
+        }
+        self.lock_file.lock().take();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl fmt::Debug for Journal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Journal")
+            .field("dir", &self.shared.config.dir)
+            .field("current_segment", &self.current_segment())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Takes an exclusive lock on the directory's lock file: two journals appending to the
+/// same segment files would interleave records and corrupt both.
+fn lock_dir(config: &JournalConfig) -> Result<File, OpenError> {
+    let path = config.dir.join(LOCK_FILE_NAME);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| OpenError::Io {
+            op: "open lock file",
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(OpenError::Locked {
+            dir: config.dir.clone(),
+        }),
+        Err(TryLockError::Error(source)) => Err(OpenError::Io {
+            op: "lock",
+            path,
+            source,
+        }),
+    }
+}
+
+/// A failed exact read: the file ended early (a bad record) or the read itself failed.
+enum ShortRead {
+    Ended(Corruption),
+    Io(io::Error),
+}
+
+impl ShortRead {
+    fn into_read_error(
+        self,
+        io_error: impl FnOnce(io::Error) -> ReadError,
+        corrupt: impl FnOnce(Corruption) -> ReadError,
+    ) -> ReadError {
+        match self {
+            ShortRead::Ended(reason) => corrupt(reason),
+            ShortRead::Io(source) => io_error(source),
+        }
+    }
+}
+
+/// Fills `buf`, telling a file that ends early (reported with the bytes it did have)
+/// apart from an I/O error.
+fn read_exact_or(
+    file: &mut File,
+    buf: &mut [u8],
+    ended: impl FnOnce(u64) -> Corruption,
+) -> Result<(), ShortRead> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => return Err(ShortRead::Ended(ended(filled as u64))),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ShortRead::Io(e)),
+        }
+    }
+    Ok(())
+}

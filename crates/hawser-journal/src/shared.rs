@@ -1,0 +1,100 @@
+//! State shared by the [`Journal`](crate::Journal) handle (producers, readers, deleters)
+//! and the writer thread, all behind one lock so that position assignment, queueing and
+//! the writer's progress are seen consistently.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+
+use crate::config::JournalConfig;
+use crate::error::WriteError;
+use crate::format::segment_file_name;
+use crate::position::Position;
+
+/// One appended record on its way to the writer.
+pub(crate) struct Pending {
+    /// Assigned by `append`; the writer asserts it lands exactly there.
+    pub position: Position,
+    /// The payload, written after its framing.
+    pub record: Bytes,
+    /// Whether `done` must wait for an fsync covering this record.
+    pub sync: bool,
+    /// Completes the caller's `Durable`.
+    pub done: oneshot::Sender<Result<(), WriteError>>,
+}
+
+/// Everything guarded by [`Shared::state`].
+pub(crate) struct State {
+    /// Where the next appended record goes. Advanced only by `append` under this lock, in
+    /// the same critical section that queues the record: that is what makes the on-disk
+    /// order the order of `append` calls.
+    pub next: Position,
+    /// Records appended but not yet taken by the writer, in position order.
+    pub queue: Vec<Pending>,
+    /// Framed bytes in `queue`, held under [`MAX_QUEUED_BYTES`](crate::MAX_QUEUED_BYTES).
+    pub queued_bytes: u64,
+    /// End of what the writer has written (not necessarily synced): its open segment and
+    /// that file's length. Advanced by the writer after each batch.
+    pub written: Position,
+    /// Ids of the existing segments, including one `append` just assigned whose file the
+    /// writer has yet to create. Grows on rotation, shrinks in `delete_segment`.
+    pub segments: BTreeSet<u64>,
+    /// The first write or fsync error. Once set nothing more is written or accepted:
+    /// after a failed fsync the page cache can no longer be trusted to match the disk.
+    pub failed: Option<WriteError>,
+    /// Set by `close`: the writer drains the queue, fsyncs and exits; appends are refused.
+    pub closing: bool,
+    /// Set when the writer thread has exited, for whatever reason.
+    pub writer_done: bool,
+}
+
+impl State {
+    /// Whether the record at `position` has been handed to the file system.
+    pub fn is_written(&self, position: Position) -> bool {
+        position.segment < self.written.segment
+            || (position.segment == self.written.segment && position.offset < self.written.offset)
+    }
+
+    /// Whether waiting for the writer to make progress can still succeed.
+    pub fn writer_can_progress(&self) -> bool {
+        self.failed.is_none() && !self.writer_done
+    }
+}
+
+/// The journal's shared core; owned through an `Arc` by the handle and the writer.
+pub(crate) struct Shared {
+    /// As given to `open`, checked there.
+    pub config: JournalConfig,
+    pub state: Mutex<State>,
+    /// Wakes the writer: the queue became non-empty, or `closing` was set.
+    pub work: Condvar,
+    /// Wakes threads waiting on the writer: the queue was taken (backpressure), `written`
+    /// advanced (read, delete_segment), or the writer failed or exited.
+    pub progress: Condvar,
+    /// fsyncs of segment files performed (group commit makes this less than the number of
+    /// sync appends). Directory fsyncs are not counted.
+    pub sync_count: AtomicU64,
+    /// Size of all segments, counting records as soon as they are queued.
+    pub disk_bytes: AtomicU64,
+    /// Failures the writer injects into its own I/O, for unit tests of error paths.
+    #[cfg(test)]
+    pub faults: Faults,
+}
+
+impl Shared {
+    pub fn segment_path(&self, segment: u64) -> PathBuf {
+        self.config.dir.join(segment_file_name(segment))
+    }
+}
+
+/// Test switches: when set, the writer's next write or fsync fails as a full disk would.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Faults {
+    pub fail_writes: std::sync::atomic::AtomicBool,
+    pub fail_syncs: std::sync::atomic::AtomicBool,
+}

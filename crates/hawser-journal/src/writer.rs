@@ -1,0 +1,318 @@
+//! The writer thread: the only owner of the current segment's file handle.
+//!
+//! Group commit: each turn it takes everything queued at that moment (it never waits to
+//! let a batch grow, which would add latency), writes the batch with as few `write`
+//! syscalls as the buffer limits allow, then does one `fdatasync` if any record of the
+//! batch asked for it, and only then completes the batch's `Durable`s. Producers that
+//! append while an fsync is running share the next one.
+//!
+//! Rotation: a record assigned to the next segment makes the writer fsync the current
+//! segment first, so only the last segment can ever hold a torn tail, then create the
+//! new file with its header and fsync the directory so the file survives a crash.
+//!
+//! Any write or fsync error fails the journal for good: the batch and everything queued
+//! complete with `Err`, and appends are refused. Writing on after a failed fsync would
+//! build on pages the kernel may already have dropped.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use tracing::{debug, error};
+
+use crate::config::{DIRECT_WRITE_MIN_BYTES, WRITE_BUFFER_BYTES};
+use crate::error::WriteError;
+use crate::format::{encode_record_header, encode_segment_header, SEGMENT_HEADER_BYTES};
+use crate::position::Position;
+use crate::shared::{Pending, Shared};
+
+/// Starts the writer on `file`, the segment `end.segment`, whose length is `end.offset`.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    file: File,
+    dir: File,
+    end: Position,
+) -> io::Result<JoinHandle<()>> {
+    let writer = Writer {
+        shared,
+        dir,
+        file,
+        segment: end.segment,
+        offset: end.offset,
+        buf: Vec::with_capacity(WRITE_BUFFER_BYTES + DIRECT_WRITE_MIN_BYTES),
+        dirty: false,
+        sync_requested: false,
+    };
+    thread::Builder::new()
+        .name("hawser-journal-writer".into())
+        .spawn(move || writer.run())
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    /// The journal directory, fsynced after a segment file is created.
+    dir: File,
+    /// The segment being appended to; replaced on rotation.
+    file: File,
+    /// Id of `file`'s segment.
+    segment: u64,
+    /// Bytes in `file`, all written (not necessarily synced); `buf` goes after them.
+    offset: u64,
+    /// Framed records not yet written; flushed at `WRITE_BUFFER_BYTES` and batch end.
+    buf: Vec<u8>,
+    /// Bytes written to `file` since its last fsync.
+    dirty: bool,
+    /// A `sync` record was written since the last fsync.
+    sync_requested: bool,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let _exit = ExitGuard(Arc::clone(&self.shared));
+        let mut batch = Vec::new();
+        while self.take_batch(&mut batch) {
+            if let Err(failure) = self.write_batch(&batch) {
+                self.fail(failure, &mut batch);
+                return;
+            }
+            self.complete(&mut batch);
+        }
+        // Closing: fsync whatever non-sync appends left unsynced.
+        if self.dirty {
+            if let Err(failure) = self.sync() {
+                self.fail(failure, &mut batch);
+            }
+        }
+    }
+
+    /// Waits for work and swaps the whole queue into `batch`. False once closing and
+    /// drained.
+    fn take_batch(&self, batch: &mut Vec<Pending>) -> bool {
+        assert!(batch.is_empty());
+        let mut state = self.shared.state.lock();
+        while state.queue.is_empty() && !state.closing {
+            self.shared.work.wait(&mut state);
+        }
+        std::mem::swap(&mut state.queue, batch);
+        state.queued_bytes = 0;
+        drop(state);
+        // Producers held back by MAX_QUEUED_BYTES may go on.
+        self.shared.progress.notify_all();
+        !batch.is_empty()
+    }
+
+    fn write_batch(&mut self, batch: &[Pending]) -> Result<(), WriteError> {
+        for pending in batch {
+            if pending.position.segment != self.segment {
+                self.flush()?;
+                self.rotate(pending.position.segment)?;
+            }
+            let at = self.offset + self.buf.len() as u64;
+            assert_eq!(
+                pending.position.offset, at,
+                "positions are assigned back to back"
+            );
+            assert!(
+                at + crate::RECORD_HEADER_BYTES + pending.record.len() as u64
+                    <= self.shared.config.segment_bytes
+                    || at == SEGMENT_HEADER_BYTES,
+                "only a segment's first record may overflow segment_bytes"
+            );
+            // The checksum is computed right before the bytes go out.
+            self.buf
+                .extend_from_slice(&encode_record_header(&pending.record));
+            if pending.record.len() >= DIRECT_WRITE_MIN_BYTES {
+                self.write_out(&pending.record)?;
+            } else {
+                self.buf.extend_from_slice(&pending.record);
+                if self.buf.len() >= WRITE_BUFFER_BYTES {
+                    self.flush()?;
+                }
+            }
+            self.sync_requested |= pending.sync;
+        }
+        self.flush()?;
+        if self.sync_requested {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.write_out(&[])
+    }
+
+    /// Writes `buf` followed by `tail` (a large payload, written without copying it).
+    fn write_out(&mut self, tail: &[u8]) -> Result<(), WriteError> {
+        let written = self.buf.len() + tail.len();
+        self.inject_write_fault()
+            .and_then(|()| write_all_pair(&mut self.file, &self.buf, tail))
+            .map_err(|source| self.io_error("write", source))?;
+        self.offset += written as u64;
+        self.buf.clear();
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), WriteError> {
+        self.inject_sync_fault()
+            .and_then(|()| self.file.sync_data())
+            .map_err(|source| self.io_error("fsync", source))?;
+        self.shared.sync_count.fetch_add(1, Ordering::Relaxed);
+        self.dirty = false;
+        self.sync_requested = false;
+        Ok(())
+    }
+
+    /// Closes the current segment (fsynced) and starts segment `next` on disk.
+    fn rotate(&mut self, next: u64) -> Result<(), WriteError> {
+        assert_eq!(next, self.segment + 1, "segments are assigned in sequence");
+        assert!(self.buf.is_empty());
+        if self.dirty {
+            self.sync()?;
+        }
+        let path = self.shared.segment_path(next);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|source| WriteError::Io {
+                op: "create segment",
+                file: path.clone(),
+                source: Arc::new(source),
+            })?;
+        self.inject_write_fault()
+            .and_then(|()| file.write_all(&encode_segment_header(next)))
+            .map_err(|source| WriteError::Io {
+                op: "write segment header",
+                file: path.clone(),
+                source: Arc::new(source),
+            })?;
+        // The header itself is covered by the segment's next fsync; a crash before that
+        // leaves a short or zeroed last segment, which recovery recognises.
+        self.dir.sync_all().map_err(|source| WriteError::Io {
+            op: "fsync directory of",
+            file: path.clone(),
+            source: Arc::new(source),
+        })?;
+        debug!(file = %path.display(), "journal: started segment");
+        self.file = file;
+        self.segment = next;
+        self.offset = SEGMENT_HEADER_BYTES;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Publishes progress, then completes the batch, so a caller whose `Durable` is done
+    /// can `read` its record without waiting.
+    fn complete(&self, batch: &mut Vec<Pending>) {
+        self.shared.state.lock().written = Position {
+            segment: self.segment,
+            offset: self.offset,
+        };
+        self.shared.progress.notify_all();
+        for pending in batch.drain(..) {
+            // The caller may have dropped its Durable; that is fine.
+            let _ = pending.done.send(Ok(()));
+        }
+    }
+
+    fn fail(&self, failure: WriteError, batch: &mut Vec<Pending>) {
+        error!(error = %failure, "journal: write failed; refusing appends until reopened");
+        let queued = {
+            let mut state = self.shared.state.lock();
+            state.failed = Some(failure.clone());
+            state.queued_bytes = 0;
+            std::mem::take(&mut state.queue)
+        };
+        self.shared.progress.notify_all();
+        for pending in batch.drain(..).chain(queued) {
+            let _ = pending.done.send(Err(failure.clone()));
+        }
+    }
+
+    fn io_error(&self, op: &'static str, source: io::Error) -> WriteError {
+        WriteError::Io {
+            op,
+            file: self.shared.segment_path(self.segment),
+            source: Arc::new(source),
+        }
+    }
+
+    #[cfg(test)]
+    fn inject_write_fault(&self) -> io::Result<()> {
+        injected(&self.shared.faults.fail_writes)
+    }
+
+    #[cfg(test)]
+    fn inject_sync_fault(&self) -> io::Result<()> {
+        injected(&self.shared.faults.fail_syncs)
+    }
+
+    #[cfg(not(test))]
+    fn inject_write_fault(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    fn inject_sync_fault(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+fn injected(switch: &std::sync::atomic::AtomicBool) -> io::Result<()> {
+    if switch.load(Ordering::SeqCst) {
+        Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            "injected: no space left on device",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Marks the writer as gone however it exits. If it panicked, the journal is failed and
+/// queued records are dropped (their `Durable`s resolve to `WriterGone`), so producers
+/// neither queue forever nor wait forever.
+struct ExitGuard(Arc<Shared>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let orphans = {
+            let mut state = self.0.state.lock();
+            state.writer_done = true;
+            if thread::panicking() {
+                state.failed.get_or_insert(WriteError::WriterGone);
+            }
+            state.queued_bytes = 0;
+            std::mem::take(&mut state.queue)
+        };
+        self.0.progress.notify_all();
+        drop(orphans);
+    }
+}
+
+/// `write_all` of `head` then `tail` with vectored writes, retrying short writes.
+fn write_all_pair(file: &mut File, mut head: &[u8], mut tail: &[u8]) -> io::Result<()> {
+    while !head.is_empty() || !tail.is_empty() {
+        let written = match file.write_vectored(&[IoSlice::new(head), IoSlice::new(tail)]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => written,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if written < head.len() {
+            head = &head[written..];
+        } else {
+            tail = &tail[written - head.len()..];
+            head = &[];
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! The broker's store on the journal: recovery by replay, the durability
+//! watermark, and reclaiming segments (deleting dead ones, copying a few live
+//! records forward).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hawser_broker::{
+    Destination, DurableSubscription, MemoryUsage, Message, MessageData, Store, StoreKey, StoreOp,
+};
+use hawser_journal::{JournalConfig, JournalStore};
+
+const SEGMENT_BYTES: u64 = 8 * 1024;
+
+fn open(dir: &std::path::Path) -> (JournalStore, hawser_broker::Recovered) {
+    let mut config = JournalConfig::new(dir);
+    config.segment_bytes = SEGMENT_BYTES;
+    JournalStore::open(config).expect("open store")
+}
+
+fn message(id: u64, body_len: usize) -> Arc<Message> {
+    let usage = MemoryUsage::new(u64::MAX);
+    Arc::new(Message::new(
+        MessageData {
+            id,
+            destination: Destination::queue("q"),
+            headers: vec![("n".into(), id.to_string())],
+            body: Bytes::from(vec![b'x'; body_len]),
+            persistent: true,
+            priority: 4,
+            expires_ms: None,
+            timestamp_ms: 1,
+        },
+        &usage,
+    ))
+}
+
+fn queue() -> StoreKey {
+    StoreKey::Queue(Arc::from("q"))
+}
+
+fn enqueue(store: &JournalStore, id: u64, body_len: usize) -> u64 {
+    store
+        .append(
+            vec![StoreOp::Enqueue {
+                message: message(id, body_len),
+                targets: vec![queue()],
+            }],
+            true,
+        )
+        .unwrap()
+}
+
+fn dequeue(store: &JournalStore, id: u64) {
+    store
+        .append(vec![StoreOp::Dequeue { key: queue(), id }], false)
+        .unwrap();
+}
+
+fn wait_durable(store: &JournalStore, seq: u64) {
+    let watch = store.durability();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while watch.borrow().seq < seq {
+        assert!(Instant::now() < deadline, "record {seq} never became durable");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn ids(recovered: &hawser_broker::Recovered) -> Vec<u64> {
+    recovered
+        .messages
+        .get(&queue())
+        .map(|v| v.iter().map(|(m, _)| m.id).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn recovers_pending_messages_in_order_with_redelivery_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, recovered) = open(dir.path());
+        assert!(recovered.messages.is_empty());
+        for id in 1..=10 {
+            enqueue(&store, id, 100);
+        }
+        dequeue(&store, 3);
+        dequeue(&store, 7);
+        let seq = store
+            .append(
+                vec![StoreOp::Redelivered {
+                    key: queue(),
+                    id: 5,
+                    count: 2,
+                }],
+                true,
+            )
+            .unwrap();
+        wait_durable(&store, seq);
+        store.close();
+    }
+    let (_store, recovered) = open(dir.path());
+    assert_eq!(ids(&recovered), vec![1, 2, 4, 5, 6, 8, 9, 10]);
+    let five = &recovered.messages[&queue()][3];
+    assert_eq!((five.0.id, five.1), (5, 2));
+    assert_eq!(five.0.body.len(), 100);
+    assert_eq!(recovered.max_message_id, 10);
+}
+
+#[test]
+fn watermark_passes_every_returned_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path());
+    let mut last = 0;
+    for id in 1..=50 {
+        let seq = enqueue(&store, id, 10);
+        assert!(seq > last, "sequences increase");
+        last = seq;
+    }
+    wait_durable(&store, last);
+}
+
+#[test]
+fn dead_segments_are_deleted_and_disk_follows_what_is_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path());
+    let mut last = 0;
+    for id in 1..=200 {
+        last = enqueue(&store, id, 500);
+    }
+    wait_durable(&store, last);
+    let before = store.journal().segments().len();
+    assert!(before > 5, "traffic spans many segments ({before})");
+    for id in 1..=200 {
+        dequeue(&store, id);
+    }
+    // Rotate once more so every segment holding messages is older than the current one.
+    wait_durable(&store, enqueue(&store, 1000, 9000));
+    store.reclaim_now();
+    let after = store.journal().segments();
+    assert!(after.len() <= 2, "dead segments remain: {after:?}");
+    assert!(store.disk_bytes() < 3 * SEGMENT_BYTES);
+    store.close();
+    let (_store, recovered) = open(dir.path());
+    assert_eq!(ids(&recovered), vec![1000]);
+}
+
+#[test]
+fn a_stuck_message_is_copied_forward_so_its_segment_can_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path());
+    enqueue(&store, 1, 50);
+    store
+        .append(
+            vec![StoreOp::Redelivered {
+                key: queue(),
+                id: 1,
+                count: 3,
+            }],
+            false,
+        )
+        .unwrap();
+    let mut last = 0;
+    for id in 2..=200 {
+        last = enqueue(&store, id, 500);
+        dequeue(&store, id);
+    }
+    wait_durable(&store, last);
+    let oldest = store.journal().segments()[0];
+    store.reclaim_now();
+    assert!(
+        store.journal().segments()[0] > oldest,
+        "the oldest segment was reclaimed despite its live message"
+    );
+    store.close();
+    let (_store, recovered) = open(dir.path());
+    assert_eq!(ids(&recovered), vec![1]);
+    assert_eq!(recovered.messages[&queue()][0].1, 3, "redelivery count kept");
+}
+
+#[test]
+fn durable_subscriptions_survive_reclaim_and_unsubscribe_drops_their_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = DurableSubscription {
+        client_id: Arc::from("app"),
+        name: Arc::from("daily"),
+        topic: Arc::from("news"),
+        selector: Some("kind = 'x'".into()),
+        no_local: false,
+    };
+    let gone = DurableSubscription {
+        name: Arc::from("gone"),
+        ..sub.clone()
+    };
+    {
+        let (store, _) = open(dir.path());
+        store
+            .append(
+                vec![StoreOp::Subscribe(sub.clone()), StoreOp::Subscribe(gone.clone())],
+                true,
+            )
+            .unwrap();
+        store
+            .append(
+                vec![StoreOp::Enqueue {
+                    message: message(1, 10),
+                    targets: vec![sub.key(), gone.key()],
+                }],
+                true,
+            )
+            .unwrap();
+        store
+            .append(
+                vec![StoreOp::Unsubscribe {
+                    client_id: Arc::from("app"),
+                    name: Arc::from("gone"),
+                }],
+                true,
+            )
+            .unwrap();
+        let mut last = 0;
+        for id in 2..=200 {
+            last = enqueue(&store, id, 500);
+            dequeue(&store, id);
+        }
+        wait_durable(&store, last);
+        store.reclaim_now();
+        store.close();
+    }
+    let (_store, recovered) = open(dir.path());
+    assert_eq!(recovered.subscriptions, vec![sub.clone()]);
+    assert_eq!(recovered.messages[&sub.key()].len(), 1);
+    assert!(!recovered.messages.contains_key(&gone.key()));
+}
