@@ -62,7 +62,10 @@ fn wait_durable(store: &JournalStore, seq: u64) {
     let watch = store.durability();
     let deadline = Instant::now() + Duration::from_secs(10);
     while watch.borrow().seq < seq {
-        assert!(Instant::now() < deadline, "record {seq} never became durable");
+        assert!(
+            Instant::now() < deadline,
+            "record {seq} never became durable"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -175,7 +178,11 @@ fn a_stuck_message_is_copied_forward_so_its_segment_can_go() {
     store.close();
     let (_store, recovered) = open(dir.path());
     assert_eq!(ids(&recovered), vec![1]);
-    assert_eq!(recovered.messages[&queue()][0].1, 3, "redelivery count kept");
+    assert_eq!(
+        recovered.messages[&queue()][0].1,
+        3,
+        "redelivery count kept"
+    );
 }
 
 #[test]
@@ -196,7 +203,10 @@ fn durable_subscriptions_survive_reclaim_and_unsubscribe_drops_their_messages() 
         let (store, _) = open(dir.path());
         store
             .append(
-                vec![StoreOp::Subscribe(sub.clone()), StoreOp::Subscribe(gone.clone())],
+                vec![
+                    StoreOp::Subscribe(sub.clone()),
+                    StoreOp::Subscribe(gone.clone()),
+                ],
                 true,
             )
             .unwrap();

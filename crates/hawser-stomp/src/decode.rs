@@ -321,6 +321,11 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 
 /// Splits a header line at its first colon and decodes both halves.
 fn parse_header(line: &[u8], escaping: Escaping) -> Result<(String, String), DecodeError> {
+    // A NUL ends a frame on the wire: passed on inside a header it would cut the
+    // frame in two for every peer that reads it, so the line is refused.
+    if find_byte(0, line).is_some() {
+        return Err(DecodeError::InvalidHeaderLine(snippet(line)));
+    }
     let colon = match find_byte(b':', line) {
         Some(colon) if colon > 0 => colon,
         _ => return Err(DecodeError::InvalidHeaderLine(snippet(line))),

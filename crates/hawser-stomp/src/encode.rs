@@ -11,10 +11,9 @@ const MAX_DECIMAL_DIGITS: usize = 20;
 /// Encodes one frame for a peer speaking `version` and appends it to `dst`.
 ///
 /// Header names and values are escaped as `version` requires, except in `CONNECT`, `STOMP` and
-/// `CONNECTED` frames, which are never escaped. Nothing is validated: in 1.0 (and in those
-/// frames) a header containing LF, or a name containing a colon, cannot be represented and
-/// produces a frame the peer reads differently; callers build such headers only from values
-/// they control.
+/// `CONNECTED` frames, which are never escaped. Where nothing can be escaped, LF, CR and NUL
+/// are written as spaces, so a header value can never inject header lines; a name containing
+/// a colon still cannot be represented there, and callers only build names they control.
 ///
 /// A `content-length` header is added when the body is non-empty and the frame has none, so
 /// bodies may contain NULs. Callers never set one themselves.
@@ -131,7 +130,8 @@ mod tests {
         let frame = Frame::new(Command::Message).with_header("a:b", "x\r\ny\\");
         assert_eq!(
             encoded(&frame, Version::V1_0),
-            b"MESSAGE\na:b:x\r\ny\\\n\n\0"
+            b"MESSAGE\na:b:x  y\\\n\n\0",
+            "1.0 cannot escape: line breaks become spaces"
         );
         assert_eq!(
             encoded(&frame, Version::V1_1),

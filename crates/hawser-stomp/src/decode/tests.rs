@@ -455,6 +455,14 @@ fn missing_blank_line_is_caught_as_a_bad_header() {
 }
 
 #[test]
+fn nul_inside_a_header_is_refused() {
+    assert_eq!(
+        error(Version::V1_2, b"SEND\nx:a\0b\n\n\0"),
+        DecodeError::InvalidHeaderLine("x:a\0b".into())
+    );
+}
+
+#[test]
 fn invalid_escapes() {
     assert_eq!(
         error(Version::V1_2, b"SEND\na:b\\tc\n\n\0"),

@@ -62,6 +62,12 @@ pub fn parse_destination(text: &str, conn: ConnectionId) -> Result<Destination, 
     })
 }
 
+/// True for a temporary destination named by its owner (`/temp-queue/x`), as
+/// opposed to one reached by its broker-wide name (`/remote-temp-queue/...`).
+pub fn is_owned_temporary(text: &str) -> bool {
+    text.starts_with("/temp-queue/") || text.starts_with("/temp-topic/")
+}
+
 /// How a destination is written in frames sent to clients.
 pub fn destination_name(d: &Destination) -> String {
     let prefix = match d.kind {

@@ -56,6 +56,9 @@ pub enum SessionError {
     /// A frame started arriving and stalled.
     #[error("incomplete frame stalled for {0} ms")]
     FrameTimeout(u64),
+    /// The client went away, or the server is shutting down: no ERROR frame is due.
+    #[error("connection closed")]
+    Closed,
     /// The client stopped sending heart-beats.
     #[error("no heart-beat or frame from client within {0} ms")]
     HeartBeatTimeout(u64),

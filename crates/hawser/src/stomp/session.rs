@@ -20,7 +20,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::mapping::{self, default_subscription_id, parse_destination, parse_message_id};
+use super::mapping::{
+    self, default_subscription_id, is_owned_temporary, parse_destination, parse_message_id,
+};
 use super::writer::{run_writer, ConnectionOutbox, Out};
 use super::SessionError;
 use crate::config::FlowControl;
@@ -31,6 +33,8 @@ const SERVER_NAME: &str = concat!("hawser/", env!("CARGO_PKG_VERSION"));
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// How long a closing connection may take to flush what it owes the client.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same during a server shutdown, so a client that does not read cannot delay it.
+const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Clients may be this much later than their heart-beat interval (ActiveMQ allows 1.5x).
 const HEARTBEAT_GRACE_NUM: u64 = 3;
 const HEARTBEAT_GRACE_DEN: u64 = 2;
@@ -82,6 +86,16 @@ struct Session {
     decoder: Decoder,
     /// The `receipt` of the frame that failed, echoed in the ERROR frame.
     failed_receipt: Option<String>,
+    /// The socket's reading half.
+    rd: OwnedReadHalf,
+    /// Bytes read and not yet decoded.
+    buf: BytesMut,
+    /// When the client last sent anything (heart-beat enforcement).
+    last_read: Instant,
+    /// Cancelled when the server shuts down.
+    shutdown: CancellationToken,
+    /// Cancelled when the writer has stopped (the socket is gone).
+    writer_done: CancellationToken,
 }
 
 /// Serves one accepted connection to the end.
@@ -109,10 +123,15 @@ pub async fn serve_connection(
         version: Version::V1_0,
         read_heartbeat_ms: 0,
         failed_receipt: None,
+        rd,
+        buf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        last_read: Instant::now(),
+        shutdown: shutdown.clone(),
+        writer_done: done.clone(),
     };
-    let result = session.read_frames(rd, &shutdown, &done).await;
+    let result = session.read_frames().await;
     match result {
-        Ok(()) => {
+        Ok(()) | Err(SessionError::Closed) => {
             let _ = session.out.send(Out::Close { frame: None });
         }
         Err(e) => {
@@ -128,44 +147,40 @@ pub async fn serve_connection(
         session.settings.broker.disconnect(conn);
     }
     drop(session);
-    if tokio::time::timeout(DRAIN_TIMEOUT, writer).await.is_err() {
+    // A client that does not read must not hold up a shutdown for long.
+    let drain = if shutdown.is_cancelled() {
+        SHUTDOWN_DRAIN_TIMEOUT
+    } else {
+        DRAIN_TIMEOUT
+    };
+    let mut writer = writer;
+    if tokio::time::timeout(drain, &mut writer).await.is_err() {
         done.cancel();
+        let _ = writer.await;
     }
 }
 
 impl Session {
-    async fn read_frames(
-        &mut self,
-        mut rd: OwnedReadHalf,
-        shutdown: &CancellationToken,
-        writer_done: &CancellationToken,
-    ) -> Result<(), SessionError> {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    async fn read_frames(&mut self) -> Result<(), SessionError> {
         let accepted = Instant::now();
-        let mut last_read = Instant::now();
         let mut partial_since: Option<Instant> = None;
         loop {
-            while let Some(item) = self.decoder.decode(&mut buf)? {
+            while let Some(item) = self.decoder.decode(&mut self.buf)? {
                 if let Item::Frame(frame) = item {
                     if self.handle(frame).await? == Flow::Stop {
                         return Ok(());
                     }
                 }
             }
-            partial_since = if buf.is_empty() {
+            partial_since = if self.buf.is_empty() {
                 None
             } else {
                 partial_since.or(Some(Instant::now()))
             };
-            let (deadline, timeout) = self.read_deadline(accepted, last_read, partial_since);
-            if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 4 {
-                buf.reserve(READ_CHUNK_BYTES);
-            }
+            let (deadline, timeout) = self.read_deadline(accepted, partial_since);
+            let (shutdown, writer_done) = (self.shutdown.clone(), self.writer_done.clone());
             tokio::select! {
-                read = rd.read_buf(&mut buf) => match read {
-                    Ok(0) | Err(_) => return Ok(()),
-                    Ok(_) => last_read = Instant::now(),
-                },
+                read = self.read_more() => read?,
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     return Err(timeout.expect("set with deadline"));
                 }
@@ -175,11 +190,24 @@ impl Session {
         }
     }
 
+    /// Reads whatever the client sent next into the buffer; `Closed` at end of stream.
+    async fn read_more(&mut self) -> Result<(), SessionError> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK_BYTES / 4 {
+            self.buf.reserve(READ_CHUNK_BYTES);
+        }
+        match self.rd.read_buf(&mut self.buf).await {
+            Ok(0) | Err(_) => Err(SessionError::Closed),
+            Ok(_) => {
+                self.last_read = Instant::now();
+                Ok(())
+            }
+        }
+    }
+
     /// The earliest moment the client must have sent something, and the error if it has not.
     fn read_deadline(
         &self,
         accepted: Instant,
-        last_read: Instant,
         partial_since: Option<Instant>,
     ) -> (Option<Instant>, Option<SessionError>) {
         let s = &self.settings;
@@ -204,7 +232,7 @@ impl Session {
         if self.read_heartbeat_ms > 0 {
             let grace = self.read_heartbeat_ms * HEARTBEAT_GRACE_NUM / HEARTBEAT_GRACE_DEN;
             consider(
-                last_read + Duration::from_millis(grace),
+                self.last_read + Duration::from_millis(grace),
                 SessionError::HeartBeatTimeout(self.read_heartbeat_ms),
             );
         }
@@ -256,8 +284,9 @@ impl Session {
             Command::Connect | Command::Stomp => return Err(SessionError::AlreadyConnected),
             Command::Send => {
                 self.wait_for_room().await?;
+                let owned = frame.header("destination").is_some_and(is_owned_temporary);
                 let message = mapping::new_message(frame, conn)?;
-                if message.destination.kind.is_temporary() {
+                if owned {
                     broker.register_temporary(conn, &message.destination);
                 }
                 broker.send(conn, message, tx.as_deref())?
@@ -394,7 +423,7 @@ impl Session {
         };
         let destination = parse_destination(dest_text, conn)?;
         let broker = &self.settings.broker;
-        if destination.kind.is_temporary() {
+        if is_owned_temporary(dest_text) {
             broker.register_temporary(conn, &destination);
         }
         let durable_name = frame
@@ -423,25 +452,43 @@ impl Session {
     }
 
     /// Producer flow control: hold or refuse a send while memory or store is full.
-    async fn wait_for_room(&self) -> Result<(), SessionError> {
-        let s = &self.settings;
-        let memory = s.broker.memory();
-        let store_full = || s.broker.store().disk_bytes() >= s.max_store_bytes;
+    ///
+    /// While a producer is held, its socket is still read (up to one frame's
+    /// worth) so that its heart-beats count and a producer that goes away frees
+    /// its connection; the frames themselves wait.
+    async fn wait_for_room(&mut self) -> Result<(), SessionError> {
+        let settings = Arc::clone(&self.settings);
+        let memory = settings.broker.memory();
+        let read_limit = settings.limits.max_frame_bytes + READ_CHUNK_BYTES;
         loop {
             let which = if memory.is_full() {
                 "memory"
-            } else if store_full() {
+            } else if settings.broker.store().disk_bytes() >= settings.max_store_bytes {
                 "store"
             } else {
                 return Ok(());
             };
-            if s.flow_control == FlowControl::Fail {
+            if settings.flow_control == FlowControl::Fail {
                 return Err(SessionError::ResourceFull(which));
             }
-            if which == "memory" {
-                memory.wait_for_room().await;
-            } else {
-                tokio::time::sleep(STORE_FULL_POLL).await;
+            let (deadline, timeout) = self.read_deadline(Instant::now(), None);
+            let room = async {
+                if which == "memory" {
+                    memory.wait_for_room().await;
+                } else {
+                    tokio::time::sleep(STORE_FULL_POLL).await;
+                }
+            };
+            let can_read = self.buf.len() < read_limit;
+            let (shutdown, writer_done) = (self.shutdown.clone(), self.writer_done.clone());
+            tokio::select! {
+                _ = room => {}
+                read = self.read_more(), if can_read => read?,
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() && self.conn.is_some() => {
+                    return Err(timeout.expect("set with deadline"));
+                }
+                _ = shutdown.cancelled() => return Err(SessionError::Closed),
+                _ = writer_done.cancelled() => return Err(SessionError::Closed),
             }
         }
     }

@@ -136,7 +136,12 @@ pub async fn run_writer(
             }
         }
         if !buf.is_empty() {
-            if sock.write_all(&buf).await.is_err() {
+            // A peer that stops reading blocks this write; cancelling `done` ends it.
+            let written = tokio::select! {
+                r = sock.write_all(&buf) => r.is_ok(),
+                _ = done.cancelled() => false,
+            };
+            if !written {
                 break;
             }
             buf.clear();
