@@ -22,10 +22,10 @@ use parking_lot::Mutex;
 use crate::config::BrokerConfig;
 use crate::destination::{Destination, DestinationKind};
 use crate::error::BrokerError;
-use crate::message::{MemoryUsage, Message, MessageData, MessageId, NewMessage};
+use crate::message::{MemoryUsage, Message, MessageData, MessageId, NewMessage, ProducerRef};
 use crate::outbox::{AckMode, ConnectionId, ConsumerId, Outbox};
 use crate::queue::{Consumer, Entry, MessageQueue};
-use crate::store::{DurableSubscription, Recovered, Seq, Store, StoreKey, StoreOp};
+use crate::store::{DurableSubscription, Recovered, Seq, Store, StoreError, StoreKey, StoreOp};
 
 /// Where a container's messages come from and whether the store keeps them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -127,6 +127,21 @@ struct State {
     connections: HashMap<ConnectionId, Connection>,
     /// Which container each consumer is attached to.
     consumers: HashMap<ConsumerId, ContainerKey>,
+    /// Highest stored sequence per producer, for duplicate detection.
+    producers: HashMap<Arc<str>, TrackedProducer>,
+    /// Ticks on every producer use; orders producers for eviction.
+    producer_clock: u64,
+    /// The last store record this engine appended (a duplicate's receipt waits for it).
+    last_seq: Seq,
+}
+
+/// A producer's duplicate-detection window: everything up to `seq` is stored.
+#[derive(Clone, Copy, Debug)]
+struct TrackedProducer {
+    /// Highest sequence stored.
+    seq: u64,
+    /// `producer_clock` at its last use.
+    last_used: u64,
 }
 
 /// What a client asks for when it subscribes.
@@ -230,6 +245,10 @@ impl Broker {
             st.containers.entry(key).or_default();
             st.durables
                 .insert((Arc::clone(&sub.client_id), Arc::clone(&sub.name)), sub);
+        }
+        for (id, seq) in recovered.producers {
+            st.producers
+                .insert(id, TrackedProducer { seq, last_used: 0 });
         }
         for (skey, messages) in recovered.messages {
             let key = match skey {
@@ -383,7 +402,7 @@ impl Broker {
                     self.remove_durable(st, &client_id, &def.name, &mut ops);
                 }
                 ops.push(StoreOp::Subscribe(def.clone()));
-                seq = self.store.append(ops, true)?;
+                seq = self.write(st, ops, true)?;
                 st.topics
                     .entry(spec.destination.clone())
                     .or_default()
@@ -491,7 +510,7 @@ impl Broker {
         }
         let mut ops = Vec::new();
         self.remove_durable(st, &client_id, name, &mut ops);
-        Ok(self.store.append(ops, true)?)
+        Ok(self.write(st, ops, true)?)
     }
 
     /// Accepts a message from a producer, or buffers it in transaction `tx`.
@@ -570,7 +589,7 @@ impl Broker {
         let seq = if ops.is_empty() {
             0
         } else {
-            self.store.append(ops, sync)?
+            self.write(st, ops, sync)?
         };
         self.dispatch(st, &sub.container);
         Ok(seq)
@@ -620,7 +639,7 @@ impl Broker {
                 }
             }
         }
-        self.append_quietly(ops);
+        self.append_quietly(st, ops);
         for key in touched {
             self.dispatch(st, &key);
         }
@@ -707,6 +726,21 @@ impl Broker {
         }
     }
 
+    /// The messages waiting in a queue, in the order they would be dispatched,
+    /// without consuming them (JMS queue browsing). Each comes with its
+    /// redelivery count and the store record it must not be shown before.
+    pub fn browse(&self, queue: &Destination) -> Vec<(Arc<Message>, u32, Seq)> {
+        let st = self.state.lock();
+        st.containers
+            .get(&ContainerKey::Queue(queue.clone()))
+            .map(|q| {
+                q.browse()
+                    .map(|e| (Arc::clone(&e.msg), e.redeliveries, e.seq))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Per-container counters, sorted by name.
     pub fn stats(&self) -> Vec<ContainerStats> {
         let st = self.state.lock();
@@ -749,7 +783,22 @@ impl Broker {
         let now = now_ms();
         let publisher_client = st.connections.get(&conn).and_then(|c| c.client_id.clone());
         let mut placed: Vec<(ContainerKey, Arc<Message>)> = Vec::with_capacity(messages.len());
+        let mut marks: Vec<(Arc<str>, u64)> = Vec::new();
+        let mut duplicates = 0;
+        let total = messages.len();
         for new in messages {
+            if let Some(p) = &new.producer {
+                if self.is_duplicate(st, p, &mut ops) {
+                    duplicates += 1;
+                    continue;
+                }
+                if new.persistent {
+                    match marks.iter_mut().find(|(id, _)| *id == p.id) {
+                        Some(m) => m.1 = m.1.max(p.seq),
+                        None => marks.push((Arc::clone(&p.id), p.seq)),
+                    }
+                }
+            }
             let id = st.next_message_id;
             st.next_message_id += 1;
             let msg = Arc::new(Message::new(MessageData::accept(id, new, now), &self.usage));
@@ -788,10 +837,21 @@ impl Broker {
                 placed.push((key, msg));
             }
         }
+        ops.extend(
+            marks
+                .into_iter()
+                .map(|(producer, seq)| StoreOp::ProducerMark { producer, seq }),
+        );
         let seq = if ops.is_empty() {
-            0
+            // Only resends: confirm once everything appended so far (the
+            // originals among it) is durable.
+            if duplicates == total {
+                st.last_seq
+            } else {
+                0
+            }
         } else {
-            self.store.append(ops, true)?
+            self.write(st, ops, true)?
         };
         let mut touched: Vec<ContainerKey> = Vec::new();
         for (key, msg) in placed {
@@ -810,6 +870,48 @@ impl Broker {
         for key in touched {
             self.dispatch(st, &key);
         }
+        Ok(seq)
+    }
+
+    /// True if the producer's message was stored before (a resend); otherwise
+    /// records it as the producer's highest sequence, evicting the least
+    /// recently used producer when the window is full.
+    fn is_duplicate(&self, st: &mut State, p: &ProducerRef, ops: &mut Vec<StoreOp>) -> bool {
+        st.producer_clock += 1;
+        let now = st.producer_clock;
+        if let Some(t) = st.producers.get_mut(&p.id) {
+            t.last_used = now;
+            if p.seq <= t.seq {
+                return true;
+            }
+            t.seq = p.seq;
+            return false;
+        }
+        if st.producers.len() >= self.config.max_tracked_producers {
+            if let Some(oldest) = st
+                .producers
+                .iter()
+                .min_by_key(|(_, t)| t.last_used)
+                .map(|(id, _)| Arc::clone(id))
+            {
+                st.producers.remove(&oldest);
+                ops.push(StoreOp::ProducerForget { producer: oldest });
+            }
+        }
+        st.producers.insert(
+            Arc::clone(&p.id),
+            TrackedProducer {
+                seq: p.seq,
+                last_used: now,
+            },
+        );
+        false
+    }
+
+    /// Appends a record and remembers its sequence.
+    fn write(&self, st: &mut State, ops: Vec<StoreOp>, sync: bool) -> Result<Seq, StoreError> {
+        let seq = self.store.append(ops, sync)?;
+        st.last_seq = st.last_seq.max(seq);
         Ok(seq)
     }
 
@@ -950,7 +1052,7 @@ impl Broker {
             }
             back.push(e);
         }
-        self.append_quietly(ops);
+        self.append_quietly(st, ops);
         if let Some(q) = st.containers.get_mut(key) {
             q.requeue_front(back);
         }
@@ -1005,7 +1107,7 @@ impl Broker {
         let seq = if ops.is_empty() {
             0
         } else {
-            match self.store.append(ops, false) {
+            match self.write(st, ops, false) {
                 Ok(seq) => seq,
                 Err(e) => {
                     tracing::error!("dead-lettering failed: {e}");
@@ -1049,11 +1151,11 @@ impl Broker {
 
     /// Appends ops whose loss in a crash costs only a redelivery; a failure is
     /// logged, since the store then fails every later confirmation anyway.
-    fn append_quietly(&self, ops: Vec<StoreOp>) {
+    fn append_quietly(&self, st: &mut State, ops: Vec<StoreOp>) {
         if ops.is_empty() {
             return;
         }
-        if let Err(e) = self.store.append(ops, false) {
+        if let Err(e) = self.write(st, ops, false) {
             tracing::error!("store append failed: {e}");
         }
     }

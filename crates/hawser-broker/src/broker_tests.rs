@@ -68,6 +68,12 @@ impl RecordingStore {
                     rec.subscriptions.retain(|x| x.key() != key);
                     rec.messages.remove(&key);
                 }
+                StoreOp::ProducerMark { producer, seq } => {
+                    rec.producers.insert(producer, seq);
+                }
+                StoreOp::ProducerForget { producer } => {
+                    rec.producers.remove(&producer);
+                }
             }
         }
         rec
@@ -97,6 +103,7 @@ fn msg(dest: Destination, body: &str, persistent: bool) -> NewMessage {
         persistent,
         priority: 4,
         expires_ms: None,
+        producer: None,
     }
 }
 
@@ -427,4 +434,70 @@ fn expired_messages_are_not_delivered() {
     )
     .unwrap();
     assert_eq!(bodies(&r), vec!["new", "old"]);
+}
+
+fn from_producer(dest: Destination, body: &str, producer: &str, seq: u64) -> NewMessage {
+    NewMessage {
+        producer: Some(ProducerRef {
+            id: Arc::from(producer),
+            seq,
+        }),
+        ..msg(dest, body, true)
+    }
+}
+
+#[test]
+fn resends_from_a_producer_are_confirmed_but_not_stored_twice_even_after_restart() {
+    let store = RecordingStore::new();
+    let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
+    let q = Destination::queue("dedup");
+    let p = b.connect(None, Recorder::new()).unwrap();
+    let s1 = b
+        .send(p, from_producer(q.clone(), "1", "prod-a", 1), None)
+        .unwrap();
+    b.send(p, from_producer(q.clone(), "2", "prod-a", 2), None)
+        .unwrap();
+    // A resend of 1 (its receipt was lost): confirmed, waiting for what was appended.
+    let again = b
+        .send(p, from_producer(q.clone(), "1", "prod-a", 1), None)
+        .unwrap();
+    assert!(again >= s1, "a duplicate's receipt waits for the original");
+    // Another producer's seq 1 is its own.
+    b.send(p, from_producer(q.clone(), "b1", "prod-b", 1), None)
+        .unwrap();
+
+    // After a restart the window is still known.
+    let b2 = Broker::new(BrokerConfig::default(), store.clone(), store.recover());
+    let p2 = b2.connect(None, Recorder::new()).unwrap();
+    b2.send(p2, from_producer(q.clone(), "2", "prod-a", 2), None)
+        .unwrap();
+    b2.send(p2, from_producer(q.clone(), "3", "prod-a", 3), None)
+        .unwrap();
+    let r = Recorder::new();
+    let c = b2.connect(None, r.clone()).unwrap();
+    b2.subscribe(c, spec("s", q.clone(), AckMode::Auto))
+        .unwrap();
+    assert_eq!(bodies(&r), vec!["1", "2", "b1", "3"]);
+}
+
+#[test]
+fn producer_window_is_bounded_and_evictions_are_recorded() {
+    let store = RecordingStore::new();
+    let config = BrokerConfig {
+        max_tracked_producers: 2,
+        ..BrokerConfig::default()
+    };
+    let b = Broker::new(config, store.clone(), Recovered::default());
+    let q = Destination::queue("bounded");
+    let p = b.connect(None, Recorder::new()).unwrap();
+    for name in ["a", "b", "c"] {
+        b.send(p, from_producer(q.clone(), name, name, 1), None)
+            .unwrap();
+    }
+    let rec = store.recover();
+    assert_eq!(rec.producers.len(), 2);
+    assert!(
+        !rec.producers.contains_key("a"),
+        "least recently used is forgotten"
+    );
 }

@@ -14,6 +14,9 @@ pub const DEFAULT_MAX_TRANSACTION_OPS: usize = 100_000;
 pub const DEFAULT_MAX_TRANSACTIONS_PER_CONNECTION: usize = 100;
 /// Subscriptions on one connection.
 pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1000;
+/// Producers whose highest stored sequence is remembered for duplicate
+/// detection; beyond this the least recently used is forgotten.
+pub const DEFAULT_MAX_TRACKED_PRODUCERS: usize = 10_000;
 
 /// Settings of the engine (not of its listeners or store).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +33,8 @@ pub struct BrokerConfig {
     pub max_transactions_per_connection: usize,
     /// Subscriptions per connection.
     pub max_subscriptions_per_connection: usize,
+    /// Producers remembered for duplicate detection.
+    pub max_tracked_producers: usize,
 }
 
 impl Default for BrokerConfig {
@@ -41,6 +46,7 @@ impl Default for BrokerConfig {
             max_transaction_ops: DEFAULT_MAX_TRANSACTION_OPS,
             max_transactions_per_connection: DEFAULT_MAX_TRANSACTIONS_PER_CONNECTION,
             max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            max_tracked_producers: DEFAULT_MAX_TRACKED_PRODUCERS,
         }
     }
 }

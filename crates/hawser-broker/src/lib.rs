@@ -25,7 +25,7 @@ pub use broker::{Broker, ContainerStats, SubscribeSpec};
 pub use config::BrokerConfig;
 pub use destination::{Destination, DestinationKind, InvalidDestination};
 pub use error::BrokerError;
-pub use message::{MemoryUsage, Message, MessageData, MessageId, NewMessage};
+pub use message::{MemoryUsage, Message, MessageData, MessageId, NewMessage, ProducerRef};
 pub use outbox::{AckMode, ConnectionId, ConsumerId, Delivery, Outbox};
 pub use store::{
     wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore, Recovered, Seq,

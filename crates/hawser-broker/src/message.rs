@@ -38,6 +38,18 @@ pub struct NewMessage {
     pub priority: u8,
     /// Absolute expiry time in milliseconds since the Unix epoch; `None` never expires.
     pub expires_ms: Option<u64>,
+    /// Who sent it and its place in that producer's sequence, for duplicate detection.
+    pub producer: Option<ProducerRef>,
+}
+
+/// A producer's identity and a message's sequence number within it. Clients
+/// number their sends so that a resend after a failover can be recognised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerRef {
+    /// Chosen by the client, unique per producer.
+    pub id: Arc<str>,
+    /// Increases by one per message.
+    pub seq: u64,
 }
 
 /// The stored content of an accepted message: what a store writes and recovers.
@@ -266,6 +278,7 @@ mod tests {
             persistent: false,
             priority: 12,
             expires_ms: None,
+            producer: None,
         }
     }
 

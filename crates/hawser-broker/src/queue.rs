@@ -453,6 +453,7 @@ mod tests {
             persistent: false,
             priority,
             expires_ms: None,
+            producer: None,
         };
         Entry {
             msg: Arc::new(Message::new(MessageData::accept(id, new, 0), &usage)),

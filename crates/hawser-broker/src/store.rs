@@ -98,6 +98,19 @@ pub enum StoreOp<M = Arc<Message>> {
         /// The subscription name.
         name: Arc<str>,
     },
+    /// The highest sequence number stored from a producer, so a resend after a
+    /// failover or restart is recognised as a duplicate.
+    ProducerMark {
+        /// The producer's id, chosen by the client.
+        producer: Arc<str>,
+        /// Its highest stored sequence.
+        seq: u64,
+    },
+    /// The broker stopped tracking a producer (its window was evicted).
+    ProducerForget {
+        /// The producer's id.
+        producer: Arc<str>,
+    },
 }
 
 impl<M: AsMessageData> StoreOp<M> {
@@ -121,6 +134,13 @@ impl<M: AsMessageData> StoreOp<M> {
             StoreOp::Unsubscribe { client_id, name } => StoreOp::Unsubscribe {
                 client_id: Arc::clone(client_id),
                 name: Arc::clone(name),
+            },
+            StoreOp::ProducerMark { producer, seq } => StoreOp::ProducerMark {
+                producer: Arc::clone(producer),
+                seq: *seq,
+            },
+            StoreOp::ProducerForget { producer } => StoreOp::ProducerForget {
+                producer: Arc::clone(producer),
             },
         }
     }
@@ -165,6 +185,8 @@ pub struct Recovered {
     pub subscriptions: Vec<DurableSubscription>,
     /// The highest message id the store has seen; new ids must be above it.
     pub max_message_id: MessageId,
+    /// The highest stored sequence of every tracked producer.
+    pub producers: HashMap<Arc<str>, u64>,
 }
 
 /// Why a store could not take or keep a record.

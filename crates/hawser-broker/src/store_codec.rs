@@ -26,6 +26,8 @@ const OP_DEQUEUE: u8 = 2;
 const OP_REDELIVERED: u8 = 3;
 const OP_SUBSCRIBE: u8 = 4;
 const OP_UNSUBSCRIBE: u8 = 5;
+const OP_PRODUCER_MARK: u8 = 6;
+const OP_PRODUCER_FORGET: u8 = 7;
 
 const KEY_QUEUE: u8 = 1;
 const KEY_DURABLE: u8 = 2;
@@ -129,6 +131,15 @@ fn encode_op<M: AsMessageData>(op: &StoreOp<M>, buf: &mut BytesMut) {
             put_str(buf, client_id);
             put_str(buf, name);
         }
+        StoreOp::ProducerMark { producer, seq } => {
+            buf.put_u8(OP_PRODUCER_MARK);
+            put_str(buf, producer);
+            buf.put_u64_le(*seq);
+        }
+        StoreOp::ProducerForget { producer } => {
+            buf.put_u8(OP_PRODUCER_FORGET);
+            put_str(buf, producer);
+        }
     }
 }
 
@@ -229,6 +240,13 @@ fn decode_op(r: &mut Reader<'_>) -> Result<StoreOp<MessageData>, CodecError> {
         OP_UNSUBSCRIBE => StoreOp::Unsubscribe {
             client_id: r.arc_str()?,
             name: r.arc_str()?,
+        },
+        OP_PRODUCER_MARK => StoreOp::ProducerMark {
+            producer: r.arc_str()?,
+            seq: r.u64()?,
+        },
+        OP_PRODUCER_FORGET => StoreOp::ProducerForget {
+            producer: r.arc_str()?,
         },
         tag => {
             return Err(CodecError::UnknownTag {
@@ -433,6 +451,13 @@ mod tests {
             (".{0,6}", ".{0,6}").prop_map(|(c, n)| StoreOp::Unsubscribe {
                 client_id: Arc::from(c.as_str()),
                 name: Arc::from(n.as_str())
+            }),
+            (".{0,12}", any::<u64>()).prop_map(|(p, seq)| StoreOp::ProducerMark {
+                producer: Arc::from(p.as_str()),
+                seq
+            }),
+            ".{0,12}".prop_map(|p| StoreOp::ProducerForget {
+                producer: Arc::from(p.as_str())
             }),
         ]
     }

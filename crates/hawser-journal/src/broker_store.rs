@@ -84,6 +84,8 @@ struct Tracker {
     messages: HashMap<StoreKey, HashMap<MessageId, LiveRef>>,
     /// Live durable subscriptions.
     subscriptions: HashMap<StoreKey, LiveRef>,
+    /// The record holding each tracked producer's latest mark.
+    producers: HashMap<Arc<str>, (LiveRef, u64)>,
     /// Live holds per segment.
     segments: BTreeMap<u64, SegmentLive>,
 }
@@ -115,7 +117,7 @@ impl Tracker {
             .iter()
             .map(|op| match op {
                 StoreOp::Enqueue { targets, .. } => targets.len(),
-                StoreOp::Subscribe(_) => 1,
+                StoreOp::Subscribe(_) | StoreOp::ProducerMark { .. } => 1,
                 _ => 0,
             })
             .sum();
@@ -184,6 +186,28 @@ impl Tracker {
                         replay.subscriptions.insert(sub.key(), sub.clone());
                     }
                 }
+                StoreOp::ProducerMark { producer, seq } => {
+                    let r = LiveRef {
+                        pos,
+                        bytes: share,
+                        redeliveries: 0,
+                    };
+                    if let Some((old, _)) = self.producers.insert(Arc::clone(producer), (r, *seq)) {
+                        self.release(old);
+                    }
+                    self.hold(r);
+                    if let Some(replay) = replay.as_deref_mut() {
+                        replay.producers.insert(Arc::clone(producer), *seq);
+                    }
+                }
+                StoreOp::ProducerForget { producer } => {
+                    if let Some((r, _)) = self.producers.remove(producer) {
+                        self.release(r);
+                    }
+                    if let Some(replay) = replay.as_deref_mut() {
+                        replay.producers.remove(producer);
+                    }
+                }
                 StoreOp::Unsubscribe { client_id, name } => {
                     let key = StoreKey::Durable {
                         client_id: Arc::clone(client_id),
@@ -210,6 +234,7 @@ impl Tracker {
 struct Replay {
     messages: HashMap<StoreKey, BTreeMap<MessageId, (MessageData, u32)>>,
     subscriptions: HashMap<StoreKey, DurableSubscription>,
+    producers: HashMap<Arc<str>, u64>,
     max_id: MessageId,
 }
 
@@ -254,6 +279,7 @@ impl JournalStore {
                 .collect(),
             subscriptions: replay.subscriptions.into_values().collect(),
             max_message_id: replay.max_id,
+            producers: replay.producers,
         };
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
@@ -456,6 +482,7 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<Seq, String> {
             .values()
             .flat_map(|m| m.values())
             .chain(t.subscriptions.values())
+            .chain(t.producers.values().map(|(r, _)| r))
             .filter(|r| r.pos.segment == segment)
             .map(|r| r.pos)
             .collect();
@@ -503,6 +530,17 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<Seq, String> {
                         .is_some_and(|r| r.pos == pos) =>
                 {
                     copy.push(StoreOp::Subscribe(sub));
+                }
+                StoreOp::ProducerMark { producer, .. } => {
+                    // The mark may have risen since; copy the current one.
+                    if let Some((r, seq)) = tracker.producers.get(&producer) {
+                        if r.pos == pos {
+                            copy.push(StoreOp::ProducerMark {
+                                producer,
+                                seq: *seq,
+                            });
+                        }
+                    }
                 }
                 _ => {}
             }

@@ -242,3 +242,46 @@ fn durable_subscriptions_survive_reclaim_and_unsubscribe_drops_their_messages() 
     assert_eq!(recovered.messages[&sub.key()].len(), 1);
     assert!(!recovered.messages.contains_key(&gone.key()));
 }
+
+#[test]
+fn producer_marks_survive_reclaim_and_forget_releases_them() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = open(dir.path());
+        for (producer, seq) in [("kept", 41), ("kept", 42), ("dropped", 7)] {
+            store
+                .append(
+                    vec![StoreOp::ProducerMark {
+                        producer: Arc::from(producer),
+                        seq,
+                    }],
+                    true,
+                )
+                .unwrap();
+        }
+        store
+            .append(
+                vec![StoreOp::ProducerForget {
+                    producer: Arc::from("dropped"),
+                }],
+                true,
+            )
+            .unwrap();
+        let mut last = 0;
+        for id in 2..=200 {
+            last = enqueue(&store, id, 500);
+            dequeue(&store, id);
+        }
+        wait_durable(&store, last);
+        let oldest = store.journal().segments()[0];
+        store.reclaim_now();
+        assert!(
+            store.journal().segments()[0] > oldest,
+            "first segment reclaimed"
+        );
+        store.close();
+    }
+    let (_store, recovered) = open(dir.path());
+    assert_eq!(recovered.producers.len(), 1);
+    assert_eq!(recovered.producers.get("kept"), Some(&42));
+}

@@ -63,6 +63,36 @@ pub struct Config {
     pub broker: EngineConfig,
     /// Journal settings.
     pub journal: JournalSettings,
+    /// What the broker tells clients about its peers.
+    pub cluster: ClusterConfig,
+}
+
+/// ActiveMQ's `updateClusterClients`: the broker URIs clients should know.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Broker URIs (e.g. `tcp://10.0.0.2:61613`) sent to clients on CONNECT and
+    /// whenever the list changes (SIGHUP re-reads it from the config file).
+    pub advertise: Vec<String>,
+}
+
+impl ClusterConfig {
+    /// Checks that every URI has the `scheme://host:port` form clients can use.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for uri in &self.advertise {
+            let ok = uri
+                .split_once("://")
+                .filter(|(scheme, _)| matches!(*scheme, "tcp" | "stomp"))
+                .and_then(|(_, rest)| rest.rsplit_once(':'))
+                .is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                });
+            if !ok || uri.contains(',') {
+                anyhow::bail!("cluster advertise URI {uri:?} is not of the form tcp://host:port");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The STOMP listener.
@@ -130,6 +160,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             broker: EngineConfig::default(),
             journal: JournalSettings::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }

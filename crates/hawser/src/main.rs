@@ -84,6 +84,10 @@ struct ServeArgs {
     /// Journal segment size in bytes [default: 64 MiB].
     #[arg(long, value_name = "BYTES")]
     segment_bytes: Option<u64>,
+    /// Broker URI to tell clients about for failover (repeatable or comma-separated);
+    /// replaces the config file's [cluster] advertise list.
+    #[arg(long, value_name = "URI", value_delimiter = ',')]
+    advertise: Vec<String>,
 }
 
 impl ServeArgs {
@@ -115,6 +119,9 @@ impl ServeArgs {
         set!(connect_timeout_ms => stomp.connect_timeout_ms);
         set!(frame_timeout_ms => stomp.frame_timeout_ms);
         set!(segment_bytes => journal.segment_bytes);
+        if !self.advertise.is_empty() {
+            c.cluster.advertise = self.advertise.clone();
+        }
         Ok(c)
     }
 }
@@ -156,8 +163,35 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
             wait_for_signal().await;
             signal.cancel();
         });
-        hawser::server::serve(config, shutdown, |_| {}).await
+        let args = args.clone();
+        hawser::server::serve(config, shutdown, move |running| {
+            tokio::spawn(reload_on_sighup(args, running.cluster.clone()));
+        })
+        .await
     })
+}
+
+/// SIGHUP re-reads the configuration and tells clients about a changed cluster.
+async fn reload_on_sighup(args: ServeArgs, cluster: hawser::server::ClusterView) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match args.config().and_then(|c| c.cluster.validate().map(|()| c)) {
+            Ok(c) => {
+                tracing::info!(advertise = ?c.cluster.advertise, "SIGHUP: configuration re-read");
+                cluster.send_if_modified(|current| {
+                    let changed = **current != c.cluster.advertise;
+                    if changed {
+                        *current = std::sync::Arc::new(c.cluster.advertise.clone());
+                    }
+                    changed
+                });
+            }
+            Err(e) => tracing::warn!("SIGHUP: configuration not reloaded: {e:#}"),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -10,7 +10,7 @@ use anyhow::Context;
 use hawser_broker::{Broker, MemoryStore, Recovered, Store};
 use hawser_journal::{JournalConfig, JournalStore};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -22,10 +22,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often expired messages nobody asked for are removed.
 const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The broker URIs advertised to clients; sending a new list updates every
+/// client that asked for updates.
+pub type ClusterView = watch::Sender<Arc<Vec<String>>>;
+
 /// A running broker, for callers that need its address (tests, drills).
 pub struct Running {
     /// Where the STOMP listener is bound.
     pub stomp_addr: SocketAddr,
+    /// The advertised cluster; `send` a new list to tell clients.
+    pub cluster: ClusterView,
 }
 
 /// Opens the configured store and returns it with the state it recovered.
@@ -50,6 +56,8 @@ pub async fn serve(
     ready: impl FnOnce(&Running),
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    config.cluster.validate()?;
+    let (cluster, cluster_rx) = watch::channel(Arc::new(config.cluster.advertise.clone()));
     let (store, recovered) = open_store(&config)?;
     let pending: usize = recovered.messages.values().map(Vec::len).sum();
     let broker = Arc::new(Broker::new(
@@ -71,6 +79,7 @@ pub async fn serve(
         default_prefetch: config.broker.default_prefetch,
         max_store_bytes: config.limits.max_store_bytes,
         flow_control: config.limits.flow_control,
+        cluster: cluster_rx,
     });
     let tracker = TaskTracker::new();
     let b = Arc::clone(&broker);
@@ -91,7 +100,10 @@ pub async fn serve(
         startup_ms = started.elapsed().as_millis() as u64,
         "Hawser ready: accepting STOMP connections on {stomp_addr}"
     );
-    ready(&Running { stomp_addr });
+    ready(&Running {
+        stomp_addr,
+        cluster: cluster.clone(),
+    });
 
     let connections = Arc::new(Semaphore::new(config.limits.max_connections));
     loop {

@@ -3,13 +3,19 @@
 
 use std::sync::Arc;
 
-use hawser_broker::{ConnectionId, Delivery, Destination, DestinationKind, MessageId, NewMessage};
+use hawser_broker::{
+    ConnectionId, Delivery, Destination, DestinationKind, MessageId, NewMessage, ProducerRef,
+};
 use hawser_stomp::{Command, Frame};
 
 use super::SessionError;
 
 /// Prefix of the message ids this broker hands out.
 pub const MESSAGE_ID_PREFIX: &str = "ID:hawser-";
+/// SEND header naming the producer, for duplicate detection (kept on the message).
+pub const PRODUCER_HEADER: &str = "hawser-producer";
+/// SEND header with the message's sequence number within its producer.
+pub const PRODUCER_SEQ_HEADER: &str = "hawser-seq";
 
 /// Headers that steer the broker and are not kept with the message.
 const TRANSPORT_HEADERS: &[&str] = &[
@@ -122,6 +128,25 @@ pub fn new_message(frame: Frame, conn: ConnectionId) -> Result<NewMessage, Sessi
             }
         },
     };
+    let producer = match (
+        frame.header(PRODUCER_HEADER),
+        frame.header(PRODUCER_SEQ_HEADER),
+    ) {
+        (Some(id), Some(seq)) if !id.is_empty() => Some(ProducerRef {
+            id: Arc::from(id),
+            seq: seq.trim().parse().map_err(|_| SessionError::BadHeader {
+                header: PRODUCER_SEQ_HEADER,
+                reason: format!("{seq:?} is not a sequence number"),
+            })?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(SessionError::BadHeader {
+                header: PRODUCER_HEADER,
+                reason: format!("{PRODUCER_HEADER} and {PRODUCER_SEQ_HEADER} go together"),
+            })
+        }
+    };
     let mut headers = Vec::with_capacity(frame.headers.len());
     for (k, v) in frame.headers {
         if TRANSPORT_HEADERS.contains(&k.as_str()) || headers.iter().any(|(h, _)| *h == k) {
@@ -147,6 +172,7 @@ pub fn new_message(frame: Frame, conn: ConnectionId) -> Result<NewMessage, Sessi
         persistent,
         priority,
         expires_ms,
+        producer,
     })
 }
 

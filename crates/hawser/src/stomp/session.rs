@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use hawser_broker::{AckMode, Broker, ConnectionId, DestinationKind, Seq, SubscribeSpec};
+use hawser_broker::{
+    AckMode, Broker, BrokerError, ConnectionId, Delivery, Destination, DestinationKind, Seq,
+    SubscribeSpec,
+};
 use hawser_stomp::{Command, Decoder, Frame, Item, Limits, Version};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
@@ -61,7 +64,16 @@ pub struct SessionSettings {
     pub max_store_bytes: u64,
     /// What a full broker does to producers.
     pub flow_control: FlowControl,
+    /// Broker URIs advertised to clients (ActiveMQ's updateClusterClients).
+    pub cluster: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
 }
+
+/// CONNECTED header listing the broker URIs a client may fail over to.
+const CLUSTER_HEADER: &str = "hawser-cluster";
+/// CONNECT header by which a client asks to be told when that list changes.
+const CLUSTER_UPDATES_HEADER: &str = "hawser-cluster-updates";
+/// Subscription id of the MESSAGE frames that carry a new list.
+const CLUSTER_SUBSCRIPTION: &str = "hawser-cluster";
 
 /// What to do after a frame.
 #[derive(PartialEq, Eq)]
@@ -96,6 +108,10 @@ struct Session {
     shutdown: CancellationToken,
     /// Cancelled when the writer has stopped (the socket is gone).
     writer_done: CancellationToken,
+    /// Ids of browsing subscriptions (they hold no consumer; UNSUBSCRIBE just forgets them).
+    browsers: std::collections::HashSet<String>,
+    /// Set when the client asked for cluster updates.
+    cluster_updates: Option<tokio::sync::watch::Receiver<Arc<Vec<String>>>>,
 }
 
 /// Serves one accepted connection to the end.
@@ -128,6 +144,8 @@ pub async fn serve_connection(
         last_read: Instant::now(),
         shutdown: shutdown.clone(),
         writer_done: done.clone(),
+        browsers: Default::default(),
+        cluster_updates: None,
     };
     let result = session.read_frames().await;
     match result {
@@ -179,7 +197,24 @@ impl Session {
             };
             let (deadline, timeout) = self.read_deadline(accepted, partial_since);
             let (shutdown, writer_done) = (self.shutdown.clone(), self.writer_done.clone());
+            let mut cluster = self.cluster_updates.take();
+            let cluster_changed = async {
+                match cluster.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                changed = cluster_changed => {
+                    if changed {
+                        if let Some(rx) = cluster.as_mut() {
+                            let uris = rx.borrow_and_update().join(",");
+                            self.send_cluster_update(uris);
+                        }
+                    } else {
+                        cluster = None;
+                    }
+                }
                 read = self.read_more() => read?,
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     return Err(timeout.expect("set with deadline"));
@@ -187,7 +222,18 @@ impl Session {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = writer_done.cancelled() => return Ok(()),
             }
+            self.cluster_updates = cluster;
         }
+    }
+
+    /// Tells a client that asked for it the new list of broker URIs.
+    fn send_cluster_update(&self, uris: String) {
+        let frame = Frame::new(Command::Message)
+            .with_header("subscription", CLUSTER_SUBSCRIPTION)
+            .with_header("message-id", "hawser-cluster")
+            .with_header("destination", "/topic/hawser.cluster")
+            .with_header(CLUSTER_HEADER, uris);
+        let _ = self.out.send(Out::Frame { frame, seq: 0 });
     }
 
     /// Reads whatever the client sent next into the buffer; `Closed` at end of stream.
@@ -304,6 +350,9 @@ impl Session {
                 if id.is_none() && durable.is_none() {
                     return Err(SessionError::MissingHeader("id"));
                 }
+                if id.as_ref().is_some_and(|id| self.browsers.remove(id)) {
+                    return Ok((Flow::Continue, 0));
+                }
                 broker.unsubscribe(conn, id.as_deref(), durable)?
             }
             Command::Ack | Command::Nack => {
@@ -376,11 +425,19 @@ impl Session {
         self.conn = Some(conn);
         self.version = version;
         self.decoder.set_version(version);
-        let connected = Frame::new(Command::Connected)
+        let mut connected = Frame::new(Command::Connected)
             .with_header("version", version.as_str())
             .with_header("server", SERVER_NAME)
             .with_header("session", format!("hawser-{conn}"))
             .with_header("heart-beat", format!("{sx},{sy}"));
+        let mut cluster = s.cluster.clone();
+        let uris = cluster.borrow_and_update().join(",");
+        if !uris.is_empty() {
+            connected.push_header(CLUSTER_HEADER, uris);
+        }
+        if frame.header(CLUSTER_UPDATES_HEADER) == Some("true") {
+            self.cluster_updates = Some(cluster);
+        }
         let _ = self.out.send(Out::Connected {
             frame: connected,
             version,
@@ -423,6 +480,9 @@ impl Session {
         };
         let destination = parse_destination(dest_text, conn)?;
         let broker = &self.settings.broker;
+        if frame.header("browser") == Some("true") {
+            return self.browse(id, destination);
+        }
         if is_owned_temporary(dest_text) {
             broker.register_temporary(conn, &destination);
         }
@@ -449,6 +509,39 @@ impl Session {
                 no_local: frame.header("activemq.noLocal") == Some("true"),
             },
         )?)
+    }
+
+    /// ActiveMQ's queue browsing: SUBSCRIBE with `browser:true` receives every
+    /// waiting message once, unconsumed, then a MESSAGE with `browser:end`.
+    fn browse(&mut self, id: Arc<str>, queue: Destination) -> Result<Seq, SessionError> {
+        if queue.is_topic() {
+            return Err(SessionError::BadHeader {
+                header: "browser",
+                reason: "only queues can be browsed".into(),
+            });
+        }
+        if !self.browsers.insert(id.to_string()) {
+            return Err(SessionError::Broker(BrokerError::DuplicateSubscription(
+                id.to_string(),
+            )));
+        }
+        for (message, redelivery_count, seq) in self.settings.broker.browse(&queue) {
+            let _ = self.out.send(Out::Deliver(Delivery {
+                consumer: 0,
+                subscription: Arc::clone(&id),
+                message,
+                redelivery_count,
+                seq,
+                auto_ack: false,
+            }));
+        }
+        let end = Frame::new(Command::Message)
+            .with_header("subscription", id.to_string())
+            .with_header("destination", mapping::destination_name(&queue))
+            .with_header("message-id", "browser-end")
+            .with_header("browser", "end");
+        let _ = self.out.send(Out::Frame { frame: end, seq: 0 });
+        Ok(0)
     }
 
     /// Producer flow control: hold or refuse a send while memory or store is full.
