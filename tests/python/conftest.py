@@ -483,7 +483,7 @@ class StompClient:
         assert ok, f"expected {n} messages within {timeout}s, got {len(got)}: {[m.body for m in got][:20]}"
         return got
 
-    def expect_exactly(self, n: int, timeout: float = 5.0, settle: float = 0.4) -> list:
+    def expect_exactly(self, n: int, timeout: float = 5.0, settle: float = 0.3) -> list:
         """Waits for ``n`` messages, then ``settle`` s more, and checks no extra one came."""
         self.wait_messages(n, timeout)
         time.sleep(settle)

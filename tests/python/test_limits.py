@@ -7,7 +7,7 @@ import time
 import pytest
 import stomp
 
-from conftest import HAWSER_BIN, encode_frame, unique, wait_until
+from conftest import HAWSER_BIN, encode_frame, free_port, unique, wait_until
 
 KB = b"k" * 1024
 
@@ -291,7 +291,8 @@ def test_bad_config_file_is_refused(tmp_path, content):
     cfg = tmp_path / "bad.toml"
     cfg.write_text(content)
     proc = subprocess.run(
-        [HAWSER_BIN, "serve", "--config", str(cfg), "--data-dir", str(tmp_path / "d"), "--stomp", "127.0.0.1:1"],
+        [HAWSER_BIN, "serve", "--config", str(cfg), "--data-dir", str(tmp_path / "d"),
+         "--stomp", f"127.0.0.1:{free_port()}"],
         stdin=subprocess.DEVNULL, capture_output=True, timeout=10,
     )
     assert proc.returncode != 0

@@ -32,7 +32,6 @@ def test_queue_delivers_every_message_once_in_order(broker, stomp_factory):
     c.subscribe(q)
     for i in range(30):
         c.send(q, f"m{i}", receipt=(i == 29))
-    assert c.bodies() == c.bodies()  # snapshot helper sanity
     assert [m.body for m in c.expect_exactly(30)] == [f"m{i}" for i in range(30)]
 
 
@@ -563,7 +562,6 @@ def test_temp_queue_disappears_with_its_connection(broker, stomp_factory):
     service.send(req.headers["reply-to"], "late reply", receipt=False)
     time.sleep(0.3)
     assert newcomer.messages == []
-    assert service.connected or service.error_texts()
 
 
 # ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import encode_frame, now_ms, unique, wait_until
+from conftest import encode_frame, now_ms, unique
 
 MESSAGE_ID = re.compile(r"^ID:hawser-\d+$")
 
