@@ -5,6 +5,7 @@
 //! `Broker`, and serves each accepted connection with a `stomp` session.
 
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod server;
 pub mod stomp;

@@ -28,6 +28,12 @@ enum Command {
     Serve(ServeArgs),
     /// Drive a STOMP broker with producers and consumers and report throughput and latency.
     Bench(hawser::bench::BenchArgs),
+    /// Send messages (body from --body, --file or standard input).
+    Send(hawser::cli::SendArgs),
+    /// Receive messages and print their bodies.
+    Receive(hawser::cli::ReceiveArgs),
+    /// Print the messages waiting in a queue without consuming them.
+    Browse(hawser::cli::BrowseArgs),
 }
 
 /// Flags override the config file, which overrides the defaults.
@@ -137,6 +143,9 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Some(Command::Send(args)) => return run_client(hawser::cli::send(args)),
+        Some(Command::Receive(args)) => return run_client(hawser::cli::receive(args)),
+        Some(Command::Browse(args)) => return run_client(hawser::cli::browse(args)),
         Some(Command::Bench(args)) => hawser::bench::run(args),
         Some(Command::Serve(args)) => run_serve(&args),
         None => run_serve(&cli.serve),
@@ -146,6 +155,29 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("hawser: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a client command and maps its failure to its exit code.
+fn run_client(
+    command: impl std::future::Future<Output = Result<(), hawser::cli::Failure>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hawser: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("hawser: {}", f.message);
+            std::process::ExitCode::from(f.code)
         }
     }
 }

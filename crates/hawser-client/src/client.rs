@@ -1,0 +1,1072 @@
+//! The failover client: one supervisor task per client keeps a connection to
+//! some broker of the URI's list, as the reconnect policy says, and hides the
+//! changes from the application.
+//!
+//! What survives a reconnect:
+//! - subscriptions are sent again with the same ids and durable names;
+//! - every send not yet confirmed by a RECEIPT is sent again, with the same
+//!   producer id and sequence number, so a broker that already stored it
+//!   confirms it without storing it twice;
+//! - a transaction that was open fails with `TransactionRolledBack`;
+//! - messages delivered and not acknowledged come again (redelivered); a
+//!   per-subscription audit of what the application acknowledged drops the
+//!   copies of those, so an acknowledging consumer sees each message once.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hawser_stomp::{Command as StompCommand, Frame};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::connection::{connect, Connection, Identity};
+use crate::error::ClientError;
+use crate::message::Message;
+use crate::reconnect::{Reconnector, Step};
+use crate::uri::{BrokerUri, ConnectUri};
+
+/// Header carrying the producer id (the broker's duplicate detection uses it).
+pub const PRODUCER_HEADER: &str = "hawser-producer";
+/// Header carrying the message's sequence number within its producer.
+pub const PRODUCER_SEQ_HEADER: &str = "hawser-seq";
+/// Acknowledged (producer, sequence) pairs remembered per subscription.
+const AUDIT_CAPACITY: usize = 100_000;
+/// How often a connected client looks at backup and priority connections.
+const MAINTENANCE_TICK: Duration = Duration::from_millis(100);
+/// How long `close` waits for the broker's receipt of DISCONNECT.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The subscription id under which brokers push cluster updates.
+const CLUSTER_SUBSCRIPTION: &str = "hawser-cluster";
+/// Header listing broker URIs, in CONNECTED and in cluster updates.
+const CLUSTER_HEADER: &str = "hawser-cluster";
+
+type Reply = oneshot::Sender<Result<(), ClientError>>;
+
+/// What the application asks of the supervisor.
+pub(crate) enum Command {
+    Send {
+        frame: Frame,
+        tx: Option<String>,
+        done: Reply,
+        queued_at: Instant,
+    },
+    Subscribe {
+        id: Arc<str>,
+        headers: Vec<(String, String)>,
+        auto: bool,
+        deliver: mpsc::UnboundedSender<Message>,
+        done: Reply,
+    },
+    Unsubscribe {
+        id: Arc<str>,
+        durable: Option<String>,
+        done: Reply,
+    },
+    Ack {
+        ack: bool,
+        generation: u64,
+        subscription: Arc<str>,
+        id: String,
+        key: Option<(String, u64)>,
+        tx: Option<String>,
+        done: Reply,
+    },
+    Begin {
+        tx: String,
+        done: Reply,
+    },
+    Commit {
+        tx: String,
+        done: Reply,
+    },
+    Abort {
+        tx: String,
+        done: Reply,
+    },
+    Close {
+        done: Reply,
+    },
+}
+
+/// The (producer, sequence) of a message, from its headers.
+pub(crate) fn producer_key(headers: &[(String, String)]) -> Option<(String, u64)> {
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    Some((
+        get(PRODUCER_HEADER)?.to_owned(),
+        get(PRODUCER_SEQ_HEADER)?.parse().ok()?,
+    ))
+}
+
+/// How a subscription acknowledges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AckMode {
+    /// The broker settles a message once it has sent it.
+    #[default]
+    Auto,
+    /// One ack settles everything received before it.
+    Client,
+    /// One ack settles one message.
+    ClientIndividual,
+}
+
+/// What a subscription asks for.
+#[derive(Clone, Debug, Default)]
+pub struct SubscribeOptions {
+    /// Subscription id; generated if absent.
+    pub id: Option<String>,
+    /// Acknowledgement mode.
+    pub ack: AckMode,
+    /// JMS selector.
+    pub selector: Option<String>,
+    /// `activemq.prefetchSize`.
+    pub prefetch: Option<u32>,
+    /// Durable topic subscription name (needs a client id).
+    pub durable_name: Option<String>,
+    /// Browse a queue instead of consuming it.
+    pub browse: bool,
+    /// Further SUBSCRIBE headers.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Where the client is, for the application and for tests.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    /// The broker of the live connection.
+    pub connected_to: Option<String>,
+    /// The brokers the client knows, including advertised ones.
+    pub brokers: Vec<String>,
+    /// Connections established so far (1 + reconnects).
+    pub connections: u64,
+}
+
+struct Shared {
+    /// Bumped on every new connection; deliveries from older ones are dropped.
+    generation: AtomicU64,
+    status: Mutex<Status>,
+}
+
+/// A client connected to one broker or failing over between several.
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    next_sub: AtomicU64,
+    next_tx: AtomicU64,
+}
+
+/// A send's confirmation: resolves when the broker's RECEIPT arrives (after a
+/// persistent message is on disk), across reconnects.
+pub struct Confirmation(oneshot::Receiver<Result<(), ClientError>>);
+
+impl Future for Confirmation {
+    type Output = Result<(), ClientError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(ClientError::Closed)))
+    }
+}
+
+/// Messages of one subscription.
+pub struct Subscription {
+    id: Arc<str>,
+    rx: mpsc::UnboundedReceiver<Message>,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Subscription {
+    /// The subscription id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The next message; `None` once the client is closed. Messages that
+    /// arrived on a connection that has since failed are skipped: they were
+    /// not acknowledged, so the broker delivers them again.
+    pub async fn recv(&mut self) -> Option<Message> {
+        loop {
+            let m = self.rx.recv().await?;
+            if m.generation == self.shared.generation.load(Ordering::SeqCst) {
+                return Some(m);
+            }
+        }
+    }
+
+    /// Ends the subscription (and with `durable`, deletes the durable subscription of that name).
+    pub async fn close(self, durable: Option<&str>) -> Result<(), ClientError> {
+        let (done, wait) = oneshot::channel();
+        self.commands
+            .send(Command::Unsubscribe {
+                id: Arc::clone(&self.id),
+                durable: durable.map(str::to_owned),
+                done,
+            })
+            .map_err(|_| ClientError::Closed)?;
+        wait.await.map_err(|_| ClientError::Closed)?
+    }
+}
+
+/// A transaction on a client.
+pub struct Transaction<'a> {
+    client: &'a Client,
+    id: String,
+}
+
+impl Transaction<'_> {
+    /// Its id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Sends inside the transaction; delivered only at commit.
+    pub async fn send(
+        &self,
+        destination: &str,
+        body: impl Into<Bytes>,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), ClientError> {
+        self.client
+            .send_frame(destination, body.into(), headers, Some(self.id.clone()))
+            .await
+    }
+
+    /// Commits. Fails with `TransactionRolledBack` if the connection failed over meanwhile.
+    pub async fn commit(self) -> Result<(), ClientError> {
+        let tx = self.id.clone();
+        self.client.call(|done| Command::Commit { tx, done }).await
+    }
+
+    /// Rolls back.
+    pub async fn abort(self) -> Result<(), ClientError> {
+        let tx = self.id.clone();
+        self.client.call(|done| Command::Abort { tx, done }).await
+    }
+}
+
+impl Client {
+    /// Connects by URI (`tcp://h:p`, `failover:(tcp://a:1,tcp://b:2)?opts`).
+    /// Returns once connected, or with an error when the startup attempts are spent.
+    pub async fn connect(uri: &str, identity: Identity) -> Result<Client, ClientError> {
+        let parsed: ConnectUri = uri.parse()?;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            ^ u64::from(std::process::id());
+        let reconnector = Reconnector::for_uri(parsed, seed);
+        let shared = Arc::new(Shared {
+            generation: AtomicU64::new(0),
+            status: Mutex::new(Status::default()),
+        });
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (started, startup) = oneshot::channel();
+        let supervisor = Supervisor {
+            reconnector,
+            identity,
+            commands: rx,
+            shared: Arc::clone(&shared),
+            conn: None,
+            generation: 0,
+            subs: BTreeMap::new(),
+            unconfirmed: VecDeque::new(),
+            waiting: HashMap::new(),
+            txs: HashMap::new(),
+            queued: VecDeque::new(),
+            producer_id: format!("hawser-{:x}-{:x}", std::process::id(), seed),
+            next_seq: 1,
+            next_receipt: 1,
+            backups: Vec::new(),
+            clock: Instant::now(),
+            down_since: 0,
+            last_error: None,
+            started: Some(started),
+            ack_sender: commands.downgrade(),
+        };
+        tokio::spawn(supervisor.run());
+        startup.await.map_err(|_| ClientError::Closed)??;
+        Ok(Client {
+            commands,
+            shared,
+            next_sub: AtomicU64::new(1),
+            next_tx: AtomicU64::new(1),
+        })
+    }
+
+    /// Where the client is connected and which brokers it knows.
+    pub fn status(&self) -> Status {
+        self.shared.status.lock().clone()
+    }
+
+    /// Sends a message; the returned confirmation resolves on the broker's
+    /// RECEIPT. Dropping it does not cancel the send.
+    pub fn send(
+        &self,
+        destination: &str,
+        body: impl Into<Bytes>,
+        headers: Vec<(String, String)>,
+    ) -> Confirmation {
+        let (done, wait) = oneshot::channel();
+        let frame = send_frame(destination, body.into(), headers);
+        let _ = self.commands.send(Command::Send {
+            frame,
+            tx: None,
+            done,
+            queued_at: Instant::now(),
+        });
+        Confirmation(wait)
+    }
+
+    async fn send_frame(
+        &self,
+        destination: &str,
+        body: Bytes,
+        headers: Vec<(String, String)>,
+        tx: Option<String>,
+    ) -> Result<(), ClientError> {
+        let frame = send_frame(destination, body, headers);
+        self.call(|done| Command::Send {
+            frame,
+            tx,
+            done,
+            queued_at: Instant::now(),
+        })
+        .await
+    }
+
+    /// Subscribes; returns once the broker confirmed the subscription.
+    pub async fn subscribe(
+        &self,
+        destination: &str,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, ClientError> {
+        let id: Arc<str> =
+            Arc::from(options.id.clone().unwrap_or_else(|| {
+                format!("sub-{}", self.next_sub.fetch_add(1, Ordering::SeqCst))
+            }));
+        let mut headers = vec![
+            ("destination".to_owned(), destination.to_owned()),
+            ("id".to_owned(), id.to_string()),
+            (
+                "ack".to_owned(),
+                match options.ack {
+                    AckMode::Auto => "auto",
+                    AckMode::Client => "client",
+                    AckMode::ClientIndividual => "client-individual",
+                }
+                .to_owned(),
+            ),
+        ];
+        if let Some(s) = &options.selector {
+            headers.push(("selector".into(), s.clone()));
+        }
+        if let Some(p) = options.prefetch {
+            headers.push(("activemq.prefetchSize".into(), p.to_string()));
+        }
+        if let Some(d) = &options.durable_name {
+            headers.push(("activemq.subscriptionName".into(), d.clone()));
+        }
+        if options.browse {
+            headers.push(("browser".into(), "true".into()));
+        }
+        headers.extend(options.headers.iter().cloned());
+        let (deliver, rx) = mpsc::unbounded_channel();
+        let auto = options.ack == AckMode::Auto;
+        let sub_id = Arc::clone(&id);
+        self.call(|done| Command::Subscribe {
+            id: sub_id,
+            headers,
+            auto,
+            deliver,
+            done,
+        })
+        .await?;
+        Ok(Subscription {
+            id,
+            rx,
+            shared: Arc::clone(&self.shared),
+            commands: self.commands.clone(),
+        })
+    }
+
+    /// Begins a transaction.
+    pub async fn begin(&self) -> Result<Transaction<'_>, ClientError> {
+        let id = format!("tx-{}", self.next_tx.fetch_add(1, Ordering::SeqCst));
+        let tx = id.clone();
+        self.call(|done| Command::Begin { tx, done }).await?;
+        Ok(Transaction { client: self, id })
+    }
+
+    /// Disconnects cleanly after the broker confirmed everything sent before.
+    pub async fn close(self) -> Result<(), ClientError> {
+        self.call(|done| Command::Close { done }).await
+    }
+
+    async fn call(&self, make: impl FnOnce(Reply) -> Command) -> Result<(), ClientError> {
+        let (done, wait) = oneshot::channel();
+        self.commands
+            .send(make(done))
+            .map_err(|_| ClientError::Closed)?;
+        wait.await.map_err(|_| ClientError::Closed)?
+    }
+}
+
+fn send_frame(destination: &str, body: Bytes, headers: Vec<(String, String)>) -> Frame {
+    let mut frame = Frame::new(StompCommand::Send).with_header("destination", destination);
+    frame.headers.extend(headers);
+    frame.with_body(body)
+}
+
+/// A send written but not yet confirmed: resent after a reconnect.
+struct Unconfirmed {
+    receipt: String,
+    frame: Frame,
+    done: Reply,
+}
+
+/// Something waiting for a RECEIPT other than a send.
+enum Waiter {
+    Subscribe(Arc<str>, Reply),
+    Commit(Reply),
+    Other(Reply),
+}
+
+/// A subscription as the supervisor keeps it.
+struct Sub {
+    headers: Vec<(String, String)>,
+    auto: bool,
+    deliver: mpsc::UnboundedSender<Message>,
+    audit: Audit,
+}
+
+/// Bounded memory of acknowledged (producer, sequence) pairs.
+#[derive(Default)]
+struct Audit {
+    seen: HashSet<(String, u64)>,
+    order: VecDeque<(String, u64)>,
+}
+
+impl Audit {
+    fn insert(&mut self, key: (String, u64)) {
+        if self.seen.insert(key.clone()) {
+            self.order.push_back(key);
+            if self.order.len() > AUDIT_CAPACITY {
+                if let Some(old) = self.order.pop_front() {
+                    self.seen.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, key: &(String, u64)) -> bool {
+        self.seen.contains(key)
+    }
+}
+
+struct Supervisor {
+    reconnector: Reconnector,
+    identity: Identity,
+    commands: mpsc::UnboundedReceiver<Command>,
+    shared: Arc<Shared>,
+    conn: Option<Connection>,
+    generation: u64,
+    subs: BTreeMap<Arc<str>, Sub>,
+    unconfirmed: VecDeque<Unconfirmed>,
+    waiting: HashMap<String, Waiter>,
+    /// Open transactions and the connection generation they began on.
+    txs: HashMap<String, u64>,
+    /// Commands that arrived while disconnected.
+    queued: VecDeque<Command>,
+    producer_id: String,
+    next_seq: u64,
+    next_receipt: u64,
+    /// Warm spare connections (the `backup` option).
+    backups: Vec<Connection>,
+    clock: Instant,
+    /// When the connection was lost (ms on `clock`).
+    down_since: u64,
+    last_error: Option<ClientError>,
+    started: Option<oneshot::Sender<Result<(), ClientError>>>,
+    /// Lets delivered messages send their acks here without keeping the
+    /// command channel open after the application dropped the client.
+    ack_sender: mpsc::WeakUnboundedSender<Command>,
+}
+
+impl Supervisor {
+    fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    async fn run(mut self) {
+        loop {
+            if self.conn.is_none() {
+                if !self.reconnect_step().await {
+                    return;
+                }
+                continue;
+            }
+            self.maintain().await;
+            let conn = self.conn.as_mut().expect("connected");
+            tokio::select! {
+                frame = conn.frames.recv() => match frame {
+                    Some(f) => self.on_frame(f),
+                    None => self.lost(),
+                },
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Close { done }) => {
+                        self.close(done).await;
+                        return;
+                    }
+                    Some(c) => self.on_command(c),
+                    None => {
+                        self.close_quietly().await;
+                        return;
+                    }
+                },
+                _ = tokio::time::sleep(MAINTENANCE_TICK) => {}
+            }
+        }
+    }
+
+    /// One step of getting connected. False when the client is finished.
+    async fn reconnect_step(&mut self) -> bool {
+        if let Some(c) = self.take_backup() {
+            let now = self.now_ms();
+            self.reconnector.connect_succeeded(&c.uri, now);
+            self.established(c);
+            return true;
+        }
+        let now = self.now_ms();
+        match self.reconnector.poll(now) {
+            Step::Connect(uri) => {
+                match connect(&uri, &self.identity).await {
+                    Ok(c) => {
+                        self.reconnector.connect_succeeded(&uri, self.now_ms());
+                        self.established(c);
+                    }
+                    Err(e) => {
+                        tracing::debug!("{e}");
+                        self.reconnector.connect_failed(&uri, self.now_ms());
+                        self.last_error = Some(e);
+                    }
+                }
+                true
+            }
+            Step::WaitUntil(at) => {
+                let deadline = self.clock + Duration::from_millis(at);
+                let send_deadline = self.next_send_deadline();
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = tokio::time::sleep_until(send_deadline.unwrap_or(deadline)), if send_deadline.is_some() => {
+                        self.expire_queued_sends();
+                    }
+                    cmd = self.commands.recv() => match cmd {
+                        Some(Command::Close { done }) => {
+                            self.fail_all(ClientError::Closed);
+                            let _ = done.send(Ok(()));
+                            return false;
+                        }
+                        Some(c) => self.on_command(c),
+                        None => return false,
+                    },
+                }
+                true
+            }
+            // Only reported while an attempt is out; this loop awaits each one.
+            Step::Idle => true,
+            Step::GiveUp(reason) => {
+                let err = ClientError::Unreachable(match &self.last_error {
+                    Some(e) => format!("{reason}; last error: {e}"),
+                    None => reason.to_string(),
+                });
+                self.fail_all(err);
+                false
+            }
+        }
+    }
+
+    /// Backup connections and the return to a priority broker.
+    async fn maintain(&mut self) {
+        let now = self.now_ms();
+        if let Some(uri) = self.reconnector.priority_probe(now) {
+            match connect(&uri, &self.identity).await {
+                Ok(c) => {
+                    self.reconnector.connect_succeeded(&uri, self.now_ms());
+                    tracing::info!("back on priority broker {uri}");
+                    // Dropping the old connection returns its unacked messages there.
+                    self.conn = None;
+                    self.established(c);
+                }
+                Err(_) => self.reconnector.connect_failed(&uri, self.now_ms()),
+            }
+        }
+        self.backups.retain(|b| !b.out.is_closed());
+        for uri in self.reconnector.backups_wanted() {
+            if self.backups.iter().any(|b| b.uri == uri) {
+                continue;
+            }
+            if let Ok(c) = connect(&uri, &self.identity).await {
+                self.backups.push(c);
+            }
+        }
+    }
+
+    fn take_backup(&mut self) -> Option<Connection> {
+        while let Some(b) = self.backups.pop() {
+            if !b.out.is_closed() {
+                return Some(b);
+            }
+        }
+        None
+    }
+
+    fn established(&mut self, conn: Connection) {
+        self.generation += 1;
+        self.shared
+            .generation
+            .store(self.generation, Ordering::SeqCst);
+        if let Some(list) = conn.connected.header(CLUSTER_HEADER) {
+            self.update_brokers(list);
+        }
+        {
+            let mut st = self.shared.status.lock();
+            st.connected_to = Some(conn.uri.to_string());
+            st.connections += 1;
+        }
+        for sub in self.subs.values() {
+            let mut f = Frame::new(StompCommand::Subscribe);
+            f.headers = sub.headers.clone();
+            let _ = conn.out.send(f);
+        }
+        for u in &self.unconfirmed {
+            let _ = conn.out.send(u.frame.clone());
+        }
+        self.conn = Some(conn);
+        if let Some(started) = self.started.take() {
+            let _ = started.send(Ok(()));
+        }
+        while let Some(c) = self.queued.pop_front() {
+            self.on_command(c);
+            if self.conn.is_none() {
+                break;
+            }
+        }
+    }
+
+    fn lost(&mut self) {
+        tracing::info!("connection lost; failing over");
+        self.conn = None;
+        self.shared.status.lock().connected_to = None;
+        let now = self.now_ms();
+        self.reconnector.disconnected(now);
+        self.down_since = now;
+        for (_, w) in self.waiting.drain() {
+            match w {
+                // Restored (subscriptions) or moot (acks: the audit drops the redelivery).
+                Waiter::Subscribe(_, done) | Waiter::Other(done) => {
+                    let _ = done.send(Ok(()));
+                }
+                Waiter::Commit(done) => {
+                    let _ = done.send(Err(ClientError::Broker(
+                        "connection lost while committing: outcome unknown".into(),
+                    )));
+                }
+            }
+        }
+    }
+
+    fn update_brokers(&mut self, list: &str) {
+        let uris: Vec<BrokerUri> = list
+            .split(',')
+            .filter_map(|u| u.trim().parse().ok())
+            .collect();
+        if !uris.is_empty() {
+            self.reconnector.update_uris(uris);
+        }
+        self.shared.status.lock().brokers = self
+            .reconnector
+            .brokers()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    }
+
+    fn write(&mut self, frame: Frame) {
+        if let Some(c) = &self.conn {
+            let _ = c.out.send(frame);
+        }
+    }
+
+    fn receipt(&mut self, prefix: &str) -> String {
+        self.next_receipt += 1;
+        format!("{prefix}-{}", self.next_receipt)
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        if self.conn.is_none() {
+            if let Command::Send {
+                done, queued_at, ..
+            } = &cmd
+            {
+                let waited = queued_at.elapsed().as_millis() as u64;
+                if self
+                    .reconnector
+                    .send_deadline(0)
+                    .is_some_and(|d| waited >= d)
+                {
+                    if let Command::Send { done, .. } = cmd {
+                        let _ = done.send(Err(ClientError::SendTimeout(waited)));
+                    }
+                    return;
+                }
+                let _ = done;
+            }
+            self.queued.push_back(cmd);
+            return;
+        }
+        match cmd {
+            Command::Send {
+                mut frame,
+                tx,
+                done,
+                ..
+            } => {
+                if let Some(tx) = &tx {
+                    if self.txs.get(tx) != Some(&self.generation) {
+                        let _ = done.send(Err(ClientError::TransactionRolledBack(tx.clone())));
+                        return;
+                    }
+                    frame.push_header("transaction", tx.clone());
+                }
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                frame.push_header(PRODUCER_HEADER, self.producer_id.clone());
+                frame.push_header(PRODUCER_SEQ_HEADER, seq.to_string());
+                let receipt = self.receipt("send");
+                frame.push_header("receipt", receipt.clone());
+                self.write(frame.clone());
+                if tx.is_some() {
+                    self.waiting.insert(receipt, Waiter::Other(done));
+                } else {
+                    self.unconfirmed.push_back(Unconfirmed {
+                        receipt,
+                        frame,
+                        done,
+                    });
+                }
+            }
+            Command::Subscribe {
+                id,
+                headers,
+                auto,
+                deliver,
+                done,
+            } => {
+                let receipt = self.receipt("sub");
+                let mut f = Frame::new(StompCommand::Subscribe);
+                f.headers = headers.clone();
+                f.push_header("receipt", receipt.clone());
+                self.subs.insert(
+                    Arc::clone(&id),
+                    Sub {
+                        headers,
+                        auto,
+                        deliver,
+                        audit: Audit::default(),
+                    },
+                );
+                self.write(f);
+                self.waiting.insert(receipt, Waiter::Subscribe(id, done));
+            }
+            Command::Unsubscribe { id, durable, done } => {
+                self.subs.remove(&id);
+                let receipt = self.receipt("unsub");
+                let mut f = Frame::new(StompCommand::Unsubscribe)
+                    .with_header("id", id.to_string())
+                    .with_header("receipt", receipt.clone());
+                if let Some(d) = durable {
+                    f.push_header("activemq.subscriptionName", d);
+                }
+                self.write(f);
+                self.waiting.insert(receipt, Waiter::Other(done));
+            }
+            Command::Ack {
+                ack,
+                generation,
+                subscription,
+                id,
+                key,
+                tx,
+                done,
+            } => {
+                if let (true, Some(key), Some(sub)) = (ack, key, self.subs.get_mut(&subscription)) {
+                    sub.audit.insert(key);
+                }
+                if generation != self.generation {
+                    // Delivered on a connection that failed: the broker will
+                    // deliver it again, and the audit drops that copy.
+                    let _ = done.send(Ok(()));
+                    return;
+                }
+                let receipt = self.receipt("ack");
+                let mut f = Frame::new(if ack {
+                    StompCommand::Ack
+                } else {
+                    StompCommand::Nack
+                })
+                .with_header("id", id.clone())
+                .with_header("message-id", id)
+                .with_header("subscription", subscription.to_string())
+                .with_header("receipt", receipt.clone());
+                if let Some(tx) = tx {
+                    f.push_header("transaction", tx);
+                }
+                self.write(f);
+                self.waiting.insert(receipt, Waiter::Other(done));
+            }
+            Command::Begin { tx, done } => {
+                self.txs.insert(tx.clone(), self.generation);
+                let receipt = self.receipt("begin");
+                self.write(
+                    Frame::new(StompCommand::Begin)
+                        .with_header("transaction", tx)
+                        .with_header("receipt", receipt.clone()),
+                );
+                self.waiting.insert(receipt, Waiter::Other(done));
+            }
+            Command::Commit { tx, done } | Command::Abort { tx, done }
+                if self.txs.get(&tx) != Some(&self.generation) =>
+            {
+                self.txs.remove(&tx);
+                let _ = done.send(Err(ClientError::TransactionRolledBack(tx)));
+            }
+            Command::Commit { tx, done } => {
+                self.txs.remove(&tx);
+                let receipt = self.receipt("commit");
+                self.write(
+                    Frame::new(StompCommand::Commit)
+                        .with_header("transaction", tx)
+                        .with_header("receipt", receipt.clone()),
+                );
+                self.waiting.insert(receipt, Waiter::Commit(done));
+            }
+            Command::Abort { tx, done } => {
+                self.txs.remove(&tx);
+                let receipt = self.receipt("abort");
+                self.write(
+                    Frame::new(StompCommand::Abort)
+                        .with_header("transaction", tx)
+                        .with_header("receipt", receipt.clone()),
+                );
+                self.waiting.insert(receipt, Waiter::Other(done));
+            }
+            Command::Close { done } => {
+                // Handled by the loop; reaching here means a queued close.
+                let _ = done.send(Ok(()));
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame) {
+        match frame.command {
+            StompCommand::Receipt => {
+                let Some(id) = frame.header("receipt-id") else {
+                    return;
+                };
+                if let Some(pos) = self.unconfirmed.iter().position(|u| u.receipt == id) {
+                    let u = self.unconfirmed.remove(pos).expect("position found");
+                    let _ = u.done.send(Ok(()));
+                } else if let Some(w) = self.waiting.remove(id) {
+                    match w {
+                        Waiter::Subscribe(_, done) | Waiter::Commit(done) | Waiter::Other(done) => {
+                            let _ = done.send(Ok(()));
+                        }
+                    }
+                }
+            }
+            StompCommand::Message => self.on_message(frame),
+            StompCommand::Error => {
+                let message = frame.header("message").unwrap_or("ERROR").to_owned();
+                tracing::warn!("broker error: {message}");
+                let err = ClientError::Broker(message);
+                if let Some(id) = frame.header("receipt-id") {
+                    if let Some(pos) = self.unconfirmed.iter().position(|u| u.receipt == id) {
+                        // Refused for good: resending would only be refused again.
+                        let u = self.unconfirmed.remove(pos).expect("position found");
+                        let _ = u.done.send(Err(err));
+                    } else if let Some(w) = self.waiting.remove(id) {
+                        match w {
+                            Waiter::Subscribe(sub, done) => {
+                                self.subs.remove(&sub);
+                                let _ = done.send(Err(err));
+                            }
+                            Waiter::Commit(done) | Waiter::Other(done) => {
+                                let _ = done.send(Err(err));
+                            }
+                        }
+                    }
+                }
+                // The broker closes the connection after an ERROR.
+                self.conn = None;
+                self.lost();
+            }
+            _ => {}
+        }
+    }
+
+    fn on_message(&mut self, frame: Frame) {
+        let Some(sub_id) = frame.header("subscription") else {
+            return;
+        };
+        if sub_id == CLUSTER_SUBSCRIPTION {
+            if let Some(list) = frame.header(CLUSTER_HEADER) {
+                let list = list.to_owned();
+                self.update_brokers(&list);
+            }
+            return;
+        }
+        let Some((id, _)) = self.subs.get_key_value(sub_id) else {
+            return;
+        };
+        let id = Arc::clone(id);
+        let commands = self.command_sender();
+        let generation = self.generation;
+        let sub = self.subs.get_mut(&id).expect("just found");
+        let key = producer_key(&frame.headers);
+        if let Some(k) = &key {
+            if sub.audit.contains(k) {
+                // A copy of a message the application already acknowledged.
+                if !sub.auto {
+                    let ack_id = frame
+                        .header("ack")
+                        .or(frame.header("message-id"))
+                        .unwrap_or_default()
+                        .to_owned();
+                    let f = Frame::new(StompCommand::Ack)
+                        .with_header("id", ack_id.clone())
+                        .with_header("message-id", ack_id)
+                        .with_header("subscription", id.to_string());
+                    if let Some(c) = &self.conn {
+                        let _ = c.out.send(f);
+                    }
+                }
+                return;
+            }
+            if sub.auto {
+                sub.audit.insert(k.clone());
+            }
+        }
+        let Some(commands) = commands else {
+            return;
+        };
+        let _ = sub.deliver.send(Message {
+            headers: frame.headers,
+            body: frame.body,
+            generation,
+            commands,
+            subscription: id,
+        });
+    }
+
+    async fn close(&mut self, done: Reply) {
+        let receipt = self.receipt("bye");
+        self.write(Frame::new(StompCommand::Disconnect).with_header("receipt", receipt.clone()));
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        if let Some(conn) = self.conn.as_mut() {
+            while let Ok(Some(f)) = tokio::time::timeout_at(deadline, conn.frames.recv()).await {
+                if f.command == StompCommand::Receipt && f.header("receipt-id") == Some(&receipt) {
+                    break;
+                }
+            }
+        }
+        self.fail_all(ClientError::Closed);
+        let _ = done.send(Ok(()));
+    }
+
+    async fn close_quietly(&mut self) {
+        self.write(Frame::new(StompCommand::Disconnect));
+        self.fail_all(ClientError::Closed);
+    }
+
+    fn fail_all(&mut self, err: ClientError) {
+        if let Some(started) = self.started.take() {
+            let _ = started.send(Err(err.clone()));
+        }
+        for u in self.unconfirmed.drain(..) {
+            let _ = u.done.send(Err(err.clone()));
+        }
+        for (_, w) in self.waiting.drain() {
+            match w {
+                Waiter::Subscribe(_, done) | Waiter::Commit(done) | Waiter::Other(done) => {
+                    let _ = done.send(Err(err.clone()));
+                }
+            }
+        }
+        for c in self.queued.drain(..) {
+            reply_err(c, err.clone());
+        }
+        self.subs.clear();
+        self.conn = None;
+    }
+
+    fn next_send_deadline(&self) -> Option<Instant> {
+        let timeout = self.reconnector.send_deadline(0)?;
+        self.queued
+            .iter()
+            .filter_map(|c| match c {
+                Command::Send { queued_at, .. } => {
+                    Some(*queued_at + Duration::from_millis(timeout))
+                }
+                _ => None,
+            })
+            .min()
+    }
+
+    fn expire_queued_sends(&mut self) {
+        let Some(timeout) = self.reconnector.send_deadline(0) else {
+            return;
+        };
+        let mut keep = VecDeque::new();
+        for c in self.queued.drain(..) {
+            match c {
+                Command::Send {
+                    done, queued_at, ..
+                } if queued_at.elapsed() >= Duration::from_millis(timeout) => {
+                    let _ = done.send(Err(ClientError::SendTimeout(timeout)));
+                }
+                other => keep.push_back(other),
+            }
+        }
+        self.queued = keep;
+    }
+
+    /// The channel messages use to send acks back, while the client lives.
+    fn command_sender(&self) -> Option<mpsc::UnboundedSender<Command>> {
+        self.ack_sender.upgrade()
+    }
+}
+
+fn reply_err(c: Command, err: ClientError) {
+    let done = match c {
+        Command::Send { done, .. }
+        | Command::Subscribe { done, .. }
+        | Command::Unsubscribe { done, .. }
+        | Command::Ack { done, .. }
+        | Command::Begin { done, .. }
+        | Command::Commit { done, .. }
+        | Command::Abort { done, .. }
+        | Command::Close { done } => done,
+    };
+    let _ = done.send(Err(err));
+}

@@ -1,0 +1,207 @@
+//! One STOMP connection to one broker: the CONNECT handshake, then a reading
+//! task that decodes frames into a channel and a writing task that encodes
+//! them, with heart-beats both ways. It knows nothing of failover: when the
+//! socket breaks, the frame channel closes and the supervisor decides.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use hawser_stomp::{encode, encode_heartbeat, Command, Decoder, Frame, Item, Limits, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::error::ClientError;
+use crate::uri::BrokerUri;
+
+/// Read buffer spare capacity kept before each read.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Missing heart-beats are tolerated for this multiple of the agreed interval.
+const HEARTBEAT_GRACE: f64 = 2.0;
+
+/// Who the client is, sent on every CONNECT.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    /// `login` header.
+    pub login: Option<String>,
+    /// `passcode` header.
+    pub passcode: Option<String>,
+    /// JMS client id (`client-id`), needed for durable subscriptions.
+    pub client_id: Option<String>,
+    /// Virtual host for the `host` header.
+    pub vhost: String,
+}
+
+/// A live connection.
+pub struct Connection {
+    /// The broker it is connected to.
+    pub uri: BrokerUri,
+    /// Frames to send; dropping it (and the task) closes the socket.
+    pub out: mpsc::UnboundedSender<Frame>,
+    /// Frames received (CONNECTED excluded); closes when the socket breaks.
+    pub frames: mpsc::UnboundedReceiver<Frame>,
+    /// The broker's CONNECTED frame.
+    pub connected: Frame,
+}
+
+/// Connects, sends CONNECT and waits for CONNECTED within the URI's connection timeout.
+pub async fn connect(uri: &BrokerUri, who: &Identity) -> Result<Connection, ClientError> {
+    let timeout = Duration::from_millis(uri.options.connection_timeout_ms.max(1));
+    match tokio::time::timeout(timeout, handshake(uri, who)).await {
+        Ok(result) => result,
+        Err(_) => Err(ClientError::Connect {
+            uri: uri.to_string(),
+            reason: format!("no CONNECTED within {} ms", timeout.as_millis()),
+        }),
+    }
+}
+
+async fn handshake(uri: &BrokerUri, who: &Identity) -> Result<Connection, ClientError> {
+    let fail = |reason: String| ClientError::Connect {
+        uri: uri.to_string(),
+        reason,
+    };
+    let stream = TcpStream::connect((uri.host.as_str(), uri.port))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    stream
+        .set_nodelay(uri.options.tcp_no_delay)
+        .map_err(|e| fail(e.to_string()))?;
+    let (mut rd, mut wr) = stream.into_split();
+    let hb = uri.options.heart_beat_ms;
+    let mut connect = Frame::new(Command::Connect)
+        .with_header("accept-version", "1.2")
+        .with_header("host", who.vhost.clone())
+        .with_header("heart-beat", format!("{hb},{hb}"))
+        .with_header("hawser-cluster-updates", "true");
+    if let Some(v) = &who.login {
+        connect.push_header("login", v.clone());
+    }
+    if let Some(v) = &who.passcode {
+        connect.push_header("passcode", v.clone());
+    }
+    if let Some(v) = &who.client_id {
+        connect.push_header("client-id", v.clone());
+    }
+    let mut buf = BytesMut::new();
+    encode(&connect, Version::V1_2, &mut buf);
+    wr.write_all(&buf).await.map_err(|e| fail(e.to_string()))?;
+
+    let mut decoder = Decoder::new(Limits::default());
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let connected = loop {
+        match decoder
+            .decode(&mut inbuf)
+            .map_err(|e| fail(e.to_string()))?
+        {
+            Some(Item::Frame(f)) => break f,
+            Some(Item::HeartBeat) => continue,
+            None => {}
+        }
+        if rd
+            .read_buf(&mut inbuf)
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            == 0
+        {
+            return Err(fail("connection closed during CONNECT".into()));
+        }
+    };
+    match connected.command {
+        Command::Connected => {}
+        Command::Error => {
+            return Err(ClientError::Refused {
+                uri: uri.to_string(),
+                message: connected.header("message").unwrap_or_default().to_owned(),
+            })
+        }
+        other => return Err(fail(format!("expected CONNECTED, got {other}"))),
+    }
+    let version = connected
+        .header("version")
+        .and_then(Version::parse)
+        .unwrap_or(Version::V1_0);
+    decoder.set_version(version);
+    // heart-beat negotiation, as the broker does it (spec section "Heart-beating").
+    let (sx, sy) = connected
+        .header("heart-beat")
+        .and_then(|v| v.split_once(','))
+        .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)))
+        .unwrap_or((0, 0));
+    let send_every = (hb > 0 && sy > 0).then(|| Duration::from_millis(hb.max(sy)));
+    let expect_every = (hb > 0 && sx > 0)
+        .then(|| Duration::from_millis((hb.max(sx) as f64 * HEARTBEAT_GRACE) as u64));
+
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Frame>();
+    let (in_tx, in_rx) = mpsc::unbounded_channel::<Frame>();
+    tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        let mut last_write = Instant::now();
+        loop {
+            let beat = send_every.map(|d| last_write + d);
+            tokio::select! {
+                frame = out_rx.recv() => {
+                    let Some(frame) = frame else { break };
+                    encode(&frame, version, &mut buf);
+                    while let Ok(more) = out_rx.try_recv() {
+                        encode(&more, version, &mut buf);
+                        if buf.len() > 256 * 1024 {
+                            break;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(beat.unwrap_or_else(Instant::now)), if beat.is_some() => {
+                    encode_heartbeat(&mut buf);
+                }
+            }
+            if wr.write_all(&buf).await.is_err() {
+                break;
+            }
+            buf.clear();
+            last_write = Instant::now();
+        }
+        let _ = wr.shutdown().await;
+    });
+    tokio::spawn(async move {
+        let mut last_read = Instant::now();
+        loop {
+            loop {
+                match decoder.decode(&mut inbuf) {
+                    Ok(Some(Item::Frame(f))) => {
+                        if in_tx.send(f).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Some(Item::HeartBeat)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!("malformed frame from broker: {e}");
+                        return;
+                    }
+                }
+            }
+            if inbuf.capacity() - inbuf.len() < READ_CHUNK_BYTES / 4 {
+                inbuf.reserve(READ_CHUNK_BYTES);
+            }
+            let deadline = expect_every.map(|d| last_read + d);
+            tokio::select! {
+                read = rd.read_buf(&mut inbuf) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => last_read = Instant::now(),
+                },
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    tracing::warn!("broker missed its heart-beats; dropping the connection");
+                    return;
+                }
+                _ = in_tx.closed() => return,
+            }
+        }
+    });
+    Ok(Connection {
+        uri: uri.clone(),
+        out: out_tx,
+        frames: in_rx,
+        connected,
+    })
+}

@@ -1,0 +1,85 @@
+//! Messages as a consumer receives them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::client::Command;
+use crate::error::ClientError;
+
+/// A message delivered to a subscription.
+#[derive(Debug)]
+pub struct Message {
+    /// Every header of the MESSAGE frame, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Bytes,
+    /// The connection generation it arrived on; an ack from an older one is moot.
+    pub(crate) generation: u64,
+    /// Where acks go.
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    /// The subscription it belongs to.
+    pub(crate) subscription: Arc<str>,
+}
+
+impl Message {
+    /// The first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text, if it is UTF-8.
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.body).ok()
+    }
+
+    /// The broker's `message-id`.
+    pub fn id(&self) -> &str {
+        self.header("message-id").unwrap_or_default()
+    }
+
+    /// True if the broker delivered it before.
+    pub fn redelivered(&self) -> bool {
+        self.header("redelivered") == Some("true")
+    }
+
+    /// The destination it was sent to.
+    pub fn destination(&self) -> &str {
+        self.header("destination").unwrap_or_default()
+    }
+
+    /// Acknowledges the message and waits until the broker has recorded it.
+    pub async fn ack(&self) -> Result<(), ClientError> {
+        self.settle(true, None).await
+    }
+
+    /// Acknowledges inside transaction `tx`.
+    pub async fn ack_in(&self, tx: &str) -> Result<(), ClientError> {
+        self.settle(true, Some(tx)).await
+    }
+
+    /// Refuses the message: the broker redelivers it (or dead-letters it).
+    pub async fn nack(&self) -> Result<(), ClientError> {
+        self.settle(false, None).await
+    }
+
+    async fn settle(&self, ack: bool, tx: Option<&str>) -> Result<(), ClientError> {
+        let (done, wait) = oneshot::channel();
+        self.commands
+            .send(Command::Ack {
+                ack,
+                generation: self.generation,
+                subscription: Arc::clone(&self.subscription),
+                id: self.header("ack").unwrap_or(self.id()).to_owned(),
+                key: crate::client::producer_key(&self.headers),
+                tx: tx.map(str::to_owned),
+                done,
+            })
+            .map_err(|_| ClientError::Closed)?;
+        wait.await.map_err(|_| ClientError::Closed)?
+    }
+}
