@@ -636,9 +636,12 @@ impl Supervisor {
         self.shared
             .generation
             .store(self.generation, Ordering::SeqCst);
-        if let Some(list) = conn.connected.header(CLUSTER_HEADER) {
-            self.update_brokers(list);
-        }
+        let advertised = conn
+            .connected
+            .header(CLUSTER_HEADER)
+            .unwrap_or_default()
+            .to_owned();
+        self.update_brokers(&advertised);
         {
             let mut st = self.shared.status.lock();
             st.connected_to = Some(conn.uri.to_string());

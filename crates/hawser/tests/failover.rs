@@ -3,16 +3,17 @@
 //! restarted, again and again. Every confirmed message must arrive, none twice;
 //! the outages the producer saw are printed (run with `--nocapture`).
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hawser_client::{AckMode, Client, Identity, SubscribeOptions};
 use parking_lot::Mutex;
+
+use common::{free_port, mkdir, Broker};
 
 /// Kills of the broker in use.
 const KILLS: usize = 20;
@@ -21,78 +22,6 @@ const WINDOW: usize = 16;
 /// The producer's pace: one send per this interval, so the consumer (which waits
 /// for each ack's receipt) keeps up and the drain at the end is short.
 const SEND_INTERVAL: Duration = Duration::from_micros(700);
-
-/// One `hawser serve` process, stopped by PID when dropped.
-struct Broker {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Broker {
-    fn start(dir: &Path, port: u16) -> Broker {
-        let mut b = Broker {
-            port,
-            dir: dir.to_owned(),
-            child: None,
-        };
-        b.restart();
-        b
-    }
-
-    fn restart(&mut self) {
-        assert!(self.child.is_none());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("broker.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_hawser"))
-            .args(["serve", "--data-dir"])
-            .arg(self.dir.join("data"))
-            .args(["--stomp", &format!("127.0.0.1:{}", self.port)])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start broker");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "broker on {} did not start",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-        }
-    }
-
-    fn uri(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A small seeded generator, so a failing schedule can be replayed.
 struct Rng(u64);
@@ -122,8 +51,8 @@ async fn confirmed_messages_survive_repeated_kills_without_duplicates() {
         .try_init();
     let tmp = tempfile::tempdir().unwrap();
     let mut brokers = [
-        Broker::start(&tmp.path().join("a").tap_mkdir(), free_port()),
-        Broker::start(&tmp.path().join("b").tap_mkdir(), free_port()),
+        Broker::start(&mkdir(tmp.path().join("a")), free_port()),
+        Broker::start(&mkdir(tmp.path().join("b")), free_port()),
     ];
     let uri = format!(
         "failover:({},{})?randomize=false&initialReconnectDelay=10&maxReconnectDelay=100",
@@ -348,15 +277,4 @@ fn kill_current(brokers: &mut [Broker; 2], client: &Client) -> usize {
     };
     brokers[victim].kill();
     victim
-}
-
-trait TapMkdir {
-    fn tap_mkdir(self) -> Self;
-}
-
-impl TapMkdir for PathBuf {
-    fn tap_mkdir(self) -> Self {
-        std::fs::create_dir_all(&self).unwrap();
-        self
-    }
 }
