@@ -21,6 +21,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hawser_stomp::extensions::{
+    CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, PRODUCER_HEADER, PRODUCER_SEQ_HEADER,
+};
 use hawser_stomp::{Command as StompCommand, Frame};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
@@ -32,20 +35,12 @@ use crate::message::Message;
 use crate::reconnect::{Reconnector, Step};
 use crate::uri::{BrokerUri, ConnectUri};
 
-/// Header carrying the producer id (the broker's duplicate detection uses it).
-pub const PRODUCER_HEADER: &str = "hawser-producer";
-/// Header carrying the message's sequence number within its producer.
-pub const PRODUCER_SEQ_HEADER: &str = "hawser-seq";
 /// Acknowledged (producer, sequence) pairs remembered per subscription.
 const AUDIT_CAPACITY: usize = 100_000;
 /// How often a connected client looks at backup and priority connections.
 const MAINTENANCE_TICK: Duration = Duration::from_millis(100);
 /// How long `close` waits for the broker's receipt of DISCONNECT.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The subscription id under which brokers push cluster updates.
-const CLUSTER_SUBSCRIPTION: &str = "hawser-cluster";
-/// Header listing broker URIs, in CONNECTED and in cluster updates.
-const CLUSTER_HEADER: &str = "hawser-cluster";
 
 type Reply = oneshot::Sender<Result<(), ClientError>>;
 

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
+use hawser_stomp::extensions::CLUSTER_UPDATES_HEADER;
 use hawser_stomp::{encode, encode_heartbeat, Command, Decoder, Frame, Item, Limits, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -74,7 +75,7 @@ async fn handshake(uri: &BrokerUri, who: &Identity) -> Result<Connection, Client
         .with_header("accept-version", "1.2")
         .with_header("host", who.vhost.clone())
         .with_header("heart-beat", format!("{hb},{hb}"))
-        .with_header("hawser-cluster-updates", "true");
+        .with_header(CLUSTER_UPDATES_HEADER, "true");
     if let Some(v) = &who.login {
         connect.push_header("login", v.clone());
     }

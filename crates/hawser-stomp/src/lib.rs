@@ -40,6 +40,7 @@ mod decode;
 mod encode;
 mod error;
 mod escape;
+pub mod extensions;
 mod frame;
 mod limits;
 mod scan;

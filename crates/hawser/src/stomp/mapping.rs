@@ -6,16 +6,13 @@ use std::sync::Arc;
 use hawser_broker::{
     ConnectionId, Delivery, Destination, DestinationKind, MessageId, NewMessage, ProducerRef,
 };
+use hawser_stomp::extensions::{PRODUCER_HEADER, PRODUCER_SEQ_HEADER};
 use hawser_stomp::{Command, Frame};
 
 use super::SessionError;
 
 /// Prefix of the message ids this broker hands out.
 pub const MESSAGE_ID_PREFIX: &str = "ID:hawser-";
-/// SEND header naming the producer, for duplicate detection (kept on the message).
-pub const PRODUCER_HEADER: &str = "hawser-producer";
-/// SEND header with the message's sequence number within its producer.
-pub const PRODUCER_SEQ_HEADER: &str = "hawser-seq";
 
 /// Headers that steer the broker and are not kept with the message.
 const TRANSPORT_HEADERS: &[&str] = &[

@@ -15,6 +15,7 @@ use hawser_broker::{
     AckMode, Broker, BrokerError, ConnectionId, Delivery, Destination, DestinationKind, Seq,
     SubscribeSpec,
 };
+use hawser_stomp::extensions::{CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, CLUSTER_UPDATES_HEADER};
 use hawser_stomp::{Command, Decoder, Frame, Item, Limits, Version};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
@@ -67,13 +68,6 @@ pub struct SessionSettings {
     /// Broker URIs advertised to clients (ActiveMQ's updateClusterClients).
     pub cluster: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
 }
-
-/// CONNECTED header listing the broker URIs a client may fail over to.
-const CLUSTER_HEADER: &str = "hawser-cluster";
-/// CONNECT header by which a client asks to be told when that list changes.
-const CLUSTER_UPDATES_HEADER: &str = "hawser-cluster-updates";
-/// Subscription id of the MESSAGE frames that carry a new list.
-const CLUSTER_SUBSCRIPTION: &str = "hawser-cluster";
 
 /// What to do after a frame.
 #[derive(PartialEq, Eq)]
@@ -230,7 +224,7 @@ impl Session {
     fn send_cluster_update(&self, uris: String) {
         let frame = Frame::new(Command::Message)
             .with_header("subscription", CLUSTER_SUBSCRIPTION)
-            .with_header("message-id", "hawser-cluster")
+            .with_header("message-id", CLUSTER_SUBSCRIPTION)
             .with_header("destination", "/topic/hawser.cluster")
             .with_header(CLUSTER_HEADER, uris);
         let _ = self.out.send(Out::Frame { frame, seq: 0 });

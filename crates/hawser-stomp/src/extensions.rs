@@ -1,0 +1,14 @@
+//! Headers Hawser adds to STOMP, shared by the broker and the client so both
+//! sides spell them the same way. Other clients may ignore them.
+
+/// SEND: the producer's id, chosen by the client; with [`PRODUCER_SEQ_HEADER`]
+/// it lets the broker recognise a resend after a failover. Kept on the message.
+pub const PRODUCER_HEADER: &str = "hawser-producer";
+/// SEND: the message's sequence number within its producer.
+pub const PRODUCER_SEQ_HEADER: &str = "hawser-seq";
+/// CONNECTED, and cluster updates: the broker URIs a client may fail over to, comma-separated.
+pub const CLUSTER_HEADER: &str = "hawser-cluster";
+/// CONNECT: `true` asks the broker to send cluster updates.
+pub const CLUSTER_UPDATES_HEADER: &str = "hawser-cluster-updates";
+/// The subscription id of the MESSAGE frames that carry cluster updates.
+pub const CLUSTER_SUBSCRIPTION: &str = "hawser-cluster";
