@@ -252,19 +252,30 @@ pub async fn browse(args: BrowseArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Prints a message: its body as it is, bytes included, followed by a newline;
+/// with `json`, one object per line whose body is text when it is UTF-8 and
+/// base64 (`body_base64`) when it is not.
 fn print_message(m: &hawser_client::Message, json: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     if json {
         let headers: serde_json::Map<String, serde_json::Value> = m
             .headers
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
-        let line = serde_json::json!({
-            "headers": headers,
-            "body": String::from_utf8_lossy(&m.body),
-        });
-        println!("{line}");
+        let line = match m.text() {
+            Some(text) => serde_json::json!({ "headers": headers, "body": text }),
+            None => {
+                use base64::Engine;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&m.body);
+                serde_json::json!({ "headers": headers, "body_base64": encoded })
+            }
+        };
+        let _ = writeln!(out, "{line}");
     } else {
-        println!("{}", String::from_utf8_lossy(&m.body));
+        let _ = out.write_all(&m.body);
+        let _ = out.write_all(b"\n");
     }
+    let _ = out.flush();
 }
