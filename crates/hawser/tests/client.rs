@@ -241,3 +241,42 @@ async fn subscriptions_are_restored_with_their_durable_names() {
     assert_eq!(m.text(), Some("extra"));
     m.ack().await.unwrap();
 }
+
+#[tokio::test]
+async fn backup_keeps_a_warm_connection_and_takes_over_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = Broker::start(&mkdir(tmp.path().join("a")), free_port());
+    // B takes a single connection: while the client's spare holds it, nobody else gets in.
+    let b = Broker::start_with(
+        &mkdir(tmp.path().join("b")),
+        free_port(),
+        &["--max-connections", "1"],
+    );
+    let uri = format!(
+        "failover:({},{})?randomize=false&backup=true",
+        a.uri(),
+        b.uri()
+    );
+    let client = Client::connect(&uri, Identity::default()).await.unwrap();
+    let mut spare_held = false;
+    for _ in 0..100 {
+        if Client::connect(&b.uri(), Identity::default())
+            .await
+            .is_err()
+        {
+            spare_held = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(spare_held, "no warm spare connection to B appeared");
+    a.kill();
+    client
+        .send("/queue/backup", "via the spare", persistent())
+        .await
+        .unwrap();
+    assert_eq!(
+        client.status().connected_to.as_deref(),
+        Some(b.uri().as_str())
+    );
+}
