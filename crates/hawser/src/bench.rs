@@ -31,36 +31,43 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Sends written in one syscall when the window allows.
 const SEND_BATCH: usize = 64;
 
-/// Options of `hawser bench`.
-#[derive(clap::Args, Clone, Debug)]
+/// Options of `hawser bench`. Load-shape flags left out take the named
+/// scenario's value (`--scenario S1`...), else the default shown.
+#[derive(clap::Args, Clone, Debug, Default)]
 pub struct BenchArgs {
     /// Broker address (host:port).
     #[arg(long, default_value = "127.0.0.1:61613")]
     pub broker: String,
-    /// STOMP destination, e.g. /queue/bench or /topic/bench.
-    #[arg(long, default_value = "/queue/hawser.bench")]
-    pub destination: String,
-    /// Producer connections.
-    #[arg(long, default_value_t = 4)]
-    pub producers: usize,
-    /// Consumer connections.
-    #[arg(long, default_value_t = 4)]
-    pub consumers: usize,
-    /// Body size in bytes.
-    #[arg(long, default_value_t = 1024)]
-    pub size: usize,
-    /// Send persistent messages.
+    /// A named scenario (S1-S6, see docs/benchmarks.md) or any name for the result.
+    #[arg(long, default_value = "")]
+    pub scenario: String,
+    /// STOMP destination [default: /queue/hawser.bench, /topic/... for S6].
+    #[arg(long)]
+    pub destination: Option<String>,
+    /// Producer connections [default: 4].
+    #[arg(long)]
+    pub producers: Option<usize>,
+    /// Consumer connections [default: 4].
+    #[arg(long)]
+    pub consumers: Option<usize>,
+    /// Body size in bytes [default: 1024].
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Send persistent messages (S1, S2, S4, S5 do).
     #[arg(long)]
     pub persistent: bool,
-    /// Sends awaiting a receipt per producer (1: synchronous; 0: no receipts).
-    #[arg(long, default_value_t = 64)]
-    pub window: usize,
-    /// Consumer prefetch (activemq.prefetchSize).
-    #[arg(long, default_value_t = 1000)]
-    pub prefetch: u32,
-    /// Consumer ack mode: auto, client or client-individual.
-    #[arg(long, default_value = "client-individual")]
-    pub ack: String,
+    /// Send non-persistent messages even where the scenario would not.
+    #[arg(long, conflicts_with = "persistent")]
+    pub non_persistent: bool,
+    /// Sends awaiting a receipt per producer (1: synchronous; 0: no receipts) [default: 64].
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// Consumer prefetch (activemq.prefetchSize) [default: 1000].
+    #[arg(long)]
+    pub prefetch: Option<u32>,
+    /// Consumer ack mode: auto, client or client-individual [default: client-individual].
+    #[arg(long)]
+    pub ack: Option<String>,
     /// Total send rate in msg/s across producers (latency runs); unlimited if absent.
     #[arg(long)]
     pub rate: Option<f64>,
@@ -82,9 +89,176 @@ pub struct BenchArgs {
     /// Extra SEND/SUBSCRIBE header, `name:value` (repeatable), e.g. x-queue-type:quorum.
     #[arg(long = "header")]
     pub headers: Vec<String>,
-    /// A name for the run, copied into the result.
-    #[arg(long, default_value = "")]
+}
+
+/// The load shape of a named scenario (issue 4), all with 1 KiB bodies unless stated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub producers: usize,
+    pub consumers: usize,
+    pub size: usize,
+    pub persistent: bool,
+    pub window: usize,
+    pub ack: &'static str,
+    pub rate: Option<f64>,
+    pub topic: bool,
+}
+
+/// S1-S6.
+pub const SCENARIOS: [Scenario; 6] = [
+    // S1: persistent queue, 4 producers with 64 unconfirmed sends each, 4 consumers, individual acks.
+    Scenario {
+        name: "S1",
+        producers: 4,
+        consumers: 4,
+        size: 1024,
+        persistent: true,
+        window: 64,
+        ack: "client-individual",
+        rate: None,
+        topic: false,
+    },
+    // S2: the same with synchronous sends.
+    Scenario {
+        name: "S2",
+        producers: 4,
+        consumers: 4,
+        size: 1024,
+        persistent: true,
+        window: 1,
+        ack: "client-individual",
+        rate: None,
+        topic: false,
+    },
+    // S3: non-persistent queue, 4 producers, 4 consumers.
+    Scenario {
+        name: "S3",
+        producers: 4,
+        consumers: 4,
+        size: 1024,
+        persistent: false,
+        window: 64,
+        ack: "client-individual",
+        rate: None,
+        topic: false,
+    },
+    // S4: persistent latency at a fixed 2,000 msg/s, 1 producer and 1 consumer.
+    Scenario {
+        name: "S4",
+        producers: 1,
+        consumers: 1,
+        size: 1024,
+        persistent: true,
+        window: 64,
+        ack: "client-individual",
+        rate: Some(2000.0),
+        topic: false,
+    },
+    // S5: persistent 64 KiB bodies, 2 producers, 2 consumers.
+    Scenario {
+        name: "S5",
+        producers: 2,
+        consumers: 2,
+        size: 64 * 1024,
+        persistent: true,
+        window: 16,
+        ack: "client-individual",
+        rate: None,
+        topic: false,
+    },
+    // S6: topic fan-out, 1 producer, 16 subscribers, non-persistent.
+    Scenario {
+        name: "S6",
+        producers: 1,
+        consumers: 16,
+        size: 1024,
+        persistent: false,
+        window: 64,
+        ack: "auto",
+        rate: None,
+        topic: true,
+    },
+];
+
+/// The defaults when neither a flag nor a scenario says otherwise.
+const DEFAULT_SHAPE: Scenario = Scenario {
+    name: "",
+    producers: 4,
+    consumers: 4,
+    size: 1024,
+    persistent: false,
+    window: 64,
+    ack: "client-individual",
+    rate: None,
+    topic: false,
+};
+
+/// Everything a run needs, resolved: flag, else scenario, else default.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub broker: String,
     pub scenario: String,
+    pub destination: String,
+    pub producers: usize,
+    pub consumers: usize,
+    pub size: usize,
+    pub persistent: bool,
+    pub window: usize,
+    pub prefetch: u32,
+    pub ack: String,
+    pub rate: Option<f64>,
+    pub duration: f64,
+    pub count: Option<u64>,
+    pub login: Option<String>,
+    pub passcode: Option<String>,
+    pub vhost: String,
+    pub headers: Vec<String>,
+}
+
+impl BenchArgs {
+    /// Applies the named scenario under the explicit flags.
+    pub fn plan(&self) -> anyhow::Result<Plan> {
+        let shape = match self.scenario.as_str() {
+            "" => DEFAULT_SHAPE,
+            name => SCENARIOS
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(name))
+                .copied()
+                .unwrap_or(DEFAULT_SHAPE),
+        };
+        let ack = self.ack.clone().unwrap_or_else(|| shape.ack.to_owned());
+        if !matches!(ack.as_str(), "auto" | "client" | "client-individual") {
+            bail!("--ack must be auto, client or client-individual");
+        }
+        let default_destination = if shape.topic {
+            "/topic/hawser.bench"
+        } else {
+            "/queue/hawser.bench"
+        };
+        Ok(Plan {
+            broker: self.broker.clone(),
+            scenario: self.scenario.clone(),
+            destination: self
+                .destination
+                .clone()
+                .unwrap_or_else(|| default_destination.to_owned()),
+            producers: self.producers.unwrap_or(shape.producers),
+            consumers: self.consumers.unwrap_or(shape.consumers),
+            size: self.size.unwrap_or(shape.size),
+            persistent: (shape.persistent || self.persistent) && !self.non_persistent,
+            window: self.window.unwrap_or(shape.window),
+            prefetch: self.prefetch.unwrap_or(1000),
+            ack,
+            rate: self.rate.or(shape.rate),
+            duration: self.duration,
+            count: self.count,
+            login: self.login.clone(),
+            passcode: self.passcode.clone(),
+            vhost: self.vhost.clone(),
+            headers: self.headers.clone(),
+        })
+    }
 }
 
 /// The result printed as JSON.
@@ -144,19 +318,17 @@ struct ConsumerOutcome {
 
 /// Runs the benchmark and prints the JSON result.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let plan = args.plan()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(bench(args))?;
+    let result = runtime.block_on(bench(plan))?;
     println!("{}", serde_json::to_string(&result)?);
     Ok(())
 }
 
 /// Runs the benchmark and returns its result.
-pub async fn bench(args: BenchArgs) -> anyhow::Result<BenchResult> {
-    if !matches!(args.ack.as_str(), "auto" | "client" | "client-individual") {
-        bail!("--ack must be auto, client or client-individual");
-    }
+pub async fn bench(args: Plan) -> anyhow::Result<BenchResult> {
     let cpu_before = process_cpu_seconds();
     let progress = Arc::new(Progress::default());
     let start = Instant::now();
@@ -291,7 +463,7 @@ async fn report(progress: Arc<Progress>, start: Instant) {
 async fn produce(
     conn: StompConn,
     id: u32,
-    args: BenchArgs,
+    args: Plan,
     start: Instant,
     send_start: Instant,
     progress: Arc<Progress>,
@@ -407,7 +579,7 @@ async fn produce(
 
 async fn consume(
     conn: StompConn,
-    args: BenchArgs,
+    args: Plan,
     start: Instant,
     progress: Arc<Progress>,
     topic: bool,
@@ -518,7 +690,7 @@ struct StompConn {
 }
 
 impl StompConn {
-    async fn connect(args: &BenchArgs) -> anyhow::Result<StompConn> {
+    async fn connect(args: &Plan) -> anyhow::Result<StompConn> {
         let stream = TcpStream::connect(&args.broker)
             .await
             .with_context(|| format!("cannot connect to {}", args.broker))?;
@@ -551,7 +723,7 @@ impl StompConn {
         Ok(conn)
     }
 
-    async fn subscribe(&mut self, args: &BenchArgs, id: usize) -> anyhow::Result<()> {
+    async fn subscribe(&mut self, args: &Plan, id: usize) -> anyhow::Result<()> {
         let mut f = Frame::new(Command::Subscribe)
             .with_header("destination", args.destination.clone())
             .with_header("id", format!("c{id}"))
