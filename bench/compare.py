@@ -6,12 +6,14 @@ plus the chart docs/benchmarks.svg.
 
 Usage: bench/compare.py [--hawser target/release/hawser] [--runs 3] [--seconds 10]
                         [--scenarios S1,S2,...] [--brokers hawser,activemq,rabbitmq-classic,rabbitmq-quorum]
-                        [--out docs/benchmarks.md] [--json results.json] [--install]
+                        [--warmup SECONDS] [--out docs/benchmarks.md] [--json results.json] [--install]
+       bench/compare.py --from-json results.json [--out docs/benchmarks.md]   (re-render only)
 
 --install runs `apt-get update` and `apt-get install -y activemq rabbitmq-server`
 (Debian packages; Java 17 must already be there) before measuring.
 
-Every broker is started fresh, in a new temporary directory, for each scenario,
+Every broker is started fresh, in a new temporary directory, for each scenario
+(then warmed up by one uncounted run of --warmup seconds, default --seconds),
 listens on 127.0.0.1 only, and is stopped by its PID (SIGTERM, bounded wait,
 SIGKILL) in a finally block. The load generator is `hawser bench`; every one of
 its parameters is passed explicitly (no presets).
@@ -494,7 +496,12 @@ def sh(cmd: list[str], timeout: float = 30) -> str:
 
 
 def dpkg_version(pkg: str) -> str:
-    return sh(["dpkg-query", "-W", "-f", "${Version}", pkg]) or "not installed"
+    """'5.17.2 (Debian 5.17.2+dfsg-2+deb12u1)' from the installed package's version."""
+    full = sh(["dpkg-query", "-W", "-f", "${Version}", pkg])
+    if not full or " " in full:
+        return "not installed"
+    upstream = re.sub(r"^\d+:", "", full).split("+")[0].split("-")[0]
+    return f"{upstream} (Debian {full})"
 
 
 def machine_info(tmp: Path) -> dict:
@@ -517,13 +524,14 @@ def machine_info(tmp: Path) -> dict:
 
 def versions(hawser: str) -> dict:
     java = sh(["java", "-version"]).splitlines()
+    jv = re.search(r'version "([^"]+)"', java[0]) if java else None
     head = sh(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = sh(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"])
     return {
         "hawser": sh([hawser, "--version"]) or "unknown",
-        "hawser_commit": head + (" (with uncommitted changes)" if dirty else ""),
+        "hawser_commit": head + (" + uncommitted changes" if dirty else ""),
         "activemq": dpkg_version("activemq"),
-        "java": java[0] if java else "unknown",
+        "java": f"OpenJDK {jv.group(1)}" if jv else (java[0] if java else "unknown"),
         "rabbitmq": dpkg_version("rabbitmq-server"),
         "erlang": dpkg_version("erlang-base"),
     }
@@ -562,10 +570,20 @@ def measure(a: argparse.Namespace, scenarios: list[Scenario], brokers: list[str]
                         start["epmd_rss_mib"] = sum(rss_kib(p) for p in broker.epmd_pids()) / 1024
                     log(f"[{step}/{total}] {sc.id} {name}: CONNECTED after {start['start_s'] * 1000:.0f} ms, "
                         f"idle RSS {start['idle_rss_mib']:.1f} MiB")
+                    kind = "topic" if sc.topic else "queue"
+                    extra = ["--header", "x-queue-type:quorum"] if name == "rabbitmq-quorum" else []
+                    if a.warmup > 0:  # not counted: lets a JIT (ActiveMQ) or caches settle
+                        dest = f"/{kind}/bench.{sc.id.lower()}.{name}.{tag}.warmup"
+                        rec = run_bench(a.hawser, broker, sc, dest, a.warmup,
+                                        f"compare-{name}-{sc.id}-warmup", extra)
+                        rec.update({"broker": name, "scenario": sc.id, "destination": dest})
+                        data["warmups"].append(rec)
+                        log("    warm-up: %s" % summary(rec))
+                        if not rec["broker_alive_after"]:
+                            raise BrokerError(f"{name} exited during the {sc.id} warm-up; log tail:\n"
+                                              f"{broker.log_tail()}")
                     for r in range(1, a.runs + 1):
-                        kind = "topic" if sc.topic else "queue"
                         dest = f"/{kind}/bench.{sc.id.lower()}.{name}.{tag}.r{r}"
-                        extra = ["--header", "x-queue-type:quorum"] if name == "rabbitmq-quorum" else []
                         rec = run_bench(a.hawser, broker, sc, dest, a.seconds,
                                         f"compare-{name}-{sc.id}-run{r}", extra)
                         rec.update({"broker": name, "scenario": sc.id, "run": r, "destination": dest})
@@ -574,7 +592,7 @@ def measure(a: argparse.Namespace, scenarios: list[Scenario], brokers: list[str]
                         if not rec["broker_alive_after"]:
                             raise BrokerError(f"{name} exited during {sc.id} run {r}; log tail:\n"
                                               f"{broker.log_tail()}")
-                    if isinstance(broker, RabbitMQ):
+                    if isinstance(broker, RabbitMQ) and not sc.topic:  # topic queues are gone by now
                         check_rabbit_queues(broker, name, sc, data)
                 except (BrokerError, OSError, subprocess.SubprocessError, ValueError) as e:
                     start["error"] = str(e)
@@ -707,9 +725,9 @@ def targets(agg: dict, res: dict) -> list[tuple[str, str, str]]:
 
     def thr(sc: str, other: str, factor: float, key: str = "msgs", unit: str = "msg/s"):
         h, o = med(agg, sc, "hawser", key), med(agg, sc, other, key)
-        ok = None if h is None or o is None else h >= factor * o
-        return ok, (f"{n0(h) if h is not None else 'n/a'} vs {n0(o) if o is not None else 'n/a'} {unit}: "
-                    f"{ratio(h, o)}")
+        if h is None or o is None:
+            return None, "n/a"
+        return h >= factor * o, f"{n0(h)} vs {n0(o)} {unit}: {ratio(h, o)}"
 
     check("S1 ≥ 10× ActiveMQ (msg/s)", *thr("S1", "activemq", 10))
     check("S1 ≥ 10× RabbitMQ quorum (msg/s)", *thr("S1", "rabbitmq-quorum", 10))
@@ -718,10 +736,11 @@ def targets(agg: dict, res: dict) -> list[tuple[str, str, str]]:
     check("S6 ≥ 10× ActiveMQ (deliveries/s)", *thr("S6", "activemq", 10, unit="deliveries/s"))
     for other, factor in (("activemq", 20), ("rabbitmq-classic", 5), ("rabbitmq-quorum", 5)):
         h, o = med(agg, "S4", "hawser", "p99_ms"), med(agg, "S4", other, "p99_ms")
-        ok = None if h is None or o is None else h <= o / factor
-        check(f"S4 p99 ≤ {LABELS[other]} p99 / {factor}", ok,
-              f"{ms(h) if h is not None else 'n/a'} vs {ms(o) if o is not None else 'n/a'} ms: "
-              f"{ratio(o, h)} lower")
+        if h is None or o is None:
+            check(f"S4 p99 ≤ {LABELS[other]} p99 / {factor}", None, "n/a")
+        else:
+            check(f"S4 p99 ≤ {LABELS[other]} p99 / {factor}", h <= o / factor,
+                  f"{ms(h)} vs {ms(o)} ms: {ratio(o, h)} lower")
     others = {b: med(agg, "S5", b, "mb") for b in ("activemq", "rabbitmq-classic", "rabbitmq-quorum")}
     others = {b: v for b, v in others.items() if v is not None}
     h = med(agg, "S5", "hawser", "mb")
@@ -734,10 +753,11 @@ def targets(agg: dict, res: dict) -> list[tuple[str, str, str]]:
     for key, label, unit, f in (("rss", "idle memory (RSS)", "MiB", lambda x: f"{x:,.1f}"),
                                 ("start", "start time to first CONNECTED", "ms", lambda x: f"{x * 1000:,.0f}")):
         hv, av = res.get("hawser", {}).get(key), res.get("activemq", {}).get(key)
-        ok = None if not hv or not av else hv[0] <= av[0] / 10
-        check(f"{label} ≤ 1/10 of ActiveMQ's", ok,
-              f"{f(hv[0]) if hv else 'n/a'} vs {f(av[0]) if av else 'n/a'} {unit}: "
-              f"{ratio(av[0] if av else None, hv[0] if hv else None)} less")
+        if not hv or not av:
+            check(f"{label} ≤ 1/10 of ActiveMQ's", None, "n/a")
+        else:
+            check(f"{label} ≤ 1/10 of ActiveMQ's", hv[0] <= av[0] / 10,
+                  f"{f(hv[0])} vs {f(av[0])} {unit}: {ratio(av[0], hv[0])} less")
     hs = [a for sc in agg.values() for b, a in sc.items() if b == "hawser"]
     if hs:
         lost, dup = sum(a["lost"] for a in hs), sum(a["dup"] for a in hs)
@@ -750,7 +770,7 @@ def targets(agg: dict, res: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
-def markdown(a: argparse.Namespace, data: dict, agg: dict, res: dict, svg_name: str) -> str:
+def markdown(data: dict, agg: dict, res: dict, svg_name: str) -> str:
     m, v = data["machine"], data["versions"]
     fs = data["fsync"]
     scen = [SCENARIOS[s] for s in data["scenarios"]]
@@ -773,27 +793,33 @@ def markdown(a: argparse.Namespace, data: dict, agg: dict, res: dict, svg_name: 
               "only group commit (one fsync covering the messages of many senders or a window of unconfirmed "
               "sends) goes beyond it.", ""]
     L += ["### Brokers and settings", "", "| broker | version | settings |", "|---|---|---|"]
-    L += [f"| Hawser | {v['hawser']} (commit {v['hawser_commit']}) | `hawser serve --data-dir DIR --stomp "
+    L += [f"| Hawser | {v['hawser']}, built from commit {v['hawser_commit']} | `hawser serve --data-dir DIR --stomp "
           f"127.0.0.1:PORT --max-pending-memory-bytes {HAWSER_MEMORY}`; a receipt for a persistent SEND "
           "is sent after its journal write is fsynced |"]
-    L += [f"| ActiveMQ | {v['activemq']} (Debian), {v['java']} | `java {' '.join(ACTIVEMQ_JVM)} -jar "
+    L += [f"| ActiveMQ | {v['activemq']}, {v['java']} | `java {' '.join(ACTIVEMQ_JVM)} -jar "
           "activemq.jar start xbean:file:…` (Debian's heap setting); a broker with only a STOMP transport "
           "connector, JMX off, KahaDB with its defaults: `enableJournalDiskSyncs=true`, i.e. a persistent "
           "send is answered after the journal is fsynced; default memory limits and producer flow control. "
           "Debian's `-Dorg.apache.activemq.UseDedicatedTaskRunner=true` is not set (upstream default: pooled "
           "task runners) |"]
-    L += [f"| RabbitMQ | {v['rabbitmq']} (Debian), Erlang/OTP {v['erlang']} | `rabbitmq-server` with the "
+    L += [f"| RabbitMQ | {v['rabbitmq']}, Erlang/OTP {v['erlang']} | `rabbitmq-server` with the "
           "`rabbitmq_stomp` plugin and default settings (only the listeners set to 127.0.0.1, "
           "`loopback_users = none`); the STOMP plugin sends the RECEIPT of a SEND when the publisher confirm "
-          "arrives (persistent messages: written to disk or already consumed and acknowledged). "
+          "arrives (per RabbitMQ's documentation: for a persistent message in a classic queue once it is "
+          "written to disk, or consumed and acknowledged before that; in a quorum queue once the Raft log "
+          "entry is fsynced). "
           "Classic: `/queue/NAME` destinations, which the plugin declares as durable classic queues. "
           "Quorum: the same with the header `x-queue-type:quorum` on SEND and SUBSCRIBE, which the plugin "
           "passes as the queue argument when it declares the queue (single-node Raft group) |"]
     L += [""]
     L += [f"Method: for every scenario each broker is started fresh in a new temporary directory (so "
-          f"every scenario starts on an empty store), left idle {IDLE_S} s, then `hawser bench` runs "
-          f"{a.runs} time(s) for {a.seconds:g} s of sending each, every run on a new destination name; "
-          "then the broker is stopped (SIGTERM, SIGKILL after 30 s). Scenarios run in the order S1…S6 and, "
+          f"every scenario starts on an empty store), left idle {IDLE_S} s, then "
+          + (f"warmed up by one uncounted {data['warmup_s']:g} s run of the scenario (JIT compilation for "
+             "ActiveMQ: without it ActiveMQ's first runs are markedly slower), then "
+             if data.get("warmup_s") else "")
+          + f"`hawser bench` runs {data['runs_per_scenario']} time(s) for {data['seconds']:g} s of sending "
+          "each, every run on a new destination name; then the broker is stopped (SIGTERM, SIGKILL after "
+          "30 s). Scenarios run in the order S1…S6 and, "
           "within one, brokers in the order of the table, so slow drifts of the machine affect all brokers "
           "alike. Throughput is messages received per second from the first send to the last delivery "
           "(for the topic, S6, deliveries: every message counts once per subscriber). Latency is send to "
@@ -808,7 +834,7 @@ def markdown(a: argparse.Namespace, data: dict, agg: dict, res: dict, svg_name: 
 
     for sc in scen:
         rows = agg.get(sc.id, {})
-        L += [f"### {sc.id}: {sc.title}", "", f"`hawser bench {' '.join(sc.flags(a.seconds))}`"
+        L += [f"### {sc.id}: {sc.title}", "", f"`hawser bench {' '.join(sc.flags(data['seconds']))}`"
               + (" (S6: `/topic/…` destination)" if sc.topic else ""), ""]
         unit = "deliveries/s" if sc.topic else "msg/s"
         head = ["broker", "runs", f"{unit} (median)", "min–max"]
@@ -916,7 +942,12 @@ def quorum_paragraph(data: dict) -> list[str]:
         ctext = (" The same check on the classic runs found type(s) "
                  + ", ".join(sorted({q.get("type") for c in classic for q in c.get("queues", [])
                                      if q.get("name", "").startswith("bench.")})) + ".")
-    verdict = ("every quorum run's queue was a quorum queue" if ok
+    durable = all(q.get("durable") for c in checks for q in c.get("queues", [])
+                  if q.get("name", "").startswith("bench."))
+    args = sorted({f"{a[0]}={a[-1]}" for c in checks for q in c.get("queues", [])
+                   if q.get("name", "").startswith("bench.") for a in q.get("arguments", []) if a})
+    verdict = ("every quorum run's queue was a quorum queue" + (", durable" if durable else "")
+               + (f", with arguments {', '.join(args)}" if args else "") if ok
                else "**NOT every quorum run's queue was a quorum queue: see the JSON file's queue_checks**")
     return [f"Quorum queues verified: after the runs of each quorum scenario, `rabbitmqctl -n NODE "
             f"list_queues name type durable arguments messages` (same environment as the node) reported "
@@ -928,12 +959,39 @@ def notes(data: dict, agg: dict) -> list[str]:
     for sc_id, rows in agg.items():
         for b, x in rows.items():
             if x["lost"] or x["dup"]:
-                out.append(f"{sc_id} {LABELS[b]}: {x['lost']} lost, {x['dup']} duplicates over {x['n']} runs.")
+                out.append(f"{sc_id} {LABELS[b]}: **{x['lost']} lost, {x['dup']} duplicates** over {x['n']} runs "
+                           f"(per run: {', '.join(str(r['result']['duplicates']) for r in x['runs'])} "
+                           "duplicates).")
             for e in x["errors"]:
                 out.append(f"{sc_id} {LABELS[b]}: a run failed: {e[:300]}")
+    for w in data.get("warmups", []):
+        r = w.get("result")
+        if r and (r["lost"] or r["duplicates"]):
+            out.append(f"{w['scenario']} {LABELS[w['broker']]}: the uncounted warm-up run had **{r['lost']} lost, "
+                       f"{r['duplicates']} duplicates**.")
+        elif "error" in w:
+            out.append(f"{w['scenario']} {LABELS[w['broker']]}: the warm-up run failed: {w['error'][:300]}")
     for s in data["starts"]:
         if "error" in s:
             out.append(f"{s['scenario']} {LABELS[s['broker']]}: {s['error'][:300]}".replace("\n", " "))
+    for c in data["queue_checks"]:
+        left = [(q["name"], q.get("messages")) for q in c.get("queues", []) if q.get("messages")]
+        if left:
+            dups = agg.get(c["scenario"], {}).get(c["broker"], {}).get("dup", 0)
+            out.append(f"{c['scenario']} {LABELS[c['broker']]}: after the runs `rabbitmqctl list_queues` still "
+                       "showed " + ", ".join(f"{n} message(s) in `{q}`" for q, n in left)
+                       + ", although every consumer had received every message: messages whose ACK the queue "
+                       "had not applied when their consumer disconnected were requeued"
+                       + (" (and those redelivered to a consumer still connected are the duplicates above)"
+                          if dups else "") + ". `hawser bench` sends its ACKs and then DISCONNECT without "
+                       "waiting for a receipt.")
+    s4 = agg.get("S4", {})
+    rate = SCENARIOS["S4"].rate
+    slow = [f"{LABELS[b]} ({n0(x['msgs'][0])} msg/s)" for b, x in s4.items()
+            if x.get("msgs") and x["msgs"][0] < 0.95 * rate]
+    if slow:
+        out.append(f"S4: {', '.join(slow)} did not sustain the offered {n0(rate)} msg/s; the producer was held "
+                   "back by its window of 64 unconfirmed sends, so that latency includes waiting in the window.")
     busy = []
     for sc_id, rows in agg.items():
         for b, x in rows.items():
@@ -942,11 +1000,14 @@ def notes(data: dict, agg: dict) -> list[str]:
             if cc and bc and el and el[0]:
                 total = cc[0] + bc[0] / el[0]
                 if total > 0.8 * data["machine"]["nproc"]:
-                    busy.append(f"{sc_id} {LABELS[b]} (client {cc[0]:.2f} + broker {bc[0] / el[0]:.2f} cores)")
+                    busy.append(f"{sc_id} {LABELS[b]} ({cc[0]:.2f} + {bc[0] / el[0]:.2f})")
     if busy:
-        out.append("CPU-bound runs (client and broker together used more than 80% of the machine's "
-                   f"{data['machine']['nproc']} CPUs, so the figures are a lower bound for the broker alone): "
-                   + "; ".join(busy) + ".")
+        out.append(f"Runs that kept the machine's {data['machine']['nproc']} CPUs more than 80% busy "
+                   "(load generator + broker, in cores): " + "; ".join(busy) + ". There the load generator's "
+                   "share of the CPUs was not available to the broker, so the broker's figure is a lower bound "
+                   "of what it does with the machine to itself. RabbitMQ's Erlang schedulers busy-wait by "
+                   "default, which counts as broker CPU time"
+                   + ("." if data.get("warmup_s") else "; a JVM's first seconds include JIT compilation."))
     if not out:
         return []
     return ["### Notes", ""] + [f"- {n}" for n in out] + [""]
@@ -986,7 +1047,7 @@ def esc(s: str) -> str:
 
 def svg_chart(agg: dict, scen: list[str], brokers: list[str], title: str) -> str:
     W, left, right = 980, 80, 20
-    panel_h, top0, gap = 260, 70, 110
+    panel_h, top0, gap = 260, 88, 110
     H = top0 + 2 * panel_h + gap + 60
     plot_w = W - left - right
     o: list[str] = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
@@ -1003,7 +1064,7 @@ def svg_chart(agg: dict, scen: list[str], brokers: list[str], title: str) -> str
     o.append(f'<text x="{W - right}" y="46" font-size="10" text-anchor="end" fill="#555">'
              'bars: median; whiskers: min–max over runs; log scales</text>')
     panels = [("msgs", "Throughput, msg/s (S6: deliveries/s)", si),
-              ("p99_ms", "p99 latency, ms (send to receive)", lambda v: f"{v:.3g}")]
+              ("p99_ms", "p99 latency, ms (send to receive)", fmt_ms)]
     for k, (key, ptitle, fmt) in enumerate(panels):
         top = top0 + k * (panel_h + gap)
         bottom = top + panel_h
@@ -1047,7 +1108,7 @@ def svg_chart(agg: dict, scen: list[str], brokers: list[str], title: str) -> str
                 cx = x0 + bw / 2
                 s = agg.get(sc, {}).get(b, {}).get(key)
                 if not s or s[0] <= 0:
-                    label = "n/a" if applies(b, SCENARIOS[sc]) else "–"
+                    label = "failed" if applies(b, SCENARIOS[sc]) else "n/a"
                     o.append(f'<text x="{cx:.1f}" y="{bottom - 4}" text-anchor="middle" font-size="9" '
                              f'fill="#999">{label}</text>')
                     continue
@@ -1067,6 +1128,10 @@ def svg_chart(agg: dict, scen: list[str], brokers: list[str], title: str) -> str
              'generated by bench/compare.py</text>')
     o.append("</svg>")
     return "\n".join(o) + "\n"
+
+
+def fmt_ms(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
 
 
 def short(sc: str) -> str:
@@ -1091,17 +1156,27 @@ def main() -> int:
     ap.add_argument("--brokers", default=",".join(BROKERS), help="comma-separated subset of " + ",".join(BROKERS))
     ap.add_argument("--out", default=str(REPO / "docs/benchmarks.md"),
                     help="markdown file whose comparison section is rewritten (SVG written beside it)")
+    ap.add_argument("--warmup", type=float, help="seconds of a first, uncounted run after each broker start "
+                    "(default: --seconds; 0: none)")
     ap.add_argument("--json", help="write every run here")
     ap.add_argument("--install", action="store_true", help="apt-get install activemq rabbitmq-server first")
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="measure nothing: rewrite the markdown section and SVG from a previous --json file")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)  # so the finally blocks stop the brokers
     scenarios = [s.strip().upper() for s in a.scenarios.split(",") if s.strip()]
     brokers = [b.strip().lower() for b in a.brokers.split(",") if b.strip()]
     bad = [s for s in scenarios if s not in SCENARIOS] + [b for b in brokers if b not in BROKERS]
-    if bad or not scenarios or not brokers or a.runs < 1 or a.seconds <= 0:
+    if a.warmup is None:
+        a.warmup = a.seconds
+    if bad or not scenarios or not brokers or a.runs < 1 or a.seconds <= 0 or a.warmup < 0:
         ap.error(f"unknown or missing scenarios/brokers {bad}; runs >= 1 and seconds > 0")
     brokers = [b for b in BROKERS if b in brokers]  # table order
     scenarios = [s for s in SCENARIOS if s in scenarios]
+    if a.from_json:
+        data = json.loads(Path(a.from_json).read_text())
+        write_outputs(data, Path(a.out))
+        return 0
     a.hawser = str(Path(a.hawser).resolve())
     if not os.access(a.hawser, os.X_OK):
         ap.error(f"{a.hawser} is not an executable (cargo build --release -p hawser)")
@@ -1116,10 +1191,10 @@ def main() -> int:
     data: dict = {
         "command": "python3 bench/compare.py " + shlex.join(sys.argv[1:]),
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "runs_per_scenario": a.runs, "seconds": a.seconds,
+        "runs_per_scenario": a.runs, "seconds": a.seconds, "warmup_s": a.warmup,
         "scenarios": scenarios, "brokers": brokers,
         "scenario_flags": {s: SCENARIOS[s].flags(a.seconds) for s in scenarios},
-        "starts": [], "runs": [], "queue_checks": [],
+        "starts": [], "warmups": [], "runs": [], "queue_checks": [],
     }
     with tempfile.TemporaryDirectory(prefix="hawser-compare-fsync-") as t:
         data["machine"] = machine_info(Path(t))
@@ -1142,18 +1217,24 @@ def main() -> int:
     if a.json:
         Path(a.json).write_text(json.dumps(data, indent=2) + "\n")
         log(f"wrote {a.json}")
-    out = Path(a.out)
+    write_outputs(data, Path(a.out))
+    return 0
+
+
+def write_outputs(data: dict, out: Path) -> None:
+    """The markdown section and the SVG beside it."""
+    agg = aggregate(data)
+    res = resources(data)
     svg_path = out.with_suffix(".svg")
-    svg = svg_chart(agg, scenarios, brokers, "Hawser vs ActiveMQ 5.17 vs RabbitMQ 3.10 (STOMP), "
+    svg = svg_chart(agg, data["scenarios"], data["brokers"], "Hawser vs ActiveMQ 5.17 vs RabbitMQ 3.10 (STOMP), "
                                              f"{data['date'][:10]}, {data['machine']['nproc']} CPUs")
     ET.fromstring(svg)  # well-formed, or fail before writing anything
-    section = markdown(a, data, agg, res, svg_path.name)
+    section = markdown(data, agg, res, svg_path.name)
     svg_path.write_text(svg)
     out.write_text(replace_section(out.read_text() if out.exists() else "# Benchmarks\n", section))
-    log(f"wrote {out} and {svg_path} after {data['total_s'] / 60:.1f} min")
-    for name, measured, ok in data["summary"]["targets"]:
+    log(f"wrote {out} and {svg_path}; measuring took {data['total_s'] / 60:.1f} min")
+    for name, measured, ok in targets(agg, res):
         log(f"  {name}: {measured} -> {ok.strip('*')}")
-    return 0
 
 
 if __name__ == "__main__":
