@@ -8,9 +8,12 @@
 //! engine's decisions. Each call that wrote a record returns its sequence number:
 //! the session holds the client's receipt until the store reports it durable.
 //!
-//! Persistent messages are shown to consumers only once durable (each delivery
-//! carries the sequence to wait for), so a consumer can never acknowledge a
-//! message that a crash could take back.
+//! By default a persistent message is dispatched while its record is being
+//! written, as ActiveMQ does (`concurrent_store_and_dispatch`); the producer's
+//! receipt still waits for the fsync, and an acknowledgement's record comes
+//! after the message's in the store, so a confirmed ack never outlives its
+//! message. With the option off, each delivery carries the sequence to wait
+//! for and consumers see only durable messages.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -853,6 +856,11 @@ impl Broker {
         } else {
             self.write(st, ops, true)?
         };
+        let visible_after = if self.config.concurrent_store_and_dispatch {
+            0
+        } else {
+            seq
+        };
         let mut touched: Vec<ContainerKey> = Vec::new();
         for (key, msg) in placed {
             st.containers
@@ -861,7 +869,7 @@ impl Broker {
                 .enqueue(Entry {
                     msg,
                     redeliveries: 0,
-                    seq,
+                    seq: visible_after,
                 });
             if !touched.contains(&key) {
                 touched.push(key);

@@ -362,9 +362,54 @@ fn durable_needs_client_id_and_single_subscriber() {
 }
 
 #[test]
+fn persistent_deliveries_wait_for_their_record_only_without_concurrent_dispatch() {
+    for concurrent in [false, true] {
+        let config = BrokerConfig {
+            concurrent_store_and_dispatch: concurrent,
+            ..BrokerConfig::default()
+        };
+        let store = RecordingStore::new();
+        let b = Broker::new(config, store.clone(), Recovered::default());
+        let q = Destination::queue("jobs");
+        let r = Recorder::new();
+        let c = b.connect(None, r.clone()).unwrap();
+        b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
+            .unwrap();
+        b.send(c, msg(q.clone(), "live", true), None).unwrap();
+        b.send(c, msg(q.clone(), "mem", false), None).unwrap();
+        let d = r.take();
+        assert_eq!(d.len(), 2);
+        if concurrent {
+            assert_eq!(d[0].seq, 0, "dispatched while its record is written");
+        } else {
+            assert!(d[0].seq > 0, "persistent delivery waits for its record");
+        }
+        assert_eq!(d[1].seq, 0, "non-persistent never waits");
+        // Whatever the mode, the ack's record comes after the message's, so a
+        // durable ack implies a durable message.
+        let ack_seq = b.ack(c, None, d[0].message.id, None, true).unwrap();
+        let ops = store.ops();
+        let enqueue_at = ops
+            .iter()
+            .position(|op| matches!(op, StoreOp::Enqueue { .. }))
+            .expect("the message was written");
+        let dequeue_at = ops
+            .iter()
+            .position(|op| matches!(op, StoreOp::Dequeue { .. }))
+            .expect("the ack was written");
+        assert!(enqueue_at < dequeue_at);
+        assert!(ack_seq > 0);
+    }
+}
+
+#[test]
 fn persistent_queue_messages_are_written_and_recovered_with_redelivery_counts() {
     let store = RecordingStore::new();
-    let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
+    let config = BrokerConfig {
+        concurrent_store_and_dispatch: false,
+        ..BrokerConfig::default()
+    };
+    let b = Broker::new(config, store.clone(), Recovered::default());
     let q = Destination::queue("jobs");
     let r = Recorder::new();
     let c = b.connect(None, r.clone()).unwrap();

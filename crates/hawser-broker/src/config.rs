@@ -35,6 +35,13 @@ pub struct BrokerConfig {
     pub max_subscriptions_per_connection: usize,
     /// Producers remembered for duplicate detection.
     pub max_tracked_producers: usize,
+    /// Dispatch a persistent message while its store record is being written
+    /// (ActiveMQ's `concurrentStoreAndDispatchQueues`, on by default there too).
+    /// The producer's receipt still waits for the record to be durable; what
+    /// changes is that a consumer may see a message that a crash before the
+    /// fsync takes back, whose producer was never told it was safe. Off: a
+    /// consumer sees only durable messages, at the cost of one fsync of latency.
+    pub concurrent_store_and_dispatch: bool,
 }
 
 impl Default for BrokerConfig {
@@ -47,6 +54,7 @@ impl Default for BrokerConfig {
             max_transactions_per_connection: DEFAULT_MAX_TRANSACTIONS_PER_CONNECTION,
             max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
             max_tracked_producers: DEFAULT_MAX_TRACKED_PRODUCERS,
+            concurrent_store_and_dispatch: true,
         }
     }
 }

@@ -141,6 +141,9 @@ pub struct EngineConfig {
     pub dead_letter_queue: String,
     /// Prefetch for subscriptions that set none.
     pub default_prefetch: u32,
+    /// Dispatch persistent messages while they are written (ActiveMQ's
+    /// concurrentStoreAndDispatchQueues); receipts still wait for the fsync.
+    pub concurrent_store_and_dispatch: bool,
 }
 
 /// Journal settings.
@@ -197,6 +200,7 @@ impl Default for EngineConfig {
             max_redeliveries: broker_defaults::DEFAULT_MAX_REDELIVERIES,
             dead_letter_queue: broker_defaults::DEFAULT_DEAD_LETTER_QUEUE.to_owned(),
             default_prefetch: broker_defaults::DEFAULT_PREFETCH,
+            concurrent_store_and_dispatch: true,
         }
     }
 }
@@ -223,6 +227,7 @@ impl Config {
             max_redeliveries: self.broker.max_redeliveries,
             dead_letter_queue: self.broker.dead_letter_queue.clone(),
             max_pending_memory_bytes: self.limits.max_pending_memory_bytes,
+            concurrent_store_and_dispatch: self.broker.concurrent_store_and_dispatch,
             ..BrokerConfig::default()
         }
     }

@@ -75,6 +75,11 @@ struct ServeArgs {
     /// Redeliveries before a message goes to the dead-letter queue [default: 6].
     #[arg(long, value_name = "N")]
     max_redeliveries: Option<u32>,
+    /// Dispatch persistent messages while their journal write is in flight, as
+    /// ActiveMQ does (receipts still wait for the fsync); false shows consumers
+    /// only messages already on disk [default: true].
+    #[arg(long, value_name = "BOOL")]
+    concurrent_store_and_dispatch: Option<bool>,
     /// Heart-beat interval the broker offers to send, ms [default: 10000].
     #[arg(long, value_name = "MS")]
     heartbeat_send_ms: Option<u64>,
@@ -120,6 +125,7 @@ impl ServeArgs {
         set!(max_store_bytes => limits.max_store_bytes);
         set!(flow_control => limits.flow_control);
         set!(max_redeliveries => broker.max_redeliveries);
+        set!(concurrent_store_and_dispatch => broker.concurrent_store_and_dispatch);
         set!(heartbeat_send_ms => stomp.heartbeat_send_ms);
         set!(heartbeat_receive_ms => stomp.heartbeat_receive_ms);
         set!(connect_timeout_ms => stomp.connect_timeout_ms);
