@@ -24,7 +24,7 @@ use bytes::Bytes;
 use hawser_stomp::extensions::{
     CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, PRODUCER_HEADER, PRODUCER_SEQ_HEADER,
 };
-use hawser_stomp::{Command as StompCommand, Frame};
+use hawser_stomp::{Command as StompCommand, Frame, Headers};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -54,7 +54,7 @@ pub(crate) enum Command {
     },
     Subscribe {
         id: Arc<str>,
-        headers: Vec<(String, String)>,
+        headers: Headers,
         auto: bool,
         deliver: mpsc::UnboundedSender<Message>,
         done: Reply,
@@ -91,16 +91,10 @@ pub(crate) enum Command {
 }
 
 /// The (producer, sequence) of a message, from its headers.
-pub(crate) fn producer_key(headers: &[(String, String)]) -> Option<(String, u64)> {
-    let get = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-    };
+pub(crate) fn producer_key(headers: &Headers) -> Option<(String, u64)> {
     Some((
-        get(PRODUCER_HEADER)?.to_owned(),
-        get(PRODUCER_SEQ_HEADER)?.parse().ok()?,
+        headers.get(PRODUCER_HEADER)?.to_owned(),
+        headers.get(PRODUCER_SEQ_HEADER)?.parse().ok()?,
     ))
 }
 
@@ -230,7 +224,7 @@ impl Transaction<'_> {
         &self,
         destination: &str,
         body: impl Into<Bytes>,
-        headers: Vec<(String, String)>,
+        headers: Headers,
     ) -> Result<(), ClientError> {
         self.client
             .send_frame(destination, body.into(), headers, Some(self.id.clone()))
@@ -310,7 +304,7 @@ impl Client {
         &self,
         destination: &str,
         body: impl Into<Bytes>,
-        headers: Vec<(String, String)>,
+        headers: Headers,
     ) -> Confirmation {
         let (done, wait) = oneshot::channel();
         let frame = send_frame(destination, body.into(), headers);
@@ -327,7 +321,7 @@ impl Client {
         &self,
         destination: &str,
         body: Bytes,
-        headers: Vec<(String, String)>,
+        headers: Headers,
         tx: Option<String>,
     ) -> Result<(), ClientError> {
         let frame = send_frame(destination, body, headers);
@@ -350,32 +344,30 @@ impl Client {
             Arc::from(options.id.clone().unwrap_or_else(|| {
                 format!("sub-{}", self.next_sub.fetch_add(1, Ordering::SeqCst))
             }));
-        let mut headers = vec![
-            ("destination".to_owned(), destination.to_owned()),
-            ("id".to_owned(), id.to_string()),
-            (
-                "ack".to_owned(),
-                match options.ack {
-                    AckMode::Auto => "auto",
-                    AckMode::Client => "client",
-                    AckMode::ClientIndividual => "client-individual",
-                }
-                .to_owned(),
-            ),
-        ];
+        let mut headers = Headers::new();
+        headers.push("destination", destination);
+        headers.push("id", &id);
+        headers.push(
+            "ack",
+            match options.ack {
+                AckMode::Auto => "auto",
+                AckMode::Client => "client",
+                AckMode::ClientIndividual => "client-individual",
+            },
+        );
         if let Some(s) = &options.selector {
-            headers.push(("selector".into(), s.clone()));
+            headers.push("selector", s);
         }
         if let Some(p) = options.prefetch {
-            headers.push(("activemq.prefetchSize".into(), p.to_string()));
+            headers.push("activemq.prefetchSize", &p.to_string());
         }
         if let Some(d) = &options.durable_name {
-            headers.push(("activemq.subscriptionName".into(), d.clone()));
+            headers.push("activemq.subscriptionName", d);
         }
         if options.browse {
-            headers.push(("browser".into(), "true".into()));
+            headers.push("browser", "true");
         }
-        headers.extend(options.headers.iter().cloned());
+        headers.extend(options.headers.iter().map(|(k, v)| (k, v)));
         let (deliver, rx) = mpsc::unbounded_channel();
         let auto = options.ack == AckMode::Auto;
         let sub_id = Arc::clone(&id);
@@ -417,9 +409,9 @@ impl Client {
     }
 }
 
-fn send_frame(destination: &str, body: Bytes, headers: Vec<(String, String)>) -> Frame {
+fn send_frame(destination: &str, body: Bytes, headers: Headers) -> Frame {
     let mut frame = Frame::new(StompCommand::Send).with_header("destination", destination);
-    frame.headers.extend(headers);
+    frame.headers.extend(&headers);
     frame.with_body(body)
 }
 
@@ -439,7 +431,7 @@ enum Waiter {
 
 /// A subscription as the supervisor keeps it.
 struct Sub {
-    headers: Vec<(String, String)>,
+    headers: Headers,
     auto: bool,
     deliver: mpsc::UnboundedSender<Message>,
     audit: Audit,

@@ -22,4 +22,5 @@ pub use client::{
 };
 pub use connection::Identity;
 pub use error::ClientError;
+pub use hawser_stomp::Headers;
 pub use message::Message;

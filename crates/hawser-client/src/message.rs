@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hawser_stomp::Headers;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::Command;
@@ -12,7 +13,7 @@ use crate::error::ClientError;
 #[derive(Debug)]
 pub struct Message {
     /// Every header of the MESSAGE frame, in order.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// The body.
     pub body: Bytes,
     /// The connection generation it arrived on; an ack from an older one is moot.
@@ -26,10 +27,7 @@ pub struct Message {
 impl Message {
     /// The first header named `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name)
     }
 
     /// The body as text, if it is UTF-8.

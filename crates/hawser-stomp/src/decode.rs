@@ -18,9 +18,9 @@
 use bytes::{Buf, BytesMut};
 
 use crate::error::snippet;
-use crate::escape::{unescape, Escaping};
+use crate::escape::{unescape_into, Escaping};
 use crate::scan::find_byte;
-use crate::{Command, DecodeError, Frame, Item, Limits, Version, CONTENT_LENGTH};
+use crate::{Command, DecodeError, Frame, Headers, Item, Limits, Version, CONTENT_LENGTH};
 
 /// Longest possible command line: the longest command, an optional CR, and the LF. A line
 /// with no LF within this many bytes cannot be a command, so there is no need to wait for
@@ -55,7 +55,7 @@ struct Partial {
     /// The frame's command, once its line is in.
     command: Option<Command>,
     /// Headers parsed so far, in wire order.
-    headers: Vec<(String, String)>,
+    headers: Headers,
     /// Value of the first `content-length` header, once parsed.
     content_length: Option<usize>,
     /// Start of the header line not yet complete; unused once the body starts.
@@ -220,9 +220,9 @@ impl Decoder {
             // At least the blank line and the NUL are still to come.
             self.check_frame_len(next + 2)?;
 
-            let (name, value) = parse_header(line, escaping)?;
+            let (name, value) = split_header(line)?;
             if name == CONTENT_LENGTH && self.partial.content_length.is_none() {
-                let len = parse_content_length(&value)?;
+                let len = parse_content_length(value)?;
                 if len > self.limits.max_body_bytes {
                     return Err(DecodeError::BodyTooLarge {
                         limit: self.limits.max_body_bytes,
@@ -230,7 +230,10 @@ impl Decoder {
                 }
                 self.partial.content_length = Some(len);
             }
-            self.partial.headers.push((name, value));
+            self.partial.headers.push_with(
+                |out| unescape_into(name, escaping, out),
+                |out| unescape_into(value, escaping, out),
+            )?;
             self.partial.line_start = next;
             self.partial.scanned = next;
         }
@@ -319,8 +322,10 @@ fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// Splits a header line at its first colon and decodes both halves.
-fn parse_header(line: &[u8], escaping: Escaping) -> Result<(String, String), DecodeError> {
+/// Splits a header line at its first colon, still escaped. The content-length header
+/// needs no unescaping to be read: digits have no escapes, and a backslash in it is
+/// refused as not a digit.
+fn split_header(line: &[u8]) -> Result<(&str, &str), DecodeError> {
     // A NUL ends a frame on the wire: passed on inside a header it would cut the
     // frame in two for every peer that reads it, so the line is refused.
     if find_byte(0, line).is_some() {
@@ -332,10 +337,7 @@ fn parse_header(line: &[u8], escaping: Escaping) -> Result<(String, String), Dec
     };
     // One UTF-8 check for the whole line; the colon is ASCII, so both halves stay valid.
     let text = std::str::from_utf8(line).map_err(|_| DecodeError::InvalidUtf8)?;
-    Ok((
-        unescape(&text[..colon], escaping)?,
-        unescape(&text[colon + 1..], escaping)?,
-    ))
+    Ok((&text[..colon], &text[colon + 1..]))
 }
 
 /// Parses a `content-length` value: decimal digits only (no sign), fitting in `usize`.

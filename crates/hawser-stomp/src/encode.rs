@@ -3,9 +3,9 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::escape::{escape_into, Escaping};
-use crate::{Frame, Version, CONTENT_LENGTH};
+use crate::{Command, Frame, Version, CONTENT_LENGTH};
 
-/// Digits in `usize::MAX` on 64-bit targets: the longest `content-length` value.
+/// Digits in `u64::MAX`: the longest number written.
 const MAX_DECIMAL_DIGITS: usize = 20;
 
 /// Encodes one frame for a peer speaking `version` and appends it to `dst`.
@@ -18,51 +18,94 @@ const MAX_DECIMAL_DIGITS: usize = 20;
 /// A `content-length` header is added when the body is non-empty and the frame has none, so
 /// bodies may contain NULs. Callers never set one themselves.
 pub fn encode(frame: &Frame, version: Version, dst: &mut BytesMut) {
-    let escaping = Escaping::for_frame(version, frame.command);
-    let add_content_length = !frame.body.is_empty() && frame.header(CONTENT_LENGTH).is_none();
-
-    // One reservation for the common case where nothing needs escaping; escapes grow it.
-    let headers_len: usize = frame
-        .headers
-        .iter()
-        .map(|(n, v)| n.len() + v.len() + 2)
-        .sum();
-    let content_length_len = if add_content_length {
-        CONTENT_LENGTH.len() + 1 + MAX_DECIMAL_DIGITS + 1
-    } else {
-        0
-    };
-    dst.reserve(
-        frame.command.as_str().len()
-            + 1
-            + headers_len
-            + content_length_len
-            + 1
-            + frame.body.len()
-            + 1,
-    );
-
-    dst.extend_from_slice(frame.command.as_str().as_bytes());
-    dst.put_u8(b'\n');
+    let size_hint = frame.headers.text_len() + 2 * frame.headers.len() + frame.body.len();
+    let mut w = FrameWriter::begin(frame.command, version, size_hint, dst);
     for (name, value) in &frame.headers {
-        escape_into(name, escaping, dst);
-        dst.put_u8(b':');
-        escape_into(value, escaping, dst);
-        dst.put_u8(b'\n');
+        w.header(name, value);
     }
-    if add_content_length {
-        dst.extend_from_slice(CONTENT_LENGTH.as_bytes());
-        dst.put_u8(b':');
-        put_decimal(frame.body.len(), dst);
+    w.finish(&frame.body);
+}
+
+/// Writes one frame piece by piece, for senders that would otherwise build a [`Frame`]
+/// only to encode it (the broker's MESSAGE frames): no header is allocated on the way.
+/// The same rules as [`encode`] apply.
+pub struct FrameWriter<'a> {
+    /// Where the frame goes.
+    dst: &'a mut BytesMut,
+    /// The escaping this frame's headers get.
+    escaping: Escaping,
+    /// Set once the caller wrote a `content-length` header itself.
+    has_content_length: bool,
+}
+
+impl<'a> FrameWriter<'a> {
+    /// Starts a frame with its command line. `size_hint` (headers and body, in bytes)
+    /// lets the buffer grow once.
+    pub fn begin(
+        command: Command,
+        version: Version,
+        size_hint: usize,
+        dst: &'a mut BytesMut,
+    ) -> FrameWriter<'a> {
+        // The command line, a content-length header, the blank line and the NUL.
+        let framing = Command::MAX_LEN + CONTENT_LENGTH.len() + MAX_DECIMAL_DIGITS + 5;
+        dst.reserve(size_hint + framing);
+        dst.extend_from_slice(command.as_str().as_bytes());
         dst.put_u8(b'\n');
+        FrameWriter {
+            dst,
+            escaping: Escaping::for_frame(version, command),
+            has_content_length: false,
+        }
     }
-    dst.put_u8(b'\n');
-    dst.extend_from_slice(&frame.body);
-    dst.put_u8(0);
+
+    /// Appends a header.
+    pub fn header(&mut self, name: &str, value: &str) {
+        self.header_parts(name, &[value]);
+    }
+
+    /// Appends a header whose value is `parts` joined, e.g. a prefix and a name.
+    pub fn header_parts(&mut self, name: &str, parts: &[&str]) {
+        self.name(name);
+        for part in parts {
+            escape_into(part, self.escaping, self.dst);
+        }
+        self.dst.put_u8(b'\n');
+    }
+
+    /// Appends a header whose value is `prefix` and then `n` in decimal.
+    pub fn header_number(&mut self, name: &str, prefix: &str, n: u64) {
+        self.name(name);
+        escape_into(prefix, self.escaping, self.dst);
+        put_decimal(n, self.dst);
+        self.dst.put_u8(b'\n');
+    }
+
+    fn name(&mut self, name: &str) {
+        if name == CONTENT_LENGTH {
+            self.has_content_length = true;
+        }
+        escape_into(name, self.escaping, self.dst);
+        self.dst.put_u8(b':');
+    }
+
+    /// Ends the headers (adding `content-length` for a non-empty body) and appends the
+    /// body and the NUL.
+    pub fn finish(self, body: &[u8]) {
+        if !body.is_empty() && !self.has_content_length {
+            self.dst.extend_from_slice(CONTENT_LENGTH.as_bytes());
+            self.dst.put_u8(b':');
+            put_decimal(body.len() as u64, self.dst);
+            self.dst.put_u8(b'\n');
+        }
+        self.dst.put_u8(b'\n');
+        self.dst.extend_from_slice(body);
+        self.dst.put_u8(0);
+    }
 }
 
 /// Writes `n` in decimal, without the allocation `to_string` would cost on every frame.
-fn put_decimal(mut n: usize, dst: &mut BytesMut) {
+fn put_decimal(mut n: u64, dst: &mut BytesMut) {
     let mut digits = [0u8; MAX_DECIMAL_DIGITS];
     let mut start = digits.len();
     loop {
@@ -84,7 +127,6 @@ pub fn encode_heartbeat(dst: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Command;
 
     fn encoded(frame: &Frame, version: Version) -> Vec<u8> {
         let mut dst = BytesMut::new();
@@ -155,7 +197,7 @@ mod tests {
 
     #[test]
     fn decimal_digits() {
-        for n in [0, 7, 10, 12345, usize::MAX] {
+        for n in [0, 7, 10, 12345, u64::MAX] {
             let mut dst = BytesMut::new();
             put_decimal(n, &mut dst);
             assert_eq!(&dst[..], n.to_string().as_bytes());

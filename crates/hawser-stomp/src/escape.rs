@@ -56,35 +56,49 @@ impl Escaping {
     }
 }
 
-/// Where nothing can be escaped (1.0, `CONNECT`-type frames), a line break or NUL in a
-/// value would end the header line and let the value inject headers of its own into the
-/// frame the peer reads; such bytes are written as spaces instead.
-fn write_unescaped(bytes: &[u8], dst: &mut BytesMut) {
-    if !bytes.iter().any(|&b| matches!(b, b'\n' | b'\r' | 0)) {
-        dst.extend_from_slice(bytes);
-        return;
+/// Bit per byte value: which bytes need escaping (or, with no escaping, replacing) under
+/// each rule. One table lookup per byte lets the common case, a header with nothing to
+/// escape, be checked in one tight pass and copied whole.
+const NEEDS_1_1: u8 = 1;
+const NEEDS_1_2: u8 = 2;
+const NEEDS_NONE: u8 = 4;
+const SPECIAL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'\\' as usize] = NEEDS_1_1 | NEEDS_1_2;
+    t[b'\n' as usize] = NEEDS_1_1 | NEEDS_1_2 | NEEDS_NONE;
+    t[b':' as usize] = NEEDS_1_1 | NEEDS_1_2;
+    t[b'\r' as usize] = NEEDS_1_2 | NEEDS_NONE;
+    t[0] = NEEDS_NONE;
+    t
+};
+
+impl Escaping {
+    fn special_mask(self) -> u8 {
+        match self {
+            Escaping::None => NEEDS_NONE,
+            Escaping::V1_1 => NEEDS_1_1,
+            Escaping::V1_2 => NEEDS_1_2,
+        }
     }
-    dst.extend(bytes.iter().map(|&b| match b {
-        b'\n' | b'\r' | 0 => b' ',
-        other => other,
-    }));
 }
 
 /// Writes `s` to `dst` with the escapes `escaping` calls for.
+///
+/// Where nothing can be escaped (1.0, `CONNECT`-type frames), a line break or NUL in a
+/// value would end the header line and let the value inject headers of its own into the
+/// frame the peer reads; such bytes are written as spaces instead.
 pub(crate) fn escape_into(s: &str, escaping: Escaping, dst: &mut BytesMut) {
     let bytes = s.as_bytes();
-    // Most headers need no escape: check with a branch-free pass the compiler can vectorise,
-    // then copy in one go.
-    let cr = escaping == Escaping::V1_2;
-    if escaping == Escaping::None {
-        write_unescaped(bytes, dst);
+    let mask = escaping.special_mask();
+    if !bytes.iter().any(|&b| SPECIAL[b as usize] & mask != 0) {
+        dst.extend_from_slice(bytes);
         return;
     }
-    let needs_escape = bytes.iter().fold(false, |any, &b| {
-        any | (b == b'\\') | (b == b'\n') | (b == b':') | (cr & (b == b'\r'))
-    });
-    if !needs_escape {
-        dst.extend_from_slice(bytes);
+    if escaping == Escaping::None {
+        dst.extend(bytes.iter().map(|&b| match b {
+            b'\n' | b'\r' | 0 => b' ',
+            other => other,
+        }));
         return;
     }
     let mut copied = 0;
@@ -99,16 +113,21 @@ pub(crate) fn escape_into(s: &str, escaping: Escaping, dst: &mut BytesMut) {
     dst.extend_from_slice(&bytes[copied..]);
 }
 
-/// Resolves the escapes in one header name or value, already checked to be UTF-8.
-pub(crate) fn unescape(text: &str, escaping: Escaping) -> Result<String, DecodeError> {
+/// Resolves the escapes in one header name or value, already checked to be UTF-8, and
+/// appends the result to `out`.
+pub(crate) fn unescape_into(
+    text: &str,
+    escaping: Escaping,
+    out: &mut String,
+) -> Result<(), DecodeError> {
     let first = match escaping {
         Escaping::None => None,
         _ => find_byte(b'\\', text.as_bytes()),
     };
     let Some(mut at) = first else {
-        return Ok(text.to_owned());
+        out.push_str(text);
+        return Ok(());
     };
-    let mut out = String::with_capacity(text.len());
     let mut rest = text;
     loop {
         out.push_str(&rest[..at]);
@@ -128,7 +147,14 @@ pub(crate) fn unescape(text: &str, escaping: Escaping) -> Result<String, DecodeE
         }
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(())
+}
+
+/// [`unescape_into`] a new string.
+#[cfg(test)]
+pub(crate) fn unescape(text: &str, escaping: Escaping) -> Result<String, DecodeError> {
+    let mut out = String::with_capacity(text.len());
+    unescape_into(text, escaping, &mut out).map(|()| out)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::Command;
+use crate::{Command, Headers};
 
 /// Name of the header that gives the body length in bytes.
 pub const CONTENT_LENGTH: &str = "content-length";
@@ -14,7 +14,7 @@ pub struct Frame {
     pub command: Command,
     /// Headers in wire order. A name may repeat; the first occurrence is the one that counts
     /// (see [`Frame::header`]), later ones are kept so that frames round-trip unchanged.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// The body, binary and possibly containing NULs; empty when the frame has none.
     pub body: Bytes,
 }
@@ -24,7 +24,7 @@ impl Frame {
     pub fn new(command: Command) -> Frame {
         Frame {
             command,
-            headers: Vec::new(),
+            headers: Headers::new(),
             body: Bytes::new(),
         }
     }
@@ -32,22 +32,19 @@ impl Frame {
     /// The value of the first header called `name`: the spec says only the first of repeated
     /// headers is used.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name)
     }
 
     /// Builder form of [`Frame::push_header`].
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Frame {
+    pub fn with_header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Frame {
         self.push_header(name, value);
         self
     }
 
     /// Appends a header. It does not replace an earlier one of the same name, which would
     /// still be the one [`Frame::header`] returns.
-    pub fn push_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.headers.push((name.into(), value.into()));
+    pub fn push_header(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        self.headers.push(name.as_ref(), value.as_ref());
     }
 
     /// Replaces the body.

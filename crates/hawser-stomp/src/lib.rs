@@ -42,15 +42,17 @@ mod error;
 mod escape;
 pub mod extensions;
 mod frame;
+mod headers;
 mod limits;
 mod scan;
 mod version;
 
 pub use command::Command;
 pub use decode::Decoder;
-pub use encode::{encode, encode_heartbeat};
+pub use encode::{encode, encode_heartbeat, FrameWriter};
 pub use error::DecodeError;
 pub use frame::{Frame, Item, CONTENT_LENGTH};
+pub use headers::Headers;
 pub use limits::{
     Limits, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HEADERS,
     DEFAULT_MAX_HEADER_BYTES,

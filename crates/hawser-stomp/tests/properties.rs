@@ -98,7 +98,7 @@ fn frame(version: Version) -> impl Strategy<Value = Frame> {
     command().prop_flat_map(move |command| {
         (headers(command, version), body()).prop_map(move |(headers, body)| Frame {
             command,
-            headers,
+            headers: headers.into_iter().collect(),
             body: body.into(),
         })
     })

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hawser_client::{AckMode, Client, ClientError, Identity, SubscribeOptions};
+use hawser_client::{AckMode, Client, ClientError, Headers, Identity, SubscribeOptions};
 
 /// Exit code when no broker could be reached.
 pub const EXIT_UNREACHABLE: u8 = 3;
@@ -136,12 +136,11 @@ async fn connect(args: &ConnectArgs) -> Result<Client, Failure> {
     Ok(Client::connect(&args.url, identity).await?)
 }
 
-fn parse_headers(headers: &[String]) -> Result<Vec<(String, String)>, Failure> {
+fn parse_headers(headers: &[String]) -> Result<Headers, Failure> {
     headers
         .iter()
         .map(|h| {
             h.split_once(':')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .ok_or_else(|| usage(format!("header {h:?} is not name:value")))
         })
         .collect()
@@ -164,7 +163,7 @@ pub async fn send(args: SendArgs) -> Result<(), Failure> {
     };
     let mut headers = parse_headers(&args.headers)?;
     if args.persistent {
-        headers.push(("persistent".into(), "true".into()));
+        headers.push("persistent", "true");
     }
     let client = connect(&args.connect).await?;
     let confirmations: Vec<_> = (0..args.count)
@@ -262,7 +261,7 @@ fn print_message(m: &hawser_client::Message, json: bool) {
         let headers: serde_json::Map<String, serde_json::Value> = m
             .headers
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
             .collect();
         let line = match m.text() {
             Some(text) => serde_json::json!({ "headers": headers, "body": text }),

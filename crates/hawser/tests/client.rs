@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use hawser_client::{AckMode, Client, ClientError, Identity, SubscribeOptions};
+use hawser_client::{AckMode, Client, ClientError, Headers, Identity, SubscribeOptions};
 
 use common::{free_port, mkdir, Broker};
 
@@ -17,8 +17,8 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn persistent() -> Vec<(String, String)> {
-    vec![("persistent".into(), "true".into())]
+fn persistent() -> Headers {
+    [("persistent", "true")].into_iter().collect()
 }
 
 #[tokio::test]
@@ -118,7 +118,10 @@ async fn sends_fail_after_the_timeout_option_while_no_broker_is_up() {
     })
     .await;
     let started = Instant::now();
-    let err = client.send("/queue/t", "x", Vec::new()).await.unwrap_err();
+    let err = client
+        .send("/queue/t", "x", Headers::new())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::SendTimeout(_)), "{err}");
     assert!(
         started.elapsed() >= Duration::from_millis(250),
@@ -166,7 +169,7 @@ async fn a_plain_tcp_uri_does_not_reconnect() {
     a.restart();
     let err = tokio::time::timeout(
         Duration::from_secs(5),
-        client.send("/queue/x", "x", Vec::new()),
+        client.send("/queue/x", "x", Headers::new()),
     )
     .await
     .expect("fails rather than waits")

@@ -104,7 +104,7 @@ async fn confirmed_messages_survive_repeated_kills_without_duplicates() {
                 let c = producer.send(
                     queue,
                     seq.to_string(),
-                    vec![("persistent".into(), "true".into())],
+                    [("persistent", "true")].into_iter().collect(),
                 );
                 in_flight.push_back((seq, c));
                 seq += 1;

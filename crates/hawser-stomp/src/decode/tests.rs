@@ -240,8 +240,8 @@ fn repeated_header_first_wins_and_all_are_kept() {
     let f = frame(Version::V1_2, b"MESSAGE\nfoo:1\nfoo:2\n\n\0");
     assert_eq!(f.header("foo"), Some("1"));
     assert_eq!(
-        f.headers,
-        [("foo".into(), "1".into()), ("foo".into(), "2".into())]
+        f.headers.iter().collect::<Vec<_>>(),
+        [("foo", "1"), ("foo", "2")]
     );
 }
 
@@ -255,7 +255,10 @@ fn header_splits_at_first_colon() {
 #[test]
 fn v1_0_takes_headers_raw() {
     let f = frame(Version::V1_0, b"SEND\n a\\n : b\\c\\t \n\n\0");
-    assert_eq!(f.headers, [(" a\\n ".into(), " b\\c\\t ".into())]);
+    assert_eq!(
+        f.headers.iter().collect::<Vec<_>>(),
+        [(" a\\n ", " b\\c\\t ")]
+    );
 }
 
 #[test]

@@ -3,16 +3,20 @@
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use hawser_broker::{
     ConnectionId, Delivery, Destination, DestinationKind, MessageId, NewMessage, ProducerRef,
 };
 use hawser_stomp::extensions::{PRODUCER_HEADER, PRODUCER_SEQ_HEADER};
-use hawser_stomp::{Command, Frame};
+use hawser_stomp::{Command, Frame, FrameWriter, Version};
 
 use super::SessionError;
 
 /// Prefix of the message ids this broker hands out.
 pub const MESSAGE_ID_PREFIX: &str = "ID:hawser-";
+
+/// Roughly what the broker's own MESSAGE headers take, without the destination.
+const MESSAGE_HEADER_BYTES: usize = 192;
 
 /// Headers that steer the broker and are not kept with the message.
 const TRANSPORT_HEADERS: &[&str] = &[
@@ -73,18 +77,17 @@ pub fn is_owned_temporary(text: &str) -> bool {
 
 /// How a destination is written in frames sent to clients.
 pub fn destination_name(d: &Destination) -> String {
-    let prefix = match d.kind {
+    format!("{}{}", destination_prefix(d.kind), d.name)
+}
+
+/// The prefix of a destination's name in frames sent to clients.
+fn destination_prefix(kind: DestinationKind) -> &'static str {
+    match kind {
         DestinationKind::Queue => "/queue/",
         DestinationKind::Topic => "/topic/",
         DestinationKind::TempQueue => "/remote-temp-queue/",
         DestinationKind::TempTopic => "/remote-temp-topic/",
-    };
-    format!("{prefix}{}", d.name)
-}
-
-/// The STOMP message id of an engine message.
-pub fn message_id(id: MessageId) -> String {
-    format!("{MESSAGE_ID_PREFIX}{id}")
+    }
 }
 
 /// Reads back a message id this broker issued.
@@ -144,21 +147,19 @@ pub fn new_message(frame: Frame, conn: ConnectionId) -> Result<NewMessage, Sessi
             })
         }
     };
-    let mut headers = Vec::with_capacity(frame.headers.len());
-    for (k, v) in frame.headers {
-        if TRANSPORT_HEADERS.contains(&k.as_str()) || headers.iter().any(|(h, _)| *h == k) {
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(frame.headers.len());
+    for (k, v) in &frame.headers {
+        if TRANSPORT_HEADERS.contains(&k) || headers.iter().any(|(h, _)| h == k) {
             continue;
         }
         // A reply-to naming the sender's own temporary queue must reach it from
         // other connections, so it carries the broker's global name.
-        let v = if k == "reply-to"
-            && (v.starts_with("/temp-queue/") || v.starts_with("/temp-topic/"))
-        {
-            destination_name(&parse_destination(&v, conn)?)
+        let v = if k == "reply-to" && is_owned_temporary(v) {
+            destination_name(&parse_destination(v, conn)?)
         } else {
-            v
+            v.to_owned()
         };
-        headers.push((k, v));
+        headers.push((k.to_owned(), v));
     }
     Ok(NewMessage {
         destination,
@@ -173,30 +174,38 @@ pub fn new_message(frame: Frame, conn: ConnectionId) -> Result<NewMessage, Sessi
     })
 }
 
-/// The MESSAGE frame for a delivery, with ActiveMQ's headers.
-pub fn message_frame(d: &Delivery) -> Frame {
+/// Encodes the MESSAGE frame for a delivery, with ActiveMQ's headers, straight
+/// into the connection's write buffer: this runs once per delivery, so no frame
+/// or header string is built on the way.
+pub fn write_message(d: &Delivery, version: Version, dst: &mut BytesMut) {
     let m = &d.message;
-    let id = message_id(m.id);
-    let mut headers = Vec::with_capacity(m.headers.len() + 9);
-    headers.push(("subscription".to_owned(), d.subscription.to_string()));
-    headers.push(("message-id".to_owned(), id.clone()));
-    headers.push(("destination".to_owned(), destination_name(&m.destination)));
-    headers.push(("ack".to_owned(), id));
+    let app_bytes: usize = m.headers.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut w = FrameWriter::begin(
+        Command::Message,
+        version,
+        MESSAGE_HEADER_BYTES + m.destination.name.len() + app_bytes + m.body.len(),
+        dst,
+    );
+    w.header("subscription", &d.subscription);
+    w.header_number("message-id", MESSAGE_ID_PREFIX, m.id);
+    w.header_parts(
+        "destination",
+        &[destination_prefix(m.destination.kind), &m.destination.name],
+    );
+    w.header_number("ack", MESSAGE_ID_PREFIX, m.id);
     if m.persistent {
-        headers.push(("persistent".to_owned(), "true".to_owned()));
+        w.header("persistent", "true");
     }
-    headers.push(("priority".to_owned(), m.priority.to_string()));
-    headers.push(("expires".to_owned(), m.expires_ms.unwrap_or(0).to_string()));
-    headers.push(("timestamp".to_owned(), m.timestamp_ms.to_string()));
+    w.header_number("priority", "", u64::from(m.priority));
+    w.header_number("expires", "", m.expires_ms.unwrap_or(0));
+    w.header_number("timestamp", "", m.timestamp_ms);
     if d.redelivery_count > 0 {
-        headers.push(("redelivered".to_owned(), "true".to_owned()));
+        w.header("redelivered", "true");
     }
-    headers.extend(m.headers.iter().cloned());
-    Frame {
-        command: Command::Message,
-        headers,
-        body: m.body.clone(),
+    for (k, v) in &m.headers {
+        w.header(k, v);
     }
+    w.finish(&m.body);
 }
 
 /// A subscription id for STOMP 1.0 clients, which may omit it: the destination, as ActiveMQ does.
@@ -250,7 +259,83 @@ mod tests {
 
     #[test]
     fn message_ids_round_trip() {
-        assert_eq!(parse_message_id(&message_id(42)).unwrap(), 42);
+        assert_eq!(
+            parse_message_id(&format!("{MESSAGE_ID_PREFIX}42")).unwrap(),
+            42
+        );
         assert!(parse_message_id("ID:other-1").is_err());
+    }
+
+    fn delivery(headers: Vec<(String, String)>, redelivery_count: u32) -> Delivery {
+        use hawser_broker::{MemoryUsage, Message, MessageData};
+        let data = MessageData {
+            id: 7,
+            destination: Destination::topic("news"),
+            headers,
+            body: bytes::Bytes::from_static(b"a\0b"),
+            persistent: true,
+            priority: 9,
+            expires_ms: None,
+            timestamp_ms: 1_700_000_000_000,
+        };
+        Delivery {
+            consumer: 1,
+            subscription: Arc::from("sub:1"),
+            message: Arc::new(Message::new(data, &MemoryUsage::new(u64::MAX))),
+            redelivery_count,
+            seq: 0,
+            auto_ack: false,
+        }
+    }
+
+    fn decoded(d: &Delivery, version: Version) -> Frame {
+        let mut wire = BytesMut::new();
+        write_message(d, version, &mut wire);
+        let mut decoder = hawser_stomp::Decoder::default();
+        decoder.set_version(version);
+        match decoder.decode(&mut wire).unwrap() {
+            Some(hawser_stomp::Item::Frame(f)) => {
+                assert!(wire.is_empty(), "one whole frame");
+                f
+            }
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn message_frames_carry_activemq_headers_then_the_application_ones() {
+        let d = delivery(vec![("color".into(), "red:blue".into())], 2);
+        let f = decoded(&d, Version::V1_2);
+        assert_eq!(f.command, Command::Message);
+        assert_eq!(
+            f.headers.iter().collect::<Vec<_>>(),
+            [
+                ("subscription", "sub:1"),
+                ("message-id", "ID:hawser-7"),
+                ("destination", "/topic/news"),
+                ("ack", "ID:hawser-7"),
+                ("persistent", "true"),
+                ("priority", "9"),
+                ("expires", "0"),
+                ("timestamp", "1700000000000"),
+                ("redelivered", "true"),
+                ("color", "red:blue"),
+                ("content-length", "3"),
+            ]
+        );
+        assert_eq!(&f.body[..], b"a\0b");
+    }
+
+    #[test]
+    fn message_frames_for_1_0_have_no_escapes_and_first_deliveries_no_redelivered() {
+        let d = delivery(vec![("line".into(), "a\nb".into())], 0);
+        let f = decoded(&d, Version::V1_0);
+        assert_eq!(
+            f.header("line"),
+            Some("a b"),
+            "a line break cannot be sent in 1.0"
+        );
+        assert_eq!(f.header("redelivered"), None);
+        assert_eq!(f.header("subscription"), Some("sub:1"));
     }
 }

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::mapping::message_frame;
+use super::mapping::write_message;
 
 /// Bytes gathered before a write, so a long run of ready items is sent in slices.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
@@ -118,7 +118,7 @@ pub async fn run_writer(
                 }
                 Out::Frame { frame, .. } => encode(&frame, version, &mut buf),
                 Out::Deliver(d) => {
-                    encode(&message_frame(&d), version, &mut buf);
+                    write_message(&d, version, &mut buf);
                     if d.auto_ack {
                         auto_acked.push((d.consumer, d.message.id));
                     }
