@@ -15,7 +15,7 @@
 //! message. With the option off, each delivery carries the sequence to wait
 //! for and consumers see only durable messages.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -313,8 +313,8 @@ impl Broker {
             Connection {
                 client_id: client_id.map(Arc::from),
                 outbox,
-                subs: HashMap::new(),
-                txs: HashMap::new(),
+                subs: HashMap::default(),
+                txs: HashMap::default(),
                 temps: Vec::new(),
             },
         );
@@ -628,18 +628,25 @@ impl Broker {
         let st = &mut *st;
         let mut ops = Vec::new();
         let mut touched: Vec<ContainerKey> = Vec::new();
-        for &(consumer, id) in written {
+        // A connection writes runs of deliveries to the same consumer: look its
+        // container up once per run.
+        for run in written.chunk_by(|a, b| a.0 == b.0) {
+            let consumer = run[0].0;
             let Some(key) = st.consumers.get(&consumer) else {
                 continue;
             };
             let Some(q) = st.containers.get_mut(key) else {
                 continue;
             };
-            if let Some(entry) = q.auto_ack(consumer, id) {
-                ops.extend(dequeue_ops(key, std::slice::from_ref(&entry)));
-                if !touched.contains(key) {
-                    touched.push(key.clone());
+            let mut settled = false;
+            for &(_, id) in run {
+                if let Some(entry) = q.auto_ack(consumer, id) {
+                    ops.extend(dequeue_ops(key, std::slice::from_ref(&entry)));
+                    settled = true;
                 }
+            }
+            if settled && !touched.contains(key) {
+                touched.push(key.clone());
             }
         }
         self.append_quietly(st, ops);

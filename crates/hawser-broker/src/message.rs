@@ -7,7 +7,7 @@
 //! usage.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use hawser_selector::{Properties, Value};
@@ -109,6 +109,10 @@ pub struct Message {
     data: MessageData,
     /// Returns this message's bytes to the broker's memory usage when dropped.
     charge: MemoryCharge,
+    /// The part of a protocol's frame that is the same for every subscriber,
+    /// encoded by the first delivery of a fanned-out message and tagged with the
+    /// variant (e.g. protocol version) it was made for; see [`Message::shared_encoding`].
+    shared_encoding: OnceLock<(u8, Bytes)>,
 }
 
 impl Message {
@@ -118,7 +122,18 @@ impl Message {
         Message {
             data,
             charge: MemoryCharge::new(usage, bytes),
+            shared_encoding: OnceLock::new(),
         }
+    }
+
+    /// What a protocol encodes once per message and reuses for every subscriber
+    /// of a topic, made by `make` on first use. `None` when it was made for
+    /// another `variant` (a subscriber speaking another version): the caller
+    /// then encodes for itself. It is a few hundred bytes of headers, not
+    /// charged to the memory usage.
+    pub fn shared_encoding(&self, variant: u8, make: impl FnOnce() -> Bytes) -> Option<&Bytes> {
+        let (made_for, bytes) = self.shared_encoding.get_or_init(|| (variant, make()));
+        (*made_for == variant).then_some(bytes)
     }
 
     /// Bytes this message is charged for.

@@ -10,7 +10,9 @@
 //! It performs no I/O and takes the time as an argument; the broker decides what
 //! to write to the store and where dead letters go.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use hawser_selector::Selector;

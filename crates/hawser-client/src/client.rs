@@ -12,7 +12,7 @@
 //!   per-subscription audit of what the application acknowledged drops the
 //!   copies of those, so an acknowledging consumer sees each message once.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +24,8 @@ use bytes::Bytes;
 use hawser_stomp::extensions::{
     CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, PRODUCER_HEADER, PRODUCER_SEQ_HEADER,
 };
+
+use crate::audit::{Audit, ProducerKey};
 use hawser_stomp::{Command as StompCommand, Frame, Headers};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
@@ -35,10 +37,10 @@ use crate::message::Message;
 use crate::reconnect::{Reconnector, Step};
 use crate::uri::{BrokerUri, ConnectUri};
 
-/// Acknowledged (producer, sequence) pairs remembered per subscription.
-const AUDIT_CAPACITY: usize = 100_000;
 /// How often a connected client looks at backup and priority connections.
 const MAINTENANCE_TICK: Duration = Duration::from_millis(100);
+/// Frames or commands handled per wake-up before the others get a turn.
+const DRAIN_BATCH: usize = 256;
 /// How long `close` waits for the broker's receipt of DISCONNECT.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -56,6 +58,7 @@ pub(crate) enum Command {
         id: Arc<str>,
         headers: Headers,
         auto: bool,
+        audit: bool,
         deliver: mpsc::UnboundedSender<Message>,
         done: Reply,
     },
@@ -69,9 +72,10 @@ pub(crate) enum Command {
         generation: u64,
         subscription: Arc<str>,
         id: String,
-        key: Option<(String, u64)>,
+        key: Option<ProducerKey>,
         tx: Option<String>,
-        done: Reply,
+        /// Where the broker's receipt is reported; `None` sends the ack without one.
+        done: Option<Reply>,
     },
     Begin {
         tx: String,
@@ -88,14 +92,6 @@ pub(crate) enum Command {
     Close {
         done: Reply,
     },
-}
-
-/// The (producer, sequence) of a message, from its headers.
-pub(crate) fn producer_key(headers: &Headers) -> Option<(String, u64)> {
-    Some((
-        headers.get(PRODUCER_HEADER)?.to_owned(),
-        headers.get(PRODUCER_SEQ_HEADER)?.parse().ok()?,
-    ))
 }
 
 /// How a subscription acknowledges.
@@ -127,6 +123,10 @@ pub struct SubscribeOptions {
     pub browse: bool,
     /// Further SUBSCRIBE headers.
     pub headers: Vec<(String, String)>,
+    /// Hand the application copies of messages it already acknowledged instead
+    /// of dropping them (ActiveMQ's `checkForDuplicates=false`): for tools that
+    /// count exactly what the broker sends.
+    pub keep_duplicates: bool,
 }
 
 /// Where the client is, for the application and for tests.
@@ -191,6 +191,16 @@ impl Subscription {
                 return Some(m);
             }
         }
+    }
+
+    /// The next message if one is already here, without waiting.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        while let Ok(m) = self.rx.try_recv() {
+            if m.generation == self.shared.generation.load(Ordering::SeqCst) {
+                return Some(m);
+            }
+        }
+        None
     }
 
     /// Ends the subscription (and with `durable`, deletes the durable subscription of that name).
@@ -370,11 +380,13 @@ impl Client {
         headers.extend(options.headers.iter().map(|(k, v)| (k, v)));
         let (deliver, rx) = mpsc::unbounded_channel();
         let auto = options.ack == AckMode::Auto;
+        let audit = !options.keep_duplicates;
         let sub_id = Arc::clone(&id);
         self.call(|done| Command::Subscribe {
             id: sub_id,
             headers,
             auto,
+            audit,
             deliver,
             done,
         })
@@ -433,32 +445,10 @@ enum Waiter {
 struct Sub {
     headers: Headers,
     auto: bool,
+    /// Whether copies of acknowledged messages are dropped.
+    check_duplicates: bool,
     deliver: mpsc::UnboundedSender<Message>,
     audit: Audit,
-}
-
-/// Bounded memory of acknowledged (producer, sequence) pairs.
-#[derive(Default)]
-struct Audit {
-    seen: HashSet<(String, u64)>,
-    order: VecDeque<(String, u64)>,
-}
-
-impl Audit {
-    fn insert(&mut self, key: (String, u64)) {
-        if self.seen.insert(key.clone()) {
-            self.order.push_back(key);
-            if self.order.len() > AUDIT_CAPACITY {
-                if let Some(old) = self.order.pop_front() {
-                    self.seen.remove(&old);
-                }
-            }
-        }
-    }
-
-    fn contains(&self, key: &(String, u64)) -> bool {
-        self.seen.contains(key)
-    }
 }
 
 struct Supervisor {
@@ -496,32 +486,74 @@ impl Supervisor {
     }
 
     async fn run(mut self) {
+        // One timer for the client's life: a fresh one per loop would cost a
+        // timer-wheel entry per frame.
+        let mut tick = tokio::time::interval(MAINTENANCE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if self.conn.is_none() {
                 if !self.reconnect_step().await {
                     return;
                 }
+                if self.conn.is_some() {
+                    self.maintain().await;
+                }
                 continue;
             }
-            self.maintain().await;
             let conn = self.conn.as_mut().expect("connected");
             tokio::select! {
                 frame = conn.frames.recv() => match frame {
-                    Some(f) => self.on_frame(f),
+                    Some(f) => {
+                        self.on_frame(f);
+                        self.drain_frames();
+                    }
                     None => self.lost(),
                 },
-                cmd = self.commands.recv() => match cmd {
-                    Some(Command::Close { done }) => {
-                        self.close(done).await;
-                        return;
+                cmd = self.commands.recv() => {
+                    let mut next = cmd;
+                    let mut budget = DRAIN_BATCH;
+                    loop {
+                        match next {
+                            Some(Command::Close { done }) => {
+                                self.close(done).await;
+                                return;
+                            }
+                            Some(c) => self.on_command(c),
+                            None => {
+                                self.close_quietly().await;
+                                return;
+                            }
+                        }
+                        budget -= 1;
+                        if budget == 0 || self.conn.is_none() {
+                            break;
+                        }
+                        match self.commands.try_recv() {
+                            Ok(c) => next = Some(c),
+                            Err(mpsc::error::TryRecvError::Empty) => break,
+                            Err(mpsc::error::TryRecvError::Disconnected) => next = None,
+                        }
                     }
-                    Some(c) => self.on_command(c),
-                    None => {
-                        self.close_quietly().await;
-                        return;
-                    }
-                },
-                _ = tokio::time::sleep(MAINTENANCE_TICK) => {}
+                }
+                _ = tick.tick() => self.maintain().await,
+            }
+        }
+    }
+
+    /// Handles the frames that are already waiting, up to a batch, so one
+    /// wake-up serves many.
+    fn drain_frames(&mut self) {
+        for _ in 1..DRAIN_BATCH {
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
+            match conn.frames.try_recv() {
+                Ok(f) => self.on_frame(f),
+                Err(mpsc::error::TryRecvError::Empty) => return,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.lost();
+                    return;
+                }
             }
         }
     }
@@ -760,6 +792,7 @@ impl Supervisor {
                 id,
                 headers,
                 auto,
+                audit,
                 deliver,
                 done,
             } => {
@@ -772,6 +805,7 @@ impl Supervisor {
                     Sub {
                         headers,
                         auto,
+                        check_duplicates: audit,
                         deliver,
                         audit: Audit::default(),
                     },
@@ -801,29 +835,35 @@ impl Supervisor {
                 done,
             } => {
                 if let (true, Some(key), Some(sub)) = (ack, key, self.subs.get_mut(&subscription)) {
-                    sub.audit.insert(key);
+                    if sub.check_duplicates {
+                        sub.audit.insert(key);
+                    }
                 }
                 if generation != self.generation {
                     // Delivered on a connection that failed: the broker will
                     // deliver it again, and the audit drops that copy.
-                    let _ = done.send(Ok(()));
+                    if let Some(done) = done {
+                        let _ = done.send(Ok(()));
+                    }
                     return;
                 }
-                let receipt = self.receipt("ack");
                 let mut f = Frame::new(if ack {
                     StompCommand::Ack
                 } else {
                     StompCommand::Nack
                 })
-                .with_header("id", id.clone())
-                .with_header("message-id", id)
-                .with_header("subscription", subscription.to_string())
-                .with_header("receipt", receipt.clone());
+                .with_header("id", &id)
+                .with_header("message-id", &id)
+                .with_header("subscription", &subscription);
                 if let Some(tx) = tx {
                     f.push_header("transaction", tx);
                 }
+                if let Some(done) = done {
+                    let receipt = self.receipt("ack");
+                    f.push_header("receipt", &receipt);
+                    self.waiting.insert(receipt, Waiter::Other(done));
+                }
                 self.write(f);
-                self.waiting.insert(receipt, Waiter::Other(done));
             }
             Command::Begin { tx, done } => {
                 self.txs.insert(tx.clone(), self.generation);
@@ -933,7 +973,11 @@ impl Supervisor {
         let commands = self.command_sender();
         let generation = self.generation;
         let sub = self.subs.get_mut(&id).expect("just found");
-        let key = producer_key(&frame.headers);
+        let key = if sub.check_duplicates {
+            sub.audit.key_of(&frame.headers)
+        } else {
+            None
+        };
         if let Some(k) = &key {
             if sub.audit.contains(k) {
                 // A copy of a message the application already acknowledged.
@@ -941,12 +985,11 @@ impl Supervisor {
                     let ack_id = frame
                         .header("ack")
                         .or(frame.header("message-id"))
-                        .unwrap_or_default()
-                        .to_owned();
+                        .unwrap_or_default();
                     let f = Frame::new(StompCommand::Ack)
-                        .with_header("id", ack_id.clone())
+                        .with_header("id", ack_id)
                         .with_header("message-id", ack_id)
-                        .with_header("subscription", id.to_string());
+                        .with_header("subscription", &id);
                     if let Some(c) = &self.conn {
                         let _ = c.out.send(f);
                     }
@@ -963,6 +1006,7 @@ impl Supervisor {
         let _ = sub.deliver.send(Message {
             headers: frame.headers,
             body: frame.body,
+            key,
             generation,
             commands,
             subscription: id,
@@ -1049,10 +1093,13 @@ impl Supervisor {
 
 fn reply_err(c: Command, err: ClientError) {
     let done = match c {
-        Command::Send { done, .. }
+        Command::Ack { done: None, .. } => return,
+        Command::Ack {
+            done: Some(done), ..
+        }
+        | Command::Send { done, .. }
         | Command::Subscribe { done, .. }
         | Command::Unsubscribe { done, .. }
-        | Command::Ack { done, .. }
         | Command::Begin { done, .. }
         | Command::Commit { done, .. }
         | Command::Abort { done, .. }

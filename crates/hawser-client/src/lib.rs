@@ -5,11 +5,13 @@
 //! uri        parse tcp://h:p and failover:(...)?options, with ActiveMQ's names and defaults
 //! reconnect  the reconnect policy as a pure state machine (no sockets, no clocks)
 //! connection one STOMP connection: handshake, reader and writer tasks, heart-beats
+//! audit      which acknowledged messages a subscription has seen, to drop copies
 //! client     the supervisor that keeps a connection as the policy says, and the API
 //! ```
 //!
 //! The wire format is `hawser-stomp`, the same codec the broker uses.
 
+mod audit;
 pub mod client;
 pub mod connection;
 pub mod error;

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use hawser_stomp::Headers;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::audit::ProducerKey;
 use crate::client::Command;
 use crate::error::ClientError;
 
@@ -16,6 +17,8 @@ pub struct Message {
     pub headers: Headers,
     /// The body.
     pub body: Bytes,
+    /// Its producer and sequence number, when the producer gave them (the audit's key).
+    pub(crate) key: Option<ProducerKey>,
     /// The connection generation it arrived on; an ack from an older one is moot.
     pub(crate) generation: u64,
     /// Where acks go.
@@ -65,19 +68,37 @@ impl Message {
         self.settle(false, None).await
     }
 
+    /// Acknowledges the message without waiting for the broker to record it,
+    /// as JMS clients do by default: cheaper, and a lost ack only means the
+    /// broker delivers the message again (which the audit then drops).
+    pub fn ack_nowait(&self) -> Result<(), ClientError> {
+        self.commands
+            .send(self.settle_command(true, None, None))
+            .map_err(|_| ClientError::Closed)
+    }
+
     async fn settle(&self, ack: bool, tx: Option<&str>) -> Result<(), ClientError> {
         let (done, wait) = oneshot::channel();
         self.commands
-            .send(Command::Ack {
-                ack,
-                generation: self.generation,
-                subscription: Arc::clone(&self.subscription),
-                id: self.header("ack").unwrap_or(self.id()).to_owned(),
-                key: crate::client::producer_key(&self.headers),
-                tx: tx.map(str::to_owned),
-                done,
-            })
+            .send(self.settle_command(ack, tx, Some(done)))
             .map_err(|_| ClientError::Closed)?;
         wait.await.map_err(|_| ClientError::Closed)?
+    }
+
+    fn settle_command(
+        &self,
+        ack: bool,
+        tx: Option<&str>,
+        done: Option<oneshot::Sender<Result<(), ClientError>>>,
+    ) -> Command {
+        Command::Ack {
+            ack,
+            generation: self.generation,
+            subscription: Arc::clone(&self.subscription),
+            id: self.header("ack").unwrap_or(self.id()).to_owned(),
+            key: self.key.clone(),
+            tx: tx.map(str::to_owned),
+            done,
+        }
     }
 }

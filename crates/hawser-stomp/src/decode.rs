@@ -19,13 +19,18 @@ use bytes::{Buf, BytesMut};
 
 use crate::error::snippet;
 use crate::escape::{unescape_into, Escaping};
-use crate::scan::find_byte;
 use crate::{Command, DecodeError, Frame, Headers, Item, Limits, Version, CONTENT_LENGTH};
+use memchr::{memchr, memchr3_iter};
 
 /// Longest possible command line: the longest command, an optional CR, and the LF. A line
 /// with no LF within this many bytes cannot be a command, so there is no need to wait for
 /// its end.
 const MAX_COMMAND_LINE_BYTES: usize = Command::MAX_LEN + 2;
+
+/// Room reserved for the next frame's headers, so a typical frame's fit without
+/// growing: a MESSAGE frame from a broker has about a dozen short ones.
+const TYPICAL_HEADERS: usize = 16;
+const TYPICAL_HEADER_BYTES: usize = 384;
 
 /// Streaming STOMP decoder for one connection.
 ///
@@ -67,6 +72,18 @@ struct Partial {
     body_start: Option<usize>,
 }
 
+impl Partial {
+    /// Forgets the frame, keeping the headers' allocation for the next one.
+    fn reset(&mut self) {
+        let mut headers = std::mem::take(&mut self.headers);
+        headers.clear();
+        *self = Partial {
+            headers,
+            ..Partial::default()
+        };
+    }
+}
+
 /// What the first bytes of an item turned out to be.
 enum Start {
     /// Not enough bytes to tell.
@@ -91,7 +108,7 @@ impl Decoder {
     /// read again from its start under the new rule.
     pub fn set_version(&mut self, v: Version) {
         self.version = v;
-        self.partial = Partial::default();
+        self.partial.reset();
     }
 
     /// The version whose escaping rule the decoder applies.
@@ -112,11 +129,11 @@ impl Decoder {
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, DecodeError> {
         if buf.len() < self.partial.scanned {
             // Not the buffer we were reading; start over rather than index past its end.
-            self.partial = Partial::default();
+            self.partial.reset();
         }
         let result = self.decode_item(buf);
         if !matches!(result, Ok(None)) {
-            self.partial = Partial::default();
+            self.partial.reset();
         }
         result
     }
@@ -152,7 +169,10 @@ impl Decoder {
         let bytes = buf.split_to(nul + 1).freeze();
         let frame = Frame {
             command,
-            headers: std::mem::take(&mut self.partial.headers),
+            headers: std::mem::replace(
+                &mut self.partial.headers,
+                Headers::with_capacity(TYPICAL_HEADERS, TYPICAL_HEADER_BYTES),
+            ),
             body: bytes.slice(body_start..nul),
         };
         Ok(Some(Item::Frame(frame)))
@@ -187,7 +207,7 @@ impl Decoder {
         let escaping = Escaping::for_frame(self.version, command);
         loop {
             let from = self.partial.scanned;
-            let Some(offset) = find_byte(b'\n', &buf[from..]) else {
+            let Some(offset) = memchr(b'\n', &buf[from..]) else {
                 self.partial.scanned = buf.len();
                 self.check_incomplete_line(buf)?;
                 return Ok(None);
@@ -220,7 +240,7 @@ impl Decoder {
             // At least the blank line and the NUL are still to come.
             self.check_frame_len(next + 2)?;
 
-            let (name, value) = split_header(line)?;
+            let (name, value, escaped) = split_header(line)?;
             if name == CONTENT_LENGTH && self.partial.content_length.is_none() {
                 let len = parse_content_length(value)?;
                 if len > self.limits.max_body_bytes {
@@ -230,10 +250,14 @@ impl Decoder {
                 }
                 self.partial.content_length = Some(len);
             }
-            self.partial.headers.push_with(
-                |out| unescape_into(name, escaping, out),
-                |out| unescape_into(value, escaping, out),
-            )?;
+            if escaped && escaping != Escaping::None {
+                self.partial.headers.push_with(
+                    |out| unescape_into(name, escaping, out),
+                    |out| unescape_into(value, escaping, out),
+                )?;
+            } else {
+                self.partial.headers.push(name, value);
+            }
             self.partial.line_start = next;
             self.partial.scanned = next;
         }
@@ -273,7 +297,7 @@ impl Decoder {
         }
         // `scanned` was set to the body start when the blank line arrived.
         let from = self.partial.scanned;
-        match find_byte(0, &buf[from..]) {
+        match memchr(0, &buf[from..]) {
             Some(offset) => {
                 let nul = from + offset;
                 self.check_body_len(nul - body_start)?;
@@ -322,22 +346,31 @@ fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// Splits a header line at its first colon, still escaped. The content-length header
-/// needs no unescaping to be read: digits have no escapes, and a backslash in it is
-/// refused as not a digit.
-fn split_header(line: &[u8]) -> Result<(&str, &str), DecodeError> {
-    // A NUL ends a frame on the wire: passed on inside a header it would cut the
-    // frame in two for every peer that reads it, so the line is refused.
-    if find_byte(0, line).is_some() {
-        return Err(DecodeError::InvalidHeaderLine(snippet(line)));
+/// Splits a header line at its first colon, still escaped, and says whether it
+/// holds a backslash (an escape to resolve). One pass finds the colon, any
+/// backslash and any NUL. The content-length header needs no unescaping to be
+/// read: digits have no escapes, and a backslash in it is refused as not a digit.
+fn split_header(line: &[u8]) -> Result<(&str, &str, bool), DecodeError> {
+    let mut colon = None;
+    let mut escaped = false;
+    for at in memchr3_iter(b':', b'\\', 0, line) {
+        match line[at] {
+            b':' => {
+                colon.get_or_insert(at);
+            }
+            b'\\' => escaped = true,
+            // A NUL ends a frame on the wire: passed on inside a header it would cut
+            // the frame in two for every peer that reads it, so the line is refused.
+            _ => return Err(DecodeError::InvalidHeaderLine(snippet(line))),
+        }
     }
-    let colon = match find_byte(b':', line) {
+    let colon = match colon {
         Some(colon) if colon > 0 => colon,
         _ => return Err(DecodeError::InvalidHeaderLine(snippet(line))),
     };
     // One UTF-8 check for the whole line; the colon is ASCII, so both halves stay valid.
     let text = std::str::from_utf8(line).map_err(|_| DecodeError::InvalidUtf8)?;
-    Ok((&text[..colon], &text[colon + 1..]))
+    Ok((&text[..colon], &text[colon + 1..], escaped))
 }
 
 /// Parses a `content-length` value: decimal digits only (no sign), fitting in `usize`.

@@ -59,6 +59,20 @@ impl<'a> FrameWriter<'a> {
         }
     }
 
+    /// Starts a block of headers without a command line, to be cached and
+    /// appended to frames of `command` with [`FrameWriter::finish_with_block`].
+    pub fn headers_block(
+        command: Command,
+        version: Version,
+        dst: &'a mut BytesMut,
+    ) -> FrameWriter<'a> {
+        FrameWriter {
+            dst,
+            escaping: Escaping::for_frame(version, command),
+            has_content_length: false,
+        }
+    }
+
     /// Appends a header.
     pub fn header(&mut self, name: &str, value: &str) {
         self.header_parts(name, &[value]);
@@ -89,16 +103,33 @@ impl<'a> FrameWriter<'a> {
         self.dst.put_u8(b':');
     }
 
-    /// Ends the headers (adding `content-length` for a non-empty body) and appends the
-    /// body and the NUL.
-    pub fn finish(self, body: &[u8]) {
-        if !body.is_empty() && !self.has_content_length {
+    /// Ends the headers of a frame whose body is `body_len` bytes: adds
+    /// `content-length` for a non-empty body, and the blank line.
+    pub fn end_headers(mut self, body_len: usize) {
+        self.write_end_of_headers(body_len);
+    }
+
+    fn write_end_of_headers(&mut self, body_len: usize) {
+        if body_len > 0 && !self.has_content_length {
             self.dst.extend_from_slice(CONTENT_LENGTH.as_bytes());
             self.dst.put_u8(b':');
-            put_decimal(body.len() as u64, self.dst);
+            put_decimal(body_len as u64, self.dst);
             self.dst.put_u8(b'\n');
         }
         self.dst.put_u8(b'\n');
+    }
+
+    /// Ends the headers and appends the body and the NUL.
+    pub fn finish(mut self, body: &[u8]) {
+        self.write_end_of_headers(body.len());
+        self.dst.extend_from_slice(body);
+        self.dst.put_u8(0);
+    }
+
+    /// Appends a block made with [`FrameWriter::headers_block`] and ended with
+    /// [`FrameWriter::end_headers`] for this body, then the body and the NUL.
+    pub fn finish_with_block(self, block: &[u8], body: &[u8]) {
+        self.dst.extend_from_slice(block);
         self.dst.extend_from_slice(body);
         self.dst.put_u8(0);
     }

@@ -6,8 +6,8 @@
 use bytes::BytesMut;
 
 use crate::error::snippet;
-use crate::scan::find_byte;
 use crate::{Command, DecodeError, Version};
+use memchr::{memchr, memchr3};
 
 /// Which escapes apply to one frame's headers.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -56,28 +56,16 @@ impl Escaping {
     }
 }
 
-/// Bit per byte value: which bytes need escaping (or, with no escaping, replacing) under
-/// each rule. One table lookup per byte lets the common case, a header with nothing to
-/// escape, be checked in one tight pass and copied whole.
-const NEEDS_1_1: u8 = 1;
-const NEEDS_1_2: u8 = 2;
-const NEEDS_NONE: u8 = 4;
-const SPECIAL: [u8; 256] = {
-    let mut t = [0u8; 256];
-    t[b'\\' as usize] = NEEDS_1_1 | NEEDS_1_2;
-    t[b'\n' as usize] = NEEDS_1_1 | NEEDS_1_2 | NEEDS_NONE;
-    t[b':' as usize] = NEEDS_1_1 | NEEDS_1_2;
-    t[b'\r' as usize] = NEEDS_1_2 | NEEDS_NONE;
-    t[0] = NEEDS_NONE;
-    t
-};
-
 impl Escaping {
-    fn special_mask(self) -> u8 {
+    /// True if `bytes` holds a byte this rule escapes (or, with no escaping,
+    /// replaces). Most headers hold none and are copied whole.
+    fn has_special(self, bytes: &[u8]) -> bool {
         match self {
-            Escaping::None => NEEDS_NONE,
-            Escaping::V1_1 => NEEDS_1_1,
-            Escaping::V1_2 => NEEDS_1_2,
+            Escaping::None => memchr3(b'\n', b'\r', 0, bytes).is_some(),
+            Escaping::V1_1 => memchr3(b'\\', b'\n', b':', bytes).is_some(),
+            Escaping::V1_2 => {
+                memchr3(b'\\', b'\n', b':', bytes).is_some() || memchr(b'\r', bytes).is_some()
+            }
         }
     }
 }
@@ -89,8 +77,7 @@ impl Escaping {
 /// frame the peer reads; such bytes are written as spaces instead.
 pub(crate) fn escape_into(s: &str, escaping: Escaping, dst: &mut BytesMut) {
     let bytes = s.as_bytes();
-    let mask = escaping.special_mask();
-    if !bytes.iter().any(|&b| SPECIAL[b as usize] & mask != 0) {
+    if !escaping.has_special(bytes) {
         dst.extend_from_slice(bytes);
         return;
     }
@@ -122,7 +109,7 @@ pub(crate) fn unescape_into(
 ) -> Result<(), DecodeError> {
     let first = match escaping {
         Escaping::None => None,
-        _ => find_byte(b'\\', text.as_bytes()),
+        _ => memchr(b'\\', text.as_bytes()),
     };
     let Some(mut at) = first else {
         out.push_str(text);
@@ -141,7 +128,7 @@ pub(crate) fn unescape_into(
         out.push(char::from(b));
         // `x` is ASCII, so `at + 2` is a character boundary.
         rest = &rest[at + 2..];
-        match find_byte(b'\\', rest.as_bytes()) {
+        match memchr(b'\\', rest.as_bytes()) {
             Some(next) => at = next,
             None => break,
         }

@@ -45,7 +45,17 @@ impl Headers {
 
     /// The value of the first header called `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        // Names are compared as bytes; only the value found is sliced as text.
+        let bytes = self.text.as_bytes();
+        let mut start = 0;
+        for &(name_end, value_end) in &self.ends {
+            let (name_end, value_end) = (name_end as usize, value_end as usize);
+            if &bytes[start..name_end] == name.as_bytes() {
+                return Some(&self.text[name_end..value_end]);
+            }
+            start = value_end;
+        }
+        None
     }
 
     /// Appends a header after the others (it does not replace one of the same name).
@@ -84,6 +94,12 @@ impl Headers {
                 Err(e)
             }
         }
+    }
+
+    /// Removes every header, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
     }
 
     /// The headers as (name, value) pairs, in order.

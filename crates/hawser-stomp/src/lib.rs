@@ -44,7 +44,6 @@ pub mod extensions;
 mod frame;
 mod headers;
 mod limits;
-mod scan;
 mod version;
 
 pub use command::Command;

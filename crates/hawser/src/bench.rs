@@ -1,4 +1,6 @@
-//! `hawser bench`: a STOMP load generator that works against any STOMP broker.
+//! `hawser bench`: a STOMP load generator that works against any STOMP broker,
+//! built on Hawser's own client (`hawser-client`): each producer and consumer is
+//! one client connection.
 //!
 //! Producers send messages carrying their producer id, sequence number and send
 //! time in headers, keeping up to `--window` sends awaiting a RECEIPT (1 makes
@@ -10,32 +12,28 @@
 //!
 //! A progress line goes to stderr every second; one JSON object goes to stdout.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use bytes::{Bytes, BytesMut};
-use hawser_stomp::{encode, Command, Decoder, Frame, Item, Limits, Version};
+use bytes::Bytes;
+use hawser_client::{
+    AckMode, Client, ClientError, Confirmation, Headers, Identity, SubscribeOptions, Subscription,
+};
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 
 /// How long to wait for outstanding receipts and messages after sending stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Consumers give up when nothing arrives for this long after producers finished.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Sends written in one syscall when the window allows.
-const SEND_BATCH: usize = 64;
 
 /// Options of `hawser bench`. Load-shape flags left out take the named
 /// scenario's value (`--scenario S1`...), else the default shown.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct BenchArgs {
-    /// Broker address (host:port).
+    /// Broker address (host:port) or a client URI (tcp://..., failover:(...)).
     #[arg(long, default_value = "127.0.0.1:61613")]
     pub broker: String,
     /// A named scenario (S1-S6, see docs/benchmarks.md) or any name for the result.
@@ -59,7 +57,7 @@ pub struct BenchArgs {
     /// Send non-persistent messages even where the scenario would not.
     #[arg(long, conflicts_with = "persistent")]
     pub non_persistent: bool,
-    /// Sends awaiting a receipt per producer (1: synchronous; 0: no receipts) [default: 64].
+    /// Sends awaiting a receipt per producer (1: synchronous sends) [default: 64].
     #[arg(long)]
     pub window: Option<usize>,
     /// Consumer prefetch (activemq.prefetchSize) [default: 1000].
@@ -305,15 +303,25 @@ struct Progress {
 
 /// What one producer knows at the end.
 struct ProducerOutcome {
-    /// `confirmed[seq]` is true once the broker receipted it (all true without receipts).
+    /// `confirmed[seq]` is true once the broker receipted it.
     confirmed: Vec<bool>,
 }
 
 /// What one consumer saw.
 struct ConsumerOutcome {
-    /// Deliveries per (producer, seq).
-    seen: HashMap<(u32, u64), u32>,
+    /// `seen[producer][seq]`: deliveries of that message (saturating).
+    seen: Vec<Vec<u8>>,
     latency: Histogram<u64>,
+}
+
+impl ConsumerOutcome {
+    fn count(&self, producer: usize, seq: usize) -> u8 {
+        self.seen
+            .get(producer)
+            .and_then(|s| s.get(seq))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 /// Runs the benchmark and prints the JSON result.
@@ -327,33 +335,78 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The client URI for `--broker`: a URI as it is, a bare host:port as tcp://.
+fn broker_uri(broker: &str) -> String {
+    if broker.contains("://") || broker.starts_with("failover:") {
+        broker.to_owned()
+    } else {
+        format!("tcp://{broker}")
+    }
+}
+
+async fn connect(args: &Plan) -> anyhow::Result<Client> {
+    let uri = broker_uri(&args.broker);
+    let identity = Identity {
+        login: args.login.clone(),
+        passcode: args.passcode.clone(),
+        client_id: None,
+        vhost: args.vhost.clone(),
+    };
+    Client::connect(&uri, identity)
+        .await
+        .with_context(|| format!("cannot connect to {uri}"))
+}
+
 /// Runs the benchmark and returns its result.
 pub async fn bench(args: Plan) -> anyhow::Result<BenchResult> {
+    if args.window == 0 {
+        bail!("--window must be at least 1 (1: synchronous sends)");
+    }
     let cpu_before = process_cpu_seconds();
     let progress = Arc::new(Progress::default());
     let start = Instant::now();
     let topic = args.destination.starts_with("/topic/");
+    let ack = match args.ack.as_str() {
+        "auto" => AckMode::Auto,
+        "client" => AckMode::Client,
+        _ => AckMode::ClientIndividual,
+    };
 
     let mut consumers = Vec::new();
     for id in 0..args.consumers {
-        let conn = StompConn::connect(&args).await?;
-        let mut conn = conn;
-        conn.subscribe(&args, id).await?;
+        let client = connect(&args).await?;
+        let options = SubscribeOptions {
+            id: Some(format!("c{id}")),
+            ack,
+            prefetch: Some(args.prefetch),
+            headers: parse_extra_headers(&args.headers)?
+                .into_iter()
+                // RabbitMQ's name for the prefetch.
+                .chain([("prefetch-count".to_owned(), args.prefetch.to_string())])
+                .collect(),
+            // Count what the broker delivers, copies included.
+            keep_duplicates: true,
+            ..SubscribeOptions::default()
+        };
+        let sub = client
+            .subscribe(&args.destination, options)
+            .await
+            .context("subscribe")?;
         let args = args.clone();
         let progress = Arc::clone(&progress);
         consumers.push(tokio::spawn(async move {
-            consume(conn, args, start, progress, topic).await
+            consume(client, sub, args, start, progress, topic).await
         }));
     }
     let reporter = tokio::spawn(report(Arc::clone(&progress), start));
     let mut producers = Vec::new();
     let send_start = Instant::now();
     for id in 0..args.producers {
-        let conn = StompConn::connect(&args).await?;
+        let client = connect(&args).await?;
         let args = args.clone();
         let progress = Arc::clone(&progress);
         producers.push(tokio::spawn(async move {
-            produce(conn, id as u32, args, start, send_start, progress).await
+            produce(client, id as u32, args, start, send_start, progress).await
         }));
     }
     let mut outcomes = Vec::new();
@@ -411,32 +464,45 @@ pub async fn bench(args: Plan) -> anyhow::Result<BenchResult> {
 fn audit(producers: &[ProducerOutcome], consumers: &[ConsumerOutcome], topic: bool) -> (u64, u64) {
     let mut lost = 0;
     let mut dups = 0;
-    if topic {
-        for c in consumers {
-            for (p, out) in producers.iter().enumerate() {
-                for (seq, ok) in out.confirmed.iter().enumerate() {
-                    if *ok && !c.seen.contains_key(&(p as u32, seq as u64)) {
+    let seqs = |p: usize| {
+        consumers
+            .iter()
+            .map(|c| c.seen.get(p).map_or(0, Vec::len))
+            .chain(producers.get(p).map(|o| o.confirmed.len()))
+            .max()
+            .unwrap_or(0)
+    };
+    let max_producer = consumers
+        .iter()
+        .map(|c| c.seen.len())
+        .chain([producers.len()])
+        .max()
+        .unwrap_or(0);
+    for p in 0..max_producer {
+        let confirmed = |seq: usize| {
+            producers
+                .get(p)
+                .and_then(|o| o.confirmed.get(seq))
+                .copied()
+                .unwrap_or(false)
+        };
+        for seq in 0..seqs(p) {
+            if topic {
+                for c in consumers {
+                    let n = u64::from(c.count(p, seq));
+                    if n == 0 && confirmed(seq) {
                         lost += 1;
                     }
+                    dups += n.saturating_sub(1);
                 }
-            }
-            dups += c.seen.values().map(|n| u64::from(n - 1)).sum::<u64>();
-        }
-    } else {
-        let mut total: HashMap<(u32, u64), u32> = HashMap::new();
-        for c in consumers {
-            for (k, n) in &c.seen {
-                *total.entry(*k).or_default() += n;
-            }
-        }
-        for (p, out) in producers.iter().enumerate() {
-            for (seq, ok) in out.confirmed.iter().enumerate() {
-                if *ok && !total.contains_key(&(p as u32, seq as u64)) {
+            } else {
+                let n: u64 = consumers.iter().map(|c| u64::from(c.count(p, seq))).sum();
+                if n == 0 && confirmed(seq) {
                     lost += 1;
                 }
+                dups += n.saturating_sub(1);
             }
         }
-        dups = total.values().map(|n| u64::from(n - 1)).sum();
     }
     (lost, dups)
 }
@@ -460,139 +526,86 @@ async fn report(progress: Arc<Progress>, start: Instant) {
     }
 }
 
+/// Sends until the deadline or the count, keeping up to `window` sends
+/// awaiting their receipt; receipts arrive in send order on one connection, so
+/// the oldest is the one to wait for when the window is full.
 async fn produce(
-    conn: StompConn,
+    client: Client,
     id: u32,
     args: Plan,
     start: Instant,
     send_start: Instant,
     progress: Arc<Progress>,
 ) -> anyhow::Result<ProducerOutcome> {
-    let StompConn {
-        mut rd,
-        mut wr,
-        mut buf,
-        mut decoder,
-    } = conn;
     let body = Bytes::from(vec![b'x'; args.size]);
-    let window = Arc::new(Semaphore::new(args.window.max(1)));
-    let with_receipts = args.window > 0;
-    let confirmed = Arc::new(parking_lot::Mutex::new(Vec::<bool>::new()));
-    let reader = {
-        let window = Arc::clone(&window);
-        let confirmed = Arc::clone(&confirmed);
-        let progress = Arc::clone(&progress);
-        tokio::spawn(async move {
-            loop {
-                for frame in read_frames(&mut rd, &mut buf, &mut decoder).await? {
-                    match frame.command {
-                        Command::Receipt => {
-                            let seq: usize = frame
-                                .header("receipt-id")
-                                .and_then(|r| r.parse().ok())
-                                .ok_or_else(|| {
-                                    anyhow!("unexpected receipt {:?}", frame.header("receipt-id"))
-                                })?;
-                            let mut c = confirmed.lock();
-                            if c.len() <= seq {
-                                c.resize(seq + 1, false);
-                            }
-                            c[seq] = true;
-                            progress.confirmed.fetch_add(1, Ordering::Relaxed);
-                            window.add_permits(1);
-                        }
-                        Command::Error => bail!("broker error: {:?}", frame.header("message")),
-                        _ => {}
-                    }
-                }
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), anyhow::Error>(())
-        })
-    };
     let per_producer_rate = args.rate.map(|r| r / args.producers as f64);
     let deadline = send_start + Duration::from_secs_f64(args.duration);
     let limit = args.count.unwrap_or(u64::MAX);
     let extra = parse_extra_headers(&args.headers)?;
-    let mut out = BytesMut::with_capacity(SEND_BATCH * (args.size + 256));
+    let producer = id.to_string();
+    let mut in_flight: VecDeque<(usize, Confirmation)> = VecDeque::with_capacity(args.window);
+    let mut confirmed: Vec<bool> = Vec::new();
+    let settle = |confirmed: &mut Vec<bool>,
+                  seq: usize,
+                  result: Result<(), ClientError>|
+     -> anyhow::Result<()> {
+        result.with_context(|| format!("producer {id}: send {seq} failed"))?;
+        confirmed[seq] = true;
+        progress.confirmed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    };
     let mut seq: u64 = 0;
     while seq < limit && (args.count.is_some() || Instant::now() < deadline) {
         if let Some(rate) = per_producer_rate {
             let due = send_start + Duration::from_secs_f64(seq as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
-        if with_receipts {
-            window.acquire().await?.forget();
+        if in_flight.len() >= args.window {
+            let (s, c) = in_flight.pop_front().expect("window is full");
+            settle(&mut confirmed, s, c.await)?;
         }
-        let mut batch = 0;
-        loop {
-            let mut f = Frame::new(Command::Send)
-                .with_header("destination", args.destination.clone())
-                .with_header("bench-p", id.to_string())
-                .with_header("bench-seq", seq.to_string())
-                .with_header("bench-ts", (start.elapsed().as_nanos() as u64).to_string());
-            if args.persistent {
-                f.push_header("persistent", "true");
-            }
-            if with_receipts {
-                f.push_header("receipt", seq.to_string());
-            }
-            for (k, v) in &extra {
-                f.push_header(k.clone(), v.clone());
-            }
-            let f = f.with_body(body.clone());
-            encode(&f, Version::V1_2, &mut out);
-            seq += 1;
-            batch += 1;
-            progress.sent.fetch_add(1, Ordering::Relaxed);
-            if per_producer_rate.is_some() || batch >= SEND_BATCH || seq >= limit {
-                break;
-            }
-            if with_receipts {
-                match window.try_acquire() {
-                    Ok(p) => p.forget(),
-                    Err(_) => break,
-                }
-            }
+        let mut headers = Headers::with_capacity(4 + extra.len(), 64);
+        headers.push("bench-p", &producer);
+        headers.push("bench-seq", &seq.to_string());
+        headers.push("bench-ts", &(start.elapsed().as_nanos() as u64).to_string());
+        if args.persistent {
+            headers.push("persistent", "true");
         }
-        wr.write_all(&out).await.context("send")?;
-        out.clear();
-    }
-    // Wait for the outstanding receipts.
-    if with_receipts {
-        let all = window.acquire_many(args.window.max(1) as u32);
-        if tokio::time::timeout(DRAIN_TIMEOUT, all).await.is_err() {
-            eprintln!("producer {id}: receipts still missing after {DRAIN_TIMEOUT:?}");
+        for (k, v) in &extra {
+            headers.push(k, v);
         }
+        confirmed.push(false);
+        in_flight.push_back((
+            seq as usize,
+            client.send(&args.destination, body.clone(), headers),
+        ));
+        seq += 1;
+        progress.sent.fetch_add(1, Ordering::Relaxed);
     }
-    reader.abort();
-    let mut confirmed = std::mem::take(&mut *confirmed.lock());
-    if !with_receipts {
-        confirmed = vec![true; seq as usize];
+    let drain = async {
+        while let Some((s, c)) = in_flight.pop_front() {
+            settle(&mut confirmed, s, c.await)?;
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+    match tokio::time::timeout(DRAIN_TIMEOUT, drain).await {
+        Ok(r) => r?,
+        Err(_) => eprintln!("producer {id}: receipts still missing after {DRAIN_TIMEOUT:?}"),
     }
-    confirmed.resize(seq as usize, false);
-    let mut bye = BytesMut::new();
-    encode(&Frame::new(Command::Disconnect), Version::V1_2, &mut bye);
-    let _ = wr.write_all(&bye).await;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, client.close()).await;
     Ok(ProducerOutcome { confirmed })
 }
 
 async fn consume(
-    conn: StompConn,
+    client: Client,
+    mut sub: Subscription,
     args: Plan,
     start: Instant,
     progress: Arc<Progress>,
     topic: bool,
 ) -> anyhow::Result<ConsumerOutcome> {
-    let StompConn {
-        mut rd,
-        mut wr,
-        mut buf,
-        mut decoder,
-    } = conn;
-    let mut seen: HashMap<(u32, u64), u32> = HashMap::new();
+    let mut seen: Vec<Vec<u8>> = Vec::new();
     let mut latency = Histogram::<u64>::new(3)?;
-    let mut acks = BytesMut::new();
     let ack = args.ack != "auto";
     let mut mine: u64 = 0;
     loop {
@@ -608,13 +621,15 @@ async fn consume(
                 break;
             }
         }
-        let frames = match tokio::time::timeout(
-            Duration::from_millis(100),
-            read_frames(&mut rd, &mut buf, &mut decoder),
-        )
-        .await
-        {
-            Ok(frames) => frames?,
+        // A timer only when nothing is waiting: one per message would cost more
+        // than the message.
+        let next = match sub.try_recv() {
+            Some(m) => Ok(Some(m)),
+            None => tokio::time::timeout(Duration::from_millis(100), sub.recv()).await,
+        };
+        let m = match next {
+            Ok(Some(m)) => m,
+            Ok(None) => bail!("consumer: connection to the broker lost"),
             Err(_) => {
                 let last = Duration::from_nanos(progress.last_received_ns.load(Ordering::Relaxed));
                 if done && start.elapsed().saturating_sub(last) > IDLE_TIMEOUT {
@@ -625,48 +640,29 @@ async fn consume(
         };
         let now = start.elapsed().as_nanos() as u64;
         progress.last_received_ns.fetch_max(now, Ordering::Relaxed);
-        for f in frames {
-            match f.command {
-                Command::Message => {
-                    let p = f.header("bench-p").and_then(|v| v.parse().ok());
-                    let s = f.header("bench-seq").and_then(|v| v.parse().ok());
-                    let ts: Option<u64> = f.header("bench-ts").and_then(|v| v.parse().ok());
-                    if let (Some(p), Some(s)) = (p, s) {
-                        *seen.entry((p, s)).or_default() += 1;
-                    }
-                    if let Some(ts) = ts {
-                        latency.record(now.saturating_sub(ts) / 1000)?;
-                    }
-                    mine += 1;
-                    progress.received.fetch_add(1, Ordering::Relaxed);
-                    if ack {
-                        let id = f
-                            .header("ack")
-                            .or_else(|| f.header("message-id"))
-                            .unwrap_or_default()
-                            .to_owned();
-                        let a = Frame::new(Command::Ack)
-                            .with_header("id", id.clone())
-                            .with_header("message-id", id)
-                            .with_header(
-                                "subscription",
-                                f.header("subscription").unwrap_or_default().to_owned(),
-                            );
-                        encode(&a, Version::V1_2, &mut acks);
-                    }
-                }
-                Command::Error => bail!("broker error: {:?}", f.header("message")),
-                _ => {}
+        let p: Option<usize> = m.header("bench-p").and_then(|v| v.parse().ok());
+        let s: Option<usize> = m.header("bench-seq").and_then(|v| v.parse().ok());
+        if let (Some(p), Some(s)) = (p, s) {
+            if seen.len() <= p {
+                seen.resize_with(p + 1, Vec::new);
             }
+            let counts = &mut seen[p];
+            if counts.len() <= s {
+                counts.resize(s + 1, 0);
+            }
+            counts[s] = counts[s].saturating_add(1);
         }
-        if !acks.is_empty() {
-            wr.write_all(&acks).await?;
-            acks.clear();
+        if let Some(ts) = m.header("bench-ts").and_then(|v| v.parse::<u64>().ok()) {
+            latency.record(now.saturating_sub(ts) / 1000)?;
+        }
+        mine += 1;
+        progress.received.fetch_add(1, Ordering::Relaxed);
+        if ack {
+            m.ack_nowait()?;
         }
     }
-    let mut bye = BytesMut::new();
-    encode(&Frame::new(Command::Disconnect), Version::V1_2, &mut bye);
-    let _ = wr.write_all(&bye).await;
+    drop(sub);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, client.close()).await;
     Ok(ConsumerOutcome { seen, latency })
 }
 
@@ -679,108 +675,6 @@ fn parse_extra_headers(headers: &[String]) -> anyhow::Result<Vec<(String, String
                 .ok_or_else(|| anyhow!("--header {h:?} is not name:value"))
         })
         .collect()
-}
-
-/// A minimal STOMP 1.2 connection for the load generator.
-struct StompConn {
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
-    buf: BytesMut,
-    decoder: Decoder,
-}
-
-impl StompConn {
-    async fn connect(args: &Plan) -> anyhow::Result<StompConn> {
-        let stream = TcpStream::connect(&args.broker)
-            .await
-            .with_context(|| format!("cannot connect to {}", args.broker))?;
-        stream.set_nodelay(true)?;
-        let (rd, mut wr) = stream.into_split();
-        let mut f = Frame::new(Command::Connect)
-            .with_header("accept-version", "1.2")
-            .with_header("host", args.vhost.clone())
-            .with_header("heart-beat", "0,0");
-        if let Some(l) = &args.login {
-            f.push_header("login", l.clone());
-        }
-        if let Some(p) = &args.passcode {
-            f.push_header("passcode", p.clone());
-        }
-        let mut out = BytesMut::new();
-        encode(&f, Version::V1_2, &mut out);
-        wr.write_all(&out).await?;
-        let mut conn = StompConn {
-            rd,
-            wr,
-            buf: BytesMut::with_capacity(256 * 1024),
-            decoder: Decoder::new(Limits::default()),
-        };
-        let first = conn.next_frame().await?;
-        if first.command != Command::Connected {
-            bail!("broker refused connection: {:?}", first.header("message"));
-        }
-        conn.decoder.set_version(Version::V1_2);
-        Ok(conn)
-    }
-
-    async fn subscribe(&mut self, args: &Plan, id: usize) -> anyhow::Result<()> {
-        let mut f = Frame::new(Command::Subscribe)
-            .with_header("destination", args.destination.clone())
-            .with_header("id", format!("c{id}"))
-            .with_header("ack", args.ack.clone())
-            .with_header("activemq.prefetchSize", args.prefetch.to_string())
-            .with_header("prefetch-count", args.prefetch.to_string())
-            .with_header("receipt", "subscribed");
-        for (k, v) in parse_extra_headers(&args.headers)? {
-            f.push_header(k, v);
-        }
-        let mut out = BytesMut::new();
-        encode(&f, Version::V1_2, &mut out);
-        self.wr.write_all(&out).await?;
-        let r = self.next_frame().await?;
-        if r.command != Command::Receipt {
-            bail!("subscribe failed: {:?}", r.header("message"));
-        }
-        Ok(())
-    }
-
-    async fn next_frame(&mut self) -> anyhow::Result<Frame> {
-        loop {
-            while let Some(item) = self.decoder.decode(&mut self.buf)? {
-                if let Item::Frame(f) = item {
-                    return Ok(f);
-                }
-            }
-            if self.rd.read_buf(&mut self.buf).await? == 0 {
-                bail!("connection closed by broker");
-            }
-        }
-    }
-}
-
-/// Reads once and returns every whole frame now buffered.
-async fn read_frames(
-    rd: &mut OwnedReadHalf,
-    buf: &mut BytesMut,
-    decoder: &mut Decoder,
-) -> anyhow::Result<Vec<Frame>> {
-    loop {
-        let mut frames = Vec::new();
-        while let Some(item) = decoder.decode(buf)? {
-            if let Item::Frame(f) = item {
-                frames.push(f);
-            }
-        }
-        if !frames.is_empty() {
-            return Ok(frames);
-        }
-        if buf.capacity() - buf.len() < 64 * 1024 {
-            buf.reserve(256 * 1024);
-        }
-        if rd.read_buf(buf).await? == 0 {
-            bail!("connection closed by broker");
-        }
-    }
 }
 
 /// User plus system CPU time of this process, from /proc/self/stat.

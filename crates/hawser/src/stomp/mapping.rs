@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use hawser_broker::{
-    ConnectionId, Delivery, Destination, DestinationKind, MessageId, NewMessage, ProducerRef,
+    ConnectionId, Delivery, Destination, DestinationKind, MessageData, MessageId, NewMessage,
+    ProducerRef,
 };
 use hawser_stomp::extensions::{PRODUCER_HEADER, PRODUCER_SEQ_HEADER};
 use hawser_stomp::{Command, Frame, FrameWriter, Version};
@@ -98,7 +99,14 @@ pub fn parse_message_id(text: &str) -> Result<MessageId, SessionError> {
 }
 
 /// Builds the engine's message from a SEND frame.
-pub fn new_message(frame: Frame, conn: ConnectionId) -> Result<NewMessage, SessionError> {
+///
+/// `last_producer` is the producer id of the connection's previous SEND: a
+/// message from the same producer shares it rather than copying it.
+pub fn new_message(
+    frame: Frame,
+    conn: ConnectionId,
+    last_producer: &mut Option<Arc<str>>,
+) -> Result<NewMessage, SessionError> {
     let dest = frame
         .header("destination")
         .ok_or(SessionError::MissingHeader("destination"))?;
@@ -133,7 +141,10 @@ pub fn new_message(frame: Frame, conn: ConnectionId) -> Result<NewMessage, Sessi
         frame.header(PRODUCER_SEQ_HEADER),
     ) {
         (Some(id), Some(seq)) if !id.is_empty() => Some(ProducerRef {
-            id: Arc::from(id),
+            id: match last_producer {
+                Some(last) if &**last == id => Arc::clone(last),
+                _ => Arc::clone(last_producer.insert(Arc::from(id))),
+            },
             seq: seq.trim().parse().map_err(|_| SessionError::BadHeader {
                 header: PRODUCER_SEQ_HEADER,
                 reason: format!("{seq:?} is not a sequence number"),
@@ -176,17 +187,39 @@ pub fn new_message(frame: Frame, conn: ConnectionId) -> Result<NewMessage, Sessi
 
 /// Encodes the MESSAGE frame for a delivery, with ActiveMQ's headers, straight
 /// into the connection's write buffer: this runs once per delivery, so no frame
-/// or header string is built on the way.
+/// or header string is built on the way. The headers every subscriber of a
+/// topic gets alike are encoded once per message and copied for the others.
 pub fn write_message(d: &Delivery, version: Version, dst: &mut BytesMut) {
     let m = &d.message;
-    let app_bytes: usize = m.headers.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
     let mut w = FrameWriter::begin(
         Command::Message,
         version,
-        MESSAGE_HEADER_BYTES + m.destination.name.len() + app_bytes + m.body.len(),
+        MESSAGE_HEADER_BYTES + m.destination.name.len() + app_header_bytes(m) + m.body.len(),
         dst,
     );
     w.header("subscription", &d.subscription);
+    if d.redelivery_count > 0 {
+        w.header("redelivered", "true");
+    }
+    if m.destination.is_topic() {
+        let block = m.shared_encoding(version as u8, || {
+            let mut block = BytesMut::with_capacity(MESSAGE_HEADER_BYTES + app_header_bytes(m));
+            let mut bw = FrameWriter::headers_block(Command::Message, version, &mut block);
+            write_common_headers(&mut bw, m);
+            bw.end_headers(m.body.len());
+            block.freeze()
+        });
+        if let Some(block) = block {
+            w.finish_with_block(block, &m.body);
+            return;
+        }
+    }
+    write_common_headers(&mut w, m);
+    w.finish(&m.body);
+}
+
+/// The MESSAGE headers that do not depend on the subscriber.
+fn write_common_headers(w: &mut FrameWriter<'_>, m: &MessageData) {
     w.header_number("message-id", MESSAGE_ID_PREFIX, m.id);
     w.header_parts(
         "destination",
@@ -199,13 +232,13 @@ pub fn write_message(d: &Delivery, version: Version, dst: &mut BytesMut) {
     w.header_number("priority", "", u64::from(m.priority));
     w.header_number("expires", "", m.expires_ms.unwrap_or(0));
     w.header_number("timestamp", "", m.timestamp_ms);
-    if d.redelivery_count > 0 {
-        w.header("redelivered", "true");
-    }
     for (k, v) in &m.headers {
         w.header(k, v);
     }
-    w.finish(&m.body);
+}
+
+fn app_header_bytes(m: &MessageData) -> usize {
+    m.headers.iter().map(|(k, v)| k.len() + v.len() + 2).sum()
 }
 
 /// A subscription id for STOMP 1.0 clients, which may omit it: the destination, as ActiveMQ does.
@@ -247,14 +280,14 @@ mod tests {
             .with_header("receipt", "r1")
             .with_header("color", "red")
             .with_header("color", "blue");
-        let m = new_message(f, 1).unwrap();
+        let m = new_message(f, 1, &mut None).unwrap();
         assert!(m.persistent);
         assert_eq!(m.priority, 9);
         assert_eq!(m.headers, vec![("color".to_owned(), "red".to_owned())]);
         let bad = Frame::new(Command::Send)
             .with_header("destination", "/queue/q")
             .with_header("expires", "soon");
-        assert!(new_message(bad, 1).is_err());
+        assert!(new_message(bad, 1, &mut None).is_err());
     }
 
     #[test]
@@ -266,11 +299,15 @@ mod tests {
         assert!(parse_message_id("ID:other-1").is_err());
     }
 
-    fn delivery(headers: Vec<(String, String)>, redelivery_count: u32) -> Delivery {
+    fn delivery(
+        destination: Destination,
+        headers: Vec<(String, String)>,
+        redelivery_count: u32,
+    ) -> Delivery {
         use hawser_broker::{MemoryUsage, Message, MessageData};
         let data = MessageData {
             id: 7,
-            destination: Destination::topic("news"),
+            destination,
             headers,
             body: bytes::Bytes::from_static(b"a\0b"),
             persistent: true,
@@ -304,31 +341,70 @@ mod tests {
 
     #[test]
     fn message_frames_carry_activemq_headers_then_the_application_ones() {
-        let d = delivery(vec![("color".into(), "red:blue".into())], 2);
-        let f = decoded(&d, Version::V1_2);
-        assert_eq!(f.command, Command::Message);
-        assert_eq!(
-            f.headers.iter().collect::<Vec<_>>(),
-            [
-                ("subscription", "sub:1"),
-                ("message-id", "ID:hawser-7"),
-                ("destination", "/topic/news"),
-                ("ack", "ID:hawser-7"),
-                ("persistent", "true"),
-                ("priority", "9"),
-                ("expires", "0"),
-                ("timestamp", "1700000000000"),
-                ("redelivered", "true"),
-                ("color", "red:blue"),
-                ("content-length", "3"),
-            ]
+        for destination in [Destination::topic("news"), Destination::queue("news")] {
+            let topic = destination.is_topic();
+            let d = delivery(destination, vec![("color".into(), "red:blue".into())], 2);
+            let f = decoded(&d, Version::V1_2);
+            let dest = if topic { "/topic/news" } else { "/queue/news" };
+            assert_eq!(f.command, Command::Message);
+            assert_eq!(
+                f.headers.iter().collect::<Vec<_>>(),
+                [
+                    ("subscription", "sub:1"),
+                    ("redelivered", "true"),
+                    ("message-id", "ID:hawser-7"),
+                    ("destination", dest),
+                    ("ack", "ID:hawser-7"),
+                    ("persistent", "true"),
+                    ("priority", "9"),
+                    ("expires", "0"),
+                    ("timestamp", "1700000000000"),
+                    ("color", "red:blue"),
+                    ("content-length", "3"),
+                ]
+            );
+            assert_eq!(&f.body[..], b"a\0b");
+        }
+    }
+
+    #[test]
+    fn topic_subscribers_share_one_encoding_per_version() {
+        let d = delivery(
+            Destination::topic("news"),
+            vec![("k".into(), "a:b".into())],
+            0,
         );
-        assert_eq!(&f.body[..], b"a\0b");
+        let other = Delivery {
+            subscription: Arc::from("other"),
+            redelivery_count: 1,
+            ..d.clone()
+        };
+        let first = decoded(&d, Version::V1_2);
+        let second = decoded(&other, Version::V1_2);
+        assert_eq!(second.header("subscription"), Some("other"));
+        assert_eq!(second.header("redelivered"), Some("true"));
+        let common = |f: &Frame| {
+            f.headers
+                .iter()
+                .filter(|(k, _)| !matches!(*k, "subscription" | "redelivered"))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(common(&first), common(&second));
+        assert_eq!(first.body, second.body);
+        // A 1.1 subscriber of the same message gets its own encoding, escaped for 1.1.
+        let v11 = decoded(&other, Version::V1_1);
+        assert_eq!(v11.header("k"), Some("a:b"));
+        assert_eq!(common(&v11), common(&first));
     }
 
     #[test]
     fn message_frames_for_1_0_have_no_escapes_and_first_deliveries_no_redelivered() {
-        let d = delivery(vec![("line".into(), "a\nb".into())], 0);
+        let d = delivery(
+            Destination::queue("q"),
+            vec![("line".into(), "a\nb".into())],
+            0,
+        );
         let f = decoded(&d, Version::V1_0);
         assert_eq!(
             f.header("line"),

@@ -106,6 +106,9 @@ struct Session {
     browsers: std::collections::HashSet<String>,
     /// Set when the client asked for cluster updates.
     cluster_updates: Option<tokio::sync::watch::Receiver<Arc<Vec<String>>>>,
+    /// The producer id of the last SEND, shared by the messages that carry it
+    /// (a connection usually has one producer).
+    last_producer: Option<Arc<str>>,
 }
 
 /// Serves one accepted connection to the end.
@@ -133,6 +136,7 @@ pub async fn serve_connection(
         version: Version::V1_0,
         read_heartbeat_ms: 0,
         failed_receipt: None,
+        last_producer: None,
         rd,
         buf: BytesMut::with_capacity(READ_CHUNK_BYTES),
         last_read: Instant::now(),
@@ -290,16 +294,14 @@ impl Session {
                 return Err(e);
             }
         };
-        let receipt_frame =
-            receipt.map(|r| Frame::new(Command::Receipt).with_header("receipt-id", r));
         if flow == Flow::Stop {
             let _ = self.out.send(Out::Close {
-                frame: receipt_frame,
+                frame: receipt.map(|r| Frame::new(Command::Receipt).with_header("receipt-id", r)),
             });
-        } else if let Some(frame) = receipt_frame {
+        } else if let Some(id) = receipt {
             // CONNECT's receipt header has no meaning; everything else gets one.
             if command != Command::Connect && command != Command::Stomp {
-                let _ = self.out.send(Out::Frame { frame, seq });
+                let _ = self.out.send(Out::Receipt { id, seq });
             }
         }
         Ok(flow)
@@ -325,7 +327,7 @@ impl Session {
             Command::Send => {
                 self.wait_for_room().await?;
                 let owned = frame.header("destination").is_some_and(is_owned_temporary);
-                let message = mapping::new_message(frame, conn)?;
+                let message = mapping::new_message(frame, conn, &mut self.last_producer)?;
                 if owned {
                     broker.register_temporary(conn, &message.destination);
                 }

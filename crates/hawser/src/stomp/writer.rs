@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use hawser_broker::{Broker, ConsumerId, Delivery, DurabilityWatch, MessageId, Outbox, Seq};
-use hawser_stomp::{encode, encode_heartbeat, Command, Frame, Version};
+use hawser_stomp::{encode, encode_heartbeat, Command, Frame, FrameWriter, Version};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
@@ -43,6 +43,13 @@ pub enum Out {
         /// Store record it waits for (0: none).
         seq: Seq,
     },
+    /// A RECEIPT for `id`, sent once record `seq` is durable.
+    Receipt {
+        /// The `receipt` header of the frame it confirms.
+        id: String,
+        /// Store record it waits for (0: none).
+        seq: Seq,
+    },
     /// A message for a subscription.
     Deliver(Delivery),
     /// Send the frame if any, then close the connection.
@@ -55,7 +62,7 @@ pub enum Out {
 impl Out {
     fn seq(&self) -> Seq {
         match self {
-            Out::Frame { seq, .. } => *seq,
+            Out::Frame { seq, .. } | Out::Receipt { seq, .. } => *seq,
             Out::Deliver(d) => d.seq,
             Out::Connected { .. } | Out::Close { .. } => 0,
         }
@@ -117,6 +124,12 @@ pub async fn run_writer(
                     heartbeat = hb;
                 }
                 Out::Frame { frame, .. } => encode(&frame, version, &mut buf),
+                Out::Receipt { id, .. } => {
+                    let mut w =
+                        FrameWriter::begin(Command::Receipt, version, id.len() + 12, &mut buf);
+                    w.header("receipt-id", &id);
+                    w.finish(&[]);
+                }
                 Out::Deliver(d) => {
                     write_message(&d, version, &mut buf);
                     if d.auto_ack {
