@@ -15,6 +15,24 @@ fn send_frame(body: usize) -> Frame {
         .with_body(Bytes::from(vec![b'x'; body]))
 }
 
+/// A MESSAGE frame as a broker sends it to a consumer: a dozen short headers.
+fn message_frame() -> Frame {
+    Frame::new(Command::Message)
+        .with_header("subscription", "c3")
+        .with_header("message-id", "ID:hawser-1234567")
+        .with_header("destination", "/topic/hawser.bench")
+        .with_header("ack", "ID:hawser-1234567")
+        .with_header("priority", "4")
+        .with_header("expires", "0")
+        .with_header("timestamp", "1764633600000")
+        .with_header("bench-p", "0")
+        .with_header("bench-seq", "123456")
+        .with_header("bench-ts", "1234567890123")
+        .with_header("hawser-producer", "hawser-1f2e-0123456789abcdef")
+        .with_header("hawser-seq", "123457")
+        .with_body(Bytes::from(vec![b'x'; 1024]))
+}
+
 fn codec(c: &mut Criterion) {
     let mut group = c.benchmark_group("stomp");
     for body in [1024usize, 64 * 1024] {
@@ -39,6 +57,18 @@ fn codec(c: &mut Criterion) {
             })
         });
     }
+    let mut wire = BytesMut::new();
+    encode(&message_frame(), Version::V1_2, &mut wire);
+    let wire = wire.freeze();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("decode_message_1024", |b| {
+        let mut decoder = Decoder::new(Limits::default());
+        decoder.set_version(Version::V1_2);
+        b.iter(|| {
+            let mut buf = BytesMut::from(&wire[..]);
+            black_box(decoder.decode(&mut buf).unwrap().unwrap())
+        })
+    });
     group.finish();
 }
 

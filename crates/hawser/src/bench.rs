@@ -696,3 +696,60 @@ fn process_cpu_seconds() -> f64 {
     };
     (ticks(11) + ticks(12)) / CLOCK_TICKS_PER_SECOND
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumer(seen: Vec<Vec<u8>>) -> ConsumerOutcome {
+        ConsumerOutcome {
+            seen,
+            latency: Histogram::new(3).unwrap(),
+        }
+    }
+
+    fn producer(confirmed: &[bool]) -> ProducerOutcome {
+        ProducerOutcome {
+            confirmed: confirmed.to_vec(),
+        }
+    }
+
+    #[test]
+    fn queue_audit_counts_lost_and_duplicated_across_consumers() {
+        // Producer 0 sent 4 (the last unconfirmed), producer 1 sent 2.
+        let producers = [
+            producer(&[true, true, true, false]),
+            producer(&[true, true]),
+        ];
+        let consumers = [
+            consumer(vec![vec![1, 0, 0, 0], vec![0, 1]]),
+            consumer(vec![vec![1, 0, 1, 0]]),
+        ];
+        // Lost: p0 seq 1 (confirmed, seen by nobody) and p1 seq 0. The
+        // unconfirmed p0 seq 3 never arriving is not a loss. Duplicated: p0 seq 0.
+        assert_eq!(audit(&producers, &consumers, false), (2, 1));
+    }
+
+    #[test]
+    fn topic_audit_counts_per_subscriber() {
+        let producers = [producer(&[true, true])];
+        let consumers = [consumer(vec![vec![1, 1]]), consumer(vec![vec![2, 0]])];
+        // The second subscriber missed seq 1 and got seq 0 twice.
+        assert_eq!(audit(&producers, &consumers, true), (1, 1));
+    }
+
+    #[test]
+    fn scenarios_take_flags_over_presets() {
+        let args = BenchArgs {
+            scenario: "s2".into(),
+            window: Some(8),
+            ..BenchArgs::default()
+        };
+        let plan = args.plan().unwrap();
+        assert!(plan.persistent);
+        assert_eq!(plan.window, 8);
+        assert_eq!(plan.producers, 4);
+        assert_eq!(broker_uri("127.0.0.1:1"), "tcp://127.0.0.1:1");
+        assert_eq!(broker_uri("failover:(tcp://a:1)"), "failover:(tcp://a:1)");
+    }
+}
