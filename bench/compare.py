@@ -673,6 +673,9 @@ def aggregate(data: dict) -> dict:
             a["elapsed"] = stats([r["elapsed_s"] for r in rs])
             a["broker_cpu"] = stats([x["broker_cpu_s"] for x in a["runs"] if "broker_cpu_s" in x])
             a["client_cores"] = stats([r["client_cpu_s"] / r["elapsed_s"] for r in rs if r["elapsed_s"] > 0])
+            # CPU per message: what the broker costs whatever share of the machine it got.
+            a["broker_us"] = stats([x["broker_cpu_s"] * 1e6 / x["result"]["received"] for x in a["runs"]
+                                    if "broker_cpu_s" in x and x["result"]["received"] > 0])
     return agg
 
 
@@ -844,7 +847,8 @@ def markdown(data: dict, agg: dict, res: dict, svg_name: str) -> str:
             head += ["p99 ms (median)", "p99 min–max", "p50 ms", "p99.9 ms"]
         else:
             head += ["p99 ms"]
-        head += ["lost", "dup", "client CPU s/run (cores)", "broker CPU s/run (cores)"]
+        head += ["lost", "dup", "client CPU s/run (cores)", "broker CPU s/run (cores)",
+                 "broker CPU µs per " + ("delivery" if sc.topic else "message")]
         L += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for b in brokers:
             if not applies(b, SCENARIOS[sc.id]):
@@ -870,7 +874,8 @@ def markdown(data: dict, agg: dict, res: dict, svg_name: str) -> str:
             el = x["elapsed"][0]
             cells += [str(x["lost"]), str(x["dup"]),
                       f"{x['client_cpu'][0]:.1f} ({x['client_cores'][0]:.2f})",
-                      f"{bc[0]:.1f} ({bc[0] / el:.2f})" if bc and el else "n/a"]
+                      f"{bc[0]:.1f} ({bc[0] / el:.2f})" if bc and el else "n/a",
+                      f"{x['broker_us'][0]:,.1f}" if x.get("broker_us") else "n/a"]
             L += ["| " + " | ".join(cells) + " |"]
         key = "p99_ms" if sc.id == "S4" else ("mb" if sc.id == "S5" else "msgs")
         parts = []
@@ -878,9 +883,17 @@ def markdown(data: dict, agg: dict, res: dict, svg_name: str) -> str:
             if b in brokers and applies(b, sc):
                 h, o = med(agg, sc.id, "hawser", key), med(agg, sc.id, b, key)
                 parts.append(f"Hawser/{LABELS[b]} {ratio(o, h) if key == 'p99_ms' else ratio(h, o)}")
+        cpu_parts = []
+        for b in ("activemq", "rabbitmq-classic", "rabbitmq-quorum"):
+            if b in brokers and applies(b, sc):
+                h, o = med(agg, sc.id, "hawser", "broker_us"), med(agg, sc.id, b, "broker_us")
+                cpu_parts.append(f"{LABELS[b]} {ratio(o, h)}")
         if parts and "hawser" in brokers:
             what = {"p99_ms": "p99 latency, times lower", "mb": "MB/s", "msgs": unit}[key]
             L += ["", f"Ratios ({what}, medians): " + "; ".join(parts) + "."]
+            if cpu_parts:
+                L += ["", "Broker CPU time per " + ("delivery" if sc.topic else "message")
+                      + ", times less for Hawser than for: " + "; ".join(cpu_parts) + "."]
         unconf = {b: x["unconfirmed"] for b, x in rows.items() if x.get("unconfirmed")}
         if unconf:
             L += ["", "Sent but never confirmed by a RECEIPT (neither lost nor counted): "
