@@ -817,7 +817,7 @@ impl Supervisor {
                 self.subs.remove(&id);
                 let receipt = self.receipt("unsub");
                 let mut f = Frame::new(StompCommand::Unsubscribe)
-                    .with_header("id", id.to_string())
+                    .with_header("id", &id)
                     .with_header("receipt", receipt.clone());
                 if let Some(d) = durable {
                     f.push_header("activemq.subscriptionName", d);

@@ -1,6 +1,8 @@
 //! Journal configuration and the named limits the journal enforces.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::format::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 
@@ -29,11 +31,44 @@ pub const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// pending buffer) instead of being copied into it.
 pub const DIRECT_WRITE_MIN_BYTES: usize = 64 * 1024;
 
+/// Asked by the writer after every batch reached the disk and before anyone is told
+/// so: `Err(reason)` means another process now owns the store (a newer master of a
+/// shared store), and the journal fails rather than confirm a record. See `epochs`.
+#[derive(Clone)]
+pub struct Fence(pub Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
+
+impl Fence {
+    /// A fence from a check.
+    pub fn new(check: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Fence {
+        Fence(Arc::new(check))
+    }
+
+    /// Runs the check: `Err(reason)` once the store has another owner.
+    pub fn check(&self) -> Result<(), String> {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Fence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Fence")
+    }
+}
+
+impl PartialEq for Fence {
+    fn eq(&self, other: &Fence) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Fence {}
+
 /// Where the journal lives and how large its files and records may grow.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournalConfig {
     /// Directory of the segment files; created by `open` if missing. One journal per
-    /// directory (enforced with a lock file).
+    /// directory (enforced with a lock file). With `epoch`, the base of the epoch
+    /// directories.
     pub dir: PathBuf,
     /// A record that would make the current segment exceed this starts a new segment
     /// (unless the segment holds no record yet). At least [`MIN_SEGMENT_BYTES`].
@@ -41,6 +76,13 @@ pub struct JournalConfig {
     /// Largest payload accepted by `append`; a stored length above it is a bad record.
     /// Lowering it below the size of records already on disk makes them unreadable.
     pub max_record_bytes: u32,
+    /// The epoch of the master writing a shared store: the journal then lives in
+    /// `dir/epoch-<N>/`, inheriting the newest earlier epoch's segments sealed, so
+    /// that an older master can never write into it (see `epochs`). `None`: the
+    /// journal is `dir` itself, for a broker that owns its store alone.
+    pub epoch: Option<u64>,
+    /// Checked before any batch is confirmed; see [`Fence`].
+    pub fence: Option<Fence>,
 }
 
 impl JournalConfig {
@@ -50,6 +92,8 @@ impl JournalConfig {
             dir: dir.into(),
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            epoch: None,
+            fence: None,
         }
     }
 }

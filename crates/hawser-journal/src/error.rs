@@ -17,6 +17,10 @@ pub enum OpenError {
     SegmentTooSmall { segment_bytes: u64, min: u64 },
     #[error("journal directory {dir} is in use by another journal")]
     Locked { dir: PathBuf },
+    /// The directory holds a shared store's epoch directories: opening it as a plain
+    /// journal would ignore them.
+    #[error("journal directory {dir} belongs to shared-store brokers (it has epoch directories); open it with an epoch")]
+    SharedStore { dir: PathBuf },
     #[error("cannot {op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -62,6 +66,9 @@ pub enum WriteError {
     /// The writer thread ended without answering (it panicked).
     #[error("journal writer thread is gone")]
     WriterGone,
+    /// The store has a newer owner: nothing written since may be confirmed.
+    #[error("fenced: {reason}")]
+    Fenced { reason: String },
 }
 
 /// Why [`Journal::read`](crate::Journal::read) failed.

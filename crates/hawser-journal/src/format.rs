@@ -55,6 +55,10 @@ pub enum Corruption {
     ShortPayload { len: u32, available: u64 },
     #[error("record checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     ChecksumMismatch { stored: u32, computed: u32 },
+    #[error("sealed at {sealed} bytes but the file has only {len}")]
+    SealedTooShort { sealed: u64, len: u64 },
+    #[error("the SEALS file of an epoch directory is malformed")]
+    BadSeals,
 }
 
 /// The framing of one record as stored before its payload.

@@ -16,6 +16,7 @@ use tracing::{error, info};
 
 use crate::config::{JournalConfig, MAX_QUEUED_BYTES, MIN_SEGMENT_BYTES};
 use crate::durable::Durable;
+use crate::epochs::Seals;
 use crate::error::{AppendError, DeleteError, OpenError, ReadError};
 use crate::format::{
     decode_record_header, verify_payload, Corruption, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
@@ -57,7 +58,7 @@ impl Journal {
     /// # Errors
     /// `Corrupt` as above; `Locked` if another journal has the directory open;
     /// `SegmentTooSmall` for a bad configuration; `Io` if the file system fails.
-    pub fn open(config: JournalConfig) -> Result<(Journal, Recovered), OpenError> {
+    pub fn open(mut config: JournalConfig) -> Result<(Journal, Recovered), OpenError> {
         if config.segment_bytes < MIN_SEGMENT_BYTES {
             return Err(OpenError::SegmentTooSmall {
                 segment_bytes: config.segment_bytes,
@@ -69,8 +70,22 @@ impl Journal {
             path: config.dir.clone(),
             source,
         })?;
+        let seals = match config.epoch {
+            Some(epoch) => {
+                let (dir, seals) =
+                    crate::epochs::prepare(&config.dir, epoch, config.max_record_bytes)?;
+                config.dir = dir;
+                seals
+            }
+            None if crate::epochs::has_epochs(&config.dir) => {
+                return Err(OpenError::SharedStore {
+                    dir: config.dir.clone(),
+                })
+            }
+            None => Seals::new(),
+        };
         let lock_file = lock_dir(&config)?;
-        let recovery = recover(&config)?;
+        let recovery = recover(&config, &seals)?;
         let dir = File::open(&config.dir).map_err(|source| OpenError::Io {
             op: "open directory",
             path: config.dir.clone(),

@@ -30,6 +30,7 @@
 mod broker_store;
 mod config;
 mod durable;
+mod epochs;
 mod error;
 mod format;
 mod journal;
@@ -44,10 +45,11 @@ mod fault_tests;
 
 pub use broker_store::{JournalStore, JournalStoreError};
 pub use config::{
-    JournalConfig, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, DIRECT_WRITE_MIN_BYTES,
+    Fence, JournalConfig, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, DIRECT_WRITE_MIN_BYTES,
     MAX_QUEUED_BYTES, MIN_SEGMENT_BYTES, WRITE_BUFFER_BYTES,
 };
 pub use durable::Durable;
+pub use epochs::epoch_dir_name;
 pub use error::{AppendError, DeleteError, OpenError, ReadError, WriteError};
 pub use format::{
     decode_record_header, decode_segment_header, encode_record_header, encode_segment_header,

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use tracing::warn;
 
 use crate::config::JournalConfig;
+use crate::epochs::Seals;
 use crate::error::OpenError;
 use crate::format::{
     encode_segment_header, parse_segment_file_name, segment_file_name, Corruption,
@@ -43,7 +44,10 @@ pub(crate) struct Recovery {
     pub disk_bytes: u64,
 }
 
-pub(crate) fn recover(config: &JournalConfig) -> Result<Recovery, OpenError> {
+/// Recovers `config.dir`. Segments in `seals` were inherited from an earlier epoch
+/// (see `epochs`): only their sealed length is read, they are never cut or appended
+/// to, and damage inside it is corruption.
+pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery, OpenError> {
     let found = list_segments(&config.dir)?;
     let Some(&(last, _)) = found.last() else {
         return start_empty(config);
@@ -53,12 +57,25 @@ pub(crate) fn recover(config: &JournalConfig) -> Result<Recovery, OpenError> {
     let mut end_offset = 0;
     let mut disk_bytes = 0;
     for (segment, path) in &found {
-        let is_last = *segment == last;
-        let data = fs::read(path).map_err(|source| OpenError::Io {
+        let sealed = seals.get(segment).copied();
+        let is_last = *segment == last && sealed.is_none();
+        let mut data = fs::read(path).map_err(|source| OpenError::Io {
             op: "read segment",
             path: path.clone(),
             source,
         })?;
+        if let Some(sealed) = sealed {
+            let len = data.len() as u64;
+            if len < sealed {
+                return Err(OpenError::Corrupt {
+                    file: path.clone(),
+                    offset: len,
+                    reason: Corruption::SealedTooShort { sealed, len },
+                });
+            }
+            // What a superseded master appended after the seal is not part of this store.
+            data.truncate(sealed as usize);
+        }
         let length = if is_last && is_torn_creation(&data) {
             // A crash right after the writer created this file: it cannot hold a record.
             rewrite_header(path, *segment)?;
@@ -112,16 +129,31 @@ pub(crate) fn recover(config: &JournalConfig) -> Result<Recovery, OpenError> {
             end_offset = length;
         }
     }
-    let last_path = config.dir.join(segment_file_name(last));
-    let file = open_for_append(&last_path, end_offset)?;
+    let mut segments: BTreeSet<u64> = found.iter().map(|(segment, _)| *segment).collect();
+    let (end, file) = if seals.contains_key(&last) {
+        // Everything here was inherited: this epoch appends to a segment of its own.
+        let own = last + 1;
+        let file = create_segment(config, own)?;
+        segments.insert(own);
+        disk_bytes += SEGMENT_HEADER_BYTES;
+        let end = Position {
+            segment: own,
+            offset: SEGMENT_HEADER_BYTES,
+        };
+        (end, file)
+    } else {
+        let last_path = config.dir.join(segment_file_name(last));
+        let end = Position {
+            segment: last,
+            offset: end_offset,
+        };
+        (end, open_for_append(&last_path, end_offset)?)
+    };
     Ok(Recovery {
         records,
         truncated,
-        segments: found.iter().map(|(segment, _)| *segment).collect(),
-        end: Position {
-            segment: last,
-            offset: end_offset,
-        },
+        segments,
+        end,
         file,
         disk_bytes,
     })
@@ -155,24 +187,7 @@ fn is_torn_creation(data: &[u8]) -> bool {
 }
 
 fn start_empty(config: &JournalConfig) -> Result<Recovery, OpenError> {
-    let path = config.dir.join(segment_file_name(FIRST_SEGMENT));
-    let io_error = |op| {
-        let path = path.clone();
-        move |source| OpenError::Io { op, path, source }
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(io_error("create segment"))?;
-    file.write_all(&encode_segment_header(FIRST_SEGMENT))
-        .map_err(io_error("write segment header"))?;
-    file.sync_all().map_err(io_error("fsync"))?;
-    sync_dir(&config.dir).map_err(|source| OpenError::Io {
-        op: "fsync directory",
-        path: config.dir.clone(),
-        source,
-    })?;
+    let file = create_segment(config, FIRST_SEGMENT)?;
     Ok(Recovery {
         records: Vec::new(),
         truncated: None,
@@ -184,6 +199,29 @@ fn start_empty(config: &JournalConfig) -> Result<Recovery, OpenError> {
         file,
         disk_bytes: SEGMENT_HEADER_BYTES,
     })
+}
+
+/// Creates segment `segment` with its header, durable (file and directory entry).
+fn create_segment(config: &JournalConfig, segment: u64) -> Result<File, OpenError> {
+    let path = config.dir.join(segment_file_name(segment));
+    let io_error = |op| {
+        let path = path.clone();
+        move |source| OpenError::Io { op, path, source }
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(io_error("create segment"))?;
+    file.write_all(&encode_segment_header(segment))
+        .map_err(io_error("write segment header"))?;
+    file.sync_all().map_err(io_error("fsync"))?;
+    sync_dir(&config.dir).map_err(|source| OpenError::Io {
+        op: "fsync directory",
+        path: config.dir.clone(),
+        source,
+    })?;
+    Ok(file)
 }
 
 fn rewrite_header(path: &Path, segment: u64) -> Result<(), OpenError> {

@@ -137,6 +137,13 @@ impl Writer {
         if self.sync_requested {
             self.sync()?;
         }
+        // Last, after the bytes are down and before anyone hears of it: a master
+        // that was superseded meanwhile must not confirm this batch.
+        if let Some(fence) = &self.shared.config.fence {
+            fence
+                .check()
+                .map_err(|reason| WriteError::Fenced { reason })?;
+        }
         Ok(())
     }
 

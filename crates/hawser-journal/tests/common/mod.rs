@@ -13,9 +13,9 @@ use tracing::{Event, Level, Metadata, Subscriber};
 
 pub fn config(dir: &Path, segment_bytes: u64) -> JournalConfig {
     JournalConfig {
-        dir: dir.to_path_buf(),
         segment_bytes,
         max_record_bytes: 1024 * 1024,
+        ..JournalConfig::new(dir)
     }
 }
 

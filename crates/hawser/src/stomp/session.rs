@@ -532,7 +532,7 @@ impl Session {
             }));
         }
         let end = Frame::new(Command::Message)
-            .with_header("subscription", id.to_string())
+            .with_header("subscription", &id)
             .with_header("destination", mapping::destination_name(&queue))
             .with_header("message-id", "browser-end")
             .with_header("browser", "end");

@@ -1,0 +1,23 @@
+//! Master/slave on a shared store: which of the brokers pointed at one data
+//! directory may write it, and how the others know when to take over.
+//!
+//! ```text
+//! epochs  claims of epoch numbers that only grow (one winner per epoch, by hard link)
+//! lease   the lease file for stores whose locks cannot be trusted (network file systems)
+//! master  becoming master (file lock or lease), staying master, the fence, stepping down
+//! ```
+//!
+//! The journal does the other half (see `hawser_journal`'s epoch directories): a
+//! new master inherits the segments sealed and writes only in its own directory,
+//! and its writer asks the [`Fence`](hawser_journal::Fence) before confirming.
+
+mod epochs;
+mod lease;
+mod master;
+
+pub use epochs::Epochs;
+pub use lease::{Lease, LeaseFile, LEASE_FILE};
+pub use master::{
+    acquire, HaSettings, LockMode, Mastership, Role, DEFAULT_CLOCK_SKEW_MS, DEFAULT_LEASE_MS,
+    DEFAULT_POLL_MS, DEFAULT_RENEW_MS, LOCK_FILE,
+};

@@ -1,0 +1,571 @@
+//! Becoming master of a shared store, staying master, and stepping down.
+//!
+//! A standby polls every `poll_ms`: in file-lock mode it tries the exclusive lock
+//! on `ha/master.lock`; in lease mode it reads the lease and waits for it to run
+//! out. Either way it then claims the next epoch (see `epochs`) and, having won
+//! it, is master. While master, a watcher looks for a later claim, and in lease
+//! mode a renewer keeps the lease fresh; either one failing cancels the
+//! [`Mastership`], and its [`Fence`] refuses from then on, so the journal confirms
+//! nothing more.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hawser_journal::Fence;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::epochs::Epochs;
+use crate::lease::{Lease, LeaseFile};
+
+/// Name of the lock file in the `ha/` directory (file-lock mode).
+pub const LOCK_FILE: &str = "master.lock";
+/// Default pause between a standby's attempts.
+pub const DEFAULT_POLL_MS: u64 = 50;
+/// Default lease duration.
+pub const DEFAULT_LEASE_MS: u64 = 3_000;
+/// Default lease renewal interval.
+pub const DEFAULT_RENEW_MS: u64 = 500;
+/// Default allowance for the difference between brokers' wall clocks.
+pub const DEFAULT_CLOCK_SKEW_MS: u64 = 500;
+
+/// How mastership is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockMode {
+    /// An exclusive lock on a file in the store, held while the process lives (local
+    /// file systems, and network ones whose locks are trusted).
+    File,
+    /// A lease renewed in the store (see `lease`).
+    Lease {
+        /// How long a renewal holds.
+        lease_ms: u64,
+        /// How often the master renews.
+        renew_ms: u64,
+        /// Largest difference allowed between the brokers' wall clocks.
+        skew_ms: u64,
+    },
+}
+
+/// Settings of one broker of a shared store.
+#[derive(Clone, Debug)]
+pub struct HaSettings {
+    /// The store's data directory; the coordination files live in its `ha/`.
+    pub data_dir: PathBuf,
+    /// File lock or lease.
+    pub mode: LockMode,
+    /// Pause between a standby's attempts to become master.
+    pub poll_ms: u64,
+    /// How this broker names itself in claims and leases.
+    pub node: String,
+}
+
+impl HaSettings {
+    fn ha_dir(&self) -> PathBuf {
+        self.data_dir.join("ha")
+    }
+}
+
+/// What a broker of a shared store is, for its log and status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Not part of a shared store.
+    Standalone,
+    /// Waiting to become master; `epoch` is the master's as last seen.
+    Slave {
+        /// The current master's epoch (0: none yet).
+        epoch: u64,
+    },
+    /// Serving, as master of `epoch`.
+    Master {
+        /// This master's epoch.
+        epoch: u64,
+    },
+}
+
+impl Role {
+    /// `standalone`, `slave` or `master`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Slave { .. } => "slave",
+            Role::Master { .. } => "master",
+        }
+    }
+
+    /// The epoch the role refers to.
+    pub fn epoch(&self) -> u64 {
+        match self {
+            Role::Standalone => 0,
+            Role::Slave { epoch } | Role::Master { epoch } => *epoch,
+        }
+    }
+}
+
+/// Being master of one epoch. Dropping it (or [`Mastership::step_down`]) gives
+/// mastership up.
+pub struct Mastership {
+    /// The epoch this broker is master of.
+    pub epoch: u64,
+    epochs: Epochs,
+    settings: HaSettings,
+    /// The exclusive lock (file-lock mode); released when dropped.
+    lock: Option<File>,
+    /// Cancelled when mastership is lost; `reason` says why.
+    lost: CancellationToken,
+    reason: Arc<Mutex<Option<String>>>,
+    /// Lease mode: until when (ms on `clock`) the last renewal holds.
+    valid_until_ms: Option<Arc<AtomicU64>>,
+    clock: Instant,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Mastership {
+    /// The check the journal makes before confirming a batch: refuses once this
+    /// mastership is lost, its lease ran out, or a later epoch was claimed.
+    pub fn fence(&self) -> Fence {
+        let epochs = self.epochs.clone();
+        let epoch = self.epoch;
+        let lost = self.lost.clone();
+        let reason = Arc::clone(&self.reason);
+        let valid = self.valid_until_ms.clone();
+        let clock = self.clock;
+        Fence::new(move || {
+            if lost.is_cancelled() {
+                let why = reason.lock().map(|r| r.clone()).unwrap_or(None);
+                return Err(why.unwrap_or_else(|| "mastership lost".into()));
+            }
+            if let Some(valid) = &valid {
+                if elapsed_ms(clock) > valid.load(Ordering::SeqCst) {
+                    return Err(format!("lease of epoch {epoch} not renewed in time"));
+                }
+            }
+            if epochs.superseded(epoch) {
+                return Err(superseded_reason(&epochs, epoch));
+            }
+            Ok(())
+        })
+    }
+
+    /// Resolves when mastership is lost, with the reason.
+    pub async fn lost(&self) -> String {
+        self.lost.cancelled().await;
+        self.reason
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or(None)
+            .unwrap_or_else(|| "mastership lost".into())
+    }
+
+    /// True once mastership is lost.
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_cancelled()
+    }
+
+    /// Gives mastership up. In lease mode a master that still holds the lease
+    /// ends it, so that a standby need not wait for it to run out.
+    pub fn step_down(mut self) {
+        self.lost.cancel();
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let LockMode::Lease { lease_ms, .. } = self.settings.mode {
+            let file = LeaseFile::new(&self.settings.ha_dir());
+            let ours = file
+                .read()
+                .ok()
+                .flatten()
+                .is_some_and(|l| l.epoch == self.epoch);
+            if ours && !self.epochs.superseded(self.epoch) {
+                let ended = Lease {
+                    epoch: self.epoch,
+                    owner: self.settings.node.clone(),
+                    renewed_ms: 0,
+                    lease_ms,
+                };
+                if let Err(e) = file.write(&ended) {
+                    warn!("could not end the lease of epoch {}: {e}", self.epoch);
+                }
+            }
+        }
+        drop(self.lock.take());
+        info!(epoch = self.epoch, "stepped down: no longer master");
+    }
+}
+
+impl Drop for Mastership {
+    fn drop(&mut self) {
+        self.lost.cancel();
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// Waits until this broker is master (or `shutdown` is cancelled: `Ok(None)`),
+/// reporting its role as a slave through `role`.
+///
+/// # Errors
+/// If the `ha/` directory cannot be used at all.
+pub async fn acquire(
+    settings: &HaSettings,
+    role: &tokio::sync::watch::Sender<Role>,
+    shutdown: &CancellationToken,
+) -> io::Result<Option<Mastership>> {
+    let epochs = Epochs::open(settings.ha_dir())?;
+    let mut announced = None;
+    loop {
+        let current = epochs.current()?;
+        role.send_replace(Role::Slave { epoch: current });
+        if announced != Some(current) {
+            info!(
+                epoch = current,
+                master = epochs.owner(current).unwrap_or_default(),
+                "standby: waiting to become master of the shared store {}",
+                settings.data_dir.display()
+            );
+            announced = Some(current);
+        }
+        let attempt = match settings.mode {
+            LockMode::File => try_file_lock(settings, &epochs, current)?,
+            LockMode::Lease { .. } => try_lease(settings, &epochs, current)?,
+        };
+        if let Some(m) = attempt {
+            role.send_replace(Role::Master { epoch: m.epoch });
+            info!(
+                epoch = m.epoch,
+                node = %settings.node,
+                "master: won epoch {} of the shared store",
+                m.epoch
+            );
+            return Ok(Some(m));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(settings.poll_ms.max(1))) => {}
+            _ = shutdown.cancelled() => return Ok(None),
+        }
+    }
+}
+
+fn try_file_lock(
+    settings: &HaSettings,
+    epochs: &Epochs,
+    current: u64,
+) -> io::Result<Option<Mastership>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(settings.ha_dir().join(LOCK_FILE))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(None),
+        Err(TryLockError::Error(e)) => return Err(e),
+    }
+    let epoch = current + 1;
+    if !epochs.claim(epoch, &owner_line(settings))? {
+        // Another broker claimed it while holding the "same" lock: the locks of this
+        // file system cannot be trusted. Let it be master.
+        warn!("epoch {epoch} was claimed by another broker despite the lock; use lease mode on this file system");
+        return Ok(None);
+    }
+    let mut m = mastership(settings, epochs, epoch, None);
+    m.lock = Some(file);
+    m.tasks.push(spawn_watcher(&m));
+    Ok(Some(m))
+}
+
+fn try_lease(
+    settings: &HaSettings,
+    epochs: &Epochs,
+    current: u64,
+) -> io::Result<Option<Mastership>> {
+    let LockMode::Lease {
+        lease_ms,
+        renew_ms,
+        skew_ms,
+    } = settings.mode
+    else {
+        unreachable!("lease mode");
+    };
+    let file = LeaseFile::new(&settings.ha_dir());
+    if let Some(lease) = file.read()? {
+        if !lease.expired(wall_ms(), skew_ms) {
+            return Ok(None);
+        }
+    }
+    let epoch = current + 1;
+    let started = Instant::now();
+    if !epochs.claim(epoch, &owner_line(settings))? {
+        return Ok(None);
+    }
+    file.write(&Lease {
+        epoch,
+        owner: settings.node.clone(),
+        renewed_ms: wall_ms(),
+        lease_ms,
+    })?;
+    let clock = Instant::now();
+    let valid = Arc::new(AtomicU64::new(
+        lease_ms.saturating_sub(skew_ms + started.elapsed().as_millis() as u64),
+    ));
+    let mut m = mastership(settings, epochs, epoch, Some(Arc::clone(&valid)));
+    m.clock = clock;
+    m.tasks.push(spawn_watcher(&m));
+    m.tasks
+        .push(spawn_renewer(&m, file, lease_ms, renew_ms, skew_ms));
+    Ok(Some(m))
+}
+
+fn mastership(
+    settings: &HaSettings,
+    epochs: &Epochs,
+    epoch: u64,
+    valid_until_ms: Option<Arc<AtomicU64>>,
+) -> Mastership {
+    Mastership {
+        epoch,
+        epochs: epochs.clone(),
+        settings: settings.clone(),
+        lock: None,
+        lost: CancellationToken::new(),
+        reason: Arc::new(Mutex::new(None)),
+        valid_until_ms,
+        clock: Instant::now(),
+        tasks: Vec::new(),
+    }
+}
+
+/// Cancels the mastership with `reason`, once.
+fn lose(lost: &CancellationToken, reason: &Mutex<Option<String>>, why: String) {
+    if lost.is_cancelled() {
+        return;
+    }
+    warn!("mastership lost: {why}");
+    if let Ok(mut r) = reason.lock() {
+        r.get_or_insert(why);
+    }
+    lost.cancel();
+}
+
+/// Looks for a later claim every poll interval.
+fn spawn_watcher(m: &Mastership) -> JoinHandle<()> {
+    let (epochs, epoch, lost, reason) = (
+        m.epochs.clone(),
+        m.epoch,
+        m.lost.clone(),
+        Arc::clone(&m.reason),
+    );
+    let poll = Duration::from_millis(m.settings.poll_ms.max(1));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = lost.cancelled() => return,
+            }
+            if epochs.superseded(epoch) {
+                lose(&lost, &reason, superseded_reason(&epochs, epoch));
+                return;
+            }
+        }
+    })
+}
+
+/// Renews the lease every `renew_ms`; gives up mastership when another epoch holds
+/// it or when renewals fail until it runs out.
+fn spawn_renewer(
+    m: &Mastership,
+    file: LeaseFile,
+    lease_ms: u64,
+    renew_ms: u64,
+    skew_ms: u64,
+) -> JoinHandle<()> {
+    let (epoch, node, lost, reason, clock) = (
+        m.epoch,
+        m.settings.node.clone(),
+        m.lost.clone(),
+        Arc::clone(&m.reason),
+        m.clock,
+    );
+    let valid = m.valid_until_ms.clone().expect("lease mode");
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(renew_ms.max(1))) => {}
+                _ = lost.cancelled() => return,
+            }
+            let attempt_at = elapsed_ms(clock);
+            let renewed = file.read().and_then(|current| match current {
+                Some(l) if l.epoch > epoch => Err(io::Error::other(format!(
+                    "the lease is held by epoch {} ({})",
+                    l.epoch, l.owner
+                ))),
+                _ => file.write(&Lease {
+                    epoch,
+                    owner: node.clone(),
+                    renewed_ms: wall_ms(),
+                    lease_ms,
+                }),
+            });
+            match renewed {
+                Ok(()) => valid.store(
+                    attempt_at + lease_ms.saturating_sub(skew_ms),
+                    Ordering::SeqCst,
+                ),
+                Err(e) if e.kind() == io::ErrorKind::Other => {
+                    lose(&lost, &reason, e.to_string());
+                    return;
+                }
+                Err(e) => {
+                    if elapsed_ms(clock) > valid.load(Ordering::SeqCst) {
+                        lose(&lost, &reason, format!("lease not renewed in time: {e}"));
+                        return;
+                    }
+                    warn!("lease renewal failed (will retry): {e}");
+                }
+            }
+        }
+    })
+}
+
+fn superseded_reason(epochs: &Epochs, epoch: u64) -> String {
+    format!(
+        "superseded: epoch {} was claimed by {}",
+        epoch + 1,
+        epochs
+            .owner(epoch + 1)
+            .unwrap_or_else(|| "another broker".into())
+    )
+}
+
+fn owner_line(settings: &HaSettings) -> String {
+    format!(
+        "{} pid {} at {} ms",
+        settings.node,
+        std::process::id(),
+        wall_ms()
+    )
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &std::path::Path, mode: LockMode, node: &str) -> HaSettings {
+        HaSettings {
+            data_dir: dir.to_path_buf(),
+            mode,
+            poll_ms: 10,
+            node: node.into(),
+        }
+    }
+
+    const LEASE: LockMode = LockMode::Lease {
+        lease_ms: 300,
+        renew_ms: 50,
+        skew_ms: 50,
+    };
+
+    #[tokio::test]
+    async fn file_lock_makes_one_master_and_the_next_takes_over_on_release() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (role, _) = tokio::sync::watch::channel(Role::Standalone);
+        let stop = CancellationToken::new();
+        let a = acquire(&settings(tmp.path(), LockMode::File, "a"), &role, &stop)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.epoch, 1);
+        assert!(a.fence().check().is_ok());
+        // b waits while a holds the lock.
+        let b_settings = settings(tmp.path(), LockMode::File, "b");
+        let (b_role, b_watch) = tokio::sync::watch::channel(Role::Standalone);
+        let b = tokio::spawn(async move {
+            let stop = CancellationToken::new();
+            acquire(&b_settings, &b_role, &stop).await.unwrap().unwrap()
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*b_watch.borrow(), Role::Slave { epoch: 1 });
+        let fence = a.fence();
+        a.step_down();
+        let b = tokio::time::timeout(Duration::from_secs(5), b)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.epoch, 2);
+        assert!(fence.check().is_err(), "the old master's fence refuses");
+        assert!(b.fence().check().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_later_claim_fences_and_cancels_the_master() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (role, _) = tokio::sync::watch::channel(Role::Standalone);
+        let stop = CancellationToken::new();
+        let a = acquire(&settings(tmp.path(), LEASE, "a"), &role, &stop)
+            .await
+            .unwrap()
+            .unwrap();
+        let fence = a.fence();
+        assert!(fence.check().is_ok());
+        Epochs::open(tmp.path().join("ha"))
+            .unwrap()
+            .claim(a.epoch + 1, "intruder")
+            .unwrap();
+        let err = fence.check().unwrap_err();
+        assert!(err.contains("intruder"), "{err}");
+        let why = tokio::time::timeout(Duration::from_secs(5), a.lost())
+            .await
+            .unwrap();
+        assert!(why.contains("superseded"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_lease_standby_waits_for_expiry_then_takes_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (role, _) = tokio::sync::watch::channel(Role::Standalone);
+        let stop = CancellationToken::new();
+        let a = acquire(&settings(tmp.path(), LEASE, "a"), &role, &stop)
+            .await
+            .unwrap()
+            .unwrap();
+        // While a renews, b cannot take over.
+        let b_settings = settings(tmp.path(), LEASE, "b");
+        let b_stop = CancellationToken::new();
+        let b_stop2 = b_stop.clone();
+        let b = tokio::spawn(async move {
+            let (role, _) = tokio::sync::watch::channel(Role::Standalone);
+            acquire(&b_settings, &role, &b_stop2).await.unwrap()
+        });
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(!b.is_finished(), "b took over a renewed lease");
+        // a stops renewing (as if paused): b takes over after the lease runs out.
+        let fence = a.fence();
+        for t in &a.tasks {
+            t.abort();
+        }
+        let b = tokio::time::timeout(Duration::from_secs(5), b)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.epoch, 2);
+        assert!(fence.check().is_err());
+        b_stop.cancel();
+    }
+}

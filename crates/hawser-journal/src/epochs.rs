@@ -1,0 +1,290 @@
+//! Epoch directories: how the new master of a shared store takes the journal over
+//! without sharing one file name, or one byte it will read, with the master before it.
+//!
+//! With [`JournalConfig::epoch`](crate::JournalConfig) set to N, the journal lives in
+//! `dir/epoch-<N>/`. Preparing it:
+//!
+//! 1. The predecessor is the newest earlier epoch directory that is complete (it has
+//!    a `SEALS` file), or, the first time, the segments directly in `dir`.
+//! 2. Every predecessor segment is hard-linked into the new directory and sealed at
+//!    the length of its valid records: the length it was sealed at in the predecessor,
+//!    the file's length for a segment its writer had finished, and for the one it was
+//!    writing, the end of its last good record (a torn tail is left where it is).
+//! 3. The seals go to `SEALS` (written to a temporary file, fsynced, renamed, directory
+//!    fsynced); only then is the directory complete. The new master appends to a
+//!    segment of its own, never to a sealed one.
+//!
+//! Why: a master that was paused or cut off may wake up and go on writing before it
+//! notices it was superseded. Whatever it does happens in its own directory: its
+//! appends to a file both directories link land beyond the seal, which every later
+//! recovery ignores; the segments it creates and deletes are names only it sees. So
+//! the new master's store is exactly what it found at takeover plus what it wrote.
+//! Hard links and an atomic rename are all this asks of the file system; NFS has both.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use tracing::info;
+
+use crate::error::OpenError;
+use crate::format::{parse_segment_file_name, segment_file_name, Corruption, SEGMENT_HEADER_BYTES};
+use crate::recovery::sync_dir;
+use crate::scan::scan_segment_bytes;
+
+/// Name of the file that lists an epoch directory's sealed segments; its presence
+/// marks the directory complete.
+pub(crate) const SEALS_FILE: &str = "SEALS";
+const EPOCH_DIR_PREFIX: &str = "epoch-";
+/// Zero padding so that lexical order is numeric order.
+const EPOCH_DIGITS: usize = 20;
+/// First line of a seals file, naming its format.
+const SEALS_HEADER: &str = "hawser-seals 1";
+
+/// Sealed segments of an epoch directory: segment id to the length recovery reads.
+pub(crate) type Seals = BTreeMap<u64, u64>;
+
+/// The directory name of epoch `epoch`.
+pub fn epoch_dir_name(epoch: u64) -> String {
+    format!("{EPOCH_DIR_PREFIX}{epoch:0EPOCH_DIGITS$}")
+}
+
+fn parse_epoch_dir_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(EPOCH_DIR_PREFIX)?;
+    (digits.len() == EPOCH_DIGITS && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// Makes `base/epoch-<epoch>` ready for recovery and returns it with its seals.
+pub(crate) fn prepare(
+    base: &Path,
+    epoch: u64,
+    max_record_bytes: u32,
+) -> Result<(PathBuf, Seals), OpenError> {
+    let dir = base.join(epoch_dir_name(epoch));
+    if let Some(seals) = read_seals(&dir)? {
+        // Reopened by the epoch that made it (a broker restarting in place).
+        return Ok((dir, seals));
+    }
+    if dir.exists() {
+        // A takeover that died half-way: nothing in it was ever served from.
+        fs::remove_dir_all(&dir).map_err(io_error("remove incomplete", &dir))?;
+    }
+    let (from, inherited) = match predecessor(base, epoch)? {
+        Some((from, seals)) => (from, seals),
+        None => (base.to_path_buf(), Seals::new()),
+    };
+    let found = list_segments(&from)?;
+    let last_own = found
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !inherited.contains_key(id))
+        .max();
+    let mut seals = Seals::new();
+    for (segment, path) in &found {
+        let length = match inherited.get(segment) {
+            Some(&sealed) => sealed,
+            None if Some(*segment) == last_own => valid_length(path, max_record_bytes)?,
+            None => file_length(path)?,
+        };
+        if length < SEGMENT_HEADER_BYTES {
+            // Created but never written: holds nothing to inherit.
+            continue;
+        }
+        seals.insert(*segment, length);
+    }
+    fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+    for segment in seals.keys() {
+        let name = segment_file_name(*segment);
+        fs::hard_link(from.join(&name), dir.join(&name))
+            .map_err(io_error("link segment into", &dir))?;
+    }
+    write_seals(&dir, &seals)?;
+    info!(
+        epoch,
+        from = %from.display(),
+        segments = seals.len(),
+        "journal: took over the store's segments, sealed"
+    );
+    remove_older_epochs(base, &from, epoch);
+    Ok((dir, seals))
+}
+
+/// True if `base` holds a complete epoch directory.
+pub(crate) fn has_epochs(base: &Path) -> bool {
+    predecessor(base, u64::MAX).ok().flatten().is_some()
+}
+
+/// The newest complete epoch directory below `epoch`, with its seals.
+fn predecessor(base: &Path, epoch: u64) -> Result<Option<(PathBuf, Seals)>, OpenError> {
+    let mut epochs: Vec<u64> = fs::read_dir(base)
+        .map_err(io_error("list", base))?
+        .filter_map(|e| e.ok()?.file_name().to_str().and_then(parse_epoch_dir_name))
+        .filter(|&e| e < epoch)
+        .collect();
+    epochs.sort_unstable();
+    for e in epochs.into_iter().rev() {
+        let dir = base.join(epoch_dir_name(e));
+        if let Some(seals) = read_seals(&dir)? {
+            return Ok(Some((dir, seals)));
+        }
+    }
+    Ok(None)
+}
+
+/// Epoch directories older than the one just inherited from: nobody reads them again.
+/// Best effort; a master still running in one only loses names it no longer needs.
+fn remove_older_epochs(base: &Path, kept: &Path, epoch: u64) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let older = entry
+            .file_name()
+            .to_str()
+            .and_then(parse_epoch_dir_name)
+            .is_some_and(|e| e < epoch);
+        if older && path != kept {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Segment files in `dir`, by ascending id.
+fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OpenError> {
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(io_error("list", dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_error("list", dir))?;
+        if let Some(segment) = entry.file_name().to_str().and_then(parse_segment_file_name) {
+            found.push((segment, entry.path()));
+        }
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+fn file_length(path: &Path) -> Result<u64, OpenError> {
+    Ok(fs::metadata(path).map_err(io_error("stat", path))?.len())
+}
+
+/// Where the last good record of a segment ends (0 if its header is not whole).
+fn valid_length(path: &Path, max_record_bytes: u32) -> Result<u64, OpenError> {
+    let data = fs::read(path).map_err(io_error("read", path))?;
+    let scan = scan_segment_bytes(&data, max_record_bytes);
+    Ok(if scan.segment.is_some() {
+        scan.valid_len
+    } else {
+        0
+    })
+}
+
+/// The seals of a complete epoch directory; `None` if it is missing or incomplete.
+pub(crate) fn read_seals(dir: &Path) -> Result<Option<Seals>, OpenError> {
+    let path = dir.join(SEALS_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("read", &path)(e)),
+    };
+    match parse_seals(&text) {
+        Some(seals) => Ok(Some(seals)),
+        None => Err(OpenError::Corrupt {
+            file: path,
+            offset: 0,
+            reason: Corruption::BadSeals,
+        }),
+    }
+}
+
+/// `hawser-seals 1`, then one `segment length` line per seal, then `end`: a file cut
+/// short (which the rename makes impossible, but a damaged disk does not) is refused.
+fn parse_seals(text: &str) -> Option<Seals> {
+    let mut lines = text.lines();
+    if lines.next()? != SEALS_HEADER {
+        return None;
+    }
+    let mut seals = Seals::new();
+    for line in lines {
+        if line == "end" {
+            return Some(seals);
+        }
+        let (segment, length) = line.split_once(' ')?;
+        seals.insert(segment.parse().ok()?, length.parse().ok()?);
+    }
+    None
+}
+
+fn format_seals(seals: &Seals) -> String {
+    let mut text = format!("{SEALS_HEADER}\n");
+    for (segment, length) in seals {
+        text.push_str(&format!("{segment} {length}\n"));
+    }
+    text.push_str("end\n");
+    text
+}
+
+fn write_seals(dir: &Path, seals: &Seals) -> Result<(), OpenError> {
+    let tmp = dir.join(format!("{SEALS_FILE}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_error("create", &tmp))?;
+    file.write_all(format_seals(seals).as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_error("write", &tmp))?;
+    drop(file);
+    let path = dir.join(SEALS_FILE);
+    fs::rename(&tmp, &path).map_err(io_error("rename to", &path))?;
+    sync_dir(dir).map_err(io_error("fsync", dir))?;
+    // The new directory's entry in the base directory must outlive a crash too.
+    if let Some(parent) = dir.parent() {
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error("fsync", parent))?;
+    }
+    Ok(())
+}
+
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> OpenError + 'a {
+    move |source| OpenError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seals_round_trip_and_a_cut_file_is_refused() {
+        let seals = Seals::from([(3, 20), (4, 1_000_000)]);
+        let text = format_seals(&seals);
+        assert_eq!(parse_seals(&text), Some(seals));
+        assert_eq!(parse_seals(text.trim_end_matches("end\n")), None);
+        assert_eq!(parse_seals("hawser-seals 2\nend\n"), None);
+        assert_eq!(parse_seals("hawser-seals 1\n3 x\nend\n"), None);
+    }
+
+    #[test]
+    fn epoch_names_sort_numerically() {
+        assert_eq!(parse_epoch_dir_name(&epoch_dir_name(42)), Some(42));
+        assert!(epoch_dir_name(9) < epoch_dir_name(10));
+        assert_eq!(parse_epoch_dir_name("epoch-12"), None);
+        assert_eq!(
+            parse_epoch_dir_name("journal-00000000000000000001.log"),
+            None
+        );
+    }
+}
