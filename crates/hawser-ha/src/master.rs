@@ -161,6 +161,11 @@ impl Mastership {
             .unwrap_or_else(|| "mastership lost".into())
     }
 
+    /// A token cancelled when mastership is lost, to stop what depends on it.
+    pub fn lost_token(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
     /// True once mastership is lost.
     pub fn is_lost(&self) -> bool {
         self.lost.is_cancelled()

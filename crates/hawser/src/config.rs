@@ -65,6 +65,90 @@ pub struct Config {
     pub journal: JournalSettings,
     /// What the broker tells clients about its peers.
     pub cluster: ClusterConfig,
+    /// Master/slave on a shared store.
+    pub ha: HaConfig,
+    /// The HTTP status endpoint.
+    pub status: StatusConfig,
+}
+
+/// Whether the broker shares its data directory with standbys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HaMode {
+    /// The broker owns its store alone.
+    None,
+    /// Brokers pointed at one data directory: one master serves, the others wait.
+    SharedStore,
+}
+
+/// How the master of a shared store holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HaLock {
+    /// An exclusive file lock (local file systems, trusted network locks).
+    File,
+    /// A lease renewed in the store (network file systems; see docs/failover.md).
+    Lease,
+}
+
+/// `[ha]`: master/slave on a shared store.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HaConfig {
+    /// `none` or `shared-store`.
+    pub mode: HaMode,
+    /// `file` or `lease`.
+    pub lock: HaLock,
+    /// Pause between a standby's attempts to become master (ms).
+    pub poll_interval_ms: u64,
+    /// How long a lease renewal holds (ms, lease mode).
+    pub lease_ms: u64,
+    /// How often the master renews its lease (ms, lease mode).
+    pub renew_interval_ms: u64,
+    /// Largest difference allowed between the brokers' wall clocks (ms, lease mode).
+    pub clock_skew_ms: u64,
+    /// How this broker names itself in the store [default: host name and STOMP port].
+    pub node: Option<String>,
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        HaConfig {
+            mode: HaMode::None,
+            lock: HaLock::File,
+            poll_interval_ms: hawser_ha::DEFAULT_POLL_MS,
+            lease_ms: hawser_ha::DEFAULT_LEASE_MS,
+            renew_interval_ms: hawser_ha::DEFAULT_RENEW_MS,
+            clock_skew_ms: hawser_ha::DEFAULT_CLOCK_SKEW_MS,
+            node: None,
+        }
+    }
+}
+
+impl HaConfig {
+    /// Checks that a lease can be renewed before it runs out.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.mode == HaMode::SharedStore
+            && self.lock == HaLock::Lease
+            && self.renew_interval_ms + self.clock_skew_ms >= self.lease_ms
+        {
+            anyhow::bail!(
+                "lease_ms ({}) must exceed renew_interval_ms ({}) + clock_skew_ms ({})",
+                self.lease_ms,
+                self.renew_interval_ms,
+                self.clock_skew_ms
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `[status]`: an HTTP endpoint that says what the broker is (`GET /status`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusConfig {
+    /// Address to listen on; off when absent.
+    pub listen: Option<SocketAddr>,
 }
 
 /// ActiveMQ's `updateClusterClients`: the broker URIs clients should know.
@@ -164,6 +248,8 @@ impl Default for Config {
             broker: EngineConfig::default(),
             journal: JournalSettings::default(),
             cluster: ClusterConfig::default(),
+            ha: HaConfig::default(),
+            status: StatusConfig::default(),
         }
     }
 }
@@ -230,6 +316,33 @@ impl Config {
             concurrent_store_and_dispatch: self.broker.concurrent_store_and_dispatch,
             ..BrokerConfig::default()
         }
+    }
+
+    /// The shared-store settings, when the broker is one of several on a store.
+    pub fn ha_settings(&self) -> Option<hawser_ha::HaSettings> {
+        if self.ha.mode != HaMode::SharedStore {
+            return None;
+        }
+        let mode = match self.ha.lock {
+            HaLock::File => hawser_ha::LockMode::File,
+            HaLock::Lease => hawser_ha::LockMode::Lease {
+                lease_ms: self.ha.lease_ms,
+                renew_ms: self.ha.renew_interval_ms,
+                skew_ms: self.ha.clock_skew_ms,
+            },
+        };
+        let node = self.ha.node.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "localhost".into());
+            format!("{host}:{}", self.stomp.listen.port())
+        });
+        Some(hawser_ha::HaSettings {
+            data_dir: self.data_dir.clone(),
+            mode,
+            poll_ms: self.ha.poll_interval_ms,
+            node,
+        })
     }
 
     /// The STOMP decoder's limits.

@@ -8,4 +8,6 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod server;
+pub mod stat;
+pub mod status;
 pub mod stomp;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use hawser::config::{Config, FlowControl, Persistence};
+use hawser::config::{Config, FlowControl, HaLock, HaMode, Persistence};
 
 /// The broker allocates per frame (headers, message records) from many threads;
 /// mimalloc's per-thread free lists cost a fraction of glibc malloc's locking.
@@ -39,6 +39,8 @@ enum Command {
     Receive(hawser::cli::ReceiveArgs),
     /// Print the messages waiting in a queue without consuming them.
     Browse(hawser::cli::BrowseArgs),
+    /// Ask a broker what it is (master, slave, epoch), or a shared store who its master is.
+    Stat(hawser::stat::StatArgs),
 }
 
 /// Flags override the config file, which overrides the defaults.
@@ -104,6 +106,30 @@ struct ServeArgs {
     /// replaces the config file's [cluster] advertise list.
     #[arg(long, value_name = "URI", value_delimiter = ',')]
     advertise: Vec<String>,
+    /// Master/slave: `shared-store` for brokers sharing one data directory [default: none].
+    #[arg(long, value_enum)]
+    ha: Option<HaMode>,
+    /// How the master holds a shared store: `file` lock or `lease` [default: file].
+    #[arg(long, value_enum)]
+    ha_lock: Option<HaLock>,
+    /// Pause between a standby's attempts to become master, ms [default: 50].
+    #[arg(long, value_name = "MS")]
+    ha_poll_ms: Option<u64>,
+    /// Lease duration, ms (lease mode) [default: 3000].
+    #[arg(long, value_name = "MS")]
+    lease_ms: Option<u64>,
+    /// Lease renewal interval, ms (lease mode) [default: 500].
+    #[arg(long, value_name = "MS")]
+    lease_renew_ms: Option<u64>,
+    /// Allowed difference between the brokers' clocks, ms (lease mode) [default: 500].
+    #[arg(long, value_name = "MS")]
+    clock_skew_ms: Option<u64>,
+    /// This broker's name in the shared store [default: host name and STOMP port].
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// Address of the HTTP status endpoint (GET /status) [default: off].
+    #[arg(long, value_name = "HOST:PORT")]
+    status: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -136,6 +162,18 @@ impl ServeArgs {
         set!(connect_timeout_ms => stomp.connect_timeout_ms);
         set!(frame_timeout_ms => stomp.frame_timeout_ms);
         set!(segment_bytes => journal.segment_bytes);
+        set!(ha => ha.mode);
+        set!(ha_lock => ha.lock);
+        set!(ha_poll_ms => ha.poll_interval_ms);
+        set!(lease_ms => ha.lease_ms);
+        set!(lease_renew_ms => ha.renew_interval_ms);
+        set!(clock_skew_ms => ha.clock_skew_ms);
+        if self.node.is_some() {
+            c.ha.node = self.node.clone();
+        }
+        if self.status.is_some() {
+            c.status.listen = self.status;
+        }
         if !self.advertise.is_empty() {
             c.cluster.advertise = self.advertise.clone();
         }
@@ -157,6 +195,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Send(args)) => return run_client(hawser::cli::send(args)),
         Some(Command::Receive(args)) => return run_client(hawser::cli::receive(args)),
         Some(Command::Browse(args)) => return run_client(hawser::cli::browse(args)),
+        Some(Command::Stat(args)) => return run_client(hawser::stat::stat(args)),
         Some(Command::Bench(args)) => hawser::bench::run(args),
         Some(Command::Serve(args)) => run_serve(&args),
         None => run_serve(&cli.serve),

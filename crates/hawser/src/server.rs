@@ -1,6 +1,12 @@
 //! `hawser serve`: opens the store, starts the engine and the listeners, and
 //! shuts down cleanly on SIGINT/SIGTERM (stop accepting, let sessions flush what
 //! they owe, close the store).
+//!
+//! On a shared store (`[ha] mode = "shared-store"`) the broker first waits to
+//! become master (`hawser-ha`): a standby opens no STOMP listener. The master
+//! opens the journal in its epoch, fenced, and serves until it shuts down or
+//! loses mastership; then it closes every connection at once and, unless shutting
+//! down, goes back to waiting as a standby.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Persistence};
+use crate::status::{serve_status, StatusSource};
 use crate::stomp::{serve_connection, SessionSettings};
+use hawser_ha::{Mastership, Role};
 
 /// How long sessions get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -26,6 +34,10 @@ const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// client that asked for updates.
 pub type ClusterView = watch::Sender<Arc<Vec<String>>>;
 
+/// How long a master that lost mastership gives its sessions before closing them:
+/// nothing they wait for can be confirmed any more.
+const STEP_DOWN_GRACE: Duration = Duration::from_millis(100);
+
 /// A running broker, for callers that need its address (tests, drills).
 pub struct Running {
     /// Where the STOMP listener is bound.
@@ -34,13 +46,19 @@ pub struct Running {
     pub cluster: ClusterView,
 }
 
-/// Opens the configured store and returns it with the state it recovered.
-pub fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Recovered)> {
+/// Opens the configured store and returns it with the state it recovered. A
+/// master of a shared store opens the journal in its epoch, behind its fence.
+pub fn open_store(
+    config: &Config,
+    mastership: Option<&Mastership>,
+) -> anyhow::Result<(Arc<dyn Store>, Recovered)> {
     match config.persistence {
         Persistence::Memory => Ok((Arc::new(MemoryStore::new()), Recovered::default())),
         Persistence::Journal => {
             let mut jc = JournalConfig::new(config.data_dir.join("journal"));
             jc.segment_bytes = config.journal.segment_bytes;
+            jc.epoch = mastership.map(|m| m.epoch);
+            jc.fence = mastership.map(Mastership::fence);
             let (store, recovered) = JournalStore::open(jc)
                 .with_context(|| format!("cannot open journal in {}", config.data_dir.display()))?;
             Ok((Arc::new(store), recovered))
@@ -49,16 +67,80 @@ pub fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Recovered)
 }
 
 /// Runs the broker until `shutdown` is cancelled. `ready` is called once the
-/// listeners accept connections.
+/// listeners accept connections (on a shared store: the first time this broker
+/// is master).
 pub async fn serve(
     config: Config,
     shutdown: CancellationToken,
     ready: impl FnOnce(&Running),
 ) -> anyhow::Result<()> {
-    let started = Instant::now();
     config.cluster.validate()?;
+    config.ha.validate()?;
     let (cluster, cluster_rx) = watch::channel(Arc::new(config.cluster.advertise.clone()));
-    let (store, recovered) = open_store(&config)?;
+    let ha = config.ha_settings();
+    let (role, role_rx) = watch::channel(Role::Standalone);
+    if let Some(addr) = config.status.listen {
+        let source = StatusSource {
+            role: role_rx,
+            node: ha.as_ref().map(|h| h.node.clone()),
+            stomp: config.stomp.listen.to_string(),
+            data_dir: config.data_dir.clone(),
+        };
+        let bound = serve_status(addr, source, shutdown.clone())
+            .await
+            .with_context(|| format!("cannot listen for status on {addr}"))?;
+        tracing::info!("status endpoint on http://{bound}/status");
+    }
+    let Some(ha) = ha else {
+        return serve_store(&config, None, &cluster, cluster_rx, shutdown, Some(ready)).await;
+    };
+    if config.persistence != Persistence::Journal {
+        anyhow::bail!("a shared store needs persistence = \"journal\"");
+    }
+    let mut ready = Some(ready);
+    loop {
+        let Some(mastership) = hawser_ha::acquire(&ha, &role, &shutdown).await? else {
+            return Ok(());
+        };
+        let stop = shutdown.child_token();
+        let lost = mastership.lost_token();
+        let stop_on_loss = stop.clone();
+        let watcher = tokio::spawn(async move {
+            lost.cancelled().await;
+            stop_on_loss.cancel();
+        });
+        let served = serve_store(
+            &config,
+            Some(&mastership),
+            &cluster,
+            cluster_rx.clone(),
+            stop,
+            ready.take(),
+        )
+        .await;
+        watcher.abort();
+        if shutdown.is_cancelled() || served.is_err() {
+            mastership.step_down();
+            return served;
+        }
+        role.send_replace(Role::Slave {
+            epoch: mastership.epoch,
+        });
+        mastership.step_down();
+    }
+}
+
+/// Serves one store until `shutdown` is cancelled.
+async fn serve_store<F: FnOnce(&Running)>(
+    config: &Config,
+    mastership: Option<&Mastership>,
+    cluster: &ClusterView,
+    cluster_rx: watch::Receiver<Arc<Vec<String>>>,
+    shutdown: CancellationToken,
+    ready: Option<F>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (store, recovered) = open_store(config, mastership)?;
     let pending: usize = recovered.messages.values().map(Vec::len).sum();
     let broker = Arc::new(Broker::new(
         config.broker_config(),
@@ -98,12 +180,16 @@ pub async fn serve(
         data_dir = %config.data_dir.display(),
         pending_messages = pending,
         startup_ms = started.elapsed().as_millis() as u64,
+        role = if mastership.is_some() { "master" } else { "standalone" },
+        epoch = mastership.map_or(0, |m| m.epoch),
         "Hawser ready: accepting STOMP connections on {stomp_addr}"
     );
-    ready(&Running {
-        stomp_addr,
-        cluster: cluster.clone(),
-    });
+    if let Some(ready) = ready {
+        ready(&Running {
+            stomp_addr,
+            cluster: cluster.clone(),
+        });
+    }
 
     let connections = Arc::new(Semaphore::new(config.limits.max_connections));
     loop {
@@ -136,16 +222,19 @@ pub async fn serve(
         }
     }
     drop(listener);
-    tracing::info!("shutting down: no new connections; finishing in-flight work");
+    let grace = if mastership.is_some_and(Mastership::is_lost) {
+        tracing::warn!("no longer master: closing every connection");
+        STEP_DOWN_GRACE
+    } else {
+        tracing::info!("shutting down: no new connections; finishing in-flight work");
+        SHUTDOWN_GRACE
+    };
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("some connections did not finish within {grace:?}");
     }
     store.close();
-    tracing::info!("store flushed and closed; bye");
+    tracing::info!("store flushed and closed");
     Ok(())
 }
 

@@ -9,7 +9,12 @@ use std::time::{Duration, Instant};
 /// One `hawser serve` process, stopped by PID when dropped.
 pub struct Broker {
     pub port: u16,
+    /// Its own directory (the log goes there).
     pub dir: PathBuf,
+    /// The data directory (shared by the brokers of a shared store).
+    pub data: PathBuf,
+    /// The status endpoint's port, for brokers started with one.
+    pub status_port: Option<u16>,
     child: Option<Child>,
     args: Vec<String>,
 }
@@ -24,8 +29,34 @@ impl Broker {
         let mut b = Broker {
             port,
             dir: dir.to_owned(),
+            data: dir.join("data"),
+            status_port: None,
             child: None,
             args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        b.restart();
+        b
+    }
+
+    /// One of the brokers of the shared store `data`, with its log and state in
+    /// `dir` and a status endpoint; returns once that endpoint answers (a
+    /// standby serves no STOMP).
+    pub fn start_shared(dir: &Path, data: &Path, port: u16, args: &[&str]) -> Broker {
+        let status_port = free_port();
+        let mut all = vec![
+            "--ha".to_owned(),
+            "shared-store".to_owned(),
+            "--status".to_owned(),
+            format!("127.0.0.1:{status_port}"),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let mut b = Broker {
+            port,
+            dir: dir.to_owned(),
+            data: data.to_owned(),
+            status_port: Some(status_port),
+            child: None,
+            args: all,
         };
         b.restart();
         b
@@ -40,7 +71,7 @@ impl Broker {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_hawser"))
             .args(["serve", "--data-dir"])
-            .arg(self.dir.join("data"))
+            .arg(&self.data)
             .args(["--stomp", &format!("127.0.0.1:{}", self.port)])
             .args(&self.args)
             .stdin(Stdio::null())
@@ -49,15 +80,70 @@ impl Broker {
             .spawn()
             .expect("start broker");
         self.child = Some(child);
+        let ready_port = self.status_port.unwrap_or(self.port);
         let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", ready_port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "broker on {} did not start",
-                self.port
+                ready_port
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("running");
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    /// The role (`master`, `slave`, `standalone`) and epoch its status endpoint
+    /// reports; `None` if it does not answer.
+    pub fn role(&self) -> Option<(String, u64)> {
+        let port = self.status_port?;
+        let out = Command::new(env!("CARGO_BIN_EXE_hawser"))
+            .args(["stat", "--json", "--status", &format!("127.0.0.1:{port}")])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some((v["role"].as_str()?.to_owned(), v["epoch"].as_u64()?))
+    }
+
+    /// Waits until the broker reports `role`; returns its epoch.
+    pub fn wait_for_role(&self, role: &str, within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some((r, epoch)) = self.role() {
+                if r == role {
+                    return epoch;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker {} did not become {role} within {within:?} (it is {:?})",
+                self.port,
+                self.role()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
     }
 
     pub fn kill(&mut self) {

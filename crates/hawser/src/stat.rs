@@ -1,0 +1,148 @@
+//! `hawser stat`: what a broker is (asked over its status endpoint), or who is
+//! master of a shared store (read from the store's `ha/` directory).
+//!
+//! Exit codes as the other client commands: 0 answered; 1 bad arguments;
+//! 3 the broker's status endpoint could not be reached.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hawser_ha::{Epochs, LeaseFile};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::cli::{Failure, EXIT_UNREACHABLE};
+use crate::status::Status;
+
+/// How long `stat` waits for a status endpoint.
+const STAT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Largest status answer read.
+const MAX_STATUS_BYTES: u64 = 64 * 1024;
+
+/// `hawser stat`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct StatArgs {
+    /// A broker's status endpoint (its `--status` address).
+    #[arg(long, value_name = "HOST:PORT", required_unless_present = "data_dir")]
+    pub status: Option<String>,
+    /// A shared store's data directory: report its master and epoch instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "status")]
+    pub data_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `hawser stat`.
+pub async fn stat(args: StatArgs) -> Result<(), Failure> {
+    match (&args.status, &args.data_dir) {
+        (Some(addr), _) => {
+            let status = fetch(addr).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&status).unwrap_or_default());
+            } else {
+                println!("role: {}", status.role);
+                println!("epoch: {}", status.epoch);
+                if let Some(node) = &status.node {
+                    println!("node: {node}");
+                }
+                println!("stomp: {}", status.stomp);
+                println!("data_dir: {}", status.data_dir.display());
+                println!("pid: {}", status.pid);
+                println!("since_ms: {}", status.since_ms);
+            }
+            Ok(())
+        }
+        (None, Some(dir)) => store_stat(dir, args.json),
+        (None, None) => Err(Failure {
+            code: 1,
+            message: "give --status HOST:PORT or --data-dir DIR".into(),
+        }),
+    }
+}
+
+/// `GET /status` of a broker.
+async fn fetch(addr: &str) -> Result<Status, Failure> {
+    let unreachable = |why: String| Failure {
+        code: EXIT_UNREACHABLE,
+        message: format!("status endpoint {addr}: {why}"),
+    };
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream
+            .take(MAX_STATUS_BYTES)
+            .read_to_end(&mut answer)
+            .await?;
+        Ok::<Vec<u8>, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(STAT_TIMEOUT, exchange)
+        .await
+        .map_err(|_| unreachable("no answer".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| unreachable("not an HTTP answer".into()))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        let line = head.lines().next().unwrap_or_default();
+        return Err(unreachable(format!("answered {line}")));
+    }
+    serde_json::from_str(body).map_err(|e| unreachable(format!("bad status: {e}")))
+}
+
+/// The shared store's own record: the current epoch, its owner and the lease.
+fn store_stat(dir: &std::path::Path, json: bool) -> Result<(), Failure> {
+    let ha = dir.join("ha");
+    if !ha.is_dir() {
+        return Err(Failure {
+            code: 1,
+            message: format!("{} is not a shared store (no ha/ directory)", dir.display()),
+        });
+    }
+    let fail = |e: std::io::Error| Failure {
+        code: 1,
+        message: format!("cannot read {}: {e}", ha.display()),
+    };
+    let epochs = Epochs::open(&ha).map_err(fail)?;
+    let epoch = epochs.current().map_err(fail)?;
+    let owner = epochs.owner(epoch);
+    let lease = LeaseFile::new(&ha).read().map_err(fail)?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let lease_left_ms = lease.as_ref().map(|l| {
+        i64::try_from(l.renewed_ms + l.lease_ms).unwrap_or(i64::MAX)
+            - i64::try_from(now_ms).unwrap_or(0)
+    });
+    if json {
+        let v = serde_json::json!({
+            "epoch": epoch,
+            "master": owner,
+            "lease": lease.as_ref().map(|l| serde_json::json!({
+                "epoch": l.epoch,
+                "owner": l.owner,
+                "renewed_ms": l.renewed_ms,
+                "lease_ms": l.lease_ms,
+                "left_ms": lease_left_ms,
+            })),
+        });
+        println!("{v}");
+    } else {
+        println!("epoch: {epoch}");
+        println!("master: {}", owner.as_deref().unwrap_or("none yet"));
+        match (&lease, lease_left_ms) {
+            (Some(l), Some(left)) => println!(
+                "lease: epoch {} held by {}, {} ({left} ms left)",
+                l.epoch,
+                l.owner,
+                if left >= 0 { "valid" } else { "expired" }
+            ),
+            _ => println!("lease: none (file-lock mode)"),
+        }
+    }
+    Ok(())
+}
