@@ -186,9 +186,47 @@ fn put_str(buf: &mut BytesMut, s: &str) {
 
 /// Decodes one record. Bodies share `record`'s memory rather than being copied.
 pub fn decode_record(record: &Bytes) -> Result<Vec<StoreOp<MessageData>>, CodecError> {
+    decode_record_with(record, &mut Names::default())
+}
+
+/// Names (destinations, subscriptions, producers) seen while decoding many
+/// records: a recovery of a million messages to one queue then holds one copy
+/// of the queue's name, not a million.
+#[derive(Default)]
+pub struct Names {
+    /// The most recently seen names, most recent first.
+    recent: Vec<Arc<str>>,
+}
+
+/// Names remembered by [`Names`]; a recovery touches few distinct ones at a time.
+const RECENT_NAMES: usize = 16;
+
+impl Names {
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(i) = self.recent.iter().position(|n| &**n == text) {
+            let name = self.recent.remove(i);
+            self.recent.insert(0, Arc::clone(&name));
+            return name;
+        }
+        let name: Arc<str> = Arc::from(text);
+        self.recent.insert(0, Arc::clone(&name));
+        self.recent.truncate(RECENT_NAMES);
+        name
+    }
+}
+
+/// [`decode_record`], sharing the names of earlier records through `names`.
+///
+/// # Errors
+/// As [`decode_record`].
+pub fn decode_record_with(
+    record: &Bytes,
+    names: &mut Names,
+) -> Result<Vec<StoreOp<MessageData>>, CodecError> {
     let mut r = Reader {
         data: record,
         at: 0,
+        names,
     };
     let format = r.u8()?;
     if format != RECORD_FORMAT {
@@ -318,18 +356,20 @@ fn decode_key(r: &mut Reader<'_>) -> Result<StoreKey, CodecError> {
 struct Reader<'a> {
     data: &'a Bytes,
     at: usize,
+    names: &'a mut Names,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn remaining(&self) -> usize {
         self.data.len() - self.at
     }
 
-    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         if self.remaining() < n {
             return Err(CodecError::Truncated { at: self.at });
         }
-        let s = &self.data[self.at..self.at + n];
+        let data: &'a Bytes = self.data;
+        let s = &data[self.at..self.at + n];
         self.at += n;
         Ok(s)
     }
@@ -359,17 +399,20 @@ impl Reader<'_> {
         Ok(b)
     }
 
-    fn string(&mut self) -> Result<String, CodecError> {
+    fn str(&mut self) -> Result<&'a str, CodecError> {
         let len = self.u32()? as usize;
         let at = self.at;
         let raw = self.take(len)?;
-        std::str::from_utf8(raw)
-            .map(str::to_owned)
-            .map_err(|_| CodecError::InvalidUtf8 { at })
+        std::str::from_utf8(raw).map_err(|_| CodecError::InvalidUtf8 { at })
+    }
+
+    fn string(&mut self) -> Result<String, CodecError> {
+        self.str().map(str::to_owned)
     }
 
     fn arc_str(&mut self) -> Result<Arc<str>, CodecError> {
-        Ok(Arc::from(self.string()?))
+        let text = self.str()?;
+        Ok(self.names.intern(text))
     }
 }
 

@@ -22,7 +22,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hawser_broker::store_codec::{decode_record, encode_record, CodecError};
+use hawser_broker::store_codec::{
+    decode_record, decode_record_with, encode_record, CodecError, Names,
+};
 use hawser_broker::{
     Durability, DurabilityWatch, DurableSubscription, MessageData, MessageId, Recovered, Seq,
     Store, StoreError, StoreKey, StoreOp,
@@ -258,15 +260,19 @@ pub struct JournalStore {
 impl JournalStore {
     /// Opens the journal in `config.dir` and replays it.
     pub fn open(config: JournalConfig) -> Result<(JournalStore, Recovered), JournalStoreError> {
-        let dir = config.dir.clone();
         let (journal, found) = Journal::open(config)?;
+        // The segments' directory: an epoch's own, on a shared store.
+        let dir = journal.config().dir.clone();
         let mut tracker = Tracker::default();
         let mut replay = Replay::default();
+        let mut names = Names::default();
         for (pos, bytes) in &found.records {
-            let ops = decode_record(bytes).map_err(|source| JournalStoreError::Undecodable {
-                file: dir.join(crate::segment_file_name(pos.segment)),
-                offset: pos.offset,
-                source,
+            let ops = decode_record_with(bytes, &mut names).map_err(|source| {
+                JournalStoreError::Undecodable {
+                    file: dir.join(crate::segment_file_name(pos.segment)),
+                    offset: pos.offset,
+                    source,
+                }
             })?;
             tracker.apply(&ops, *pos, record_len(bytes), Some(&mut replay));
         }
