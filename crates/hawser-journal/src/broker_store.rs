@@ -14,7 +14,7 @@
 //! copied forward (re-appended at the head) and the segment goes. Disk use and
 //! recovery time therefore follow what is pending, not history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
+use foldhash::HashMap;
 use hawser_broker::store_codec::{
     decode_record, decode_record_with, encode_record, CodecError, Names,
 };
@@ -113,7 +114,6 @@ impl Tracker {
         ops: &[StoreOp<impl hawser_broker::message::AsMessageData>],
         pos: Position,
         len: u64,
-        mut replay: Option<&mut Replay>,
     ) {
         let holds: usize = ops
             .iter()
@@ -144,34 +144,16 @@ impl Tracker {
                             self.release(old);
                         }
                         self.hold(r);
-                        if let Some(replay) = replay.as_deref_mut() {
-                            replay.max_id = replay.max_id.max(data.id);
-                            replay
-                                .messages
-                                .entry(key.clone())
-                                .or_default()
-                                .insert(data.id, (data.clone(), 0));
-                        }
                     }
                 }
                 StoreOp::Dequeue { key, id } => {
                     if let Some(r) = self.messages.get_mut(key).and_then(|m| m.remove(id)) {
                         self.release(r);
                     }
-                    if let Some(replay) = replay.as_deref_mut() {
-                        if let Some(m) = replay.messages.get_mut(key) {
-                            m.remove(id);
-                        }
-                    }
                 }
                 StoreOp::Redelivered { key, id, count } => {
                     if let Some(r) = self.messages.get_mut(key).and_then(|m| m.get_mut(id)) {
                         r.redeliveries = *count;
-                    }
-                    if let Some(replay) = replay.as_deref_mut() {
-                        if let Some(e) = replay.messages.get_mut(key).and_then(|m| m.get_mut(id)) {
-                            e.1 = *count;
-                        }
                     }
                 }
                 StoreOp::Subscribe(sub) => {
@@ -184,9 +166,6 @@ impl Tracker {
                         self.release(old);
                     }
                     self.hold(r);
-                    if let Some(replay) = replay.as_deref_mut() {
-                        replay.subscriptions.insert(sub.key(), sub.clone());
-                    }
                 }
                 StoreOp::ProducerMark { producer, seq } => {
                     let r = LiveRef {
@@ -198,16 +177,10 @@ impl Tracker {
                         self.release(old);
                     }
                     self.hold(r);
-                    if let Some(replay) = replay.as_deref_mut() {
-                        replay.producers.insert(Arc::clone(producer), *seq);
-                    }
                 }
                 StoreOp::ProducerForget { producer } => {
                     if let Some((r, _)) = self.producers.remove(producer) {
                         self.release(r);
-                    }
-                    if let Some(replay) = replay.as_deref_mut() {
-                        replay.producers.remove(producer);
                     }
                 }
                 StoreOp::Unsubscribe { client_id, name } => {
@@ -220,10 +193,6 @@ impl Tracker {
                     }
                     for (_, r) in self.messages.remove(&key).unwrap_or_default() {
                         self.release(r);
-                    }
-                    if let Some(replay) = replay.as_deref_mut() {
-                        replay.subscriptions.remove(&key);
-                        replay.messages.remove(&key);
                     }
                 }
             }
@@ -238,6 +207,60 @@ struct Replay {
     subscriptions: HashMap<StoreKey, DurableSubscription>,
     producers: HashMap<Arc<str>, u64>,
     max_id: MessageId,
+}
+
+impl Replay {
+    /// Applies one record's ops, taking its messages (recovery decodes each
+    /// record once and keeps what it decoded, nothing is copied).
+    fn apply(&mut self, ops: Vec<StoreOp<MessageData>>) {
+        for op in ops {
+            match op {
+                StoreOp::Enqueue { message, targets } => {
+                    self.max_id = self.max_id.max(message.id);
+                    // Each target but the last gets a copy (sharing the body); the last takes it.
+                    let last = targets.len().saturating_sub(1);
+                    let mut message = Some(message);
+                    for (i, key) in targets.into_iter().enumerate() {
+                        let data = if i == last {
+                            message.take()
+                        } else {
+                            message.clone()
+                        };
+                        if let Some(data) = data {
+                            self.messages
+                                .entry(key)
+                                .or_default()
+                                .insert(data.id, (data, 0));
+                        }
+                    }
+                }
+                StoreOp::Dequeue { key, id } => {
+                    if let Some(m) = self.messages.get_mut(&key) {
+                        m.remove(&id);
+                    }
+                }
+                StoreOp::Redelivered { key, id, count } => {
+                    if let Some(e) = self.messages.get_mut(&key).and_then(|m| m.get_mut(&id)) {
+                        e.1 = count;
+                    }
+                }
+                StoreOp::Subscribe(sub) => {
+                    self.subscriptions.insert(sub.key(), sub);
+                }
+                StoreOp::ProducerMark { producer, seq } => {
+                    self.producers.insert(producer, seq);
+                }
+                StoreOp::ProducerForget { producer } => {
+                    self.producers.remove(&producer);
+                }
+                StoreOp::Unsubscribe { client_id, name } => {
+                    let key = StoreKey::Durable { client_id, name };
+                    self.subscriptions.remove(&key);
+                    self.messages.remove(&key);
+                }
+            }
+        }
+    }
 }
 
 /// What the store threads share.
@@ -274,7 +297,8 @@ impl JournalStore {
                     source,
                 }
             })?;
-            tracker.apply(&ops, *pos, record_len(bytes), Some(&mut replay));
+            tracker.apply(&ops, *pos, record_len(bytes));
+            replay.apply(ops);
         }
         let recovered = Recovered {
             messages: replay
@@ -285,7 +309,7 @@ impl JournalStore {
                 .collect(),
             subscriptions: replay.subscriptions.into_values().collect(),
             max_message_id: replay.max_id,
-            producers: replay.producers,
+            producers: replay.producers.into_iter().collect(),
         };
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
@@ -346,7 +370,7 @@ impl Shared {
             .map_err(|e| StoreError::Failed(e.to_string()))?;
         tracker.seq += 1;
         let seq = tracker.seq;
-        tracker.apply(ops, pos, len, None);
+        tracker.apply(ops, pos, len);
         if let Some(tx) = self.durables.lock().as_ref() {
             let _ = tx.send((seq, durable));
         }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -56,14 +56,19 @@ pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery,
     let mut truncated = None;
     let mut end_offset = 0;
     let mut disk_bytes = 0;
+    // One buffer for every segment: its pages are faulted in once, not per segment.
+    let mut data = Vec::new();
     for (segment, path) in &found {
         let sealed = seals.get(segment).copied();
         let is_last = *segment == last && sealed.is_none();
-        let mut data = fs::read(path).map_err(|source| OpenError::Io {
-            op: "read segment",
-            path: path.clone(),
-            source,
-        })?;
+        data.clear();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut data))
+            .map_err(|source| OpenError::Io {
+                op: "read segment",
+                path: path.clone(),
+                source,
+            })?;
         if let Some(sealed) = sealed {
             let len = data.len() as u64;
             if len < sealed {
