@@ -49,7 +49,8 @@ fn persistent_queue_run_accounts_for_every_message() {
     assert_eq!(r["duplicates"], 0);
     assert!(r["msgs_per_sec"].as_f64().unwrap() > 0.0);
     assert!(r["latency_us"]["p99"].as_u64().unwrap() >= r["latency_us"]["p50"].as_u64().unwrap());
-    assert!(r["client_cpu_s"].as_f64().unwrap() > 0.0);
+    // Reported in clock ticks (10 ms): a short run may have used none.
+    assert!(r["client_cpu_s"].as_f64().is_some_and(|s| s >= 0.0));
 }
 
 #[test]
