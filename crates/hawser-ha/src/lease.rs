@@ -47,7 +47,8 @@ impl Lease {
                 .saturating_add(skew_ms)
     }
 
-    fn encode(&self) -> String {
+    /// The lease as written in the file.
+    pub fn encode(&self) -> String {
         format!(
             "{LEASE_HEADER}\nepoch {}\nowner {}\nrenewed_ms {}\nlease_ms {}\nend\n",
             self.epoch,
@@ -57,7 +58,8 @@ impl Lease {
         )
     }
 
-    fn decode(text: &str) -> Option<Lease> {
+    /// Parses a lease file; `None` if it is not one (cut short, damaged, another format).
+    pub fn decode(text: &str) -> Option<Lease> {
         let mut lines = text.lines();
         if lines.next()? != LEASE_HEADER {
             return None;
@@ -161,5 +163,20 @@ mod tests {
         fs::write(tmp.path().join(LEASE_FILE), "hawser-lease 1\nepoch 7\n").unwrap();
         assert_eq!(f.read().unwrap(), None);
         assert_eq!(Lease::decode(&lease().encode()), Some(lease()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_lease_round_trips(epoch: u64, owner in "[^\n\r]{0,40}", renewed_ms: u64, lease_ms: u64) {
+            let l = Lease { epoch, owner, renewed_ms, lease_ms };
+            proptest::prop_assert_eq!(Lease::decode(&l.encode()), Some(l));
+        }
+
+        #[test]
+        fn any_text_parses_or_is_refused_without_panicking(text in "\\PC{0,200}") {
+            if let Some(l) = Lease::decode(&text) {
+                proptest::prop_assert_eq!(Lease::decode(&l.encode()), Some(l));
+            }
+        }
     }
 }

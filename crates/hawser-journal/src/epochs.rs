@@ -43,7 +43,7 @@ const EPOCH_DIGITS: usize = 20;
 const SEALS_HEADER: &str = "hawser-seals 1";
 
 /// Sealed segments of an epoch directory: segment id to the length recovery reads.
-pub(crate) type Seals = BTreeMap<u64, u64>;
+pub type Seals = BTreeMap<u64, u64>;
 
 /// The directory name of epoch `epoch`.
 pub fn epoch_dir_name(epoch: u64) -> String {
@@ -206,7 +206,7 @@ pub(crate) fn read_seals(dir: &Path) -> Result<Option<Seals>, OpenError> {
 
 /// `hawser-seals 1`, then one `segment length` line per seal, then `end`: a file cut
 /// short (which the rename makes impossible, but a damaged disk does not) is refused.
-fn parse_seals(text: &str) -> Option<Seals> {
+pub fn parse_seals(text: &str) -> Option<Seals> {
     let mut lines = text.lines();
     if lines.next()? != SEALS_HEADER {
         return None;
@@ -222,7 +222,8 @@ fn parse_seals(text: &str) -> Option<Seals> {
     None
 }
 
-fn format_seals(seals: &Seals) -> String {
+/// The text of a seals file.
+pub fn format_seals(seals: &Seals) -> String {
     let mut text = format!("{SEALS_HEADER}\n");
     for (segment, length) in seals {
         text.push_str(&format!("{segment} {length}\n"));
@@ -275,6 +276,20 @@ mod tests {
         assert_eq!(parse_seals(text.trim_end_matches("end\n")), None);
         assert_eq!(parse_seals("hawser-seals 2\nend\n"), None);
         assert_eq!(parse_seals("hawser-seals 1\n3 x\nend\n"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_seals_round_trip(seals in proptest::collection::btree_map(proptest::prelude::any::<u64>(), proptest::prelude::any::<u64>(), 0..20)) {
+            proptest::prop_assert_eq!(parse_seals(&format_seals(&seals)), Some(seals));
+        }
+
+        #[test]
+        fn any_text_parses_or_is_refused_without_panicking(text in "\\PC{0,200}") {
+            if let Some(seals) = parse_seals(&text) {
+                proptest::prop_assert_eq!(parse_seals(&format_seals(&seals)), Some(seals));
+            }
+        }
     }
 
     #[test]

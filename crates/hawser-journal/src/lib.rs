@@ -49,7 +49,7 @@ pub use config::{
     MAX_QUEUED_BYTES, MIN_SEGMENT_BYTES, WRITE_BUFFER_BYTES,
 };
 pub use durable::Durable;
-pub use epochs::epoch_dir_name;
+pub use epochs::{epoch_dir_name, format_seals, parse_seals, Seals};
 pub use error::{AppendError, DeleteError, OpenError, ReadError, WriteError};
 pub use format::{
     decode_record_header, decode_segment_header, encode_record_header, encode_segment_header,
