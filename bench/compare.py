@@ -321,7 +321,7 @@ ACTIVEMQ_XML = """<beans xmlns="http://www.springframework.org/schema/beans"
                            http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
   <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" brokerName="bench" dataDirectory="{dir}/data">
     <persistenceAdapter>
-      <kahaDB directory="{dir}/data/kahadb"/>
+      <kahaDB directory="{kahadb}"/>
     </persistenceAdapter>
     <transportConnectors>
       <transportConnector name="stomp" uri="stomp://{host}:{port}"/>
@@ -333,13 +333,16 @@ ACTIVEMQ_XML = """<beans xmlns="http://www.springframework.org/schema/beans"
 
 class ActiveMQ(Broker):
     kind = "activemq"
+    kahadb: Path | None = None  # the KahaDB directory; brokers sharing one are master and slave
 
     def command(self):
         conf = self.tmp / "conf"
         (self.tmp / "data").mkdir(parents=True, exist_ok=True)
         (self.tmp / "tmp").mkdir(exist_ok=True)
         conf.mkdir(exist_ok=True)
-        (conf / "activemq.xml").write_text(ACTIVEMQ_XML.format(dir=self.tmp, host=HOST, port=self.port))
+        kahadb = self.kahadb or self.tmp / "data" / "kahadb"
+        (conf / "activemq.xml").write_text(ACTIVEMQ_XML.format(dir=self.tmp, kahadb=kahadb, host=HOST,
+                                                               port=self.port))
         return ["java", *ACTIVEMQ_JVM, f"-Dactivemq.base={self.tmp}", f"-Dactivemq.home={ACTIVEMQ_HOME}",
                 f"-Dactivemq.conf={conf}", f"-Dactivemq.data={self.tmp / 'data'}",
                 f"-Djava.io.tmpdir={self.tmp / 'tmp'}",

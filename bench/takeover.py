@@ -136,32 +136,12 @@ class HawserShared(compare.Hawser):
                 "--ha", "shared-store", "--max-pending-memory-bytes", str(4 << 30)], None
 
 
-ACTIVEMQ_SHARED_XML = """<beans xmlns="http://www.springframework.org/schema/beans"
-       xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-       xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans-2.0.xsd
-                           http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
-  <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" brokerName="shared" dataDirectory="{dir}/data">
-    <persistenceAdapter>
-      <kahaDB directory="{store}/kahadb"/>
-    </persistenceAdapter>
-    <transportConnectors>
-      <transportConnector name="stomp" uri="stomp://{host}:{port}"/>
-    </transportConnectors>
-  </broker>
-</beans>
-"""
-
-
 class ActiveMQShared(compare.ActiveMQ):
+    """One of two ActiveMQ brokers on one KahaDB directory (its shared-file locker)."""
+
     def __init__(self, tmp: Path, store: Path):
         super().__init__(tmp)
-        self.store = store
-
-    def command(self):
-        cmd, env = super().command()
-        (self.tmp / "conf" / "activemq.xml").write_text(
-            ACTIVEMQ_SHARED_XML.format(dir=self.tmp, store=self.store, host=HOST, port=self.port))
-        return cmd, env
+        self.kahadb = store / "kahadb"
 
 
 def spawn(b: compare.Broker) -> None:

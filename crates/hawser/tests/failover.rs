@@ -6,13 +6,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hawser_client::{AckMode, Client, Identity, SubscribeOptions};
-use parking_lot::Mutex;
 
+use common::traffic::{self, Rng};
 use common::{free_port, mkdir, Broker};
 
 /// Kills of the broker in use.
@@ -23,28 +23,13 @@ const WINDOW: usize = 16;
 /// for each ack's receipt) keeps up and the drain at the end is short.
 const SEND_INTERVAL: Duration = Duration::from_micros(700);
 
-/// A small seeded generator, so a failing schedule can be replayed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmed_messages_survive_repeated_kills_without_duplicates() {
-    let seed = std::env::var("HAWSER_FAILOVER_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_2026_1125_u64);
-    eprintln!("failover test seed {seed} (set HAWSER_FAILOVER_SEED to replay)");
+    let seed = traffic::seed(0x5eed_2026_1125_u64);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -62,7 +47,7 @@ async fn confirmed_messages_survive_repeated_kills_without_duplicates() {
     let producer = Arc::new(Client::connect(&uri, Identity::default()).await.unwrap());
     let consumer = Client::connect(&uri, Identity::default()).await.unwrap();
     let queue = "/queue/failover.test";
-    let mut sub = consumer
+    let sub = consumer
         .subscribe(
             queue,
             SubscribeOptions {
@@ -74,60 +59,14 @@ async fn confirmed_messages_survive_repeated_kills_without_duplicates() {
         .await
         .unwrap();
 
-    // The consumer records what it processed, acknowledging each message.
-    let processed = Arc::new(Mutex::new(Vec::<u64>::new()));
-    let consuming = {
-        let processed = Arc::clone(&processed);
-        tokio::spawn(async move {
-            while let Some(m) = sub.recv().await {
-                let n: u64 = m.text().unwrap().parse().unwrap();
-                processed.lock().push(n);
-                let _ = m.ack().await;
-            }
-        })
-    };
-
-    // The producer keeps WINDOW sends in flight and notes when each is confirmed.
-    let stop = Arc::new(AtomicBool::new(false));
-    let confirmations = Arc::new(Mutex::new(Vec::<(u64, Instant)>::new()));
-    let producing = {
-        let stop = Arc::clone(&stop);
-        let confirmations = Arc::clone(&confirmations);
-        let producer = Arc::clone(&producer);
-        tokio::spawn(async move {
-            let mut in_flight = std::collections::VecDeque::new();
-            let mut seq = 0u64;
-            let mut pace = tokio::time::interval(SEND_INTERVAL);
-            pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            while !stop.load(Ordering::SeqCst) {
-                pace.tick().await;
-                let c = producer.send(
-                    queue,
-                    seq.to_string(),
-                    [("persistent", "true")].into_iter().collect(),
-                );
-                in_flight.push_back((seq, c));
-                seq += 1;
-                if in_flight.len() >= WINDOW {
-                    let (n, c) = in_flight.pop_front().unwrap();
-                    c.await.expect("a send failed");
-                    confirmations.lock().push((n, Instant::now()));
-                }
-            }
-            for (n, c) in in_flight {
-                c.await.expect("a send failed");
-                confirmations.lock().push((n, Instant::now()));
-            }
-        })
-    };
+    let (processed, consuming) = traffic::consume_acking(sub);
+    let producing = traffic::produce_windowed(Arc::clone(&producer), queue, WINDOW, SEND_INTERVAL);
+    let confirmations = Arc::clone(&producing.confirmations);
 
     let mut rng = Rng(seed);
     let mut kill_times = Vec::new();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let kills: usize = std::env::var("HAWSER_FAILOVER_KILLS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(KILLS);
+    let kills = traffic::kills(KILLS);
     for _ in 0..kills {
         tokio::time::sleep(Duration::from_millis(200 + rng.next() % 300)).await;
         // Kill the broker the producer uses (the consumer follows the same list).
@@ -137,8 +76,8 @@ async fn confirmed_messages_survive_repeated_kills_without_duplicates() {
         brokers[victim].restart();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::SeqCst);
-    tokio::time::timeout(Duration::from_secs(60), producing)
+    producing.stop.store(true, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(60), producing.task)
         .await
         .expect("producer finished")
         .unwrap();
@@ -202,28 +141,12 @@ async fn confirmed_messages_survive_repeated_kills_without_duplicates() {
 
     // Outage per kill: the longest gap between two confirmations the producer
     // got around that kill (from just before it to well after the restart).
-    let times: Vec<Instant> = {
-        let mut t: Vec<Instant> = confirmations.lock().iter().map(|(_, t)| *t).collect();
-        t.sort();
-        t
-    };
-    let mut outages: Vec<Duration> = kill_times
-        .iter()
-        .filter_map(|k| {
-            let from = k.checked_sub(Duration::from_millis(20)).unwrap_or(*k);
-            let around: Vec<&Instant> = times
-                .iter()
-                .filter(|t| **t >= from && **t <= *k + Duration::from_millis(150))
-                .collect();
-            around.windows(2).map(|w| w[1].duration_since(*w[0])).max()
-        })
-        .collect();
-    outages.sort();
-    let longest_pause = times
-        .windows(2)
-        .map(|w| w[1].duration_since(w[0]))
-        .max()
-        .unwrap_or_default();
+    let outages = traffic::outages(
+        &kill_times,
+        &confirmations.lock(),
+        Duration::from_millis(150),
+    );
+    let longest_pause = traffic::longest_pause(&confirmations.lock());
     eprintln!(
         "failover: {} kills, {} confirmed, {} processed, {} duplicates; outage median {:?}, worst {:?}; longest producer pause {:?}",
         kill_times.len(),

@@ -5,13 +5,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hawser_client::{AckMode, Client, Headers, Identity, SubscribeOptions};
-use parking_lot::Mutex;
 
+use common::traffic::{self, Rng};
 use common::{free_port, mkdir, Broker};
 
 /// Kills of the master in the long test.
@@ -24,16 +24,6 @@ const SEND_INTERVAL: Duration = Duration::from_micros(700);
 const POLL: &str = "20";
 /// Time allowed for a takeover in assertions (generous: CI machines are slow).
 const TAKEOVER: Duration = Duration::from_secs(10);
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn persistent() -> Headers {
     [("persistent", "true")].into_iter().collect()
@@ -119,18 +109,14 @@ fn one_master_serves_and_a_standby_takes_over_with_a_higher_epoch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmed_messages_survive_repeated_master_kills_without_duplicates() {
-    let seed = std::env::var("HAWSER_FAILOVER_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_2026_1201_u64);
-    eprintln!("master/slave test seed {seed} (set HAWSER_FAILOVER_SEED to replay)");
+    let seed = traffic::seed(0x5eed_2026_1201_u64);
     let tmp = tempfile::tempdir().unwrap();
     let mut brokers = shared(tmp.path(), 3, &["--ha-poll-ms", POLL]);
     let uri = failover_uri(&brokers);
     let producer = Arc::new(Client::connect(&uri, Identity::default()).await.unwrap());
     let consumer = Client::connect(&uri, Identity::default()).await.unwrap();
     let queue = "/queue/master.slave";
-    let mut sub = consumer
+    let sub = consumer
         .subscribe(
             queue,
             SubscribeOptions {
@@ -142,56 +128,14 @@ async fn confirmed_messages_survive_repeated_master_kills_without_duplicates() {
         .await
         .unwrap();
 
-    // The consumer processes each message, then acknowledges it (waiting for the receipt).
-    let processed = Arc::new(Mutex::new(Vec::<u64>::new()));
-    let consuming = {
-        let processed = Arc::clone(&processed);
-        tokio::spawn(async move {
-            while let Some(m) = sub.recv().await {
-                let n: u64 = m.text().unwrap().parse().unwrap();
-                processed.lock().push(n);
-                let _ = m.ack().await;
-            }
-        })
-    };
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let confirmations = Arc::new(Mutex::new(Vec::<(u64, Instant)>::new()));
-    let producing = {
-        let (stop, confirmations, producer) = (
-            Arc::clone(&stop),
-            Arc::clone(&confirmations),
-            Arc::clone(&producer),
-        );
-        tokio::spawn(async move {
-            let mut in_flight = std::collections::VecDeque::new();
-            let mut seq = 0u64;
-            let mut pace = tokio::time::interval(SEND_INTERVAL);
-            pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            while !stop.load(Ordering::SeqCst) {
-                pace.tick().await;
-                in_flight.push_back((seq, producer.send(queue, seq.to_string(), persistent())));
-                seq += 1;
-                if in_flight.len() >= WINDOW {
-                    let (n, c) = in_flight.pop_front().unwrap();
-                    c.await.expect("a send failed");
-                    confirmations.lock().push((n, Instant::now()));
-                }
-            }
-            for (n, c) in in_flight {
-                c.await.expect("a send failed");
-                confirmations.lock().push((n, Instant::now()));
-            }
-        })
-    };
+    let (processed, consuming) = traffic::consume_acking(sub);
+    let producing = traffic::produce_windowed(Arc::clone(&producer), queue, WINDOW, SEND_INTERVAL);
+    let confirmations = Arc::clone(&producing.confirmations);
 
     let mut rng = Rng(seed);
     let mut kill_times = Vec::new();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let kills: usize = std::env::var("HAWSER_FAILOVER_KILLS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(KILLS);
+    let kills = traffic::kills(KILLS);
     for _ in 0..kills {
         tokio::time::sleep(Duration::from_millis(200 + rng.next() % 300)).await;
         let victim = tokio::task::block_in_place(|| master(&brokers));
@@ -201,8 +145,8 @@ async fn confirmed_messages_survive_repeated_master_kills_without_duplicates() {
         tokio::task::block_in_place(|| brokers[victim].restart());
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::SeqCst);
-    tokio::time::timeout(Duration::from_secs(60), producing)
+    producing.stop.store(true, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(60), producing.task)
         .await
         .expect("producer finished")
         .unwrap();
@@ -245,20 +189,7 @@ async fn confirmed_messages_survive_repeated_master_kills_without_duplicates() {
 
     // Outage per kill: the longest gap between confirmations from just before the
     // kill until well after it.
-    let mut times: Vec<Instant> = confirmations.lock().iter().map(|(_, t)| *t).collect();
-    times.sort();
-    let mut outages: Vec<Duration> = kill_times
-        .iter()
-        .filter_map(|k| {
-            let from = k.checked_sub(Duration::from_millis(20)).unwrap_or(*k);
-            let around: Vec<&Instant> = times
-                .iter()
-                .filter(|t| **t >= from && **t <= *k + Duration::from_secs(3))
-                .collect();
-            around.windows(2).map(|w| w[1].duration_since(*w[0])).max()
-        })
-        .collect();
-    outages.sort();
+    let outages = traffic::outages(&kill_times, &confirmations.lock(), Duration::from_secs(3));
     eprintln!(
         "master/slave: {} kills, {} confirmed, {} processed, {} duplicates; outage median {:?}, worst {:?}",
         kill_times.len(),

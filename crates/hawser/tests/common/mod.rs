@@ -1,6 +1,8 @@
 //! Shared by the integration tests: broker processes stopped by PID.
 #![allow(dead_code)]
 
+pub mod traffic;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
