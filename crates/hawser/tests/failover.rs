@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hawser_client::{AckMode, Client, Identity, SubscribeOptions};
+use hawser_client::{Client, Identity, SubscribeOptions};
 
 use common::traffic::{self, Rng};
 use common::{free_port, mkdir, Broker};
@@ -44,23 +44,14 @@ async fn confirmed_messages_survive_repeated_kills_without_duplicates() {
         brokers[0].uri(),
         brokers[1].uri()
     );
-    let producer = Arc::new(Client::connect(&uri, Identity::default()).await.unwrap());
-    let consumer = Client::connect(&uri, Identity::default()).await.unwrap();
     let queue = "/queue/failover.test";
-    let sub = consumer
-        .subscribe(
-            queue,
-            SubscribeOptions {
-                ack: AckMode::ClientIndividual,
-                prefetch: Some(50),
-                ..SubscribeOptions::default()
-            },
-        )
-        .await
-        .unwrap();
-
-    let (processed, consuming) = traffic::consume_acking(sub);
-    let producing = traffic::produce_windowed(Arc::clone(&producer), queue, WINDOW, SEND_INTERVAL);
+    let traffic::Traffic {
+        producer,
+        consumer,
+        processed,
+        consuming,
+        producing,
+    } = traffic::start(&uri, queue, WINDOW, SEND_INTERVAL).await;
     let confirmations = Arc::clone(&producing.confirmations);
 
     let mut rng = Rng(seed);

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hawser_client::{AckMode, Client, Headers, Identity, SubscribeOptions};
+use hawser_client::{Client, Headers, Identity, SubscribeOptions};
 
 use common::traffic::{self, Rng};
 use common::{free_port, mkdir, Broker};
@@ -113,23 +113,14 @@ async fn confirmed_messages_survive_repeated_master_kills_without_duplicates() {
     let tmp = tempfile::tempdir().unwrap();
     let mut brokers = shared(tmp.path(), 3, &["--ha-poll-ms", POLL]);
     let uri = failover_uri(&brokers);
-    let producer = Arc::new(Client::connect(&uri, Identity::default()).await.unwrap());
-    let consumer = Client::connect(&uri, Identity::default()).await.unwrap();
     let queue = "/queue/master.slave";
-    let sub = consumer
-        .subscribe(
-            queue,
-            SubscribeOptions {
-                ack: AckMode::ClientIndividual,
-                prefetch: Some(50),
-                ..SubscribeOptions::default()
-            },
-        )
-        .await
-        .unwrap();
-
-    let (processed, consuming) = traffic::consume_acking(sub);
-    let producing = traffic::produce_windowed(Arc::clone(&producer), queue, WINDOW, SEND_INTERVAL);
+    let traffic::Traffic {
+        producer: _producer,
+        consumer: _consumer,
+        processed,
+        consuming,
+        producing,
+    } = traffic::start(&uri, queue, WINDOW, SEND_INTERVAL).await;
     let confirmations = Arc::clone(&producing.confirmations);
 
     let mut rng = Rng(seed);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hawser_client::{Client, Headers, Subscription};
+use hawser_client::{AckMode, Client, Headers, Identity, SubscribeOptions, Subscription};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
@@ -143,4 +143,40 @@ pub fn longest_pause(confirmations: &[(u64, Instant)]) -> Duration {
         .map(|w| w[1].duration_since(w[0]))
         .max()
         .unwrap_or_default()
+}
+
+/// A producer and an acknowledging consumer on one URI, both running.
+pub struct Traffic {
+    pub producer: Arc<Client>,
+    pub consumer: Client,
+    pub processed: Processed,
+    pub consuming: JoinHandle<()>,
+    pub producing: Producing,
+}
+
+/// Connects a producer and a consumer (client-individual acks, prefetch 50) to
+/// `uri` and starts [`produce_windowed`] and [`consume_acking`] on `queue`.
+pub async fn start(uri: &str, queue: &'static str, window: usize, interval: Duration) -> Traffic {
+    let producer = Arc::new(Client::connect(uri, Identity::default()).await.unwrap());
+    let consumer = Client::connect(uri, Identity::default()).await.unwrap();
+    let sub = consumer
+        .subscribe(
+            queue,
+            SubscribeOptions {
+                ack: AckMode::ClientIndividual,
+                prefetch: Some(50),
+                ..SubscribeOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (processed, consuming) = consume_acking(sub);
+    let producing = produce_windowed(Arc::clone(&producer), queue, window, interval);
+    Traffic {
+        producer,
+        consumer,
+        processed,
+        consuming,
+        producing,
+    }
 }
