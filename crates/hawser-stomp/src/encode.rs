@@ -96,7 +96,8 @@ impl<'a> FrameWriter<'a> {
     }
 
     fn name(&mut self, name: &str) {
-        if name == CONTENT_LENGTH {
+        // Length first: most names are not 14 bytes long.
+        if name.len() == CONTENT_LENGTH.len() && name == CONTENT_LENGTH {
             self.has_content_length = true;
         }
         escape_into(name, self.escaping, self.dst);

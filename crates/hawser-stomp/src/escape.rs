@@ -56,10 +56,34 @@ impl Escaping {
     }
 }
 
+/// Which bytes each rule escapes (or, with no escaping, replaces): one bit per rule.
+const NEEDS_NONE: u8 = 1;
+const NEEDS_1_1: u8 = 2;
+const NEEDS_1_2: u8 = 4;
+const SPECIAL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'\\' as usize] = NEEDS_1_1 | NEEDS_1_2;
+    t[b'\n' as usize] = NEEDS_NONE | NEEDS_1_1 | NEEDS_1_2;
+    t[b':' as usize] = NEEDS_1_1 | NEEDS_1_2;
+    t[b'\r' as usize] = NEEDS_NONE | NEEDS_1_2;
+    t[0] = NEEDS_NONE;
+    t
+};
+/// Below this length a table lookup per byte beats starting a vector search.
+const SHORT: usize = 32;
+
 impl Escaping {
     /// True if `bytes` holds a byte this rule escapes (or, with no escaping,
     /// replaces). Most headers hold none and are copied whole.
     fn has_special(self, bytes: &[u8]) -> bool {
+        if bytes.len() < SHORT {
+            let mask = match self {
+                Escaping::None => NEEDS_NONE,
+                Escaping::V1_1 => NEEDS_1_1,
+                Escaping::V1_2 => NEEDS_1_2,
+            };
+            return bytes.iter().any(|&b| SPECIAL[usize::from(b)] & mask != 0);
+        }
         match self {
             Escaping::None => memchr3(b'\n', b'\r', 0, bytes).is_some(),
             Escaping::V1_1 => memchr3(b'\\', b'\n', b':', bytes).is_some(),
