@@ -212,7 +212,8 @@ impl Drop for Mastership {
 }
 
 /// Waits until this broker is master (or `shutdown` is cancelled: `Ok(None)`),
-/// reporting its role as a slave through `role`.
+/// reporting its role as a slave through `role` meanwhile. Reporting
+/// [`Role::Master`] is the caller's, once it serves.
 ///
 /// # Errors
 /// If the `ha/` directory cannot be used at all.
@@ -240,7 +241,7 @@ pub async fn acquire(
             LockMode::Lease { .. } => try_lease(settings, &epochs, current)?,
         };
         if let Some(m) = attempt {
-            role.send_replace(Role::Master { epoch: m.epoch });
+            // The caller reports Role::Master once it serves.
             info!(
                 epoch = m.epoch,
                 node = %settings.node,

@@ -92,7 +92,16 @@ pub async fn serve(
         tracing::info!("status endpoint on http://{bound}/status");
     }
     let Some(ha) = ha else {
-        return serve_store(&config, None, &cluster, cluster_rx, shutdown, Some(ready)).await;
+        return serve_store(
+            &config,
+            None,
+            &role,
+            &cluster,
+            cluster_rx,
+            shutdown,
+            Some(ready),
+        )
+        .await;
     };
     if config.persistence != Persistence::Journal {
         anyhow::bail!("a shared store needs persistence = \"journal\"");
@@ -112,6 +121,7 @@ pub async fn serve(
         let served = serve_store(
             &config,
             Some(&mastership),
+            &role,
             &cluster,
             cluster_rx.clone(),
             stop,
@@ -134,6 +144,7 @@ pub async fn serve(
 async fn serve_store<F: FnOnce(&Running)>(
     config: &Config,
     mastership: Option<&Mastership>,
+    role: &watch::Sender<Role>,
     cluster: &ClusterView,
     cluster_rx: watch::Receiver<Arc<Vec<String>>>,
     shutdown: CancellationToken,
@@ -151,6 +162,9 @@ async fn serve_store<F: FnOnce(&Running)>(
         .await
         .with_context(|| format!("cannot listen for STOMP on {}", config.stomp.listen))?;
     let stomp_addr = listener.local_addr()?;
+    if let Some(m) = mastership {
+        role.send_replace(Role::Master { epoch: m.epoch });
+    }
     let settings = Arc::new(SessionSettings {
         broker: Arc::clone(&broker),
         limits: config.stomp_limits(),
@@ -164,6 +178,26 @@ async fn serve_store<F: FnOnce(&Running)>(
         cluster: cluster_rx,
     });
     let tracker = TaskTracker::new();
+    if mastership.is_some() {
+        // A master whose store failed (the fence refused, or the disk) can confirm
+        // nothing more: it steps down so that a standby, or itself in a new epoch,
+        // takes the store over, rather than hold mastership it cannot use.
+        let mut durability = store.durability();
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            loop {
+                if let Some(reason) = durability.borrow_and_update().failed.clone() {
+                    tracing::error!("store failed ({reason}): stepping down");
+                    stop.cancel();
+                    return;
+                }
+                tokio::select! {
+                    changed = durability.changed() => if changed.is_err() { return },
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+    }
     let b = Arc::clone(&broker);
     let sweep_stop = shutdown.clone();
     tracker.spawn(async move {
@@ -222,8 +256,9 @@ async fn serve_store<F: FnOnce(&Running)>(
         }
     }
     drop(listener);
-    let grace = if mastership.is_some_and(Mastership::is_lost) {
-        tracing::warn!("no longer master: closing every connection");
+    let store_failed = store.durability().borrow().failed.is_some();
+    let grace = if mastership.is_some_and(Mastership::is_lost) || store_failed {
+        tracing::warn!("nothing more can be confirmed here: closing every connection");
         STEP_DOWN_GRACE
     } else {
         tracing::info!("shutting down: no new connections; finishing in-flight work");
