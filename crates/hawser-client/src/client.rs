@@ -187,7 +187,7 @@ impl Subscription {
     pub async fn recv(&mut self) -> Option<Message> {
         loop {
             let m = self.rx.recv().await?;
-            if m.generation == self.shared.generation.load(Ordering::SeqCst) {
+            if self.is_current(&m) {
                 return Some(m);
             }
         }
@@ -196,11 +196,16 @@ impl Subscription {
     /// The next message if one is already here, without waiting.
     pub fn try_recv(&mut self) -> Option<Message> {
         while let Ok(m) = self.rx.try_recv() {
-            if m.generation == self.shared.generation.load(Ordering::SeqCst) {
+            if self.is_current(&m) {
                 return Some(m);
             }
         }
         None
+    }
+
+    /// False for a message that arrived on a connection that has since failed.
+    fn is_current(&self, m: &Message) -> bool {
+        m.generation == self.shared.generation.load(Ordering::SeqCst)
     }
 
     /// Ends the subscription (and with `durable`, deletes the durable subscription of that name).
