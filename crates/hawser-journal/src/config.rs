@@ -83,6 +83,10 @@ pub struct JournalConfig {
     pub epoch: Option<u64>,
     /// Checked before any batch is confirmed; see [`Fence`].
     pub fence: Option<Fence>,
+    /// Write each next segment full of zeros ahead of time, so that commits overwrite
+    /// instead of growing the file (see `preallocate`). Costs a segment of disk space
+    /// ahead of the data and writing it twice; pointless on a RAM disk.
+    pub preallocate: bool,
 }
 
 impl JournalConfig {
@@ -94,6 +98,7 @@ impl JournalConfig {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             epoch: None,
             fence: None,
+            preallocate: true,
         }
     }
 }

@@ -41,8 +41,8 @@ pub struct Recovered {
 /// An open journal. `Send + Sync`: share it behind an `Arc`; every method takes `&self`.
 pub struct Journal {
     shared: Arc<Shared>,
-    /// The writer thread, joined (and taken) by `close`.
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer thread and the preallocator, joined (and taken) by `close`.
+    threads: Mutex<Vec<JoinHandle<()>>>,
     /// Holds the directory lock until `close`.
     lock_file: Mutex<Option<File>>,
 }
@@ -85,6 +85,11 @@ impl Journal {
             None => Seals::new(),
         };
         let lock_file = lock_dir(&config)?;
+        crate::preallocate::remove_leftovers(&config.dir).map_err(|source| OpenError::Io {
+            op: "remove unfinished preallocated segments in",
+            path: config.dir.clone(),
+            source,
+        })?;
         let recovery = recover(&config, &seals)?;
         let dir = File::open(&config.dir).map_err(|source| OpenError::Io {
             op: "open directory",
@@ -109,9 +114,13 @@ impl Journal {
                 failed: None,
                 closing: false,
                 writer_done: false,
+                prepared: None,
+                // Recovery leaves the last segment exactly as long as its records.
+                preallocated: false,
             }),
             work: Condvar::new(),
             progress: Condvar::new(),
+            spare: Condvar::new(),
             sync_count: AtomicU64::new(0),
             disk_bytes: AtomicU64::new(recovery.disk_bytes),
             #[cfg(test)]
@@ -124,9 +133,19 @@ impl Journal {
                 source,
             },
         )?;
+        let mut threads = vec![handle];
+        if shared.config.preallocate {
+            let preallocator =
+                crate::preallocate::spawn(Arc::clone(&shared)).map_err(|source| OpenError::Io {
+                    op: "spawn preallocation thread for",
+                    path: shared.config.dir.clone(),
+                    source,
+                })?;
+            threads.push(preallocator);
+        }
         let journal = Journal {
             shared,
-            writer: Mutex::new(Some(handle)),
+            threads: Mutex::new(threads),
             lock_file: Mutex::new(Some(lock_file)),
         };
         let recovered = Recovered {
@@ -175,10 +194,17 @@ impl Journal {
             return Err(AppendError::Closed);
         }
         let mut added = size;
-        if state.next.offset > SEGMENT_HEADER_BYTES
-            && state.next.offset + size > self.shared.config.segment_bytes
-        {
-            let segment = state.next.segment + 1;
+        let started = state.next.offset > SEGMENT_HEADER_BYTES;
+        let full = started && state.next.offset + size > self.shared.config.segment_bytes;
+        let segment = state.next.segment + 1;
+        let prepared = state
+            .prepared
+            .as_ref()
+            .is_some_and(|p| p.segment == segment);
+        // A segment the writer had to grow itself is left as soon as a prepared one is
+        // ready: its commits cost twice the I/O (see `preallocate`).
+        if full || (started && prepared && !state.preallocated) {
+            state.preallocated = prepared;
             state.next = Position {
                 segment,
                 offset: SEGMENT_HEADER_BYTES,
@@ -349,12 +375,17 @@ impl Journal {
     pub fn close(&self) {
         self.shared.state.lock().closing = true;
         self.shared.work.notify_all();
+        self.shared.spare.notify_all();
         // Producers held back by MAX_QUEUED_BYTES must see `closing` too.
         self.shared.progress.notify_all();
-        if let Some(handle) = self.writer.lock().take() {
+        for handle in self.threads.lock().drain(..) {
             if handle.join().is_err() {
-                error!("journal: writer thread panicked");
+                error!("journal: a journal thread panicked");
             }
+        }
+        // A prepared segment nobody will start.
+        if let Some(prepared) = self.shared.state.lock().prepared.take() {
+            let _ = fs::remove_file(&prepared.path);
         }
         self.lock_file.lock().take();
     }

@@ -13,7 +13,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::config::JournalConfig;
 use crate::epochs::Seals;
@@ -115,8 +115,13 @@ pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery,
                     return Err(corrupt(scan.valid_len, reason));
                 }
                 cut(path, scan.valid_len)?;
-                warn_cut(path, scan.valid_len, &reason.to_string());
-                truncated = Some((path.clone(), scan.valid_len));
+                if data[scan.valid_len as usize..].iter().all(|&b| b == 0) {
+                    // The unused end of a preallocated segment, not a torn write.
+                    debug!(file = %path.display(), offset = scan.valid_len, "journal: cut preallocated tail of last segment");
+                } else {
+                    warn_cut(path, scan.valid_len, &reason.to_string());
+                    truncated = Some((path.clone(), scan.valid_len));
+                }
             }
             records.extend(scan.records.into_iter().map(|record| {
                 let position = Position {

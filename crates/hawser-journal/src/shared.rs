@@ -14,6 +14,7 @@ use crate::config::JournalConfig;
 use crate::error::WriteError;
 use crate::format::segment_file_name;
 use crate::position::Position;
+use crate::preallocate::Prepared;
 
 /// One appended record on its way to the writer.
 pub(crate) struct Pending {
@@ -50,6 +51,12 @@ pub(crate) struct State {
     pub closing: bool,
     /// Set when the writer thread has exited, for whatever reason.
     pub writer_done: bool,
+    /// A segment file made ready by the preallocator for segment `next.segment + 1`
+    /// (see `preallocate`); taken by the writer when it starts that segment.
+    pub prepared: Option<Prepared>,
+    /// Whether segment `next.segment` was prepared, so that appending to it overwrites
+    /// zeros instead of growing the file.
+    pub preallocated: bool,
 }
 
 impl State {
@@ -75,6 +82,8 @@ pub(crate) struct Shared {
     /// Wakes threads waiting on the writer: the queue was taken (backpressure), `written`
     /// advanced (read, delete_segment), or the writer failed or exited.
     pub progress: Condvar,
+    /// Wakes the preallocator: its prepared file was taken, or `closing` was set.
+    pub spare: Condvar,
     /// fsyncs of segment files performed (group commit makes this less than the number of
     /// sync appends). Directory fsyncs are not counted.
     pub sync_count: AtomicU64,

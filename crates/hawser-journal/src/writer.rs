@@ -14,7 +14,7 @@
 //! complete with `Err`, and appends are refused. Writing on after a failed fsync would
 //! build on pages the kernel may already have dropped.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -44,6 +44,7 @@ pub(crate) fn spawn(
         buf: Vec::with_capacity(WRITE_BUFFER_BYTES + DIRECT_WRITE_MIN_BYTES),
         dirty: false,
         sync_requested: false,
+        preallocated: false,
     };
     thread::Builder::new()
         .name("hawser-journal-writer".into())
@@ -66,6 +67,9 @@ struct Writer {
     dirty: bool,
     /// A `sync` record was written since the last fsync.
     sync_requested: bool,
+    /// `file` was prepared (see `preallocate`): zeros follow `offset`, to be cut off
+    /// when the writer leaves it.
+    preallocated: bool,
 }
 
 impl Writer {
@@ -79,11 +83,13 @@ impl Writer {
             }
             self.complete(&mut batch);
         }
-        // Closing: fsync whatever non-sync appends left unsynced.
-        if self.dirty {
-            if let Err(failure) = self.sync() {
-                self.fail(failure, &mut batch);
-            }
+        // Closing: fsync whatever non-sync appends left unsynced, and leave the segment
+        // as long as its records, so that the next open has no zeros to read.
+        let closed = self
+            .sync_if_dirty()
+            .and_then(|()| self.cut_preallocated_tail());
+        if let Err(failure) = closed {
+            self.fail(failure, &mut batch);
         }
     }
 
@@ -176,14 +182,59 @@ impl Writer {
         Ok(())
     }
 
-    /// Closes the current segment (fsynced) and starts segment `next` on disk.
-    fn rotate(&mut self, next: u64) -> Result<(), WriteError> {
-        assert_eq!(next, self.segment + 1, "segments are assigned in sequence");
-        assert!(self.buf.is_empty());
+    fn sync_if_dirty(&mut self) -> Result<(), WriteError> {
         if self.dirty {
             self.sync()?;
         }
+        Ok(())
+    }
+
+    /// Cuts the zeros after the records off a prepared segment, durably: only the last
+    /// segment may hold anything but records.
+    fn cut_preallocated_tail(&mut self) -> Result<(), WriteError> {
+        if self.preallocated {
+            self.file
+                .set_len(self.offset)
+                .and_then(|()| self.file.sync_all())
+                .map_err(|source| self.io_error("cut preallocated tail of", source))?;
+            self.preallocated = false;
+        }
+        Ok(())
+    }
+
+    /// Closes the current segment (fsynced) and starts segment `next` on disk, in the
+    /// file the preallocator prepared for it if there is one.
+    fn rotate(&mut self, next: u64) -> Result<(), WriteError> {
+        assert_eq!(next, self.segment + 1, "segments are assigned in sequence");
+        assert!(self.buf.is_empty());
+        self.sync_if_dirty()?;
+        self.cut_preallocated_tail()?;
         let path = self.shared.segment_path(next);
+        let prepared = self
+            .shared
+            .state
+            .lock()
+            .prepared
+            .take_if(|p| p.segment == next);
+        if let Some(prepared) = prepared {
+            self.shared.spare.notify_all();
+            // Its header and zeros are durable already; the name is what makes it a
+            // segment, and the directory fsync makes the name durable.
+            fs::rename(&prepared.path, &path)
+                .and_then(|()| self.dir.sync_all())
+                .map_err(|source| WriteError::Io {
+                    op: "rename preallocated segment to",
+                    file: path.clone(),
+                    source: Arc::new(source),
+                })?;
+            debug!(file = %path.display(), "journal: started preallocated segment");
+            self.file = prepared.file;
+            self.segment = next;
+            self.offset = SEGMENT_HEADER_BYTES;
+            self.dirty = false;
+            self.preallocated = true;
+            return Ok(());
+        }
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)

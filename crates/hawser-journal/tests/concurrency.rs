@@ -83,7 +83,7 @@ fn concurrent_appends_keep_each_producers_order() {
 #[test]
 fn concurrent_sync_appends_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), 1 << 20);
+    let config = config_without_preallocation(dir.path(), 1 << 20);
     let per_thread = 8;
     let (journal, _) = open(&config);
     let journal = Arc::new(journal);

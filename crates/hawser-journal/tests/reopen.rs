@@ -218,7 +218,7 @@ fn segment_bytes_below_the_minimum_is_refused() {
 #[test]
 fn durable_can_be_awaited() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), 1 << 20);
+    let config = config_without_preallocation(dir.path(), 1 << 20);
     let (journal, _) = open(&config);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -233,7 +233,7 @@ fn durable_can_be_awaited() {
 #[test]
 fn non_sync_appends_complete_without_an_fsync_of_their_own() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), 1 << 20);
+    let config = config_without_preallocation(dir.path(), 1 << 20);
     let (journal, _) = open(&config);
     for record in records(20) {
         let (_, durable) = journal.append(record, false).unwrap();

@@ -19,6 +19,16 @@ pub fn config(dir: &Path, segment_bytes: u64) -> JournalConfig {
     }
 }
 
+/// As [`config`], without preallocation: for tests that count fsyncs or rotations, which
+/// an early switch to a prepared segment would make depend on timing.
+#[allow(dead_code)]
+pub fn config_without_preallocation(dir: &Path, segment_bytes: u64) -> JournalConfig {
+    JournalConfig {
+        preallocate: false,
+        ..config(dir, segment_bytes)
+    }
+}
+
 pub fn open(config: &JournalConfig) -> (Journal, Recovered) {
     Journal::open(config.clone()).expect("open journal")
 }
