@@ -2,9 +2,10 @@
 //! watermark, recovery by replay, and reclaiming segments nobody needs.
 //!
 //! Every `append` encodes one record (`hawser_broker::store_codec`) and queues
-//! it on the journal, in call order. A small thread waits for each record's
-//! [`Durable`](crate::Durable) in that same order and raises the watermark, so
-//! connections waiting for durability are woken once per group commit.
+//! it on the journal, in call order, tagged with its seq. The journal's writer
+//! thread raises the watermark to the highest seq of each batch it completes
+//! (its progress hook), so connections waiting for durability are woken once
+//! per group commit, with no thread in between.
 //!
 //! Reclaiming: the store tracks which records are still *live* (hold a message
 //! some container has not dequeued, or a durable subscription that exists) and
@@ -17,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ use hawser_broker::{
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::{Durable, Journal, JournalConfig, OpenError, Position};
+use crate::{Journal, JournalConfig, OpenError, Position};
 
 /// How often the reclaimer looks at the oldest segment.
 const RECLAIM_INTERVAL: Duration = Duration::from_millis(500);
@@ -267,8 +268,8 @@ impl Replay {
 struct Shared {
     journal: Journal,
     tracker: Mutex<Tracker>,
-    /// Records in append order, for the durability thread.
-    durables: Mutex<Option<mpsc::Sender<(Seq, Durable)>>>,
+    /// Raised by the journal's writer thread after each group commit (its progress
+    /// hook), from the tags `append_locked` gives records: their `Seq`s.
     durability: watch::Sender<Durability>,
     /// Set by `close`; the reclaimer stops.
     closing: AtomicBool,
@@ -311,19 +312,14 @@ impl JournalStore {
             max_message_id: replay.max_id,
             producers: replay.producers.into_iter().collect(),
         };
-        let (tx, rx) = mpsc::channel();
+        let durability = watch::channel(Durability::default()).0;
+        journal.set_progress_hook(progress_hook(durability.clone()));
         let shared = Arc::new(Shared {
             journal,
             tracker: Mutex::new(tracker),
-            durables: Mutex::new(Some(tx)),
-            durability: watch::channel(Durability::default()).0,
+            durability,
             closing: AtomicBool::new(false),
         });
-        let s = Arc::clone(&shared);
-        let durability = std::thread::Builder::new()
-            .name("hawser-durability".into())
-            .spawn(move || track_durability(&s, &rx))
-            .expect("spawn durability thread");
         let s = Arc::clone(&shared);
         let reclaimer = std::thread::Builder::new()
             .name("hawser-reclaim".into())
@@ -332,7 +328,7 @@ impl JournalStore {
         Ok((
             JournalStore {
                 shared,
-                threads: Mutex::new(vec![durability, reclaimer]),
+                threads: Mutex::new(vec![reclaimer]),
             },
             recovered,
         ))
@@ -364,16 +360,14 @@ impl Shared {
     ) -> Result<Seq, StoreError> {
         let bytes = encode_record(ops);
         let len = record_len(&bytes);
-        let (pos, durable) = self
+        let seq = tracker.seq + 1;
+        // The Durable is not kept: the progress hook reports the seq instead.
+        let (pos, _) = self
             .journal
-            .append(bytes, sync)
+            .append_tagged(bytes, sync, Some(seq))
             .map_err(|e| StoreError::Failed(e.to_string()))?;
-        tracker.seq += 1;
-        let seq = tracker.seq;
+        tracker.seq = seq;
         tracker.apply(ops, pos, len);
-        if let Some(tx) = self.durables.lock().as_ref() {
-            let _ = tx.send((seq, durable));
-        }
         Ok(seq)
     }
 }
@@ -394,7 +388,6 @@ impl Store for JournalStore {
 
     fn close(&self) {
         self.shared.closing.store(true, Ordering::SeqCst);
-        self.shared.durables.lock().take();
         self.shared.journal.close();
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
@@ -408,20 +401,16 @@ impl Drop for JournalStore {
     }
 }
 
-/// Raises the watermark as records become durable, in append order.
-fn track_durability(shared: &Shared, rx: &mpsc::Receiver<(Seq, Durable)>) {
-    while let Ok((seq, durable)) = rx.recv() {
-        match durable.wait_blocking() {
-            Ok(()) => shared.durability.send_modify(|d| d.seq = d.seq.max(seq)),
-            Err(e) => {
-                tracing::error!("journal write failed; no further message is confirmed: {e}");
-                shared
-                    .durability
-                    .send_modify(|d| d.failed = Some(Arc::from(e.to_string())));
-                return;
-            }
+/// Raises the watermark as the journal's writer completes batches: a batch completes
+/// whole and in append order, so its highest seq covers every earlier one.
+fn progress_hook(durability: watch::Sender<Durability>) -> crate::ProgressHook {
+    Box::new(move |progress| match progress {
+        Ok(seq) => durability.send_modify(|d| d.seq = d.seq.max(seq)),
+        Err(e) => {
+            tracing::error!("journal write failed; no further message is confirmed: {e}");
+            durability.send_modify(|d| d.failed = Some(Arc::from(e.to_string())));
         }
-    }
+    })
 }
 
 fn reclaim_loop(shared: &Shared) {

@@ -123,3 +123,60 @@ fn a_failure_while_rotating_is_reported() {
     assert_eq!(position.segment, 2);
     assert_io_error(durable.wait_blocking(), "write segment header");
 }
+
+#[test]
+fn the_progress_hook_hears_each_tag_in_order_then_the_failure() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&heard);
+    journal.set_progress_hook(Box::new(move |progress| {
+        log.lock()
+            .unwrap()
+            .push(progress.map_err(|e| e.to_string()));
+    }));
+    let mut last = None;
+    for tag in 1..=50u64 {
+        // Untagged records in between are not reported.
+        journal.append(Bytes::from_static(b"plain"), false).unwrap();
+        last = Some(
+            journal
+                .append_tagged(Bytes::from(vec![tag as u8; 10]), true, Some(tag))
+                .unwrap()
+                .1,
+        );
+    }
+    last.unwrap().wait_blocking().unwrap();
+    let tags: Vec<u64> = heard
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| *p.as_ref().unwrap())
+        .collect();
+    assert_eq!(
+        tags.last(),
+        Some(&50),
+        "the last batch reported the last tag"
+    );
+    assert!(tags.windows(2).all(|w| w[0] < w[1]), "rising: {tags:?}");
+
+    journal
+        .shared()
+        .faults
+        .fail_syncs
+        .store(true, Ordering::SeqCst);
+    let (_, durable) = journal
+        .append_tagged(Bytes::from_static(b"lost"), true, Some(51))
+        .unwrap();
+    assert!(durable.wait_blocking().is_err());
+    let after = heard.lock().unwrap().clone();
+    assert!(
+        matches!(after.last(), Some(Err(reason)) if reason.contains("fsync")),
+        "{after:?}"
+    );
+    assert!(
+        !after.contains(&Ok(51)),
+        "a failed record is never reported durable"
+    );
+}

@@ -23,7 +23,7 @@ use crate::format::{
 };
 use crate::position::Position;
 use crate::recovery::{recover, sync_dir};
-use crate::shared::{Pending, Shared, State};
+use crate::shared::{Pending, ProgressHook, Shared, State};
 use crate::writer;
 
 /// Name of the file whose lock keeps a second journal out of the directory.
@@ -123,6 +123,7 @@ impl Journal {
             spare: Condvar::new(),
             sync_count: AtomicU64::new(0),
             disk_bytes: AtomicU64::new(recovery.disk_bytes),
+            progress_hook: std::sync::OnceLock::new(),
             #[cfg(test)]
             faults: crate::shared::Faults::default(),
         });
@@ -168,6 +169,21 @@ impl Journal {
     /// `Closed` after `close`. A failure of this record's own write arrives on the
     /// `Durable` instead.
     pub fn append(&self, record: Bytes, sync: bool) -> Result<(Position, Durable), AppendError> {
+        self.append_tagged(record, sync, None)
+    }
+
+    /// As [`Journal::append`], with the caller's number for the record: once the record
+    /// is durable the progress hook (see [`Journal::set_progress_hook`]) is told `tag`,
+    /// or a higher one appended later. Tags must rise in append order.
+    ///
+    /// # Errors
+    /// As [`Journal::append`].
+    pub fn append_tagged(
+        &self,
+        record: Bytes,
+        sync: bool,
+        tag: Option<u64>,
+    ) -> Result<(Position, Durable), AppendError> {
         let max = self.shared.config.max_record_bytes;
         if record.len() > max as usize {
             return Err(AppendError::TooLarge {
@@ -220,11 +236,20 @@ impl Journal {
             record,
             sync,
             done,
+            tag,
         });
         drop(state);
         self.shared.work.notify_one();
         self.shared.disk_bytes.fetch_add(added, Ordering::Relaxed);
         Ok((position, Durable(durable)))
+    }
+
+    /// Has the writer thread call `hook` after every batch, with the highest tag the batch
+    /// completed (see [`Journal::append_tagged`]), and with the error once the journal
+    /// fails. Without a thread of one's own waiting on every [`Durable`], a caller learns
+    /// of group commits as they happen. Only the first hook set counts.
+    pub fn set_progress_hook(&self, hook: ProgressHook) {
+        let _ = self.shared.progress_hook.set(hook);
     }
 
     /// Reads back a record appended earlier, verifying its CRC. A record still queued is

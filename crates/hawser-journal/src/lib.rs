@@ -61,3 +61,4 @@ pub use format::{
 pub use journal::{Journal, Recovered};
 pub use position::Position;
 pub use scan::{scan_segment_bytes, ScanResult, ScannedRecord};
+pub use shared::ProgressHook;

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
@@ -26,7 +27,14 @@ pub(crate) struct Pending {
     pub sync: bool,
     /// Completes the caller's `Durable`.
     pub done: oneshot::Sender<Result<(), WriteError>>,
+    /// The caller's own number for the record, passed to the progress hook once it is
+    /// durable (see [`Journal::append_tagged`](crate::Journal::append_tagged)).
+    pub tag: Option<u64>,
 }
+
+/// Told by the writer thread, after each batch it completed, the highest tag in it;
+/// or the failure that stopped the journal. Runs on the writer thread: keep it short.
+pub type ProgressHook = Box<dyn Fn(Result<u64, &WriteError>) + Send + Sync>;
 
 /// Everything guarded by [`Shared::state`].
 pub(crate) struct State {
@@ -89,12 +97,21 @@ pub(crate) struct Shared {
     pub sync_count: AtomicU64,
     /// Size of all segments, counting records as soon as they are queued.
     pub disk_bytes: AtomicU64,
+    /// Set once, by `Journal::set_progress_hook`.
+    pub progress_hook: OnceLock<ProgressHook>,
     /// Failures the writer injects into its own I/O, for unit tests of error paths.
     #[cfg(test)]
     pub faults: Faults,
 }
 
 impl Shared {
+    /// Tells the progress hook, if there is one.
+    pub fn report(&self, progress: Result<u64, &WriteError>) {
+        if let Some(hook) = self.progress_hook.get() {
+            hook(progress);
+        }
+    }
+
     pub fn segment_path(&self, segment: u64) -> PathBuf {
         self.config.dir.join(segment_file_name(segment))
     }

@@ -274,9 +274,13 @@ impl Writer {
             offset: self.offset,
         };
         self.shared.progress.notify_all();
+        let tag = batch.iter().rev().find_map(|pending| pending.tag);
         for pending in batch.drain(..) {
             // The caller may have dropped its Durable; that is fine.
             let _ = pending.done.send(Ok(()));
+        }
+        if let Some(tag) = tag {
+            self.shared.report(Ok(tag));
         }
     }
 
@@ -292,6 +296,7 @@ impl Writer {
         for pending in batch.drain(..).chain(queued) {
             let _ = pending.done.send(Err(failure.clone()));
         }
+        self.shared.report(Err(&failure));
     }
 
     fn io_error(&self, op: &'static str, source: io::Error) -> WriteError {
@@ -352,6 +357,9 @@ impl Drop for ExitGuard {
             std::mem::take(&mut state.queue)
         };
         self.0.progress.notify_all();
+        if thread::panicking() {
+            self.0.report(Err(&WriteError::WriterGone));
+        }
         drop(orphans);
     }
 }
