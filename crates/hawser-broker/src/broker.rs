@@ -868,17 +868,23 @@ impl Broker {
         } else {
             seq
         };
+        // One message (a plain SEND) lands in each container at most once, so each can
+        // be dispatched at once; a batch (a commit) may hit a container many times and
+        // dispatches each once, after all are placed.
         let mut touched: Vec<ContainerKey> = Vec::new();
         for (key, msg) in placed {
-            st.containers
-                .entry(key.clone())
-                .or_default()
-                .enqueue(Entry {
-                    msg,
-                    redeliveries: 0,
-                    seq: visible_after,
-                });
-            if !touched.contains(&key) {
+            let entry = Entry {
+                msg,
+                redeliveries: 0,
+                seq: visible_after,
+            };
+            match st.containers.get_mut(&key) {
+                Some(q) => q.enqueue(entry),
+                None => st.containers.entry(key.clone()).or_default().enqueue(entry),
+            }
+            if total == 1 {
+                self.dispatch(st, &key);
+            } else if !touched.contains(&key) {
                 touched.push(key);
             }
         }

@@ -59,7 +59,7 @@ pub(crate) enum Command {
         headers: Headers,
         auto: bool,
         audit: bool,
-        deliver: mpsc::UnboundedSender<Message>,
+        deliver: mpsc::UnboundedSender<Vec<Message>>,
         done: Reply,
     },
     Unsubscribe {
@@ -170,7 +170,9 @@ impl Future for Confirmation {
 /// Messages of one subscription.
 pub struct Subscription {
     id: Arc<str>,
-    rx: mpsc::UnboundedReceiver<Message>,
+    rx: mpsc::UnboundedReceiver<Vec<Message>>,
+    /// The rest of the last batch taken from `rx`, in order.
+    ready: std::collections::VecDeque<Message>,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
 }
@@ -186,16 +188,28 @@ impl Subscription {
     /// not acknowledged, so the broker delivers them again.
     pub async fn recv(&mut self) -> Option<Message> {
         loop {
-            let m = self.rx.recv().await?;
-            if self.is_current(&m) {
+            if let Some(m) = self.next_ready() {
                 return Some(m);
             }
+            let batch = self.rx.recv().await?;
+            self.ready.extend(batch);
         }
     }
 
     /// The next message if one is already here, without waiting.
     pub fn try_recv(&mut self) -> Option<Message> {
-        while let Ok(m) = self.rx.try_recv() {
+        loop {
+            if let Some(m) = self.next_ready() {
+                return Some(m);
+            }
+            let batch = self.rx.try_recv().ok()?;
+            self.ready.extend(batch);
+        }
+    }
+
+    /// The first current message of the batch at hand, skipping stale ones.
+    fn next_ready(&mut self) -> Option<Message> {
+        while let Some(m) = self.ready.pop_front() {
             if self.is_current(&m) {
                 return Some(m);
             }
@@ -399,6 +413,7 @@ impl Client {
         Ok(Subscription {
             id,
             rx,
+            ready: std::collections::VecDeque::new(),
             shared: Arc::clone(&self.shared),
             commands: self.commands.clone(),
         })
@@ -452,7 +467,9 @@ struct Sub {
     auto: bool,
     /// Whether copies of acknowledged messages are dropped.
     check_duplicates: bool,
-    deliver: mpsc::UnboundedSender<Message>,
+    deliver: mpsc::UnboundedSender<Vec<Message>>,
+    /// Messages handled but not yet sent on `deliver` (see `flush_deliveries`).
+    gathered: Vec<Message>,
     audit: Audit,
 }
 
@@ -507,10 +524,11 @@ impl Supervisor {
             }
             let conn = self.conn.as_mut().expect("connected");
             tokio::select! {
-                frame = conn.frames.recv() => match frame {
-                    Some(f) => {
-                        self.on_frame(f);
+                frames = conn.frames.recv() => match frames {
+                    Some(batch) => {
+                        self.on_frames(batch);
                         self.drain_frames();
+                        self.flush_deliveries();
                     }
                     None => self.lost(),
                 },
@@ -553,7 +571,7 @@ impl Supervisor {
                 return;
             };
             match conn.frames.try_recv() {
-                Ok(f) => self.on_frame(f),
+                Ok(batch) => self.on_frames(batch),
                 Err(mpsc::error::TryRecvError::Empty) => return,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     self.lost();
@@ -812,6 +830,7 @@ impl Supervisor {
                         auto,
                         check_duplicates: audit,
                         deliver,
+                        gathered: Vec::new(),
                         audit: Audit::default(),
                     },
                 );
@@ -913,6 +932,27 @@ impl Supervisor {
         }
     }
 
+    /// Handles one read's frames in order; the rest of a batch is dropped if one of
+    /// them ended the connection (an ERROR), as the socket's later bytes would be.
+    fn on_frames(&mut self, batch: Vec<Frame>) {
+        for frame in batch {
+            if self.conn.is_none() {
+                return;
+            }
+            self.on_frame(frame);
+        }
+    }
+
+    /// Hands every subscription the messages gathered for it since the last flush, in
+    /// one channel send each.
+    fn flush_deliveries(&mut self) {
+        for sub in self.subs.values_mut() {
+            if !sub.gathered.is_empty() {
+                let _ = sub.deliver.send(std::mem::take(&mut sub.gathered));
+            }
+        }
+    }
+
     fn on_frame(&mut self, frame: Frame) {
         match frame.command {
             StompCommand::Receipt => {
@@ -1008,7 +1048,8 @@ impl Supervisor {
         let Some(commands) = commands else {
             return;
         };
-        let _ = sub.deliver.send(Message {
+        // Sent on by `flush_deliveries` once the frames at hand are handled.
+        sub.gathered.push(Message {
             headers: frame.headers,
             body: frame.body,
             key,
@@ -1023,9 +1064,15 @@ impl Supervisor {
         self.write(Frame::new(StompCommand::Disconnect).with_header("receipt", receipt.clone()));
         let deadline = Instant::now() + CLOSE_TIMEOUT;
         if let Some(conn) = self.conn.as_mut() {
-            while let Ok(Some(f)) = tokio::time::timeout_at(deadline, conn.frames.recv()).await {
-                if f.command == StompCommand::Receipt && f.header("receipt-id") == Some(&receipt) {
-                    break;
+            'wait: while let Ok(Some(batch)) =
+                tokio::time::timeout_at(deadline, conn.frames.recv()).await
+            {
+                for f in batch {
+                    if f.command == StompCommand::Receipt
+                        && f.header("receipt-id") == Some(&receipt)
+                    {
+                        break 'wait;
+                    }
                 }
             }
         }

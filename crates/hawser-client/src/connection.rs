@@ -40,8 +40,9 @@ pub struct Connection {
     pub uri: BrokerUri,
     /// Frames to send; dropping it (and the task) closes the socket.
     pub out: mpsc::UnboundedSender<Frame>,
-    /// Frames received (CONNECTED excluded); closes when the socket breaks.
-    pub frames: mpsc::UnboundedReceiver<Frame>,
+    /// Frames received (CONNECTED excluded), in batches of what one read brought;
+    /// closes when the socket breaks.
+    pub frames: mpsc::UnboundedReceiver<Vec<Frame>>,
     /// The broker's CONNECTED frame.
     pub connected: Frame,
 }
@@ -135,7 +136,7 @@ async fn handshake(uri: &BrokerUri, who: &Identity) -> Result<Connection, Client
         .then(|| Duration::from_millis((hb.max(sx) as f64 * HEARTBEAT_GRACE) as u64));
 
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Frame>();
-    let (in_tx, in_rx) = mpsc::unbounded_channel::<Frame>();
+    let (in_tx, in_rx) = mpsc::unbounded_channel::<Vec<Frame>>();
     tokio::spawn(async move {
         let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
         let mut last_write = Instant::now();
@@ -167,20 +168,23 @@ async fn handshake(uri: &BrokerUri, who: &Identity) -> Result<Connection, Client
     tokio::spawn(async move {
         let mut last_read = Instant::now();
         loop {
-            loop {
+            // What one read brought goes over as one batch: one channel send and one
+            // wake-up for dozens of frames, not one per frame.
+            let mut batch = Vec::new();
+            let malformed = loop {
                 match decoder.decode(&mut inbuf) {
-                    Ok(Some(Item::Frame(f))) => {
-                        if in_tx.send(f).is_err() {
-                            return;
-                        }
-                    }
+                    Ok(Some(Item::Frame(f))) => batch.push(f),
                     Ok(Some(Item::HeartBeat)) => {}
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!("malformed frame from broker: {e}");
-                        return;
-                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
                 }
+            };
+            if !batch.is_empty() && in_tx.send(batch).is_err() {
+                return;
+            }
+            if let Some(e) = malformed {
+                tracing::warn!("malformed frame from broker: {e}");
+                return;
             }
             if inbuf.capacity() - inbuf.len() < READ_CHUNK_BYTES / 4 {
                 inbuf.reserve(READ_CHUNK_BYTES);

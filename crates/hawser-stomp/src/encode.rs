@@ -95,6 +95,24 @@ impl<'a> FrameWriter<'a> {
         self.dst.put_u8(b'\n');
     }
 
+    /// Whether this frame's headers are escaped (1.1 and 1.2 frames other than the
+    /// CONNECT family), for callers that keep constants in both forms.
+    pub fn escapes(&self) -> bool {
+        self.escaping != Escaping::None
+    }
+
+    /// Appends a header whose name and value prefix the caller has already written in
+    /// this frame's escaping (see [`FrameWriter::escapes`]), then `n` in decimal: the
+    /// broker's own headers, written on every MESSAGE, need no scan for escapes.
+    pub fn escaped_header_number(&mut self, name: &'static str, prefix: &'static str, n: u64) {
+        debug_assert!(name != CONTENT_LENGTH);
+        self.dst.extend_from_slice(name.as_bytes());
+        self.dst.put_u8(b':');
+        self.dst.extend_from_slice(prefix.as_bytes());
+        put_decimal(n, self.dst);
+        self.dst.put_u8(b'\n');
+    }
+
     fn name(&mut self, name: &str) {
         // Length first: most names are not 14 bytes long.
         if name.len() == CONTENT_LENGTH.len() && name == CONTENT_LENGTH {

@@ -15,6 +15,8 @@ use super::SessionError;
 
 /// Prefix of the message ids this broker hands out.
 pub const MESSAGE_ID_PREFIX: &str = "ID:hawser-";
+/// [`MESSAGE_ID_PREFIX`] as STOMP 1.1 and 1.2 escape it (`:` is `\c`).
+const MESSAGE_ID_PREFIX_ESCAPED: &str = "ID\\chawser-";
 
 /// Roughly what the broker's own MESSAGE headers take, without the destination.
 const MESSAGE_HEADER_BYTES: usize = 192;
@@ -220,18 +222,25 @@ pub fn write_message(d: &Delivery, version: Version, dst: &mut BytesMut) {
 
 /// The MESSAGE headers that do not depend on the subscriber.
 fn write_common_headers(w: &mut FrameWriter<'_>, m: &MessageData) {
-    w.header_number("message-id", MESSAGE_ID_PREFIX, m.id);
+    // The broker's own names and the id prefix are constants: written as they go
+    // on the wire, not scanned for escapes on every message.
+    let id_prefix = if w.escapes() {
+        MESSAGE_ID_PREFIX_ESCAPED
+    } else {
+        MESSAGE_ID_PREFIX
+    };
+    w.escaped_header_number("message-id", id_prefix, m.id);
     w.header_parts(
         "destination",
         &[destination_prefix(m.destination.kind), &m.destination.name],
     );
-    w.header_number("ack", MESSAGE_ID_PREFIX, m.id);
+    w.escaped_header_number("ack", id_prefix, m.id);
     if m.persistent {
         w.header("persistent", "true");
     }
-    w.header_number("priority", "", u64::from(m.priority));
-    w.header_number("expires", "", m.expires_ms.unwrap_or(0));
-    w.header_number("timestamp", "", m.timestamp_ms);
+    w.escaped_header_number("priority", "", u64::from(m.priority));
+    w.escaped_header_number("expires", "", m.expires_ms.unwrap_or(0));
+    w.escaped_header_number("timestamp", "", m.timestamp_ms);
     for (k, v) in &m.headers {
         w.header(k, v);
     }
@@ -364,6 +373,18 @@ mod tests {
                 ]
             );
             assert_eq!(&f.body[..], b"a\0b");
+        }
+    }
+
+    #[test]
+    fn message_ids_read_back_the_same_in_every_version() {
+        for version in [Version::V1_0, Version::V1_1, Version::V1_2] {
+            for destination in [Destination::topic("t"), Destination::queue("q")] {
+                let f = decoded(&delivery(destination, Vec::new(), 0), version);
+                assert_eq!(f.header("message-id"), Some("ID:hawser-7"), "{version:?}");
+                assert_eq!(f.header("ack"), Some("ID:hawser-7"), "{version:?}");
+                assert_eq!(f.header("timestamp"), Some("1700000000000"));
+            }
         }
     }
 
