@@ -83,9 +83,9 @@ pub struct JournalConfig {
     pub epoch: Option<u64>,
     /// Checked before any batch is confirmed; see [`Fence`].
     pub fence: Option<Fence>,
-    /// Write each next segment full of zeros ahead of time, so that commits overwrite
-    /// instead of growing the file (see `preallocate`). Costs a segment of disk space
-    /// ahead of the data and writing it twice; pointless on a RAM disk.
+    /// Make each next segment file ahead of time, its blocks allocated to
+    /// `segment_bytes`, so that commits overwrite instead of growing the file (see
+    /// `preallocate`). Reserves up to a segment of disk space ahead of the data.
     pub preallocate: bool,
 }
 

@@ -23,7 +23,7 @@
 //! - `scan`: [`scan_segment_bytes`], the pure parser that recovery (and the fuzzer) uses.
 //! - `recovery`: what [`Journal::open`] does to the directory before writing resumes.
 //! - `writer`: the single writer thread and its group commit.
-//! - `preallocate`: the thread that writes the next segment full of zeros ahead of time.
+//! - `preallocate`: the thread that makes the next segment file (header, allocated blocks) ahead of time.
 //! - `journal`: the [`Journal`] handle shared by producers.
 //! - `durable`: the [`Durable`] future an append returns.
 //! - `error`: one error enum per operation.
