@@ -12,8 +12,9 @@ Usage: bench/compare.py [--hawser target/release/hawser] [--runs 3] [--seconds 1
 --install runs `apt-get update` and `apt-get install -y activemq rabbitmq-server`
 (Debian packages; Java 17 must already be there) before measuring.
 
-Every broker is started fresh, in a new temporary directory, for each scenario
-(then warmed up by one uncounted run of --warmup seconds, default --seconds),
+Every broker is started fresh, in a new temporary directory, for each run of each
+scenario (then warmed up by one uncounted run of --warmup seconds, default --seconds),
+and runs go round-robin over the brokers (run 1 of each, then run 2 of each, ...),
 listens on 127.0.0.1 only, and is stopped by its PID (SIGTERM, bounded wait,
 SIGKILL) in a finally block. The load generator is `hawser bench`; every one of
 its parameters is passed explicitly (no presets).
@@ -552,56 +553,66 @@ def make_broker(name: str, tmp: Path, hawser: str) -> Broker:
 
 
 def measure(a: argparse.Namespace, scenarios: list[Scenario], brokers: list[str], data: dict) -> None:
+    """Round-robin: run r of every broker before run r+1 of any. Each run gets a broker
+    of its own, started fresh and warmed up, so that a slow spell of this shared machine
+    (its speed was seen to change twofold within minutes) falls on all brokers alike
+    instead of on whichever was measuring then."""
     tag = uuid.uuid4().hex[:6]
-    total = sum(applies(b, sc) for sc in scenarios for b in brokers)
+    total = sum(applies(b, sc) for sc in scenarios for b in brokers) * a.runs
     step = 0
     for sc in scenarios:
-        for name in brokers:
-            if not applies(name, sc):
-                continue
-            step += 1
-            with tempfile.TemporaryDirectory(prefix=f"hawser-compare-{name}-") as t:
-                broker = make_broker(name, Path(t), a.hawser)
-                start: dict = {"broker": name, "scenario": sc.id}
-                data["starts"].append(start)
-                try:
-                    start["start_s"] = broker.start()
-                    time.sleep(IDLE_S)
-                    start["idle_rss_mib"] = broker.rss_mib()
-                    start["processes"] = [f"{comm(p)}:{p}" for p in broker.pids()]
-                    if isinstance(broker, RabbitMQ):
-                        start["epmd_rss_mib"] = sum(rss_kib(p) for p in broker.epmd_pids()) / 1024
-                    log(f"[{step}/{total}] {sc.id} {name}: CONNECTED after {start['start_s'] * 1000:.0f} ms, "
-                        f"idle RSS {start['idle_rss_mib']:.1f} MiB")
-                    kind = "topic" if sc.topic else "queue"
-                    extra = ["--header", "x-queue-type:quorum"] if name == "rabbitmq-quorum" else []
-                    if a.warmup > 0:  # not counted: lets a JIT (ActiveMQ) or caches settle
-                        dest = f"/{kind}/bench.{sc.id.lower()}.{name}.{tag}.warmup"
-                        rec = run_bench(a.hawser, broker, sc, dest, a.warmup,
-                                        f"compare-{name}-{sc.id}-warmup", extra)
-                        rec.update({"broker": name, "scenario": sc.id, "destination": dest})
-                        data["warmups"].append(rec)
-                        log("    warm-up: %s" % summary(rec))
-                        if not rec["broker_alive_after"]:
-                            raise BrokerError(f"{name} exited during the {sc.id} warm-up; log tail:\n"
-                                              f"{broker.log_tail()}")
-                    for r in range(1, a.runs + 1):
-                        dest = f"/{kind}/bench.{sc.id.lower()}.{name}.{tag}.r{r}"
-                        rec = run_bench(a.hawser, broker, sc, dest, a.seconds,
-                                        f"compare-{name}-{sc.id}-run{r}", extra)
-                        rec.update({"broker": name, "scenario": sc.id, "run": r, "destination": dest})
-                        data["runs"].append(rec)
-                        log("    run %d: %s" % (r, summary(rec)))
-                        if not rec["broker_alive_after"]:
-                            raise BrokerError(f"{name} exited during {sc.id} run {r}; log tail:\n"
-                                              f"{broker.log_tail()}")
-                    if isinstance(broker, RabbitMQ) and not sc.topic:  # topic queues are gone by now
-                        check_rabbit_queues(broker, name, sc, data)
-                except (BrokerError, OSError, subprocess.SubprocessError, ValueError) as e:
-                    start["error"] = str(e)
-                    log(f"    ERROR: {e}")
-                finally:
-                    start["exit_code"] = broker.stop()
+        for r in range(1, a.runs + 1):
+            for name in brokers:
+                if not applies(name, sc):
+                    continue
+                step += 1
+                one_broker_run(a, sc, name, r, f"{tag}.{r}", f"[{step}/{total}]", data)
+
+
+def one_broker_run(a: argparse.Namespace, sc: Scenario, name: str, r: int, tag: str,
+                   step: str, data: dict) -> None:
+    """Starts `name` fresh, measures it idle, warms it up, runs `sc` once as run `r`, stops it."""
+    with tempfile.TemporaryDirectory(prefix=f"hawser-compare-{name}-") as t:
+        broker = make_broker(name, Path(t), a.hawser)
+        start: dict = {"broker": name, "scenario": sc.id, "run": r}
+        data["starts"].append(start)
+        try:
+            start["start_s"] = broker.start()
+            time.sleep(IDLE_S)
+            start["idle_rss_mib"] = broker.rss_mib()
+            start["processes"] = [f"{comm(p)}:{p}" for p in broker.pids()]
+            if isinstance(broker, RabbitMQ):
+                start["epmd_rss_mib"] = sum(rss_kib(p) for p in broker.epmd_pids()) / 1024
+            log(f"{step} {sc.id} run {r} {name}: CONNECTED after {start['start_s'] * 1000:.0f} ms, "
+                f"idle RSS {start['idle_rss_mib']:.1f} MiB")
+            kind = "topic" if sc.topic else "queue"
+            extra = ["--header", "x-queue-type:quorum"] if name == "rabbitmq-quorum" else []
+            if a.warmup > 0:  # not counted: lets a JIT (ActiveMQ) or caches settle
+                dest = f"/{kind}/bench.{sc.id.lower()}.{name}.{tag}.warmup"
+                rec = run_bench(a.hawser, broker, sc, dest, a.warmup,
+                                f"compare-{name}-{sc.id}-warmup{r}", extra)
+                rec.update({"broker": name, "scenario": sc.id, "destination": dest})
+                data["warmups"].append(rec)
+                log("    warm-up: %s" % summary(rec))
+                if not rec["broker_alive_after"]:
+                    raise BrokerError(f"{name} exited during the {sc.id} warm-up; log tail:\n"
+                                      f"{broker.log_tail()}")
+            dest = f"/{kind}/bench.{sc.id.lower()}.{name}.{tag}.r{r}"
+            rec = run_bench(a.hawser, broker, sc, dest, a.seconds,
+                            f"compare-{name}-{sc.id}-run{r}", extra)
+            rec.update({"broker": name, "scenario": sc.id, "run": r, "destination": dest})
+            data["runs"].append(rec)
+            log("    run %d: %s" % (r, summary(rec)))
+            if not rec["broker_alive_after"]:
+                raise BrokerError(f"{name} exited during {sc.id} run {r}; log tail:\n"
+                                  f"{broker.log_tail()}")
+            if isinstance(broker, RabbitMQ) and not sc.topic:  # topic queues are gone by now
+                check_rabbit_queues(broker, name, sc, data)
+        except (BrokerError, OSError, subprocess.SubprocessError, ValueError) as e:
+            start["error"] = str(e)
+            log(f"    ERROR: {e}")
+        finally:
+            start["exit_code"] = broker.stop()
 
 
 def check_rabbit_queues(broker: RabbitMQ, name: str, sc: Scenario, data: dict) -> None:
@@ -818,16 +829,16 @@ def markdown(data: dict, agg: dict, res: dict, svg_name: str) -> str:
           "Quorum: the same with the header `x-queue-type:quorum` on SEND and SUBSCRIBE, which the plugin "
           "passes as the queue argument when it declares the queue (single-node Raft group) |"]
     L += [""]
-    L += [f"Method: for every scenario each broker is started fresh in a new temporary directory (so "
-          f"every scenario starts on an empty store), left idle {IDLE_S} s, then "
+    L += [f"Method: for every run of every scenario each broker is started fresh in a new temporary "
+          f"directory (so every run starts on an empty store), left idle {IDLE_S} s, then "
           + (f"warmed up by one uncounted {data['warmup_s']:g} s run of the scenario (JIT compilation for "
              "ActiveMQ: without it ActiveMQ's first runs are markedly slower), then "
              if data.get("warmup_s") else "")
-          + f"`hawser bench` runs {data['runs_per_scenario']} time(s) for {data['seconds']:g} s of sending "
-          "each, every run on a new destination name; then the broker is stopped (SIGTERM, SIGKILL after "
-          "30 s). Scenarios run in the order S1…S6 and, "
-          "within one, brokers in the order of the table, so slow drifts of the machine affect all brokers "
-          "alike. Throughput is messages received per second from the first send to the last delivery "
+          + f"`hawser bench` runs once for {data['seconds']:g} s of sending; then the broker is stopped "
+          "(SIGTERM, SIGKILL after 30 s). Scenarios run in the order S1…S6; within one, run 1 of every "
+          f"broker (in the order of the table), then run 2 of every broker, and so on to run "
+          f"{data['runs_per_scenario']}, so that a slow spell of this shared machine (its speed was seen to "
+          "change twofold within minutes) falls on all brokers alike rather than on one. Throughput is messages received per second from the first send to the last delivery "
           "(for the topic, S6, deliveries: every message counts once per subscriber). Latency is send to "
           "receive, in one process. *Lost*: a message the broker confirmed with a RECEIPT that no consumer "
           "received; *duplicates*: deliveries beyond the first (per subscriber for the topic). Every "

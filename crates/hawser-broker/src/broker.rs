@@ -948,22 +948,35 @@ impl Broker {
             .connections
             .get(&conn)
             .ok_or(BrokerError::ConnectionClosed)?;
-        let holds = |s: &SubRef| {
+        match subscription {
+            Some(name) => {
+                let sub = c
+                    .subs
+                    .get(name)
+                    .ok_or_else(|| BrokerError::UnknownSubscription(name.to_owned()))?;
+                Self::holder_among(st, std::iter::once(sub), id)
+            }
+            None => Self::holder_among(st, c.subs.values(), id),
+        }
+    }
+
+    /// The candidate holding `id`; else `Ok(None)` if an auto-acknowledging one
+    /// could have settled it, else `UnknownMessage`. Runs on every ACK, so the
+    /// candidates are walked, not collected.
+    fn holder_among<'a>(
+        st: &State,
+        candidates: impl Iterator<Item = &'a SubRef> + Clone,
+        id: MessageId,
+    ) -> Result<Option<SubRef>, BrokerError> {
+        let holds = |s: &&SubRef| {
             st.containers
                 .get(&s.container)
                 .is_some_and(|q| q.holds(s.consumer, id))
         };
-        let candidates: Vec<&SubRef> = match subscription {
-            Some(name) => vec![c
-                .subs
-                .get(name)
-                .ok_or_else(|| BrokerError::UnknownSubscription(name.to_owned()))?],
-            None => c.subs.values().collect(),
-        };
-        if let Some(found) = candidates.iter().find(|s| holds(s)) {
-            return Ok(Some((*found).clone()));
+        if let Some(found) = candidates.clone().find(holds) {
+            return Ok(Some(found.clone()));
         }
-        if candidates.iter().any(|s| s.ack_mode == AckMode::Auto) {
+        if candidates.into_iter().any(|s| s.ack_mode == AckMode::Auto) {
             return Ok(None);
         }
         Err(BrokerError::UnknownMessage(id))

@@ -441,15 +441,38 @@ impl Client {
     }
 }
 
+/// Bytes the supervisor may add to a SEND's headers: transaction, producer id and
+/// sequence, receipt. Reserved up front so that adding them never reallocates.
+const ADDED_SEND_HEADER_BYTES: usize = 128;
+
 fn send_frame(destination: &str, body: Bytes, headers: Headers) -> Frame {
-    let mut frame = Frame::new(StompCommand::Send).with_header("destination", destination);
-    frame.headers.extend(&headers);
-    frame.with_body(body)
+    let mut all = Headers::with_capacity(
+        headers.len() + 5,
+        "destination".len() + destination.len() + headers.text_len() + ADDED_SEND_HEADER_BYTES,
+    );
+    all.push("destination", destination);
+    all.extend(&headers);
+    let mut frame = Frame::new(StompCommand::Send).with_body(body);
+    frame.headers = all;
+    frame
+}
+
+/// The receipt of a send outside a transaction is this prefix and a number.
+const SEND_RECEIPT_PREFIX: &str = "send-";
+
+/// `send-<n>`, written into `out` without allocating.
+fn send_receipt<'a>(n: u64, digits: &'a mut itoa::Buffer, out: &'a mut [u8]) -> &'a str {
+    let digits = digits.format(n).as_bytes();
+    let len = SEND_RECEIPT_PREFIX.len() + digits.len();
+    out[..SEND_RECEIPT_PREFIX.len()].copy_from_slice(SEND_RECEIPT_PREFIX.as_bytes());
+    out[SEND_RECEIPT_PREFIX.len()..len].copy_from_slice(digits);
+    std::str::from_utf8(&out[..len]).expect("ASCII")
 }
 
 /// A send written but not yet confirmed: resent after a reconnect.
 struct Unconfirmed {
-    receipt: String,
+    /// Its receipt's number (after [`SEND_RECEIPT_PREFIX`]).
+    receipt: u64,
     frame: Frame,
     done: Reply,
 }
@@ -796,14 +819,22 @@ impl Supervisor {
                 }
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                frame.push_header(PRODUCER_HEADER, self.producer_id.clone());
-                frame.push_header(PRODUCER_SEQ_HEADER, seq.to_string());
-                let receipt = self.receipt("send");
-                frame.push_header("receipt", receipt.clone());
-                self.write(frame.clone());
+                frame.push_header(PRODUCER_HEADER, &self.producer_id);
+                frame.push_header(PRODUCER_SEQ_HEADER, itoa::Buffer::new().format(seq));
                 if tx.is_some() {
+                    let receipt = self.receipt("send");
+                    frame.push_header("receipt", &receipt);
+                    self.write(frame);
                     self.waiting.insert(receipt, Waiter::Other(done));
                 } else {
+                    // Numbered, not named: matched on every RECEIPT, formatted on every
+                    // send, neither allocates.
+                    self.next_receipt += 1;
+                    let receipt = self.next_receipt;
+                    let mut digits = itoa::Buffer::new();
+                    let mut value = [0u8; SEND_RECEIPT_PREFIX.len() + 20];
+                    frame.push_header("receipt", send_receipt(receipt, &mut digits, &mut value));
+                    self.write(frame.clone());
                     self.unconfirmed.push_back(Unconfirmed {
                         receipt,
                         frame,
@@ -875,10 +906,12 @@ impl Supervisor {
                     StompCommand::Ack
                 } else {
                     StompCommand::Nack
-                })
-                .with_header("id", &id)
-                .with_header("message-id", &id)
-                .with_header("subscription", &subscription);
+                });
+                // One of these per message consumed: sized once, never regrown.
+                f.headers = Headers::with_capacity(5, 2 * id.len() + subscription.len() + 96);
+                f.push_header("id", &id);
+                f.push_header("message-id", &id);
+                f.push_header("subscription", &subscription);
                 if let Some(tx) = tx {
                     f.push_header("transaction", tx);
                 }
@@ -959,7 +992,7 @@ impl Supervisor {
                 let Some(id) = frame.header("receipt-id") else {
                     return;
                 };
-                if let Some(pos) = self.unconfirmed.iter().position(|u| u.receipt == id) {
+                if let Some(pos) = self.unconfirmed_index(id) {
                     let u = self.unconfirmed.remove(pos).expect("position found");
                     let _ = u.done.send(Ok(()));
                 } else if let Some(w) = self.waiting.remove(id) {
@@ -976,7 +1009,7 @@ impl Supervisor {
                 tracing::warn!("broker error: {message}");
                 let err = ClientError::Broker(message);
                 if let Some(id) = frame.header("receipt-id") {
-                    if let Some(pos) = self.unconfirmed.iter().position(|u| u.receipt == id) {
+                    if let Some(pos) = self.unconfirmed_index(id) {
                         // Refused for good: resending would only be refused again.
                         let u = self.unconfirmed.remove(pos).expect("position found");
                         let _ = u.done.send(Err(err));
@@ -1135,6 +1168,16 @@ impl Supervisor {
             }
         }
         self.queued = keep;
+    }
+
+    /// Where the send a receipt id confirms is among the unconfirmed ones. Receipts
+    /// come back in send order, so it is nearly always the first.
+    fn unconfirmed_index(&self, receipt_id: &str) -> Option<usize> {
+        let n: u64 = receipt_id.strip_prefix(SEND_RECEIPT_PREFIX)?.parse().ok()?;
+        if self.unconfirmed.front().is_some_and(|u| u.receipt == n) {
+            return Some(0);
+        }
+        self.unconfirmed.iter().position(|u| u.receipt == n)
     }
 
     /// The channel messages use to send acks back, while the client lives.

@@ -566,8 +566,11 @@ async fn produce(
         }
         let mut headers = Headers::with_capacity(4 + extra.len(), 64);
         headers.push("bench-p", &producer);
-        headers.push("bench-seq", &seq.to_string());
-        headers.push("bench-ts", &(start.elapsed().as_nanos() as u64).to_string());
+        headers.push("bench-seq", itoa::Buffer::new().format(seq));
+        headers.push(
+            "bench-ts",
+            itoa::Buffer::new().format(start.elapsed().as_nanos() as u64),
+        );
         if args.persistent {
             headers.push("persistent", "true");
         }
