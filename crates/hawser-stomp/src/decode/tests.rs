@@ -715,3 +715,36 @@ fn content_length_body_is_not_scanned_for_nul() {
     };
     assert_eq!(f.body, Bytes::from_static(b"\0\0\0\0"));
 }
+
+/// What `split_header` must agree with: the first colon, any backslash, no NUL.
+fn split_header_by_bytes(line: &[u8]) -> Option<(usize, bool)> {
+    if line.contains(&0) {
+        return None;
+    }
+    let colon = line.iter().position(|&b| b == b':').filter(|&c| c > 0)?;
+    std::str::from_utf8(line).ok()?;
+    Some((colon, line.contains(&b'\\')))
+}
+
+mod split_header_property {
+    use proptest::prelude::*;
+
+    fn header_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            4 => (0u8..26).prop_map(|b| b'a' + b),
+            1 => proptest::sample::select(vec![b':', b'\\', 0u8, 0x80, 0xC3, 0xA9, b' ', 1u8]),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn split_header_finds_what_a_byte_by_byte_scan_finds(
+            line in proptest::collection::vec(header_byte(), 0..40)
+        ) {
+            let got = super::split_header(&line)
+                .ok()
+                .map(|(name, _, escaped)| (name.len(), escaped));
+            prop_assert_eq!(got, super::split_header_by_bytes(&line));
+        }
+    }
+}
