@@ -75,7 +75,7 @@ class Scenario:
         """hawser bench flags for this scenario (all explicit, no preset)."""
         f = ["--producers", str(self.producers), "--consumers", str(self.consumers),
              "--size", str(self.size), "--window", str(self.window), "--prefetch", str(PREFETCH),
-             "--ack", self.ack, "--duration", f"{seconds:g}"]
+             "--ack", self.ack, "--duration", f"{seconds:g}", "--threads", "1"]
         if self.persistent:
             f.append("--persistent")
         if self.rate is not None:
