@@ -1,14 +1,19 @@
 //! The writer thread: the only owner of the current segment's file handle.
 //!
 //! Group commit: each turn it takes everything queued at that moment (it never waits to
-//! let a batch grow, which would add latency), writes the batch with as few `write`
+//! let a batch grow: that added latency and, measured with four synchronous senders,
+//! lost throughput too), writes the batch with as few `write`
 //! syscalls as the buffer limits allow, then does one `fdatasync` if any record of the
 //! batch asked for it, and only then completes the batch's `Durable`s. Producers that
 //! append while an fsync is running share the next one.
 //!
 //! Rotation: a record assigned to the next segment makes the writer fsync the current
-//! segment first, so only the last segment can ever hold a torn tail, then create the
-//! new file with its header and fsync the directory so the file survives a crash.
+//! segment first, so only the last segment can ever hold a torn tail, and cut a
+//! prepared segment's unused space off; then it renames the file the preallocator
+//! prepared for the next segment into place (or, if there is none, creates the file
+//! with its header) and fsyncs the directory so the file survives a crash. After each
+//! batch it tells the journal's progress hook the batch's highest tag (`Journal::
+//! append_tagged`): that is how the broker's store raises its durability watermark.
 //!
 //! Any write or fsync error fails the journal for good: the batch and everything queued
 //! complete with `Err`, and appends are refused. Writing on after a failed fsync would
@@ -67,8 +72,8 @@ struct Writer {
     dirty: bool,
     /// A `sync` record was written since the last fsync.
     sync_requested: bool,
-    /// `file` was prepared (see `preallocate`): zeros follow `offset`, to be cut off
-    /// when the writer leaves it.
+    /// `file` was prepared (see `preallocate`): allocated space, reading as zeros,
+    /// follows `offset`, to be cut off when the writer leaves it.
     preallocated: bool,
 }
 
@@ -218,8 +223,8 @@ impl Writer {
             .take_if(|p| p.segment == next);
         if let Some(prepared) = prepared {
             self.shared.spare.notify_all();
-            // Its header and zeros are durable already; the name is what makes it a
-            // segment, and the directory fsync makes the name durable.
+            // Its header and allocated blocks are durable already; the name is what
+            // makes it a segment, and the directory fsync makes the name durable.
             fs::rename(&prepared.path, &path)
                 .and_then(|()| self.dir.sync_all())
                 .map_err(|source| WriteError::Io {
