@@ -460,15 +460,6 @@ fn send_frame(destination: &str, body: Bytes, headers: Headers) -> Frame {
 /// The receipt of a send outside a transaction is this prefix and a number.
 const SEND_RECEIPT_PREFIX: &str = "send-";
 
-/// `send-<n>`, written into `out` without allocating.
-fn send_receipt<'a>(n: u64, digits: &'a mut itoa::Buffer, out: &'a mut [u8]) -> &'a str {
-    let digits = digits.format(n).as_bytes();
-    let len = SEND_RECEIPT_PREFIX.len() + digits.len();
-    out[..SEND_RECEIPT_PREFIX.len()].copy_from_slice(SEND_RECEIPT_PREFIX.as_bytes());
-    out[SEND_RECEIPT_PREFIX.len()..len].copy_from_slice(digits);
-    std::str::from_utf8(&out[..len]).expect("ASCII")
-}
-
 /// A send written but not yet confirmed: resent after a reconnect.
 struct Unconfirmed {
     /// Its receipt's number (after [`SEND_RECEIPT_PREFIX`]).
@@ -827,13 +818,11 @@ impl Supervisor {
                     self.write(frame);
                     self.waiting.insert(receipt, Waiter::Other(done));
                 } else {
-                    // Numbered, not named: matched on every RECEIPT, formatted on every
-                    // send, neither allocates.
+                    // Numbered: matched on every RECEIPT by its number, not by a string
+                    // kept for it.
                     self.next_receipt += 1;
                     let receipt = self.next_receipt;
-                    let mut digits = itoa::Buffer::new();
-                    let mut value = [0u8; SEND_RECEIPT_PREFIX.len() + 20];
-                    frame.push_header("receipt", send_receipt(receipt, &mut digits, &mut value));
+                    frame.push_header("receipt", format!("{SEND_RECEIPT_PREFIX}{receipt}"));
                     self.write(frame.clone());
                     self.unconfirmed.push_back(Unconfirmed {
                         receipt,
