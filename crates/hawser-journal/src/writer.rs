@@ -271,21 +271,20 @@ impl Writer {
         Ok(())
     }
 
-    /// Publishes progress, then completes the batch, so a caller whose `Durable` is done
-    /// can `read` its record without waiting.
+    /// Publishes progress, tells the hook, then completes the batch, so a caller whose
+    /// `Durable` is done can `read` its record without waiting and finds the hook told.
     fn complete(&self, batch: &mut Vec<Pending>) {
         self.shared.state.lock().written = Position {
             segment: self.segment,
             offset: self.offset,
         };
         self.shared.progress.notify_all();
-        let tag = batch.iter().rev().find_map(|pending| pending.tag);
+        if let Some(tag) = batch.iter().rev().find_map(|pending| pending.tag) {
+            self.shared.report(Ok(tag));
+        }
         for pending in batch.drain(..) {
             // The caller may have dropped its Durable; that is fine.
             let _ = pending.done.send(Ok(()));
-        }
-        if let Some(tag) = tag {
-            self.shared.report(Ok(tag));
         }
     }
 
@@ -298,10 +297,10 @@ impl Writer {
             std::mem::take(&mut state.queue)
         };
         self.shared.progress.notify_all();
+        self.shared.report(Err(&failure));
         for pending in batch.drain(..).chain(queued) {
             let _ = pending.done.send(Err(failure.clone()));
         }
-        self.shared.report(Err(&failure));
     }
 
     fn io_error(&self, op: &'static str, source: io::Error) -> WriteError {
