@@ -122,6 +122,7 @@ impl Journal {
             progress: Condvar::new(),
             spare: Condvar::new(),
             sync_count: AtomicU64::new(0),
+            written_bytes: AtomicU64::new(0),
             disk_bytes: AtomicU64::new(recovery.disk_bytes),
             progress_hook: std::sync::OnceLock::new(),
             #[cfg(test)]

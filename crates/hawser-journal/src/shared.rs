@@ -95,6 +95,9 @@ pub(crate) struct Shared {
     /// fsyncs of segment files performed (group commit makes this less than the number of
     /// sync appends). Directory fsyncs are not counted.
     pub sync_count: AtomicU64,
+    /// Record bytes the writer has written to segment files; with `sync_count`, what
+    /// tells the preallocator how large commits are.
+    pub written_bytes: AtomicU64,
     /// Size of all segments, counting records as soon as they are queued.
     pub disk_bytes: AtomicU64,
     /// Set once, by `Journal::set_progress_hook`.

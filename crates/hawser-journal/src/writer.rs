@@ -172,6 +172,9 @@ impl Writer {
             .and_then(|()| write_all_pair(&mut self.file, &self.buf, tail))
             .map_err(|source| self.io_error("write", source))?;
         self.offset += written as u64;
+        self.shared
+            .written_bytes
+            .fetch_add(written as u64, Ordering::Relaxed);
         self.buf.clear();
         self.dirty = true;
         Ok(())
