@@ -7,8 +7,9 @@
 //! still scanned once, not once per read:
 //!
 //! 1. the command line (or, before it, a heart-beat EOL);
-//! 2. header lines, each parsed and checked against [`Limits`] as soon as its LF arrives, until
-//!    the blank line;
+//! 2. header lines, each scanned once (its end, first colon and any backslash found in one
+//!    pass) and checked against [`Limits`] as soon as its LF arrives, until the blank line;
+//!    then the whole header block is checked as UTF-8 at once and its headers taken;
 //! 3. the body: with `content-length` its end is computed and the body is never scanned;
 //!    without it, the body runs to the first NUL.
 //!
@@ -26,11 +27,6 @@ use memchr::memchr;
 /// with no LF within this many bytes cannot be a command, so there is no need to wait for
 /// its end.
 const MAX_COMMAND_LINE_BYTES: usize = Command::MAX_LEN + 2;
-
-/// Room reserved for the next frame's headers, so a typical frame's fit without
-/// growing: a MESSAGE frame from a broker has about a dozen short ones.
-const TYPICAL_HEADERS: usize = 16;
-const TYPICAL_HEADER_BYTES: usize = 384;
 
 /// Streaming STOMP decoder for one connection.
 ///
@@ -59,8 +55,10 @@ pub struct Decoder {
 struct Partial {
     /// The frame's command, once its line is in.
     command: Option<Command>,
-    /// Headers parsed so far, in wire order.
-    headers: Headers,
+    /// Header lines complete so far, in wire order; turned into `Headers` at the blank line.
+    lines: Vec<HeaderLine>,
+    /// What the scan of the incomplete line at `line_start` has found so far.
+    line: LineScan,
     /// Value of the first `content-length` header, once parsed.
     content_length: Option<usize>,
     /// Start of the header line not yet complete; unused once the body starts.
@@ -72,13 +70,33 @@ struct Partial {
     body_start: Option<usize>,
 }
 
+/// Where one complete header line lies in the buffer.
+#[derive(Debug, Clone, Copy)]
+struct HeaderLine {
+    start: usize,
+    /// Its first colon, where the name ends.
+    colon: usize,
+    /// Its end, before the EOL (CR included in the EOL).
+    end: usize,
+    /// It holds a backslash: an escape to resolve, where the version has escapes.
+    escaped: bool,
+}
+
+/// What scanning a header line has found so far; kept across reads of a line whose LF has
+/// not arrived yet, so no byte of it is scanned twice.
+#[derive(Debug, Default, Clone, Copy)]
+struct LineScan {
+    colon: Option<usize>,
+    escaped: bool,
+}
+
 impl Partial {
-    /// Forgets the frame, keeping the headers' allocation for the next one.
+    /// Forgets the frame, keeping the line list's allocation for the next one.
     fn reset(&mut self) {
-        let mut headers = std::mem::take(&mut self.headers);
-        headers.clear();
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.clear();
         *self = Partial {
-            headers,
+            lines,
             ..Partial::default()
         };
     }
@@ -157,7 +175,7 @@ impl Decoder {
         };
         let body_start = match self.partial.body_start {
             Some(start) => start,
-            None => match self.headers(buf, command)? {
+            None => match self.header_lines(buf)? {
                 Some(start) => start,
                 None => return Ok(None),
             },
@@ -165,14 +183,13 @@ impl Decoder {
         let Some(nul) = self.body_end(buf, body_start)? else {
             return Ok(None);
         };
-
+        // Only a complete frame gets its headers taken (and checked as text): a frame
+        // that never completes costs no copies.
+        let headers = self.take_headers(buf, command)?;
         let bytes = buf.split_to(nul + 1).freeze();
         let frame = Frame {
             command,
-            headers: std::mem::replace(
-                &mut self.partial.headers,
-                Headers::with_capacity(TYPICAL_HEADERS, TYPICAL_HEADER_BYTES),
-            ),
+            headers,
             body: bytes.slice(body_start..nul),
         };
         Ok(Some(Item::Frame(frame)))
@@ -201,22 +218,27 @@ impl Decoder {
         Ok(Start::Command(command, lf + 1))
     }
 
-    /// Parses the header lines that have arrived. Returns where the body starts once the blank
-    /// line is in, `None` while it is not.
-    fn headers(&mut self, buf: &[u8], command: Command) -> Result<Option<usize>, DecodeError> {
-        let escaping = Escaping::for_frame(self.version, command);
+    /// Scans the header lines that have arrived and checks each against the limits. Returns
+    /// where the body starts once the blank line is in, `None` while it is not.
+    fn header_lines(&mut self, buf: &[u8]) -> Result<Option<usize>, DecodeError> {
         loop {
-            let from = self.partial.scanned;
-            let Some(offset) = memchr(b'\n', &buf[from..]) else {
+            let Some(lf) = scan_line(buf, self.partial.scanned, &mut self.partial.line)
+                .map_err(|()| self.invalid_line(buf))?
+            else {
                 self.partial.scanned = buf.len();
                 self.check_incomplete_line(buf)?;
                 return Ok(None);
             };
-            let lf = from + offset;
             let next = lf + 1;
-            let line = strip_cr(&buf[self.partial.line_start..lf]);
+            let start = self.partial.line_start;
+            let end = if lf > start && buf[lf - 1] == b'\r' {
+                lf - 1
+            } else {
+                lf
+            };
+            let scan = std::mem::take(&mut self.partial.line);
 
-            if line.is_empty() {
+            if end == start {
                 let min_frame_len = match self.partial.content_length {
                     Some(len) => next.saturating_add(len).saturating_add(1),
                     None => next + 1,
@@ -227,12 +249,12 @@ impl Decoder {
                 return Ok(Some(next));
             }
 
-            if line.len() > self.limits.max_header_bytes {
+            if end - start > self.limits.max_header_bytes {
                 return Err(DecodeError::HeaderTooLong {
                     limit: self.limits.max_header_bytes,
                 });
             }
-            if self.partial.headers.len() >= self.limits.max_headers {
+            if self.partial.lines.len() >= self.limits.max_headers {
                 return Err(DecodeError::TooManyHeaders {
                     limit: self.limits.max_headers,
                 });
@@ -240,9 +262,23 @@ impl Decoder {
             // At least the blank line and the NUL are still to come.
             self.check_frame_len(next + 2)?;
 
-            let (name, value, escaped) = split_header(line)?;
-            if name == CONTENT_LENGTH && self.partial.content_length.is_none() {
-                let len = parse_content_length(value)?;
+            // A colon is ASCII, so it cannot be the CR the line's end left out.
+            let colon = match scan.colon {
+                Some(colon) if colon > start && colon < end => colon,
+                _ => return Err(self.invalid_line(buf)),
+            };
+            let line = HeaderLine {
+                start,
+                colon,
+                end,
+                escaped: scan.escaped,
+            };
+            // Digits have no escapes (a backslash is refused as not a digit), so the
+            // length is read from the raw bytes.
+            if &buf[start..colon] == CONTENT_LENGTH.as_bytes()
+                && self.partial.content_length.is_none()
+            {
+                let len = parse_content_length(&buf[colon + 1..end])?;
                 if len > self.limits.max_body_bytes {
                     return Err(DecodeError::BodyTooLarge {
                         limit: self.limits.max_body_bytes,
@@ -250,17 +286,46 @@ impl Decoder {
                 }
                 self.partial.content_length = Some(len);
             }
-            if escaped && escaping != Escaping::None {
-                self.partial.headers.push_with(
+            self.partial.lines.push(line);
+            self.partial.line_start = next;
+            self.partial.scanned = next;
+        }
+    }
+
+    /// The error for the header line starting at `line_start`.
+    fn invalid_line(&self, buf: &[u8]) -> DecodeError {
+        let rest = &buf[self.partial.line_start..];
+        let line = memchr(b'\n', rest).map_or(rest, |lf| strip_cr(&rest[..lf]));
+        DecodeError::InvalidHeaderLine(snippet(line))
+    }
+
+    /// The complete frame's headers, unescaped as its command and the version say. The
+    /// header block is checked as UTF-8 in one go; its lines were split at ASCII bytes,
+    /// so each part of each line is then valid text too.
+    fn take_headers(&mut self, buf: &[u8], command: Command) -> Result<Headers, DecodeError> {
+        let lines = &self.partial.lines;
+        let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
+            return Ok(Headers::new());
+        };
+        let base = first.start;
+        let block =
+            std::str::from_utf8(&buf[base..last.end]).map_err(|_| DecodeError::InvalidUtf8)?;
+        let escaping = Escaping::for_frame(self.version, command);
+        // The text needs at most the block's bytes: unescaping only shortens.
+        let mut headers = Headers::with_capacity(lines.len(), block.len());
+        for line in lines {
+            let name = &block[line.start - base..line.colon - base];
+            let value = &block[line.colon + 1 - base..line.end - base];
+            if line.escaped && escaping != Escaping::None {
+                headers.push_with(
                     |out| unescape_into(name, escaping, out),
                     |out| unescape_into(value, escaping, out),
                 )?;
             } else {
-                self.partial.headers.push(name, value);
+                headers.push(name, value);
             }
-            self.partial.line_start = next;
-            self.partial.scanned = next;
         }
+        Ok(headers)
     }
 
     /// Fails if the header line still missing its LF already breaks a limit.
@@ -273,7 +338,7 @@ impl Decoder {
                 limit: self.limits.max_header_bytes,
             });
         }
-        if !line.is_empty() && self.partial.headers.len() >= self.limits.max_headers {
+        if !line.is_empty() && self.partial.lines.len() >= self.limits.max_headers {
             // A non-empty line cannot be the blank line, so it is one header too many.
             return Err(DecodeError::TooManyHeaders {
                 limit: self.limits.max_headers,
@@ -346,63 +411,51 @@ fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// What the header scanner stops at.
-const PLAIN: u8 = 0;
-const COLON: u8 = 1;
-const BACKSLASH: u8 = 2;
-const NUL: u8 = 3;
-const CLASS: [u8; 256] = {
-    let mut t = [PLAIN; 256];
-    t[b':' as usize] = COLON;
-    t[b'\\' as usize] = BACKSLASH;
-    t[0] = NUL;
-    t
-};
-
-/// Splits a header line at its first colon, still escaped, and says whether it
-/// holds a backslash (an escape to resolve). Eight bytes at a time (a word
-/// compared against each byte sought at once), the last few with a byte table:
-/// header lines are short, too short for vector searches to pay for their
-/// start-up. The content-length header needs no unescaping to be read: digits
-/// have no escapes, and a backslash in it is refused as not a digit.
-fn split_header(line: &[u8]) -> Result<(&str, &str, bool), DecodeError> {
-    let mut colon = None;
-    let mut escaped = false;
-    let mut words = line.chunks_exact(8);
-    let mut at = 0;
+/// Scans `buf[from..]` for the LF that ends the current header line, noting in `line` the
+/// line's first colon and whether it holds a backslash. `Err` if a NUL comes first: a NUL
+/// ends a frame on the wire, and passed on inside a header it would cut the frame in two
+/// for every peer that reads it. `None` if no LF has arrived yet.
+///
+/// Eight bytes at a time (a word compared against each byte sought at once), the last few
+/// one by one: header lines are short, too short for vector searches to pay for their
+/// start-up, and one pass finds everything the line's parse needs.
+fn scan_line(buf: &[u8], from: usize, line: &mut LineScan) -> Result<Option<usize>, ()> {
+    let rest = &buf[from..];
+    let mut words = rest.chunks_exact(8);
+    let mut at = from;
     for word in &mut words {
         let word = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
-        // A NUL ends a frame on the wire: passed on inside a header it would cut
-        // the frame in two for every peer that reads it, so the line is refused.
-        if zero_bytes(word) != 0 {
-            return Err(DecodeError::InvalidHeaderLine(snippet(line)));
+        let lfs = zero_bytes(word ^ splat(b'\n'));
+        // Only bytes before the line's LF belong to it. The lowest marked byte of each
+        // mask is exact, which is all that is compared.
+        let end_bit = if lfs == 0 { 64 } else { lfs.trailing_zeros() };
+        let first = |mask: u64| (mask != 0 && mask.trailing_zeros() < end_bit).then_some(mask);
+        if first(zero_bytes(word)).is_some() {
+            return Err(());
         }
-        escaped |= zero_bytes(word ^ splat(b'\\')) != 0;
-        if colon.is_none() {
-            let colons = zero_bytes(word ^ splat(b':'));
-            if colons != 0 {
-                colon = Some(at + (colons.trailing_zeros() / 8) as usize);
+        line.escaped |= first(zero_bytes(word ^ splat(b'\\'))).is_some();
+        if line.colon.is_none() {
+            if let Some(colons) = first(zero_bytes(word ^ splat(b':'))) {
+                line.colon = Some(at + (colons.trailing_zeros() / 8) as usize);
             }
+        }
+        if lfs != 0 {
+            return Ok(Some(at + (end_bit / 8) as usize));
         }
         at += 8;
     }
     for (i, &b) in words.remainder().iter().enumerate() {
-        match CLASS[usize::from(b)] {
-            PLAIN => {}
-            COLON => {
-                colon.get_or_insert(at + i);
+        match b {
+            b'\n' => return Ok(Some(at + i)),
+            b':' => {
+                line.colon.get_or_insert(at + i);
             }
-            BACKSLASH => escaped = true,
-            _ => return Err(DecodeError::InvalidHeaderLine(snippet(line))),
+            b'\\' => line.escaped = true,
+            0 => return Err(()),
+            _ => {}
         }
     }
-    let colon = match colon {
-        Some(colon) if colon > 0 => colon,
-        _ => return Err(DecodeError::InvalidHeaderLine(snippet(line))),
-    };
-    // One UTF-8 check for the whole line; the colon is ASCII, so both halves stay valid.
-    let text = std::str::from_utf8(line).map_err(|_| DecodeError::InvalidUtf8)?;
-    Ok((&text[..colon], &text[colon + 1..], escaped))
+    Ok(None)
 }
 
 /// `byte` in each of a word's eight bytes.
@@ -419,13 +472,23 @@ fn zero_bytes(word: u64) -> u64 {
 
 /// Parses a `content-length` value: decimal digits only (no sign), fitting in `usize`.
 /// Surrounding blanks are tolerated because ActiveMQ tolerates them and 1.0 clients send them.
-fn parse_content_length(value: &str) -> Result<usize, DecodeError> {
-    let digits = value.trim_matches([' ', '\t']);
-    let invalid = || DecodeError::InvalidContentLength(snippet(value.as_bytes()));
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+fn parse_content_length(value: &[u8]) -> Result<usize, DecodeError> {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let first = value.iter().position(|b| !blank(b)).unwrap_or(value.len());
+    let last = value
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(first, |i| i + 1);
+    let digits = &value[first..last];
+    let invalid = || DecodeError::InvalidContentLength(snippet(value));
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(invalid());
     }
-    digits.parse().map_err(|_| invalid())
+    digits.iter().try_fold(0usize, |n, &d| {
+        n.checked_mul(10)
+            .and_then(|n| n.checked_add(usize::from(d - b'0')))
+            .ok_or_else(invalid)
+    })
 }
 
 #[cfg(test)]
