@@ -388,10 +388,12 @@ impl Store for JournalStore {
 
     fn close(&self) {
         self.shared.closing.store(true, Ordering::SeqCst);
-        self.shared.journal.close();
+        // The reclaimer first, while the journal it works on is still open.
         for t in self.threads.lock().drain(..) {
+            t.thread().unpark();
             let _ = t.join();
         }
+        self.shared.journal.close();
     }
 }
 
@@ -413,9 +415,15 @@ fn progress_hook(durability: watch::Sender<Durability>) -> crate::ProgressHook {
     })
 }
 
+/// Reclaims every `RECLAIM_INTERVAL` until closing. Parked rather than asleep, so that
+/// `close` can wake it at once instead of waiting out the interval (half a second
+/// added to every shutdown otherwise).
 fn reclaim_loop(shared: &Shared) {
-    while !shared.closing.load(Ordering::SeqCst) {
-        std::thread::sleep(RECLAIM_INTERVAL);
+    loop {
+        std::thread::park_timeout(RECLAIM_INTERVAL);
+        if shared.closing.load(Ordering::SeqCst) {
+            return;
+        }
         reclaim(shared);
     }
 }

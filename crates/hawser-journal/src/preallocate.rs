@@ -158,8 +158,14 @@ fn run(shared: &Shared) {
         let fill = Fill::for_commits(now.0 - seen.0, now.1 - seen.1);
         seen = now;
         let path = prepared_path(&shared.config.dir, segment);
-        let file = match prepare(&path, segment, shared.config.segment_bytes, fill) {
+        let closing = || shared.state.lock().closing;
+        let file = match prepare(&path, segment, shared.config.segment_bytes, fill, closing) {
             Ok(file) => file,
+            Err(_) if closing() => {
+                // Given up half-way so that closing does not wait for it.
+                let _ = fs::remove_file(&path);
+                return;
+            }
             Err(e) => {
                 // Not fatal: the writer creates segments itself, only more slowly.
                 warn!(file = %path.display(), error = %e, "journal: could not preallocate a segment; appending without");
@@ -184,12 +190,15 @@ fn run(shared: &Shared) {
 }
 
 /// Writes the segment's header and makes its blocks ready up to `segment_bytes` as
-/// `fill` says, durably.
+/// `fill` says, durably. Writing zeros stops with an error as soon as `stop` says so:
+/// a segment's worth of zeros takes long enough (about half a second here) to hold up
+/// a broker's shutdown.
 pub(crate) fn prepare(
     path: &Path,
     segment: u64,
     segment_bytes: u64,
     fill: Fill,
+    stop: impl Fn() -> bool,
 ) -> io::Result<File> {
     let _ = fs::remove_file(path);
     let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
@@ -200,6 +209,12 @@ pub(crate) fn prepare(
         let zeros = vec![0u8; ZERO_CHUNK_BYTES];
         let mut left = segment_bytes - SEGMENT_HEADER_BYTES;
         while left > 0 {
+            if stop() {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "journal closing",
+                ));
+            }
             let n = left.min(ZERO_CHUNK_BYTES as u64) as usize;
             file.write_all(&zeros[..n])?;
             left -= n as u64;
@@ -241,7 +256,7 @@ mod tests {
         let segment_bytes = 3 * ZERO_CHUNK_BYTES as u64 + 4096 + 7;
         for fill in [Fill::Allocate, Fill::Zeros] {
             let path = dir.path().join(format!("{fill:?}"));
-            let mut file = prepare(&path, 9, segment_bytes, fill).unwrap();
+            let mut file = prepare(&path, 9, segment_bytes, fill, || false).unwrap();
             assert_eq!(
                 file.stream_position().unwrap(),
                 SEGMENT_HEADER_BYTES,
@@ -255,5 +270,18 @@ mod tests {
             assert_eq!(&bytes[..header], &encode_segment_header(9)[..], "{fill:?}");
             assert!(bytes[header..].iter().all(|&b| b == 0), "{fill:?}");
         }
+    }
+
+    #[test]
+    fn writing_zeros_stops_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stopped");
+        let bytes = 8 * ZERO_CHUNK_BYTES as u64;
+        let err = prepare(&path, 1, bytes, Fill::Zeros, || true).expect_err("stopped");
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted);
+        assert!(
+            prepare(&path, 1, bytes, Fill::Allocate, || true).is_ok(),
+            "allocating is quick and not stopped"
+        );
     }
 }
