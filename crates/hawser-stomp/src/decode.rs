@@ -9,9 +9,11 @@
 //! 1. the command line (or, before it, a heart-beat EOL);
 //! 2. header lines, each scanned once (its end, first colon and any backslash found in one
 //!    pass) and checked against [`Limits`] as soon as its LF arrives, until the blank line;
-//!    then the whole header block is checked as UTF-8 at once and its headers taken;
 //! 3. the body: with `content-length` its end is computed and the body is never scanned;
 //!    without it, the body runs to the first NUL.
+//!
+//! Once the frame is complete its header block is checked as UTF-8 in one go and its headers
+//! are copied out (unescaped where the version says so).
 //!
 //! Every limit is checked against what is buffered so far, not only against complete frames,
 //! so a peer cannot make the decoder hold more than about `max_frame_bytes` before it fails.
