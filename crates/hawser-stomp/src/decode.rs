@@ -233,11 +233,7 @@ impl Decoder {
             };
             let next = lf + 1;
             let start = self.partial.line_start;
-            let end = if lf > start && buf[lf - 1] == b'\r' {
-                lf - 1
-            } else {
-                lf
-            };
+            let end = start + strip_cr(&buf[start..lf]).len();
             let scan = std::mem::take(&mut self.partial.line);
 
             if end == start {
