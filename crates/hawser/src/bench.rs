@@ -561,11 +561,13 @@ async fn produce(
         progress.confirmed.fetch_add(1, Ordering::Relaxed);
         Ok(())
     };
+    let mut pacer = per_producer_rate.map(|rate| pace(send_start, rate));
     let mut seq: u64 = 0;
     while seq < limit && (args.count.is_some() || Instant::now() < deadline) {
-        if let Some(rate) = per_producer_rate {
-            let due = send_start + Duration::from_secs_f64(seq as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
+        if let Some(ticks) = &mut pacer {
+            if ticks.recv().await.is_none() {
+                bail!("producer {id}: pacing thread stopped");
+            }
         }
         if in_flight.len() >= args.window {
             let (s, c) = in_flight.pop_front().expect("window is full");
@@ -604,6 +606,30 @@ async fn produce(
     }
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, client.close()).await;
     Ok(ProducerOutcome { confirmed })
+}
+
+/// Ticks at `rate` per second from `start`, one per send, from a thread of its own.
+///
+/// Tokio's timers have a granularity of a millisecond, so at 2,000 msg/s they would wake a
+/// producer once per millisecond to send two messages back to back, and the second would
+/// wait behind the first on its way through the broker: latency that a steady rate does not
+/// have. A thread sleeping with the operating system's high-resolution timer spaces the
+/// sends as asked. A late tick is sent late, not skipped, so the average rate holds; the
+/// thread ends when the producer drops the receiver.
+fn pace(start: Instant, rate: f64) -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for seq in 0u64.. {
+            let due = start + Duration::from_secs_f64(seq as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 async fn consume(
