@@ -66,7 +66,7 @@ pub struct BenchArgs {
     /// Consumer ack mode: auto, client or client-individual [default: client-individual].
     #[arg(long)]
     pub ack: Option<String>,
-    /// Total send rate in msg/s across producers (latency runs); unlimited if absent.
+    /// Total send rate in msg/s across producers, sends evenly spaced (latency runs); unlimited if absent.
     #[arg(long)]
     pub rate: Option<f64>,
     /// Seconds to send for (ignored when --count is given).
