@@ -614,17 +614,20 @@ async fn produce(
 /// producer once per millisecond to send two messages back to back, and the second would
 /// wait behind the first on its way through the broker: latency that a steady rate does not
 /// have. A thread sleeping with the operating system's high-resolution timer spaces the
-/// sends as asked. A late tick is sent late, not skipped, so the average rate holds; the
-/// thread ends when the producer drops the receiver.
-fn pace(start: Instant, rate: f64) -> tokio::sync::mpsc::UnboundedReceiver<()> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+/// sends as asked. A late tick is sent late, not skipped, so the average rate holds; ticks
+/// a lagging producer has not taken are held up to `PACER_BACKLOG`, so that a rate beyond
+/// what the producer reaches costs no memory. The thread ends when the producer drops the
+/// receiver.
+fn pace(start: Instant, rate: f64) -> tokio::sync::mpsc::Receiver<()> {
+    const PACER_BACKLOG: usize = 1024;
+    let (tx, rx) = tokio::sync::mpsc::channel(PACER_BACKLOG);
     std::thread::spawn(move || {
         for seq in 0u64.. {
             let due = start + Duration::from_secs_f64(seq as f64 / rate);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            if tx.send(()).is_err() {
+            if tx.blocking_send(()).is_err() {
                 return;
             }
         }
