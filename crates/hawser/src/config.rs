@@ -55,6 +55,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where messages are kept.
     pub persistence: Persistence,
+    /// Threads serving connections (Tokio workers); `None`: one per CPU. The engine's
+    /// state is behind one lock, so more threads add socket work in parallel but not
+    /// engine work (see docs/benchmarks.md for one thread against two on 2 CPUs).
+    pub io_threads: Option<std::num::NonZeroUsize>,
     /// STOMP listener settings.
     pub stomp: StompConfig,
     /// Resource limits.
@@ -243,6 +247,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("data"),
             persistence: Persistence::Journal,
+            io_threads: None,
             stomp: StompConfig::default(),
             limits: LimitsConfig::default(),
             broker: EngineConfig::default(),
@@ -370,5 +375,13 @@ mod tests {
         assert_eq!(c.limits.flow_control, FlowControl::Fail);
         assert_eq!(c.limits.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert!(toml::from_str::<Config>("[limits]\nmax_conections = 3\n").is_err());
+    }
+
+    #[test]
+    fn io_threads_default_to_one_per_cpu_and_refuse_zero() {
+        assert_eq!(Config::default().io_threads, None);
+        let c: Config = toml::from_str("io_threads = 1\n").unwrap();
+        assert_eq!(c.io_threads.map(|n| n.get()), Some(1));
+        assert!(toml::from_str::<Config>("io_threads = 0\n").is_err());
     }
 }

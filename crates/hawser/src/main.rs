@@ -58,6 +58,9 @@ struct ServeArgs {
     /// Where persistent messages are kept [default: journal].
     #[arg(long, value_enum)]
     persistence: Option<Persistence>,
+    /// Threads serving connections [default: one per CPU].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    io_threads: Option<u16>,
     /// Connections served at once [default: 1000].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
@@ -148,6 +151,9 @@ impl ServeArgs {
         set!(data_dir => data_dir);
         set!(stomp => stomp.listen);
         set!(persistence => persistence);
+        if let Some(n) = self.io_threads {
+            c.io_threads = std::num::NonZeroUsize::new(usize::from(n));
+        }
         set!(max_connections => limits.max_connections);
         set!(max_frame_bytes => limits.max_frame_bytes);
         set!(max_headers => limits.max_headers);
@@ -234,10 +240,11 @@ fn run_client(
 
 fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("hawser")
-        .build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.io_threads {
+        runtime.worker_threads(n.get());
+    }
+    let runtime = runtime.enable_all().thread_name("hawser").build()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone();
