@@ -59,8 +59,8 @@ struct ServeArgs {
     #[arg(long, value_enum)]
     persistence: Option<Persistence>,
     /// Threads serving connections [default: one per CPU].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    io_threads: Option<u16>,
+    #[arg(long, value_name = "N")]
+    io_threads: Option<std::num::NonZeroUsize>,
     /// Connections served at once [default: 1000].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
@@ -151,8 +151,8 @@ impl ServeArgs {
         set!(data_dir => data_dir);
         set!(stomp => stomp.listen);
         set!(persistence => persistence);
-        if let Some(n) = self.io_threads {
-            c.io_threads = std::num::NonZeroUsize::new(usize::from(n));
+        if self.io_threads.is_some() {
+            c.io_threads = self.io_threads;
         }
         set!(max_connections => limits.max_connections);
         set!(max_frame_bytes => limits.max_frame_bytes);
