@@ -131,6 +131,17 @@ def test_stomp_py_round_trip_each_version(broker, stomp_factory, version):
 # ---------------------------------------------------------------------------
 
 
+def test_auto_ack_messages_carry_no_ack_header(broker, stomp_factory):
+    # STOMP 1.2 asks for `ack` only on subscriptions that acknowledge.
+    for dest in ("/queue/" + unique("auto"), "/topic/" + unique("auto")):
+        c = stomp_factory(broker)
+        c.subscribe(dest, id="sub-auto", ack="auto")
+        c.send(dest, "x")
+        (m,) = c.expect_exactly(1)
+        assert "ack" not in m.headers, m.headers
+        assert MESSAGE_ID.match(m.headers["message-id"]), m.headers
+
+
 def test_message_headers_are_complete(broker, stomp_factory):
     q = "/queue/" + unique("hdr")
     c = stomp_factory(broker)

@@ -697,9 +697,8 @@ async fn consume(
         };
         let now = start.elapsed().as_nanos() as u64;
         last_now = now;
-        let p: Option<usize> = m.header("bench-p").and_then(|v| v.parse().ok());
-        let s: Option<usize> = m.header("bench-seq").and_then(|v| v.parse().ok());
-        if let (Some(p), Some(s)) = (p, s) {
+        let marks = BenchHeaders::of(&m.headers);
+        if let (Some(p), Some(s)) = (marks.producer, marks.seq) {
             if seen.len() <= p {
                 seen.resize_with(p + 1, Vec::new);
             }
@@ -709,7 +708,7 @@ async fn consume(
             }
             counts[s] = counts[s].saturating_add(1);
         }
-        if let Some(ts) = m.header("bench-ts").and_then(|v| v.parse::<u64>().ok()) {
+        if let Some(ts) = marks.sent_ns {
             latency.record(now.saturating_sub(ts) / 1000)?;
         }
         mine += 1;
@@ -725,6 +724,37 @@ async fn consume(
     drop(sub);
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, client.close()).await;
     Ok(ConsumerOutcome { seen, latency })
+}
+
+/// What the load generator wrote into a message's headers.
+#[derive(Default)]
+struct BenchHeaders {
+    producer: Option<usize>,
+    seq: Option<usize>,
+    sent_ns: Option<u64>,
+}
+
+impl BenchHeaders {
+    /// Reads all three in one pass over the headers rather than one search each: the
+    /// consumers run this for every message, and the load generator should cost as little
+    /// of the machine it shares with the broker as it can. The first of repeated names
+    /// counts, as in [`Headers::get`].
+    fn of(headers: &Headers) -> BenchHeaders {
+        let mut marks = BenchHeaders::default();
+        let (mut p, mut s, mut t) = (false, false, false);
+        for (name, value) in headers.iter() {
+            match name {
+                "bench-p" if !p => (p, marks.producer) = (true, value.parse().ok()),
+                "bench-seq" if !s => (s, marks.seq) = (true, value.parse().ok()),
+                "bench-ts" if !t => (t, marks.sent_ns) = (true, value.parse().ok()),
+                _ => continue,
+            }
+            if p && s && t {
+                break;
+            }
+        }
+        marks
+    }
 }
 
 fn parse_extra_headers(headers: &[String]) -> anyhow::Result<Vec<(String, String)>> {

@@ -203,6 +203,11 @@ pub fn write_message(d: &Delivery, version: Version, dst: &mut BytesMut) {
     if d.redelivery_count > 0 {
         w.header("redelivered", "true");
     }
+    // STOMP 1.2 asks for `ack` only where the client acknowledges; an auto-acknowledging
+    // subscriber would only decode it and throw it away.
+    if !d.auto_ack {
+        w.escaped_header_number("ack", message_id_prefix(&w), m.id);
+    }
     if m.destination.is_topic() {
         let block = m.shared_encoding(version as u8, || {
             let mut block = BytesMut::with_capacity(MESSAGE_HEADER_BYTES + app_header_bytes(m));
@@ -224,17 +229,11 @@ pub fn write_message(d: &Delivery, version: Version, dst: &mut BytesMut) {
 fn write_common_headers(w: &mut FrameWriter<'_>, m: &MessageData) {
     // The broker's own names and the id prefix are constants: written as they go
     // on the wire, not scanned for escapes on every message.
-    let id_prefix = if w.escapes() {
-        MESSAGE_ID_PREFIX_ESCAPED
-    } else {
-        MESSAGE_ID_PREFIX
-    };
-    w.escaped_header_number("message-id", id_prefix, m.id);
+    w.escaped_header_number("message-id", message_id_prefix(w), m.id);
     w.header_parts(
         "destination",
         &[destination_prefix(m.destination.kind), &m.destination.name],
     );
-    w.escaped_header_number("ack", id_prefix, m.id);
     if m.persistent {
         w.header("persistent", "true");
     }
@@ -243,6 +242,15 @@ fn write_common_headers(w: &mut FrameWriter<'_>, m: &MessageData) {
     w.escaped_header_number("timestamp", "", m.timestamp_ms);
     for (k, v) in &m.headers {
         w.header(k, v);
+    }
+}
+
+/// The message id's constant prefix as it goes on the wire in this frame.
+fn message_id_prefix(w: &FrameWriter<'_>) -> &'static str {
+    if w.escapes() {
+        MESSAGE_ID_PREFIX_ESCAPED
+    } else {
+        MESSAGE_ID_PREFIX
     }
 }
 
@@ -361,9 +369,9 @@ mod tests {
                 [
                     ("subscription", "sub:1"),
                     ("redelivered", "true"),
+                    ("ack", "ID:hawser-7"),
                     ("message-id", "ID:hawser-7"),
                     ("destination", dest),
-                    ("ack", "ID:hawser-7"),
                     ("persistent", "true"),
                     ("priority", "9"),
                     ("expires", "0"),
@@ -373,6 +381,17 @@ mod tests {
                 ]
             );
             assert_eq!(&f.body[..], b"a\0b");
+        }
+    }
+
+    #[test]
+    fn auto_acknowledged_deliveries_carry_no_ack_header() {
+        for destination in [Destination::topic("t"), Destination::queue("q")] {
+            let mut d = delivery(destination, Vec::new(), 0);
+            d.auto_ack = true;
+            let f = decoded(&d, Version::V1_2);
+            assert_eq!(f.header("ack"), None);
+            assert_eq!(f.header("message-id"), Some("ID:hawser-7"));
         }
     }
 
