@@ -109,6 +109,7 @@ impl Journal {
                 next: recovery.end,
                 queue: Vec::new(),
                 queued_bytes: 0,
+                queued_syncs: 0,
                 written: recovery.end,
                 segments: recovery.segments,
                 failed: None,
@@ -232,6 +233,7 @@ impl Journal {
         let position = state.next;
         state.next.offset += size;
         state.queued_bytes += size;
+        state.queued_syncs += usize::from(sync);
         state.queue.push(Pending {
             position,
             record,
@@ -239,8 +241,12 @@ impl Journal {
             done,
             tag,
         });
+        // The writer sleeps only on an empty queue (holding a commit back it spins).
+        let wake = state.queue.len() == 1;
         drop(state);
-        self.shared.work.notify_one();
+        if wake {
+            self.shared.work.notify_one();
+        }
         self.shared.disk_bytes.fetch_add(added, Ordering::Relaxed);
         Ok((position, Durable(durable)))
     }

@@ -46,6 +46,8 @@ pub(crate) struct State {
     pub queue: Vec<Pending>,
     /// Framed bytes in `queue`, held under [`MAX_QUEUED_BYTES`](crate::MAX_QUEUED_BYTES).
     pub queued_bytes: u64,
+    /// Records in `queue` that asked for an fsync.
+    pub queued_syncs: usize,
     /// End of what the writer has written (not necessarily synced): its open segment and
     /// that file's length. Advanced by the writer after each batch.
     pub written: Position,

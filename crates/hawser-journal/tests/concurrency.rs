@@ -119,3 +119,27 @@ fn concurrent_sync_appends_share_fsyncs() {
     let (_, recovered) = open(&config);
     assert_eq!(recovered.records.len() as u64, records);
 }
+
+#[test]
+fn a_commit_held_for_senders_that_do_not_return_still_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 1 << 20);
+    let (journal, _) = open(&config);
+    let journal = Arc::new(journal);
+    for round in 0..20u32 {
+        // Two sync records, usually committed together: the writer then holds its next
+        // commit for two senders, of which none comes back.
+        let first = journal.append(tagged(0, round, 10), true).unwrap().1;
+        let second = journal.append(tagged(1, round, 10), true).unwrap().1;
+        first.wait_blocking().unwrap();
+        second.wait_blocking().unwrap();
+        let lone = journal.append(tagged(2, round, 10), true).unwrap().1;
+        let (done, waited) = std::sync::mpsc::channel();
+        thread::spawn(move || done.send(lone.wait_blocking()));
+        // The hold lasts at most a commit's time (1 ms at most); seconds mean it hung.
+        let outcome = waited
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a held commit never completed");
+        outcome.unwrap();
+    }
+}
