@@ -11,7 +11,9 @@
 //!                                                                      v
 //!                       writer thread: take the whole queue, write it with few syscalls,
 //!                       one fdatasync if any record asked for it, then complete every
-//!                       Durable of the batch (group commit)
+//!                       Durable of the batch (group commit); after a small commit
+//!                       of sync records, hold the next one briefly for the senders
+//!                       it released (see `writer`)
 //!
 //! open()    -- scan every segment (scan_segment_bytes), cut a torn tail of the last
 //!              segment, refuse corruption anywhere else, start the writer
