@@ -125,7 +125,6 @@ fn a_commit_held_for_senders_that_do_not_return_still_completes() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), 1 << 20);
     let (journal, _) = open(&config);
-    let journal = Arc::new(journal);
     for round in 0..20u32 {
         // Two sync records, usually committed together: the writer then holds its next
         // commit for two senders, of which none comes back.
