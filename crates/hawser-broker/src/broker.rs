@@ -23,6 +23,7 @@ use hawser_selector::Selector;
 use parking_lot::Mutex;
 
 use crate::config::BrokerConfig;
+use crate::consumed::Consumed;
 use crate::destination::{Destination, DestinationKind};
 use crate::error::BrokerError;
 use crate::message::{MemoryUsage, Message, MessageData, MessageId, NewMessage, ProducerRef};
@@ -264,6 +265,7 @@ impl Broker {
                     msg: Arc::new(Message::new(data, &usage)),
                     redeliveries,
                     seq: 0,
+                    consumed: None,
                 });
             }
         }
@@ -542,7 +544,28 @@ impl Broker {
             t.sends.push(message);
             return Ok(0);
         }
-        self.publish(st, conn, vec![message], Vec::new())
+        Ok(self.publish(st, conn, vec![message], Vec::new(), false)?.0)
+    }
+
+    /// [`Broker::send`] for a producer that waits for its receipt: also returns
+    /// the flag a consumer's acknowledgement sets when it settles the message
+    /// before its record is durable (see [`crate::consumed`]). `None` when
+    /// only durability can confirm it (transactions, topics, the option off).
+    pub fn send_confirmable(
+        &self,
+        conn: ConnectionId,
+        message: NewMessage,
+        tx: Option<&str>,
+    ) -> Result<(Seq, Option<Arc<Consumed>>), BrokerError> {
+        if tx.is_some() {
+            return Ok((self.send(conn, message, tx)?, None));
+        }
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        if !st.connections.contains_key(&conn) {
+            return Err(BrokerError::ConnectionClosed);
+        }
+        self.publish(st, conn, vec![message], Vec::new(), true)
     }
 
     /// Acknowledges `id` (and, for cumulative subscriptions, what came before it).
@@ -588,6 +611,9 @@ impl Broker {
         let entries = q
             .ack(sub.consumer, id, cumulative)
             .map_err(|_| BrokerError::UnknownMessage(id))?;
+        for consumed in entries.iter().filter_map(|e| e.consumed.as_deref()) {
+            consumed.set();
+        }
         let ops = dequeue_ops(&sub.container, &entries);
         let seq = if ops.is_empty() {
             0
@@ -697,7 +723,7 @@ impl Broker {
                 touched.push(key);
             }
         }
-        let seq = self.publish(st, conn, t.sends, ops)?;
+        let (seq, _) = self.publish(st, conn, t.sends, ops, false)?;
         for key in touched {
             self.dispatch(st, &key);
         }
@@ -782,14 +808,16 @@ impl Broker {
     // ---- internals; all run under the state lock ----
 
     /// Assigns ids, routes messages to containers, writes persistent ones (with
-    /// `extra` ops) as one record, and dispatches.
+    /// `extra` ops) as one record, and dispatches. With `confirmable`, a single
+    /// persistent message for a queue carries a [`Consumed`] flag, returned too.
     fn publish(
         &self,
         st: &mut State,
         conn: ConnectionId,
         messages: Vec<NewMessage>,
         mut ops: Vec<StoreOp>,
-    ) -> Result<Seq, BrokerError> {
+        confirmable: bool,
+    ) -> Result<(Seq, Option<Arc<Consumed>>), BrokerError> {
         let now = now_ms();
         let publisher_client = st.connections.get(&conn).and_then(|c| c.client_id.clone());
         let mut placed: Vec<(ContainerKey, Arc<Message>)> = Vec::with_capacity(messages.len());
@@ -868,6 +896,18 @@ impl Broker {
         } else {
             seq
         };
+        let consumed = match placed.as_slice() {
+            [(ContainerKey::Queue(_), msg)]
+                if confirmable
+                    && msg.persistent
+                    && seq != 0
+                    && self.config.concurrent_store_and_dispatch
+                    && self.config.confirm_consumed =>
+            {
+                Some(Arc::new(Consumed::new()))
+            }
+            _ => None,
+        };
         // One message (a plain SEND) lands in each container at most once, so each can
         // be dispatched at once; a batch (a commit) may hit a container many times and
         // dispatches each once, after all are placed.
@@ -877,6 +917,7 @@ impl Broker {
                 msg,
                 redeliveries: 0,
                 seq: visible_after,
+                consumed: consumed.clone(),
             };
             match st.containers.get_mut(&key) {
                 Some(q) => q.enqueue(entry),
@@ -891,7 +932,7 @@ impl Broker {
         for key in touched {
             self.dispatch(st, &key);
         }
-        Ok(seq)
+        Ok((seq, consumed))
     }
 
     /// True if the producer's message was stored before (a resend); otherwise
@@ -1155,6 +1196,7 @@ impl Broker {
                 msg,
                 redeliveries: 0,
                 seq,
+                consumed: None,
             });
         }
         self.dispatch(st, &dlq_key);

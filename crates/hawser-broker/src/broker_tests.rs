@@ -546,3 +546,121 @@ fn producer_window_is_bounded_and_evictions_are_recorded() {
         "least recently used is forgotten"
     );
 }
+
+#[test]
+fn an_explicit_ack_marks_a_confirmable_send_consumed_before_its_record_is_durable() {
+    let store = RecordingStore::new();
+    let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
+    let q = Destination::queue("jobs");
+    let r = Recorder::new();
+    let c = b.connect(None, r.clone()).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
+        .unwrap();
+    let (seq, consumed) = b
+        .send_confirmable(c, msg(q.clone(), "one", true), None)
+        .unwrap();
+    let consumed = consumed.expect("a persistent queue send is confirmable");
+    assert!(seq > 0, "its record is still written");
+    assert!(!consumed.is_set(), "not consumed before the ack");
+    let d = r.take();
+    // A nack hands it back; that is no settlement.
+    b.nack(c, None, d[0].message.id).unwrap();
+    assert!(!consumed.is_set());
+    let d = r.take();
+    assert_eq!(d.len(), 1, "redelivered");
+    b.ack(c, None, d[0].message.id, None, false).unwrap();
+    assert!(consumed.is_set(), "settled by the consumer's ack");
+    assert!(
+        store
+            .ops()
+            .iter()
+            .any(|op| matches!(op, StoreOp::Dequeue { .. })),
+        "the ack is recorded, so a durable message record is not redelivered"
+    );
+}
+
+#[test]
+fn only_explicit_non_transactional_acks_of_queue_messages_confirm_early() {
+    let q = Destination::queue("jobs");
+    // Non-persistent, topic, transactional sends, and the options off: no flag.
+    let b = Broker::new(
+        BrokerConfig::default(),
+        RecordingStore::new(),
+        Recovered::default(),
+    );
+    let c = b.connect(None, Recorder::new()).unwrap();
+    assert!(b
+        .send_confirmable(c, msg(q.clone(), "mem", false), None)
+        .unwrap()
+        .1
+        .is_none());
+    let t = Destination::topic("news");
+    b.subscribe(c, spec("t", t.clone(), AckMode::ClientIndividual))
+        .unwrap();
+    assert!(b
+        .send_confirmable(c, msg(t, "news", true), None)
+        .unwrap()
+        .1
+        .is_none());
+    b.begin(c, "tx").unwrap();
+    assert!(b
+        .send_confirmable(c, msg(q.clone(), "in-tx", true), Some("tx"))
+        .unwrap()
+        .1
+        .is_none());
+    for config in [
+        BrokerConfig {
+            confirm_consumed: false,
+            ..BrokerConfig::default()
+        },
+        BrokerConfig {
+            concurrent_store_and_dispatch: false,
+            ..BrokerConfig::default()
+        },
+    ] {
+        let b = Broker::new(config, RecordingStore::new(), Recovered::default());
+        let c = b.connect(None, Recorder::new()).unwrap();
+        assert!(b
+            .send_confirmable(c, msg(q.clone(), "strict", true), None)
+            .unwrap()
+            .1
+            .is_none());
+    }
+
+    // An auto-acknowledged delivery has only reached a socket: not consumed.
+    let b = Broker::new(
+        BrokerConfig::default(),
+        RecordingStore::new(),
+        Recovered::default(),
+    );
+    let r = Recorder::new();
+    let c = b.connect(None, r.clone()).unwrap();
+    b.subscribe(c, spec("a", q.clone(), AckMode::Auto)).unwrap();
+    let (_, consumed) = b
+        .send_confirmable(c, msg(q.clone(), "auto", true), None)
+        .unwrap();
+    let consumed = consumed.expect("confirmable");
+    let d = r.take();
+    b.delivered(&[(d[0].consumer, d[0].message.id)]);
+    assert!(!consumed.is_set());
+
+    // A transactional ack settles nothing until (and here not even at) commit.
+    let b = Broker::new(
+        BrokerConfig::default(),
+        RecordingStore::new(),
+        Recovered::default(),
+    );
+    let r = Recorder::new();
+    let c = b.connect(None, r.clone()).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
+        .unwrap();
+    let (_, consumed) = b
+        .send_confirmable(c, msg(q.clone(), "tx-acked", true), None)
+        .unwrap();
+    let consumed = consumed.expect("confirmable");
+    let d = r.take();
+    b.begin(c, "tx").unwrap();
+    b.ack(c, None, d[0].message.id, Some("tx"), false).unwrap();
+    b.commit(c, "tx").unwrap();
+    assert!(!consumed.is_set(), "a commit's receipt waits for the disk");
+}

@@ -42,6 +42,11 @@ pub struct BrokerConfig {
     /// fsync takes back, whose producer was never told it was safe. Off: a
     /// consumer sees only durable messages, at the cost of one fsync of latency.
     pub concurrent_store_and_dispatch: bool,
+    /// With concurrent store and dispatch: confirm a send as soon as a consumer
+    /// explicitly acknowledges its message, if that comes before the fsync
+    /// (as ActiveMQ and RabbitMQ do). The broker then holds nothing a crash
+    /// could lose; see [`crate::consumed`]. Off: every receipt waits for the disk.
+    pub confirm_consumed: bool,
 }
 
 impl Default for BrokerConfig {
@@ -55,6 +60,7 @@ impl Default for BrokerConfig {
             max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
             max_tracked_producers: DEFAULT_MAX_TRACKED_PRODUCERS,
             concurrent_store_and_dispatch: true,
+            confirm_consumed: true,
         }
     }
 }

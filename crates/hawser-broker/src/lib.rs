@@ -10,6 +10,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod consumed;
 pub mod destination;
 pub mod error;
 pub mod message;
@@ -23,6 +24,7 @@ mod broker_tests;
 
 pub use broker::{Broker, ContainerStats, SubscribeSpec};
 pub use config::BrokerConfig;
+pub use consumed::Consumed;
 pub use destination::{Destination, DestinationKind, InvalidDestination};
 pub use error::BrokerError;
 pub use message::{MemoryUsage, Message, MessageData, MessageId, NewMessage, ProducerRef};

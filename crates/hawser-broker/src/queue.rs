@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use hawser_selector::Selector;
 
+use crate::consumed::Consumed;
 use crate::message::{Message, MessageId, MAX_PRIORITY};
 use crate::outbox::{AckMode, ConsumerId, Delivery, Outbox};
 use crate::store::Seq;
@@ -34,6 +35,8 @@ pub struct Entry {
     pub redeliveries: u32,
     /// The store record a consumer must not see it before (0: nothing to wait for).
     pub seq: Seq,
+    /// Set when a consumer acknowledges it, for a producer waiting on its receipt.
+    pub consumed: Option<Arc<Consumed>>,
 }
 
 /// A consumer attached to a container.
@@ -461,6 +464,7 @@ mod tests {
             msg: Arc::new(Message::new(MessageData::accept(id, new, 0), &usage)),
             redeliveries: 0,
             seq: 0,
+            consumed: None,
         }
     }
 

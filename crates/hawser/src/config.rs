@@ -232,6 +232,9 @@ pub struct EngineConfig {
     /// Dispatch persistent messages while they are written (ActiveMQ's
     /// concurrentStoreAndDispatchQueues); receipts still wait for the fsync.
     pub concurrent_store_and_dispatch: bool,
+    /// With concurrent dispatch, confirm a send once a consumer has explicitly
+    /// acknowledged its message, if that comes before the fsync.
+    pub confirm_consumed: bool,
 }
 
 /// Journal settings.
@@ -292,6 +295,7 @@ impl Default for EngineConfig {
             dead_letter_queue: broker_defaults::DEFAULT_DEAD_LETTER_QUEUE.to_owned(),
             default_prefetch: broker_defaults::DEFAULT_PREFETCH,
             concurrent_store_and_dispatch: true,
+            confirm_consumed: true,
         }
     }
 }
@@ -319,6 +323,7 @@ impl Config {
             dead_letter_queue: self.broker.dead_letter_queue.clone(),
             max_pending_memory_bytes: self.limits.max_pending_memory_bytes,
             concurrent_store_and_dispatch: self.broker.concurrent_store_and_dispatch,
+            confirm_consumed: self.broker.confirm_consumed,
             ..BrokerConfig::default()
         }
     }

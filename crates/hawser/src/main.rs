@@ -90,6 +90,11 @@ struct ServeArgs {
     /// only messages already on disk [default: true].
     #[arg(long, value_name = "BOOL")]
     concurrent_store_and_dispatch: Option<bool>,
+    /// With concurrent dispatch, confirm a send as soon as a consumer has
+    /// acknowledged its message, if that is before the fsync; false: every
+    /// receipt waits for the disk [default: true].
+    #[arg(long, value_name = "BOOL")]
+    confirm_consumed: Option<bool>,
     /// Heart-beat interval the broker offers to send, ms [default: 10000].
     #[arg(long, value_name = "MS")]
     heartbeat_send_ms: Option<u64>,
@@ -163,6 +168,7 @@ impl ServeArgs {
         set!(flow_control => limits.flow_control);
         set!(max_redeliveries => broker.max_redeliveries);
         set!(concurrent_store_and_dispatch => broker.concurrent_store_and_dispatch);
+        set!(confirm_consumed => broker.confirm_consumed);
         set!(heartbeat_send_ms => stomp.heartbeat_send_ms);
         set!(heartbeat_receive_ms => stomp.heartbeat_receive_ms);
         set!(connect_timeout_ms => stomp.connect_timeout_ms);

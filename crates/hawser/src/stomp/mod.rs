@@ -6,6 +6,9 @@ mod mapping;
 mod session;
 mod writer;
 
+#[cfg(test)]
+mod confirm_tests;
+
 pub use session::{serve_connection, SessionSettings};
 
 use hawser_broker::BrokerError;

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::mapping::{
     self, default_subscription_id, is_owned_temporary, parse_destination, parse_message_id,
 };
-use super::writer::{run_writer, ConnectionOutbox, Out};
+use super::writer::{run_writer, Confirm, ConnectionOutbox, Out};
 use super::SessionError;
 use crate::config::FlowControl;
 
@@ -287,7 +287,7 @@ impl Session {
         let receipt = frame.header("receipt").map(str::to_owned);
         let command = frame.command;
         let result = self.apply(frame).await;
-        let (flow, seq) = match result {
+        let (flow, Confirm { seq, consumed }) = match result {
             Ok(r) => r,
             Err(e) => {
                 self.failed_receipt = receipt;
@@ -301,19 +301,19 @@ impl Session {
         } else if let Some(id) = receipt {
             // CONNECT's receipt header has no meaning; everything else gets one.
             if command != Command::Connect && command != Command::Stomp {
-                let _ = self.out.send(Out::Receipt { id, seq });
+                let _ = self.out.send(Out::Receipt { id, seq, consumed });
             }
         }
         Ok(flow)
     }
 
-    /// Performs one frame; returns the store record its receipt must wait for.
-    async fn apply(&mut self, frame: Frame) -> Result<(Flow, Seq), SessionError> {
+    /// Performs one frame; returns what its receipt must wait for.
+    async fn apply(&mut self, frame: Frame) -> Result<(Flow, Confirm), SessionError> {
         let Some(conn) = self.conn else {
             return match frame.command {
                 Command::Connect | Command::Stomp => {
                     self.connect(&frame)?;
-                    Ok((Flow::Continue, 0))
+                    Ok((Flow::Continue, Confirm::now()))
                 }
                 other => Err(SessionError::NotConnected(SessionError::command_name(
                     other,
@@ -331,7 +331,8 @@ impl Session {
                 if owned {
                     broker.register_temporary(conn, &message.destination);
                 }
-                broker.send(conn, message, tx.as_deref())?
+                let (seq, consumed) = broker.send_confirmable(conn, message, tx.as_deref())?;
+                return Ok((Flow::Continue, Confirm { seq, consumed }));
             }
             Command::Subscribe => self.subscribe(conn, &frame)?,
             Command::Unsubscribe => {
@@ -347,7 +348,7 @@ impl Session {
                     return Err(SessionError::MissingHeader("id"));
                 }
                 if id.as_ref().is_some_and(|id| self.browsers.remove(id)) {
-                    return Ok((Flow::Continue, 0));
+                    return Ok((Flow::Continue, Confirm::now()));
                 }
                 broker.unsubscribe(conn, id.as_deref(), durable)?
             }
@@ -390,14 +391,14 @@ impl Session {
                 )?;
                 0
             }
-            Command::Disconnect => return Ok((Flow::Stop, 0)),
+            Command::Disconnect => return Ok((Flow::Stop, Confirm::now())),
             other @ (Command::Connected | Command::Message | Command::Receipt | Command::Error) => {
                 return Err(SessionError::UnexpectedCommand(SessionError::command_name(
                     other,
                 )))
             }
         };
-        Ok((Flow::Continue, seq))
+        Ok((Flow::Continue, Confirm::after(seq)))
     }
 
     fn connect(&mut self, frame: &Frame) -> Result<(), SessionError> {

@@ -3,8 +3,10 @@
 //! Items arrive in one FIFO from the session (CONNECTED, RECEIPT, ERROR) and
 //! from the engine (deliveries). An item that depends on a store record (a
 //! receipt for a persistent send, a persistent message) waits at the head of the
-//! FIFO until the store's durability watermark passes its sequence; everything
-//! behind it waits too, which keeps the connection's frames in order. All ready
+//! FIFO until the store's durability watermark passes its sequence, or, for a
+//! send's receipt, until a consumer has acknowledged the message (see
+//! `hawser_broker::consumed`); everything behind it waits too, which keeps the
+//! connection's frames in order. All ready
 //! items are encoded into one buffer and written with one syscall.
 
 use std::collections::VecDeque;
@@ -12,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use hawser_broker::{Broker, ConsumerId, Delivery, DurabilityWatch, MessageId, Outbox, Seq};
+use hawser_broker::{
+    Broker, Consumed, ConsumerId, Delivery, DurabilityWatch, MessageId, Outbox, Seq,
+};
 use hawser_stomp::{encode, encode_heartbeat, Command, Frame, FrameWriter, Version};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -43,12 +47,15 @@ pub enum Out {
         /// Store record it waits for (0: none).
         seq: Seq,
     },
-    /// A RECEIPT for `id`, sent once record `seq` is durable.
+    /// A RECEIPT for `id`, sent once record `seq` is durable or, for a send,
+    /// once a consumer has acknowledged its message.
     Receipt {
         /// The `receipt` header of the frame it confirms.
         id: String,
         /// Store record it waits for (0: none).
         seq: Seq,
+        /// Set by the engine when the sent message was consumed first.
+        consumed: Option<Arc<Consumed>>,
     },
     /// A message for a subscription.
     Deliver(Delivery),
@@ -59,6 +66,29 @@ pub enum Out {
     },
 }
 
+/// What a receipt waits for: a store record, or its message being consumed.
+pub struct Confirm {
+    /// Store record to wait for (0: none).
+    pub seq: Seq,
+    /// Set when a consumer acknowledged the message first.
+    pub consumed: Option<Arc<Consumed>>,
+}
+
+impl Confirm {
+    /// Nothing to wait for.
+    pub fn now() -> Confirm {
+        Confirm::after(0)
+    }
+
+    /// Wait for record `seq` only.
+    pub fn after(seq: Seq) -> Confirm {
+        Confirm {
+            seq,
+            consumed: None,
+        }
+    }
+}
+
 impl Out {
     fn seq(&self) -> Seq {
         match self {
@@ -66,6 +96,19 @@ impl Out {
             Out::Deliver(d) => d.seq,
             Out::Connected { .. } | Out::Close { .. } => 0,
         }
+    }
+
+    /// The flag that can release this item before its record is durable.
+    fn consumed(&self) -> Option<&Arc<Consumed>> {
+        match self {
+            Out::Receipt { consumed, .. } => consumed.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether it may be written with the watermark at `durable`.
+    fn ready(&self, durable: Seq) -> bool {
+        self.seq() <= durable || self.consumed().is_some_and(|c| c.is_set())
     }
 }
 
@@ -100,7 +143,7 @@ pub async fn run_writer(
         let mut closing = false;
         let durable = durability.borrow().clone();
         while let Some(front) = fifo.front() {
-            if front.seq() > durable.seq {
+            if !front.ready(durable.seq) {
                 if let Some(reason) = &durable.failed {
                     // Nothing waiting will ever be confirmed: say so and close.
                     buf.clear();
@@ -170,10 +213,16 @@ pub async fn run_writer(
         }
         let head_blocked = fifo
             .front()
-            .is_some_and(|o| o.seq() > durability.borrow().seq);
+            .is_some_and(|o| !o.ready(durability.borrow().seq));
         if !fifo.is_empty() && !head_blocked {
             continue;
         }
+        // Woken by a consumer's ack when the blocked head is a send's receipt.
+        let head_consumed = fifo
+            .front()
+            .and_then(Out::consumed)
+            .filter(|_| head_blocked)
+            .cloned();
         let beat_at = heartbeat.map(|hb| last_write + hb);
         tokio::select! {
             item = rx.recv(), if rx_open => match item {
@@ -193,6 +242,7 @@ pub async fn run_writer(
                     break;
                 }
             }
+            _ = async { head_consumed.as_deref().expect("guarded").wait().await }, if head_consumed.is_some() => {}
             _ = tokio::time::sleep_until(beat_at.unwrap_or_else(Instant::now)), if beat_at.is_some() => {
                 encode_heartbeat(&mut buf);
             }
