@@ -834,7 +834,8 @@ def markdown(data: dict, agg: dict, res: dict, svg_name: str) -> str:
     L += ["### Brokers and settings", "", "| broker | version | settings |", "|---|---|---|"]
     L += [f"| Hawser | {v['hawser']}, built from commit {v['hawser_commit']} | `hawser serve --data-dir DIR --stomp "
           f"127.0.0.1:PORT --max-pending-memory-bytes {HAWSER_MEMORY}`; a receipt for a persistent SEND "
-          "is sent after its journal write is fsynced |"]
+          "is sent after its journal write is fsynced, or once a consumer has acknowledged the message "
+          "if that comes first (`confirm_consumed`, the default since 4f06f04) |"]
     L += [f"| ActiveMQ | {v['activemq']}, {v['java']} | `java {' '.join(ACTIVEMQ_JVM)} -jar "
           "activemq.jar start xbean:file:…` (Debian's heap setting); a broker with only a STOMP transport "
           "connector, JMX off, KahaDB with its defaults: `enableJournalDiskSyncs=true`, i.e. a persistent "
