@@ -547,28 +547,40 @@ fn producer_window_is_bounded_and_evictions_are_recorded() {
     );
 }
 
-#[test]
-fn an_explicit_ack_marks_a_confirmable_send_consumed_before_its_record_is_durable() {
+/// A default broker on a recording store with one consumer on "jobs" holding
+/// one persistent message sent as confirmable; returns its consumed flag and the delivery.
+fn one_confirmable_delivery(
+    mode: AckMode,
+) -> (
+    Broker,
+    Arc<RecordingStore>,
+    ConnectionId,
+    Arc<Consumed>,
+    Delivery,
+) {
     let store = RecordingStore::new();
     let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
     let q = Destination::queue("jobs");
     let r = Recorder::new();
     let c = b.connect(None, r.clone()).unwrap();
-    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
-        .unwrap();
-    let (seq, consumed) = b
-        .send_confirmable(c, msg(q.clone(), "one", true), None)
-        .unwrap();
+    b.subscribe(c, spec("s", q.clone(), mode)).unwrap();
+    let (seq, consumed) = b.send_confirmable(c, msg(q, "one", true), None).unwrap();
     let consumed = consumed.expect("a persistent queue send is confirmable");
     assert!(seq > 0, "its record is still written");
     assert!(!consumed.is_set(), "not consumed before the ack");
-    let d = r.take();
+    let mut d = r.take();
+    assert_eq!(d.len(), 1);
+    (b, store, c, consumed, d.remove(0))
+}
+
+#[test]
+fn an_explicit_ack_marks_a_confirmable_send_consumed_before_its_record_is_durable() {
+    let (b, store, c, consumed, d) = one_confirmable_delivery(AckMode::ClientIndividual);
     // A nack hands it back; that is no settlement.
-    b.nack(c, None, d[0].message.id).unwrap();
+    b.nack(c, None, d.message.id).unwrap();
     assert!(!consumed.is_set());
-    let d = r.take();
-    assert_eq!(d.len(), 1, "redelivered");
-    b.ack(c, None, d[0].message.id, None, false).unwrap();
+    // Redelivered to the same consumer (the recorder of that connection).
+    b.ack(c, None, d.message.id, None, false).unwrap();
     assert!(consumed.is_set(), "settled by the consumer's ack");
     assert!(
         store
@@ -628,39 +640,14 @@ fn only_explicit_non_transactional_acks_of_queue_messages_confirm_early() {
     }
 
     // An auto-acknowledged delivery has only reached a socket: not consumed.
-    let b = Broker::new(
-        BrokerConfig::default(),
-        RecordingStore::new(),
-        Recovered::default(),
-    );
-    let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
-    b.subscribe(c, spec("a", q.clone(), AckMode::Auto)).unwrap();
-    let (_, consumed) = b
-        .send_confirmable(c, msg(q.clone(), "auto", true), None)
-        .unwrap();
-    let consumed = consumed.expect("confirmable");
-    let d = r.take();
-    b.delivered(&[(d[0].consumer, d[0].message.id)]);
+    let (b, _, _, consumed, d) = one_confirmable_delivery(AckMode::Auto);
+    b.delivered(&[(d.consumer, d.message.id)]);
     assert!(!consumed.is_set());
 
     // A transactional ack settles nothing until (and here not even at) commit.
-    let b = Broker::new(
-        BrokerConfig::default(),
-        RecordingStore::new(),
-        Recovered::default(),
-    );
-    let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
-    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
-        .unwrap();
-    let (_, consumed) = b
-        .send_confirmable(c, msg(q.clone(), "tx-acked", true), None)
-        .unwrap();
-    let consumed = consumed.expect("confirmable");
-    let d = r.take();
+    let (b, _, c, consumed, d) = one_confirmable_delivery(AckMode::ClientIndividual);
     b.begin(c, "tx").unwrap();
-    b.ack(c, None, d[0].message.id, Some("tx"), false).unwrap();
+    b.ack(c, None, d.message.id, Some("tx"), false).unwrap();
     b.commit(c, "tx").unwrap();
     assert!(!consumed.is_set(), "a commit's receipt waits for the disk");
 }
