@@ -526,6 +526,30 @@ impl Broker {
         message: NewMessage,
         tx: Option<&str>,
     ) -> Result<Seq, BrokerError> {
+        Ok(self.accept(conn, message, tx, false)?.0)
+    }
+
+    /// [`Broker::send`] for a producer that waits for its receipt: also returns
+    /// the flag a consumer's acknowledgement sets when it settles the message
+    /// before its record is durable (see [`crate::consumed`]). `None` when
+    /// only durability can confirm it (transactions, topics, the option off).
+    pub fn send_confirmable(
+        &self,
+        conn: ConnectionId,
+        message: NewMessage,
+        tx: Option<&str>,
+    ) -> Result<(Seq, Option<Arc<Consumed>>), BrokerError> {
+        self.accept(conn, message, tx, true)
+    }
+
+    /// Both sends: `confirmable` asks for the consumed flag.
+    fn accept(
+        &self,
+        conn: ConnectionId,
+        message: NewMessage,
+        tx: Option<&str>,
+        confirmable: bool,
+    ) -> Result<(Seq, Option<Arc<Consumed>>), BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
         let c = st
@@ -542,30 +566,9 @@ impl Broker {
                 return Err(BrokerError::Limit("operations in one transaction"));
             }
             t.sends.push(message);
-            return Ok(0);
+            return Ok((0, None));
         }
-        Ok(self.publish(st, conn, vec![message], Vec::new(), false)?.0)
-    }
-
-    /// [`Broker::send`] for a producer that waits for its receipt: also returns
-    /// the flag a consumer's acknowledgement sets when it settles the message
-    /// before its record is durable (see [`crate::consumed`]). `None` when
-    /// only durability can confirm it (transactions, topics, the option off).
-    pub fn send_confirmable(
-        &self,
-        conn: ConnectionId,
-        message: NewMessage,
-        tx: Option<&str>,
-    ) -> Result<(Seq, Option<Arc<Consumed>>), BrokerError> {
-        if tx.is_some() {
-            return Ok((self.send(conn, message, tx)?, None));
-        }
-        let mut st = self.state.lock();
-        let st = &mut *st;
-        if !st.connections.contains_key(&conn) {
-            return Err(BrokerError::ConnectionClosed);
-        }
-        self.publish(st, conn, vec![message], Vec::new(), true)
+        self.publish(st, conn, vec![message], Vec::new(), confirmable)
     }
 
     /// Acknowledges `id` (and, for cumulative subscriptions, what came before it).

@@ -327,9 +327,17 @@ impl Session {
             Command::Send => {
                 self.wait_for_room().await?;
                 let owned = frame.header("destination").is_some_and(is_owned_temporary);
+                // Only a producer waiting for a receipt needs to hear of a consumer's ack.
+                let waits = frame.header("receipt").is_some();
                 let message = mapping::new_message(frame, conn, &mut self.last_producer)?;
                 if owned {
                     broker.register_temporary(conn, &message.destination);
+                }
+                if !waits {
+                    return Ok((
+                        Flow::Continue,
+                        Confirm::after(broker.send(conn, message, tx.as_deref())?),
+                    ));
                 }
                 let (seq, consumed) = broker.send_confirmable(conn, message, tx.as_deref())?;
                 return Ok((Flow::Continue, Confirm { seq, consumed }));

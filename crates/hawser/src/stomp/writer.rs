@@ -6,8 +6,8 @@
 //! FIFO until the store's durability watermark passes its sequence, or, for a
 //! send's receipt, until a consumer has acknowledged the message (see
 //! `hawser_broker::consumed`); everything behind it waits too, which keeps the
-//! connection's frames in order. All ready
-//! items are encoded into one buffer and written with one syscall.
+//! connection's frames in order. All ready items are encoded into one buffer
+//! and written with one syscall.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
