@@ -109,12 +109,18 @@ BROKERS = ["hawser", "activemq", "rabbitmq-classic", "rabbitmq-quorum"]
 # under one lock, and on this 2-CPU machine, shared with the load generator, a second I/O
 # thread mostly moves the engine's state between the cores. A tuning, not the default, so
 # it is kept apart from the default-settings comparison.
-EXTRA_BROKERS = ["activemq-stored", "hawser-1io"]
+#
+# Nor Hawser with `--confirm-consumed false`: every RECEIPT waits for the fsync of its
+# record, even when a consumer acknowledged the message first. It pairs with
+# activemq-stored for a look at both brokers writing every send.
+EXTRA_BROKERS = ["activemq-stored", "hawser-1io", "hawser-stored"]
 LABELS = {"hawser": "Hawser", "activemq": "ActiveMQ 5.17", "rabbitmq-classic": "RabbitMQ classic",
           "rabbitmq-quorum": "RabbitMQ quorum",
-          "activemq-stored": "ActiveMQ 5.17, every send stored", "hawser-1io": "Hawser, 1 I/O thread"}
+          "activemq-stored": "ActiveMQ 5.17, every send stored", "hawser-1io": "Hawser, 1 I/O thread",
+          "hawser-stored": "Hawser, every send stored"}
 COLORS = {"hawser": "#d95f02", "activemq": "#1b9e77", "rabbitmq-classic": "#7570b3",
-          "rabbitmq-quorum": "#e7298a", "activemq-stored": "#66a61e", "hawser-1io": "#a6761d"}
+          "rabbitmq-quorum": "#e7298a", "activemq-stored": "#66a61e", "hawser-1io": "#a6761d",
+          "hawser-stored": "#e6ab02"}
 QUORUM_SCENARIOS = {"S1", "S2", "S4", "S5"}  # queues only: a quorum queue has no topic form
 
 
@@ -319,13 +325,17 @@ class Broker:
 class Hawser(Broker):
     kind = "hawser"
 
-    def __init__(self, tmp: Path, binary: str, io_threads: int | None = None):
+    def __init__(self, tmp: Path, binary: str, io_threads: int | None = None,
+                 confirm_consumed: bool = True):
         super().__init__(tmp)
         self.binary = binary
         self.io_threads = io_threads
+        self.confirm_consumed = confirm_consumed
 
     def command(self):
         extra = ["--io-threads", str(self.io_threads)] if self.io_threads else []
+        if not self.confirm_consumed:
+            extra += ["--confirm-consumed", "false"]
         return [self.binary, "serve", "--data-dir", str(self.tmp / "data"), "--stomp", f"{HOST}:{self.port}",
                 "--max-pending-memory-bytes", str(HAWSER_MEMORY)] + extra, None
 
@@ -565,6 +575,8 @@ def make_broker(name: str, tmp: Path, hawser: str) -> Broker:
         return Hawser(tmp, hawser)
     if name == "hawser-1io":
         return Hawser(tmp, hawser, io_threads=1)
+    if name == "hawser-stored":
+        return Hawser(tmp, hawser, confirm_consumed=False)
     if name == "activemq":
         return ActiveMQ(tmp)
     if name == "activemq-stored":
@@ -839,7 +851,9 @@ def markdown(data: dict, agg: dict, res: dict, svg_name: str) -> str:
     L += [f"| ActiveMQ | {v['activemq']}, {v['java']} | `java {' '.join(ACTIVEMQ_JVM)} -jar "
           "activemq.jar start xbean:file:…` (Debian's heap setting); a broker with only a STOMP transport "
           "connector, JMX off, KahaDB with its defaults: `enableJournalDiskSyncs=true`, i.e. a persistent "
-          "send is answered after the journal is fsynced; default memory limits and producer flow control. "
+          "send is answered after the journal is fsynced, or, with `concurrentStoreAndDispatchQueues=true` "
+          "(the default), once a consumer has acknowledged it if that comes before its store task runs; "
+          "default memory limits and producer flow control. "
           "Debian's `-Dorg.apache.activemq.UseDedicatedTaskRunner=true` is not set (upstream default: pooled "
           "task runners) |"]
     L += [f"| RabbitMQ | {v['rabbitmq']}, Erlang/OTP {v['erlang']} | `rabbitmq-server` with the "
