@@ -89,8 +89,7 @@ impl Peer {
         };
         p.send("CONNECT\naccept-version:1.2\nhost:localhost\n\n")
             .await;
-        let connected = p.next(Duration::from_secs(5)).await.expect("CONNECTED");
-        assert_eq!(connected.command.as_str(), "CONNECTED");
+        p.expect("CONNECTED").await;
         p.decoder.set_version(Version::V1_2);
         p
     }
@@ -99,6 +98,14 @@ impl Peer {
     async fn send(&mut self, text: &str) {
         self.sock.write_all(text.as_bytes()).await.unwrap();
         self.sock.write_all(b"\0").await.unwrap();
+    }
+
+    /// The next frame, which must arrive within 5 s and be a `command`.
+    async fn expect(&mut self, command: &str) -> Frame {
+        let frame = self.next(Duration::from_secs(5)).await;
+        let frame = frame.unwrap_or_else(|| panic!("no {command} within 5 s"));
+        assert_eq!(frame.command.as_str(), command);
+        frame
     }
 
     /// The next frame, or None if none arrives within `wait`.
@@ -126,20 +133,12 @@ async fn send_one_to_a_consumer(addr: std::net::SocketAddr) -> (Peer, Peer, Stri
     consumer
         .send("SUBSCRIBE\nid:s\ndestination:/queue/jobs\nack:client-individual\nreceipt:sub\n\n")
         .await;
-    let sub = consumer
-        .next(Duration::from_secs(5))
-        .await
-        .expect("receipt");
-    assert_eq!(sub.command.as_str(), "RECEIPT");
+    consumer.expect("RECEIPT").await;
     let mut producer = Peer::connect(addr).await;
     producer
         .send("SEND\ndestination:/queue/jobs\npersistent:true\nreceipt:r1\n\nhello")
         .await;
-    let msg = consumer
-        .next(Duration::from_secs(5))
-        .await
-        .expect("MESSAGE");
-    assert_eq!(msg.command.as_str(), "MESSAGE");
+    let msg = consumer.expect("MESSAGE").await;
     let ack = msg.header("ack").expect("ack header").to_owned();
     (producer, consumer, ack)
 }
@@ -154,11 +153,8 @@ async fn a_send_is_confirmed_once_its_message_is_acknowledged_even_before_the_di
         "no receipt while the message is neither durable nor consumed"
     );
     consumer.send(&format!("ACK\nid:{ack}\n\n")).await;
-    let receipt = producer
-        .next(Duration::from_secs(5))
-        .await
-        .expect("the consumer's ack confirms the send");
-    assert_eq!(receipt.command.as_str(), "RECEIPT");
+    // The consumer's ack confirms the send.
+    let receipt = producer.expect("RECEIPT").await;
     assert_eq!(receipt.header("receipt-id"), Some("r1"));
     shutdown.cancel();
 }
