@@ -10,7 +10,8 @@
 //!
 //! By default a persistent message is dispatched while its record is being
 //! written, as ActiveMQ does (`concurrent_store_and_dispatch`); the producer's
-//! receipt still waits for the fsync, and an acknowledgement's record comes
+//! receipt waits for the fsync unless a consumer acknowledges the message first
+//! (`confirm_consumed`, see [`crate::consumed`]), and an acknowledgement's record comes
 //! after the message's in the store, so a confirmed ack never outlives its
 //! message. With the option off, each delivery carries the sequence to wait
 //! for and consumers see only durable messages.

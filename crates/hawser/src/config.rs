@@ -230,7 +230,8 @@ pub struct EngineConfig {
     /// Prefetch for subscriptions that set none.
     pub default_prefetch: u32,
     /// Dispatch persistent messages while they are written (ActiveMQ's
-    /// concurrentStoreAndDispatchQueues); receipts still wait for the fsync.
+    /// concurrentStoreAndDispatchQueues); receipts wait for the fsync, or for a
+    /// consumer's ack with `confirm_consumed`.
     pub concurrent_store_and_dispatch: bool,
     /// With concurrent dispatch, confirm a send once a consumer has explicitly
     /// acknowledged its message, if that comes before the fsync.

@@ -86,7 +86,7 @@ struct ServeArgs {
     #[arg(long, value_name = "N")]
     max_redeliveries: Option<u32>,
     /// Dispatch persistent messages while their journal write is in flight, as
-    /// ActiveMQ does (receipts still wait for the fsync); false shows consumers
+    /// ActiveMQ does (receipts wait for the fsync or a consumer's ack); false shows consumers
     /// only messages already on disk [default: true].
     #[arg(long, value_name = "BOOL")]
     concurrent_store_and_dispatch: Option<bool>,
