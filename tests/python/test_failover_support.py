@@ -35,8 +35,11 @@ def drain(raw, queue, expect_at_least=0, settle=0.5):
 
 
 def test_resent_message_is_confirmed_but_stored_once_even_across_restart(broker, raw_factory):
+    # Producer ids belong to the client id that uses them: a failover client
+    # reconnects with the same one, and its resends are recognised.
     q = "/queue/" + unique("dedup")
-    p = connected(raw_factory, broker)
+    app = {"client-id": unique("app")}
+    p = connected(raw_factory, broker, app)
     send(p, q, "one", "prod-1", 1, "a")
     send(p, q, "two", "prod-1", 2, "b")
     send(p, q, "one again", "prod-1", 1, "c")      # a resend after a lost receipt
@@ -44,12 +47,26 @@ def test_resent_message_is_confirmed_but_stored_once_even_across_restart(broker,
     p.close()
     broker.kill()
     broker.start()
-    p = connected(raw_factory, broker)
+    p = connected(raw_factory, broker, app)
     send(p, q, "two again", "prod-1", 2, "e")      # the window survived the crash
     send(p, q, "three", "prod-1", 3, "f")
     c = connected(raw_factory, broker)
     bodies = [m.body.decode() for m in drain(c, q)]
     assert bodies == ["one", "two", "other", "three"]
+
+
+def test_connections_without_client_id_do_not_share_producer_ids(broker, raw_factory):
+    # Without a client id a connection is its own identity: another connection
+    # using the same producer id and sequence is another producer, so it can
+    # neither silence nor be silenced by it.
+    q = "/queue/" + unique("anon")
+    a = connected(raw_factory, broker)
+    send(a, q, "from a", "shared", 1, "a")
+    b = connected(raw_factory, broker)
+    send(b, q, "from b", "shared", 1, "b")
+    send(a, q, "a again", "shared", 1, "a2")        # a's own resend is recognised
+    c = connected(raw_factory, broker)
+    assert [m.body.decode() for m in drain(c, q)] == ["from a", "from b"]
 
 
 def test_messages_without_producer_headers_are_never_deduplicated(broker, raw_factory):

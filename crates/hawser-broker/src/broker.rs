@@ -1,12 +1,13 @@
-//! The broker engine: destinations, subscriptions, acknowledgements and
-//! transactions, behind one lock.
+//! The broker engine: the calls a protocol session makes, each under the one
+//! engine lock.
 //!
 //! A protocol session calls these methods with what its client asked for; the
-//! engine routes messages into [`MessageQueue`]s, dispatches them to consumers'
+//! engine routes messages into [`MessageQueue`](crate::queue::MessageQueue)s, dispatches them to consumers'
 //! [`Outbox`]es and appends what must survive a crash to the [`Store`], in the
-//! same critical section, so the store's record order is the order of the
-//! engine's decisions. Each call that wrote a record returns its sequence number:
-//! the session holds the client's receipt until the store reports it durable.
+//! same critical section, and changes its state only once the store has taken
+//! the record (the lock invariant, written in [`crate::state`]). Each call that
+//! wrote a record returns its sequence number: the session holds the client's
+//! receipt until the store reports it durable.
 //!
 //! By default a persistent message is dispatched while its record is being
 //! written, as ActiveMQ does (`concurrent_store_and_dispatch`); the producer's
@@ -15,6 +16,11 @@
 //! after the message's in the store, so a confirmed ack never outlives its
 //! message. With the option off, each delivery carries the sequence to wait
 //! for and consumers see only durable messages.
+//!
+//! The rest of the engine, one noun each: [`crate::publish`] (sends and
+//! commits), [`crate::redelivery`] (redelivery and dead letters),
+//! [`crate::producer`] (duplicate detection), [`crate::transaction`],
+//! [`crate::usage`] (memory and flow control).
 
 use foldhash::HashMap;
 use std::sync::Arc;
@@ -25,129 +31,18 @@ use parking_lot::Mutex;
 
 use crate::config::BrokerConfig;
 use crate::consumed::Consumed;
-use crate::destination::{Destination, DestinationKind};
+use crate::destination::Destination;
 use crate::error::BrokerError;
-use crate::message::{MemoryUsage, Message, MessageData, MessageId, NewMessage, ProducerRef};
-use crate::outbox::{AckMode, ConnectionId, ConsumerId, Outbox};
-use crate::queue::{Consumer, Entry, MessageQueue};
+use crate::message::{estimate_bytes, Message, MessageId, NewMessage};
+use crate::outbox::{AckMode, ConnectionId, Outbox};
+use crate::producer::{ProducerAudit, ProducerKey};
+use crate::publish::Publish;
+use crate::queue::{Consumer, Entry};
+use crate::state::{Connection, ContainerKey, NoLocal, State, SubRef, TopicLink};
 use crate::store::{DurableSubscription, Recovered, Seq, Store, StoreError, StoreKey, StoreOp};
-
-/// Where a container's messages come from and whether the store keeps them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum ContainerKey {
-    /// A queue or temporary queue.
-    Queue(Destination),
-    /// A durable topic subscription.
-    Durable { client_id: Arc<str>, name: Arc<str> },
-    /// A non-durable topic subscription, owned by one connection.
-    TopicSub { conn: ConnectionId, sub: Arc<str> },
-}
-
-impl ContainerKey {
-    /// The store's name for it, if the store keeps its persistent messages.
-    fn store_key(&self) -> Option<StoreKey> {
-        match self {
-            ContainerKey::Queue(d) if d.kind == DestinationKind::Queue => {
-                Some(StoreKey::Queue(Arc::clone(&d.name)))
-            }
-            ContainerKey::Durable { client_id, name } => Some(StoreKey::Durable {
-                client_id: Arc::clone(client_id),
-                name: Arc::clone(name),
-            }),
-            _ => None,
-        }
-    }
-}
-
-/// Whose messages a topic subscription skips.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum NoLocal {
-    /// Messages published on this connection.
-    Connection(ConnectionId),
-    /// Messages published by any connection with this client id (durable subscriptions outlive connections).
-    ClientId(Arc<str>),
-}
-
-/// A topic's link to one of its subscriptions.
-#[derive(Clone)]
-struct TopicLink {
-    /// The subscription's container.
-    key: ContainerKey,
-    /// Messages must match it to enter the container.
-    filter: Option<Arc<Selector>>,
-    /// Set when the subscriber does not want its own messages.
-    no_local: Option<NoLocal>,
-}
-
-/// A subscription as its connection knows it.
-#[derive(Clone, Debug)]
-struct SubRef {
-    /// Where its consumer is attached.
-    container: ContainerKey,
-    /// The consumer.
-    consumer: ConsumerId,
-    /// How it acknowledges.
-    ack_mode: AckMode,
-}
-
-/// An open transaction: work buffered until COMMIT.
-#[derive(Default)]
-struct Transaction {
-    /// Messages to publish at commit.
-    sends: Vec<NewMessage>,
-    /// Messages acknowledged in it, held until it ends.
-    acks: Vec<(ContainerKey, MessageId)>,
-}
-
-/// A connected client.
-struct Connection {
-    /// Its JMS client id, if it gave one (durable subscriptions need it).
-    client_id: Option<Arc<str>>,
-    /// Where its deliveries go.
-    outbox: Arc<dyn Outbox>,
-    /// Its subscriptions by protocol subscription id.
-    subs: HashMap<Arc<str>, SubRef>,
-    /// Its open transactions by protocol transaction id.
-    txs: HashMap<String, Transaction>,
-    /// Temporary destinations it created; deleted when it leaves.
-    temps: Vec<Destination>,
-}
-
-/// Everything the lock protects.
-#[derive(Default)]
-struct State {
-    /// The next message id to assign.
-    next_message_id: MessageId,
-    /// The next connection id to assign.
-    next_connection: ConnectionId,
-    /// The next consumer id to assign.
-    next_consumer: ConsumerId,
-    /// Every container, created on first use.
-    containers: HashMap<ContainerKey, MessageQueue>,
-    /// Topics and their subscriptions.
-    topics: HashMap<Destination, Vec<TopicLink>>,
-    /// Durable subscriptions by (client id, name).
-    durables: HashMap<(Arc<str>, Arc<str>), DurableSubscription>,
-    /// Live connections.
-    connections: HashMap<ConnectionId, Connection>,
-    /// Which container each consumer is attached to.
-    consumers: HashMap<ConsumerId, ContainerKey>,
-    /// Highest stored sequence per producer, for duplicate detection.
-    producers: HashMap<Arc<str>, TrackedProducer>,
-    /// Ticks on every producer use; orders producers for eviction.
-    producer_clock: u64,
-    /// The last store record this engine appended (a duplicate's receipt waits for it).
-    last_seq: Seq,
-}
-
-/// A producer's duplicate-detection window: everything up to `seq` is stored.
-#[derive(Clone, Copy, Debug)]
-struct TrackedProducer {
-    /// Highest sequence stored.
-    seq: u64,
-    /// `producer_clock` at its last use.
-    last_used: u64,
-}
+use crate::store_codec;
+use crate::transaction::Transaction;
+use crate::usage::{DestinationUsage, MemoryCharge, MemoryUsage};
 
 /// What a client asks for when it subscribes.
 #[derive(Clone, Debug)]
@@ -158,7 +53,7 @@ pub struct SubscribeSpec {
     pub destination: Destination,
     /// How the consumer acknowledges.
     pub ack_mode: AckMode,
-    /// Most unacknowledged messages it may hold.
+    /// Most unacknowledged messages it may hold (capped at `max_prefetch`).
     pub prefetch: u32,
     /// A JMS selector, if any.
     pub selector: Option<String>,
@@ -185,17 +80,21 @@ pub struct ContainerStats {
 
 /// The broker engine. Shared by every connection (`Arc<Broker>`).
 pub struct Broker {
-    /// All mutable state.
+    /// All mutable state (see [`crate::state`] for the lock invariant).
     state: Mutex<State>,
     /// Where persistent state goes.
     store: Arc<dyn Store>,
-    /// Memory held by messages, for producer flow control.
+    /// Memory held by messages, broker-wide, for producer flow control.
     usage: Arc<MemoryUsage>,
+    /// Each destination's share of `usage`. Outside the engine lock: sessions
+    /// look theirs up before a SEND. Entries are released with the idle sweep
+    /// ([`Broker::expire`]) once empty and held by nobody else.
+    usages: Mutex<HashMap<Destination, Arc<DestinationUsage>>>,
     /// Settings.
     config: BrokerConfig,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -218,19 +117,24 @@ impl Broker {
     /// Starts the engine from what the store recovered.
     pub fn new(config: BrokerConfig, store: Arc<dyn Store>, recovered: Recovered) -> Broker {
         let usage = MemoryUsage::new(config.max_pending_memory_bytes);
+        let broker = Broker {
+            state: Mutex::new(State::default()),
+            store,
+            usage,
+            usages: Mutex::new(HashMap::default()),
+            config,
+        };
         let mut st = State {
             // Ids stay unique across restarts even when the store kept nothing:
             // start above both what was recovered and the clock in microseconds.
             next_message_id: (recovered.max_message_id + 1).max(now_ms() * 1000),
             next_connection: 1,
             next_consumer: 1,
+            producers: ProducerAudit::recovered(recovered.producers),
             ..State::default()
         };
         for sub in recovered.subscriptions {
-            let key = ContainerKey::Durable {
-                client_id: Arc::clone(&sub.client_id),
-                name: Arc::clone(&sub.name),
-            };
+            let key = ContainerKey::durable(&sub.client_id, &sub.name);
             // A selector that parsed when stored parses now; if the grammar ever
             // changes, keep the subscription and let it match everything rather than lose it.
             let filter = parse_selector(sub.selector.as_deref()).unwrap_or_else(|e| {
@@ -251,10 +155,6 @@ impl Broker {
             st.durables
                 .insert((Arc::clone(&sub.client_id), Arc::clone(&sub.name)), sub);
         }
-        for (id, seq) in recovered.producers {
-            st.producers
-                .insert(id, TrackedProducer { seq, last_used: 0 });
-        }
         for (skey, messages) in recovered.messages {
             let key = match skey {
                 StoreKey::Queue(name) => ContainerKey::Queue(Destination::queue(&name)),
@@ -262,20 +162,17 @@ impl Broker {
             };
             let container = st.containers.entry(key).or_default();
             for (data, redeliveries) in messages {
+                let usage = broker.destination_usage(&data.destination);
                 container.enqueue(Entry {
-                    msg: Arc::new(Message::new(data, &usage)),
+                    msg: Arc::new(Message::charged(data, &broker.usage, Some(&usage))),
                     redeliveries,
                     seq: 0,
                     consumed: None,
                 });
             }
         }
-        Broker {
-            state: Mutex::new(st),
-            store,
-            usage,
-            config,
-        }
+        *broker.state.lock() = st;
+        broker
     }
 
     /// The engine's settings.
@@ -283,9 +180,21 @@ impl Broker {
         &self.config
     }
 
-    /// Memory held by messages (producer flow control waits on it).
+    /// Memory held by messages, broker-wide.
     pub fn memory(&self) -> &Arc<MemoryUsage> {
         &self.usage
+    }
+
+    /// The memory counters of a destination, with its policy: a session asks
+    /// them for room before a SEND (see [`crate::usage`]) and may keep them.
+    pub fn destination_usage(&self, d: &Destination) -> Arc<DestinationUsage> {
+        let mut usages = self.usages.lock();
+        if let Some(u) = usages.get(d) {
+            return Arc::clone(u);
+        }
+        let u = DestinationUsage::new(&self.usage, self.config.policy_for(d));
+        usages.insert(d.clone(), Arc::clone(&u));
+        u
     }
 
     /// The store behind the engine.
@@ -311,16 +220,8 @@ impl Broker {
         }
         let id = st.next_connection;
         st.next_connection += 1;
-        st.connections.insert(
-            id,
-            Connection {
-                client_id: client_id.map(Arc::from),
-                outbox,
-                subs: HashMap::default(),
-                txs: HashMap::default(),
-                temps: Vec::new(),
-            },
-        );
+        st.connections
+            .insert(id, Connection::new(client_id.map(Arc::from), outbox));
         Ok(id)
     }
 
@@ -339,17 +240,53 @@ impl Broker {
             self.detach(&mut st, &sub);
         }
         for dest in c.temps {
+            st.temp_owners.remove(&dest);
             self.delete_temporary(&mut st, &dest);
         }
     }
 
-    /// Records that `dest` (a temporary destination) belongs to `conn` and goes when it does.
-    pub fn register_temporary(&self, conn: ConnectionId, dest: &Destination) {
+    /// Records that `dest` (a temporary destination) belongs to `conn` and goes
+    /// when it does. Refused past the per-connection limit.
+    pub fn register_temporary(
+        &self,
+        conn: ConnectionId,
+        dest: &Destination,
+    ) -> Result<(), BrokerError> {
         let mut st = self.state.lock();
-        if let Some(c) = st.connections.get_mut(&conn) {
-            if !c.temps.contains(dest) {
-                c.temps.push(dest.clone());
-            }
+        let st = &mut *st;
+        let c = st
+            .connections
+            .get_mut(&conn)
+            .ok_or(BrokerError::ConnectionClosed)?;
+        if c.temps.contains(dest) {
+            return Ok(());
+        }
+        if c.temps.len() >= self.config.max_temporary_destinations_per_connection {
+            return Err(BrokerError::Limit("temporary destinations per connection"));
+        }
+        c.temps.push(dest.clone());
+        st.temp_owners.insert(dest.clone(), conn);
+        Ok(())
+    }
+
+    /// Counts a queue browser against the connection's subscription limit.
+    pub fn open_browser(&self, conn: ConnectionId) -> Result<(), BrokerError> {
+        let mut st = self.state.lock();
+        let c = st
+            .connections
+            .get_mut(&conn)
+            .ok_or(BrokerError::ConnectionClosed)?;
+        if c.subs.len() + c.browsers >= self.config.max_subscriptions_per_connection {
+            return Err(BrokerError::Limit("subscriptions per connection"));
+        }
+        c.browsers += 1;
+        Ok(())
+    }
+
+    /// A browser of the connection was closed.
+    pub fn close_browser(&self, conn: ConnectionId) {
+        if let Some(c) = self.state.lock().connections.get_mut(&conn) {
+            c.browsers = c.browsers.saturating_sub(1);
         }
     }
 
@@ -365,14 +302,15 @@ impl Broker {
         if c.subs.contains_key(&spec.id) {
             return Err(BrokerError::DuplicateSubscription(spec.id.to_string()));
         }
-        if c.subs.len() >= self.config.max_subscriptions_per_connection {
+        if c.subs.len() + c.browsers >= self.config.max_subscriptions_per_connection {
             return Err(BrokerError::Limit("subscriptions per connection"));
+        }
+        if spec.destination.kind.is_temporary() && !st.temp_owners.contains_key(&spec.destination) {
+            return Err(BrokerError::UnknownTemporary(spec.destination.to_string()));
         }
         let outbox = Arc::clone(&c.outbox);
         let client_id = c.client_id.clone();
         let selector = parse_selector(spec.selector.as_deref())?;
-        let consumer_id = st.next_consumer;
-        st.next_consumer += 1;
         let mut seq = 0;
 
         let (key, consumer_selector) = if !spec.destination.is_topic() {
@@ -386,10 +324,7 @@ impl Broker {
                 selector: selector.as_ref().map(|s| s.text().to_owned()),
                 no_local: spec.no_local,
             };
-            let key = ContainerKey::Durable {
-                client_id: Arc::clone(&client_id),
-                name: Arc::clone(&def.name),
-            };
+            let key = ContainerKey::durable(&client_id, &def.name);
             let existing = st
                 .durables
                 .get(&(Arc::clone(&client_id), Arc::clone(&def.name)));
@@ -403,12 +338,19 @@ impl Broker {
             if existing != Some(&def) {
                 // New, or changed topic/selector: as in JMS, a changed durable
                 // subscription is a new one and the old one's messages are dropped.
+                let replaces = existing.is_some();
                 let mut ops = Vec::new();
-                if existing.is_some() {
-                    self.remove_durable(st, &client_id, &def.name, &mut ops);
+                if replaces {
+                    ops.push(StoreOp::Unsubscribe {
+                        client_id: Arc::clone(&client_id),
+                        name: Arc::clone(&def.name),
+                    });
                 }
                 ops.push(StoreOp::Subscribe(def.clone()));
                 seq = self.write(st, ops, true)?;
+                if replaces {
+                    remove_durable(st, &client_id, &def.name);
+                }
                 st.topics
                     .entry(spec.destination.clone())
                     .or_default()
@@ -439,6 +381,8 @@ impl Broker {
             (key, None)
         };
 
+        let consumer_id = st.next_consumer;
+        st.next_consumer += 1;
         st.containers
             .entry(key.clone())
             .or_default()
@@ -446,7 +390,7 @@ impl Broker {
                 consumer_id,
                 Arc::clone(&spec.id),
                 spec.ack_mode,
-                spec.prefetch,
+                spec.prefetch.min(self.config.max_prefetch),
                 consumer_selector,
                 spec.exclusive,
                 outbox,
@@ -497,26 +441,28 @@ impl Broker {
             return Ok(0);
         };
         let client_id = client_id.ok_or(BrokerError::DurableNeedsClientId)?;
-        let key = ContainerKey::Durable {
-            client_id: Arc::clone(&client_id),
-            name: Arc::from(name),
-        };
+        let name: Arc<str> = Arc::from(name);
+        let key = ContainerKey::durable(&client_id, &name);
         if st
             .containers
             .get(&key)
             .is_some_and(|q| q.consumer_count() > 0)
         {
-            return Err(BrokerError::DurableActive(name.to_owned()));
+            return Err(BrokerError::DurableActive(name.to_string()));
         }
         if !st
             .durables
-            .contains_key(&(Arc::clone(&client_id), Arc::from(name)))
+            .contains_key(&(Arc::clone(&client_id), Arc::clone(&name)))
         {
-            return Err(BrokerError::UnknownSubscription(name.to_owned()));
+            return Err(BrokerError::UnknownSubscription(name.to_string()));
         }
-        let mut ops = Vec::new();
-        self.remove_durable(st, &client_id, name, &mut ops);
-        Ok(self.write(st, ops, true)?)
+        let ops = vec![StoreOp::Unsubscribe {
+            client_id: Arc::clone(&client_id),
+            name: Arc::clone(&name),
+        }];
+        let seq = self.write(st, ops, true)?;
+        remove_durable(st, &client_id, &name);
+        Ok(seq)
     }
 
     /// Accepts a message from a producer, or buffers it in transaction `tx`.
@@ -551,6 +497,22 @@ impl Broker {
         tx: Option<&str>,
         confirmable: bool,
     ) -> Result<(Seq, Option<Arc<Consumed>>), BrokerError> {
+        // The store's limit, checked before anything is held: the record
+        // carries the message and at most a little framing and one producer mark.
+        let len = store_codec::RECORD_HEADER_LEN
+            + store_codec::message_len(
+                &message.destination.name,
+                &message.headers,
+                message.body.len(),
+            )
+            + RECORD_SLACK_BYTES;
+        let max = self.store.max_record_bytes();
+        if message.persistent && len > max {
+            return Err(BrokerError::TooLarge { len, max });
+        }
+        if let Some(p) = &message.producer {
+            crate::publish::check_producer(p)?;
+        }
         let mut st = self.state.lock();
         let st = &mut *st;
         let c = st
@@ -563,13 +525,27 @@ impl Broker {
                 .txs
                 .get_mut(tx)
                 .ok_or_else(|| BrokerError::UnknownTransaction(tx.to_owned()))?;
-            if t.sends.len() + t.acks.len() >= limit {
+            if t.ops() >= limit {
                 return Err(BrokerError::Limit("operations in one transaction"));
             }
-            t.sends.push(message);
+            let record = t.record_bytes + if message.persistent { len } else { 0 };
+            if record > max {
+                return Err(BrokerError::TooLarge { len: record, max });
+            }
+            let usage = self.destination_usage(&message.destination);
+            let charge = MemoryCharge::new(
+                &self.usage,
+                Some(&usage),
+                estimate_bytes(&message.headers, &message.body),
+            );
+            t.record_bytes = record;
+            t.sends.push((message, charge));
             return Ok((0, None));
         }
-        self.publish(st, conn, vec![message], Vec::new(), confirmable)
+        let mut plan = Publish::plan(self, st, conn, vec![message], Vec::new())?;
+        let seq = self.write_plan(st, &mut plan)?;
+        let consumed = plan.apply(self, st, conn, seq, confirmable);
+        Ok((seq, consumed))
     }
 
     /// Acknowledges `id` (and, for cumulative subscriptions, what came before it).
@@ -596,6 +572,9 @@ impl Broker {
                 .txs
                 .get_mut(tx)
                 .ok_or_else(|| BrokerError::UnknownTransaction(tx.to_owned()))?;
+            if t.ops() >= self.config.max_transaction_ops {
+                return Err(BrokerError::Limit("operations in one transaction"));
+            }
             let q = st
                 .containers
                 .get_mut(&sub.container)
@@ -608,6 +587,26 @@ impl Broker {
             self.dispatch(st, &sub.container);
             return Ok(0);
         }
+        let q = st.containers.get(&sub.container).expect("holder exists");
+        let ids = q
+            .covered(sub.consumer, id, cumulative)
+            .map_err(|_| BrokerError::UnknownMessage(id))?;
+        let ops = match sub.container.store_key() {
+            Some(key) => ids
+                .iter()
+                .filter(|i| q.inflight(**i).is_some_and(|e| e.msg.persistent))
+                .map(|i| StoreOp::Dequeue {
+                    key: key.clone(),
+                    id: *i,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let seq = if ops.is_empty() {
+            0
+        } else {
+            self.write(st, ops, sync)?
+        };
         let q = st
             .containers
             .get_mut(&sub.container)
@@ -618,12 +617,7 @@ impl Broker {
         for consumed in entries.iter().filter_map(|e| e.consumed.as_deref()) {
             consumed.set();
         }
-        let ops = dequeue_ops(&sub.container, &entries);
-        let seq = if ops.is_empty() {
-            0
-        } else {
-            self.write(st, ops, sync)?
-        };
+        drop(entries);
         self.dispatch(st, &sub.container);
         Ok(seq)
     }
@@ -653,7 +647,7 @@ impl Broker {
     }
 
     /// Settles auto-acknowledged deliveries once their connection has written them.
-    pub fn delivered(&self, written: &[(ConsumerId, MessageId)]) {
+    pub fn delivered(&self, written: &[(crate::outbox::ConsumerId, MessageId)]) {
         let mut st = self.state.lock();
         let st = &mut *st;
         let mut ops = Vec::new();
@@ -679,6 +673,8 @@ impl Broker {
                 touched.push(key.clone());
             }
         }
+        // Written to the client's socket is consumed, for auto-acknowledge; a
+        // lost dequeue record costs a redelivery after a crash, never a message.
         self.append_quietly(st, ops);
         for key in touched {
             self.dispatch(st, &key);
@@ -703,31 +699,57 @@ impl Broker {
     }
 
     /// Commits: the transaction's sends are published and its acks settled, in
-    /// one store record. Returns that record's sequence.
+    /// one store record. Returns that record's sequence. If the store refuses
+    /// the record the transaction stays open and nothing changes.
     pub fn commit(&self, conn: ConnectionId, tx: &str) -> Result<Seq, BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
         let c = st
             .connections
-            .get_mut(&conn)
+            .get(&conn)
             .ok_or(BrokerError::ConnectionClosed)?;
         let t = c
             .txs
-            .remove(tx)
+            .get(tx)
             .ok_or_else(|| BrokerError::UnknownTransaction(tx.to_owned()))?;
         let mut ops = Vec::new();
-        let mut touched = Vec::new();
-        for (key, id) in t.acks {
+        for (key, id) in &t.acks {
+            let Some(skey) = key.store_key() else {
+                continue;
+            };
+            let stored = st
+                .containers
+                .get(key)
+                .and_then(|q| q.tx_acked(*id))
+                .is_some_and(|e| e.msg.persistent);
+            if stored {
+                ops.push(StoreOp::Dequeue { key: skey, id: *id });
+            }
+        }
+        let sends: Vec<NewMessage> = t.sends.iter().map(|(m, _)| m.clone()).collect();
+        let mut plan = Publish::plan(self, st, conn, sends, ops)?;
+        let seq = self.write_plan(st, &mut plan)?;
+        let mut t = st
+            .connections
+            .get_mut(&conn)
+            .and_then(|c| c.txs.remove(tx))
+            .expect("checked above");
+        let mut touched: Vec<ContainerKey> = Vec::new();
+        for (key, id) in std::mem::take(&mut t.acks) {
             if let Some(entry) = st
                 .containers
                 .get_mut(&key)
                 .and_then(|q| q.settle_tx_ack(id))
             {
-                ops.extend(dequeue_ops(&key, std::slice::from_ref(&entry)));
-                touched.push(key);
+                drop(entry);
+                if !touched.contains(&key) {
+                    touched.push(key);
+                }
             }
         }
-        let (seq, _) = self.publish(st, conn, t.sends, ops, false)?;
+        // The published messages carry their own charges from here on.
+        drop(t);
+        plan.apply(self, st, conn, seq, false);
         for key in touched {
             self.dispatch(st, &key);
         }
@@ -749,7 +771,10 @@ impl Broker {
         Ok(())
     }
 
-    /// Removes expired messages that no consumer has asked for yet.
+    /// The periodic sweep: removes expired messages that no consumer has asked
+    /// for yet, and releases idle queues (no messages, no consumers) and the
+    /// counters of destinations nobody holds, so that a client sending to ever
+    /// new names does not grow the broker.
     pub fn expire(&self) {
         let mut st = self.state.lock();
         let st = &mut *st;
@@ -764,17 +789,23 @@ impl Broker {
                 self.dispose_expired(st, &key, expired);
             }
         }
+        st.containers
+            .retain(|key, q| !(matches!(key, ContainerKey::Queue(_)) && q.is_idle()));
+        self.usages
+            .lock()
+            .retain(|_, u| u.used() > 0 || Arc::strong_count(u) > 1);
     }
 
     /// The messages waiting in a queue, in the order they would be dispatched,
-    /// without consuming them (JMS queue browsing). Each comes with its
-    /// redelivery count and the store record it must not be shown before.
-    pub fn browse(&self, queue: &Destination) -> Vec<(Arc<Message>, u32, Seq)> {
+    /// without consuming them (JMS queue browsing), at most `max`. Each comes
+    /// with its redelivery count and the store record it must not be shown before.
+    pub fn browse(&self, queue: &Destination, max: usize) -> Vec<(Arc<Message>, u32, Seq)> {
         let st = self.state.lock();
         st.containers
             .get(&ContainerKey::Queue(queue.clone()))
             .map(|q| {
                 q.browse()
+                    .take(max)
                     .map(|e| (Arc::clone(&e.msg), e.redeliveries, e.seq))
                     .collect()
             })
@@ -809,173 +840,53 @@ impl Broker {
         self.state.lock().connections.len()
     }
 
+    /// Destinations whose memory counters exist (for tests of the idle sweep).
+    pub fn tracked_destinations(&self) -> usize {
+        self.usages.lock().len()
+    }
+
+    /// Client-id scoped producers whose windows are tracked.
+    pub fn tracked_producers(&self) -> usize {
+        self.state.lock().producers.len()
+    }
+
+    /// Whether `seq` of a client-id scoped producer is known stored (for tests).
+    pub fn producer_has(&self, key: &ProducerKey, seq: u64) -> bool {
+        self.state
+            .lock()
+            .producers
+            .get(key)
+            .is_some_and(|w| w.contains(seq))
+    }
+
     // ---- internals; all run under the state lock ----
 
-    /// Assigns ids, routes messages to containers, writes persistent ones (with
-    /// `extra` ops) as one record, and dispatches. With `confirmable`, a single
-    /// persistent message for a queue carries a [`Consumed`] flag, returned too.
-    fn publish(
+    /// Appends a publish's record, if it has ops; a batch of nothing but resends
+    /// is confirmed once everything appended so far (the originals) is durable.
+    fn write_plan(&self, st: &mut State, plan: &mut Publish) -> Result<Seq, BrokerError> {
+        if !plan.ops.is_empty() {
+            return Ok(self.write(st, std::mem::take(&mut plan.ops), true)?);
+        }
+        Ok(if plan.duplicates == plan.total && plan.total > 0 {
+            st.last_seq
+        } else {
+            0
+        })
+    }
+
+    /// Appends a record and remembers its sequence. A record the store could
+    /// not take is refused here, before the store sees it.
+    pub(crate) fn write(
         &self,
         st: &mut State,
-        conn: ConnectionId,
-        messages: Vec<NewMessage>,
-        mut ops: Vec<StoreOp>,
-        confirmable: bool,
-    ) -> Result<(Seq, Option<Arc<Consumed>>), BrokerError> {
-        let now = now_ms();
-        let publisher_client = st.connections.get(&conn).and_then(|c| c.client_id.clone());
-        let mut placed: Vec<(ContainerKey, Arc<Message>)> = Vec::with_capacity(messages.len());
-        let mut marks: Vec<(Arc<str>, u64)> = Vec::new();
-        let mut duplicates = 0;
-        let total = messages.len();
-        for new in messages {
-            if let Some(p) = &new.producer {
-                if self.is_duplicate(st, p, &mut ops) {
-                    duplicates += 1;
-                    continue;
-                }
-                if new.persistent {
-                    match marks.iter_mut().find(|(id, _)| *id == p.id) {
-                        Some(m) => m.1 = m.1.max(p.seq),
-                        None => marks.push((Arc::clone(&p.id), p.seq)),
-                    }
-                }
-            }
-            let id = st.next_message_id;
-            st.next_message_id += 1;
-            let msg = Arc::new(Message::new(MessageData::accept(id, new, now), &self.usage));
-            if msg.destination.is_topic() {
-                let mut targets = Vec::new();
-                for link in st.topics.get(&msg.destination).into_iter().flatten() {
-                    let own = match &link.no_local {
-                        Some(NoLocal::Connection(c)) => *c == conn,
-                        Some(NoLocal::ClientId(id)) => publisher_client.as_ref() == Some(id),
-                        None => false,
-                    };
-                    if own || link.filter.as_ref().is_some_and(|f| !f.matches(&**msg)) {
-                        continue;
-                    }
-                    if msg.persistent {
-                        targets.extend(link.key.store_key());
-                    }
-                    placed.push((link.key.clone(), Arc::clone(&msg)));
-                }
-                if !targets.is_empty() {
-                    ops.push(StoreOp::Enqueue {
-                        message: Arc::clone(&msg),
-                        targets,
-                    });
-                }
-            } else {
-                let key = ContainerKey::Queue(msg.destination.clone());
-                if msg.persistent {
-                    if let Some(skey) = key.store_key() {
-                        ops.push(StoreOp::Enqueue {
-                            message: Arc::clone(&msg),
-                            targets: vec![skey],
-                        });
-                    }
-                }
-                placed.push((key, msg));
-            }
+        ops: Vec<StoreOp>,
+        sync: bool,
+    ) -> Result<Seq, StoreError> {
+        let len = store_codec::encoded_len(&ops);
+        let max = self.store.max_record_bytes();
+        if len > max {
+            return Err(StoreError::TooLarge { len, max });
         }
-        ops.extend(
-            marks
-                .into_iter()
-                .map(|(producer, seq)| StoreOp::ProducerMark { producer, seq }),
-        );
-        let seq = if ops.is_empty() {
-            // Only resends: confirm once everything appended so far (the
-            // originals among it) is durable.
-            if duplicates == total {
-                st.last_seq
-            } else {
-                0
-            }
-        } else {
-            self.write(st, ops, true)?
-        };
-        let visible_after = if self.config.concurrent_store_and_dispatch {
-            0
-        } else {
-            seq
-        };
-        let consumed = match placed.as_slice() {
-            [(ContainerKey::Queue(_), msg)]
-                if confirmable
-                    && msg.persistent
-                    && seq != 0
-                    && self.config.concurrent_store_and_dispatch
-                    && self.config.confirm_consumed =>
-            {
-                Some(Arc::new(Consumed::new()))
-            }
-            _ => None,
-        };
-        // One message (a plain SEND) lands in each container at most once, so each can
-        // be dispatched at once; a batch (a commit) may hit a container many times and
-        // dispatches each once, after all are placed.
-        let mut touched: Vec<ContainerKey> = Vec::new();
-        for (key, msg) in placed {
-            let entry = Entry {
-                msg,
-                redeliveries: 0,
-                seq: visible_after,
-                consumed: consumed.clone(),
-            };
-            match st.containers.get_mut(&key) {
-                Some(q) => q.enqueue(entry),
-                None => st.containers.entry(key.clone()).or_default().enqueue(entry),
-            }
-            if total == 1 {
-                self.dispatch(st, &key);
-            } else if !touched.contains(&key) {
-                touched.push(key);
-            }
-        }
-        for key in touched {
-            self.dispatch(st, &key);
-        }
-        Ok((seq, consumed))
-    }
-
-    /// True if the producer's message was stored before (a resend); otherwise
-    /// records it as the producer's highest sequence, evicting the least
-    /// recently used producer when the window is full.
-    fn is_duplicate(&self, st: &mut State, p: &ProducerRef, ops: &mut Vec<StoreOp>) -> bool {
-        st.producer_clock += 1;
-        let now = st.producer_clock;
-        if let Some(t) = st.producers.get_mut(&p.id) {
-            t.last_used = now;
-            if p.seq <= t.seq {
-                return true;
-            }
-            t.seq = p.seq;
-            return false;
-        }
-        if st.producers.len() >= self.config.max_tracked_producers {
-            if let Some(oldest) = st
-                .producers
-                .iter()
-                .min_by_key(|(_, t)| t.last_used)
-                .map(|(id, _)| Arc::clone(id))
-            {
-                st.producers.remove(&oldest);
-                ops.push(StoreOp::ProducerForget { producer: oldest });
-            }
-        }
-        st.producers.insert(
-            Arc::clone(&p.id),
-            TrackedProducer {
-                seq: p.seq,
-                last_used: now,
-            },
-        );
-        false
-    }
-
-    /// Appends a record and remembers its sequence.
-    fn write(&self, st: &mut State, ops: Vec<StoreOp>, sync: bool) -> Result<Seq, StoreError> {
         let seq = self.store.append(ops, sync)?;
         st.last_seq = st.last_seq.max(seq);
         Ok(seq)
@@ -1046,32 +957,6 @@ impl Broker {
         self.redeliver(st, &sub.container, held);
     }
 
-    /// Deletes a durable subscription and its messages; pushes the store ops that say so.
-    fn remove_durable(
-        &self,
-        st: &mut State,
-        client_id: &Arc<str>,
-        name: &str,
-        ops: &mut Vec<StoreOp>,
-    ) {
-        let name: Arc<str> = Arc::from(name);
-        let key = ContainerKey::Durable {
-            client_id: Arc::clone(client_id),
-            name: Arc::clone(&name),
-        };
-        st.durables
-            .remove(&(Arc::clone(client_id), Arc::clone(&name)));
-        st.containers.remove(&key);
-        for links in st.topics.values_mut() {
-            links.retain(|l| l.key != key);
-        }
-        st.topics.retain(|_, links| !links.is_empty());
-        ops.push(StoreOp::Unsubscribe {
-            client_id: Arc::clone(client_id),
-            name,
-        });
-    }
-
     /// Drops a temporary destination and whatever it held.
     fn delete_temporary(&self, st: &mut State, dest: &Destination) {
         if dest.is_topic() {
@@ -1106,119 +991,8 @@ impl Broker {
         }
     }
 
-    /// Hands messages back to their container for redelivery, or to the
-    /// dead-letter queue once they have been redelivered too often.
-    fn redeliver(&self, st: &mut State, key: &ContainerKey, entries: Vec<Entry>) {
-        if entries.is_empty() {
-            return;
-        }
-        let skey = key.store_key();
-        let mut back = Vec::with_capacity(entries.len());
-        let mut dead = Vec::new();
-        let mut ops = Vec::new();
-        for mut e in entries {
-            e.redeliveries += 1;
-            if e.redeliveries > self.config.max_redeliveries {
-                dead.push(e);
-                continue;
-            }
-            if let (true, Some(skey)) = (e.msg.persistent, &skey) {
-                ops.push(StoreOp::Redelivered {
-                    key: skey.clone(),
-                    id: e.msg.id,
-                    count: e.redeliveries,
-                });
-            }
-            back.push(e);
-        }
-        self.append_quietly(st, ops);
-        if let Some(q) = st.containers.get_mut(key) {
-            q.requeue_front(back);
-        }
-        if !dead.is_empty() {
-            let cause = format!(
-                "delivery failed more than maximumRedeliveries={}",
-                self.config.max_redeliveries
-            );
-            self.dead_letter(st, key, dead, &cause);
-        }
-        self.dispatch(st, key);
-    }
-
-    /// Moves messages to the dead-letter queue, atomically in the store.
-    fn dead_letter(&self, st: &mut State, from: &ContainerKey, entries: Vec<Entry>, cause: &str) {
-        let dlq = Destination::queue(&self.config.dead_letter_queue);
-        let dlq_key = ContainerKey::Queue(dlq.clone());
-        if *from == dlq_key {
-            // Messages failing in the DLQ itself stay there rather than loop.
-            if let Some(q) = st.containers.get_mut(from) {
-                q.requeue_front(entries);
-            }
-            return;
-        }
-        let mut ops = dequeue_ops(from, &entries);
-        let now = now_ms();
-        let mut moved = Vec::with_capacity(entries.len());
-        for e in entries {
-            let mut data = MessageData::clone(&e.msg);
-            data.id = st.next_message_id;
-            st.next_message_id += 1;
-            data.destination = dlq.clone();
-            data.expires_ms = None;
-            data.timestamp_ms = now;
-            data.headers
-                .push(("original-destination".into(), e.msg.destination.to_string()));
-            data.headers.push((
-                "original-message-id".into(),
-                format!("ID:hawser-{}", e.msg.id),
-            ));
-            data.headers
-                .push(("dlqDeliveryFailureCause".into(), cause.to_owned()));
-            let msg = Arc::new(Message::new(data, &self.usage));
-            if msg.persistent {
-                ops.push(StoreOp::Enqueue {
-                    message: Arc::clone(&msg),
-                    targets: vec![StoreKey::Queue(Arc::clone(&dlq.name))],
-                });
-            }
-            moved.push(msg);
-        }
-        let seq = if ops.is_empty() {
-            0
-        } else {
-            match self.write(st, ops, false) {
-                Ok(seq) => seq,
-                Err(e) => {
-                    tracing::error!("dead-lettering failed: {e}");
-                    return;
-                }
-            }
-        };
-        let q = st.containers.entry(dlq_key.clone()).or_default();
-        for msg in moved {
-            q.enqueue(Entry {
-                msg,
-                redeliveries: 0,
-                seq,
-                consumed: None,
-            });
-        }
-        self.dispatch(st, &dlq_key);
-    }
-
-    /// Expired persistent messages go to the dead-letter queue (as in ActiveMQ);
-    /// expired non-persistent ones are dropped.
-    fn dispose_expired(&self, st: &mut State, key: &ContainerKey, expired: Vec<Entry>) {
-        let (persistent, dropped): (Vec<Entry>, Vec<Entry>) =
-            expired.into_iter().partition(|e| e.msg.persistent);
-        drop(dropped);
-        if !persistent.is_empty() {
-            self.dead_letter(st, key, persistent, "message expired");
-        }
-    }
-
     /// Lets a container hand out what it can.
-    fn dispatch(&self, st: &mut State, key: &ContainerKey) {
+    pub(crate) fn dispatch(&self, st: &mut State, key: &ContainerKey) {
         let Some(q) = st.containers.get_mut(key) else {
             return;
         };
@@ -1231,7 +1005,7 @@ impl Broker {
 
     /// Appends ops whose loss in a crash costs only a redelivery; a failure is
     /// logged, since the store then fails every later confirmation anyway.
-    fn append_quietly(&self, st: &mut State, ops: Vec<StoreOp>) {
+    pub(crate) fn append_quietly(&self, st: &mut State, ops: Vec<StoreOp>) {
         if ops.is_empty() {
             return;
         }
@@ -1241,8 +1015,25 @@ impl Broker {
     }
 }
 
+/// Bytes a single message's record may need beyond the message itself: the
+/// enqueue op's framing and key, and a producer mark.
+const RECORD_SLACK_BYTES: usize = 2 * 1024 + crate::destination::MAX_DESTINATION_NAME_BYTES;
+
+/// Deletes a durable subscription and its messages from memory (the caller wrote
+/// the record that says so).
+fn remove_durable(st: &mut State, client_id: &Arc<str>, name: &Arc<str>) {
+    let key = ContainerKey::durable(client_id, name);
+    st.durables
+        .remove(&(Arc::clone(client_id), Arc::clone(name)));
+    st.containers.remove(&key);
+    for links in st.topics.values_mut() {
+        links.retain(|l| l.key != key);
+    }
+    st.topics.retain(|_, links| !links.is_empty());
+}
+
 /// The store ops saying a container is done with these entries.
-fn dequeue_ops(key: &ContainerKey, entries: &[Entry]) -> Vec<StoreOp> {
+pub(crate) fn dequeue_ops(key: &ContainerKey, entries: &[Entry]) -> Vec<StoreOp> {
     let Some(skey) = key.store_key() else {
         return Vec::new();
     };

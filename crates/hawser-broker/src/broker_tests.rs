@@ -3,138 +3,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
 
 use crate::outbox::test_support::Recorder;
-use crate::store::{Durability, DurabilityWatch, MemoryStore};
+use crate::test_support::*;
 use crate::*;
-
-/// A store that remembers every record, so tests can replay them as recovery would.
-#[derive(Default)]
-struct RecordingStore {
-    records: Mutex<Vec<(Vec<StoreOp<MessageData>>, bool)>>,
-    durability: Mutex<Option<tokio::sync::watch::Sender<Durability>>>,
-}
-
-impl RecordingStore {
-    fn new() -> Arc<RecordingStore> {
-        let s = RecordingStore::default();
-        *s.durability.lock() = Some(tokio::sync::watch::channel(Durability::default()).0);
-        Arc::new(s)
-    }
-
-    fn ops(&self) -> Vec<StoreOp<MessageData>> {
-        self.records
-            .lock()
-            .iter()
-            .flat_map(|(ops, _)| ops.clone())
-            .collect()
-    }
-
-    /// What a store would recover from these records (a tiny model of the journal's replay).
-    fn recover(&self) -> Recovered {
-        let mut rec = Recovered::default();
-        for op in self.ops() {
-            match op {
-                StoreOp::Enqueue { message, targets } => {
-                    rec.max_message_id = rec.max_message_id.max(message.id);
-                    for t in targets {
-                        rec.messages
-                            .entry(t)
-                            .or_default()
-                            .push((message.clone(), 0));
-                    }
-                }
-                StoreOp::Dequeue { key, id } => {
-                    if let Some(v) = rec.messages.get_mut(&key) {
-                        v.retain(|(m, _)| m.id != id);
-                    }
-                }
-                StoreOp::Redelivered { key, id, count } => {
-                    if let Some(v) = rec.messages.get_mut(&key) {
-                        for (m, c) in v.iter_mut() {
-                            if m.id == id {
-                                *c = count;
-                            }
-                        }
-                    }
-                }
-                StoreOp::Subscribe(s) => {
-                    rec.subscriptions.retain(|x| x.key() != s.key());
-                    rec.subscriptions.push(s);
-                }
-                StoreOp::Unsubscribe { client_id, name } => {
-                    let key = StoreKey::Durable { client_id, name };
-                    rec.subscriptions.retain(|x| x.key() != key);
-                    rec.messages.remove(&key);
-                }
-                StoreOp::ProducerMark { producer, seq } => {
-                    rec.producers.insert(producer, seq);
-                }
-                StoreOp::ProducerForget { producer } => {
-                    rec.producers.remove(&producer);
-                }
-            }
-        }
-        rec
-    }
-}
-
-impl Store for RecordingStore {
-    fn append(&self, ops: Vec<StoreOp>, sync: bool) -> Result<Seq, StoreError> {
-        let mut r = self.records.lock();
-        r.push((ops.iter().map(StoreOp::to_data).collect(), sync));
-        Ok(r.len() as u64)
-    }
-    fn durability(&self) -> DurabilityWatch {
-        self.durability.lock().as_ref().unwrap().subscribe()
-    }
-    fn disk_bytes(&self) -> u64 {
-        0
-    }
-    fn close(&self) {}
-}
-
-fn msg(dest: Destination, body: &str, persistent: bool) -> NewMessage {
-    NewMessage {
-        destination: dest,
-        headers: Vec::new(),
-        body: Bytes::from(body.to_owned()),
-        persistent,
-        priority: 4,
-        expires_ms: None,
-        producer: None,
-    }
-}
-
-fn spec(id: &str, dest: Destination, ack_mode: AckMode) -> SubscribeSpec {
-    SubscribeSpec {
-        id: Arc::from(id),
-        destination: dest,
-        ack_mode,
-        prefetch: 100,
-        selector: None,
-        exclusive: false,
-        durable_name: None,
-        no_local: false,
-    }
-}
-
-fn bodies(rec: &Recorder) -> Vec<String> {
-    rec.deliveries
-        .lock()
-        .iter()
-        .map(|d| String::from_utf8(d.message.body.to_vec()).unwrap())
-        .collect()
-}
-
-fn memory_broker() -> Broker {
-    Broker::new(
-        BrokerConfig::default(),
-        Arc::new(MemoryStore::new()),
-        Recovered::default(),
-    )
-}
 
 #[test]
 fn queue_competing_consumers_and_ack() {
@@ -481,22 +353,12 @@ fn expired_messages_are_not_delivered() {
     assert_eq!(bodies(&r), vec!["new", "old"]);
 }
 
-fn from_producer(dest: Destination, body: &str, producer: &str, seq: u64) -> NewMessage {
-    NewMessage {
-        producer: Some(ProducerRef {
-            id: Arc::from(producer),
-            seq,
-        }),
-        ..msg(dest, body, true)
-    }
-}
-
 #[test]
 fn resends_from_a_producer_are_confirmed_but_not_stored_twice_even_after_restart() {
     let store = RecordingStore::new();
     let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
     let q = Destination::queue("dedup");
-    let p = b.connect(None, Recorder::new()).unwrap();
+    let p = b.connect(Some("app"), Recorder::new()).unwrap();
     let s1 = b
         .send(p, from_producer(q.clone(), "1", "prod-a", 1), None)
         .unwrap();
@@ -511,9 +373,9 @@ fn resends_from_a_producer_are_confirmed_but_not_stored_twice_even_after_restart
     b.send(p, from_producer(q.clone(), "b1", "prod-b", 1), None)
         .unwrap();
 
-    // After a restart the window is still known.
+    // After a restart the window is still known to the same client id.
     let b2 = Broker::new(BrokerConfig::default(), store.clone(), store.recover());
-    let p2 = b2.connect(None, Recorder::new()).unwrap();
+    let p2 = b2.connect(Some("app"), Recorder::new()).unwrap();
     b2.send(p2, from_producer(q.clone(), "2", "prod-a", 2), None)
         .unwrap();
     b2.send(p2, from_producer(q.clone(), "3", "prod-a", 3), None)
@@ -534,7 +396,7 @@ fn producer_window_is_bounded_and_evictions_are_recorded() {
     };
     let b = Broker::new(config, store.clone(), Recovered::default());
     let q = Destination::queue("bounded");
-    let p = b.connect(None, Recorder::new()).unwrap();
+    let p = b.connect(Some("app"), Recorder::new()).unwrap();
     for name in ["a", "b", "c"] {
         b.send(p, from_producer(q.clone(), name, name, 1), None)
             .unwrap();
@@ -542,9 +404,13 @@ fn producer_window_is_bounded_and_evictions_are_recorded() {
     let rec = store.recover();
     assert_eq!(rec.producers.len(), 2);
     assert!(
-        !rec.producers.contains_key("a"),
+        !rec.producers.contains_key(&ProducerKey {
+            client_id: Arc::from("app"),
+            producer: Arc::from("a")
+        }),
         "least recently used is forgotten"
     );
+    assert_eq!(b.tracked_producers(), 2);
 }
 
 /// A default broker on a recording store with one consumer on "jobs" holding

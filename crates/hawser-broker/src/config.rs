@@ -1,5 +1,8 @@
 //! The engine's settings, with ActiveMQ's defaults where ActiveMQ has one.
 
+use crate::destination::{Destination, DestinationPattern};
+use crate::usage::DestinationPolicy;
+
 /// ActiveMQ's default queue prefetch.
 pub const DEFAULT_PREFETCH: u32 = 1000;
 /// ActiveMQ's default `maximumRedeliveries`.
@@ -14,9 +17,16 @@ pub const DEFAULT_MAX_TRANSACTION_OPS: usize = 100_000;
 pub const DEFAULT_MAX_TRANSACTIONS_PER_CONNECTION: usize = 100;
 /// Subscriptions on one connection.
 pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1000;
-/// Producers whose highest stored sequence is remembered for duplicate
+/// Client-id scoped producers whose windows are remembered for duplicate
 /// detection; beyond this the least recently used is forgotten.
 pub const DEFAULT_MAX_TRACKED_PRODUCERS: usize = 10_000;
+/// Distinct producer ids one connection without client id may use.
+pub const DEFAULT_MAX_PRODUCERS_PER_CONNECTION: usize = 1000;
+/// Temporary destinations one connection may own.
+pub const DEFAULT_MAX_TEMPORARY_DESTINATIONS_PER_CONNECTION: usize = 100;
+/// Largest prefetch a subscription gets, whatever it asks for (ActiveMQ's
+/// prefetch limits are Java shorts).
+pub const DEFAULT_MAX_PREFETCH: u32 = 32_767;
 
 /// Settings of the engine (not of its listeners or store).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,8 +43,17 @@ pub struct BrokerConfig {
     pub max_transactions_per_connection: usize,
     /// Subscriptions per connection.
     pub max_subscriptions_per_connection: usize,
-    /// Producers remembered for duplicate detection.
+    /// Client-id scoped producers remembered for duplicate detection.
     pub max_tracked_producers: usize,
+    /// Producer ids a connection without client id may use.
+    pub max_producers_per_connection: usize,
+    /// Temporary destinations a connection may own.
+    pub max_temporary_destinations_per_connection: usize,
+    /// Prefetch is capped at this.
+    pub max_prefetch: u32,
+    /// Per-destination policies, first match wins; destinations matching none
+    /// get [`DestinationPolicy::default`] (only the broker-wide limit).
+    pub policies: Vec<PolicyEntry>,
     /// Dispatch a persistent message while its store record is being written
     /// (ActiveMQ's `concurrentStoreAndDispatchQueues`, on by default there too).
     /// The producer's receipt still waits for the record to be durable; what
@@ -59,8 +78,33 @@ impl Default for BrokerConfig {
             max_transactions_per_connection: DEFAULT_MAX_TRANSACTIONS_PER_CONNECTION,
             max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
             max_tracked_producers: DEFAULT_MAX_TRACKED_PRODUCERS,
+            max_producers_per_connection: DEFAULT_MAX_PRODUCERS_PER_CONNECTION,
+            max_temporary_destinations_per_connection:
+                DEFAULT_MAX_TEMPORARY_DESTINATIONS_PER_CONNECTION,
+            max_prefetch: DEFAULT_MAX_PREFETCH,
+            policies: Vec::new(),
             concurrent_store_and_dispatch: true,
             confirm_consumed: true,
         }
+    }
+}
+
+/// A policy for the destinations a pattern matches (ActiveMQ's `policyEntry`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyEntry {
+    /// Which destinations it applies to.
+    pub pattern: DestinationPattern,
+    /// What they get.
+    pub policy: DestinationPolicy,
+}
+
+impl BrokerConfig {
+    /// The policy of a destination: the first entry that matches it.
+    pub fn policy_for(&self, d: &Destination) -> DestinationPolicy {
+        self.policies
+            .iter()
+            .find(|e| e.pattern.matches(d))
+            .map(|e| e.policy)
+            .unwrap_or_default()
     }
 }

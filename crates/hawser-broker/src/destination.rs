@@ -117,11 +117,80 @@ pub enum InvalidDestination {
     /// Control characters (newlines, NUL...) are not allowed in names.
     #[error("destination name contains a control character")]
     ControlCharacter,
+    /// A pattern's `>` is not its last element.
+    #[error("'>' may only be the last element of a destination pattern")]
+    Wildcard,
+}
+
+/// ActiveMQ's destination wildcards, as in its policy entries: names are
+/// paths separated by `.`, `*` matches one element, `>` (last) matches one or
+/// more trailing elements. `queue` patterns match queues and temporary
+/// queues, `topic` patterns topics and temporary topics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DestinationPattern {
+    /// Whether it matches queues or topics.
+    topics: bool,
+    /// The path elements, `*` and `>` included.
+    elements: Vec<String>,
+}
+
+impl DestinationPattern {
+    /// A pattern for queues (`topics` false) or topics.
+    pub fn new(topics: bool, pattern: &str) -> Result<DestinationPattern, InvalidDestination> {
+        if pattern.is_empty() {
+            return Err(InvalidDestination::Empty);
+        }
+        let elements: Vec<String> = pattern.split('.').map(str::to_owned).collect();
+        if elements[..elements.len() - 1].iter().any(|e| e == ">") {
+            return Err(InvalidDestination::Wildcard);
+        }
+        Ok(DestinationPattern { topics, elements })
+    }
+
+    /// True if `d` is of the pattern's kind and its name matches.
+    pub fn matches(&self, d: &Destination) -> bool {
+        if d.is_topic() != self.topics {
+            return false;
+        }
+        let mut names = d.name.split('.');
+        for element in &self.elements {
+            match (element.as_str(), names.next()) {
+                (">", Some(_)) => return true,
+                (_, None) => return false,
+                ("*", Some(_)) => {}
+                (literal, Some(name)) if literal == name => {}
+                _ => return false,
+            }
+        }
+        names.next().is_none()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_match_as_activemq_wildcards() {
+        let q = |p: &str| DestinationPattern::new(false, p).unwrap();
+        let price = Destination::queue("PRICE.STOCK.NASDAQ.IBM");
+        assert!(q("PRICE.>").matches(&price));
+        assert!(q("PRICE.STOCK.*.IBM").matches(&price));
+        assert!(q(">").matches(&price));
+        assert!(!q("PRICE.STOCK.NASDAQ").matches(&price));
+        assert!(!q("PRICE.STOCK.NASDAQ.IBM.X").matches(&price));
+        assert!(!q("PRICE.*").matches(&price));
+        assert!(!q("PRICE.>").matches(&Destination::queue("PRICE")));
+        assert!(q("orders").matches(&Destination::queue("orders")));
+        assert!(!q("orders").matches(&Destination::topic("orders")));
+        assert!(DestinationPattern::new(true, "a.>")
+            .unwrap()
+            .matches(&Destination::topic("a.b")));
+        assert_eq!(
+            DestinationPattern::new(false, "a.>.b"),
+            Err(InvalidDestination::Wildcard)
+        );
+    }
 
     #[test]
     fn rejects_bad_names() {

@@ -50,6 +50,21 @@ pub enum BrokerError {
     /// A per-connection limit was reached.
     #[error("limit reached: {0}")]
     Limit(&'static str),
+    /// The message, or the transaction with it, would make a store record
+    /// larger than the store takes.
+    #[error("too large: a record of {len} bytes would exceed the store's limit of {max} bytes")]
+    TooLarge {
+        /// Encoded bytes the record would have.
+        len: usize,
+        /// The store's largest record.
+        max: usize,
+    },
+    /// A producer id or sequence number the broker cannot use.
+    #[error("invalid producer: {0}")]
+    InvalidProducer(String),
+    /// A temporary destination whose connection is gone (or never existed).
+    #[error("temporary destination {0} does not exist")]
+    UnknownTemporary(String),
     /// The store refused the record.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -15,21 +15,33 @@ pub mod destination;
 pub mod error;
 pub mod message;
 pub mod outbox;
+pub mod producer;
+mod publish;
 pub mod queue;
+mod redelivery;
+mod state;
 pub mod store;
 pub mod store_codec;
+mod transaction;
+pub mod usage;
 
 #[cfg(test)]
 mod broker_tests;
+#[cfg(test)]
+mod promise_tests;
+#[cfg(test)]
+mod test_support;
 
 pub use broker::{Broker, ContainerStats, SubscribeSpec};
-pub use config::BrokerConfig;
+pub use config::{BrokerConfig, PolicyEntry};
 pub use consumed::Consumed;
-pub use destination::{Destination, DestinationKind, InvalidDestination};
+pub use destination::{Destination, DestinationKind, DestinationPattern, InvalidDestination};
 pub use error::BrokerError;
-pub use message::{MemoryUsage, Message, MessageData, MessageId, NewMessage, ProducerRef};
+pub use message::{Message, MessageData, MessageId, NewMessage, ProducerRef};
 pub use outbox::{AckMode, ConnectionId, ConsumerId, Delivery, Outbox};
+pub use producer::{ProducerKey, SeqWindow};
 pub use store::{
     wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore, Recovered, Seq,
     Store, StoreError, StoreKey, StoreOp,
 };
+pub use usage::{DestinationPolicy, DestinationUsage, Full, MemoryUsage};

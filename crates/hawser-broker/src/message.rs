@@ -3,16 +3,16 @@
 //! A message is immutable once accepted and shared (`Arc`) between every queue or
 //! subscription that holds it, so a topic fan-out costs one copy of the body.
 //! Each message carries a [`MemoryCharge`] that returns its bytes to the broker's
-//! [`MemoryUsage`] when the last holder drops it; producer flow control reads that
-//! usage.
+//! [`MemoryUsage`] (and its destination's) when the last holder drops it;
+//! producer flow control reads that usage (see [`crate::usage`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use hawser_selector::{Properties, Value};
 
 use crate::destination::Destination;
+use crate::usage::{DestinationUsage, MemoryCharge, MemoryUsage};
 
 /// The engine's identity for a message: unique within a store, increasing in send order.
 pub type MessageId = u64;
@@ -116,12 +116,21 @@ pub struct Message {
 }
 
 impl Message {
-    /// Wraps stored content and charges its size to `usage`.
+    /// Wraps stored content and charges its size to `usage` (no destination's).
     pub fn new(data: MessageData, usage: &Arc<MemoryUsage>) -> Message {
+        Message::charged(data, usage, None)
+    }
+
+    /// Wraps stored content and charges its size to the broker and to `destination`.
+    pub fn charged(
+        data: MessageData,
+        usage: &Arc<MemoryUsage>,
+        destination: Option<&Arc<DestinationUsage>>,
+    ) -> Message {
         let bytes = estimate_bytes(&data.headers, &data.body);
         Message {
             data,
-            charge: MemoryCharge::new(usage, bytes),
+            charge: MemoryCharge::new(usage, destination, bytes),
             shared_encoding: OnceLock::new(),
         }
     }
@@ -138,7 +147,7 @@ impl Message {
 
     /// Bytes this message is charged for.
     pub fn size_bytes(&self) -> u64 {
-        self.charge.bytes
+        self.charge.bytes()
     }
 }
 
@@ -175,7 +184,7 @@ impl AsMessageData for Arc<Message> {
 }
 
 /// Rough memory held by a message: body plus header text plus a fixed overhead for the structs.
-fn estimate_bytes(headers: &[(String, String)], body: &Bytes) -> u64 {
+pub(crate) fn estimate_bytes(headers: &[(String, String)], body: &Bytes) -> u64 {
     const OVERHEAD_BYTES: u64 = 256;
     let header_bytes: usize = headers.iter().map(|(k, v)| k.len() + v.len() + 48).sum();
     OVERHEAD_BYTES + (header_bytes + body.len()) as u64
@@ -203,80 +212,6 @@ impl Properties for MessageData {
             "JMSCorrelationID" => self.header("correlation-id").map(|v| Value::Str(v.into())),
             "JMSType" => self.header("type").map(|v| Value::Str(v.into())),
             _ => self.header(name).map(|v| Value::Str(v.into())),
-        }
-    }
-}
-
-/// Bytes held by messages in memory, against a limit that triggers producer flow control.
-#[derive(Debug)]
-pub struct MemoryUsage {
-    /// Bytes currently charged.
-    used: AtomicU64,
-    /// Above this, producers are slowed or refused.
-    limit: u64,
-    /// Woken when usage falls back under the limit.
-    room: tokio::sync::Notify,
-}
-
-impl MemoryUsage {
-    /// A usage counter with the given limit in bytes.
-    pub fn new(limit: u64) -> Arc<MemoryUsage> {
-        Arc::new(MemoryUsage {
-            used: AtomicU64::new(0),
-            limit,
-            room: tokio::sync::Notify::new(),
-        })
-    }
-
-    /// Bytes currently held.
-    pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    /// The configured limit.
-    pub fn limit(&self) -> u64 {
-        self.limit
-    }
-
-    /// True when no more messages should be accepted.
-    pub fn is_full(&self) -> bool {
-        self.used() >= self.limit
-    }
-
-    /// Waits until usage is under the limit.
-    pub async fn wait_for_room(&self) {
-        loop {
-            let notified = self.room.notified();
-            if !self.is_full() {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// A message's share of [`MemoryUsage`], released on drop.
-#[derive(Debug)]
-pub(crate) struct MemoryCharge {
-    usage: Arc<MemoryUsage>,
-    bytes: u64,
-}
-
-impl MemoryCharge {
-    fn new(usage: &Arc<MemoryUsage>, bytes: u64) -> MemoryCharge {
-        usage.used.fetch_add(bytes, Ordering::Relaxed);
-        MemoryCharge {
-            usage: Arc::clone(usage),
-            bytes,
-        }
-    }
-}
-
-impl Drop for MemoryCharge {
-    fn drop(&mut self) {
-        let before = self.usage.used.fetch_sub(self.bytes, Ordering::Relaxed);
-        if before >= self.usage.limit && before - self.bytes < self.usage.limit {
-            self.usage.room.notify_waiters();
         }
     }
 }

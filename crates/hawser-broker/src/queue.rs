@@ -299,7 +299,7 @@ impl MessageQueue {
 
     /// The ids a consumer's acknowledgement of `id` covers: just `id`, or with
     /// `cumulative` everything delivered to it up to and including `id`.
-    fn covered(
+    pub fn covered(
         &self,
         consumer: ConsumerId,
         id: MessageId,
@@ -331,6 +331,20 @@ impl MessageQueue {
                 }
             }
         }
+    }
+
+    /// A delivered, unsettled message, without changing anything (the engine
+    /// writes what an acknowledgement means before it applies it).
+    pub fn inflight(&self, id: MessageId) -> Option<&Entry> {
+        self.inflight.get(&id).map(|i| &i.entry)
+    }
+
+    /// A message acknowledged inside a still-open transaction, without settling it.
+    pub fn tx_acked(&self, id: MessageId) -> Option<&Entry> {
+        self.inflight
+            .get(&id)
+            .filter(|i| i.tx_acked)
+            .map(|i| &i.entry)
     }
 
     /// Settles an acknowledgement: the covered messages leave the queue and are returned.
@@ -442,8 +456,9 @@ impl MessageQueue {
 mod tests {
     use super::*;
     use crate::destination::Destination;
-    use crate::message::{MemoryUsage, MessageData, NewMessage};
+    use crate::message::{MessageData, NewMessage};
     use crate::outbox::test_support::Recorder;
+    use crate::usage::MemoryUsage;
     use bytes::Bytes;
 
     fn entry(id: u64, priority: u8, headers: &[(&str, &str)]) -> Entry {

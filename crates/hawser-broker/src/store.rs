@@ -19,6 +19,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::message::{AsMessageData, Message, MessageData, MessageId};
+use crate::producer::{ProducerKey, SeqWindow};
 
 /// A store-assigned sequence number for one appended record; increases by one per append.
 pub type Seq = u64;
@@ -98,18 +99,27 @@ pub enum StoreOp<M = Arc<Message>> {
         /// The subscription name.
         name: Arc<str>,
     },
-    /// The highest sequence number stored from a producer, so a resend after a
-    /// failover or restart is recognised as a duplicate.
-    ProducerMark {
-        /// The producer's id, chosen by the client.
-        producer: Arc<str>,
-        /// Its highest stored sequence.
+    /// A producer's message with this sequence number was stored (in this
+    /// record), so a resend after a failover or restart is recognised; see
+    /// [`crate::producer`].
+    ProducerSeen {
+        /// The producer, within its client id.
+        producer: ProducerKey,
+        /// The stored message's sequence number.
         seq: u64,
+    },
+    /// A producer's whole window, replacing what earlier records said of it: a
+    /// store writes it when it copies live state forward to drop old records.
+    ProducerWindow {
+        /// The producer, within its client id.
+        producer: ProducerKey,
+        /// The sequence numbers stored.
+        window: SeqWindow,
     },
     /// The broker stopped tracking a producer (its window was evicted).
     ProducerForget {
-        /// The producer's id.
-        producer: Arc<str>,
+        /// The producer.
+        producer: ProducerKey,
     },
 }
 
@@ -135,12 +145,16 @@ impl<M: AsMessageData> StoreOp<M> {
                 client_id: Arc::clone(client_id),
                 name: Arc::clone(name),
             },
-            StoreOp::ProducerMark { producer, seq } => StoreOp::ProducerMark {
-                producer: Arc::clone(producer),
+            StoreOp::ProducerSeen { producer, seq } => StoreOp::ProducerSeen {
+                producer: producer.clone(),
                 seq: *seq,
             },
+            StoreOp::ProducerWindow { producer, window } => StoreOp::ProducerWindow {
+                producer: producer.clone(),
+                window: window.clone(),
+            },
             StoreOp::ProducerForget { producer } => StoreOp::ProducerForget {
-                producer: Arc::clone(producer),
+                producer: producer.clone(),
             },
         }
     }
@@ -185,8 +199,8 @@ pub struct Recovered {
     pub subscriptions: Vec<DurableSubscription>,
     /// The highest message id the store has seen; new ids must be above it.
     pub max_message_id: MessageId,
-    /// The highest stored sequence of every tracked producer.
-    pub producers: HashMap<Arc<str>, u64>,
+    /// The window of stored sequence numbers of every tracked producer.
+    pub producers: HashMap<ProducerKey, SeqWindow>,
 }
 
 /// Why a store could not take or keep a record.
@@ -199,6 +213,22 @@ pub enum StoreError {
     /// The store was closed.
     #[error("store is closed")]
     Closed,
+    /// The record is larger than the store's largest; nothing was written and
+    /// the store goes on.
+    #[error("record of {len} bytes exceeds the store's limit of {max} bytes")]
+    TooLarge {
+        /// Encoded size of the record.
+        len: usize,
+        /// The store's largest record.
+        max: usize,
+    },
+}
+
+impl StoreError {
+    /// True if the store can take nothing more (as opposed to refusing one record).
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, StoreError::TooLarge { .. })
+    }
 }
 
 /// Persistence as the engine needs it.
@@ -215,6 +245,18 @@ pub trait Store: Send + Sync {
     fn durability(&self) -> DurabilityWatch;
     /// Bytes the store occupies, for the store-size limit.
     fn disk_bytes(&self) -> u64;
+    /// The largest record (encoded by `store_codec`) `append` accepts. The
+    /// engine refuses a message or transaction that could not fit up front.
+    fn max_record_bytes(&self) -> usize {
+        u32::MAX as usize
+    }
+    /// `Ok` while this store may still confirm anything: not failed, and (for a
+    /// master of a shared store) not superseded. Asked before a confirmation
+    /// that does not come from the durability watermark (a send confirmed by
+    /// its consumer's acknowledgement), so it passes the same fence.
+    fn check_confirmable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Flushes and stops; later appends fail.
     fn close(&self);
 }

@@ -16,6 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::destination::{Destination, DestinationKind};
 use crate::message::{AsMessageData, MessageData};
+use crate::producer::{ProducerKey, SeqWindow, WINDOW_WORDS};
 use crate::store::{DurableSubscription, StoreKey, StoreOp};
 
 /// The record format written by this version.
@@ -26,8 +27,15 @@ const OP_DEQUEUE: u8 = 2;
 const OP_REDELIVERED: u8 = 3;
 const OP_SUBSCRIBE: u8 = 4;
 const OP_UNSUBSCRIBE: u8 = 5;
-const OP_PRODUCER_MARK: u8 = 6;
-const OP_PRODUCER_FORGET: u8 = 7;
+/// Written by earlier versions: a producer's high-water mark, unscoped.
+/// Producer ids are now scoped by client id, so these are read and ignored
+/// (a resend right after upgrading may be stored twice, never dropped).
+const OP_LEGACY_PRODUCER_MARK: u8 = 6;
+/// Written by earlier versions; ignored for the same reason.
+const OP_LEGACY_PRODUCER_FORGET: u8 = 7;
+const OP_PRODUCER_SEEN: u8 = 8;
+const OP_PRODUCER_WINDOW: u8 = 9;
+const OP_PRODUCER_FORGET: u8 = 10;
 
 const KEY_QUEUE: u8 = 1;
 const KEY_DURABLE: u8 = 2;
@@ -68,21 +76,7 @@ pub enum CodecError {
 
 /// Encodes one record.
 pub fn encode_record<M: AsMessageData>(ops: &[StoreOp<M>]) -> Bytes {
-    let mut size = 8;
-    for op in ops {
-        size += match op {
-            StoreOp::Enqueue { message, .. } => {
-                let m = message.message_data();
-                96 + m.body.len()
-                    + m.headers
-                        .iter()
-                        .map(|(k, v)| 8 + k.len() + v.len())
-                        .sum::<usize>()
-            }
-            _ => 64,
-        };
-    }
-    let mut buf = BytesMut::with_capacity(size);
+    let mut buf = BytesMut::with_capacity(encoded_len(ops));
     buf.put_u8(RECORD_FORMAT);
     buf.put_u32_le(ops.len() as u32);
     for op in ops {
@@ -131,16 +125,94 @@ fn encode_op<M: AsMessageData>(op: &StoreOp<M>, buf: &mut BytesMut) {
             put_str(buf, client_id);
             put_str(buf, name);
         }
-        StoreOp::ProducerMark { producer, seq } => {
-            buf.put_u8(OP_PRODUCER_MARK);
-            put_str(buf, producer);
+        StoreOp::ProducerSeen { producer, seq } => {
+            buf.put_u8(OP_PRODUCER_SEEN);
+            encode_producer(producer, buf);
             buf.put_u64_le(*seq);
+        }
+        StoreOp::ProducerWindow { producer, window } => {
+            buf.put_u8(OP_PRODUCER_WINDOW);
+            encode_producer(producer, buf);
+            buf.put_u64_le(window.high());
+            for word in window.words() {
+                buf.put_u64_le(*word);
+            }
         }
         StoreOp::ProducerForget { producer } => {
             buf.put_u8(OP_PRODUCER_FORGET);
-            put_str(buf, producer);
+            encode_producer(producer, buf);
         }
     }
+}
+
+fn encode_producer(p: &ProducerKey, buf: &mut BytesMut) {
+    put_str(buf, &p.client_id);
+    put_str(buf, &p.producer);
+}
+
+/// Encoded bytes of a message with this destination name, headers and body
+/// length, as an `Enqueue` op's message: what a message adds to a record.
+pub fn message_len(destination: &str, headers: &[(String, String)], body_len: usize) -> usize {
+    let headers: usize = headers.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+    8 + 1 + 4 + destination.len() + 8 + 8 + 1 + 1 + 4 + headers + 4 + body_len
+}
+
+/// Encoded bytes of an `Enqueue` op's framing beyond its message, for these targets.
+pub fn enqueue_overhead_len(targets: &[StoreKey]) -> usize {
+    let keys: usize = targets
+        .iter()
+        .map(|k| match k {
+            StoreKey::Queue(n) => 1 + 4 + n.len(),
+            StoreKey::Durable { client_id, name } => 1 + 8 + client_id.len() + name.len(),
+        })
+        .sum();
+    1 + 4 + keys
+}
+
+/// Bytes of a record's header (format and op count).
+pub const RECORD_HEADER_LEN: usize = 5;
+
+/// Exactly the bytes [`encode_record`] makes of `ops`, without encoding them:
+/// the engine checks a record against the store's limit before appending it.
+pub fn encoded_len<M: AsMessageData>(ops: &[StoreOp<M>]) -> usize {
+    let key_len = |k: &StoreKey| match k {
+        StoreKey::Queue(n) => 1 + 4 + n.len(),
+        StoreKey::Durable { client_id, name } => 1 + 8 + client_id.len() + name.len(),
+    };
+    let producer_len = |p: &ProducerKey| 8 + p.client_id.len() + p.producer.len();
+    RECORD_HEADER_LEN
+        + ops
+            .iter()
+            .map(|op| match op {
+                StoreOp::Enqueue { message, targets } => {
+                    let m = message.message_data();
+                    message_len(&m.destination.name, &m.headers, m.body.len())
+                        + enqueue_overhead_len(targets)
+                }
+                StoreOp::Dequeue { key, .. } => 1 + key_len(key) + 8,
+                StoreOp::Redelivered { key, .. } => 1 + key_len(key) + 8 + 4,
+                StoreOp::Subscribe(s) => {
+                    1 + 12
+                        + s.client_id.len()
+                        + s.name.len()
+                        + s.topic.len()
+                        + 1
+                        + s.selector.as_ref().map_or(0, |sel| 4 + sel.len())
+                        + 1
+                }
+                StoreOp::Unsubscribe { client_id, name } => 1 + 8 + client_id.len() + name.len(),
+                StoreOp::ProducerSeen { producer, .. } => producer_seen_len(producer),
+                StoreOp::ProducerWindow { producer, .. } => {
+                    1 + producer_len(producer) + 8 + 8 * WINDOW_WORDS
+                }
+                StoreOp::ProducerForget { producer } => 1 + producer_len(producer),
+            })
+            .sum::<usize>()
+}
+
+/// Encoded bytes of a `ProducerSeen` op.
+pub fn producer_seen_len(p: &ProducerKey) -> usize {
+    1 + 8 + p.client_id.len() + p.producer.len() + 8
 }
 
 fn encode_message(m: &MessageData, buf: &mut BytesMut) {
@@ -236,7 +308,9 @@ pub fn decode_record_with(
     // Each op takes at least 9 bytes; a larger count is a lie and must not size an allocation.
     let mut ops = Vec::with_capacity(count.min(r.remaining() / 9));
     for _ in 0..count {
-        ops.push(decode_op(&mut r)?);
+        if let Some(op) = decode_op(&mut r)? {
+            ops.push(op);
+        }
     }
     if r.remaining() != 0 {
         return Err(CodecError::Trailing(r.remaining()));
@@ -244,9 +318,10 @@ pub fn decode_record_with(
     Ok(ops)
 }
 
-fn decode_op(r: &mut Reader<'_>) -> Result<StoreOp<MessageData>, CodecError> {
+/// One op; `None` for an op of an earlier version that no longer means anything.
+fn decode_op(r: &mut Reader<'_>) -> Result<Option<StoreOp<MessageData>>, CodecError> {
     let at = r.at;
-    Ok(match r.u8()? {
+    Ok(Some(match r.u8()? {
         OP_ENQUEUE => {
             let message = decode_message(r)?;
             let n = r.u32()? as usize;
@@ -279,12 +354,31 @@ fn decode_op(r: &mut Reader<'_>) -> Result<StoreOp<MessageData>, CodecError> {
             client_id: r.arc_str()?,
             name: r.arc_str()?,
         },
-        OP_PRODUCER_MARK => StoreOp::ProducerMark {
-            producer: r.arc_str()?,
+        OP_LEGACY_PRODUCER_MARK => {
+            r.str()?;
+            r.u64()?;
+            return Ok(None);
+        }
+        OP_LEGACY_PRODUCER_FORGET => {
+            r.str()?;
+            return Ok(None);
+        }
+        OP_PRODUCER_SEEN => StoreOp::ProducerSeen {
+            producer: decode_producer(r)?,
             seq: r.u64()?,
         },
+        OP_PRODUCER_WINDOW => {
+            let producer = decode_producer(r)?;
+            let high = r.u64()?;
+            let mut words = [0u64; WINDOW_WORDS];
+            for w in &mut words {
+                *w = r.u64()?;
+            }
+            let window = SeqWindow::from_parts(high, &words).expect("WINDOW_WORDS words");
+            StoreOp::ProducerWindow { producer, window }
+        }
         OP_PRODUCER_FORGET => StoreOp::ProducerForget {
-            producer: r.arc_str()?,
+            producer: decode_producer(r)?,
         },
         tag => {
             return Err(CodecError::UnknownTag {
@@ -293,6 +387,13 @@ fn decode_op(r: &mut Reader<'_>) -> Result<StoreOp<MessageData>, CodecError> {
                 at,
             })
         }
+    }))
+}
+
+fn decode_producer(r: &mut Reader<'_>) -> Result<ProducerKey, CodecError> {
+    Ok(ProducerKey {
+        client_id: r.arc_str()?,
+        producer: r.arc_str()?,
     })
 }
 
@@ -465,6 +566,13 @@ mod tests {
         ]
     }
 
+    fn producer_strategy() -> impl Strategy<Value = ProducerKey> {
+        (".{0,6}", ".{0,12}").prop_map(|(c, p)| ProducerKey {
+            client_id: Arc::from(c.as_str()),
+            producer: Arc::from(p.as_str()),
+        })
+    }
+
     fn op_strategy() -> impl Strategy<Value = StoreOp<MessageData>> {
         prop_oneof![
             (
@@ -495,13 +603,20 @@ mod tests {
                 client_id: Arc::from(c.as_str()),
                 name: Arc::from(n.as_str())
             }),
-            (".{0,12}", any::<u64>()).prop_map(|(p, seq)| StoreOp::ProducerMark {
-                producer: Arc::from(p.as_str()),
-                seq
-            }),
-            ".{0,12}".prop_map(|p| StoreOp::ProducerForget {
-                producer: Arc::from(p.as_str())
-            }),
+            (producer_strategy(), any::<u64>())
+                .prop_map(|(producer, seq)| StoreOp::ProducerSeen { producer, seq }),
+            (
+                producer_strategy(),
+                proptest::collection::vec(1u64..10_000, 0..8)
+            )
+                .prop_map(|(producer, seqs)| {
+                    let mut window = SeqWindow::new();
+                    for s in seqs {
+                        window.insert(s);
+                    }
+                    StoreOp::ProducerWindow { producer, window }
+                }),
+            producer_strategy().prop_map(|producer| StoreOp::ProducerForget { producer }),
         ]
     }
 
@@ -509,6 +624,7 @@ mod tests {
         #[test]
         fn round_trip(ops in proptest::collection::vec(op_strategy(), 0..6)) {
             let bytes = encode_record(&ops);
+            prop_assert_eq!(bytes.len(), encoded_len(&ops));
             prop_assert_eq!(decode_record(&bytes).unwrap(), ops);
         }
 
@@ -523,6 +639,61 @@ mod tests {
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode_record(&Bytes::from(data));
         }
+    }
+
+    #[test]
+    fn lengths_match_the_encoding() {
+        let m = MessageData {
+            id: 1,
+            destination: Destination::queue("orders"),
+            headers: vec![("k".into(), "value".into())],
+            body: Bytes::from_static(b"hello"),
+            persistent: true,
+            priority: 4,
+            expires_ms: None,
+            timestamp_ms: 0,
+        };
+        let targets = vec![
+            StoreKey::Queue(Arc::from("orders")),
+            StoreKey::Durable {
+                client_id: Arc::from("c"),
+                name: Arc::from("s"),
+            },
+        ];
+        let producer = ProducerKey {
+            client_id: Arc::from("c"),
+            producer: Arc::from("p"),
+        };
+        let ops = vec![
+            StoreOp::Enqueue {
+                message: m.clone(),
+                targets: targets.clone(),
+            },
+            StoreOp::ProducerSeen {
+                producer: producer.clone(),
+                seq: 7,
+            },
+        ];
+        assert_eq!(
+            encode_record(&ops).len(),
+            RECORD_HEADER_LEN
+                + message_len("orders", &m.headers, m.body.len())
+                + enqueue_overhead_len(&targets)
+                + producer_seen_len(&producer)
+        );
+    }
+
+    #[test]
+    fn earlier_unscoped_producer_marks_are_read_and_ignored() {
+        let mut buf = BytesMut::new();
+        buf.put_u8(RECORD_FORMAT);
+        buf.put_u32_le(2);
+        buf.put_u8(OP_LEGACY_PRODUCER_MARK);
+        put_str(&mut buf, "p");
+        buf.put_u64_le(42);
+        buf.put_u8(OP_LEGACY_PRODUCER_FORGET);
+        put_str(&mut buf, "q");
+        assert_eq!(decode_record(&buf.freeze()), Ok(Vec::new()));
     }
 
     #[test]

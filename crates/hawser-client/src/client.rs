@@ -152,6 +152,10 @@ pub struct Client {
     shared: Arc<Shared>,
     next_sub: AtomicU64,
     next_tx: AtomicU64,
+    /// The client id was made up by the client (none was given): good for
+    /// recognising resends, useless for a durable subscription, which must be
+    /// found again under the same id by a later client.
+    made_up_client_id: bool,
 }
 
 /// A send's confirmation: resolves when the broker's RECEIPT arrives (after a
@@ -273,16 +277,35 @@ impl Transaction<'_> {
     }
 }
 
+/// 64 bits from the process's randomly keyed hasher (keyed by the OS's
+/// randomness), mixed with the clock: distinct across clients and processes.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    h.write_u64(now);
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 impl Client {
     /// Connects by URI (`tcp://h:p`, `failover:(tcp://a:1,tcp://b:2)?opts`).
     /// Returns once connected, or with an error when the startup attempts are spent.
-    pub async fn connect(uri: &str, identity: Identity) -> Result<Client, ClientError> {
+    ///
+    /// Without a client id in `identity` the client makes one up, as a JMS
+    /// connection does: the broker recognises a resend after a failover only
+    /// from the same client id (producer ids are scoped by it), so every
+    /// reconnect presents the same one.
+    pub async fn connect(uri: &str, mut identity: Identity) -> Result<Client, ClientError> {
         let parsed: ConnectUri = uri.parse()?;
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            ^ u64::from(std::process::id());
+        let seed = random_u64();
+        let made_up_client_id = identity.client_id.is_none();
+        if made_up_client_id {
+            identity.client_id = Some(format!("hawser-{:016x}{:016x}", seed, random_u64()));
+        }
         let reconnector = Reconnector::for_uri(parsed, seed);
         let shared = Arc::new(Shared {
             generation: AtomicU64::new(0),
@@ -319,6 +342,7 @@ impl Client {
             shared,
             next_sub: AtomicU64::new(1),
             next_tx: AtomicU64::new(1),
+            made_up_client_id,
         })
     }
 
@@ -391,6 +415,11 @@ impl Client {
             headers.push("activemq.prefetchSize", &p.to_string());
         }
         if let Some(d) = &options.durable_name {
+            if self.made_up_client_id {
+                return Err(ClientError::Broker(
+                    "a durable subscription needs a client-id on the connection".into(),
+                ));
+            }
             headers.push("activemq.subscriptionName", d);
         }
         if options.browse {

@@ -28,8 +28,8 @@ use hawser_broker::store_codec::{
     decode_record, decode_record_with, encode_record, CodecError, Names,
 };
 use hawser_broker::{
-    Durability, DurabilityWatch, DurableSubscription, MessageData, MessageId, Recovered, Seq,
-    Store, StoreError, StoreKey, StoreOp,
+    Durability, DurabilityWatch, DurableSubscription, MessageData, MessageId, ProducerKey,
+    Recovered, Seq, SeqWindow, Store, StoreError, StoreKey, StoreOp,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -88,8 +88,11 @@ struct Tracker {
     messages: HashMap<StoreKey, HashMap<MessageId, LiveRef>>,
     /// Live durable subscriptions.
     subscriptions: HashMap<StoreKey, LiveRef>,
-    /// The record holding each tracked producer's latest mark.
-    producers: HashMap<Arc<str>, (LiveRef, u64)>,
+    /// Each tracked producer's window, and the oldest record it still needs:
+    /// its marks since its last snapshot (`ProducerWindow`) start there, so
+    /// that segment must stay, or the window be copied forward, for a restart
+    /// to know the window.
+    producers: HashMap<ProducerKey, (LiveRef, SeqWindow)>,
     /// Live holds per segment.
     segments: BTreeMap<u64, SegmentLive>,
 }
@@ -120,7 +123,9 @@ impl Tracker {
             .iter()
             .map(|op| match op {
                 StoreOp::Enqueue { targets, .. } => targets.len(),
-                StoreOp::Subscribe(_) | StoreOp::ProducerMark { .. } => 1,
+                StoreOp::Subscribe(_)
+                | StoreOp::ProducerSeen { .. }
+                | StoreOp::ProducerWindow { .. } => 1,
                 _ => 0,
             })
             .sum();
@@ -168,13 +173,30 @@ impl Tracker {
                     }
                     self.hold(r);
                 }
-                StoreOp::ProducerMark { producer, seq } => {
+                StoreOp::ProducerSeen { producer, seq } => match self.producers.get_mut(producer) {
+                    // Pinned already, at an older record.
+                    Some((_, window)) => window.insert(*seq),
+                    None => {
+                        let r = LiveRef {
+                            pos,
+                            bytes: share,
+                            redeliveries: 0,
+                        };
+                        let mut window = SeqWindow::new();
+                        window.insert(*seq);
+                        self.producers.insert(producer.clone(), (r, window));
+                        self.hold(r);
+                    }
+                },
+                StoreOp::ProducerWindow { producer, window } => {
                     let r = LiveRef {
                         pos,
                         bytes: share,
                         redeliveries: 0,
                     };
-                    if let Some((old, _)) = self.producers.insert(Arc::clone(producer), (r, *seq)) {
+                    if let Some((old, _)) =
+                        self.producers.insert(producer.clone(), (r, window.clone()))
+                    {
                         self.release(old);
                     }
                     self.hold(r);
@@ -206,7 +228,7 @@ impl Tracker {
 struct Replay {
     messages: HashMap<StoreKey, BTreeMap<MessageId, (MessageData, u32)>>,
     subscriptions: HashMap<StoreKey, DurableSubscription>,
-    producers: HashMap<Arc<str>, u64>,
+    producers: HashMap<ProducerKey, SeqWindow>,
     max_id: MessageId,
 }
 
@@ -248,8 +270,11 @@ impl Replay {
                 StoreOp::Subscribe(sub) => {
                     self.subscriptions.insert(sub.key(), sub);
                 }
-                StoreOp::ProducerMark { producer, seq } => {
-                    self.producers.insert(producer, seq);
+                StoreOp::ProducerSeen { producer, seq } => {
+                    self.producers.entry(producer).or_default().insert(seq);
+                }
+                StoreOp::ProducerWindow { producer, window } => {
+                    self.producers.insert(producer, window);
                 }
                 StoreOp::ProducerForget { producer } => {
                     self.producers.remove(&producer);
@@ -365,7 +390,14 @@ impl Shared {
         let (pos, _) = self
             .journal
             .append_tagged(bytes, sync, Some(seq))
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
+            .map_err(|e| match e {
+                crate::AppendError::TooLarge { len, max } => StoreError::TooLarge {
+                    len,
+                    max: max as usize,
+                },
+                crate::AppendError::Closed => StoreError::Closed,
+                e => StoreError::Failed(e.to_string()),
+            })?;
         tracker.seq = seq;
         tracker.apply(ops, pos, len);
         Ok(seq)
@@ -384,6 +416,20 @@ impl Store for JournalStore {
 
     fn disk_bytes(&self) -> u64 {
         self.shared.journal.disk_bytes()
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        self.shared.journal.config().max_record_bytes as usize
+    }
+
+    fn check_confirmable(&self) -> Result<(), StoreError> {
+        if let Some(reason) = &self.shared.durability.borrow().failed {
+            return Err(StoreError::Failed(reason.to_string()));
+        }
+        match &self.shared.journal.config().fence {
+            Some(fence) => fence.check().map_err(StoreError::Failed),
+            None => Ok(()),
+        }
     }
 
     fn close(&self) {
@@ -509,7 +555,6 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<Seq, String> {
             .values()
             .flat_map(|m| m.values())
             .chain(t.subscriptions.values())
-            .chain(t.producers.values().map(|(r, _)| r))
             .filter(|r| r.pos.segment == segment)
             .map(|r| r.pos)
             .collect();
@@ -558,17 +603,6 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<Seq, String> {
                 {
                     copy.push(StoreOp::Subscribe(sub));
                 }
-                StoreOp::ProducerMark { producer, .. } => {
-                    // The mark may have risen since; copy the current one.
-                    if let Some((r, seq)) = tracker.producers.get(&producer) {
-                        if r.pos == pos {
-                            copy.push(StoreOp::ProducerMark {
-                                producer,
-                                seq: *seq,
-                            });
-                        }
-                    }
-                }
                 _ => {}
             }
         }
@@ -578,5 +612,30 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<Seq, String> {
                 .map_err(|e| e.to_string())?;
         }
     }
+    // Producers whose marks start in this segment: their whole window goes
+    // forward as one snapshot each, replacing every older mark.
+    loop {
+        let mut tracker = shared.tracker.lock();
+        let snapshots: Vec<StoreOp<MessageData>> = tracker
+            .producers
+            .iter()
+            .filter(|(_, (r, _))| r.pos.segment == segment)
+            .take(SNAPSHOTS_PER_RECORD)
+            .map(|(producer, (_, window))| StoreOp::ProducerWindow {
+                producer: producer.clone(),
+                window: window.clone(),
+            })
+            .collect();
+        if snapshots.is_empty() {
+            break;
+        }
+        last = shared
+            .append_locked(&mut tracker, &snapshots, true)
+            .map_err(|e| e.to_string())?;
+    }
     Ok(last)
 }
+
+/// Producer windows copied forward per record: each is a few hundred bytes, so a
+/// record stays far below the journal's record limit.
+const SNAPSHOTS_PER_RECORD: usize = 1000;

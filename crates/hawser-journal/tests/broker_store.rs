@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hawser_broker::{
-    Destination, DurableSubscription, MemoryUsage, Message, MessageData, Store, StoreKey, StoreOp,
+    Destination, DurableSubscription, MemoryUsage, Message, MessageData, ProducerKey, Store,
+    StoreKey, StoreOp,
 };
 use hawser_journal::{JournalConfig, JournalStore};
 
@@ -248,11 +249,11 @@ fn producer_marks_survive_reclaim_and_forget_releases_them() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (store, _) = open(dir.path());
-        for (producer, seq) in [("kept", 41), ("kept", 42), ("dropped", 7)] {
+        for (producer, seq) in [("kept", 41), ("kept", 43), ("dropped", 7)] {
             store
                 .append(
-                    vec![StoreOp::ProducerMark {
-                        producer: Arc::from(producer),
+                    vec![StoreOp::ProducerSeen {
+                        producer: producer_key(producer),
                         seq,
                     }],
                     true,
@@ -262,7 +263,7 @@ fn producer_marks_survive_reclaim_and_forget_releases_them() {
         store
             .append(
                 vec![StoreOp::ProducerForget {
-                    producer: Arc::from("dropped"),
+                    producer: producer_key("dropped"),
                 }],
                 true,
             )
@@ -283,5 +284,17 @@ fn producer_marks_survive_reclaim_and_forget_releases_them() {
     }
     let (_store, recovered) = open(dir.path());
     assert_eq!(recovered.producers.len(), 1);
-    assert_eq!(recovered.producers.get("kept"), Some(&42));
+    let kept = &recovered.producers[&producer_key("kept")];
+    assert!(kept.contains(41) && kept.contains(43), "{kept:?}");
+    assert!(
+        !kept.contains(42),
+        "a gap stays a gap across a copy forward"
+    );
+}
+
+fn producer_key(producer: &str) -> ProducerKey {
+    ProducerKey {
+        client_id: Arc::from("app"),
+        producer: Arc::from(producer),
+    }
 }

@@ -136,6 +136,14 @@ impl Decoder {
         self.version
     }
 
+    /// Switches the bounds (a server allows a small frame before `CONNECT` and
+    /// the connection's full limits after). A frame already partly read is
+    /// read again from its start under the new bounds.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.partial.reset();
+    }
+
     /// The bounds this decoder enforces.
     pub fn limits(&self) -> &Limits {
         &self.limits

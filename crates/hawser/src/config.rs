@@ -26,6 +26,14 @@ pub const DEFAULT_HEARTBEAT_RECEIVE_MS: u64 = 10_000;
 pub const DEFAULT_MAX_STORE_BYTES: u64 = 16 << 30;
 /// Journal segment size: 64 MiB.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// A connection without heart-beats is closed after this many ms with nothing
+/// received (5 minutes); clients that stay quiet longer ask for heart-beats.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 300_000;
+/// Frames queued for one connection's writer before the broker stops reading
+/// from that client.
+pub const DEFAULT_MAX_OUTBOUND_FRAMES: usize = 10_000;
+/// Messages one queue browser is sent (ActiveMQ's `maxBrowsePageSize`).
+pub const DEFAULT_MAX_BROWSE_MESSAGES: usize = 400;
 
 /// What producers experience when memory or store is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -73,6 +81,44 @@ pub struct Config {
     pub ha: HaConfig,
     /// The HTTP status endpoint.
     pub status: StatusConfig,
+    /// Per-destination policies (`[[policy]]`), first match wins.
+    pub policy: Vec<PolicyConfig>,
+}
+
+/// `[[policy]]`: limits for the destinations a pattern matches, as ActiveMQ's
+/// `policyEntry` (wildcards `*` and `>`, `.` separating path elements).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Queues it applies to (e.g. `orders.>`); give this or `topic`.
+    pub queue: Option<String>,
+    /// Topics it applies to.
+    pub topic: Option<String>,
+    /// Bytes of messages a matching destination may hold in memory before its
+    /// producers are held (ActiveMQ's `memoryLimit`) [default: no own limit].
+    pub memory_limit_bytes: Option<u64>,
+    /// Hold producers when there is no room (`true`), or refuse their sends
+    /// with an ERROR (`false`) [default: `limits.flow_control`].
+    pub producer_flow_control: Option<bool>,
+}
+
+impl PolicyConfig {
+    /// The engine's policy entry.
+    pub fn entry(&self) -> anyhow::Result<hawser_broker::PolicyEntry> {
+        let pattern = match (&self.queue, &self.topic) {
+            (Some(q), None) => hawser_broker::DestinationPattern::new(false, q),
+            (None, Some(t)) => hawser_broker::DestinationPattern::new(true, t),
+            _ => anyhow::bail!("a [[policy]] names exactly one of queue or topic"),
+        }
+        .map_err(|e| anyhow::anyhow!("[[policy]]: {e}"))?;
+        Ok(hawser_broker::PolicyEntry {
+            pattern,
+            policy: hawser_broker::DestinationPolicy {
+                memory_limit_bytes: self.memory_limit_bytes.unwrap_or(u64::MAX),
+                producer_flow_control: self.producer_flow_control,
+            },
+        })
+    }
 }
 
 /// Whether the broker shares its data directory with standbys.
@@ -197,6 +243,9 @@ pub struct StompConfig {
     pub connect_timeout_ms: u64,
     /// Time allowed for a started frame to complete (ms).
     pub frame_timeout_ms: u64,
+    /// A connection without heart-beats is closed after this long with nothing
+    /// received (ms; 0: never).
+    pub idle_timeout_ms: u64,
 }
 
 /// Limits on what clients can make the broker hold.
@@ -217,6 +266,24 @@ pub struct LimitsConfig {
     pub max_store_bytes: u64,
     /// What producers experience when either is full.
     pub flow_control: FlowControl,
+    /// Frames queued for one connection before the broker stops reading from it.
+    pub max_outbound_frames: usize,
+    /// Messages one queue browser is sent.
+    pub max_browse_messages: usize,
+    /// Subscriptions (browsers included) on one connection.
+    pub max_subscriptions_per_connection: usize,
+    /// Open transactions on one connection.
+    pub max_transactions_per_connection: usize,
+    /// Sends plus acks in one transaction.
+    pub max_transaction_ops: usize,
+    /// Temporary destinations one connection may own.
+    pub max_temporary_destinations_per_connection: usize,
+    /// Producer ids one connection without client-id may use.
+    pub max_producers_per_connection: usize,
+    /// Client-id scoped producers remembered for duplicate detection.
+    pub max_tracked_producers: usize,
+    /// Largest prefetch a subscription gets.
+    pub max_prefetch: u32,
 }
 
 /// Broker engine settings.
@@ -259,6 +326,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             ha: HaConfig::default(),
             status: StatusConfig::default(),
+            policy: Vec::new(),
         }
     }
 }
@@ -271,6 +339,7 @@ impl Default for StompConfig {
             heartbeat_receive_ms: DEFAULT_HEARTBEAT_RECEIVE_MS,
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             frame_timeout_ms: DEFAULT_FRAME_TIMEOUT_MS,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
         }
     }
 }
@@ -285,6 +354,18 @@ impl Default for LimitsConfig {
             max_pending_memory_bytes: broker_defaults::DEFAULT_MAX_PENDING_MEMORY_BYTES,
             max_store_bytes: DEFAULT_MAX_STORE_BYTES,
             flow_control: FlowControl::Block,
+            max_outbound_frames: DEFAULT_MAX_OUTBOUND_FRAMES,
+            max_browse_messages: DEFAULT_MAX_BROWSE_MESSAGES,
+            max_subscriptions_per_connection:
+                broker_defaults::DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            max_transactions_per_connection:
+                broker_defaults::DEFAULT_MAX_TRANSACTIONS_PER_CONNECTION,
+            max_transaction_ops: broker_defaults::DEFAULT_MAX_TRANSACTION_OPS,
+            max_temporary_destinations_per_connection:
+                broker_defaults::DEFAULT_MAX_TEMPORARY_DESTINATIONS_PER_CONNECTION,
+            max_producers_per_connection: broker_defaults::DEFAULT_MAX_PRODUCERS_PER_CONNECTION,
+            max_tracked_producers: broker_defaults::DEFAULT_MAX_TRACKED_PRODUCERS,
+            max_prefetch: broker_defaults::DEFAULT_MAX_PREFETCH,
         }
     }
 }
@@ -318,15 +399,27 @@ impl Config {
     }
 
     /// The engine's part of the configuration.
-    pub fn broker_config(&self) -> BrokerConfig {
-        BrokerConfig {
+    pub fn broker_config(&self) -> anyhow::Result<BrokerConfig> {
+        let l = &self.limits;
+        Ok(BrokerConfig {
             max_redeliveries: self.broker.max_redeliveries,
             dead_letter_queue: self.broker.dead_letter_queue.clone(),
-            max_pending_memory_bytes: self.limits.max_pending_memory_bytes,
+            max_pending_memory_bytes: l.max_pending_memory_bytes,
+            max_transaction_ops: l.max_transaction_ops,
+            max_transactions_per_connection: l.max_transactions_per_connection,
+            max_subscriptions_per_connection: l.max_subscriptions_per_connection,
+            max_tracked_producers: l.max_tracked_producers,
+            max_producers_per_connection: l.max_producers_per_connection,
+            max_temporary_destinations_per_connection: l.max_temporary_destinations_per_connection,
+            max_prefetch: l.max_prefetch.max(1),
+            policies: self
+                .policy
+                .iter()
+                .map(PolicyConfig::entry)
+                .collect::<anyhow::Result<_>>()?,
             concurrent_store_and_dispatch: self.broker.concurrent_store_and_dispatch,
             confirm_consumed: self.broker.confirm_consumed,
-            ..BrokerConfig::default()
-        }
+        })
     }
 
     /// The shared-store settings, when the broker is one of several on a store.
@@ -381,6 +474,22 @@ mod tests {
         assert_eq!(c.limits.flow_control, FlowControl::Fail);
         assert_eq!(c.limits.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert!(toml::from_str::<Config>("[limits]\nmax_conections = 3\n").is_err());
+    }
+
+    #[test]
+    fn policies_become_engine_policy_entries() {
+        let c: Config = toml::from_str(
+            "[[policy]]\nqueue = \"orders.>\"\nmemory_limit_bytes = 1024\nproducer_flow_control = false\n\n[[policy]]\ntopic = \">\"\n",
+        )
+        .unwrap();
+        let b = c.broker_config().unwrap();
+        let orders = hawser_broker::Destination::queue("orders.eu");
+        assert_eq!(b.policy_for(&orders).memory_limit_bytes, 1024);
+        assert_eq!(b.policy_for(&orders).producer_flow_control, Some(false));
+        let other = hawser_broker::Destination::queue("other");
+        assert_eq!(b.policy_for(&other).memory_limit_bytes, u64::MAX);
+        let both: Config = toml::from_str("[[policy]]\nqueue = \"a\"\ntopic = \"b\"\n").unwrap();
+        assert!(both.broker_config().is_err());
     }
 
     #[test]

@@ -107,6 +107,13 @@ struct ServeArgs {
     /// Time a started frame has to complete, ms [default: 30000].
     #[arg(long, value_name = "MS")]
     frame_timeout_ms: Option<u64>,
+    /// Close a connection without heart-beats after this long with nothing
+    /// received, ms; 0: never [default: 300000].
+    #[arg(long, value_name = "MS")]
+    idle_timeout_ms: Option<u64>,
+    /// Frames queued for one connection before the broker stops reading from it [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_outbound_frames: Option<usize>,
     /// Journal segment size in bytes [default: 64 MiB].
     #[arg(long, value_name = "BYTES")]
     segment_bytes: Option<u64>,
@@ -173,6 +180,8 @@ impl ServeArgs {
         set!(heartbeat_receive_ms => stomp.heartbeat_receive_ms);
         set!(connect_timeout_ms => stomp.connect_timeout_ms);
         set!(frame_timeout_ms => stomp.frame_timeout_ms);
+        set!(idle_timeout_ms => stomp.idle_timeout_ms);
+        set!(max_outbound_frames => limits.max_outbound_frames);
         set!(segment_bytes => journal.segment_bytes);
         set!(ha => ha.mode);
         set!(ha_lock => ha.lock);

@@ -154,7 +154,7 @@ async fn serve_store<F: FnOnce(&Running)>(
     let (store, recovered) = open_store(config, mastership)?;
     let pending: usize = recovered.messages.values().map(Vec::len).sum();
     let broker = Arc::new(Broker::new(
-        config.broker_config(),
+        config.broker_config()?,
         Arc::clone(&store),
         recovered,
     ));
@@ -172,6 +172,9 @@ async fn serve_store<F: FnOnce(&Running)>(
         heartbeat_receive_ms: config.stomp.heartbeat_receive_ms,
         connect_timeout_ms: config.stomp.connect_timeout_ms,
         frame_timeout_ms: config.stomp.frame_timeout_ms,
+        idle_timeout_ms: config.stomp.idle_timeout_ms,
+        max_outbound_frames: config.limits.max_outbound_frames,
+        max_browse_messages: config.limits.max_browse_messages,
         default_prefetch: config.broker.default_prefetch,
         max_store_bytes: config.limits.max_store_bytes,
         flow_control: config.limits.flow_control,

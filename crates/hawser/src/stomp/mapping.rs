@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use hawser_broker::producer::{MAX_PRODUCER_ID_BYTES, MAX_PRODUCER_SEQ};
 use hawser_broker::{
     ConnectionId, Delivery, Destination, DestinationKind, MessageData, MessageId, NewMessage,
     ProducerRef,
@@ -142,15 +143,26 @@ pub fn new_message(
         frame.header(PRODUCER_HEADER),
         frame.header(PRODUCER_SEQ_HEADER),
     ) {
+        (Some(id), Some(_)) if id.len() > MAX_PRODUCER_ID_BYTES => {
+            return Err(SessionError::BadHeader {
+                header: PRODUCER_HEADER,
+                reason: format!("longer than {MAX_PRODUCER_ID_BYTES} bytes"),
+            })
+        }
         (Some(id), Some(seq)) if !id.is_empty() => Some(ProducerRef {
             id: match last_producer {
                 Some(last) if &**last == id => Arc::clone(last),
                 _ => Arc::clone(last_producer.insert(Arc::from(id))),
             },
-            seq: seq.trim().parse().map_err(|_| SessionError::BadHeader {
-                header: PRODUCER_SEQ_HEADER,
-                reason: format!("{seq:?} is not a sequence number"),
-            })?,
+            seq: seq
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s| (1..=MAX_PRODUCER_SEQ).contains(s))
+                .ok_or_else(|| SessionError::BadHeader {
+                    header: PRODUCER_SEQ_HEADER,
+                    reason: format!("{seq:?} is not a sequence number in 1..={MAX_PRODUCER_SEQ}"),
+                })?,
         }),
         (None, None) => None,
         _ => {

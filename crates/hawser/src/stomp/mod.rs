@@ -65,9 +65,27 @@ pub enum SessionError {
     /// The client stopped sending heart-beats.
     #[error("no heart-beat or frame from client within {0} ms")]
     HeartBeatTimeout(u64),
+    /// A client without heart-beats sent nothing for too long.
+    #[error(
+        "connection idle: nothing received for {0} ms (ask for heart-beats to stay connected)"
+    )]
+    IdleTimeout(u64),
 }
 
 impl SessionError {
+    /// What the client is told in its ERROR frame: what it did wrong, never
+    /// the server's own failures in detail (they name files and paths; the
+    /// server's log has them).
+    pub fn client_message(&self) -> String {
+        match self {
+            SessionError::Broker(BrokerError::Store(e)) if e.is_fatal() => {
+                tracing::warn!("a client's operation failed in the store: {e}");
+                "the broker's store failed; the operation was not done and nothing more can be confirmed".into()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// A frame command as a static name for error messages.
     fn command_name(c: Command) -> &'static str {
         c.as_str()

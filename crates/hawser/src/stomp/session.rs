@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use hawser_broker::{
-    AckMode, Broker, BrokerError, ConnectionId, Delivery, Destination, DestinationKind, Seq,
-    SubscribeSpec,
+    AckMode, Broker, BrokerError, ConnectionId, Delivery, Destination, DestinationKind,
+    DestinationUsage, Seq, SubscribeSpec,
 };
 use hawser_stomp::extensions::{CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, CLUSTER_UPDATES_HEADER};
 use hawser_stomp::{Command, Decoder, Frame, Item, Limits, Version};
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::mapping::{
     self, default_subscription_id, is_owned_temporary, parse_destination, parse_message_id,
 };
-use super::writer::{run_writer, Confirm, ConnectionOutbox, Out};
+use super::writer::{run_writer, Confirm, ConnectionOutbox, Out, Outbound};
 use super::SessionError;
 use crate::config::FlowControl;
 
@@ -44,6 +44,12 @@ const HEARTBEAT_GRACE_NUM: u64 = 3;
 const HEARTBEAT_GRACE_DEN: u64 = 2;
 /// How often a producer held by a full store checks again.
 const STORE_FULL_POLL: Duration = Duration::from_millis(100);
+/// Largest frame accepted before CONNECT: a CONNECT frame is a few headers, and
+/// an unauthenticated peer must not make the broker buffer megabytes.
+pub const MAX_CONNECT_FRAME_BYTES: usize = 64 * 1024;
+/// Largest heart-beat interval a client may ask for or offer (one day):
+/// bounds the timers derived from it.
+pub const MAX_HEARTBEAT_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// What every STOMP session needs to know, shared.
 pub struct SessionSettings {
@@ -59,6 +65,14 @@ pub struct SessionSettings {
     pub connect_timeout_ms: u64,
     /// Deadline for a started frame (ms).
     pub frame_timeout_ms: u64,
+    /// A connection without heart-beats from its client is closed after this
+    /// long without receiving anything (ms; 0: never).
+    pub idle_timeout_ms: u64,
+    /// Frames queued for a connection's writer above which its client's frames
+    /// are no longer read, until the client has read enough of its own.
+    pub max_outbound_frames: usize,
+    /// Most messages one queue browser is sent.
+    pub max_browse_messages: usize,
     /// Prefetch when SUBSCRIBE gives none.
     pub default_prefetch: u32,
     /// Journal size that triggers flow control.
@@ -77,13 +91,31 @@ enum Flow {
     Stop,
 }
 
+/// A connection registered with the engine, unregistered when dropped: a
+/// session that ends in any way, a panic included, gives back its client id,
+/// subscriptions, unacknowledged messages and transactions.
+struct Registration {
+    broker: Arc<Broker>,
+    conn: ConnectionId,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.broker.disconnect(self.conn);
+    }
+}
+
 struct Session {
     /// Shared settings and the engine.
     settings: Arc<SessionSettings>,
     /// Queue to the writer.
     out: mpsc::UnboundedSender<Out>,
+    /// What the writer still has to send, shared with it and the engine's outbox.
+    outbound: Arc<Outbound>,
     /// The engine's id for this connection, once CONNECT succeeded.
     conn: Option<ConnectionId>,
+    /// Unregisters `conn` from the engine when the session goes.
+    registration: Option<Registration>,
     /// The negotiated protocol version.
     version: Version,
     /// Expect a frame or heart-beat at least this often (ms; 0: no expectation).
@@ -109,6 +141,9 @@ struct Session {
     /// The producer id of the last SEND, shared by the messages that carry it
     /// (a connection usually has one producer).
     last_producer: Option<Arc<str>>,
+    /// The memory counters of the last SEND's destination (a connection
+    /// usually sends to one).
+    last_usage: Option<(Destination, Arc<DestinationUsage>)>,
 }
 
 /// Serves one accepted connection to the end.
@@ -121,18 +156,28 @@ pub async fn serve_connection(
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
     let done = CancellationToken::new();
+    let outbound = Arc::new(Outbound::default());
     let writer = tokio::spawn(run_writer(
         wr,
         rx,
+        Arc::clone(&outbound),
         settings.broker.store().durability(),
         Arc::clone(&settings.broker),
         done.clone(),
     ));
+    let connect_limits = Limits {
+        max_frame_bytes: settings.limits.max_frame_bytes.min(MAX_CONNECT_FRAME_BYTES),
+        max_body_bytes: settings.limits.max_body_bytes.min(MAX_CONNECT_FRAME_BYTES),
+        ..settings.limits
+    };
     let mut session = Session {
-        decoder: Decoder::new(settings.limits),
+        decoder: Decoder::new(connect_limits),
         settings,
         out: tx,
+        outbound,
         conn: None,
+        registration: None,
+        last_usage: None,
         version: Version::V1_0,
         read_heartbeat_ms: 0,
         failed_receipt: None,
@@ -148,20 +193,19 @@ pub async fn serve_connection(
     let result = session.read_frames().await;
     match result {
         Ok(()) | Err(SessionError::Closed) => {
-            let _ = session.out.send(Out::Close { frame: None });
+            session.send_out(Out::Close { frame: None });
         }
         Err(e) => {
             tracing::debug!("closing STOMP connection: {e}");
-            let mut f = Frame::new(Command::Error).with_header("message", e.to_string());
+            let mut f = Frame::new(Command::Error).with_header("message", e.client_message());
             if let Some(r) = session.failed_receipt.take() {
                 f.push_header("receipt-id", r);
             }
-            let _ = session.out.send(Out::Close { frame: Some(f) });
+            session.send_out(Out::Close { frame: Some(f) });
         }
     }
-    if let Some(conn) = session.conn.take() {
-        session.settings.broker.disconnect(conn);
-    }
+    session.conn = None;
+    drop(session.registration.take());
     drop(session);
     // A client that does not read must not hold up a shutdown for long.
     let drain = if shutdown.is_cancelled() {
@@ -181,6 +225,9 @@ impl Session {
         let accepted = Instant::now();
         let mut partial_since: Option<Instant> = None;
         loop {
+            // A client that does not read what it is sent is not read from
+            // either: its frames wait in the socket, not in the broker.
+            self.wait_for_outbound().await?;
             while let Some(item) = self.decoder.decode(&mut self.buf)? {
                 if let Item::Frame(frame) = item {
                     if self.handle(frame).await? == Flow::Stop {
@@ -224,6 +271,29 @@ impl Session {
         }
     }
 
+    /// Waits while the writer holds more than `max_outbound_frames` for the
+    /// client. Nothing is read meanwhile, so the client's heart-beats are not
+    /// expected; shutdown and a closed socket still end the session.
+    async fn wait_for_outbound(&mut self) -> Result<(), SessionError> {
+        let limit = self.settings.max_outbound_frames;
+        while self.outbound.queued() > limit {
+            let drained = self.outbound.drained();
+            tokio::select! {
+                _ = drained => {}
+                _ = self.shutdown.cancelled() => return Err(SessionError::Closed),
+                _ = self.writer_done.cancelled() => return Err(SessionError::Closed),
+            }
+            // Waiting on our own account is not the client being late.
+            self.last_read = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Queues an item for the writer, counted against `max_outbound_frames`.
+    fn send_out(&self, item: Out) {
+        self.outbound.push(&self.out, item);
+    }
+
     /// Tells a client that asked for it the new list of broker URIs.
     fn send_cluster_update(&self, uris: String) {
         let frame = Frame::new(Command::Message)
@@ -231,7 +301,7 @@ impl Session {
             .with_header("message-id", CLUSTER_SUBSCRIPTION)
             .with_header("destination", "/topic/hawser.cluster")
             .with_header(CLUSTER_HEADER, uris);
-        let _ = self.out.send(Out::Frame { frame, seq: 0 });
+        self.send_out(Out::Frame { frame, seq: 0 });
     }
 
     /// Reads whatever the client sent next into the buffer; `Closed` at end of stream.
@@ -279,6 +349,11 @@ impl Session {
                 self.last_read + Duration::from_millis(grace),
                 SessionError::HeartBeatTimeout(self.read_heartbeat_ms),
             );
+        } else if self.conn.is_some() && s.idle_timeout_ms > 0 {
+            consider(
+                self.last_read + Duration::from_millis(s.idle_timeout_ms),
+                SessionError::IdleTimeout(s.idle_timeout_ms),
+            );
         }
         best
     }
@@ -295,13 +370,13 @@ impl Session {
             }
         };
         if flow == Flow::Stop {
-            let _ = self.out.send(Out::Close {
+            self.send_out(Out::Close {
                 frame: receipt.map(|r| Frame::new(Command::Receipt).with_header("receipt-id", r)),
             });
         } else if let Some(id) = receipt {
             // CONNECT's receipt header has no meaning; everything else gets one.
             if command != Command::Connect && command != Command::Stomp {
-                let _ = self.out.send(Out::Receipt { id, seq, consumed });
+                self.send_out(Out::Receipt { id, seq, consumed });
             }
         }
         Ok(flow)
@@ -325,13 +400,23 @@ impl Session {
         let seq = match frame.command {
             Command::Connect | Command::Stomp => return Err(SessionError::AlreadyConnected),
             Command::Send => {
-                self.wait_for_room().await?;
                 let owned = frame.header("destination").is_some_and(is_owned_temporary);
+                let reply_to_owned = frame.header("reply-to").is_some_and(is_owned_temporary);
                 // Only a producer waiting for a receipt needs to hear of a consumer's ack.
                 let waits = frame.header("receipt").is_some();
+                let reply_to = match frame.header("reply-to") {
+                    Some(r) if reply_to_owned => Some(parse_destination(r, conn)?),
+                    _ => None,
+                };
                 let message = mapping::new_message(frame, conn, &mut self.last_producer)?;
+                self.wait_for_room(&message.destination).await?;
                 if owned {
-                    broker.register_temporary(conn, &message.destination);
+                    broker.register_temporary(conn, &message.destination)?;
+                }
+                // Naming its own temporary queue as the reply address creates it,
+                // as ActiveMQ's STOMP does, so that a reply finds it.
+                if let Some(reply_to) = reply_to {
+                    broker.register_temporary(conn, &reply_to)?;
                 }
                 if !waits {
                     return Ok((
@@ -356,6 +441,7 @@ impl Session {
                     return Err(SessionError::MissingHeader("id"));
                 }
                 if id.as_ref().is_some_and(|id| self.browsers.remove(id)) {
+                    broker.close_browser(conn);
                     return Ok((Flow::Continue, Confirm::now()));
                 }
                 broker.unsubscribe(conn, id.as_deref(), durable)?
@@ -423,12 +509,20 @@ impl Session {
         let (sx, sy) = (s.heartbeat_send_ms, s.heartbeat_receive_ms);
         let send_ms = if sx > 0 && cy > 0 { sx.max(cy) } else { 0 };
         self.read_heartbeat_ms = if cx > 0 && sy > 0 { cx.max(sy) } else { 0 };
-        let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
+        let outbox = Arc::new(ConnectionOutbox::new(
+            self.out.clone(),
+            Arc::clone(&self.outbound),
+        ));
         let conn = s
             .broker
             .connect(frame.header("client-id").filter(|c| !c.is_empty()), outbox)?;
         self.conn = Some(conn);
+        self.registration = Some(Registration {
+            broker: Arc::clone(&s.broker),
+            conn,
+        });
         self.version = version;
+        self.decoder.set_limits(s.limits);
         self.decoder.set_version(version);
         let mut connected = Frame::new(Command::Connected)
             .with_header("version", version.as_str())
@@ -443,7 +537,7 @@ impl Session {
         if frame.header(CLUSTER_UPDATES_HEADER) == Some("true") {
             self.cluster_updates = Some(cluster);
         }
-        let _ = self.out.send(Out::Connected {
+        self.send_out(Out::Connected {
             frame: connected,
             version,
             heartbeat: (send_ms > 0).then(|| Duration::from_millis(send_ms)),
@@ -486,10 +580,10 @@ impl Session {
         let destination = parse_destination(dest_text, conn)?;
         let broker = &self.settings.broker;
         if frame.header("browser") == Some("true") {
-            return self.browse(id, destination);
+            return self.browse(conn, id, destination);
         }
         if is_owned_temporary(dest_text) {
-            broker.register_temporary(conn, &destination);
+            broker.register_temporary(conn, &destination)?;
         }
         let durable_name = frame
             .header("activemq.subscriptionName")
@@ -518,20 +612,29 @@ impl Session {
 
     /// ActiveMQ's queue browsing: SUBSCRIBE with `browser:true` receives every
     /// waiting message once, unconsumed, then a MESSAGE with `browser:end`.
-    fn browse(&mut self, id: Arc<str>, queue: Destination) -> Result<Seq, SessionError> {
+    fn browse(
+        &mut self,
+        conn: ConnectionId,
+        id: Arc<str>,
+        queue: Destination,
+    ) -> Result<Seq, SessionError> {
         if queue.is_topic() {
             return Err(SessionError::BadHeader {
                 header: "browser",
                 reason: "only queues can be browsed".into(),
             });
         }
-        if !self.browsers.insert(id.to_string()) {
+        if self.browsers.contains(&*id) {
             return Err(SessionError::Broker(BrokerError::DuplicateSubscription(
                 id.to_string(),
             )));
         }
-        for (message, redelivery_count, seq) in self.settings.broker.browse(&queue) {
-            let _ = self.out.send(Out::Deliver(Delivery {
+        let broker = &self.settings.broker;
+        broker.open_browser(conn)?;
+        self.browsers.insert(id.to_string());
+        let max = self.settings.max_browse_messages;
+        for (message, redelivery_count, seq) in broker.browse(&queue, max) {
+            self.send_out(Out::Deliver(Delivery {
                 consumer: 0,
                 subscription: Arc::clone(&id),
                 message,
@@ -545,36 +648,56 @@ impl Session {
             .with_header("destination", mapping::destination_name(&queue))
             .with_header("message-id", "browser-end")
             .with_header("browser", "end");
-        let _ = self.out.send(Out::Frame { frame: end, seq: 0 });
+        self.send_out(Out::Frame { frame: end, seq: 0 });
         Ok(0)
     }
 
-    /// Producer flow control: hold or refuse a send while memory or store is full.
+    /// The memory counters of `dest`, kept for the next SEND to the same place.
+    fn usage_for(&mut self, dest: &Destination) -> Arc<DestinationUsage> {
+        match &self.last_usage {
+            Some((d, usage)) if d == dest => Arc::clone(usage),
+            _ => {
+                let usage = self.settings.broker.destination_usage(dest);
+                self.last_usage = Some((dest.clone(), Arc::clone(&usage)));
+                usage
+            }
+        }
+    }
+
+    /// Producer flow control: hold or refuse a send to `dest` while there is no
+    /// room: its destination's memory limit, the broker's (for destinations
+    /// holding their share of it, see `hawser_broker::usage`), or the store's.
+    /// Only this producer waits; other connections, and this one's producers
+    /// of other destinations on other connections, go on.
     ///
     /// While a producer is held, its socket is still read (up to one frame's
     /// worth) so that its heart-beats count and a producer that goes away frees
     /// its connection; the frames themselves wait.
-    async fn wait_for_room(&mut self) -> Result<(), SessionError> {
+    async fn wait_for_room(&mut self, dest: &Destination) -> Result<(), SessionError> {
         let settings = Arc::clone(&self.settings);
-        let memory = settings.broker.memory();
+        let usage = self.usage_for(dest);
         let read_limit = settings.limits.max_frame_bytes + READ_CHUNK_BYTES;
         loop {
-            let which = if memory.is_full() {
-                "memory"
-            } else if settings.broker.store().disk_bytes() >= settings.max_store_bytes {
-                "store"
-            } else {
-                return Ok(());
+            let which = match usage.room() {
+                Err(full) => full.as_str(),
+                Ok(()) if settings.broker.store().disk_bytes() >= settings.max_store_bytes => {
+                    "store"
+                }
+                Ok(()) => return Ok(()),
             };
-            if settings.flow_control == FlowControl::Fail {
+            let block = usage
+                .policy()
+                .producer_flow_control
+                .unwrap_or(settings.flow_control == FlowControl::Block);
+            if !block {
                 return Err(SessionError::ResourceFull(which));
             }
             let (deadline, timeout) = self.read_deadline(Instant::now(), None);
             let room = async {
-                if which == "memory" {
-                    memory.wait_for_room().await;
-                } else {
+                if which == "store" {
                     tokio::time::sleep(STORE_FULL_POLL).await;
+                } else {
+                    usage.wait_for_room().await;
                 }
             };
             let can_read = self.buf.len() < read_limit;
@@ -592,17 +715,28 @@ impl Session {
     }
 }
 
-/// Parses `heart-beat:cx,cy`.
+/// Parses `heart-beat:cx,cy`; each at most [`MAX_HEARTBEAT_MS`].
 fn parse_heartbeat(value: &str) -> Result<(u64, u64), SessionError> {
-    let bad = || SessionError::BadHeader {
+    let bad = |reason: String| SessionError::BadHeader {
         header: "heart-beat",
-        reason: format!("{value:?} is not two comma-separated numbers"),
+        reason,
     };
-    let (a, b) = value.split_once(',').ok_or_else(bad)?;
-    Ok((
-        a.trim().parse().map_err(|_| bad())?,
-        b.trim().parse().map_err(|_| bad())?,
-    ))
+    let (a, b) = value
+        .split_once(',')
+        .ok_or_else(|| bad(format!("{value:?} is not two comma-separated numbers")))?;
+    let parse = |x: &str| -> Result<u64, SessionError> {
+        let ms: u64 = x
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("{value:?} is not two comma-separated numbers")))?;
+        if ms > MAX_HEARTBEAT_MS {
+            return Err(bad(format!(
+                "{ms} ms is longer than the broker's limit of {MAX_HEARTBEAT_MS} ms"
+            )));
+        }
+        Ok(ms)
+    };
+    Ok((parse(a)?, parse(b)?))
 }
 
 #[cfg(test)]
@@ -615,5 +749,11 @@ mod tests {
         assert_eq!(parse_heartbeat("1000, 2000").unwrap(), (1000, 2000));
         assert!(parse_heartbeat("1000").is_err());
         assert!(parse_heartbeat("-1,0").is_err());
+        assert!(parse_heartbeat("18446744073709551615,0").is_err());
+        assert!(parse_heartbeat(&format!("0,{}", MAX_HEARTBEAT_MS + 1)).is_err());
+        assert_eq!(
+            parse_heartbeat(&format!("{MAX_HEARTBEAT_MS},0")).unwrap(),
+            (MAX_HEARTBEAT_MS, 0)
+        );
     }
 }

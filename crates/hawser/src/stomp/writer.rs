@@ -10,6 +10,7 @@
 //! and written with one syscall.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use hawser_broker::{
 use hawser_stomp::{encode, encode_heartbeat, Command, Frame, FrameWriter, Version};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -106,20 +107,73 @@ impl Out {
         }
     }
 
-    /// Whether it may be written with the watermark at `durable`.
-    fn ready(&self, durable: Seq) -> bool {
-        self.seq() <= durable || self.consumed().is_some_and(|c| c.is_set())
+    /// Whether it may be written with the watermark at `durable`. A receipt
+    /// released by its message's consumer passes the same check as the
+    /// watermark's own releases: `confirmable` says the store is not failed
+    /// and (on a shared store) not superseded.
+    fn ready(&self, durable: Seq, confirmable: impl FnOnce() -> bool) -> bool {
+        self.seq() <= durable || (self.consumed().is_some_and(|c| c.is_set()) && confirmable())
+    }
+}
+
+/// What a connection's writer still has to send: items queued by the session
+/// and the engine, not yet encoded. The session stops reading the client while
+/// there are too many (`max_outbound_frames`), so a client that does not read
+/// cannot make the broker hold an unbounded queue for it.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    /// Items in the channel and the writer's FIFO.
+    queued: AtomicUsize,
+    /// Woken each time the writer has written a batch.
+    drained: Notify,
+}
+
+impl Outbound {
+    /// Items not yet encoded.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Queues `item` on `out`, counted. Every item the writer gets must come
+    /// through here, or the count would go wrong.
+    pub fn push(&self, out: &mpsc::UnboundedSender<Out>, item: Out) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if out.send(item).is_err() {
+            // The writer is gone; nothing will take it off again.
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Resolves after the writer's next write (or at once if one came since the last wait).
+    pub async fn drained(&self) {
+        self.drained.notified().await;
+    }
+
+    fn taken(&self, n: usize) {
+        if n > 0 {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+        }
     }
 }
 
 /// The engine's handle on a connection: deliveries join the writer's FIFO.
-pub struct ConnectionOutbox(pub mpsc::UnboundedSender<Out>);
+pub struct ConnectionOutbox {
+    out: mpsc::UnboundedSender<Out>,
+    outbound: Arc<Outbound>,
+}
+
+impl ConnectionOutbox {
+    /// The outbox of the connection whose writer reads `out`.
+    pub fn new(out: mpsc::UnboundedSender<Out>, outbound: Arc<Outbound>) -> ConnectionOutbox {
+        ConnectionOutbox { out, outbound }
+    }
+}
 
 impl Outbox for ConnectionOutbox {
     fn deliver(&self, delivery: Delivery) {
         // A send fails only when the writer has already gone; the session's
         // disconnect then hands the message back to the queue.
-        let _ = self.0.send(Out::Deliver(delivery));
+        self.outbound.push(&self.out, Out::Deliver(delivery));
     }
 }
 
@@ -128,10 +182,14 @@ impl Outbox for ConnectionOutbox {
 pub async fn run_writer(
     mut sock: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Out>,
+    outbound: Arc<Outbound>,
     mut durability: DurabilityWatch,
     broker: Arc<Broker>,
     done: CancellationToken,
 ) {
+    // However the writer ends (a panic included), the session hears of it.
+    let _done = done.clone().drop_guard();
+    let confirmable = || broker.store().check_confirmable().is_ok();
     let mut version = Version::V1_0;
     let mut heartbeat: Option<Duration> = None;
     let mut fifo: VecDeque<Out> = VecDeque::new();
@@ -142,20 +200,23 @@ pub async fn run_writer(
     loop {
         let mut closing = false;
         let durable = durability.borrow().clone();
+        let mut taken = 0;
         while let Some(front) = fifo.front() {
-            if !front.ready(durable.seq) {
-                if let Some(reason) = &durable.failed {
+            if !front.ready(durable.seq, || durable.failed.is_none() && confirmable()) {
+                if durable.failed.is_some() {
                     // Nothing waiting will ever be confirmed: say so and close.
+                    // The reason (file names and all) is in the server's log,
+                    // not for clients.
                     buf.clear();
                     auto_acked.clear();
                     let f = Frame::new(Command::Error)
-                        .with_header("message", "store failure: message not confirmed")
-                        .with_body(reason.to_string());
+                        .with_header("message", "store failure: message not confirmed");
                     encode(&f, version, &mut buf);
                     closing = true;
                 }
                 break;
             }
+            taken += 1;
             match fifo.pop_front().expect("front exists") {
                 Out::Connected {
                     frame,
@@ -191,6 +252,7 @@ pub async fn run_writer(
                 break;
             }
         }
+        outbound.taken(taken);
         if !buf.is_empty() {
             // A peer that stops reading blocks this write; cancelling `done` ends it.
             let written = tokio::select! {
@@ -202,6 +264,7 @@ pub async fn run_writer(
             }
             buf.clear();
             last_write = Instant::now();
+            outbound.drained.notify_one();
             if !auto_acked.is_empty() {
                 broker.delivered(&auto_acked);
                 auto_acked.clear();
@@ -211,9 +274,10 @@ pub async fn run_writer(
             let _ = sock.shutdown().await;
             break;
         }
-        let head_blocked = fifo
-            .front()
-            .is_some_and(|o| !o.ready(durability.borrow().seq));
+        let head_blocked = fifo.front().is_some_and(|o| {
+            let d = durability.borrow();
+            !o.ready(d.seq, || d.failed.is_none() && confirmable())
+        });
         if !fifo.is_empty() && !head_blocked {
             continue;
         }
@@ -249,5 +313,4 @@ pub async fn run_writer(
             _ = done.cancelled() => break,
         }
     }
-    done.cancel();
 }

@@ -1,0 +1,303 @@
+//! Publishing: from a producer's messages to the store record that keeps them
+//! and the containers that hold them, in two steps around the store's append.
+//!
+//! [`Publish::plan`] decides everything without changing the engine's state
+//! (it only hands out message ids): which messages are resends the store
+//! already holds, where each message goes, the store ops, which producer
+//! windows to mark. The caller appends the ops; only if the store accepts them
+//! does [`Publish::apply`] mark the windows and place the messages. A refused
+//! record leaves the engine as it was (see [`crate::state`]).
+
+use std::sync::Arc;
+
+use crate::broker::Broker;
+use crate::consumed::Consumed;
+use crate::error::BrokerError;
+use crate::message::{Message, MessageData, NewMessage, ProducerRef};
+use crate::outbox::ConnectionId;
+use crate::producer::{ProducerKey, MAX_PRODUCER_ID_BYTES, MAX_PRODUCER_SEQ};
+use crate::queue::Entry;
+use crate::state::{ContainerKey, NoLocal, State};
+use crate::store::{Seq, StoreOp};
+
+/// A producer's sequence number to mark once the record is accepted.
+enum Mark {
+    /// A client-id scoped producer, remembered across connections and restarts.
+    Scoped(ProducerKey, u64),
+    /// A producer of a connection without client id, remembered by it alone.
+    Connection(Arc<str>, u64),
+}
+
+impl Mark {
+    fn is(&self, p: &ProducerRef) -> bool {
+        match self {
+            Mark::Scoped(k, s) => *s == p.seq && k.producer == p.id,
+            Mark::Connection(id, s) => *s == p.seq && *id == p.id,
+        }
+    }
+}
+
+/// What publishing some messages will do, decided but not yet done.
+pub(crate) struct Publish {
+    /// Each accepted message and the container it goes to, in order.
+    placed: Vec<(ContainerKey, Arc<Message>)>,
+    /// The store ops: the caller's, then the messages', then the producers'.
+    pub ops: Vec<StoreOp>,
+    /// Producer windows to mark.
+    marks: Vec<Mark>,
+    /// Tracked producers to forget to make room for new ones.
+    forget: Vec<ProducerKey>,
+    /// Messages dropped as resends of stored ones.
+    pub duplicates: usize,
+    /// Messages given.
+    pub total: usize,
+}
+
+/// Checks a producer reference a client gave.
+pub(crate) fn check_producer(p: &ProducerRef) -> Result<(), BrokerError> {
+    if p.seq == 0 || p.seq > MAX_PRODUCER_SEQ {
+        return Err(BrokerError::InvalidProducer(format!(
+            "sequence number {} is outside 1..={MAX_PRODUCER_SEQ}",
+            p.seq
+        )));
+    }
+    if p.id.is_empty() || p.id.len() > MAX_PRODUCER_ID_BYTES {
+        return Err(BrokerError::InvalidProducer(format!(
+            "producer id must have 1 to {MAX_PRODUCER_ID_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+impl Publish {
+    /// Decides what publishing `messages` from `conn` does, with `extra` ops
+    /// (a commit's acknowledgements) first in the record.
+    pub(crate) fn plan(
+        broker: &Broker,
+        st: &mut State,
+        conn: ConnectionId,
+        messages: Vec<NewMessage>,
+        extra: Vec<StoreOp>,
+    ) -> Result<Publish, BrokerError> {
+        let now = crate::broker::now_ms();
+        let c = st
+            .connections
+            .get(&conn)
+            .ok_or(BrokerError::ConnectionClosed)?;
+        let client_id = c.client_id.clone();
+        let mut plan = Publish {
+            placed: Vec::with_capacity(messages.len()),
+            ops: extra,
+            marks: Vec::new(),
+            forget: Vec::new(),
+            duplicates: 0,
+            total: messages.len(),
+        };
+        let mut seen_ops = Vec::new();
+        for new in messages {
+            if let Some(p) = &new.producer {
+                check_producer(p)?;
+                let stored = match &client_id {
+                    Some(cid) => st
+                        .producers
+                        .get(&ProducerKey {
+                            client_id: Arc::clone(cid),
+                            producer: Arc::clone(&p.id),
+                        })
+                        .is_some_and(|w| w.contains(p.seq)),
+                    None => c.producers.get(&p.id).is_some_and(|w| w.contains(p.seq)),
+                };
+                if stored || plan.marks.iter().any(|m| m.is(p)) {
+                    plan.duplicates += 1;
+                    continue;
+                }
+                match &client_id {
+                    Some(cid) => {
+                        let key = ProducerKey {
+                            client_id: Arc::clone(cid),
+                            producer: Arc::clone(&p.id),
+                        };
+                        if new.persistent {
+                            seen_ops.push(StoreOp::ProducerSeen {
+                                producer: key.clone(),
+                                seq: p.seq,
+                            });
+                        }
+                        plan.marks.push(Mark::Scoped(key, p.seq));
+                    }
+                    None => plan.marks.push(Mark::Connection(Arc::clone(&p.id), p.seq)),
+                }
+            }
+            if new.destination.kind.is_temporary() && !st.temp_owners.contains_key(&new.destination)
+            {
+                return Err(BrokerError::UnknownTemporary(new.destination.to_string()));
+            }
+            let id = st.next_message_id;
+            st.next_message_id += 1;
+            let usage = broker.destination_usage(&new.destination);
+            let msg = Arc::new(Message::charged(
+                MessageData::accept(id, new, now),
+                broker.memory(),
+                Some(&usage),
+            ));
+            if msg.destination.is_topic() {
+                let mut targets = Vec::new();
+                for link in st.topics.get(&msg.destination).into_iter().flatten() {
+                    let own = match &link.no_local {
+                        Some(NoLocal::Connection(c)) => *c == conn,
+                        Some(NoLocal::ClientId(id)) => client_id.as_ref() == Some(id),
+                        None => false,
+                    };
+                    if own || link.filter.as_ref().is_some_and(|f| !f.matches(&**msg)) {
+                        continue;
+                    }
+                    if msg.persistent {
+                        targets.extend(link.key.store_key());
+                    }
+                    plan.placed.push((link.key.clone(), Arc::clone(&msg)));
+                }
+                if !targets.is_empty() {
+                    plan.ops.push(StoreOp::Enqueue {
+                        message: Arc::clone(&msg),
+                        targets,
+                    });
+                }
+            } else {
+                let key = ContainerKey::Queue(msg.destination.clone());
+                if msg.persistent {
+                    if let Some(skey) = key.store_key() {
+                        plan.ops.push(StoreOp::Enqueue {
+                            message: Arc::clone(&msg),
+                            targets: vec![skey],
+                        });
+                    }
+                }
+                plan.placed.push((key, msg));
+            }
+        }
+        plan.bound_producers(broker, st, conn)?;
+        plan.ops.extend(seen_ops);
+        Ok(plan)
+    }
+
+    /// Keeps the producer windows bounded: a connection without client id may
+    /// use only so many producer ids; the client-id scoped ones are forgotten
+    /// least recently used first, in the same record.
+    fn bound_producers(
+        &mut self,
+        broker: &Broker,
+        st: &State,
+        conn: ConnectionId,
+    ) -> Result<(), BrokerError> {
+        let config = broker.config();
+        let c = st.connections.get(&conn).expect("checked by plan");
+        let mut new_ids: Vec<&Arc<str>> = Vec::new();
+        let mut new_keys: Vec<ProducerKey> = Vec::new();
+        for mark in &self.marks {
+            match mark {
+                Mark::Connection(id, _) => {
+                    if !c.producers.contains_key(id) && !new_ids.contains(&id) {
+                        new_ids.push(id);
+                    }
+                }
+                Mark::Scoped(key, _) => {
+                    if st.producers.get(key).is_none() && !new_keys.contains(key) {
+                        new_keys.push(key.clone());
+                    }
+                }
+            }
+        }
+        if c.producers.len() + new_ids.len() > config.max_producers_per_connection {
+            return Err(BrokerError::Limit("producer ids per connection"));
+        }
+        if !new_keys.is_empty() {
+            let keep: Vec<ProducerKey> = self
+                .marks
+                .iter()
+                .filter_map(|m| match m {
+                    Mark::Scoped(k, _) => Some(k.clone()),
+                    Mark::Connection(..) => None,
+                })
+                .collect();
+            self.forget = st
+                .producers
+                .victims(new_keys.len(), config.max_tracked_producers, &keep);
+            self.ops
+                .extend(self.forget.iter().map(|k| StoreOp::ProducerForget {
+                    producer: k.clone(),
+                }));
+        }
+        Ok(())
+    }
+
+    /// Places the messages and marks the producers, now that the store took
+    /// record `seq` (0: nothing needed writing). With `confirmable`, a single
+    /// persistent queue message carries the flag its consumer's
+    /// acknowledgement sets (see [`crate::consumed`]), returned too.
+    pub(crate) fn apply(
+        self,
+        broker: &Broker,
+        st: &mut State,
+        conn: ConnectionId,
+        seq: Seq,
+        confirmable: bool,
+    ) -> Option<Arc<Consumed>> {
+        for key in &self.forget {
+            st.producers.forget(key);
+        }
+        for mark in self.marks {
+            match mark {
+                Mark::Scoped(key, s) => st.producers.mark(&key, s),
+                Mark::Connection(id, s) => {
+                    if let Some(c) = st.connections.get_mut(&conn) {
+                        c.producers.entry(id).or_default().insert(s);
+                    }
+                }
+            }
+        }
+        let config = broker.config();
+        let visible_after = if config.concurrent_store_and_dispatch {
+            0
+        } else {
+            seq
+        };
+        let consumed = match self.placed.as_slice() {
+            [(ContainerKey::Queue(_), msg)]
+                if confirmable
+                    && msg.persistent
+                    && seq != 0
+                    && config.concurrent_store_and_dispatch
+                    && config.confirm_consumed =>
+            {
+                Some(Arc::new(Consumed::new()))
+            }
+            _ => None,
+        };
+        // One message (a plain SEND) lands in each container at most once, so each can
+        // be dispatched at once; a batch (a commit) may hit a container many times and
+        // dispatches each once, after all are placed.
+        let single = self.total == 1;
+        let mut touched: Vec<ContainerKey> = Vec::new();
+        for (key, msg) in self.placed {
+            let entry = Entry {
+                msg,
+                redeliveries: 0,
+                seq: visible_after,
+                consumed: consumed.clone(),
+            };
+            match st.containers.get_mut(&key) {
+                Some(q) => q.enqueue(entry),
+                None => st.containers.entry(key.clone()).or_default().enqueue(entry),
+            }
+            if single {
+                broker.dispatch(st, &key);
+            } else if !touched.contains(&key) {
+                touched.push(key);
+            }
+        }
+        for key in touched {
+            broker.dispatch(st, &key);
+        }
+        consumed
+    }
+}

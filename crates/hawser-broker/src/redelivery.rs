@@ -1,0 +1,143 @@
+//! Messages handed back: redelivered with a higher count, or moved to the
+//! dead-letter queue once redelivered too often or expired (as ActiveMQ does,
+//! `maximumRedeliveries` and `ActiveMQ.DLQ`).
+//!
+//! A dead-letter move is one store record (dequeue from where the message was,
+//! enqueue to the DLQ), so a crash leaves it in exactly one place. If the store
+//! refuses the record, the messages go back where they were.
+
+use std::sync::Arc;
+
+use crate::broker::{dequeue_ops, now_ms, Broker};
+use crate::destination::Destination;
+use crate::message::{Message, MessageData};
+use crate::queue::Entry;
+use crate::state::{ContainerKey, State};
+use crate::store::{StoreKey, StoreOp};
+
+impl Broker {
+    /// Hands messages back to their container for redelivery, or to the
+    /// dead-letter queue once they have been redelivered too often.
+    pub(crate) fn redeliver(&self, st: &mut State, key: &ContainerKey, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let skey = key.store_key();
+        let mut back = Vec::with_capacity(entries.len());
+        let mut dead = Vec::new();
+        let mut ops = Vec::new();
+        for mut e in entries {
+            e.redeliveries += 1;
+            if e.redeliveries > self.config().max_redeliveries {
+                dead.push(e);
+                continue;
+            }
+            if let (true, Some(skey)) = (e.msg.persistent, &skey) {
+                ops.push(StoreOp::Redelivered {
+                    key: skey.clone(),
+                    id: e.msg.id,
+                    count: e.redeliveries,
+                });
+            }
+            back.push(e);
+        }
+        // A lost redelivery count costs nothing but an accurate counter.
+        self.append_quietly(st, ops);
+        if let Some(q) = st.containers.get_mut(key) {
+            q.requeue_front(back);
+        }
+        if !dead.is_empty() {
+            let cause = format!(
+                "delivery failed more than maximumRedeliveries={}",
+                self.config().max_redeliveries
+            );
+            self.dead_letter(st, key, dead, &cause);
+        }
+        self.dispatch(st, key);
+    }
+
+    /// Moves messages to the dead-letter queue, atomically in the store; if the
+    /// store refuses, they return to the front of `from`.
+    pub(crate) fn dead_letter(
+        &self,
+        st: &mut State,
+        from: &ContainerKey,
+        entries: Vec<Entry>,
+        cause: &str,
+    ) {
+        let dlq = Destination::queue(&self.config().dead_letter_queue);
+        let dlq_key = ContainerKey::Queue(dlq.clone());
+        if *from == dlq_key {
+            // Messages failing in the DLQ itself stay there rather than loop.
+            if let Some(q) = st.containers.get_mut(from) {
+                q.requeue_front(entries);
+            }
+            return;
+        }
+        let mut ops = dequeue_ops(from, &entries);
+        let now = now_ms();
+        let usage = self.destination_usage(&dlq);
+        let mut moved = Vec::with_capacity(entries.len());
+        let first_id = st.next_message_id;
+        for (i, e) in entries.iter().enumerate() {
+            let mut data = MessageData::clone(&e.msg);
+            data.id = first_id + i as u64;
+            data.destination = dlq.clone();
+            data.expires_ms = None;
+            data.timestamp_ms = now;
+            data.headers
+                .push(("original-destination".into(), e.msg.destination.to_string()));
+            data.headers.push((
+                "original-message-id".into(),
+                format!("ID:hawser-{}", e.msg.id),
+            ));
+            data.headers
+                .push(("dlqDeliveryFailureCause".into(), cause.to_owned()));
+            let msg = Arc::new(Message::charged(data, self.memory(), Some(&usage)));
+            if msg.persistent {
+                ops.push(StoreOp::Enqueue {
+                    message: Arc::clone(&msg),
+                    targets: vec![StoreKey::Queue(Arc::clone(&dlq.name))],
+                });
+            }
+            moved.push(msg);
+        }
+        let seq = if ops.is_empty() {
+            0
+        } else {
+            match self.write(st, ops, false) {
+                Ok(seq) => seq,
+                Err(e) => {
+                    tracing::error!("dead-lettering failed, messages stay where they were: {e}");
+                    if let Some(q) = st.containers.get_mut(from) {
+                        q.requeue_front(entries);
+                    }
+                    return;
+                }
+            }
+        };
+        st.next_message_id = first_id + moved.len() as u64;
+        drop(entries);
+        let q = st.containers.entry(dlq_key.clone()).or_default();
+        for msg in moved {
+            q.enqueue(Entry {
+                msg,
+                redeliveries: 0,
+                seq,
+                consumed: None,
+            });
+        }
+        self.dispatch(st, &dlq_key);
+    }
+
+    /// Expired persistent messages go to the dead-letter queue (as in ActiveMQ);
+    /// expired non-persistent ones are dropped.
+    pub(crate) fn dispose_expired(&self, st: &mut State, key: &ContainerKey, expired: Vec<Entry>) {
+        let (persistent, dropped): (Vec<Entry>, Vec<Entry>) =
+            expired.into_iter().partition(|e| e.msg.persistent);
+        drop(dropped);
+        if !persistent.is_empty() {
+            self.dead_letter(st, key, persistent, "message expired");
+        }
+    }
+}

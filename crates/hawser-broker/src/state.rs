@@ -1,0 +1,154 @@
+//! Everything the engine's lock protects, and the rule every engine call keeps.
+//!
+//! **The lock invariant.** All engine state is one [`State`] behind one lock.
+//! A call takes the lock, works out what it will change, appends the store
+//! record that says so, and only once the store has accepted the record
+//! changes memory; if the store refuses, memory is exactly as it was and the
+//! caller gets the error. Because the append happens under the lock, the
+//! store's record order is the order of the engine's decisions: an
+//! acknowledgement's record can never come before its message's, and a
+//! message dropped as a duplicate was stored by an earlier record. The few
+//! records whose loss costs only a redelivery (a redelivery count, an
+//! auto-acknowledgement) are appended after the change, and a refusal is
+//! logged: a store that refuses them has failed and confirms nothing more.
+
+use std::sync::Arc;
+
+use foldhash::HashMap;
+use hawser_selector::Selector;
+
+use crate::destination::{Destination, DestinationKind};
+use crate::message::MessageId;
+use crate::outbox::{AckMode, ConnectionId, ConsumerId, Outbox};
+use crate::producer::{ProducerAudit, SeqWindow};
+use crate::queue::MessageQueue;
+use crate::store::{DurableSubscription, Seq, StoreKey};
+use crate::transaction::Transaction;
+
+/// Where a container's messages come from and whether the store keeps them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum ContainerKey {
+    /// A queue or temporary queue.
+    Queue(Destination),
+    /// A durable topic subscription.
+    Durable { client_id: Arc<str>, name: Arc<str> },
+    /// A non-durable topic subscription, owned by one connection.
+    TopicSub { conn: ConnectionId, sub: Arc<str> },
+}
+
+impl ContainerKey {
+    /// The store's name for it, if the store keeps its persistent messages.
+    pub(crate) fn store_key(&self) -> Option<StoreKey> {
+        match self {
+            ContainerKey::Queue(d) if d.kind == DestinationKind::Queue => {
+                Some(StoreKey::Queue(Arc::clone(&d.name)))
+            }
+            ContainerKey::Durable { client_id, name } => Some(StoreKey::Durable {
+                client_id: Arc::clone(client_id),
+                name: Arc::clone(name),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The container of a durable subscription.
+    pub(crate) fn durable(client_id: &Arc<str>, name: &Arc<str>) -> ContainerKey {
+        ContainerKey::Durable {
+            client_id: Arc::clone(client_id),
+            name: Arc::clone(name),
+        }
+    }
+}
+
+/// Whose messages a topic subscription skips.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum NoLocal {
+    /// Messages published on this connection.
+    Connection(ConnectionId),
+    /// Messages published by any connection with this client id (durable subscriptions outlive connections).
+    ClientId(Arc<str>),
+}
+
+/// A topic's link to one of its subscriptions.
+#[derive(Clone)]
+pub(crate) struct TopicLink {
+    /// The subscription's container.
+    pub key: ContainerKey,
+    /// Messages must match it to enter the container.
+    pub filter: Option<Arc<Selector>>,
+    /// Set when the subscriber does not want its own messages.
+    pub no_local: Option<NoLocal>,
+}
+
+/// A subscription as its connection knows it.
+#[derive(Clone, Debug)]
+pub(crate) struct SubRef {
+    /// Where its consumer is attached.
+    pub container: ContainerKey,
+    /// The consumer.
+    pub consumer: ConsumerId,
+    /// How it acknowledges.
+    pub ack_mode: AckMode,
+}
+
+/// A connected client.
+pub(crate) struct Connection {
+    /// Its JMS client id, if it gave one: its identity for durable
+    /// subscriptions and for the producer ids it uses.
+    pub client_id: Option<Arc<str>>,
+    /// Where its deliveries go.
+    pub outbox: Arc<dyn Outbox>,
+    /// Its subscriptions by protocol subscription id.
+    pub subs: HashMap<Arc<str>, SubRef>,
+    /// Queue browsers it has open (they count against the subscription limit).
+    pub browsers: usize,
+    /// Its open transactions by protocol transaction id.
+    pub txs: HashMap<String, Transaction>,
+    /// Temporary destinations it created; deleted when it leaves.
+    pub temps: Vec<Destination>,
+    /// Windows of the producer ids it uses, when it has no client id: they are
+    /// its own and die with it (see [`crate::producer`]).
+    pub producers: HashMap<Arc<str>, SeqWindow>,
+}
+
+impl Connection {
+    /// A connection with nothing open yet.
+    pub(crate) fn new(client_id: Option<Arc<str>>, outbox: Arc<dyn Outbox>) -> Connection {
+        Connection {
+            client_id,
+            outbox,
+            subs: HashMap::default(),
+            browsers: 0,
+            txs: HashMap::default(),
+            temps: Vec::new(),
+            producers: HashMap::default(),
+        }
+    }
+}
+
+/// Everything the lock protects.
+#[derive(Default)]
+pub(crate) struct State {
+    /// The next message id to assign.
+    pub next_message_id: MessageId,
+    /// The next connection id to assign.
+    pub next_connection: ConnectionId,
+    /// The next consumer id to assign.
+    pub next_consumer: ConsumerId,
+    /// Every container, created on first use, released when idle.
+    pub containers: HashMap<ContainerKey, MessageQueue>,
+    /// Topics and their subscriptions.
+    pub topics: HashMap<Destination, Vec<TopicLink>>,
+    /// Durable subscriptions by (client id, name).
+    pub durables: HashMap<(Arc<str>, Arc<str>), DurableSubscription>,
+    /// Live connections.
+    pub connections: HashMap<ConnectionId, Connection>,
+    /// Which container each consumer is attached to.
+    pub consumers: HashMap<ConsumerId, ContainerKey>,
+    /// Windows of client-id scoped producers, for duplicate detection.
+    pub producers: ProducerAudit,
+    /// Which connection owns each live temporary destination.
+    pub temp_owners: HashMap<Destination, ConnectionId>,
+    /// The last store record this engine appended (a duplicate's receipt waits for it).
+    pub last_seq: Seq,
+}

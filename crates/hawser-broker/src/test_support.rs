@@ -1,0 +1,166 @@
+//! Helpers shared by the engine's unit tests: stores that record (and refuse)
+//! records, and message and subscription builders.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::outbox::test_support::Recorder;
+use crate::store::{Durability, DurabilityWatch, MemoryStore};
+use crate::*;
+
+/// A store that remembers every record, so tests can replay them as recovery
+/// would; it refuses records while `refuse` is set, and above `max_record`.
+#[derive(Default)]
+pub(crate) struct RecordingStore {
+    pub records: Mutex<Vec<(Vec<StoreOp<MessageData>>, bool)>>,
+    durability: Mutex<Option<tokio::sync::watch::Sender<Durability>>>,
+    /// Appends fail while set.
+    pub refuse: AtomicBool,
+    /// The largest record taken (0: no limit).
+    pub max_record: AtomicUsize,
+}
+
+impl RecordingStore {
+    pub(crate) fn new() -> Arc<RecordingStore> {
+        let s = RecordingStore::default();
+        *s.durability.lock() = Some(tokio::sync::watch::channel(Durability::default()).0);
+        Arc::new(s)
+    }
+
+    pub(crate) fn ops(&self) -> Vec<StoreOp<MessageData>> {
+        self.records
+            .lock()
+            .iter()
+            .flat_map(|(ops, _)| ops.clone())
+            .collect()
+    }
+
+    /// What a store would recover from these records (a tiny model of the journal's replay).
+    pub(crate) fn recover(&self) -> Recovered {
+        let mut rec = Recovered::default();
+        for op in self.ops() {
+            match op {
+                StoreOp::Enqueue { message, targets } => {
+                    rec.max_message_id = rec.max_message_id.max(message.id);
+                    for t in targets {
+                        rec.messages
+                            .entry(t)
+                            .or_default()
+                            .push((message.clone(), 0));
+                    }
+                }
+                StoreOp::Dequeue { key, id } => {
+                    if let Some(v) = rec.messages.get_mut(&key) {
+                        v.retain(|(m, _)| m.id != id);
+                    }
+                }
+                StoreOp::Redelivered { key, id, count } => {
+                    if let Some(v) = rec.messages.get_mut(&key) {
+                        for (m, c) in v.iter_mut() {
+                            if m.id == id {
+                                *c = count;
+                            }
+                        }
+                    }
+                }
+                StoreOp::Subscribe(s) => {
+                    rec.subscriptions.retain(|x| x.key() != s.key());
+                    rec.subscriptions.push(s);
+                }
+                StoreOp::Unsubscribe { client_id, name } => {
+                    let key = StoreKey::Durable { client_id, name };
+                    rec.subscriptions.retain(|x| x.key() != key);
+                    rec.messages.remove(&key);
+                }
+                StoreOp::ProducerSeen { producer, seq } => {
+                    rec.producers.entry(producer).or_default().insert(seq);
+                }
+                StoreOp::ProducerWindow { producer, window } => {
+                    rec.producers.insert(producer, window);
+                }
+                StoreOp::ProducerForget { producer } => {
+                    rec.producers.remove(&producer);
+                }
+            }
+        }
+        rec
+    }
+}
+
+impl Store for RecordingStore {
+    fn append(&self, ops: Vec<StoreOp>, sync: bool) -> Result<Seq, StoreError> {
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(StoreError::Failed("refused by the test".into()));
+        }
+        let mut r = self.records.lock();
+        r.push((ops.iter().map(StoreOp::to_data).collect(), sync));
+        Ok(r.len() as u64)
+    }
+    fn durability(&self) -> DurabilityWatch {
+        self.durability.lock().as_ref().unwrap().subscribe()
+    }
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
+    fn max_record_bytes(&self) -> usize {
+        match self.max_record.load(Ordering::SeqCst) {
+            0 => u32::MAX as usize,
+            max => max,
+        }
+    }
+    fn close(&self) {}
+}
+
+pub(crate) fn msg(dest: Destination, body: &str, persistent: bool) -> NewMessage {
+    NewMessage {
+        destination: dest,
+        headers: Vec::new(),
+        body: Bytes::from(body.to_owned()),
+        persistent,
+        priority: 4,
+        expires_ms: None,
+        producer: None,
+    }
+}
+
+pub(crate) fn spec(id: &str, dest: Destination, ack_mode: AckMode) -> SubscribeSpec {
+    SubscribeSpec {
+        id: Arc::from(id),
+        destination: dest,
+        ack_mode,
+        prefetch: 100,
+        selector: None,
+        exclusive: false,
+        durable_name: None,
+        no_local: false,
+    }
+}
+
+pub(crate) fn bodies(rec: &Recorder) -> Vec<String> {
+    rec.deliveries
+        .lock()
+        .iter()
+        .map(|d| String::from_utf8(d.message.body.to_vec()).unwrap())
+        .collect()
+}
+
+pub(crate) fn memory_broker() -> Broker {
+    Broker::new(
+        BrokerConfig::default(),
+        Arc::new(MemoryStore::new()),
+        Recovered::default(),
+    )
+}
+
+pub(crate) fn from_producer(dest: Destination, body: &str, producer: &str, seq: u64) -> NewMessage {
+    NewMessage {
+        producer: Some(ProducerRef {
+            id: Arc::from(producer),
+            seq,
+        }),
+        ..msg(dest, body, true)
+    }
+}
