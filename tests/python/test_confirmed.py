@@ -1,0 +1,173 @@
+"""A confirmed message is never lost (issue 17).
+
+A message is confirmed when its SEND's RECEIPT arrives, or its COMMIT's
+RECEIPT for a transaction. Every test here confirms messages and then proves,
+with a positive signal, whether they were delivered: a consumer reads the
+queue until a sentinel sent *after* the confirmations arrives, so whatever the
+queue held before the sentinel has been seen.
+
+* duplicate detection (``hawser-producer`` + ``hawser-seq``) must never drop a
+  message that was not stored before: not a transaction's message committed
+  after a later plain send of its producer, not a message of a producer id
+  that another connection used;
+* a sequence number above 2^63-1 is refused with an ERROR;
+* producer flow control holds only the producers of the destination that is
+  full, never those of unrelated destinations.
+
+The randomized workload of the issue is in ``test_confirmed_workload.py``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from conftest import HAWSER_BIN, HOST, RawClient, encode_frame, unique
+
+SEQ_MAX = 2**63 - 1  # the highest sequence number the broker accepts
+SENTINEL = b"sentinel"
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def connect(raw_factory, broker, client_id=None) -> RawClient:
+    raw = raw_factory(broker)
+    raw.connect("1.2", headers={"client-id": client_id} if client_id else None)
+    return raw
+
+
+def send_headers(queue, producer=None, seq=None, receipt=None, transaction=None) -> dict:
+    """A persistent SEND's headers, with duplicate-detection headers if ``producer`` is given."""
+    headers = {"destination": queue, "persistent": "true"}
+    if transaction is not None:
+        headers["transaction"] = transaction
+    if producer is not None:
+        headers["hawser-producer"] = producer
+        headers["hawser-seq"] = str(seq)
+    if receipt is not None:
+        headers["receipt"] = receipt
+    return headers
+
+
+class Reader:
+    """A consumer on its own raw connection, subscribed (auto ack) before anything is sent."""
+
+    def __init__(self, raw_factory, broker, queue):
+        self.raw_factory = raw_factory
+        self.broker = broker
+        self.queue = queue
+        self.raw = None
+        self.bodies: list[bytes] = []
+
+    def subscribe(self) -> "Reader":
+        self.raw = connect(self.raw_factory, self.broker)
+        self.raw.send_frame("SUBSCRIBE", {"destination": self.queue, "id": "r", "ack": "auto", "receipt": "sub"})
+        self.raw.expect_receipt("sub")
+        return self
+
+    def until_sentinel(self, timeout: float = 5.0) -> list[bytes]:
+        """Sends the sentinel from a connection of its own (confirmed), then returns every body
+        the queue delivered before it: the sentinel's arrival proves nothing else is pending."""
+        s = connect(self.raw_factory, self.broker)
+        s.send_frame("SEND", send_headers(self.queue, receipt="sentinel"), SENTINEL)
+        s.expect_receipt("sentinel")
+        deadline = time.monotonic() + timeout
+        for _ in range(10000):
+            left = deadline - time.monotonic()
+            assert left > 0, f"sentinel not delivered within {timeout}s; delivered before it: {self.bodies}"
+            frame = self.raw.expect("MESSAGE", timeout=left)
+            if frame.body == SENTINEL:
+                return list(self.bodies)
+            self.bodies.append(frame.body)
+        raise AssertionError("until_sentinel loop bound reached")
+
+
+def connect_when_free(raw_factory, broker, client_id, timeout: float = 5.0) -> RawClient:
+    """Connects with ``client_id`` once the broker has noticed that its last connection is
+    gone (until then it refuses the id as in use). Bounded by ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    for _ in range(200):
+        raw = raw_factory(broker)
+        raw.send_frame("CONNECT", {"accept-version": "1.2", "host": "localhost", "client-id": client_id},
+                       tolerant=True)
+        try:
+            last = raw.read_frame(2)
+        except TimeoutError:
+            last = "timeout"
+        if getattr(last, "command", None) == "CONNECTED":
+            raw.version = "1.2"
+            return raw
+        raw.close()
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"client id {client_id} still refused after {timeout}s: {last}")
+
+
+def next_frame(raw: RawClient, what: str, timeout: float = 5.0):
+    try:
+        frame = raw.read_frame(timeout)
+    except TimeoutError:
+        raise AssertionError(f"no frame within {timeout}s after {what}") from None
+    assert frame is not None, f"connection closed without a frame after {what}"
+    return frame
+
+
+# ---------------------------------------------------------------------------
+# 1. A transaction committed after a later plain send of its producer
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["live", "after-sigkill"])
+def test_commit_after_later_plain_send_of_same_producer_delivers_both(broker, raw_factory, restart):
+    """BEGIN; SEND seq 1 in the transaction; plain SEND seq 2 (receipt); COMMIT (receipt).
+    Both are confirmed, so both must be delivered, each once (and survive a crash)."""
+    q = "/queue/" + unique("txseq")
+    p = connect(raw_factory, broker)
+    p.send_frame("BEGIN", {"transaction": "tx1"})
+    p.send_frame("SEND", send_headers(q, "p1", 1, transaction="tx1"), b"A")
+    p.send_frame("SEND", send_headers(q, "p1", 2, receipt="rB"), b"B")
+    p.expect_receipt("rB")
+    p.send_frame("COMMIT", {"transaction": "tx1", "receipt": "rC"})
+    p.expect_receipt("rC")
+    if restart:
+        p.close()
+        broker.kill()
+        broker.start()
+    bodies = Reader(raw_factory, broker, q).subscribe().until_sentinel()
+    assert sorted(bodies) == [b"A", b"B"], (
+        f"A (confirmed by COMMIT RECEIPT rC) and B (RECEIPT rB) must each be delivered once; got {bodies}")
+
+
+@pytest.mark.parametrize("ending", ["abort", "connection-lost"])
+def test_sequence_of_a_transaction_that_never_committed_stays_free(broker, raw_factory, ending):
+    """A transaction's message that was never committed was never stored: a later plain
+    send with the same producer id and sequence (the producer's retry) must be stored."""
+    q = "/queue/" + unique("txfree")
+    client_id = unique("client")
+    p = connect(raw_factory, broker, client_id)
+    p.send_frame("BEGIN", {"transaction": "tx1"})
+    p.send_frame("SEND", send_headers(q, "p1", 1, transaction="tx1", receipt="rA"), b"A-in-tx")
+    p.expect_receipt("rA")
+    if ending == "abort":
+        p.send_frame("ABORT", {"transaction": "tx1", "receipt": "ra"})
+        p.expect_receipt("ra")
+    else:
+        # A failover client: the connection vanishes with its transaction open; a new one
+        # with the same client id sends the message again, outside a transaction.
+        p.close()
+        p = connect_when_free(raw_factory, broker, client_id)
+    p.send_frame("SEND", send_headers(q, "p1", 1, receipt="r1"), b"A")
+    p.expect_receipt("r1")
+    p.send_frame("SEND", send_headers(q, "p1", 2, receipt="r2"), b"B")
+    p.expect_receipt("r2")
+    bodies = Reader(raw_factory, broker, q).subscribe().until_sentinel()
+    assert bodies == [b"A", b"B"], (
+        f"seq 1 sent again after its transaction ended uncommitted (RECEIPT r1) and seq 2 (RECEIPT r2) "
+        f"must each be delivered once; got {bodies}")
