@@ -171,3 +171,96 @@ def test_sequence_of_a_transaction_that_never_committed_stays_free(broker, raw_f
     assert bodies == [b"A", b"B"], (
         f"seq 1 sent again after its transaction ended uncommitted (RECEIPT r1) and seq 2 (RECEIPT r2) "
         f"must each be delivered once; got {bodies}")
+
+
+# ---------------------------------------------------------------------------
+# 2. Sequence numbers out of range; one producer id on two connections
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seq, accepted", [(SEQ_MAX, True), (2**63, False), (2**64 - 1, False)],
+                         ids=["2^63-1", "2^63", "2^64-1"])
+def test_producer_seq_above_2_63_minus_1_is_refused(broker, raw_factory, seq, accepted):
+    q = "/queue/" + unique("seqrange")
+    reader = Reader(raw_factory, broker, q).subscribe()
+    x = connect(raw_factory, broker)
+    x.send_frame("SEND", send_headers(q, unique("prod"), seq, receipt="rX"), b"X")
+    frame = next_frame(x, f"SEND with hawser-seq:{seq}")
+    if accepted:
+        assert frame.command == "RECEIPT" and frame.header("receipt-id") == "rX", frame
+        assert reader.until_sentinel() == [b"X"]
+        return
+    assert frame.command == "ERROR", f"hawser-seq:{seq} is above 2^63-1: expected an ERROR, got {frame}"
+    assert "hawser-seq" in (frame.header("message") or ""), frame
+    assert x.read_until_closed(3) == []
+    assert reader.until_sentinel() == [], "a refused SEND was delivered"
+
+
+def send_on_two_connections(raw_factory, broker, x_client, y_client, x_seq):
+    """X sends producer ``victim`` with ``x_seq`` and stays connected (unless refused); then Y
+    sends ``victim`` seq 1 with RECEIPT rV. Returns X's and Y's answers and what was delivered."""
+    q = "/queue/" + unique("victim")
+    reader = Reader(raw_factory, broker, q).subscribe()
+    x = connect(raw_factory, broker, x_client)
+    x.send_frame("SEND", send_headers(q, "victim", x_seq, receipt="rX"), b"X")
+    x_frame = next_frame(x, f"X's SEND with hawser-seq:{x_seq}")
+    y = connect(raw_factory, broker, y_client)
+    y.send_frame("SEND", send_headers(q, "victim", 1, receipt="rV"), b"V")
+    y_frame = next_frame(y, "Y's SEND with hawser-seq:1")
+    delivered = reader.until_sentinel()
+    x_open = not x.closed and x.frames_for(0.05) == [] and not x.closed
+    return x_frame, y_frame, delivered, x_open
+
+
+def assert_confirmed_means_delivered(x_frame, y_frame, delivered):
+    report = f"X got {x_frame}; Y got {y_frame}; delivered: {delivered}"
+    if x_frame.command == "RECEIPT":
+        assert b"X" in delivered, f"X's SEND was confirmed (RECEIPT rX) but never delivered. {report}"
+    if y_frame.command == "RECEIPT":
+        assert y_frame.header("receipt-id") == "rV", report
+        assert b"V" in delivered, f"Y's SEND was confirmed (RECEIPT rV) but never delivered. {report}"
+    else:
+        assert y_frame.command == "ERROR", f"Y's SEND got neither RECEIPT rV nor ERROR. {report}"
+
+
+@pytest.mark.parametrize("x_seq", [2**64 - 1, SEQ_MAX], ids=["x-seq-2^64-1", "x-seq-2^63-1"])
+def test_producer_id_of_another_live_connection_without_client_id(broker, raw_factory, x_seq):
+    """Neither connection has a client id. Y must get either its message delivered or an
+    ERROR without RECEIPT rV: never a receipt for a message that is dropped."""
+    x_frame, y_frame, delivered, x_open = send_on_two_connections(raw_factory, broker, None, None, x_seq)
+    if x_seq == SEQ_MAX:
+        assert x_frame.command == "RECEIPT" and x_open, f"X's valid SEND: {x_frame}; X still connected: {x_open}"
+    assert_confirmed_means_delivered(x_frame, y_frame, delivered)
+
+
+def test_producer_id_is_scoped_to_client_id(broker, raw_factory):
+    """Different client ids: the same producer id names two producers, and both are stored."""
+    x_frame, y_frame, delivered, x_open = send_on_two_connections(
+        raw_factory, broker, unique("cx"), unique("cy"), SEQ_MAX)
+    assert x_frame.command == "RECEIPT" and x_open, f"X's valid SEND: {x_frame}; X still connected: {x_open}"
+    assert y_frame.command == "RECEIPT", f"Y (another client id) must be accepted: {y_frame}"
+    assert_confirmed_means_delivered(x_frame, y_frame, delivered)
+    assert sorted(delivered) == [b"V", b"X"], delivered
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["reconnect", "reconnect-after-sigkill"])
+def test_failover_reconnect_with_same_client_id_keeps_duplicate_detection(broker, raw_factory, restart):
+    """X sends seq 1-3 and vanishes; Y, with X's client id (a failover client), sends seq 3
+    again (its receipt was lost) and seq 4: the resend is confirmed and not stored twice."""
+    q = "/queue/" + unique("failover")
+    client_id = unique("client")
+    x = connect(raw_factory, broker, client_id)
+    for seq in (1, 2, 3):
+        x.send_frame("SEND", send_headers(q, "victim", seq, receipt=f"x{seq}"), b"m%d" % seq)
+        x.expect_receipt(f"x{seq}")
+    x.close()
+    if restart:
+        broker.kill()
+        broker.start()
+    y = connect_when_free(raw_factory, broker, client_id)
+    y.send_frame("SEND", send_headers(q, "victim", 3, receipt="again"), b"m3 again")
+    y.expect_receipt("again")
+    y.send_frame("SEND", send_headers(q, "victim", 4, receipt="y4"), b"m4")
+    y.expect_receipt("y4")
+    delivered = Reader(raw_factory, broker, q).subscribe().until_sentinel()
+    assert delivered == [b"m1", b"m2", b"m3", b"m4"], delivered
