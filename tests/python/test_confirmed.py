@@ -264,3 +264,73 @@ def test_failover_reconnect_with_same_client_id_keeps_duplicate_detection(broker
     y.expect_receipt("y4")
     delivered = Reader(raw_factory, broker, q).subscribe().until_sentinel()
     assert delivered == [b"m1", b"m2", b"m3", b"m4"], delivered
+
+
+# ---------------------------------------------------------------------------
+# 3. Flow control holds only the producers of the destination that is full
+# ---------------------------------------------------------------------------
+
+FLOW_LIMIT_BYTES = 8 * 1024 * 1024
+KIB = b"k" * 1024
+FILL_BATCH = 64                      # sends pipelined before waiting for the last receipt
+FILL_MAX = 4 * FLOW_LIMIT_BYTES // 1024   # 1 KiB sends before giving up on flow control
+HELD_AFTER_S = 2.0                   # a batch's last receipt this late means the producer is held
+
+
+def fill_until_held(raw: RawClient, queue: str) -> tuple[int, str]:
+    """Pipelines persistent 1 KiB sends with receipts to ``queue`` until one is not confirmed
+    within HELD_AFTER_S while the connection stays open. Returns (confirmed sends, held receipt)."""
+    confirmed = 0
+    for batch in range(FILL_MAX // FILL_BATCH):
+        first = batch * FILL_BATCH
+        ids = [f"f{first + i}" for i in range(FILL_BATCH)]
+        raw.send(b"".join(encode_frame("SEND", send_headers(queue, receipt=r), KIB) for r in ids))
+        for r in ids:
+            try:
+                raw.expect_receipt(r, timeout=HELD_AFTER_S)
+            except AssertionError:
+                assert not raw.closed, f"producer's connection closed while filling {queue}: {list(raw.pending)}"
+                assert not [f for f in raw.pending if f.command == "ERROR"], list(raw.pending)
+                return confirmed, r
+            confirmed += 1
+    raise AssertionError(f"flow control never held the producer of {queue} after {confirmed} KiB "
+                         f"(limit {FLOW_LIMIT_BYTES} bytes)")
+
+
+def test_flow_control_never_holds_producers_of_unrelated_destinations(broker_factory, raw_factory, stomp_factory):
+    b = broker_factory("--max-pending-memory-bytes", str(FLOW_LIMIT_BYTES))
+    big, other = "/queue/" + unique("big"), "/queue/" + unique("other")
+    producer = connect(raw_factory, b)
+    filled, held = fill_until_held(producer, big)
+    # Still held a moment later, on an open connection: flow control, not a slow disk.
+    assert producer.frames_for(0.5) == [] and not producer.closed, f"{held} was not held: {list(producer.pending)}"
+    print(f"{big}: {filled} KiB confirmed, then {held} held")
+
+    # A producer of another destination is not held: raw STOMP, then the CLI of the issue.
+    p2 = connect(raw_factory, b)
+    p2.send_frame("SEND", send_headers(other, receipt="other"), b"to another queue")
+    try:
+        p2.expect_receipt("other", timeout=5)
+    except AssertionError as e:
+        raise AssertionError(f"a send to {other} was held while only {big} is full "
+                             f"({filled} KiB there): {e}") from None
+    try:
+        cli = subprocess.run(
+            [HAWSER_BIN, "send", "--url", f"tcp://{HOST}:{b.port}", "-d", other, "--persistent",
+             "--body", "from the cli"],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=5)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"`hawser send -d {other}` hung for 5 s while only {big} is full") from None
+    assert cli.returncode == 0, cli.stderr
+
+    # /queue/big's producer resumes once a consumer drains some of it.
+    consumer = stomp_factory(b)
+    consumer.subscribe(big, ack="auto")
+    producer.expect_receipt(held, timeout=10)
+    consumer.wait_messages(filled + 1, timeout=10)
+    producer.send_frame("SEND", send_headers(big, receipt="after"), b"after the drain")
+    producer.expect_receipt("after", timeout=5)
+    reader = stomp_factory(b)
+    reader.subscribe(other)
+    reader.wait_messages(2)
+    assert sorted(reader.bodies()) == ["from the cli", "to another queue"]
