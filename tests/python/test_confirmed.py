@@ -208,7 +208,7 @@ def send_on_two_connections(raw_factory, broker, x_client, y_client, x_seq):
     y.send_frame("SEND", send_headers(q, "victim", 1, receipt="rV"), b"V")
     y_frame = next_frame(y, "Y's SEND with hawser-seq:1")
     delivered = reader.until_sentinel()
-    x_open = not x.closed and x.frames_for(0.05) == [] and not x.closed
+    x_open = x.frames_for(0.05) == [] and not x.closed
     return x_frame, y_frame, delivered, x_open
 
 
