@@ -55,7 +55,7 @@ def send_headers(queue, producer=None, seq=None, receipt=None, transaction=None)
 
 
 class Reader:
-    """A consumer on its own raw connection, subscribed (auto ack) before anything is sent."""
+    """A consumer of one queue on its own raw connection (auto ack)."""
 
     def __init__(self, raw_factory, broker, queue):
         self.raw_factory = raw_factory
