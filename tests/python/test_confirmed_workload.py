@@ -16,8 +16,11 @@ must hold:
 
 * lost = 0: every message whose SEND or COMMIT got a RECEIPT is delivered;
 * a message whose ACK was confirmed by a RECEIPT is never delivered again after
-  that receipt arrived (with producer ids on, a resend is not stored twice);
-  without crashes a message is delivered once plus once per NACK;
+  that receipt arrived; for a producer connected with a client-id no second
+  copy is either (its resends are recognised, producer ids being scoped by
+  client-id), while a producer without one may see a resend after a
+  reconnect stored again (its new connection is a new identity); without
+  crashes a message is delivered once plus once per NACK;
 * nothing of an aborted transaction is delivered, nothing unknown either.
 
 Seeds: ``HAWSER_SEEDS=1,2,3`` reruns given seeds; otherwise each run draws
@@ -236,8 +239,9 @@ class Consumers:
         self.queues = queues
         self.seed = seed
         self.lock = threading.Lock()
-        self.deliveries: list[tuple[str, float]] = []   # (body, when)
+        self.deliveries: list[tuple[str, float, str]] = []  # (body, when, message-id)
         self.ack_confirmed: dict[str, float] = {}        # body -> when its ACK's RECEIPT came
+        self.ack_confirmed_ids: dict[str, float] = {}    # message-id -> when its ACK's RECEIPT came
         self.nacked: Counter = Counter()
         self.acks = 0
         self.errors: list = []
@@ -245,7 +249,7 @@ class Consumers:
         self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True, name=f"consumer-{i}")
                         for i in range(CONSUMERS)]
         self._receipt_n = 0
-        self._receipt_bodies: dict[str, str] = {}
+        self._receipt_bodies: dict[str, tuple[str, str]] = {}
 
     def start(self):
         for t in self.threads:
@@ -258,7 +262,7 @@ class Consumers:
 
     def delivered(self) -> set:
         with self.lock:
-            return {b for b, _ in self.deliveries}
+            return {b for b, _, _ in self.deliveries}
 
     def _run(self, index: int):
         rng = random.Random(f"{self.seed}/consumer/{index}")
@@ -288,24 +292,25 @@ class Consumers:
             except Exception:
                 pass
 
-    def _receipt_id(self, kind: str, body: str) -> str:
+    def _receipt_id(self, kind: str, body: str, message_id: str) -> str:
         self._receipt_n += 1
         rid = f"{kind}|{self._receipt_n}"
-        self._receipt_bodies[rid] = body
+        self._receipt_bodies[rid] = (body, message_id)
         return rid
 
     def _on_message(self, conn, rng, frame):
         body = frame.body
+        message_id = frame.headers.get("message-id", "")
         now = time.monotonic()
         with self.lock:
-            self.deliveries.append((body, now))
+            self.deliveries.append((body, now, message_id))
             nack = self.nacked[body] == 0 and rng.random() < P_NACK
             if nack:
                 self.nacked[body] += 1
-                rid = self._receipt_id("nack", body) if rng.random() < P_NACK_RECEIPT else None
+                rid = self._receipt_id("nack", body, message_id) if rng.random() < P_NACK_RECEIPT else None
             else:
                 self.acks += 1
-                rid = self._receipt_id("ack", body) if rng.random() < P_ACK_RECEIPT else None
+                rid = self._receipt_id("ack", body, message_id) if rng.random() < P_ACK_RECEIPT else None
         try:
             if nack:
                 conn.nack(frame.headers["ack"], receipt=rid)
@@ -318,9 +323,11 @@ class Consumers:
         rid = frame.headers.get("receipt-id", "")
         now = time.monotonic()
         with self.lock:
-            body = self._receipt_bodies.pop(rid, None)
-            if body is not None and rid.startswith("ack|"):
+            found = self._receipt_bodies.pop(rid, None)
+            if found is not None and rid.startswith("ack|"):
+                body, message_id = found
                 self.ack_confirmed.setdefault(body, now)
+                self.ack_confirmed_ids.setdefault(message_id, now)
 
 
 def send_sentinels(port: int, queues: list, seed: int) -> set:
@@ -388,12 +395,18 @@ def run_workload(broker, seed: int, kill: bool) -> None:
     uncertain = set().union(*(p.uncertain for p in producers))
     unconfirmed = {body for p in producers for _, body in p.unconfirmed.values()}
     with consumers.lock:
-        deliveries = [(b, t) for b, t in consumers.deliveries if b not in sentinels]
+        deliveries = [(b, t, m) for b, t, m in consumers.deliveries if b not in sentinels]
         ack_confirmed = dict(consumers.ack_confirmed)
+        ack_confirmed_ids = dict(consumers.ack_confirmed_ids)
         nacked = Counter(consumers.nacked)
-    delivered = Counter(b for b, _ in deliveries)
+    delivered = Counter(b for b, _, _ in deliveries)
     lost = sorted(confirmed - set(delivered), key=lambda b: (b.rsplit("/", 1)[0], int(b.rsplit("/", 1)[1])))
-    redelivered_after_ack = sorted({b for b, t in deliveries if b in ack_confirmed and ack_confirmed[b] < t})
+    scoped = {b for p in producers if p.client_id for b in p.kinds}
+    # The same message again after its ack was confirmed: never. Another copy of
+    # it (a resend stored again): never for a producer with a client-id.
+    redelivered_after_ack = sorted(
+        {b for b, t, m in deliveries if m in ack_confirmed_ids and ack_confirmed_ids[m] < t}
+        | {b for b, t, _ in deliveries if b in scoped and b in ack_confirmed and ack_confirmed[b] < t})
     extra = {b: n - 1 - nacked[b] for b, n in delivered.items() if n - 1 - nacked[b] > 0}
     aborted_delivered = sorted(aborted & set(delivered))
     unknown = sorted(set(delivered) - set(kinds))
