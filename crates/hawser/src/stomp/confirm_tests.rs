@@ -1,7 +1,7 @@
 //! A send's receipt over a real socket, with a store that never makes anything
 //! durable: the receipt may only come from a consumer's explicit ack.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ use crate::config::FlowControl;
 struct StalledStore {
     seq: AtomicU64,
     durability: watch::Sender<Durability>,
+    /// Set: the store has been superseded (a newer master) and confirms nothing.
+    fenced: AtomicBool,
 }
 
 impl Store for StalledStore {
@@ -34,16 +36,33 @@ impl Store for StalledStore {
     fn disk_bytes(&self) -> u64 {
         0
     }
+    fn check_confirmable(&self) -> Result<(), StoreError> {
+        if self.fenced.load(Ordering::SeqCst) {
+            return Err(StoreError::Failed(
+                "fenced by epoch 2 in /var/lib/hawser/ha".into(),
+            ));
+        }
+        Ok(())
+    }
     fn close(&self) {}
 }
 
 /// A broker on a stalled store, listening on loopback; returns its address.
 async fn start(config: BrokerConfig, shutdown: &CancellationToken) -> std::net::SocketAddr {
+    start_on(config, shutdown).await.0
+}
+
+/// [`start`], also returning the store.
+async fn start_on(
+    config: BrokerConfig,
+    shutdown: &CancellationToken,
+) -> (std::net::SocketAddr, Arc<StalledStore>) {
     let store = Arc::new(StalledStore {
         seq: AtomicU64::new(0),
         durability: watch::channel(Durability::default()).0,
+        fenced: AtomicBool::new(false),
     });
-    let broker = Arc::new(Broker::new(config, store, Recovered::default()));
+    let broker = Arc::new(Broker::new(config, store.clone(), Recovered::default()));
     let settings = Arc::new(SessionSettings {
         broker,
         limits: Limits::default(),
@@ -73,7 +92,7 @@ async fn start(config: BrokerConfig, shutdown: &CancellationToken) -> std::net::
             }
         }
     });
-    addr
+    (addr, store)
 }
 
 /// A raw STOMP 1.2 client: writes frames as text, reads them with the codec.
@@ -176,5 +195,27 @@ async fn with_confirm_consumed_off_only_the_disk_confirms() {
         producer.next(Duration::from_millis(500)).await.is_none(),
         "a receipt came without the record being durable"
     );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_superseded_store_confirms_nothing_even_through_a_consumers_ack() {
+    let shutdown = CancellationToken::new();
+    let (addr, store) = start_on(BrokerConfig::default(), &shutdown).await;
+    let (mut producer, mut consumer, ack) = send_one_to_a_consumer(addr).await;
+    store.fenced.store(true, Ordering::SeqCst);
+    consumer
+        .send(&format!("ACK\nid:{ack}\nreceipt:acked\n\n"))
+        .await;
+    // The store then fails (as the journal does at its next fence check): the
+    // producer's next frame is an ERROR, never the receipt the ack would have
+    // released, and it names no server path.
+    store
+        .durability
+        .send_modify(|d| d.failed = Some(Arc::from("fenced by epoch 2 in /var/lib/hawser/ha")));
+    let error = producer.expect("ERROR").await;
+    let message = error.header("message").unwrap_or_default().to_owned();
+    assert!(message.contains("store failure"), "{message}");
+    assert!(!message.contains('/') && error.body.is_empty(), "{error:?}");
     shutdown.cancel();
 }

@@ -743,6 +743,66 @@ fn parse_heartbeat(value: &str) -> Result<(u64, u64), SessionError> {
 mod tests {
     use super::*;
 
+    struct Nowhere;
+
+    impl hawser_broker::Outbox for Nowhere {
+        fn deliver(&self, _: Delivery) {}
+    }
+
+    #[test]
+    fn a_panicking_session_still_gives_back_its_client_id_and_messages() {
+        let broker = Arc::new(Broker::new(
+            hawser_broker::BrokerConfig::default(),
+            Arc::new(hawser_broker::MemoryStore::new()),
+            hawser_broker::Recovered::default(),
+        ));
+        let q = Destination::queue("held");
+        let b = Arc::clone(&broker);
+        let q2 = q.clone();
+        let panicked = std::thread::spawn(move || {
+            let conn = b.connect(Some("app"), Arc::new(Nowhere)).unwrap();
+            let _registration = Registration {
+                broker: Arc::clone(&b),
+                conn,
+            };
+            b.send(
+                conn,
+                hawser_broker::NewMessage {
+                    destination: q2.clone(),
+                    headers: Vec::new(),
+                    body: bytes::Bytes::from_static(b"m"),
+                    persistent: false,
+                    priority: 4,
+                    expires_ms: None,
+                    producer: None,
+                },
+                None,
+            )
+            .unwrap();
+            b.subscribe(
+                conn,
+                SubscribeSpec {
+                    id: Arc::from("s"),
+                    destination: q2,
+                    ack_mode: AckMode::Client,
+                    prefetch: 10,
+                    selector: None,
+                    exclusive: false,
+                    durable_name: None,
+                    no_local: false,
+                },
+            )
+            .unwrap();
+            panic!("a bug in a session");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert_eq!(broker.connection_count(), 0);
+        assert!(broker.connect(Some("app"), Arc::new(Nowhere)).is_ok());
+        let held = broker.stats();
+        assert_eq!((held[0].pending, held[0].inflight), (1, 0), "{held:?}");
+    }
+
     #[test]
     fn heartbeat_header() {
         assert_eq!(parse_heartbeat("0,0").unwrap(), (0, 0));
