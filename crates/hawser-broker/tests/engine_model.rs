@@ -187,6 +187,8 @@ struct Consumer {
     hidden: Vec<Delivery>,
     /// Visible deliveries not yet acknowledged, in delivery order.
     held: Vec<Delivery>,
+    /// Bodies acknowledged in the consumer's open transaction.
+    tx_acks: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -225,6 +227,16 @@ enum Op {
         c: usize,
         k: usize,
     },
+    TxAck {
+        c: usize,
+        k: usize,
+    },
+    ConsumerCommit {
+        c: usize,
+    },
+    ConsumerAbort {
+        c: usize,
+    },
     DisconnectConsumer {
         c: usize,
     },
@@ -247,6 +259,9 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (c.clone(), 0u8..3).prop_map(|(c, mode)| Op::Subscribe { c, mode }),
         6 => (c.clone(), any::<usize>(), any::<bool>()).prop_map(|(c, k, sync)| Op::Ack { c, k, sync }),
         2 => (c.clone(), any::<usize>()).prop_map(|(c, k)| Op::Nack { c, k }),
+        2 => (c.clone(), any::<usize>()).prop_map(|(c, k)| Op::TxAck { c, k }),
+        1 => c.clone().prop_map(|c| Op::ConsumerCommit { c }),
+        1 => c.clone().prop_map(|c| Op::ConsumerAbort { c }),
         1 => c.prop_map(|c| Op::DisconnectConsumer { c }),
         4 => Just(Op::Flush),
         1 => Just(Op::Refuse),
@@ -271,7 +286,6 @@ struct World {
     acked_durably: BTreeSet<String>,
     /// Bodies from client-id producers (duplicates of these are bugs).
     scoped: BTreeSet<String>,
-    crashed: bool,
 }
 
 fn body(p: usize, seq: u64) -> String {
@@ -306,6 +320,7 @@ impl World {
                     mode: AckMode::ClientIndividual,
                     hidden: Vec::new(),
                     held: Vec::new(),
+                    tx_acks: None,
                 })
                 .collect(),
             confirmed: BTreeSet::new(),
@@ -313,7 +328,6 @@ impl World {
             acks: Vec::new(),
             acked_durably: BTreeSet::new(),
             scoped: BTreeSet::new(),
-            crashed: false,
         }
     }
 
@@ -389,6 +403,7 @@ impl World {
         }
         self.consumers[c].held.clear();
         self.consumers[c].hidden.clear();
+        self.consumers[c].tx_acks = None;
         self.consumers[c].inbox.0.lock().clear();
     }
 
@@ -568,6 +583,60 @@ impl World {
                     Err(_) => self.drop_consumer(c),
                 }
             }
+            Op::TxAck { c, k } => {
+                let Some(conn) = self.consumers[c].conn else {
+                    return;
+                };
+                if self.consumers[c].held.is_empty() || self.consumers[c].mode == AckMode::Auto {
+                    return;
+                }
+                if self.consumers[c].tx_acks.is_none() {
+                    if self.broker.begin(conn, "ctx").is_err() {
+                        return self.drop_consumer(c);
+                    }
+                    self.consumers[c].tx_acks = Some(Vec::new());
+                }
+                let k = k % self.consumers[c].held.len();
+                let id = self.consumers[c].held[k].message.id;
+                match self.broker.ack(conn, Some("s"), id, Some("ctx"), false) {
+                    Ok(_) => {
+                        let covered: Vec<Delivery> = if self.consumers[c].mode == AckMode::Client {
+                            self.consumers[c].held.drain(..=k).collect()
+                        } else {
+                            vec![self.consumers[c].held.remove(k)]
+                        };
+                        let acks = self.consumers[c].tx_acks.as_mut().expect("open");
+                        acks.extend(covered.iter().map(text));
+                    }
+                    Err(_) => self.drop_consumer(c),
+                }
+            }
+            Op::ConsumerCommit { c } => {
+                let (Some(conn), Some(_)) = (self.consumers[c].conn, &self.consumers[c].tx_acks)
+                else {
+                    return;
+                };
+                match self.broker.commit(conn, "ctx") {
+                    Ok(record) => {
+                        let bodies = self.consumers[c].tx_acks.take().expect("open");
+                        self.acked.extend(bodies.iter().cloned());
+                        if record != 0 {
+                            self.acks.push((record, bodies));
+                        }
+                    }
+                    Err(_) => self.drop_consumer(c),
+                }
+            }
+            Op::ConsumerAbort { c } => {
+                let (Some(conn), Some(_)) = (self.consumers[c].conn, &self.consumers[c].tx_acks)
+                else {
+                    return;
+                };
+                self.consumers[c].tx_acks = None;
+                if self.broker.abort(conn, "ctx").is_err() {
+                    self.drop_consumer(c);
+                }
+            }
             Op::DisconnectConsumer { c } => self.drop_consumer(c),
             Op::Flush => {
                 if !self.store.failed.load(Ordering::SeqCst) {
@@ -645,7 +714,6 @@ impl World {
 
     /// Loses everything not durable and starts a new engine from the rest.
     fn crash(&mut self) {
-        self.crashed = true;
         self.store.crash();
         let store = Arc::clone(&self.store);
         self.broker = Broker::new(self.config.clone(), store.clone(), store.recover());
@@ -663,6 +731,7 @@ impl World {
             c.conn = None;
             c.held.clear();
             c.hidden.clear();
+            c.tx_acks = None;
             c.inbox.0.lock().clear();
         }
         self.acks.clear();
@@ -752,7 +821,7 @@ fn config_strategy() -> impl Strategy<Value = BrokerConfig> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("HAWSER_MODEL_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(500),
+        cases: std::env::var("HAWSER_MODEL_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000),
         max_shrink_iters: 2000,
         ..ProptestConfig::default()
     })]
@@ -760,7 +829,7 @@ proptest! {
     #[test]
     fn the_engine_keeps_what_it_confirmed(
         config in config_strategy(),
-        ops in proptest::collection::vec(op_strategy(), 1..120),
+        ops in proptest::collection::vec(op_strategy(), 1..250),
     ) {
         let mut world = World::new(config);
         for op in &ops {
