@@ -1,0 +1,121 @@
+//! Journals written by version 1 of the format (before record headers covered their
+//! position) still open, recover exactly what was written, and take new records.
+//!
+//! The fixtures under `tests/fixtures/v1-*` were written by `write_fixtures` below, run
+//! against the code of commit "Journal: freeze v1 fixtures" (format version 1):
+//!
+//! ```text
+//! HAWSER_FIXTURE_OUT=/tmp/out cargo test --release -p hawser-journal --test legacy_v1 \
+//!     -- --ignored write_fixtures
+//! ```
+//!
+//! then `/tmp/out/store` and `/tmp/out/journal` copied to `tests/fixtures/v1-store` and
+//! `tests/fixtures/v1-journal` (segment files only). Run today, the same generator writes
+//! the current format.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::fixture::*;
+use common::*;
+use hawser_broker::Store;
+use hawser_journal::{parse_segment_file_name, JournalStore};
+
+/// Copies the segment files of fixture `name` into a fresh directory.
+fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let from = fixture_dir(name);
+    let to = tempfile::tempdir().unwrap();
+    let mut copied = 0;
+    for entry in fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), to.path().join(entry.file_name())).unwrap();
+        copied += 1;
+    }
+    assert!(copied > 0, "fixture {} is empty", from.display());
+    to
+}
+
+/// Keeps only the segment files of a freshly written journal directory.
+fn keep_segments_only(dir: &Path) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name.to_str().and_then(parse_segment_file_name).is_none() {
+            fs::remove_file(entry.path()).unwrap();
+        }
+    }
+}
+
+#[test]
+#[ignore = "writes fixtures; run by hand, see the module comment"]
+fn write_fixtures() {
+    let out = std::env::var_os("HAWSER_FIXTURE_OUT").expect("set HAWSER_FIXTURE_OUT");
+    let out = Path::new(&out);
+    let store = out.join("store");
+    write_store_fixture(&store);
+    keep_segments_only(&store);
+    let journal = out.join("journal");
+    {
+        let (journal, _) = open(&config_without_preallocation(
+            &journal,
+            JOURNAL_SEGMENT_BYTES,
+        ));
+        append_all(&journal, &records(JOURNAL_RECORDS));
+    }
+    keep_segments_only(&journal);
+}
+
+#[test]
+fn a_v1_store_recovers_exactly_what_was_written_and_takes_more() {
+    let dir = copy_fixture("v1-store");
+    let config = store_config(dir.path());
+    {
+        let (store, recovered) = JournalStore::open(config.clone()).expect("open v1 store");
+        assert_store_state(&recovered, &[]);
+        append_more(&store, &[100, 101, 102]);
+        store.close();
+    }
+    {
+        let (store, recovered) = JournalStore::open(config.clone()).expect("reopen");
+        assert_store_state(&recovered, &[100, 101, 102]);
+        // Reclaiming may copy v1 records forward and delete v1 segments: same state.
+        store.reclaim_now();
+        append_more(&store, &[103]);
+        store.close();
+    }
+    let (_store, recovered) = JournalStore::open(config).expect("reopen after reclaim");
+    assert_store_state(&recovered, &[100, 101, 102, 103]);
+}
+
+#[test]
+fn a_v1_journal_recovers_every_record_and_takes_more() {
+    let dir = copy_fixture("v1-journal");
+    let config = config(dir.path(), JOURNAL_SEGMENT_BYTES);
+    let written = records(JOURNAL_RECORDS);
+    let more: Vec<bytes::Bytes> = records(JOURNAL_RECORDS + 10).split_off(JOURNAL_RECORDS);
+    {
+        let (journal, recovered) = open(&config);
+        assert_eq!(recovered.truncated, None);
+        assert_eq!(payloads(&recovered), written);
+        // Version 1 framed each record with 8 bytes: positions follow from the sizes.
+        let segments: Vec<u64> = segment_files(dir.path());
+        assert_eq!(segments, (1..=7).collect::<Vec<_>>());
+        for pair in recovered.records.windows(2) {
+            let ((a, record), (b, _)) = (&pair[0], &pair[1]);
+            if a.segment == b.segment {
+                assert_eq!(b.offset, a.offset + 8 + record.len() as u64);
+            } else {
+                assert_eq!((b.segment, b.offset), (a.segment + 1, 20));
+            }
+        }
+        for (position, record) in &recovered.records {
+            assert_eq!(&journal.read(*position).unwrap(), record);
+        }
+        append_all(&journal, &more);
+    }
+    let (_journal, recovered) = open(&config);
+    assert_eq!(recovered.truncated, None);
+    assert_eq!(payloads(&recovered), [written, more].concat());
+}
