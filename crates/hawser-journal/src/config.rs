@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::format::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::storage::StorageHandle;
 
 /// Default size at which a segment is closed and a new one started: large enough that
 /// rotation (one extra fsync and a directory fsync) is rare, small enough that deleting
@@ -87,6 +88,9 @@ pub struct JournalConfig {
     /// `segment_bytes`, so that commits overwrite instead of growing the file (see
     /// `preallocate`). Reserves up to a segment of disk space ahead of the data.
     pub preallocate: bool,
+    /// The file system the journal's files live on: the real one by default; tests put
+    /// a simulated disk that crashes here (see [`Storage`](crate::Storage)).
+    pub storage: StorageHandle,
 }
 
 impl JournalConfig {
@@ -99,6 +103,7 @@ impl JournalConfig {
             epoch: None,
             fence: None,
             preallocate: true,
+            storage: StorageHandle::default(),
         }
     }
 }

@@ -2,8 +2,7 @@
 //! every write to the single writer thread (see `writer`).
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,8 +21,9 @@ use crate::format::{
     decode_record_header, verify_payload, Corruption, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::position::Position;
-use crate::recovery::{recover, sync_dir};
+use crate::recovery::recover;
 use crate::shared::{Pending, ProgressHook, Shared, State};
+use crate::storage::{create_dir_all_durable, LockGuard, Storage};
 use crate::writer;
 
 /// Name of the file whose lock keeps a second journal out of the directory.
@@ -44,7 +44,7 @@ pub struct Journal {
     /// The writer thread and the preallocator, joined (and taken) by `close`.
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Holds the directory lock until `close`.
-    lock_file: Mutex<Option<File>>,
+    lock_file: Mutex<Option<LockGuard>>,
 }
 
 impl Journal {
@@ -65,7 +65,8 @@ impl Journal {
                 min: MIN_SEGMENT_BYTES,
             });
         }
-        fs::create_dir_all(&config.dir).map_err(|source| OpenError::Io {
+        let storage = config.storage.clone();
+        create_dir_all_durable(&*storage, &config.dir).map_err(|source| OpenError::Io {
             op: "create directory",
             path: config.dir.clone(),
             source,
@@ -73,11 +74,11 @@ impl Journal {
         let seals = match config.epoch {
             Some(epoch) => {
                 let (dir, seals) =
-                    crate::epochs::prepare(&config.dir, epoch, config.max_record_bytes)?;
+                    crate::epochs::prepare(&*storage, &config.dir, epoch, config.max_record_bytes)?;
                 config.dir = dir;
                 seals
             }
-            None if crate::epochs::has_epochs(&config.dir) => {
+            None if crate::epochs::has_epochs(&*storage, &config.dir) => {
                 return Err(OpenError::SharedStore {
                     dir: config.dir.clone(),
                 })
@@ -85,17 +86,14 @@ impl Journal {
             None => Seals::new(),
         };
         let lock_file = lock_dir(&config)?;
-        crate::preallocate::remove_leftovers(&config.dir).map_err(|source| OpenError::Io {
-            op: "remove unfinished preallocated segments in",
-            path: config.dir.clone(),
-            source,
+        crate::preallocate::remove_leftovers(&*storage, &config.dir).map_err(|source| {
+            OpenError::Io {
+                op: "remove unfinished preallocated segments in",
+                path: config.dir.clone(),
+                source,
+            }
         })?;
         let recovery = recover(&config, &seals)?;
-        let dir = File::open(&config.dir).map_err(|source| OpenError::Io {
-            op: "open directory",
-            path: config.dir.clone(),
-            source,
-        })?;
         info!(
             dir = %config.dir.display(),
             segments = recovery.segments.len(),
@@ -129,13 +127,14 @@ impl Journal {
             #[cfg(test)]
             faults: crate::shared::Faults::default(),
         });
-        let handle = writer::spawn(Arc::clone(&shared), recovery.file, dir, recovery.end).map_err(
-            |source| OpenError::Io {
-                op: "spawn writer thread for",
-                path: shared.config.dir.clone(),
-                source,
-            },
-        )?;
+        let handle =
+            writer::spawn(Arc::clone(&shared), recovery.file, recovery.end).map_err(|source| {
+                OpenError::Io {
+                    op: "spawn writer thread for",
+                    path: shared.config.dir.clone(),
+                    source,
+                }
+            })?;
         let mut threads = vec![handle];
         if shared.config.preallocate {
             let preallocator =
@@ -281,6 +280,7 @@ impl Journal {
             }
         }
         let file = self.shared.segment_path(position.segment);
+        let storage = &*self.shared.config.storage;
         let io_error = |source: io::Error| {
             if source.kind() == io::ErrorKind::NotFound {
                 ReadError::NoSuchSegment {
@@ -293,30 +293,32 @@ impl Journal {
                 }
             }
         };
-        let mut handle = File::open(&file).map_err(io_error)?;
-        handle
-            .seek(SeekFrom::Start(position.offset))
-            .map_err(io_error)?;
         let corrupt = |reason| ReadError::Corrupt {
             file: file.clone(),
             offset: position.offset,
             reason,
         };
         let mut framing = [0u8; RECORD_HEADER_BYTES as usize];
-        read_exact_or(&mut handle, &mut framing, |available| {
-            Corruption::ShortRecordHeader { available }
-        })
-        .map_err(|e| e.into_read_error(io_error, corrupt))?;
+        let read = storage
+            .read_at(&file, position.offset, &mut framing)
+            .map_err(io_error)?;
+        if read < framing.len() {
+            return Err(corrupt(Corruption::ShortRecordHeader {
+                available: read as u64,
+            }));
+        }
         let header =
             decode_record_header(framing, self.shared.config.max_record_bytes).map_err(corrupt)?;
         let mut payload = vec![0u8; header.len as usize];
-        read_exact_or(&mut handle, &mut payload, |available| {
-            Corruption::ShortPayload {
+        let read = storage
+            .read_at(&file, position.offset + RECORD_HEADER_BYTES, &mut payload)
+            .map_err(io_error)?;
+        if read < payload.len() {
+            return Err(corrupt(Corruption::ShortPayload {
                 len: header.len,
-                available,
-            }
-        })
-        .map_err(|e| e.into_read_error(io_error, corrupt))?;
+                available: read as u64,
+            }));
+        }
         verify_payload(header, &payload).map_err(corrupt)?;
         Ok(Bytes::from(payload))
     }
@@ -347,9 +349,10 @@ impl Journal {
             state.segments.remove(&segment);
         }
         let path = self.shared.segment_path(segment);
-        let removed = fs::metadata(&path)
-            .map(|metadata| metadata.len())
-            .and_then(|length| fs::remove_file(&path).map(|()| length));
+        let storage = &*self.shared.config.storage;
+        let removed = storage
+            .len(&path)
+            .and_then(|length| storage.remove_file(&path).map(|()| length));
         let length = match removed {
             Ok(length) => length,
             Err(source) => {
@@ -367,11 +370,13 @@ impl Journal {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
                     Some(total.saturating_sub(length))
                 });
-        sync_dir(&self.shared.config.dir).map_err(|source| DeleteError::Io {
-            op: "fsync directory",
-            path: self.shared.config.dir.clone(),
-            source,
-        })
+        storage
+            .sync_dir(&self.shared.config.dir)
+            .map_err(|source| DeleteError::Io {
+                op: "fsync directory",
+                path: self.shared.config.dir.clone(),
+                source,
+            })
     }
 
     /// Ids of the existing segments, oldest first (including one just assigned whose
@@ -417,7 +422,7 @@ impl Journal {
         }
         // A prepared segment nobody will start.
         if let Some(prepared) = self.shared.state.lock().prepared.take() {
-            let _ = fs::remove_file(&prepared.path);
+            let _ = self.shared.config.storage.remove_file(&prepared.path);
         }
         self.lock_file.lock().take();
     }
@@ -445,65 +450,26 @@ impl fmt::Debug for Journal {
 
 /// Takes an exclusive lock on the directory's lock file: two journals appending to the
 /// same segment files would interleave records and corrupt both.
-fn lock_dir(config: &JournalConfig) -> Result<File, OpenError> {
+fn lock_dir(config: &JournalConfig) -> Result<LockGuard, OpenError> {
+    let storage: &dyn Storage = &*config.storage;
     let path = config.dir.join(LOCK_FILE_NAME);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| OpenError::Io {
-            op: "open lock file",
-            path: path.clone(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(OpenError::Locked {
+    let io_error = |op| {
+        let path = path.clone();
+        move |source| OpenError::Io { op, path, source }
+    };
+    let existed = storage
+        .exists(&path)
+        .map_err(io_error("look for lock file"))?;
+    let Some(guard) = storage.try_lock(&path).map_err(io_error("lock"))? else {
+        return Err(OpenError::Locked {
             dir: config.dir.clone(),
-        }),
-        Err(TryLockError::Error(source)) => Err(OpenError::Io {
-            op: "lock",
-            path,
-            source,
-        }),
+        });
+    };
+    if !existed {
+        // Every file the journal creates has its name made durable.
+        storage
+            .sync_dir(&config.dir)
+            .map_err(io_error("fsync directory of"))?;
     }
-}
-
-/// A failed exact read: the file ended early (a bad record) or the read itself failed.
-enum ShortRead {
-    Ended(Corruption),
-    Io(io::Error),
-}
-
-impl ShortRead {
-    fn into_read_error(
-        self,
-        io_error: impl FnOnce(io::Error) -> ReadError,
-        corrupt: impl FnOnce(Corruption) -> ReadError,
-    ) -> ReadError {
-        match self {
-            ShortRead::Ended(reason) => corrupt(reason),
-            ShortRead::Io(source) => io_error(source),
-        }
-    }
-}
-
-/// Fills `buf`, telling a file that ends early (reported with the bytes it did have)
-/// apart from an I/O error.
-fn read_exact_or(
-    file: &mut File,
-    buf: &mut [u8],
-    ended: impl FnOnce(u64) -> Corruption,
-) -> Result<(), ShortRead> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => return Err(ShortRead::Ended(ended(filled as u64))),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(ShortRead::Io(e)),
-        }
-    }
-    Ok(())
+    Ok(guard)
 }

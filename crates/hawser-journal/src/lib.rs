@@ -28,6 +28,8 @@
 //! - `preallocate`: the thread that makes the next segment file (header, allocated blocks) ahead of time.
 //! - `journal`: the [`Journal`] handle shared by producers.
 //! - `durable`: the [`Durable`] future an append returns.
+//! - `storage`: the [`Storage`] trait every file operation goes through, and the real
+//!   file system behind it.
 //! - `error`: one error enum per operation.
 
 mod broker_store;
@@ -42,6 +44,7 @@ mod preallocate;
 mod recovery;
 mod scan;
 mod shared;
+mod storage;
 mod writer;
 
 #[cfg(test)]
@@ -64,3 +67,4 @@ pub use journal::{Journal, Recovered};
 pub use position::Position;
 pub use scan::{scan_segment_bytes, ScanResult, ScannedRecord};
 pub use shared::ProgressHook;
+pub use storage::{FileSystem, LockGuard, OpenMode, Storage, StorageFile, StorageHandle};

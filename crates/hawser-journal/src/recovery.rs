@@ -8,8 +8,6 @@
 //! file, so a record that was reported durable lies before any damage a crash can cause.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -24,6 +22,7 @@ use crate::format::{
 };
 use crate::position::Position;
 use crate::scan::scan_segment_bytes;
+use crate::storage::{OpenMode, Storage, StorageFile};
 
 /// Id of the segment a new journal starts with.
 const FIRST_SEGMENT: u64 = 1;
@@ -38,8 +37,8 @@ pub(crate) struct Recovery {
     pub segments: BTreeSet<u64>,
     /// Where the next record goes: the last segment and its length.
     pub end: Position,
-    /// The last segment, opened for writing with its cursor at `end.offset`.
-    pub file: File,
+    /// The last segment, opened for writing; it is `end.offset` long.
+    pub file: Box<dyn StorageFile>,
     /// Total size of all segment files.
     pub disk_bytes: u64,
 }
@@ -48,7 +47,8 @@ pub(crate) struct Recovery {
 /// (see `epochs`): only their sealed length is read, they are never cut or appended
 /// to, and damage inside it is corruption.
 pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery, OpenError> {
-    let found = list_segments(&config.dir)?;
+    let storage = &*config.storage;
+    let found = list_segments(storage, &config.dir)?;
     let Some(&(last, _)) = found.last() else {
         return start_empty(config);
     };
@@ -62,8 +62,8 @@ pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery,
         let sealed = seals.get(segment).copied();
         let is_last = *segment == last && sealed.is_none();
         data.clear();
-        File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut data))
+        storage
+            .read(path, &mut data)
             .map_err(|source| OpenError::Io {
                 op: "read segment",
                 path: path.clone(),
@@ -83,7 +83,7 @@ pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery,
         }
         let length = if is_last && is_torn_creation(&data) {
             // A crash right after the writer created this file: it cannot hold a record.
-            rewrite_header(path, *segment)?;
+            rewrite_header(storage, path, *segment)?;
             warn_cut(
                 path,
                 0,
@@ -114,7 +114,7 @@ pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery,
                 if !is_last {
                     return Err(corrupt(scan.valid_len, reason));
                 }
-                cut(path, scan.valid_len)?;
+                cut(storage, path, scan.valid_len)?;
                 if data[scan.valid_len as usize..].iter().all(|&b| b == 0) {
                     // The unused end of a preallocated segment, not a torn write.
                     debug!(file = %path.display(), offset = scan.valid_len, "journal: cut preallocated tail of last segment");
@@ -157,7 +157,7 @@ pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery,
             segment: last,
             offset: end_offset,
         };
-        (end, open_for_append(&last_path, end_offset)?)
+        (end, open_for_append(storage, &last_path, end_offset)?)
     };
     Ok(Recovery {
         records,
@@ -170,20 +170,19 @@ pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery,
 }
 
 /// Segment files in `dir`, by ascending id. Other files (the lock file) are ignored.
-fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OpenError> {
-    let io_error = |source| OpenError::Io {
+pub(crate) fn list_segments(
+    storage: &dyn Storage,
+    dir: &Path,
+) -> Result<Vec<(u64, PathBuf)>, OpenError> {
+    let names = storage.list_dir(dir).map_err(|source| OpenError::Io {
         op: "list directory",
         path: dir.to_path_buf(),
         source,
-    };
-    let mut found = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_error)? {
-        let entry = entry.map_err(io_error)?;
-        let name = entry.file_name();
-        if let Some(segment) = name.to_str().and_then(parse_segment_file_name) {
-            found.push((segment, entry.path()));
-        }
-    }
+    })?;
+    let mut found: Vec<(u64, PathBuf)> = names
+        .iter()
+        .filter_map(|name| Some((parse_segment_file_name(name)?, dir.join(name))))
+        .collect();
     found.sort_unstable();
     Ok(found)
 }
@@ -212,29 +211,30 @@ fn start_empty(config: &JournalConfig) -> Result<Recovery, OpenError> {
 }
 
 /// Creates segment `segment` with its header, durable (file and directory entry).
-fn create_segment(config: &JournalConfig, segment: u64) -> Result<File, OpenError> {
+fn create_segment(config: &JournalConfig, segment: u64) -> Result<Box<dyn StorageFile>, OpenError> {
+    let storage = &*config.storage;
     let path = config.dir.join(segment_file_name(segment));
     let io_error = |op| {
         let path = path.clone();
         move |source| OpenError::Io { op, path, source }
     };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
+    let file = storage
+        .open(&path, OpenMode::CreateNew)
         .map_err(io_error("create segment"))?;
-    file.write_all(&encode_segment_header(segment))
+    file.write_at(0, &encode_segment_header(segment), &[])
         .map_err(io_error("write segment header"))?;
     file.sync_all().map_err(io_error("fsync"))?;
-    sync_dir(&config.dir).map_err(|source| OpenError::Io {
-        op: "fsync directory",
-        path: config.dir.clone(),
-        source,
-    })?;
+    storage
+        .sync_dir(&config.dir)
+        .map_err(|source| OpenError::Io {
+            op: "fsync directory",
+            path: config.dir.clone(),
+            source,
+        })?;
     Ok(file)
 }
 
-fn rewrite_header(path: &Path, segment: u64) -> Result<(), OpenError> {
+fn rewrite_header(storage: &dyn Storage, path: &Path, segment: u64) -> Result<(), OpenError> {
     let io_error = |op| {
         move |source| OpenError::Io {
             op,
@@ -242,18 +242,17 @@ fn rewrite_header(path: &Path, segment: u64) -> Result<(), OpenError> {
             source,
         }
     };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .open(path)
+    let file = storage
+        .open(path, OpenMode::Existing)
         .map_err(io_error("open segment"))?;
     file.set_len(0).map_err(io_error("truncate"))?;
-    file.write_all(&encode_segment_header(segment))
+    file.write_at(0, &encode_segment_header(segment), &[])
         .map_err(io_error("write segment header"))?;
     file.sync_all().map_err(io_error("fsync"))
 }
 
 /// Cuts the torn tail off and makes the cut durable before anything is appended after it.
-fn cut(path: &Path, length: u64) -> Result<(), OpenError> {
+fn cut(storage: &dyn Storage, path: &Path, length: u64) -> Result<(), OpenError> {
     let io_error = |op| {
         move |source| OpenError::Io {
             op,
@@ -261,9 +260,8 @@ fn cut(path: &Path, length: u64) -> Result<(), OpenError> {
             source,
         }
     };
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
+    let file = storage
+        .open(path, OpenMode::Existing)
         .map_err(io_error("open segment"))?;
     file.set_len(length).map_err(io_error("truncate"))?;
     file.sync_all().map_err(io_error("fsync"))
@@ -278,7 +276,11 @@ fn warn_cut(path: &Path, offset: u64, reason: &str) {
     );
 }
 
-fn open_for_append(path: &Path, length: u64) -> Result<File, OpenError> {
+fn open_for_append(
+    storage: &dyn Storage,
+    path: &Path,
+    length: u64,
+) -> Result<Box<dyn StorageFile>, OpenError> {
     let io_error = |op| {
         move |source| OpenError::Io {
             op,
@@ -286,18 +288,10 @@ fn open_for_append(path: &Path, length: u64) -> Result<File, OpenError> {
             source,
         }
     };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .open(path)
+    let file = storage
+        .open(path, OpenMode::Existing)
         .map_err(io_error("open segment"))?;
-    let actual = file.metadata().map_err(io_error("stat"))?.len();
+    let actual = file.file_len().map_err(io_error("stat"))?;
     assert_eq!(actual, length, "recovery left the last segment at its end");
-    file.seek(SeekFrom::Start(length))
-        .map_err(io_error("seek in"))?;
     Ok(file)
-}
-
-/// fsyncs a directory, so that files created in or removed from it stay so after a crash.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }

@@ -19,8 +19,7 @@
 //! complete with `Err`, and appends are refused. Writing on after a failed fsync would
 //! build on pages the kernel may already have dropped.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, IoSlice, Write};
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -34,17 +33,16 @@ use crate::error::WriteError;
 use crate::format::{encode_record_header, encode_segment_header, SEGMENT_HEADER_BYTES};
 use crate::position::Position;
 use crate::shared::{Pending, Shared};
+use crate::storage::{OpenMode, StorageFile};
 
 /// Starts the writer on `file`, the segment `end.segment`, whose length is `end.offset`.
 pub(crate) fn spawn(
     shared: Arc<Shared>,
-    file: File,
-    dir: File,
+    file: Box<dyn StorageFile>,
     end: Position,
 ) -> io::Result<JoinHandle<()>> {
     let writer = Writer {
         shared,
-        dir,
         file,
         segment: end.segment,
         offset: end.offset,
@@ -62,10 +60,8 @@ pub(crate) fn spawn(
 
 struct Writer {
     shared: Arc<Shared>,
-    /// The journal directory, fsynced after a segment file is created.
-    dir: File,
     /// The segment being appended to; replaced on rotation.
-    file: File,
+    file: Box<dyn StorageFile>,
     /// Id of `file`'s segment.
     segment: u64,
     /// Bytes in `file`, all written (not necessarily synced); `buf` goes after them.
@@ -259,7 +255,7 @@ impl Writer {
     fn write_out(&mut self, tail: &[u8]) -> Result<(), WriteError> {
         let written = self.buf.len() + tail.len();
         self.inject_write_fault()
-            .and_then(|()| write_all_pair(&mut self.file, &self.buf, tail))
+            .and_then(|()| self.file.write_at(self.offset, &self.buf, tail))
             .map_err(|source| self.io_error("write", source))?;
         self.offset += written as u64;
         self.shared
@@ -314,12 +310,15 @@ impl Writer {
             .lock()
             .prepared
             .take_if(|p| p.segment == next);
+        let storage = &*self.shared.config.storage;
+        let dir = &self.shared.config.dir;
         if let Some(prepared) = prepared {
             self.shared.spare.notify_all();
             // Its header and allocated blocks are durable already; the name is what
             // makes it a segment, and the directory fsync makes the name durable.
-            fs::rename(&prepared.path, &path)
-                .and_then(|()| self.dir.sync_all())
+            storage
+                .rename(&prepared.path, &path)
+                .and_then(|()| storage.sync_dir(dir))
                 .map_err(|source| WriteError::Io {
                     op: "rename preallocated segment to",
                     file: path.clone(),
@@ -333,17 +332,15 @@ impl Writer {
             self.preallocated = true;
             return Ok(());
         }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
+        let file = storage
+            .open(&path, OpenMode::CreateNew)
             .map_err(|source| WriteError::Io {
                 op: "create segment",
                 file: path.clone(),
                 source: Arc::new(source),
             })?;
         self.inject_write_fault()
-            .and_then(|()| file.write_all(&encode_segment_header(next)))
+            .and_then(|()| file.write_at(0, &encode_segment_header(next), &[]))
             .map_err(|source| WriteError::Io {
                 op: "write segment header",
                 file: path.clone(),
@@ -351,7 +348,7 @@ impl Writer {
             })?;
         // The header itself is covered by the segment's next fsync; a crash before that
         // leaves a short or zeroed last segment, which recovery recognises.
-        self.dir.sync_all().map_err(|source| WriteError::Io {
+        storage.sync_dir(dir).map_err(|source| WriteError::Io {
             op: "fsync directory of",
             file: path.clone(),
             source: Arc::new(source),
@@ -461,25 +458,6 @@ impl Drop for ExitGuard {
         }
         drop(orphans);
     }
-}
-
-/// `write_all` of `head` then `tail` with vectored writes, retrying short writes.
-fn write_all_pair(file: &mut File, mut head: &[u8], mut tail: &[u8]) -> io::Result<()> {
-    while !head.is_empty() || !tail.is_empty() {
-        let written = match file.write_vectored(&[IoSlice::new(head), IoSlice::new(tail)]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => written,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if written < head.len() {
-            head = &head[written..];
-        } else {
-            tail = &tail[written - head.len()..];
-            head = &[];
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
