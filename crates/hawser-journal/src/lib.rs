@@ -49,6 +49,10 @@ mod writer;
 
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod reclaim_tests;
+#[cfg(test)]
+mod sim_disk;
 
 pub use broker_store::{JournalStore, JournalStoreError};
 pub use config::{
