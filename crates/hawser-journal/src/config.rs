@@ -72,7 +72,8 @@ pub struct JournalConfig {
     /// directories.
     pub dir: PathBuf,
     /// A record that would make the current segment exceed this starts a new segment
-    /// (unless the segment holds no record yet). At least [`MIN_SEGMENT_BYTES`].
+    /// (unless the segment holds no record yet). At least [`MIN_SEGMENT_BYTES`], at most
+    /// [`MAX_SEGMENT_BYTES`](crate::MAX_SEGMENT_BYTES).
     pub segment_bytes: u64,
     /// Largest payload accepted by `append`; a stored length above it is a bad record.
     /// Lowering it below the size of records already on disk makes them unreadable.

@@ -12,7 +12,9 @@
 //!    writing, the end of its last good record (a torn tail is left where it is).
 //! 3. The seals go to `SEALS` (written to a temporary file, fsynced, renamed, directory
 //!    fsynced); only then is the directory complete. The new master appends to a
-//!    segment of its own, never to a sealed one.
+//!    segment of its own, never to a sealed one. The epoch directory's entry and the
+//!    links are made durable (their directories fsynced) before `SEALS` is written, so
+//!    that a crash never leaves a `SEALS` naming links that are not there.
 //!
 //! Why: a master that was paused or cut off may wake up and go on writing before it
 //! notices it was superseded. Whatever it does happens in its own directory: its
@@ -30,7 +32,7 @@ use tracing::info;
 use crate::error::OpenError;
 use crate::format::{segment_file_name, Corruption, SEGMENT_HEADER_BYTES};
 use crate::recovery::list_segments;
-use crate::scan::scan_segment_bytes;
+use crate::scan::{judge_tail, scan_segment_bytes, Tail};
 use crate::storage::{OpenMode, Storage};
 
 /// Name of the file that lists an epoch directory's sealed segments; its presence
@@ -166,22 +168,40 @@ fn remove_older_epochs(storage: &dyn Storage, base: &Path, kept: &Path, epoch: u
     }
 }
 
-/// Where the last good record of a segment ends (0 if its header is not whole).
+/// Where the last good record of the segment a predecessor was writing ends (0 if its
+/// header is not whole), judged as recovery judges a last segment: damage that an intact
+/// later record proves was durable is refused, not sealed off. The file is fsynced first:
+/// a predecessor that crashed may have left records in the page cache only, and a seal
+/// must never cover bytes a power loss could still take away.
 fn valid_length(
     storage: &dyn Storage,
     path: &Path,
     max_record_bytes: u32,
 ) -> Result<u64, OpenError> {
+    storage
+        .open(path, OpenMode::Existing)
+        .and_then(|file| file.sync_all())
+        .map_err(io_error("fsync", path))?;
     let mut data = Vec::new();
     storage
         .read(path, &mut data)
         .map_err(io_error("read", path))?;
     let scan = scan_segment_bytes(&data, max_record_bytes);
-    Ok(if scan.segment.is_some() {
-        scan.valid_len
-    } else {
-        0
-    })
+    match judge_tail(&data, &scan, max_record_bytes) {
+        Tail::Corrupt(reason) => Err(OpenError::Corrupt {
+            file: path.to_path_buf(),
+            offset: scan.valid_len,
+            reason,
+        }),
+        // A torn tail stays where it is, beyond the seal: nothing is cut or lost.
+        Tail::Clean | Tail::Unused | Tail::Torn | Tail::TornHeader => {
+            Ok(if scan.segment.is_some() {
+                scan.valid_len
+            } else {
+                0
+            })
+        }
+    }
 }
 
 /// The seals of a complete epoch directory; `None` if it is missing or incomplete.

@@ -17,8 +17,10 @@ use crate::config::{JournalConfig, MAX_QUEUED_BYTES, MIN_SEGMENT_BYTES};
 use crate::durable::Durable;
 use crate::epochs::Seals;
 use crate::error::{AppendError, DeleteError, OpenError, ReadError};
+use crate::format::MAX_SEGMENT_BYTES;
 use crate::format::{
-    decode_record_header, verify_payload, Corruption, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    decode_record_header, decode_segment_header, verify_payload, Corruption, RECORD_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES,
 };
 use crate::position::Position;
 use crate::recovery::recover;
@@ -36,6 +38,9 @@ pub struct Recovered {
     pub records: Vec<(Position, Bytes)>,
     /// The last segment's file and the length its torn tail was cut to, if it was cut.
     pub truncated: Option<(PathBuf, u64)>,
+    /// The file that keeps the bytes cut off that torn tail (`None` if there was no cut,
+    /// or the cut bytes were all zeros).
+    pub torn_tail_copy: Option<PathBuf>,
 }
 
 /// An open journal. `Send + Sync`: share it behind an `Arc`; every method takes `&self`.
@@ -51,18 +56,28 @@ impl Journal {
     /// Opens the journal in `config.dir` (creating the directory if needed), scans every
     /// segment in order verifying each record's CRC, and returns all records.
     ///
-    /// A bad record in the last segment is a torn tail from a crash: the file is cut
-    /// there (and fsynced), one warning names the file and offset, and opening goes on.
-    /// A bad record or header in any other segment is corruption: `OpenError::Corrupt`.
+    /// A bad record in the last segment after which nothing says the bytes were durable
+    /// is a torn tail from a crash: its bytes are copied aside, the file is cut there
+    /// (and fsynced), one warning names the file, the offset and the copy, and opening
+    /// goes on (see `recovery` for the rule). A bad record or header anywhere else, or in
+    /// the last segment before a record written after it was fsynced, is corruption:
+    /// `OpenError::Corrupt`, naming the file and offset, and nothing is changed.
     ///
     /// # Errors
     /// `Corrupt` as above; `Locked` if another journal has the directory open;
-    /// `SegmentTooSmall` for a bad configuration; `Io` if the file system fails.
+    /// `SegmentTooSmall` or `SegmentTooLarge` for a bad configuration; `Io` if the file
+    /// system fails.
     pub fn open(mut config: JournalConfig) -> Result<(Journal, Recovered), OpenError> {
         if config.segment_bytes < MIN_SEGMENT_BYTES {
             return Err(OpenError::SegmentTooSmall {
                 segment_bytes: config.segment_bytes,
                 min: MIN_SEGMENT_BYTES,
+            });
+        }
+        if config.segment_bytes > MAX_SEGMENT_BYTES {
+            return Err(OpenError::SegmentTooLarge {
+                segment_bytes: config.segment_bytes,
+                max: MAX_SEGMENT_BYTES,
             });
         }
         let storage = config.storage.clone();
@@ -153,6 +168,7 @@ impl Journal {
         let recovered = Recovered {
             records: recovery.records,
             truncated: recovery.truncated,
+            torn_tail_copy: recovery.torn_tail_copy,
         };
         Ok((journal, recovered))
     }
@@ -298,20 +314,38 @@ impl Journal {
             offset: position.offset,
             reason,
         };
-        let mut framing = [0u8; RECORD_HEADER_BYTES as usize];
+        // The segment's header says how its records are framed (older segments may be
+        // of an older format).
+        let mut segment_header = [0u8; SEGMENT_HEADER_BYTES as usize];
         let read = storage
-            .read_at(&file, position.offset, &mut framing)
+            .read_at(&file, 0, &mut segment_header)
             .map_err(io_error)?;
-        if read < framing.len() {
-            return Err(corrupt(Corruption::ShortRecordHeader {
-                available: read as u64,
-            }));
-        }
-        let header =
-            decode_record_header(framing, self.shared.config.max_record_bytes).map_err(corrupt)?;
+        let framing = decode_segment_header(&segment_header[..read])
+            .map_err(|reason| ReadError::Corrupt {
+                file: file.clone(),
+                offset: 0,
+                reason,
+            })?
+            .framing;
+        let mut framing_bytes = [0u8; RECORD_HEADER_BYTES as usize];
+        let framing_bytes = &mut framing_bytes[..framing.header_bytes() as usize];
+        let read = storage
+            .read_at(&file, position.offset, framing_bytes)
+            .map_err(io_error)?;
+        let header = decode_record_header(
+            framing,
+            &framing_bytes[..read],
+            position,
+            self.shared.config.max_record_bytes,
+        )
+        .map_err(corrupt)?;
         let mut payload = vec![0u8; header.len as usize];
         let read = storage
-            .read_at(&file, position.offset + RECORD_HEADER_BYTES, &mut payload)
+            .read_at(
+                &file,
+                position.offset + framing.header_bytes(),
+                &mut payload,
+            )
             .map_err(io_error)?;
         if read < payload.len() {
             return Err(corrupt(Corruption::ShortPayload {

@@ -63,12 +63,16 @@ pub use durable::Durable;
 pub use epochs::{epoch_dir_name, format_seals, parse_seals, Seals};
 pub use error::{AppendError, DeleteError, OpenError, ReadError, WriteError};
 pub use format::{
-    decode_record_header, decode_segment_header, encode_record_header, encode_segment_header,
-    parse_segment_file_name, record_checksum, segment_file_name, Corruption, RecordHeader,
-    FORMAT_VERSION, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
+    decode_record_header, decode_segment_header, encode_record_header, encode_record_header_v1,
+    encode_segment_header, encode_segment_header_as, header_checksum, parse_segment_file_name,
+    record_checksum, segment_file_name, torn_tail_file_name, Corruption, Framing, RecordHeader,
+    SegmentHeader, FORMAT_VERSION, MAX_SEGMENT_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    SEGMENT_MAGIC, V1_RECORD_HEADER_BYTES,
 };
 pub use journal::{Journal, Recovered};
 pub use position::Position;
-pub use scan::{scan_segment_bytes, ScanResult, ScannedRecord};
+pub use scan::{
+    judge_tail, scan_segment_bytes, ScanResult, ScannedRecord, Tail, V1_SEARCH_BUDGET_BYTES,
+};
 pub use shared::ProgressHook;
 pub use storage::{FileSystem, LockGuard, OpenMode, Storage, StorageFile, StorageHandle};

@@ -35,7 +35,8 @@ use crate::position::Position;
 use crate::shared::{Pending, Shared};
 use crate::storage::{OpenMode, StorageFile};
 
-/// Starts the writer on `file`, the segment `end.segment`, whose length is `end.offset`.
+/// Starts the writer on `file`, the segment `end.segment`, whose length is `end.offset`,
+/// all of it durable (recovery fsynced it).
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     file: Box<dyn StorageFile>,
@@ -46,6 +47,7 @@ pub(crate) fn spawn(
         file,
         segment: end.segment,
         offset: end.offset,
+        synced: end.offset,
         buf: Vec::with_capacity(WRITE_BUFFER_BYTES + DIRECT_WRITE_MIN_BYTES),
         dirty: false,
         sync_requested: false,
@@ -66,6 +68,10 @@ struct Writer {
     segment: u64,
     /// Bytes in `file`, all written (not necessarily synced); `buf` goes after them.
     offset: u64,
+    /// How much of `file` is known durable: the end of its last fsync (the header's end
+    /// for a new segment, whose header is fsynced first). Framed into every record as
+    /// `synced`, which is how recovery tells a torn write from damaged durable data.
+    synced: u64,
     /// Framed records not yet written; flushed at `WRITE_BUFFER_BYTES` and batch end.
     buf: Vec<u8>,
     /// Bytes written to `file` since its last fsync.
@@ -217,9 +223,15 @@ impl Writer {
                     || at == SEGMENT_HEADER_BYTES,
                 "only a segment's first record may overflow segment_bytes"
             );
-            // The checksum is computed right before the bytes go out.
-            self.buf
-                .extend_from_slice(&encode_record_header(&pending.record));
+            // The checksums are computed right before the bytes go out.
+            assert!(self.synced <= at, "synced never passes what was written");
+            let synced = u32::try_from(self.synced)
+                .expect("record offsets fit in 32 bits: segment_bytes <= MAX_SEGMENT_BYTES");
+            self.buf.extend_from_slice(&encode_record_header(
+                pending.position,
+                synced,
+                &pending.record,
+            ));
             if pending.record.len() >= DIRECT_WRITE_MIN_BYTES {
                 self.write_out(&pending.record)?;
             } else {
@@ -273,6 +285,7 @@ impl Writer {
         self.shared.sync_count.fetch_add(1, Ordering::Relaxed);
         self.dirty = false;
         self.sync_requested = false;
+        self.synced = self.offset;
         Ok(())
     }
 
@@ -328,6 +341,7 @@ impl Writer {
             self.file = prepared.file;
             self.segment = next;
             self.offset = SEGMENT_HEADER_BYTES;
+            self.synced = SEGMENT_HEADER_BYTES;
             self.dirty = false;
             self.preallocated = true;
             return Ok(());
@@ -339,15 +353,18 @@ impl Writer {
                 file: path.clone(),
                 source: Arc::new(source),
             })?;
+        // The header is fsynced before any record is written after it: a disk may persist
+        // a record before an earlier unsynced write, and a segment whose header was lost
+        // while records survived would read as corruption. A crash before this fsync
+        // leaves a short or zeroed file with no record in it, which recovery starts over.
         self.inject_write_fault()
             .and_then(|()| file.write_at(0, &encode_segment_header(next), &[]))
+            .and_then(|()| file.sync_all())
             .map_err(|source| WriteError::Io {
                 op: "write segment header",
                 file: path.clone(),
                 source: Arc::new(source),
             })?;
-        // The header itself is covered by the segment's next fsync; a crash before that
-        // leaves a short or zeroed last segment, which recovery recognises.
         storage.sync_dir(dir).map_err(|source| WriteError::Io {
             op: "fsync directory of",
             file: path.clone(),
@@ -357,7 +374,8 @@ impl Writer {
         self.file = file;
         self.segment = next;
         self.offset = SEGMENT_HEADER_BYTES;
-        self.dirty = true;
+        self.synced = SEGMENT_HEADER_BYTES;
+        self.dirty = false;
         Ok(())
     }
 

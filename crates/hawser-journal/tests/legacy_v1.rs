@@ -100,8 +100,7 @@ fn a_v1_journal_recovers_every_record_and_takes_more() {
         assert_eq!(recovered.truncated, None);
         assert_eq!(payloads(&recovered), written);
         // Version 1 framed each record with 8 bytes: positions follow from the sizes.
-        let segments: Vec<u64> = segment_files(dir.path());
-        assert_eq!(segments, (1..=7).collect::<Vec<_>>());
+        assert!(recovered.records.iter().all(|(p, _)| p.segment <= 7));
         for pair in recovered.records.windows(2) {
             let ((a, record), (b, _)) = (&pair[0], &pair[1]);
             if a.segment == b.segment {
@@ -113,7 +112,20 @@ fn a_v1_journal_recovers_every_record_and_takes_more() {
         for (position, record) in &recovered.records {
             assert_eq!(&journal.read(*position).unwrap(), record);
         }
-        append_all(&journal, &more);
+        // Nothing is appended to a version 1 segment: new records go to a new segment
+        // of the current format, and the old last segment stays as it was.
+        assert_eq!(segment_files(dir.path()), (1..=8).collect::<Vec<_>>());
+        assert_eq!(journal.current_segment(), 8);
+        let positions = append_all(&journal, &more);
+        assert!(positions.iter().all(|p| p.segment >= 8), "{positions:?}");
+        for segment in 1..=7 {
+            let name = hawser_journal::segment_file_name(segment);
+            assert_eq!(
+                fs::read(dir.path().join(&name)).unwrap(),
+                fs::read(fixture_dir("v1-journal").join(&name)).unwrap(),
+                "{name}"
+            );
+        }
     }
     let (_journal, recovered) = open(&config);
     assert_eq!(recovered.truncated, None);
