@@ -11,7 +11,7 @@
 //!
 //! then `/tmp/out/store` and `/tmp/out/journal` copied to `tests/fixtures/v1-store` and
 //! `tests/fixtures/v1-journal` (segment files only). Run today, the same generator writes
-//! the current format.
+//! the current format: `tests/fixtures/v2-*` were made so, and `frozen_v2.rs` reads them.
 
 mod common;
 
@@ -22,20 +22,6 @@ use common::fixture::*;
 use common::*;
 use hawser_broker::Store;
 use hawser_journal::{parse_segment_file_name, JournalStore};
-
-/// Copies the segment files of fixture `name` into a fresh directory.
-fn copy_fixture(name: &str) -> tempfile::TempDir {
-    let from = fixture_dir(name);
-    let to = tempfile::tempdir().unwrap();
-    let mut copied = 0;
-    for entry in fs::read_dir(&from).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), to.path().join(entry.file_name())).unwrap();
-        copied += 1;
-    }
-    assert!(copied > 0, "fixture {} is empty", from.display());
-    to
-}
 
 /// Keeps only the segment files of a freshly written journal directory.
 fn keep_segments_only(dir: &Path) {
@@ -130,4 +116,53 @@ fn a_v1_journal_recovers_every_record_and_takes_more() {
     let (_journal, recovered) = open(&config);
     assert_eq!(recovered.truncated, None);
     assert_eq!(payloads(&recovered), [written, more].concat());
+}
+
+#[test]
+fn damage_in_the_middle_of_a_v1_last_segment_is_refused() {
+    // Version 1 records do not say how far their segment was synced: any intact record
+    // after the damage means the damage is not the end of what was written.
+    let pristine = copy_fixture("v1-journal");
+    let last = segment_path(pristine.path(), 7);
+    let data = fs::read(&last).unwrap();
+    let first = hawser_journal::SEGMENT_HEADER_BYTES as usize;
+    for byte in [first, first + 3, first + 5, first + 9] {
+        let dir = copy_dir(pristine.path());
+        let path = segment_path(dir.path(), 7);
+        let mut damaged = data.clone();
+        damaged[byte] ^= 0x08;
+        fs::write(&path, &damaged).unwrap();
+        match hawser_journal::Journal::open(config(dir.path(), JOURNAL_SEGMENT_BYTES)) {
+            Err(hawser_journal::OpenError::Corrupt { file, offset, .. }) => {
+                assert_eq!((file, offset), (path.clone(), first as u64), "byte {byte}");
+            }
+            other => panic!("byte {byte}: expected Corrupt, got {:?}", other.map(|_| ())),
+        }
+        assert_eq!(fs::read(&path).unwrap(), damaged, "left as it was");
+    }
+}
+
+#[test]
+fn a_torn_v1_last_segment_is_cut_kept_aside_and_left_for_a_new_segment() {
+    let dir = copy_fixture("v1-journal");
+    let path = segment_path(dir.path(), 7);
+    let data = fs::read(&path).unwrap();
+    // The last record loses its last byte, and garbage follows.
+    let mut torn = data[..data.len() - 1].to_vec();
+    torn.extend_from_slice(&[0xEE; 7]);
+    fs::write(&path, &torn).unwrap();
+    let config = config(dir.path(), JOURNAL_SEGMENT_BYTES);
+    let (journal, recovered) = open(&config);
+    let written = records(JOURNAL_RECORDS);
+    assert_eq!(payloads(&recovered), written[..JOURNAL_RECORDS - 1]);
+    let (cut_file, cut_at) = recovered.truncated.clone().expect("cut");
+    assert_eq!(cut_file, path);
+    let copy = recovered.torn_tail_copy.clone().expect("kept");
+    assert_eq!(fs::read(&copy).unwrap(), &torn[cut_at as usize..]);
+    assert_eq!(journal.current_segment(), 8);
+    append_all(&journal, &[bytes::Bytes::from_static(b"after")]);
+    drop(journal);
+    let (_journal, recovered) = open(&config);
+    assert_eq!(recovered.records.len(), JOURNAL_RECORDS);
+    assert_eq!(recovered.truncated, None);
 }

@@ -33,6 +33,20 @@ pub fn fixture_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Copies the segment files of fixture `name` into a fresh directory.
+pub fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let from = fixture_dir(name);
+    let to = tempfile::tempdir().unwrap();
+    let mut copied = 0;
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.path().join(entry.file_name())).unwrap();
+        copied += 1;
+    }
+    assert!(copied > 0, "fixture {} is empty", from.display());
+    to
+}
+
 pub fn store_config(dir: &Path) -> JournalConfig {
     JournalConfig {
         segment_bytes: STORE_SEGMENT_BYTES,
