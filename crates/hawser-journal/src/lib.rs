@@ -48,6 +48,8 @@ mod storage;
 mod writer;
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
 mod reclaim_tests;

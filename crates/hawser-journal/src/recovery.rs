@@ -16,9 +16,11 @@
 //! is cut, and the warning names that file: a recovery never destroys the only copy of
 //! anything. Nothing deletes these files; an operator does, after a look.
 //!
-//! Before the writer resumes, the last segment is fsynced: a process that crashed may
-//! have left records in the page cache only, and the writer's `synced` fields (see
-//! `format`) must never claim more than the disk holds. A last segment of an older format
+//! Before the writer resumes, the last segment and the directory are fsynced: a process
+//! that crashed may have left records, or the name of the segment it had just created,
+//! in the page cache only, and the writer's `synced` fields (see `format`) must never
+//! claim more than the disk holds, nor may confirmed records go to a file whose name a
+//! power loss can still take away. A last segment of an older format
 //! (version 1) is left as it is and appending goes to a new segment, as after a takeover.
 
 use std::collections::BTreeSet;
@@ -192,6 +194,16 @@ pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery,
             (end, file)
         }
     };
+    // A process that crashed may have left names in the page cache only: the segment it
+    // had just created (now the last, about to take confirmed records), a deletion, the
+    // leftovers removed at open. What recovery found must be what a power loss leaves.
+    storage
+        .sync_dir(&config.dir)
+        .map_err(|source| OpenError::Io {
+            op: "fsync directory",
+            path: config.dir.clone(),
+            source,
+        })?;
     Ok(Recovery {
         records,
         truncated,

@@ -454,6 +454,21 @@ impl SimDisk {
         disk.stop_at = Some(disk.changes + n.max(1));
     }
 
+    /// Stops the disk now: a crash at this point.
+    pub fn stop_now(&self) {
+        self.0.lock().stopped = true;
+    }
+
+    /// Forgets a stop asked for by [`SimDisk::stop_after`] and not reached yet.
+    pub fn clear_stop(&self) {
+        self.0.lock().stop_at = None;
+    }
+
+    /// Whether the disk has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.0.lock().stopped
+    }
+
     /// The process died (at the stop, or now) but the machine did not: what it wrote
     /// stays in the page cache, unsynced, and a new process may go on. Handles and
     /// locks of the dead process are void.
