@@ -43,10 +43,12 @@ pub(crate) struct Coverage {
     pub process_crashes: AtomicU64,
     pub crashed_recoveries: AtomicU64,
     pub confirmed: AtomicU64,
+    /// Reclaim rounds that deleted segments (store cases).
+    pub reclaims: AtomicU64,
 }
 
 impl Coverage {
-    fn add(counter: &AtomicU64, n: u64) {
+    pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 }

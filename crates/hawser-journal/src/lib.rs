@@ -55,6 +55,8 @@ mod fault_tests;
 mod reclaim_tests;
 #[cfg(test)]
 mod sim_disk;
+#[cfg(test)]
+mod store_crash_tests;
 
 pub use broker_store::{JournalStore, JournalStoreError};
 pub use config::{
