@@ -79,4 +79,6 @@ pub use scan::{
     judge_tail, scan_segment_bytes, ScanResult, ScannedRecord, Tail, V1_SEARCH_BUDGET_BYTES,
 };
 pub use shared::ProgressHook;
-pub use storage::{FileSystem, LockGuard, OpenMode, Storage, StorageFile, StorageHandle};
+pub use storage::{
+    create_dir_all_durable, FileSystem, LockGuard, OpenMode, Storage, StorageFile, StorageHandle,
+};

@@ -267,7 +267,10 @@ impl StorageFile for File {
 
 /// Creates `dir` and any missing parents, fsyncing each parent after the entry made in
 /// it, so that the directory is still there after a crash.
-pub(crate) fn create_dir_all_durable(storage: &dyn Storage, dir: &Path) -> io::Result<()> {
+///
+/// # Errors
+/// If a directory cannot be created or synced.
+pub fn create_dir_all_durable(storage: &dyn Storage, dir: &Path) -> io::Result<()> {
     if storage.exists(dir)? {
         return Ok(());
     }
