@@ -176,6 +176,7 @@ pub fn judge_tail(data: &[u8], scan: &ScanResult, max_record_bytes: u32) -> Tail
 /// An intact record found in the data.
 struct Found {
     header: RecordHeader,
+    /// Where its payload lies in the data.
     payload: Range<usize>,
 }
 
@@ -248,9 +249,8 @@ fn find_v2_witness(
         if u64::from(synced) > damaged_at {
             return Some((at.offset, synced));
         }
-        // Written before the damage was synced (a reordered write): keep looking after
-        // it, where a later batch may say more.
-        from = found.payload.end;
+        // Written before the damage was synced (a reordered write): keep looking, a
+        // later batch may say more.
     }
     None
 }
