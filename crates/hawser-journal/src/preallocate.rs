@@ -30,8 +30,8 @@
 //!
 //! Consequences for the rest of the journal:
 //! - the segment being written is longer than its records; its tail is zeros, which
-//!   recovery reads as the end (a zero length with a zero CRC is never a valid record,
-//!   see `format`) and cuts off;
+//!   recovery reads as the end (a record header of zeros is never valid, see `format`)
+//!   and cuts off without a warning;
 //! - a segment is cut to its records' length when the writer leaves it, so that every
 //!   segment but the last holds only records, as recovery requires;
 //! - a segment the writer had to create itself (at first start, after recovery cut one,

@@ -7,11 +7,17 @@
 //! The one wait it adds: after a small commit of sync records it holds the next
 //! commit, at most one commit's time, for the senders it just released (see `Hold`).
 //!
+//! Framing: each record is framed as it is copied into the write buffer, with its
+//! position and `synced`, how far the segment is known to be on disk (the end of the
+//! last fsync; see `format`): that is what later tells recovery a torn write from
+//! damage to durable data. Keeping it costs a field, no syscall.
+//!
 //! Rotation: a record assigned to the next segment makes the writer fsync the current
 //! segment first, so only the last segment can ever hold a torn tail, and cut a
 //! prepared segment's unused space off; then it renames the file the preallocator
 //! prepared for the next segment into place (or, if there is none, creates the file
-//! with its header) and fsyncs the directory so the file survives a crash. After each
+//! with its header and fsyncs it, so that no record is ever on disk before its
+//! segment's header) and fsyncs the directory so the file survives a crash. After each
 //! batch it tells the journal's progress hook the batch's highest tag (`Journal::
 //! append_tagged`): that is how the broker's store raises its durability watermark.
 //!
