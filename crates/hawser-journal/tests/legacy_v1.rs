@@ -2,7 +2,8 @@
 //! position) still open, recover exactly what was written, and take new records.
 //!
 //! The fixtures under `tests/fixtures/v1-*` were written by `write_fixtures` below, run
-//! against the code of commit "Journal: freeze v1 fixtures" (format version 1):
+//! against the code of commit f23680a, "Journal: freeze v1 fixtures ..." (format
+//! version 1):
 //!
 //! ```text
 //! HAWSER_FIXTURE_OUT=/tmp/out cargo test --release -p hawser-journal --test legacy_v1 \
