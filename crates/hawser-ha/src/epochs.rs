@@ -30,7 +30,9 @@ impl Epochs {
     /// If it cannot be created.
     pub fn open(dir: impl Into<PathBuf>) -> io::Result<Epochs> {
         let dir = dir.into();
-        fs::create_dir_all(&dir)?;
+        // Durably: were `ha/` lost in a crash, the next master would claim epoch 1 and
+        // inherit none of the store's epoch directories.
+        hawser_journal::create_dir_all_durable(&hawser_journal::FileSystem, &dir)?;
         Ok(Epochs { dir })
     }
 

@@ -14,7 +14,7 @@
 //! sharing a store differ by less than `clock_skew_ms`; a renewal reaches the
 //! store within `lease_ms - renew_ms - clock_skew_ms`.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -123,8 +123,12 @@ impl LeaseFile {
                 .truncate(true)
                 .open(&tmp)?;
             file.write_all(lease.encode().as_bytes())?;
+            // Synced before the rename and the directory after it, so that a crash
+            // leaves the old lease or the new one, never an empty file or a lost name.
+            file.sync_all()?;
         }
-        fs::rename(&tmp, &self.path)
+        fs::rename(&tmp, &self.path)?;
+        File::open(self.path.parent().unwrap_or(Path::new(".")))?.sync_all()
     }
 }
 

@@ -474,78 +474,116 @@ fn reclaim_loop(shared: &Shared) {
     }
 }
 
-/// Deletes dead segments from the oldest on, copying a few live records forward when that frees a segment.
+/// Deletes dead segments from the oldest on, copying a few live records forward when that
+/// frees a segment.
+///
+/// A segment is deleted only once its deletion cannot lose anything in a crash: the
+/// copies made of its live records must be durable, and so must every record appended
+/// before the decision, because those are what made the rest of its contents dead. A
+/// dead-letter move is one record, written without an fsync, that dequeues a message
+/// from its queue and enqueues it to the DLQ: were the segment holding the original
+/// deleted before that record is durable, a crash would leave the message in neither.
+/// So, after choosing the segments, one synced empty record (a barrier) is appended and
+/// waited for: its fsync covers everything appended before it (earlier segments were
+/// fsynced when the writer left them). One barrier serves every segment of the round.
 fn reclaim(shared: &Shared) {
     let segment_bytes = shared.journal.config().segment_bytes;
-    loop {
+    let mut dead = Vec::new();
+    for segment in shared.journal.segments() {
         if shared.closing.load(Ordering::SeqCst) {
             return;
         }
-        let current = shared.journal.current_segment();
-        let Some(&oldest) = shared.journal.segments().first() else {
-            return;
-        };
-        if oldest >= current {
-            return;
+        if segment >= shared.journal.current_segment() {
+            break;
         }
         let live = shared
             .tracker
             .lock()
             .segments
-            .get(&oldest)
+            .get(&segment)
             .copied()
             .unwrap_or_default();
         if live.refs > 0 {
             if live.bytes * COPY_FORWARD_BELOW_ONE_IN >= segment_bytes {
-                return;
+                break;
             }
-            // The copies must be on disk before the originals go.
-            if let Err(e) = copy_forward(shared, oldest).and_then(|seq| wait_durable(shared, seq)) {
-                tracing::warn!("reclaim: could not copy segment {oldest} forward: {e}");
-                return;
+            if let Err(e) = copy_forward(shared, segment) {
+                tracing::warn!("reclaim: could not copy segment {segment} forward: {e}");
+                break;
             }
         }
         let mut tracker = shared.tracker.lock();
-        if tracker.segments.get(&oldest).is_some_and(|s| s.refs > 0) {
-            return;
+        if tracker.segments.get(&segment).is_some_and(|s| s.refs > 0) {
+            break;
         }
-        tracker.segments.remove(&oldest);
-        drop(tracker);
-        match shared.journal.delete_segment(oldest) {
-            Ok(()) => tracing::debug!("reclaim: deleted segment {oldest}"),
+        // Nothing appended later holds a record of an older segment: it stays dead.
+        tracker.segments.remove(&segment);
+        dead.push(segment);
+    }
+    if dead.is_empty() {
+        return;
+    }
+    let barrier = {
+        let mut tracker = shared.tracker.lock();
+        shared.append_locked(&mut tracker, &[] as &[StoreOp<MessageData>], true)
+    };
+    if let Err(e) = barrier
+        .map_err(|e| e.to_string())
+        .and_then(|seq| wait_durable(shared, seq))
+    {
+        tracing::warn!("reclaim: not deleting segments {dead:?}: {e}");
+        return;
+    }
+    // Oldest first: a later segment may hold the dequeues that keep an older one dead.
+    for segment in dead {
+        match shared.journal.delete_segment(segment) {
+            Ok(()) => tracing::debug!("reclaim: deleted segment {segment}"),
             Err(e) => {
-                tracing::warn!("reclaim: could not delete segment {oldest}: {e}");
+                tracing::warn!("reclaim: could not delete segment {segment}: {e}");
                 return;
             }
         }
     }
 }
 
-/// Blocks the reclaim thread until record `seq` is durable.
+/// Blocks the calling thread until the watermark passes `seq`, or the store fails.
 fn wait_durable(shared: &Shared, seq: Seq) -> Result<(), String> {
     let mut watch = shared.durability.subscribe();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let outcome = block_on(hawser_broker::store::wait_durable(&mut watch, seq));
+    if shared.closing.load(Ordering::SeqCst) {
+        // The unpark `close` sent may have been taken by `block_on`: send it again so
+        // that the reclaim loop does not sleep out its interval before it stops.
+        std::thread::current().unpark();
+    }
+    outcome.map_err(|e| e.to_string())
+}
+
+/// Runs a future to completion on this thread, sleeping between polls until its waker
+/// is called: the watch's waker then wakes the reclaim thread directly, once per change,
+/// where it used to poll the watermark every 2 ms. (No async runtime needed: the watch
+/// works without one.)
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
     loop {
-        {
-            let d = watch.borrow_and_update();
-            if d.seq >= seq {
-                return Ok(());
-            }
-            if let Some(reason) = &d.failed {
-                return Err(reason.to_string());
-            }
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
         }
-        if std::time::Instant::now() > deadline {
-            return Err("copied records did not become durable in time".into());
-        }
-        std::thread::sleep(Duration::from_millis(2));
+        // A stray unpark (`close` wakes the reclaimer) only costs one more poll.
+        std::thread::park();
     }
 }
 
-/// Re-appends every live record of `segment` at the head of the journal (synced);
-/// returns the sequence of the last copy.
-fn copy_forward(shared: &Shared, segment: u64) -> Result<Seq, String> {
-    let mut last = 0;
+/// Re-appends every live record of `segment` at the head of the journal (synced). The
+/// caller waits for the copies (its barrier covers them) before deleting the segment.
+fn copy_forward(shared: &Shared, segment: u64) -> Result<(), String> {
     // Positions first, then one record at a time under the lock, re-checking that
     // the hold is still there: a dequeue racing with the copy must win.
     let positions: Vec<Position> = {
@@ -607,7 +645,7 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<Seq, String> {
             }
         }
         if !copy.is_empty() {
-            last = shared
+            shared
                 .append_locked(&mut tracker, &copy, true)
                 .map_err(|e| e.to_string())?;
         }
@@ -629,11 +667,11 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<Seq, String> {
         if snapshots.is_empty() {
             break;
         }
-        last = shared
+        shared
             .append_locked(&mut tracker, &snapshots, true)
             .map_err(|e| e.to_string())?;
     }
-    Ok(last)
+    Ok(())
 }
 
 /// Producer windows copied forward per record: each is a few hundred bytes, so a

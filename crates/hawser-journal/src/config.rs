@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::format::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::storage::StorageHandle;
 
 /// Default size at which a segment is closed and a new one started: large enough that
 /// rotation (one extra fsync and a directory fsync) is rare, small enough that deleting
@@ -71,7 +72,8 @@ pub struct JournalConfig {
     /// directories.
     pub dir: PathBuf,
     /// A record that would make the current segment exceed this starts a new segment
-    /// (unless the segment holds no record yet). At least [`MIN_SEGMENT_BYTES`].
+    /// (unless the segment holds no record yet). At least [`MIN_SEGMENT_BYTES`], at most
+    /// [`MAX_SEGMENT_BYTES`](crate::MAX_SEGMENT_BYTES).
     pub segment_bytes: u64,
     /// Largest payload accepted by `append`; a stored length above it is a bad record.
     /// Lowering it below the size of records already on disk makes them unreadable.
@@ -87,6 +89,9 @@ pub struct JournalConfig {
     /// `segment_bytes`, so that commits overwrite instead of growing the file (see
     /// `preallocate`). Reserves up to a segment of disk space ahead of the data.
     pub preallocate: bool,
+    /// The file system the journal's files live on: the real one by default; tests put
+    /// a simulated disk that crashes here (see [`Storage`](crate::Storage)).
+    pub storage: StorageHandle,
 }
 
 impl JournalConfig {
@@ -99,6 +104,7 @@ impl JournalConfig {
             epoch: None,
             fence: None,
             preallocate: true,
+            storage: StorageHandle::default(),
         }
     }
 }

@@ -12,7 +12,9 @@
 //!    writing, the end of its last good record (a torn tail is left where it is).
 //! 3. The seals go to `SEALS` (written to a temporary file, fsynced, renamed, directory
 //!    fsynced); only then is the directory complete. The new master appends to a
-//!    segment of its own, never to a sealed one.
+//!    segment of its own, never to a sealed one. The epoch directory's entry and the
+//!    links are made durable (their directories fsynced) before `SEALS` is written, so
+//!    that a crash never leaves a `SEALS` naming links that are not there.
 //!
 //! Why: a master that was paused or cut off may wake up and go on writing before it
 //! notices it was superseded. Whatever it does happens in its own directory: its
@@ -22,16 +24,16 @@
 //! Hard links and an atomic rename are all this asks of the file system; NFS has both.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use tracing::info;
 
 use crate::error::OpenError;
-use crate::format::{parse_segment_file_name, segment_file_name, Corruption, SEGMENT_HEADER_BYTES};
-use crate::recovery::sync_dir;
-use crate::scan::scan_segment_bytes;
+use crate::format::{segment_file_name, Corruption, SEGMENT_HEADER_BYTES};
+use crate::recovery::list_segments;
+use crate::scan::{judge_tail, scan_segment_bytes, Tail};
+use crate::storage::{OpenMode, Storage};
 
 /// Name of the file that lists an epoch directory's sealed segments; its presence
 /// marks the directory complete.
@@ -59,24 +61,27 @@ fn parse_epoch_dir_name(name: &str) -> Option<u64> {
 
 /// Makes `base/epoch-<epoch>` ready for recovery and returns it with its seals.
 pub(crate) fn prepare(
+    storage: &dyn Storage,
     base: &Path,
     epoch: u64,
     max_record_bytes: u32,
 ) -> Result<(PathBuf, Seals), OpenError> {
     let dir = base.join(epoch_dir_name(epoch));
-    if let Some(seals) = read_seals(&dir)? {
+    if let Some(seals) = read_seals(storage, &dir)? {
         // Reopened by the epoch that made it (a broker restarting in place).
         return Ok((dir, seals));
     }
-    if dir.exists() {
+    if storage.exists(&dir).map_err(io_error("look for", &dir))? {
         // A takeover that died half-way: nothing in it was ever served from.
-        fs::remove_dir_all(&dir).map_err(io_error("remove incomplete", &dir))?;
+        storage
+            .remove_dir_all(&dir)
+            .map_err(io_error("remove incomplete", &dir))?;
     }
-    let (from, inherited) = match predecessor(base, epoch)? {
+    let (from, inherited) = match predecessor(storage, base, epoch)? {
         Some((from, seals)) => (from, seals),
         None => (base.to_path_buf(), Seals::new()),
     };
-    let found = list_segments(&from)?;
+    let found = list_segments(storage, &from)?;
     let last_own = found
         .iter()
         .map(|(id, _)| *id)
@@ -86,8 +91,8 @@ pub(crate) fn prepare(
     for (segment, path) in &found {
         let length = match inherited.get(segment) {
             Some(&sealed) => sealed,
-            None if Some(*segment) == last_own => valid_length(path, max_record_bytes)?,
-            None => file_length(path)?,
+            None if Some(*segment) == last_own => valid_length(storage, path, max_record_bytes)?,
+            None => storage.len(path).map_err(io_error("stat", path))?,
         };
         if length < SEGMENT_HEADER_BYTES {
             // Created but never written: holds nothing to inherit.
@@ -95,39 +100,53 @@ pub(crate) fn prepare(
         }
         seals.insert(*segment, length);
     }
-    fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+    // Each step's entries are made durable before the next: SEALS must never be on disk
+    // without the links it describes, nor the links without their directory.
+    storage.create_dir(&dir).map_err(io_error("create", &dir))?;
+    storage.sync_dir(base).map_err(io_error("fsync", base))?;
     for segment in seals.keys() {
         let name = segment_file_name(*segment);
-        fs::hard_link(from.join(&name), dir.join(&name))
+        storage
+            .hard_link(&from.join(&name), &dir.join(&name))
             .map_err(io_error("link segment into", &dir))?;
     }
-    write_seals(&dir, &seals)?;
+    storage.sync_dir(&dir).map_err(io_error("fsync", &dir))?;
+    write_seals(storage, &dir, &seals)?;
     info!(
         epoch,
         from = %from.display(),
         segments = seals.len(),
         "journal: took over the store's segments, sealed"
     );
-    remove_older_epochs(base, &from, epoch);
+    remove_older_epochs(storage, base, &from, epoch);
     Ok((dir, seals))
 }
 
 /// True if `base` holds a complete epoch directory.
-pub(crate) fn has_epochs(base: &Path) -> bool {
-    predecessor(base, u64::MAX).ok().flatten().is_some()
+pub(crate) fn has_epochs(storage: &dyn Storage, base: &Path) -> bool {
+    predecessor(storage, base, u64::MAX)
+        .ok()
+        .flatten()
+        .is_some()
 }
 
 /// The newest complete epoch directory below `epoch`, with its seals.
-fn predecessor(base: &Path, epoch: u64) -> Result<Option<(PathBuf, Seals)>, OpenError> {
-    let mut epochs: Vec<u64> = fs::read_dir(base)
+fn predecessor(
+    storage: &dyn Storage,
+    base: &Path,
+    epoch: u64,
+) -> Result<Option<(PathBuf, Seals)>, OpenError> {
+    let mut epochs: Vec<u64> = storage
+        .list_dir(base)
         .map_err(io_error("list", base))?
-        .filter_map(|e| e.ok()?.file_name().to_str().and_then(parse_epoch_dir_name))
+        .iter()
+        .filter_map(|name| parse_epoch_dir_name(name))
         .filter(|&e| e < epoch)
         .collect();
     epochs.sort_unstable();
     for e in epochs.into_iter().rev() {
         let dir = base.join(epoch_dir_name(e));
-        if let Some(seals) = read_seals(&dir)? {
+        if let Some(seals) = read_seals(storage, &dir)? {
             return Ok(Some((dir, seals)));
         }
     }
@@ -136,64 +155,65 @@ fn predecessor(base: &Path, epoch: u64) -> Result<Option<(PathBuf, Seals)>, Open
 
 /// Epoch directories older than the one just inherited from: nobody reads them again.
 /// Best effort; a master still running in one only loses names it no longer needs.
-fn remove_older_epochs(base: &Path, kept: &Path, epoch: u64) {
-    let Ok(entries) = fs::read_dir(base) else {
+fn remove_older_epochs(storage: &dyn Storage, base: &Path, kept: &Path, epoch: u64) {
+    let Ok(names) = storage.list_dir(base) else {
         return;
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let older = entry
-            .file_name()
-            .to_str()
-            .and_then(parse_epoch_dir_name)
-            .is_some_and(|e| e < epoch);
+    for name in names {
+        let path = base.join(&name);
+        let older = parse_epoch_dir_name(&name).is_some_and(|e| e < epoch);
         if older && path != kept {
-            let _ = fs::remove_dir_all(&path);
+            let _ = storage.remove_dir_all(&path);
         }
     }
 }
 
-/// Segment files in `dir`, by ascending id.
-fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OpenError> {
-    let mut found = Vec::new();
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
-        Err(e) => return Err(io_error("list", dir)(e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(io_error("list", dir))?;
-        if let Some(segment) = entry.file_name().to_str().and_then(parse_segment_file_name) {
-            found.push((segment, entry.path()));
-        }
-    }
-    found.sort_unstable();
-    Ok(found)
-}
-
-fn file_length(path: &Path) -> Result<u64, OpenError> {
-    Ok(fs::metadata(path).map_err(io_error("stat", path))?.len())
-}
-
-/// Where the last good record of a segment ends (0 if its header is not whole).
-fn valid_length(path: &Path, max_record_bytes: u32) -> Result<u64, OpenError> {
-    let data = fs::read(path).map_err(io_error("read", path))?;
+/// Where the last good record of the segment a predecessor was writing ends (0 if its
+/// header is not whole), judged as recovery judges a last segment: damage that an intact
+/// later record proves was durable is refused, not sealed off. The file is fsynced first:
+/// a predecessor that crashed may have left records in the page cache only, and a seal
+/// must never cover bytes a power loss could still take away.
+fn valid_length(
+    storage: &dyn Storage,
+    path: &Path,
+    max_record_bytes: u32,
+) -> Result<u64, OpenError> {
+    storage
+        .open(path, OpenMode::Existing)
+        .and_then(|file| file.sync_all())
+        .map_err(io_error("fsync", path))?;
+    let mut data = Vec::new();
+    storage
+        .read(path, &mut data)
+        .map_err(io_error("read", path))?;
     let scan = scan_segment_bytes(&data, max_record_bytes);
-    Ok(if scan.segment.is_some() {
-        scan.valid_len
-    } else {
-        0
-    })
+    match judge_tail(&data, &scan, max_record_bytes) {
+        Tail::Corrupt(reason) => Err(OpenError::Corrupt {
+            file: path.to_path_buf(),
+            offset: scan.valid_len,
+            reason,
+        }),
+        // A torn tail stays where it is, beyond the seal: nothing is cut or lost.
+        Tail::Clean | Tail::Unused | Tail::Torn | Tail::TornHeader => {
+            Ok(if scan.segment.is_some() {
+                scan.valid_len
+            } else {
+                0
+            })
+        }
+    }
 }
 
 /// The seals of a complete epoch directory; `None` if it is missing or incomplete.
-pub(crate) fn read_seals(dir: &Path) -> Result<Option<Seals>, OpenError> {
+pub(crate) fn read_seals(storage: &dyn Storage, dir: &Path) -> Result<Option<Seals>, OpenError> {
     let path = dir.join(SEALS_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
+    let mut bytes = Vec::new();
+    match storage.read(&path, &mut bytes) {
+        Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error("read", &path)(e)),
-    };
+    }
+    let text = String::from_utf8_lossy(&bytes);
     match parse_seals(&text) {
         Some(seals) => Ok(Some(seals)),
         None => Err(OpenError::Corrupt {
@@ -232,28 +252,22 @@ pub fn format_seals(seals: &Seals) -> String {
     text
 }
 
-fn write_seals(dir: &Path, seals: &Seals) -> Result<(), OpenError> {
+/// Writes `SEALS` atomically: a temporary file, fsynced, renamed into place, and the
+/// directory fsynced so that the rename outlives a crash.
+fn write_seals(storage: &dyn Storage, dir: &Path, seals: &Seals) -> Result<(), OpenError> {
     let tmp = dir.join(format!("{SEALS_FILE}.tmp"));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
+    let file = storage
+        .open(&tmp, OpenMode::CreateTruncate)
         .map_err(io_error("create", &tmp))?;
-    file.write_all(format_seals(seals).as_bytes())
+    file.write_at(0, format_seals(seals).as_bytes(), &[])
         .and_then(|()| file.sync_all())
         .map_err(io_error("write", &tmp))?;
     drop(file);
     let path = dir.join(SEALS_FILE);
-    fs::rename(&tmp, &path).map_err(io_error("rename to", &path))?;
-    sync_dir(dir).map_err(io_error("fsync", dir))?;
-    // The new directory's entry in the base directory must outlive a crash too.
-    if let Some(parent) = dir.parent() {
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error("fsync", parent))?;
-    }
-    Ok(())
+    storage
+        .rename(&tmp, &path)
+        .map_err(io_error("rename to", &path))?;
+    storage.sync_dir(dir).map_err(io_error("fsync", dir))
 }
 
 fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> OpenError + 'a {

@@ -15,6 +15,9 @@ use crate::position::Position;
 pub enum OpenError {
     #[error("segment_bytes {segment_bytes} is below the minimum {min}")]
     SegmentTooSmall { segment_bytes: u64, min: u64 },
+    /// Record offsets are stored in 32 bits (see `format`).
+    #[error("segment_bytes {segment_bytes} is above the maximum {max}")]
+    SegmentTooLarge { segment_bytes: u64, max: u64 },
     #[error("journal directory {dir} is in use by another journal")]
     Locked { dir: PathBuf },
     /// The directory holds a shared store's epoch directories: opening it as a plain
@@ -28,7 +31,8 @@ pub enum OpenError {
         #[source]
         source: io::Error,
     },
-    /// A bad record or header that cannot be a torn tail: refused, never skipped.
+    /// A bad record or header that cannot be a torn tail: refused, never skipped, and
+    /// the files left as they are.
     #[error("journal corrupt in {file} at offset {offset}: {reason}")]
     Corrupt {
         file: PathBuf,

@@ -110,7 +110,14 @@ fn records_queued_behind_a_failure_all_fail() {
 #[test]
 fn a_failure_while_rotating_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = open(dir.path());
+    // Without preallocation: a prepared segment ready in time would be renamed into
+    // place, and the failure would come from the record's write instead.
+    let config = JournalConfig {
+        segment_bytes: 256,
+        preallocate: false,
+        ..JournalConfig::new(dir.path())
+    };
+    let journal = Journal::open(config).unwrap().0;
     let (_, durable) = journal.append(Bytes::from(vec![1; 200]), true).unwrap();
     durable.wait_blocking().unwrap();
     journal

@@ -2,8 +2,7 @@
 //! every write to the single writer thread (see `writer`).
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,12 +17,15 @@ use crate::config::{JournalConfig, MAX_QUEUED_BYTES, MIN_SEGMENT_BYTES};
 use crate::durable::Durable;
 use crate::epochs::Seals;
 use crate::error::{AppendError, DeleteError, OpenError, ReadError};
+use crate::format::MAX_SEGMENT_BYTES;
 use crate::format::{
-    decode_record_header, verify_payload, Corruption, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    decode_record_header, decode_segment_header, verify_payload, Corruption, RECORD_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES,
 };
 use crate::position::Position;
-use crate::recovery::{recover, sync_dir};
+use crate::recovery::recover;
 use crate::shared::{Pending, ProgressHook, Shared, State};
+use crate::storage::{create_dir_all_durable, LockGuard, Storage};
 use crate::writer;
 
 /// Name of the file whose lock keeps a second journal out of the directory.
@@ -36,6 +38,9 @@ pub struct Recovered {
     pub records: Vec<(Position, Bytes)>,
     /// The last segment's file and the length its torn tail was cut to, if it was cut.
     pub truncated: Option<(PathBuf, u64)>,
+    /// The file that keeps the bytes cut off that torn tail (`None` if there was no cut,
+    /// or the cut bytes were all zeros).
+    pub torn_tail_copy: Option<PathBuf>,
 }
 
 /// An open journal. `Send + Sync`: share it behind an `Arc`; every method takes `&self`.
@@ -44,20 +49,24 @@ pub struct Journal {
     /// The writer thread and the preallocator, joined (and taken) by `close`.
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Holds the directory lock until `close`.
-    lock_file: Mutex<Option<File>>,
+    lock_file: Mutex<Option<LockGuard>>,
 }
 
 impl Journal {
     /// Opens the journal in `config.dir` (creating the directory if needed), scans every
     /// segment in order verifying each record's CRC, and returns all records.
     ///
-    /// A bad record in the last segment is a torn tail from a crash: the file is cut
-    /// there (and fsynced), one warning names the file and offset, and opening goes on.
-    /// A bad record or header in any other segment is corruption: `OpenError::Corrupt`.
+    /// A bad record in the last segment after which nothing says the bytes were durable
+    /// is a torn tail from a crash: its bytes are copied aside, the file is cut there
+    /// (and fsynced), one warning names the file, the offset and the copy, and opening
+    /// goes on (see `recovery` for the rule). A bad record or header anywhere else, or in
+    /// the last segment before a record written after it was fsynced, is corruption:
+    /// `OpenError::Corrupt`, naming the file and offset, and nothing is changed.
     ///
     /// # Errors
     /// `Corrupt` as above; `Locked` if another journal has the directory open;
-    /// `SegmentTooSmall` for a bad configuration; `Io` if the file system fails.
+    /// `SegmentTooSmall` or `SegmentTooLarge` for a bad configuration; `Io` if the file
+    /// system fails.
     pub fn open(mut config: JournalConfig) -> Result<(Journal, Recovered), OpenError> {
         if config.segment_bytes < MIN_SEGMENT_BYTES {
             return Err(OpenError::SegmentTooSmall {
@@ -65,7 +74,14 @@ impl Journal {
                 min: MIN_SEGMENT_BYTES,
             });
         }
-        fs::create_dir_all(&config.dir).map_err(|source| OpenError::Io {
+        if config.segment_bytes > MAX_SEGMENT_BYTES {
+            return Err(OpenError::SegmentTooLarge {
+                segment_bytes: config.segment_bytes,
+                max: MAX_SEGMENT_BYTES,
+            });
+        }
+        let storage = config.storage.clone();
+        create_dir_all_durable(&*storage, &config.dir).map_err(|source| OpenError::Io {
             op: "create directory",
             path: config.dir.clone(),
             source,
@@ -73,11 +89,11 @@ impl Journal {
         let seals = match config.epoch {
             Some(epoch) => {
                 let (dir, seals) =
-                    crate::epochs::prepare(&config.dir, epoch, config.max_record_bytes)?;
+                    crate::epochs::prepare(&*storage, &config.dir, epoch, config.max_record_bytes)?;
                 config.dir = dir;
                 seals
             }
-            None if crate::epochs::has_epochs(&config.dir) => {
+            None if crate::epochs::has_epochs(&*storage, &config.dir) => {
                 return Err(OpenError::SharedStore {
                     dir: config.dir.clone(),
                 })
@@ -85,17 +101,14 @@ impl Journal {
             None => Seals::new(),
         };
         let lock_file = lock_dir(&config)?;
-        crate::preallocate::remove_leftovers(&config.dir).map_err(|source| OpenError::Io {
-            op: "remove unfinished preallocated segments in",
-            path: config.dir.clone(),
-            source,
+        crate::preallocate::remove_leftovers(&*storage, &config.dir).map_err(|source| {
+            OpenError::Io {
+                op: "remove unfinished preallocated segments in",
+                path: config.dir.clone(),
+                source,
+            }
         })?;
         let recovery = recover(&config, &seals)?;
-        let dir = File::open(&config.dir).map_err(|source| OpenError::Io {
-            op: "open directory",
-            path: config.dir.clone(),
-            source,
-        })?;
         info!(
             dir = %config.dir.display(),
             segments = recovery.segments.len(),
@@ -129,13 +142,14 @@ impl Journal {
             #[cfg(test)]
             faults: crate::shared::Faults::default(),
         });
-        let handle = writer::spawn(Arc::clone(&shared), recovery.file, dir, recovery.end).map_err(
-            |source| OpenError::Io {
-                op: "spawn writer thread for",
-                path: shared.config.dir.clone(),
-                source,
-            },
-        )?;
+        let handle =
+            writer::spawn(Arc::clone(&shared), recovery.file, recovery.end).map_err(|source| {
+                OpenError::Io {
+                    op: "spawn writer thread for",
+                    path: shared.config.dir.clone(),
+                    source,
+                }
+            })?;
         let mut threads = vec![handle];
         if shared.config.preallocate {
             let preallocator =
@@ -154,6 +168,7 @@ impl Journal {
         let recovered = Recovered {
             records: recovery.records,
             truncated: recovery.truncated,
+            torn_tail_copy: recovery.torn_tail_copy,
         };
         Ok((journal, recovered))
     }
@@ -281,6 +296,7 @@ impl Journal {
             }
         }
         let file = self.shared.segment_path(position.segment);
+        let storage = &*self.shared.config.storage;
         let io_error = |source: io::Error| {
             if source.kind() == io::ErrorKind::NotFound {
                 ReadError::NoSuchSegment {
@@ -293,30 +309,50 @@ impl Journal {
                 }
             }
         };
-        let mut handle = File::open(&file).map_err(io_error)?;
-        handle
-            .seek(SeekFrom::Start(position.offset))
-            .map_err(io_error)?;
         let corrupt = |reason| ReadError::Corrupt {
             file: file.clone(),
             offset: position.offset,
             reason,
         };
-        let mut framing = [0u8; RECORD_HEADER_BYTES as usize];
-        read_exact_or(&mut handle, &mut framing, |available| {
-            Corruption::ShortRecordHeader { available }
-        })
-        .map_err(|e| e.into_read_error(io_error, corrupt))?;
-        let header =
-            decode_record_header(framing, self.shared.config.max_record_bytes).map_err(corrupt)?;
+        // The segment's header says how its records are framed (older segments may be
+        // of an older format).
+        let mut segment_header = [0u8; SEGMENT_HEADER_BYTES as usize];
+        let read = storage
+            .read_at(&file, 0, &mut segment_header)
+            .map_err(io_error)?;
+        let framing = decode_segment_header(&segment_header[..read])
+            .map_err(|reason| ReadError::Corrupt {
+                file: file.clone(),
+                offset: 0,
+                reason,
+            })?
+            .framing;
+        let mut framing_bytes = [0u8; RECORD_HEADER_BYTES as usize];
+        let framing_bytes = &mut framing_bytes[..framing.header_bytes() as usize];
+        let read = storage
+            .read_at(&file, position.offset, framing_bytes)
+            .map_err(io_error)?;
+        let header = decode_record_header(
+            framing,
+            &framing_bytes[..read],
+            position,
+            self.shared.config.max_record_bytes,
+        )
+        .map_err(corrupt)?;
         let mut payload = vec![0u8; header.len as usize];
-        read_exact_or(&mut handle, &mut payload, |available| {
-            Corruption::ShortPayload {
+        let read = storage
+            .read_at(
+                &file,
+                position.offset + framing.header_bytes(),
+                &mut payload,
+            )
+            .map_err(io_error)?;
+        if read < payload.len() {
+            return Err(corrupt(Corruption::ShortPayload {
                 len: header.len,
-                available,
-            }
-        })
-        .map_err(|e| e.into_read_error(io_error, corrupt))?;
+                available: read as u64,
+            }));
+        }
         verify_payload(header, &payload).map_err(corrupt)?;
         Ok(Bytes::from(payload))
     }
@@ -347,9 +383,10 @@ impl Journal {
             state.segments.remove(&segment);
         }
         let path = self.shared.segment_path(segment);
-        let removed = fs::metadata(&path)
-            .map(|metadata| metadata.len())
-            .and_then(|length| fs::remove_file(&path).map(|()| length));
+        let storage = &*self.shared.config.storage;
+        let removed = storage
+            .len(&path)
+            .and_then(|length| storage.remove_file(&path).map(|()| length));
         let length = match removed {
             Ok(length) => length,
             Err(source) => {
@@ -367,11 +404,13 @@ impl Journal {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
                     Some(total.saturating_sub(length))
                 });
-        sync_dir(&self.shared.config.dir).map_err(|source| DeleteError::Io {
-            op: "fsync directory",
-            path: self.shared.config.dir.clone(),
-            source,
-        })
+        storage
+            .sync_dir(&self.shared.config.dir)
+            .map_err(|source| DeleteError::Io {
+                op: "fsync directory",
+                path: self.shared.config.dir.clone(),
+                source,
+            })
     }
 
     /// Ids of the existing segments, oldest first (including one just assigned whose
@@ -417,7 +456,7 @@ impl Journal {
         }
         // A prepared segment nobody will start.
         if let Some(prepared) = self.shared.state.lock().prepared.take() {
-            let _ = fs::remove_file(&prepared.path);
+            let _ = self.shared.config.storage.remove_file(&prepared.path);
         }
         self.lock_file.lock().take();
     }
@@ -445,65 +484,26 @@ impl fmt::Debug for Journal {
 
 /// Takes an exclusive lock on the directory's lock file: two journals appending to the
 /// same segment files would interleave records and corrupt both.
-fn lock_dir(config: &JournalConfig) -> Result<File, OpenError> {
+fn lock_dir(config: &JournalConfig) -> Result<LockGuard, OpenError> {
+    let storage: &dyn Storage = &*config.storage;
     let path = config.dir.join(LOCK_FILE_NAME);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| OpenError::Io {
-            op: "open lock file",
-            path: path.clone(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(OpenError::Locked {
+    let io_error = |op| {
+        let path = path.clone();
+        move |source| OpenError::Io { op, path, source }
+    };
+    let existed = storage
+        .exists(&path)
+        .map_err(io_error("look for lock file"))?;
+    let Some(guard) = storage.try_lock(&path).map_err(io_error("lock"))? else {
+        return Err(OpenError::Locked {
             dir: config.dir.clone(),
-        }),
-        Err(TryLockError::Error(source)) => Err(OpenError::Io {
-            op: "lock",
-            path,
-            source,
-        }),
+        });
+    };
+    if !existed {
+        // Every file the journal creates has its name made durable.
+        storage
+            .sync_dir(&config.dir)
+            .map_err(io_error("fsync directory of"))?;
     }
-}
-
-/// A failed exact read: the file ended early (a bad record) or the read itself failed.
-enum ShortRead {
-    Ended(Corruption),
-    Io(io::Error),
-}
-
-impl ShortRead {
-    fn into_read_error(
-        self,
-        io_error: impl FnOnce(io::Error) -> ReadError,
-        corrupt: impl FnOnce(Corruption) -> ReadError,
-    ) -> ReadError {
-        match self {
-            ShortRead::Ended(reason) => corrupt(reason),
-            ShortRead::Io(source) => io_error(source),
-        }
-    }
-}
-
-/// Fills `buf`, telling a file that ends early (reported with the bytes it did have)
-/// apart from an I/O error.
-fn read_exact_or(
-    file: &mut File,
-    buf: &mut [u8],
-    ended: impl FnOnce(u64) -> Corruption,
-) -> Result<(), ShortRead> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => return Err(ShortRead::Ended(ended(filled as u64))),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(ShortRead::Io(e)),
-        }
-    }
-    Ok(())
+    Ok(guard)
 }

@@ -1,33 +1,42 @@
 //! Hawser's journal: an append-only, segmented log of opaque byte records.
 //!
 //! The journal knows nothing about messages. It stores byte records, each framed with
-//! its length and a CRC-32C, in segment files of bounded size, and promises one thing:
-//! when a `sync` append's [`Durable`] completes with `Ok`, the record is on disk (fsync).
+//! its length, a CRC-32C of the payload and a CRC-32C of the framing that also covers the
+//! record's position (see `format`), in segment files of bounded size, and promises one
+//! thing: when a `sync` append's [`Durable`] completes with `Ok`, the record is on disk
+//! (fsync), and every open after any crash recovers it, or refuses to open with the file
+//! and offset of the damage.
 //!
 //! How data flows:
 //!
 //! ```text
 //! append()  -- position assigned under the state lock, record queued --+
 //!                                                                      v
-//!                       writer thread: take the whole queue, write it with few syscalls,
+//!                       writer thread: take the whole queue, frame each record (with how
+//!                       far its segment is known synced), write it with few syscalls,
 //!                       one fdatasync if any record asked for it, then complete every
 //!                       Durable of the batch (group commit); after a small commit
 //!                       of sync records, hold the next one briefly for the senders
 //!                       it released (see `writer`)
 //!
-//! open()    -- scan every segment (scan_segment_bytes), cut a torn tail of the last
-//!              segment, refuse corruption anywhere else, start the writer
+//! open()    -- scan every segment (scan_segment_bytes); judge the last one's damage
+//!              (judge_tail): cut a torn tail, keeping its bytes aside, refuse damage to
+//!              durable data there and any damage elsewhere; fsync; start the writer
 //! ```
 //!
 //! Modules, one noun each:
 //! - `config`: [`JournalConfig`] and the named limits.
 //! - `format`: the on-disk bytes of a segment header and of a record.
-//! - `scan`: [`scan_segment_bytes`], the pure parser that recovery (and the fuzzer) uses.
+//! - `scan`: [`scan_segment_bytes`] and [`judge_tail`], the pure parser and the
+//!   torn-or-corrupt rule that recovery (and the fuzzer) use.
 //! - `recovery`: what [`Journal::open`] does to the directory before writing resumes.
 //! - `writer`: the single writer thread and its group commit.
 //! - `preallocate`: the thread that makes the next segment file (header, allocated blocks) ahead of time.
 //! - `journal`: the [`Journal`] handle shared by producers.
 //! - `durable`: the [`Durable`] future an append returns.
+//! - `storage`: the [`Storage`] trait every file operation goes through, and the real
+//!   file system behind it; tests put a simulated disk that crashes there (`sim_disk`,
+//!   `crash_tests`).
 //! - `error`: one error enum per operation.
 
 mod broker_store;
@@ -42,10 +51,19 @@ mod preallocate;
 mod recovery;
 mod scan;
 mod shared;
+mod storage;
 mod writer;
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod reclaim_tests;
+#[cfg(test)]
+mod sim_disk;
+#[cfg(test)]
+mod store_crash_tests;
 
 pub use broker_store::{JournalStore, JournalStoreError};
 pub use config::{
@@ -56,11 +74,18 @@ pub use durable::Durable;
 pub use epochs::{epoch_dir_name, format_seals, parse_seals, Seals};
 pub use error::{AppendError, DeleteError, OpenError, ReadError, WriteError};
 pub use format::{
-    decode_record_header, decode_segment_header, encode_record_header, encode_segment_header,
-    parse_segment_file_name, record_checksum, segment_file_name, Corruption, RecordHeader,
-    FORMAT_VERSION, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
+    decode_record_header, decode_segment_header, encode_record_header, encode_record_header_v1,
+    encode_segment_header, encode_segment_header_as, header_checksum, parse_segment_file_name,
+    record_checksum, segment_file_name, torn_tail_file_name, Corruption, Framing, RecordHeader,
+    SegmentHeader, FORMAT_VERSION, MAX_SEGMENT_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    SEGMENT_MAGIC, V1_RECORD_HEADER_BYTES,
 };
 pub use journal::{Journal, Recovered};
 pub use position::Position;
-pub use scan::{scan_segment_bytes, ScanResult, ScannedRecord};
+pub use scan::{
+    judge_tail, scan_segment_bytes, ScanResult, ScannedRecord, Tail, V1_SEARCH_BUDGET_BYTES,
+};
 pub use shared::ProgressHook;
+pub use storage::{
+    create_dir_all_durable, FileSystem, LockGuard, OpenMode, Storage, StorageFile, StorageHandle,
+};

@@ -30,8 +30,8 @@
 //!
 //! Consequences for the rest of the journal:
 //! - the segment being written is longer than its records; its tail is zeros, which
-//!   recovery reads as the end (a zero length with a zero CRC is never a valid record,
-//!   see `format`) and cuts off;
+//!   recovery reads as the end (a record header of zeros is never valid, see `format`)
+//!   and cuts off without a warning;
 //! - a segment is cut to its records' length when the writer leaves it, so that every
 //!   segment but the last holds only records, as recovery requires;
 //! - a segment the writer had to create itself (at first start, after recovery cut one,
@@ -39,20 +39,18 @@
 //!   (see `Journal::append`), so appends do not stay on the slow path for a whole
 //!   segment.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use rustix::fs::{fallocate, FallocateFlags};
-
 use tracing::{debug, warn};
 
 use crate::format::{encode_segment_header, segment_file_name, SEGMENT_HEADER_BYTES};
 use crate::shared::Shared;
+use crate::storage::{OpenMode, Storage, StorageFile};
 
 /// Free space, in segments, below which nothing is prepared: the space a prepared
 /// segment reserves must not be what leaves the records no room.
@@ -96,11 +94,11 @@ impl Fill {
 }
 
 /// A segment file ready to be written: header in place, blocks ready up to
-/// `segment_bytes` (reading as zeros), all durable, cursor after the header.
+/// `segment_bytes` (reading as zeros), all durable.
 pub(crate) struct Prepared {
     /// The segment it was made for; only that segment may use it.
     pub segment: u64,
-    pub file: File,
+    pub file: Box<dyn StorageFile>,
     pub path: PathBuf,
 }
 
@@ -110,15 +108,10 @@ pub(crate) fn prepared_path(dir: &Path, segment: u64) -> PathBuf {
 }
 
 /// Deletes prepared files a crash left behind: none of them was ever a segment.
-pub(crate) fn remove_leftovers(dir: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .ends_with(PREPARED_SUFFIX)
-        {
-            fs::remove_file(entry.path())?;
+pub(crate) fn remove_leftovers(storage: &dyn Storage, dir: &Path) -> io::Result<()> {
+    for name in storage.list_dir(dir)? {
+        if name.ends_with(PREPARED_SUFFIX) {
+            storage.remove_file(&dir.join(name))?;
         }
     }
     Ok(())
@@ -132,6 +125,7 @@ pub(crate) fn spawn(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
 }
 
 fn run(shared: &Shared) {
+    let storage = &*shared.config.storage;
     // The writer's counters when the last segment was prepared.
     let mut seen = (0, 0);
     loop {
@@ -145,7 +139,7 @@ fn run(shared: &Shared) {
             if state.closing || !state.writer_can_progress() {
                 return;
             }
-            if !room_for(&shared.config.dir, shared.config.segment_bytes) {
+            if !room_for(storage, &shared.config.dir, shared.config.segment_bytes) {
                 shared.spare.wait_for(&mut state, LOW_SPACE_RETRY);
                 continue;
             }
@@ -159,17 +153,24 @@ fn run(shared: &Shared) {
         seen = now;
         let path = prepared_path(&shared.config.dir, segment);
         let closing = || shared.state.lock().closing;
-        let file = match prepare(&path, segment, shared.config.segment_bytes, fill, closing) {
+        let file = match prepare(
+            storage,
+            &path,
+            segment,
+            shared.config.segment_bytes,
+            fill,
+            closing,
+        ) {
             Ok(file) => file,
             Err(_) if closing() => {
                 // Given up half-way so that closing does not wait for it.
-                let _ = fs::remove_file(&path);
+                let _ = storage.remove_file(&path);
                 return;
             }
             Err(e) => {
                 // Not fatal: the writer creates segments itself, only more slowly.
                 warn!(file = %path.display(), error = %e, "journal: could not preallocate a segment; appending without");
-                let _ = fs::remove_file(&path);
+                let _ = storage.remove_file(&path);
                 return;
             }
         };
@@ -177,7 +178,7 @@ fn run(shared: &Shared) {
         if state.closing || state.next.segment + 1 != segment {
             // Closing, or appends moved on to a segment the writer created itself.
             drop(state);
-            let _ = fs::remove_file(&path);
+            let _ = storage.remove_file(&path);
             continue;
         }
         debug!(file = %path.display(), ?fill, "journal: segment preallocated");
@@ -194,41 +195,41 @@ fn run(shared: &Shared) {
 /// a segment's worth of zeros takes long enough (about half a second here) to hold up
 /// a broker's shutdown.
 pub(crate) fn prepare(
+    storage: &dyn Storage,
     path: &Path,
     segment: u64,
     segment_bytes: u64,
     fill: Fill,
     stop: impl Fn() -> bool,
-) -> io::Result<File> {
-    let _ = fs::remove_file(path);
-    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
-    file.write_all(&encode_segment_header(segment))?;
+) -> io::Result<Box<dyn StorageFile>> {
+    let _ = storage.remove_file(path);
+    let file = storage.open(path, OpenMode::CreateNew)?;
+    file.write_at(0, &encode_segment_header(segment), &[])?;
     // Allocated either way first, so that a full disk shows here and not halfway.
-    fallocate(&file, FallocateFlags::empty(), 0, segment_bytes)?;
+    file.allocate(segment_bytes)?;
     if fill == Fill::Zeros {
         let zeros = vec![0u8; ZERO_CHUNK_BYTES];
-        let mut left = segment_bytes - SEGMENT_HEADER_BYTES;
-        while left > 0 {
+        let mut at = SEGMENT_HEADER_BYTES;
+        while at < segment_bytes {
             if stop() {
                 return Err(io::Error::new(
                     io::ErrorKind::Interrupted,
                     "journal closing",
                 ));
             }
-            let n = left.min(ZERO_CHUNK_BYTES as u64) as usize;
-            file.write_all(&zeros[..n])?;
-            left -= n as u64;
+            let n = (segment_bytes - at).min(ZERO_CHUNK_BYTES as u64) as usize;
+            file.write_at(at, &zeros[..n], &[])?;
+            at += n as u64;
         }
     }
     file.sync_all()?;
-    file.seek(SeekFrom::Start(SEGMENT_HEADER_BYTES))?;
     Ok(file)
 }
 
 /// Whether the file system of `dir` has room for a prepared segment and then some.
-fn room_for(dir: &Path, segment_bytes: u64) -> bool {
-    match rustix::fs::statvfs(dir) {
-        Ok(fs) => fs.f_bavail.saturating_mul(fs.f_frsize) >= MIN_FREE_SEGMENTS * segment_bytes,
+fn room_for(storage: &dyn Storage, dir: &Path, segment_bytes: u64) -> bool {
+    match storage.available_bytes(dir) {
+        Ok(free) => free >= MIN_FREE_SEGMENTS * segment_bytes,
         // Unknown: do not risk it.
         Err(_) => false,
     }
@@ -237,7 +238,7 @@ fn room_for(dir: &Path, segment_bytes: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use crate::storage::FileSystem;
 
     #[test]
     fn small_commits_get_zeros_large_ones_allocation() {
@@ -256,16 +257,11 @@ mod tests {
         let segment_bytes = 3 * ZERO_CHUNK_BYTES as u64 + 4096 + 7;
         for fill in [Fill::Allocate, Fill::Zeros] {
             let path = dir.path().join(format!("{fill:?}"));
-            let mut file = prepare(&path, 9, segment_bytes, fill, || false).unwrap();
-            assert_eq!(
-                file.stream_position().unwrap(),
-                SEGMENT_HEADER_BYTES,
-                "{fill:?}: the writer goes on after the header"
-            );
-            assert_eq!(file.metadata().unwrap().len(), segment_bytes, "{fill:?}");
+            let file = prepare(&FileSystem, &path, 9, segment_bytes, fill, || false).unwrap();
+            assert_eq!(file.file_len().unwrap(), segment_bytes, "{fill:?}");
             drop(file);
             let mut bytes = Vec::new();
-            File::open(&path).unwrap().read_to_end(&mut bytes).unwrap();
+            FileSystem.read(&path, &mut bytes).unwrap();
             let header = SEGMENT_HEADER_BYTES as usize;
             assert_eq!(&bytes[..header], &encode_segment_header(9)[..], "{fill:?}");
             assert!(bytes[header..].iter().all(|&b| b == 0), "{fill:?}");
@@ -277,10 +273,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stopped");
         let bytes = 8 * ZERO_CHUNK_BYTES as u64;
-        let err = prepare(&path, 1, bytes, Fill::Zeros, || true).expect_err("stopped");
+        let err = prepare(&FileSystem, &path, 1, bytes, Fill::Zeros, || true)
+            .err()
+            .expect("stopped");
         assert_eq!(err.kind(), io::ErrorKind::Interrupted);
         assert!(
-            prepare(&path, 1, bytes, Fill::Allocate, || true).is_ok(),
+            prepare(&FileSystem, &path, 1, bytes, Fill::Allocate, || true).is_ok(),
             "allocating is quick and not stopped"
         );
     }

@@ -1,15 +1,29 @@
 //! What `open` does to the journal directory before writing resumes: read every segment
-//! in order, verify every record, cut a torn tail off the last segment, and refuse to go
-//! on if any other segment is damaged.
+//! in order, verify every record, cut a torn tail off the last segment (keeping the bytes
+//! it cut), and refuse to go on if any segment holds damage that a crash cannot explain.
 //!
 //! Why only the last segment may be torn: the writer fsyncs a segment before it creates
-//! the next one, so every older segment was complete on disk. A torn tail only ever loses
-//! records whose `Durable` had not completed: an fsync covers every earlier write of the
-//! file, so a record that was reported durable lies before any damage a crash can cause.
+//! the next one, so every older segment was complete on disk. In the last one, the bytes
+//! from its first bad record on are judged by `scan::judge_tail`: zeros are unused space,
+//! writes after the last fsync may be torn or reordered by a crash and are cut, but damage
+//! that an intact later record proves was already durable is refused with the file and
+//! offset, as it would be in any other segment. A cut therefore only ever loses records
+//! whose `Durable` had not completed: an fsync covers every earlier write of the file, and
+//! every record framed after it says so.
+//!
+//! The bytes of a torn tail are written, trailing zeros trimmed, to
+//! `journal-<id>.log.torn-<offset>` (fsynced, and the directory too) before the segment
+//! is cut, and the warning names that file: a recovery never destroys the only copy of
+//! anything. Nothing deletes these files; an operator does, after a look.
+//!
+//! Before the writer resumes, the last segment and the directory are fsynced: a process
+//! that crashed may have left records, or the name of the segment it had just created,
+//! in the page cache only, and the writer's `synced` fields (see `format`) must never
+//! claim more than the disk holds, nor may confirmed records go to a file whose name a
+//! power loss can still take away. A last segment of an older format
+//! (version 1) is left as it is and appending goes to a new segment, as after a takeover.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -19,11 +33,12 @@ use crate::config::JournalConfig;
 use crate::epochs::Seals;
 use crate::error::OpenError;
 use crate::format::{
-    encode_segment_header, parse_segment_file_name, segment_file_name, Corruption,
-    SEGMENT_HEADER_BYTES,
+    encode_segment_header, parse_segment_file_name, segment_file_name, torn_tail_file_name,
+    Corruption, Framing, SEGMENT_HEADER_BYTES,
 };
 use crate::position::Position;
-use crate::scan::scan_segment_bytes;
+use crate::scan::{judge_tail, scan_segment_bytes, Tail};
+use crate::storage::{OpenMode, Storage, StorageFile};
 
 /// Id of the segment a new journal starts with.
 const FIRST_SEGMENT: u64 = 1;
@@ -32,14 +47,16 @@ const FIRST_SEGMENT: u64 = 1;
 pub(crate) struct Recovery {
     /// Every good record, oldest first.
     pub records: Vec<(Position, Bytes)>,
-    /// The last segment's file and the length it was cut to, if it was cut.
+    /// The last segment's file and the length it was cut to, if a torn tail was cut.
     pub truncated: Option<(PathBuf, u64)>,
+    /// Where the bytes of that torn tail were kept, if any were not zero.
+    pub torn_tail_copy: Option<PathBuf>,
     /// Ids of all segments.
     pub segments: BTreeSet<u64>,
     /// Where the next record goes: the last segment and its length.
     pub end: Position,
-    /// The last segment, opened for writing with its cursor at `end.offset`.
-    pub file: File,
+    /// The last segment, opened for writing; it is `end.offset` long, all of it durable.
+    pub file: Box<dyn StorageFile>,
     /// Total size of all segment files.
     pub disk_bytes: u64,
 }
@@ -48,13 +65,16 @@ pub(crate) struct Recovery {
 /// (see `epochs`): only their sealed length is read, they are never cut or appended
 /// to, and damage inside it is corruption.
 pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery, OpenError> {
-    let found = list_segments(&config.dir)?;
+    let storage = &*config.storage;
+    let found = list_segments(storage, &config.dir)?;
     let Some(&(last, _)) = found.last() else {
         return start_empty(config);
     };
     let mut records = Vec::new();
     let mut truncated = None;
+    let mut torn_tail_copy = None;
     let mut end_offset = 0;
+    let mut last_framing = Framing::CURRENT;
     let mut disk_bytes = 0;
     // One buffer for every segment: its pages are faulted in once, not per segment.
     let mut data = Vec::new();
@@ -62,8 +82,8 @@ pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery,
         let sealed = seals.get(segment).copied();
         let is_last = *segment == last && sealed.is_none();
         data.clear();
-        File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut data))
+        storage
+            .read(path, &mut data)
             .map_err(|source| OpenError::Io {
                 op: "read segment",
                 path: path.clone(),
@@ -81,87 +101,113 @@ pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery,
             // What a superseded master appended after the seal is not part of this store.
             data.truncate(sealed as usize);
         }
-        let length = if is_last && is_torn_creation(&data) {
-            // A crash right after the writer created this file: it cannot hold a record.
-            rewrite_header(path, *segment)?;
-            warn_cut(
-                path,
-                0,
-                &format!("torn segment header ({} bytes)", data.len()),
-            );
-            truncated = Some((path.clone(), 0));
-            SEGMENT_HEADER_BYTES
-        } else {
-            let scan = scan_segment_bytes(&data, config.max_record_bytes);
-            let corrupt = |offset, reason| OpenError::Corrupt {
-                file: path.clone(),
-                offset,
-                reason,
-            };
-            let header_segment = match (scan.segment, &scan.damage) {
-                (Some(id), _) => id,
-                (None, Some(reason)) => return Err(corrupt(0, reason.clone())),
-                (None, None) => unreachable!("a scan without a header reports why"),
-            };
-            if header_segment != *segment {
-                let reason = Corruption::SegmentIdMismatch {
-                    in_header: header_segment,
-                    in_name: *segment,
-                };
-                return Err(corrupt(0, reason));
-            }
-            if let Some(reason) = scan.damage {
-                if !is_last {
-                    return Err(corrupt(scan.valid_len, reason));
-                }
-                cut(path, scan.valid_len)?;
-                if data[scan.valid_len as usize..].iter().all(|&b| b == 0) {
-                    // The unused end of a preallocated segment, not a torn write.
-                    debug!(file = %path.display(), offset = scan.valid_len, "journal: cut preallocated tail of last segment");
-                } else {
-                    warn_cut(path, scan.valid_len, &reason.to_string());
-                    truncated = Some((path.clone(), scan.valid_len));
-                }
-            }
-            records.extend(scan.records.into_iter().map(|record| {
-                let position = Position {
-                    segment: *segment,
-                    offset: record.offset,
-                };
-                // Copied out rather than sliced from `data`, so that a caller keeping one
-                // payload does not pin the whole segment in memory.
-                (position, Bytes::copy_from_slice(&data[record.payload]))
-            }));
-            scan.valid_len
+        let corrupt = |offset, reason| OpenError::Corrupt {
+            file: path.clone(),
+            offset,
+            reason,
         };
-        disk_bytes += length;
+        let scan = scan_segment_bytes(&data, config.max_record_bytes);
+        if let Some(header_segment) = scan.segment.filter(|id| id != segment) {
+            let reason = Corruption::SegmentIdMismatch {
+                in_header: header_segment,
+                in_name: *segment,
+            };
+            return Err(corrupt(0, reason));
+        }
+        let tail = match &scan.damage {
+            None => Tail::Clean,
+            Some(reason) if !is_last => return Err(corrupt(scan.valid_len, reason.clone())),
+            Some(_) => judge_tail(&data, &scan, config.max_record_bytes),
+        };
+        let length = match tail {
+            Tail::Clean => scan.valid_len,
+            Tail::Corrupt(reason) => return Err(corrupt(scan.valid_len, reason)),
+            Tail::Unused => {
+                cut(storage, path, scan.valid_len)?;
+                debug!(file = %path.display(), offset = scan.valid_len, "journal: cut preallocated tail of last segment");
+                scan.valid_len
+            }
+            Tail::Torn | Tail::TornHeader => {
+                let at = scan.valid_len;
+                let copy = keep_torn_tail(storage, &config.dir, *segment, at, &data)?;
+                let reason = scan.damage.as_ref().expect("a torn tail is damage");
+                if scan.segment.is_some() {
+                    cut(storage, path, at)?;
+                } else {
+                    // The file was being created: it cannot hold a record.
+                    rewrite_header(storage, path, *segment)?;
+                }
+                warn!(
+                    file = %path.display(),
+                    offset = at,
+                    reason = %reason,
+                    kept_in = %copy.as_deref().map_or_else(|| "(nothing but zeros)".into(), |p| p.display().to_string()),
+                    "journal: cut torn tail of last segment"
+                );
+                truncated = Some((path.clone(), at));
+                torn_tail_copy = copy;
+                at.max(SEGMENT_HEADER_BYTES)
+            }
+        };
         if is_last {
             end_offset = length;
+            last_framing = scan.framing.unwrap_or(Framing::CURRENT);
         }
+        records.extend(scan.records.into_iter().map(|record| {
+            let position = Position {
+                segment: *segment,
+                offset: record.offset,
+            };
+            // Copied out rather than sliced from `data`, so that a caller keeping one
+            // payload does not pin the whole segment in memory.
+            (position, Bytes::copy_from_slice(&data[record.payload]))
+        }));
+        disk_bytes += length;
     }
     let mut segments: BTreeSet<u64> = found.iter().map(|(segment, _)| *segment).collect();
-    let (end, file) = if seals.contains_key(&last) {
-        // Everything here was inherited: this epoch appends to a segment of its own.
-        let own = last + 1;
-        let file = create_segment(config, own)?;
-        segments.insert(own);
-        disk_bytes += SEGMENT_HEADER_BYTES;
-        let end = Position {
-            segment: own,
-            offset: SEGMENT_HEADER_BYTES,
-        };
-        (end, file)
+    let last_path = config.dir.join(segment_file_name(last));
+    let inherited = seals.contains_key(&last);
+    let last_file = if inherited {
+        None
     } else {
-        let last_path = config.dir.join(segment_file_name(last));
-        let end = Position {
-            segment: last,
-            offset: end_offset,
-        };
-        (end, open_for_append(&last_path, end_offset)?)
+        Some(open_for_append(storage, &last_path, end_offset)?)
     };
+    let (end, file) = match last_file {
+        Some(file) if last_framing == Framing::CURRENT => {
+            let end = Position {
+                segment: last,
+                offset: end_offset,
+            };
+            (end, file)
+        }
+        // Everything here was inherited, or written in an older format: this journal
+        // appends to a segment of its own.
+        _ => {
+            let own = last + 1;
+            let file = create_segment(config, own)?;
+            segments.insert(own);
+            disk_bytes += SEGMENT_HEADER_BYTES;
+            let end = Position {
+                segment: own,
+                offset: SEGMENT_HEADER_BYTES,
+            };
+            (end, file)
+        }
+    };
+    // A process that crashed may have left names in the page cache only: the segment it
+    // had just created (now the last, about to take confirmed records), a deletion, the
+    // leftovers removed at open. What recovery found must be what a power loss leaves.
+    storage
+        .sync_dir(&config.dir)
+        .map_err(|source| OpenError::Io {
+            op: "fsync directory",
+            path: config.dir.clone(),
+            source,
+        })?;
     Ok(Recovery {
         records,
         truncated,
+        torn_tail_copy,
         segments,
         end,
         file,
@@ -169,31 +215,55 @@ pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery,
     })
 }
 
+/// Writes the bytes of segment `segment` from `at` on (trailing zeros trimmed) to its
+/// torn-tail file, durably, before the segment is cut there. `None` if they are all zero.
+fn keep_torn_tail(
+    storage: &dyn Storage,
+    dir: &Path,
+    segment: u64,
+    at: u64,
+    data: &[u8],
+) -> Result<Option<PathBuf>, OpenError> {
+    let tail = &data[(at as usize).min(data.len())..];
+    let kept = tail.len() - tail.iter().rev().take_while(|&&b| b == 0).count();
+    if kept == 0 {
+        return Ok(None);
+    }
+    let path = dir.join(torn_tail_file_name(segment, at));
+    let io_error = |op| {
+        let path = path.clone();
+        move |source| OpenError::Io { op, path, source }
+    };
+    // Truncated if present: a recovery that crashed after writing it cut nothing yet,
+    // and this one writes the same bytes.
+    let file = storage
+        .open(&path, OpenMode::CreateTruncate)
+        .map_err(io_error("create torn tail copy"))?;
+    file.write_at(0, &tail[..kept], &[])
+        .and_then(|()| file.sync_all())
+        .map_err(io_error("write torn tail copy"))?;
+    storage
+        .sync_dir(dir)
+        .map_err(io_error("fsync directory of torn tail copy"))?;
+    Ok(Some(path))
+}
+
 /// Segment files in `dir`, by ascending id. Other files (the lock file) are ignored.
-fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, OpenError> {
-    let io_error = |source| OpenError::Io {
+pub(crate) fn list_segments(
+    storage: &dyn Storage,
+    dir: &Path,
+) -> Result<Vec<(u64, PathBuf)>, OpenError> {
+    let names = storage.list_dir(dir).map_err(|source| OpenError::Io {
         op: "list directory",
         path: dir.to_path_buf(),
         source,
-    };
-    let mut found = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_error)? {
-        let entry = entry.map_err(io_error)?;
-        let name = entry.file_name();
-        if let Some(segment) = name.to_str().and_then(parse_segment_file_name) {
-            found.push((segment, entry.path()));
-        }
-    }
+    })?;
+    let mut found: Vec<(u64, PathBuf)> = names
+        .iter()
+        .filter_map(|name| Some((parse_segment_file_name(name)?, dir.join(name))))
+        .collect();
     found.sort_unstable();
     Ok(found)
-}
-
-/// A last segment shorter than its header, or all zeros (a file system that extended the
-/// file but lost its data), can only come from a crash while the writer created it.
-/// Every sync'd record would have carried the header to disk with it, so nothing durable
-/// is lost by starting the file over.
-fn is_torn_creation(data: &[u8]) -> bool {
-    (data.len() as u64) < SEGMENT_HEADER_BYTES || data.iter().all(|&b| b == 0)
 }
 
 fn start_empty(config: &JournalConfig) -> Result<Recovery, OpenError> {
@@ -201,6 +271,7 @@ fn start_empty(config: &JournalConfig) -> Result<Recovery, OpenError> {
     Ok(Recovery {
         records: Vec::new(),
         truncated: None,
+        torn_tail_copy: None,
         segments: BTreeSet::from([FIRST_SEGMENT]),
         end: Position {
             segment: FIRST_SEGMENT,
@@ -212,29 +283,30 @@ fn start_empty(config: &JournalConfig) -> Result<Recovery, OpenError> {
 }
 
 /// Creates segment `segment` with its header, durable (file and directory entry).
-fn create_segment(config: &JournalConfig, segment: u64) -> Result<File, OpenError> {
+fn create_segment(config: &JournalConfig, segment: u64) -> Result<Box<dyn StorageFile>, OpenError> {
+    let storage = &*config.storage;
     let path = config.dir.join(segment_file_name(segment));
     let io_error = |op| {
         let path = path.clone();
         move |source| OpenError::Io { op, path, source }
     };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
+    let file = storage
+        .open(&path, OpenMode::CreateNew)
         .map_err(io_error("create segment"))?;
-    file.write_all(&encode_segment_header(segment))
+    file.write_at(0, &encode_segment_header(segment), &[])
         .map_err(io_error("write segment header"))?;
     file.sync_all().map_err(io_error("fsync"))?;
-    sync_dir(&config.dir).map_err(|source| OpenError::Io {
-        op: "fsync directory",
-        path: config.dir.clone(),
-        source,
-    })?;
+    storage
+        .sync_dir(&config.dir)
+        .map_err(|source| OpenError::Io {
+            op: "fsync directory",
+            path: config.dir.clone(),
+            source,
+        })?;
     Ok(file)
 }
 
-fn rewrite_header(path: &Path, segment: u64) -> Result<(), OpenError> {
+fn rewrite_header(storage: &dyn Storage, path: &Path, segment: u64) -> Result<(), OpenError> {
     let io_error = |op| {
         move |source| OpenError::Io {
             op,
@@ -242,18 +314,17 @@ fn rewrite_header(path: &Path, segment: u64) -> Result<(), OpenError> {
             source,
         }
     };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .open(path)
+    let file = storage
+        .open(path, OpenMode::Existing)
         .map_err(io_error("open segment"))?;
     file.set_len(0).map_err(io_error("truncate"))?;
-    file.write_all(&encode_segment_header(segment))
+    file.write_at(0, &encode_segment_header(segment), &[])
         .map_err(io_error("write segment header"))?;
     file.sync_all().map_err(io_error("fsync"))
 }
 
 /// Cuts the torn tail off and makes the cut durable before anything is appended after it.
-fn cut(path: &Path, length: u64) -> Result<(), OpenError> {
+fn cut(storage: &dyn Storage, path: &Path, length: u64) -> Result<(), OpenError> {
     let io_error = |op| {
         move |source| OpenError::Io {
             op,
@@ -261,24 +332,20 @@ fn cut(path: &Path, length: u64) -> Result<(), OpenError> {
             source,
         }
     };
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
+    let file = storage
+        .open(path, OpenMode::Existing)
         .map_err(io_error("open segment"))?;
     file.set_len(length).map_err(io_error("truncate"))?;
     file.sync_all().map_err(io_error("fsync"))
 }
 
-fn warn_cut(path: &Path, offset: u64, reason: &str) {
-    warn!(
-        file = %path.display(),
-        offset,
-        reason,
-        "journal: cut torn tail of last segment"
-    );
-}
-
-fn open_for_append(path: &Path, length: u64) -> Result<File, OpenError> {
+/// Opens the last segment for the writer and fsyncs it: what a crashed process left in
+/// the page cache must be on disk before new records say it is (their `synced` field).
+fn open_for_append(
+    storage: &dyn Storage,
+    path: &Path,
+    length: u64,
+) -> Result<Box<dyn StorageFile>, OpenError> {
     let io_error = |op| {
         move |source| OpenError::Io {
             op,
@@ -286,18 +353,11 @@ fn open_for_append(path: &Path, length: u64) -> Result<File, OpenError> {
             source,
         }
     };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .open(path)
+    let file = storage
+        .open(path, OpenMode::Existing)
         .map_err(io_error("open segment"))?;
-    let actual = file.metadata().map_err(io_error("stat"))?.len();
+    let actual = file.file_len().map_err(io_error("stat"))?;
     assert_eq!(actual, length, "recovery left the last segment at its end");
-    file.seek(SeekFrom::Start(length))
-        .map_err(io_error("seek in"))?;
+    file.sync_all().map_err(io_error("fsync"))?;
     Ok(file)
-}
-
-/// fsyncs a directory, so that files created in or removed from it stay so after a crash.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }

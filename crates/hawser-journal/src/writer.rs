@@ -7,11 +7,17 @@
 //! The one wait it adds: after a small commit of sync records it holds the next
 //! commit, at most one commit's time, for the senders it just released (see `Hold`).
 //!
+//! Framing: each record is framed as it is copied into the write buffer, with its
+//! position and `synced`, how far the segment is known to be on disk (the end of the
+//! last fsync; see `format`): that is what later tells recovery a torn write from
+//! damage to durable data. Keeping it costs a field, no syscall.
+//!
 //! Rotation: a record assigned to the next segment makes the writer fsync the current
 //! segment first, so only the last segment can ever hold a torn tail, and cut a
 //! prepared segment's unused space off; then it renames the file the preallocator
 //! prepared for the next segment into place (or, if there is none, creates the file
-//! with its header) and fsyncs the directory so the file survives a crash. After each
+//! with its header and fsyncs it, so that no record is ever on disk before its
+//! segment's header) and fsyncs the directory so the file survives a crash. After each
 //! batch it tells the journal's progress hook the batch's highest tag (`Journal::
 //! append_tagged`): that is how the broker's store raises its durability watermark.
 //!
@@ -19,8 +25,7 @@
 //! complete with `Err`, and appends are refused. Writing on after a failed fsync would
 //! build on pages the kernel may already have dropped.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, IoSlice, Write};
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -34,20 +39,21 @@ use crate::error::WriteError;
 use crate::format::{encode_record_header, encode_segment_header, SEGMENT_HEADER_BYTES};
 use crate::position::Position;
 use crate::shared::{Pending, Shared};
+use crate::storage::{OpenMode, StorageFile};
 
-/// Starts the writer on `file`, the segment `end.segment`, whose length is `end.offset`.
+/// Starts the writer on `file`, the segment `end.segment`, whose length is `end.offset`,
+/// all of it durable (recovery fsynced it).
 pub(crate) fn spawn(
     shared: Arc<Shared>,
-    file: File,
-    dir: File,
+    file: Box<dyn StorageFile>,
     end: Position,
 ) -> io::Result<JoinHandle<()>> {
     let writer = Writer {
         shared,
-        dir,
         file,
         segment: end.segment,
         offset: end.offset,
+        synced: end.offset,
         buf: Vec::with_capacity(WRITE_BUFFER_BYTES + DIRECT_WRITE_MIN_BYTES),
         dirty: false,
         sync_requested: false,
@@ -62,14 +68,16 @@ pub(crate) fn spawn(
 
 struct Writer {
     shared: Arc<Shared>,
-    /// The journal directory, fsynced after a segment file is created.
-    dir: File,
     /// The segment being appended to; replaced on rotation.
-    file: File,
+    file: Box<dyn StorageFile>,
     /// Id of `file`'s segment.
     segment: u64,
     /// Bytes in `file`, all written (not necessarily synced); `buf` goes after them.
     offset: u64,
+    /// How much of `file` is known durable: the end of its last fsync (the header's end
+    /// for a new segment, whose header is fsynced first). Framed into every record as
+    /// `synced`, which is how recovery tells a torn write from damaged durable data.
+    synced: u64,
     /// Framed records not yet written; flushed at `WRITE_BUFFER_BYTES` and batch end.
     buf: Vec<u8>,
     /// Bytes written to `file` since its last fsync.
@@ -221,9 +229,15 @@ impl Writer {
                     || at == SEGMENT_HEADER_BYTES,
                 "only a segment's first record may overflow segment_bytes"
             );
-            // The checksum is computed right before the bytes go out.
-            self.buf
-                .extend_from_slice(&encode_record_header(&pending.record));
+            // The checksums are computed right before the bytes go out.
+            assert!(self.synced <= at, "synced never passes what was written");
+            let synced = u32::try_from(self.synced)
+                .expect("record offsets fit in 32 bits: segment_bytes <= MAX_SEGMENT_BYTES");
+            self.buf.extend_from_slice(&encode_record_header(
+                pending.position,
+                synced,
+                &pending.record,
+            ));
             if pending.record.len() >= DIRECT_WRITE_MIN_BYTES {
                 self.write_out(&pending.record)?;
             } else {
@@ -259,7 +273,7 @@ impl Writer {
     fn write_out(&mut self, tail: &[u8]) -> Result<(), WriteError> {
         let written = self.buf.len() + tail.len();
         self.inject_write_fault()
-            .and_then(|()| write_all_pair(&mut self.file, &self.buf, tail))
+            .and_then(|()| self.file.write_at(self.offset, &self.buf, tail))
             .map_err(|source| self.io_error("write", source))?;
         self.offset += written as u64;
         self.shared
@@ -277,6 +291,7 @@ impl Writer {
         self.shared.sync_count.fetch_add(1, Ordering::Relaxed);
         self.dirty = false;
         self.sync_requested = false;
+        self.synced = self.offset;
         Ok(())
     }
 
@@ -314,12 +329,15 @@ impl Writer {
             .lock()
             .prepared
             .take_if(|p| p.segment == next);
+        let storage = &*self.shared.config.storage;
+        let dir = &self.shared.config.dir;
         if let Some(prepared) = prepared {
             self.shared.spare.notify_all();
             // Its header and allocated blocks are durable already; the name is what
             // makes it a segment, and the directory fsync makes the name durable.
-            fs::rename(&prepared.path, &path)
-                .and_then(|()| self.dir.sync_all())
+            storage
+                .rename(&prepared.path, &path)
+                .and_then(|()| storage.sync_dir(dir))
                 .map_err(|source| WriteError::Io {
                     op: "rename preallocated segment to",
                     file: path.clone(),
@@ -329,29 +347,31 @@ impl Writer {
             self.file = prepared.file;
             self.segment = next;
             self.offset = SEGMENT_HEADER_BYTES;
+            self.synced = SEGMENT_HEADER_BYTES;
             self.dirty = false;
             self.preallocated = true;
             return Ok(());
         }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
+        let file = storage
+            .open(&path, OpenMode::CreateNew)
             .map_err(|source| WriteError::Io {
                 op: "create segment",
                 file: path.clone(),
                 source: Arc::new(source),
             })?;
+        // The header is fsynced before any record is written after it: a disk may persist
+        // a record before an earlier unsynced write, and a segment whose header was lost
+        // while records survived would read as corruption. A crash before this fsync
+        // leaves a short or zeroed file with no record in it, which recovery starts over.
         self.inject_write_fault()
-            .and_then(|()| file.write_all(&encode_segment_header(next)))
+            .and_then(|()| file.write_at(0, &encode_segment_header(next), &[]))
+            .and_then(|()| file.sync_all())
             .map_err(|source| WriteError::Io {
                 op: "write segment header",
                 file: path.clone(),
                 source: Arc::new(source),
             })?;
-        // The header itself is covered by the segment's next fsync; a crash before that
-        // leaves a short or zeroed last segment, which recovery recognises.
-        self.dir.sync_all().map_err(|source| WriteError::Io {
+        storage.sync_dir(dir).map_err(|source| WriteError::Io {
             op: "fsync directory of",
             file: path.clone(),
             source: Arc::new(source),
@@ -360,7 +380,8 @@ impl Writer {
         self.file = file;
         self.segment = next;
         self.offset = SEGMENT_HEADER_BYTES;
-        self.dirty = true;
+        self.synced = SEGMENT_HEADER_BYTES;
+        self.dirty = false;
         Ok(())
     }
 
@@ -461,25 +482,6 @@ impl Drop for ExitGuard {
         }
         drop(orphans);
     }
-}
-
-/// `write_all` of `head` then `tail` with vectored writes, retrying short writes.
-fn write_all_pair(file: &mut File, mut head: &[u8], mut tail: &[u8]) -> io::Result<()> {
-    while !head.is_empty() || !tail.is_empty() {
-        let written = match file.write_vectored(&[IoSlice::new(head), IoSlice::new(tail)]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => written,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if written < head.len() {
-            head = &head[written..];
-        } else {
-            tail = &tail[written - head.len()..];
-            head = &[];
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

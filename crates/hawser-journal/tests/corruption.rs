@@ -6,7 +6,10 @@ use std::fs;
 
 use bytes::Bytes;
 use common::*;
-use hawser_journal::{Corruption, Journal, OpenError, Position, SEGMENT_HEADER_BYTES};
+use hawser_journal::{
+    header_checksum, Corruption, Journal, OpenError, Position, RECORD_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES,
+};
 
 /// Three full segments of ten records each (plus the current one); returns positions.
 fn journal_of_segments(dir: &std::path::Path) -> Vec<Position> {
@@ -67,7 +70,7 @@ fn a_payload_flip_reports_a_checksum_mismatch() {
     let victim = positions.iter().filter(|p| p.segment == 2).nth(3).unwrap();
     let path = segment_path(dir.path(), 2);
     let mut data = fs::read(&path).unwrap();
-    data[victim.offset as usize + 8 + 5] ^= 0xFF;
+    data[(victim.offset + RECORD_HEADER_BYTES) as usize + 5] ^= 0xFF;
     fs::write(&path, data).unwrap();
     let error = open_error(dir.path());
     match &error {
@@ -180,16 +183,73 @@ fn a_bad_header_in_the_last_segment_is_refused_too() {
 
 #[test]
 fn a_record_length_over_the_limit_in_an_older_segment_is_corruption() {
-    let dir = tempfile::tempdir().unwrap();
-    journal_of_segments(dir.path());
+    let pristine = tempfile::tempdir().unwrap();
+    journal_of_segments(pristine.path());
+    let at = SEGMENT_HEADER_BYTES as usize;
+    // A damaged length fails the header checksum before anything trusts it.
+    let dir = copy_dir(pristine.path());
     let path = segment_path(dir.path(), 1);
     let mut data = fs::read(&path).unwrap();
-    let at = SEGMENT_HEADER_BYTES as usize;
     data[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-    fs::write(&path, data).unwrap();
+    fs::write(&path, &data).unwrap();
+    assert!(matches!(
+        open_error(dir.path()),
+        OpenError::Corrupt { offset, reason: Corruption::HeaderChecksumMismatch { .. }, .. }
+            if offset == SEGMENT_HEADER_BYTES
+    ));
+    // A length above the limit with a header that verifies (written with a larger
+    // max_record_bytes) is refused before any allocation of that size.
+    let field = |i: usize| u32::from_le_bytes(data[at + i..at + i + 4].try_into().unwrap());
+    let (synced, payload_checksum) = (field(4), field(8));
+    let position = Position {
+        segment: 1,
+        offset: SEGMENT_HEADER_BYTES,
+    };
+    let forged = header_checksum(position, u32::MAX, synced, payload_checksum);
+    data[at + 12..at + 16].copy_from_slice(&forged.to_le_bytes());
+    fs::write(&path, &data).unwrap();
     assert!(matches!(
         open_error(dir.path()),
         OpenError::Corrupt { offset, reason: Corruption::RecordTooLarge { .. }, .. }
             if offset == SEGMENT_HEADER_BYTES
     ));
+}
+
+/// One segment of ten records, each appended after the one before was durable: every
+/// record was written after an fsync that covered all the records before it.
+fn last_segment_of_synced_records(dir: &std::path::Path) -> Vec<Position> {
+    // Without preallocation, which would move appends on to a prepared segment.
+    let (journal, _) = open(&config_without_preallocation(dir, 1 << 20));
+    let positions: Vec<Position> = (0..10u8)
+        .map(|i| append_all(&journal, &[Bytes::from(vec![i; 30])])[0])
+        .collect();
+    assert!(positions.iter().all(|p| p.segment == 1), "{positions:?}");
+    positions
+}
+
+#[test]
+fn damage_in_the_middle_of_the_last_segment_is_corruption() {
+    let pristine = tempfile::tempdir().unwrap();
+    let positions = last_segment_of_synced_records(pristine.path());
+    let victim = positions[4];
+    let next = positions[5];
+    for byte in victim.offset..next.offset {
+        let dir = copy_dir(pristine.path());
+        let path = segment_path(dir.path(), 1);
+        let mut data = fs::read(&path).unwrap();
+        data[byte as usize] ^= 0x10;
+        fs::write(&path, &data).unwrap();
+        match Journal::open(config(dir.path(), 1 << 20)) {
+            Err(OpenError::Corrupt { file, offset, .. }) => {
+                assert_eq!(file, path, "flipped byte {byte}");
+                assert_eq!(offset, victim.offset, "flipped byte {byte}");
+            }
+            Err(other) => panic!("flipped byte {byte}: expected Corrupt, got {other}"),
+            Ok((_, recovered)) => panic!(
+                "flipped byte {byte}: damage before durable records was cut as a torn tail, {} records left",
+                recovered.records.len()
+            ),
+        }
+        assert_eq!(fs::read(&path).unwrap(), data, "left as it was");
+    }
 }

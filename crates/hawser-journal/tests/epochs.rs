@@ -146,3 +146,34 @@ fn the_fence_stops_confirmations_for_good() {
     assert!(j.append(Bytes::from_static(b"later"), true).is_err());
     j.close();
 }
+
+#[test]
+fn a_takeover_refuses_damage_its_predecessor_had_synced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let config = |epoch| JournalConfig {
+        preallocate: false,
+        ..epoch_config(base, epoch, 1 << 20)
+    };
+    let (old, _) = Journal::open(config(1)).unwrap();
+    // One at a time: each record is written after the one before was fsynced.
+    let positions: Vec<_> = (0..6u8)
+        .map(|i| append_all(&old, &[Bytes::from(vec![i; 20])])[0])
+        .collect();
+    old.close();
+    let victim = positions[2];
+    let path = base
+        .join(epoch_dir_name(1))
+        .join(hawser_journal::segment_file_name(victim.segment));
+    let mut data = std::fs::read(&path).unwrap();
+    data[victim.offset as usize + 20] ^= 0x01;
+    std::fs::write(&path, &data).unwrap();
+    match Journal::open(config(2)) {
+        Err(OpenError::Corrupt { file, offset, .. }) => {
+            assert_eq!((file, offset), (path, victim.offset));
+        }
+        other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+    }
+    // Nothing was sealed: a later takeover, once the damage is dealt with, starts over.
+    assert!(!base.join(epoch_dir_name(2)).join("SEALS").exists());
+}

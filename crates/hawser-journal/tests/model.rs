@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use common::*;
-use hawser_journal::Position;
+use hawser_journal::{Position, MIN_SEGMENT_BYTES};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -100,7 +100,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn reopen_recovers_the_model(segment_bytes in 28u64..600, ops in proptest::collection::vec(op(), 0..120)) {
+    fn reopen_recovers_the_model(segment_bytes in MIN_SEGMENT_BYTES..600, ops in proptest::collection::vec(op(), 0..120)) {
         check(segment_bytes, ops)?;
     }
 }

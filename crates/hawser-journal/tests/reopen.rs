@@ -6,7 +6,7 @@ use bytes::Bytes;
 use common::*;
 use hawser_journal::{
     AppendError, Corruption, Journal, JournalConfig, OpenError, Position, ReadError,
-    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, SEGMENT_HEADER_BYTES,
+    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES, SEGMENT_HEADER_BYTES,
 };
 
 #[test]
@@ -213,6 +213,25 @@ fn segment_bytes_below_the_minimum_is_refused() {
             ..
         })
     ));
+}
+
+#[test]
+fn segment_bytes_above_the_maximum_is_refused() {
+    // Record offsets are stored in 32 bits (each record says how far its segment was
+    // synced), so a segment may not grow past them.
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), MAX_SEGMENT_BYTES + 1);
+    assert!(matches!(
+        Journal::open(config),
+        Err(OpenError::SegmentTooLarge {
+            max: MAX_SEGMENT_BYTES,
+            ..
+        })
+    ));
+    let (_journal, _) = open(&JournalConfig {
+        segment_bytes: MAX_SEGMENT_BYTES,
+        ..config_without_preallocation(dir.path(), 1)
+    });
 }
 
 #[test]

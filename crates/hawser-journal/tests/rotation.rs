@@ -81,7 +81,7 @@ fn a_record_larger_than_a_segment_gets_a_segment_of_its_own() {
     assert_eq!(positions[2].segment, 3);
     assert_eq!(
         file_len(&segment_path(dir.path(), 2)),
-        SEGMENT_HEADER_BYTES + 8 + 500
+        SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES + 500
     );
     let (_, recovered) = open(&config);
     assert_eq!(payloads(&recovered), written);

@@ -8,7 +8,37 @@ use std::io::Write;
 
 use bytes::Bytes;
 use common::*;
-use hawser_journal::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use hawser_journal::{
+    encode_record_header, encode_segment_header, torn_tail_file_name, Position,
+    RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+};
+
+/// What a recovery keeps of a torn tail: its bytes without trailing zeros, or nothing.
+fn kept(bytes: &[u8]) -> Option<Vec<u8>> {
+    let end = bytes.len() - bytes.iter().rev().take_while(|&&b| b == 0).count();
+    (end > 0).then(|| bytes[..end].to_vec())
+}
+
+/// Asserts that the torn tail cut from `segment` at `offset` was kept as `expected`.
+fn assert_kept(
+    dir: &std::path::Path,
+    recovered_copy: &Option<std::path::PathBuf>,
+    segment: u64,
+    offset: u64,
+    expected: Option<Vec<u8>>,
+) {
+    let path = dir.join(torn_tail_file_name(segment, offset));
+    match expected {
+        Some(bytes) => {
+            assert_eq!(recovered_copy.as_ref(), Some(&path));
+            assert_eq!(fs::read(&path).unwrap(), bytes);
+        }
+        None => {
+            assert_eq!(recovered_copy, &None);
+            assert!(!path.exists());
+        }
+    }
+}
 
 /// Builds a journal of two segments whose last one holds three records; returns the
 /// records and the offset of the last record in the last segment.
@@ -38,6 +68,7 @@ fn truncation_at_every_byte_of_the_last_record_is_recovered() {
     let end = last_offset + RECORD_HEADER_BYTES + written[3].len() as u64;
     assert_eq!(file_len(&segment_path(original.path(), segment)), end);
 
+    let original_bytes = fs::read(segment_path(original.path(), segment)).unwrap();
     for cut_at in last_offset..end {
         let dir = copy_dir(original.path());
         let path = segment_path(dir.path(), segment);
@@ -74,6 +105,21 @@ fn truncation_at_every_byte_of_the_last_record_is_recovered() {
             last_offset,
             "file cut at the last good record"
         );
+        let cut_bytes = &original_bytes[last_offset as usize..cut_at as usize];
+        assert_kept(
+            dir.path(),
+            &recovered.torn_tail_copy,
+            segment,
+            last_offset,
+            kept(cut_bytes),
+        );
+        if let Some(copy) = &recovered.torn_tail_copy {
+            assert!(
+                warned[0].fields.contains(&copy.display().to_string()),
+                "the warning names the copy: {:?}",
+                warned[0]
+            );
+        }
 
         let fresh = Bytes::from_static(b"appended after recovery");
         let positions = append_all(&journal, std::slice::from_ref(&fresh));
@@ -117,11 +163,23 @@ fn garbage_after_the_last_record_is_cut() {
             assert_eq!(recovered.truncated, Some((path.clone(), end)));
             assert_eq!(warnings(&logs).len(), 1);
         }
+        assert_kept(
+            dir.path(),
+            &recovered.torn_tail_copy,
+            segment,
+            end,
+            kept(&garbage),
+        );
         assert_eq!(file_len(&path), end);
         append_all(&journal, &[Bytes::from_static(b"more")]);
         drop(journal);
+        // The copy is not a segment: kept, and ignored by later opens.
         let (_, recovered) = open(&config(dir.path(), 120));
         assert_eq!(recovered.records.len(), written.len() + 1);
+        assert_eq!(recovered.truncated, None);
+        assert_eq!(recovered.torn_tail_copy, None);
+        let copy = dir.path().join(torn_tail_file_name(segment, end));
+        assert_eq!(fs::read(&copy).ok(), kept(&garbage));
     }
 }
 
@@ -138,6 +196,13 @@ fn a_torn_segment_header_is_rewritten() {
         assert_eq!(payloads(&recovered), written);
         assert_eq!(recovered.truncated, Some((next.clone(), 0)));
         assert_eq!(warnings(&logs).len(), 1, "{logs:?}");
+        assert_kept(
+            dir.path(),
+            &recovered.torn_tail_copy,
+            segment + 1,
+            0,
+            kept(&torn),
+        );
         assert_eq!(file_len(&next), SEGMENT_HEADER_BYTES);
         assert_eq!(journal.current_segment(), segment + 1);
         let positions = append_all(&journal, &[Bytes::from_static(b"x")]);
@@ -146,4 +211,47 @@ fn a_torn_segment_header_is_rewritten() {
         let (_, recovered) = open(&config(dir.path(), 120));
         assert_eq!(recovered.records.len(), written.len() + 1);
     }
+}
+
+#[test]
+fn intact_records_after_the_damage_that_were_written_before_it_was_synced_are_cut() {
+    // Segment 1 as the writer leaves it: two records confirmed one at a time, then a batch
+    // of three written after the second one's fsync, not yet synced itself.
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = encode_segment_header(1).to_vec();
+    let mut offsets = Vec::new();
+    let mut synced = SEGMENT_HEADER_BYTES as u32;
+    for (i, batch_start) in [(0u8, true), (1, true), (2, true), (3, false), (4, false)] {
+        let at = Position {
+            segment: 1,
+            offset: data.len() as u64,
+        };
+        if batch_start {
+            synced = at.offset as u32;
+        }
+        offsets.push(at.offset);
+        let payload = vec![i; 25];
+        data.extend_from_slice(&encode_record_header(at, synced, &payload));
+        data.extend_from_slice(&payload);
+    }
+    // The crash: the batch's first record never reached the disk, the other two did.
+    let mut crashed = data.clone();
+    crashed[offsets[2] as usize..offsets[3] as usize].fill(0);
+    let path = segment_path(dir.path(), 1);
+    fs::write(&path, &crashed).unwrap();
+
+    let ((_journal, recovered), logs) = capture_logs(|| open(&config(dir.path(), 1 << 20)));
+    assert_eq!(
+        payloads(&recovered),
+        vec![Bytes::from(vec![0; 25]), Bytes::from(vec![1; 25])]
+    );
+    assert_eq!(recovered.truncated, Some((path.clone(), offsets[2])));
+    assert_eq!(warnings(&logs).len(), 1, "{logs:?}");
+    assert_kept(
+        dir.path(),
+        &recovered.torn_tail_copy,
+        1,
+        offsets[2],
+        kept(&crashed[offsets[2] as usize..]),
+    );
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the journal's integration tests.
 #![allow(dead_code)]
 
+pub mod fixture;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
