@@ -41,7 +41,7 @@ pub use message::{Message, MessageData, MessageId, NewMessage, ProducerRef};
 pub use outbox::{AckMode, ConnectionId, ConsumerId, Delivery, Outbox};
 pub use producer::{ProducerKey, SeqWindow};
 pub use store::{
-    wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore, Recovered, Seq,
-    Store, StoreError, StoreKey, StoreOp,
+    wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore, Recovered, Replay,
+    Seq, Store, StoreError, StoreKey, StoreOp,
 };
 pub use usage::{DestinationPolicy, DestinationUsage, Full, MemoryUsage};

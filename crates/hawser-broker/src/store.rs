@@ -203,6 +203,92 @@ pub struct Recovered {
     pub producers: HashMap<ProducerKey, SeqWindow>,
 }
 
+/// Replaying records as a store recovers them: every store (and the tests'
+/// model stores) turns its records back into [`Recovered`] with this one piece.
+///
+/// Messages per container come back in id order, which is send order (a copy
+/// a store made of a record, re-enqueuing the same id later, takes the
+/// original's place).
+#[derive(Debug, Default)]
+pub struct Replay {
+    messages: HashMap<StoreKey, std::collections::BTreeMap<MessageId, (MessageData, u32)>>,
+    subscriptions: HashMap<StoreKey, DurableSubscription>,
+    producers: HashMap<ProducerKey, SeqWindow>,
+    max_id: MessageId,
+}
+
+impl Replay {
+    /// Applies one record's ops, taking its messages (recovery decodes each
+    /// record once and keeps what it decoded; nothing is copied).
+    pub fn apply(&mut self, ops: Vec<StoreOp<MessageData>>) {
+        for op in ops {
+            match op {
+                StoreOp::Enqueue { message, targets } => {
+                    self.max_id = self.max_id.max(message.id);
+                    // Each target but the last gets a copy (sharing the body); the last takes it.
+                    let last = targets.len().saturating_sub(1);
+                    let mut message = Some(message);
+                    for (i, key) in targets.into_iter().enumerate() {
+                        let data = if i == last {
+                            message.take()
+                        } else {
+                            message.clone()
+                        };
+                        if let Some(data) = data {
+                            self.messages
+                                .entry(key)
+                                .or_default()
+                                .insert(data.id, (data, 0));
+                        }
+                    }
+                }
+                StoreOp::Dequeue { key, id } => {
+                    if let Some(m) = self.messages.get_mut(&key) {
+                        m.remove(&id);
+                    }
+                }
+                StoreOp::Redelivered { key, id, count } => {
+                    if let Some(e) = self.messages.get_mut(&key).and_then(|m| m.get_mut(&id)) {
+                        e.1 = count;
+                    }
+                }
+                StoreOp::Subscribe(sub) => {
+                    self.subscriptions.insert(sub.key(), sub);
+                }
+                StoreOp::ProducerSeen { producer, seq } => {
+                    self.producers.entry(producer).or_default().insert(seq);
+                }
+                StoreOp::ProducerWindow { producer, window } => {
+                    self.producers.insert(producer, window);
+                }
+                StoreOp::ProducerForget { producer } => {
+                    self.producers.remove(&producer);
+                }
+                StoreOp::Unsubscribe { client_id, name } => {
+                    let key = StoreKey::Durable { client_id, name };
+                    self.subscriptions.remove(&key);
+                    self.messages.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// What was recovered.
+    pub fn into_recovered(self) -> Recovered {
+        Recovered {
+            messages: self
+                .messages
+                .into_iter()
+                .filter(|(_, m)| !m.is_empty())
+                .map(|(k, m)| (k, m.into_values().collect()))
+                .collect(),
+            subscriptions: self.subscriptions.into_values().collect(),
+            max_message_id: self.max_id,
+            producers: self.producers,
+        }
+    }
+}
+
 /// Why a store could not take or keep a record.
 #[non_exhaustive]
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]

@@ -38,55 +38,11 @@ impl RecordingStore {
             .collect()
     }
 
-    /// What a store would recover from these records (a tiny model of the journal's replay).
+    /// What a store would recover from these records.
     pub(crate) fn recover(&self) -> Recovered {
-        let mut rec = Recovered::default();
-        for op in self.ops() {
-            match op {
-                StoreOp::Enqueue { message, targets } => {
-                    rec.max_message_id = rec.max_message_id.max(message.id);
-                    for t in targets {
-                        rec.messages
-                            .entry(t)
-                            .or_default()
-                            .push((message.clone(), 0));
-                    }
-                }
-                StoreOp::Dequeue { key, id } => {
-                    if let Some(v) = rec.messages.get_mut(&key) {
-                        v.retain(|(m, _)| m.id != id);
-                    }
-                }
-                StoreOp::Redelivered { key, id, count } => {
-                    if let Some(v) = rec.messages.get_mut(&key) {
-                        for (m, c) in v.iter_mut() {
-                            if m.id == id {
-                                *c = count;
-                            }
-                        }
-                    }
-                }
-                StoreOp::Subscribe(s) => {
-                    rec.subscriptions.retain(|x| x.key() != s.key());
-                    rec.subscriptions.push(s);
-                }
-                StoreOp::Unsubscribe { client_id, name } => {
-                    let key = StoreKey::Durable { client_id, name };
-                    rec.subscriptions.retain(|x| x.key() != key);
-                    rec.messages.remove(&key);
-                }
-                StoreOp::ProducerSeen { producer, seq } => {
-                    rec.producers.entry(producer).or_default().insert(seq);
-                }
-                StoreOp::ProducerWindow { producer, window } => {
-                    rec.producers.insert(producer, window);
-                }
-                StoreOp::ProducerForget { producer } => {
-                    rec.producers.remove(&producer);
-                }
-            }
-        }
-        rec
+        let mut replay = Replay::default();
+        replay.apply(self.ops());
+        replay.into_recovered()
     }
 }
 

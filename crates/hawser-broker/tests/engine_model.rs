@@ -18,15 +18,15 @@
 //! durable (an fsync), `Crash` drops what is not and starts a new engine from
 //! the rest, as recovery would. Failures print the seed and the operations.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use hawser_broker::{
     AckMode, Broker, BrokerConfig, ConnectionId, Consumed, Delivery, Destination, Durability,
-    DurabilityWatch, MessageData, NewMessage, Outbox, ProducerRef, Recovered, Seq, Store,
-    StoreError, StoreKey, StoreOp, SubscribeSpec,
+    DurabilityWatch, MessageData, NewMessage, Outbox, ProducerRef, Recovered, Replay, Seq, Store,
+    StoreError, StoreOp, SubscribeSpec,
 };
 use parking_lot::Mutex;
 use proptest::prelude::*;
@@ -74,50 +74,11 @@ impl ModelStore {
 
     /// What the journal's replay recovers from the records.
     fn recover(&self) -> Recovered {
-        let mut rec = Recovered::default();
-        let mut order: HashMap<StoreKey, Vec<u64>> = HashMap::new();
-        let mut live: HashMap<(StoreKey, u64), (MessageData, u32)> = HashMap::new();
+        let mut replay = Replay::default();
         for (_, ops) in self.records.lock().iter() {
-            for op in ops.clone() {
-                match op {
-                    StoreOp::Enqueue { message, targets } => {
-                        rec.max_message_id = rec.max_message_id.max(message.id);
-                        for t in targets {
-                            order.entry(t.clone()).or_default().push(message.id);
-                            live.insert((t, message.id), (message.clone(), 0));
-                        }
-                    }
-                    StoreOp::Dequeue { key, id } => {
-                        live.remove(&(key, id));
-                    }
-                    StoreOp::Redelivered { key, id, count } => {
-                        if let Some(e) = live.get_mut(&(key, id)) {
-                            e.1 = count;
-                        }
-                    }
-                    StoreOp::ProducerSeen { producer, seq } => {
-                        rec.producers.entry(producer).or_default().insert(seq);
-                    }
-                    StoreOp::ProducerWindow { producer, window } => {
-                        rec.producers.insert(producer, window);
-                    }
-                    StoreOp::ProducerForget { producer } => {
-                        rec.producers.remove(&producer);
-                    }
-                    StoreOp::Subscribe(_) | StoreOp::Unsubscribe { .. } => {}
-                }
-            }
+            replay.apply(ops.clone());
         }
-        for (key, ids) in order {
-            let msgs: Vec<(MessageData, u32)> = ids
-                .into_iter()
-                .filter_map(|id| live.remove(&(key.clone(), id)))
-                .collect();
-            if !msgs.is_empty() {
-                rec.messages.insert(key, msgs);
-            }
-        }
-        rec
+        replay.into_recovered()
     }
 }
 

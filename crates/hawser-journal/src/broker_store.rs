@@ -28,8 +28,8 @@ use hawser_broker::store_codec::{
     decode_record, decode_record_with, encode_record, CodecError, Names,
 };
 use hawser_broker::{
-    Durability, DurabilityWatch, DurableSubscription, MessageData, MessageId, ProducerKey,
-    Recovered, Seq, SeqWindow, Store, StoreError, StoreKey, StoreOp,
+    Durability, DurabilityWatch, MessageData, MessageId, ProducerKey, Recovered, Replay, Seq,
+    SeqWindow, Store, StoreError, StoreKey, StoreOp,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -223,72 +223,6 @@ impl Tracker {
     }
 }
 
-/// State rebuilt while replaying the journal at open.
-#[derive(Default)]
-struct Replay {
-    messages: HashMap<StoreKey, BTreeMap<MessageId, (MessageData, u32)>>,
-    subscriptions: HashMap<StoreKey, DurableSubscription>,
-    producers: HashMap<ProducerKey, SeqWindow>,
-    max_id: MessageId,
-}
-
-impl Replay {
-    /// Applies one record's ops, taking its messages (recovery decodes each
-    /// record once and keeps what it decoded, nothing is copied).
-    fn apply(&mut self, ops: Vec<StoreOp<MessageData>>) {
-        for op in ops {
-            match op {
-                StoreOp::Enqueue { message, targets } => {
-                    self.max_id = self.max_id.max(message.id);
-                    // Each target but the last gets a copy (sharing the body); the last takes it.
-                    let last = targets.len().saturating_sub(1);
-                    let mut message = Some(message);
-                    for (i, key) in targets.into_iter().enumerate() {
-                        let data = if i == last {
-                            message.take()
-                        } else {
-                            message.clone()
-                        };
-                        if let Some(data) = data {
-                            self.messages
-                                .entry(key)
-                                .or_default()
-                                .insert(data.id, (data, 0));
-                        }
-                    }
-                }
-                StoreOp::Dequeue { key, id } => {
-                    if let Some(m) = self.messages.get_mut(&key) {
-                        m.remove(&id);
-                    }
-                }
-                StoreOp::Redelivered { key, id, count } => {
-                    if let Some(e) = self.messages.get_mut(&key).and_then(|m| m.get_mut(&id)) {
-                        e.1 = count;
-                    }
-                }
-                StoreOp::Subscribe(sub) => {
-                    self.subscriptions.insert(sub.key(), sub);
-                }
-                StoreOp::ProducerSeen { producer, seq } => {
-                    self.producers.entry(producer).or_default().insert(seq);
-                }
-                StoreOp::ProducerWindow { producer, window } => {
-                    self.producers.insert(producer, window);
-                }
-                StoreOp::ProducerForget { producer } => {
-                    self.producers.remove(&producer);
-                }
-                StoreOp::Unsubscribe { client_id, name } => {
-                    let key = StoreKey::Durable { client_id, name };
-                    self.subscriptions.remove(&key);
-                    self.messages.remove(&key);
-                }
-            }
-        }
-    }
-}
-
 /// What the store threads share.
 struct Shared {
     journal: Journal,
@@ -326,17 +260,7 @@ impl JournalStore {
             tracker.apply(&ops, *pos, record_len(bytes));
             replay.apply(ops);
         }
-        let recovered = Recovered {
-            messages: replay
-                .messages
-                .into_iter()
-                .filter(|(_, m)| !m.is_empty())
-                .map(|(k, m)| (k, m.into_values().collect()))
-                .collect(),
-            subscriptions: replay.subscriptions.into_values().collect(),
-            max_message_id: replay.max_id,
-            producers: replay.producers.into_iter().collect(),
-        };
+        let recovered = replay.into_recovered();
         let durability = watch::channel(Durability::default()).0;
         journal.set_progress_hook(progress_hook(durability.clone()));
         let shared = Arc::new(Shared {
