@@ -358,6 +358,17 @@ impl World {
         self.producers[p].commits.clear();
     }
 
+    /// What consumer `c`'s acknowledgement of its `k`th held delivery covers,
+    /// taken off its held list: everything up to it when acks are cumulative.
+    fn take_covered(&mut self, c: usize, k: usize) -> Vec<Delivery> {
+        let consumer = &mut self.consumers[c];
+        if consumer.mode == AckMode::Client {
+            consumer.held.drain(..=k).collect()
+        } else {
+            vec![consumer.held.remove(k)]
+        }
+    }
+
     fn drop_consumer(&mut self, c: usize) {
         if let Some(conn) = self.consumers[c].conn.take() {
             self.broker.disconnect(conn);
@@ -510,11 +521,7 @@ impl World {
                 let id = self.consumers[c].held[k].message.id;
                 match self.broker.ack(conn, Some("s"), id, None, sync) {
                     Ok(record) => {
-                        let covered: Vec<Delivery> = if self.consumers[c].mode == AckMode::Client {
-                            self.consumers[c].held.drain(..=k).collect()
-                        } else {
-                            vec![self.consumers[c].held.remove(k)]
-                        };
+                        let covered = self.take_covered(c, k);
                         let bodies: Vec<String> = covered.iter().map(text).collect();
                         self.acked.extend(bodies.iter().cloned());
                         if record != 0 {
@@ -535,11 +542,7 @@ impl World {
                 let id = self.consumers[c].held[k].message.id;
                 match self.broker.nack(conn, Some("s"), id) {
                     Ok(()) => {
-                        if self.consumers[c].mode == AckMode::Client {
-                            self.consumers[c].held.drain(..=k);
-                        } else {
-                            self.consumers[c].held.remove(k);
-                        }
+                        self.take_covered(c, k);
                     }
                     Err(_) => self.drop_consumer(c),
                 }
@@ -561,11 +564,7 @@ impl World {
                 let id = self.consumers[c].held[k].message.id;
                 match self.broker.ack(conn, Some("s"), id, Some("ctx"), false) {
                     Ok(_) => {
-                        let covered: Vec<Delivery> = if self.consumers[c].mode == AckMode::Client {
-                            self.consumers[c].held.drain(..=k).collect()
-                        } else {
-                            vec![self.consumers[c].held.remove(k)]
-                        };
+                        let covered = self.take_covered(c, k);
                         let acks = self.consumers[c].tx_acks.as_mut().expect("open");
                         acks.extend(covered.iter().map(text));
                     }
