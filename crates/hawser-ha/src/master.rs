@@ -6,22 +6,24 @@
 //! it, is master. While master, a watcher looks for a later claim, and in lease
 //! mode a renewer keeps the lease fresh; either one failing cancels the
 //! [`Mastership`], and its [`Fence`] refuses from then on, so the journal confirms
-//! nothing more.
+//! nothing more. Lease deadlines are kept on the boot clock (see `clock`), which
+//! counts through a suspended machine.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hawser_journal::Fence;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::clock::{BootClock, Clock};
 use crate::epochs::Epochs;
 use crate::lease::{Lease, LeaseFile};
+use crate::lease_timer::LeaseTimer;
 
 /// Name of the lock file in the `ha/` directory (file-lock mode).
 pub const LOCK_FILE: &str = "master.lock";
@@ -118,10 +120,27 @@ pub struct Mastership {
     /// Cancelled when mastership is lost; `reason` says why.
     lost: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
-    /// Lease mode: until when (ms on `clock`) the last renewal holds.
-    valid_until_ms: Option<Arc<AtomicU64>>,
-    clock: Instant,
+    /// Lease mode: until when the last renewal holds.
+    lease: Option<Arc<LeaseTimer>>,
+    /// The clock the lease is timed with (the boot clock but in tests).
+    clock: Arc<dyn Clock>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// What `acquire` reads from the machine, replaceable in tests.
+#[derive(Clone, Debug)]
+struct Env {
+    /// Times the lease.
+    clock: Arc<dyn Clock>,
+}
+
+impl Env {
+    /// The real machine.
+    fn real() -> Env {
+        Env {
+            clock: Arc::new(BootClock),
+        }
+    }
 }
 
 impl Mastership {
@@ -132,15 +151,15 @@ impl Mastership {
         let epoch = self.epoch;
         let lost = self.lost.clone();
         let reason = Arc::clone(&self.reason);
-        let valid = self.valid_until_ms.clone();
-        let clock = self.clock;
+        let lease = self.lease.clone();
+        let clock = Arc::clone(&self.clock);
         Fence::new(move || {
             if lost.is_cancelled() {
                 let why = reason.lock().map(|r| r.clone()).unwrap_or(None);
                 return Err(why.unwrap_or_else(|| "mastership lost".into()));
             }
-            if let Some(valid) = &valid {
-                if elapsed_ms(clock) > valid.load(Ordering::SeqCst) {
+            if let Some(lease) = &lease {
+                if !lease.holds(clock.now()) {
                     return Err(format!("lease of epoch {epoch} not renewed in time"));
                 }
             }
@@ -222,6 +241,16 @@ pub async fn acquire(
     role: &tokio::sync::watch::Sender<Role>,
     shutdown: &CancellationToken,
 ) -> io::Result<Option<Mastership>> {
+    acquire_in(&Env::real(), settings, role, shutdown).await
+}
+
+/// [`acquire`] on the machine `env` describes.
+async fn acquire_in(
+    env: &Env,
+    settings: &HaSettings,
+    role: &tokio::sync::watch::Sender<Role>,
+    shutdown: &CancellationToken,
+) -> io::Result<Option<Mastership>> {
     let epochs = Epochs::open(settings.ha_dir())?;
     let mut announced = None;
     loop {
@@ -237,8 +266,8 @@ pub async fn acquire(
             announced = Some(current);
         }
         let attempt = match settings.mode {
-            LockMode::File => try_file_lock(settings, &epochs, current)?,
-            LockMode::Lease { .. } => try_lease(settings, &epochs, current)?,
+            LockMode::File => try_file_lock(env, settings, &epochs, current)?,
+            LockMode::Lease { .. } => try_lease(env, settings, &epochs, current)?,
         };
         if let Some(m) = attempt {
             // The caller reports Role::Master once it serves.
@@ -258,6 +287,7 @@ pub async fn acquire(
 }
 
 fn try_file_lock(
+    env: &Env,
     settings: &HaSettings,
     epochs: &Epochs,
     current: u64,
@@ -279,13 +309,14 @@ fn try_file_lock(
         warn!("epoch {epoch} was claimed by another broker despite the lock; use lease mode on this file system");
         return Ok(None);
     }
-    let mut m = mastership(settings, epochs, epoch, None);
+    let mut m = mastership(env, settings, epochs, epoch, None);
     m.lock = Some(file);
     m.tasks.push(spawn_watcher(&m));
     Ok(Some(m))
 }
 
 fn try_lease(
+    env: &Env,
     settings: &HaSettings,
     epochs: &Epochs,
     current: u64,
@@ -305,7 +336,9 @@ fn try_lease(
         }
     }
     let epoch = current + 1;
-    let started = Instant::now();
+    // The lease is reckoned from before the claim: whatever the claim and the first
+    // write take comes off it.
+    let started = env.clock.now();
     if !epochs.claim(epoch, &owner_line(settings))? {
         return Ok(None);
     }
@@ -315,23 +348,19 @@ fn try_lease(
         renewed_ms: wall_ms(),
         lease_ms,
     })?;
-    let clock = Instant::now();
-    let valid = Arc::new(AtomicU64::new(
-        lease_ms.saturating_sub(skew_ms + started.elapsed().as_millis() as u64),
-    ));
-    let mut m = mastership(settings, epochs, epoch, Some(Arc::clone(&valid)));
-    m.clock = clock;
+    let lease = Arc::new(LeaseTimer::new(started, lease_ms, skew_ms));
+    let mut m = mastership(env, settings, epochs, epoch, Some(lease));
     m.tasks.push(spawn_watcher(&m));
-    m.tasks
-        .push(spawn_renewer(&m, file, lease_ms, renew_ms, skew_ms));
+    m.tasks.push(spawn_renewer(&m, file, lease_ms, renew_ms));
     Ok(Some(m))
 }
 
 fn mastership(
+    env: &Env,
     settings: &HaSettings,
     epochs: &Epochs,
     epoch: u64,
-    valid_until_ms: Option<Arc<AtomicU64>>,
+    lease: Option<Arc<LeaseTimer>>,
 ) -> Mastership {
     Mastership {
         epoch,
@@ -340,8 +369,8 @@ fn mastership(
         lock: None,
         lost: CancellationToken::new(),
         reason: Arc::new(Mutex::new(None)),
-        valid_until_ms,
-        clock: Instant::now(),
+        lease,
+        clock: Arc::clone(&env.clock),
         tasks: Vec::new(),
     }
 }
@@ -382,29 +411,32 @@ fn spawn_watcher(m: &Mastership) -> JoinHandle<()> {
 }
 
 /// Renews the lease every `renew_ms`; gives up mastership when another epoch holds
-/// it or when renewals fail until it runs out.
-fn spawn_renewer(
-    m: &Mastership,
-    file: LeaseFile,
-    lease_ms: u64,
-    renew_ms: u64,
-    skew_ms: u64,
-) -> JoinHandle<()> {
+/// it, when renewals fail until it runs out, or when it ran out before a renewal
+/// could start (the process was paused or the machine suspended that long).
+fn spawn_renewer(m: &Mastership, file: LeaseFile, lease_ms: u64, renew_ms: u64) -> JoinHandle<()> {
     let (epoch, node, lost, reason, clock) = (
         m.epoch,
         m.settings.node.clone(),
         m.lost.clone(),
         Arc::clone(&m.reason),
-        m.clock,
+        Arc::clone(&m.clock),
     );
-    let valid = m.valid_until_ms.clone().expect("lease mode");
+    let lease = m.lease.clone().expect("lease mode");
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(renew_ms.max(1))) => {}
                 _ = lost.cancelled() => return,
             }
-            let attempt_at = elapsed_ms(clock);
+            let attempt_at = clock.now();
+            if let Err(lapsed) = lease.may_renew(attempt_at) {
+                let why = format!(
+                    "lease of epoch {epoch} ran out {} ms before it could be renewed (process paused or machine suspended?)",
+                    lapsed.late_by.as_millis()
+                );
+                lose(&lost, &reason, why);
+                return;
+            }
             let renewed = file.read().and_then(|current| match current {
                 Some(l) if l.epoch > epoch => Err(io::Error::other(format!(
                     "the lease is held by epoch {} ({})",
@@ -418,16 +450,13 @@ fn spawn_renewer(
                 }),
             });
             match renewed {
-                Ok(()) => valid.store(
-                    attempt_at + lease_ms.saturating_sub(skew_ms),
-                    Ordering::SeqCst,
-                ),
+                Ok(()) => lease.renewed(attempt_at),
                 Err(e) if e.kind() == io::ErrorKind::Other => {
                     lose(&lost, &reason, e.to_string());
                     return;
                 }
                 Err(e) => {
-                    if elapsed_ms(clock) > valid.load(Ordering::SeqCst) {
+                    if !lease.holds(clock.now()) {
                         lose(&lost, &reason, format!("lease not renewed in time: {e}"));
                         return;
                     }
@@ -462,10 +491,6 @@ fn wall_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-fn elapsed_ms(since: Instant) -> u64 {
-    since.elapsed().as_millis() as u64
 }
 
 #[cfg(test)]
@@ -539,6 +564,50 @@ mod tests {
             .await
             .unwrap();
         assert!(why.contains("superseded"), "{why}");
+    }
+
+    /// A suspended machine: boot time jumps past the lease while monotonic time (and
+    /// so Tokio's timers and `Instant`) barely moves. The master must count its
+    /// lease as run out: the fence refuses at once, and the renewer, waking up,
+    /// does not revive the lease but gives mastership up.
+    #[tokio::test]
+    async fn a_lease_that_ran_out_on_the_boot_clock_is_expired() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (role, _) = tokio::sync::watch::channel(Role::Standalone);
+        let stop = CancellationToken::new();
+        let clock = Arc::new(crate::clock::ManualClock::default());
+        let env = Env {
+            clock: clock.clone(),
+        };
+        let slow_renewals = LockMode::Lease {
+            lease_ms: 300,
+            renew_ms: 100,
+            skew_ms: 50,
+        };
+        let m = acquire_in(
+            &env,
+            &settings(tmp.path(), slow_renewals, "a"),
+            &role,
+            &stop,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let fence = m.fence();
+        assert!(fence.check().is_ok());
+        let mono = std::time::Instant::now();
+        clock.advance(Duration::from_millis(251));
+        let err = fence.check().unwrap_err();
+        assert!(err.contains("not renewed in time"), "{err}");
+        assert!(
+            mono.elapsed() < Duration::from_millis(250),
+            "the monotonic clock must not have run the lease out by itself"
+        );
+        let why = tokio::time::timeout(Duration::from_secs(5), m.lost())
+            .await
+            .expect("the renewer gives mastership up");
+        assert!(why.contains("ran out"), "{why}");
+        assert!(fence.check().is_err(), "and the fence stays shut");
     }
 
     #[tokio::test]
