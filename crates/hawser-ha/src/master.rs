@@ -1,8 +1,9 @@
 //! Becoming master of a shared store, staying master, and stepping down.
 //!
 //! A standby polls every `poll_ms`: in file-lock mode it tries the exclusive lock
-//! on `ha/master.lock`; in lease mode it reads the lease and waits for it to run
-//! out. Either way it then claims the next epoch (see `epochs`) and, having won
+//! on `ha/master.lock` (and refuses to start on a network file system, whose locks
+//! cannot be trusted: see `fstype`); in lease mode it reads the lease and waits for
+//! it to run out. Either way it then claims the next epoch (see `epochs`) and, having won
 //! it, is master. While master, a watcher looks for a later claim, and in lease
 //! mode a renewer keeps the lease fresh; either one failing cancels the
 //! [`Mastership`], and its [`Fence`] refuses from then on, so the journal confirms
@@ -11,7 +12,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,6 +23,7 @@ use tracing::{info, warn};
 
 use crate::clock::{BootClock, Clock};
 use crate::epochs::Epochs;
+use crate::fstype;
 use crate::lease::{Lease, LeaseFile};
 use crate::lease_timer::LeaseTimer;
 
@@ -132,6 +134,8 @@ pub struct Mastership {
 struct Env {
     /// Times the lease.
     clock: Arc<dyn Clock>,
+    /// `statfs(dir).f_type`: which file system the store is on.
+    fs_type: fn(&Path) -> io::Result<i64>,
 }
 
 impl Env {
@@ -139,8 +143,36 @@ impl Env {
     fn real() -> Env {
         Env {
             clock: Arc::new(BootClock),
+            fs_type: fstype::file_system_type,
         }
     }
+}
+
+/// Why a broker could not wait for mastership of a shared store.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum AcquireError {
+    /// File-lock mode on a network file system: its locks cannot keep one master.
+    #[error(
+        "the shared store {dir} is on {file_system}, a network file system whose file locks \
+         cannot be trusted to keep a single master: use lease mode (--ha-lock lease, or \
+         lock = \"lease\" in [ha]) on every broker of this store (docs/failover.md)"
+    )]
+    NetworkFileSystem {
+        /// The store's `ha/` directory.
+        dir: PathBuf,
+        /// What the file system was recognised as.
+        file_system: &'static str,
+    },
+    /// The `ha/` directory could not be used.
+    #[error("shared store {dir}: {source}")]
+    Io {
+        /// The store's `ha/` directory.
+        dir: PathBuf,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl Mastership {
@@ -235,12 +267,13 @@ impl Drop for Mastership {
 /// [`Role::Master`] is the caller's, once it serves.
 ///
 /// # Errors
-/// If the `ha/` directory cannot be used at all.
+/// If the `ha/` directory cannot be used at all, or file-lock mode was asked for
+/// on a network file system.
 pub async fn acquire(
     settings: &HaSettings,
     role: &tokio::sync::watch::Sender<Role>,
     shutdown: &CancellationToken,
-) -> io::Result<Option<Mastership>> {
+) -> Result<Option<Mastership>, AcquireError> {
     acquire_in(&Env::real(), settings, role, shutdown).await
 }
 
@@ -250,8 +283,49 @@ async fn acquire_in(
     settings: &HaSettings,
     role: &tokio::sync::watch::Sender<Role>,
     shutdown: &CancellationToken,
+) -> Result<Option<Mastership>, AcquireError> {
+    let dir = settings.ha_dir();
+    let io_error = |source| AcquireError::Io {
+        dir: dir.clone(),
+        source,
+    };
+    let epochs = Epochs::open(&dir).map_err(io_error)?;
+    check_lock_mode(settings.mode, &dir, (env.fs_type)(&dir).map_err(io_error)?)?;
+    waiting(env, settings, &epochs, role, shutdown)
+        .await
+        .map_err(io_error)
+}
+
+/// Refuses file-lock mode on a file system of type `f_type` (`statfs`) whose
+/// locks cannot be trusted.
+///
+/// # Errors
+/// [`AcquireError::NetworkFileSystem`] naming the file system.
+pub fn check_lock_mode(mode: LockMode, dir: &Path, f_type: i64) -> Result<(), AcquireError> {
+    match (mode, fstype::network_file_system(f_type)) {
+        (LockMode::File, Some(file_system)) => Err(AcquireError::NetworkFileSystem {
+            dir: dir.to_owned(),
+            file_system,
+        }),
+        (LockMode::Lease { .. }, Some(file_system)) => {
+            info!(
+                "the shared store {} is on {file_system}: lease mode",
+                dir.display()
+            );
+            Ok(())
+        }
+        (_, None) => Ok(()),
+    }
+}
+
+/// Polls until master or shut down.
+async fn waiting(
+    env: &Env,
+    settings: &HaSettings,
+    epochs: &Epochs,
+    role: &tokio::sync::watch::Sender<Role>,
+    shutdown: &CancellationToken,
 ) -> io::Result<Option<Mastership>> {
-    let epochs = Epochs::open(settings.ha_dir())?;
     let mut announced = None;
     loop {
         let current = epochs.current()?;
@@ -266,8 +340,8 @@ async fn acquire_in(
             announced = Some(current);
         }
         let attempt = match settings.mode {
-            LockMode::File => try_file_lock(env, settings, &epochs, current)?,
-            LockMode::Lease { .. } => try_lease(env, settings, &epochs, current)?,
+            LockMode::File => try_file_lock(env, settings, epochs, current)?,
+            LockMode::Lease { .. } => try_lease(env, settings, epochs, current)?,
         };
         if let Some(m) = attempt {
             // The caller reports Role::Master once it serves.
@@ -566,6 +640,65 @@ mod tests {
         assert!(why.contains("superseded"), "{why}");
     }
 
+    fn on_nfs(_: &Path) -> io::Result<i64> {
+        Ok(0x6969)
+    }
+
+    #[tokio::test]
+    async fn file_lock_mode_refuses_to_start_on_a_network_file_system() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (role, role_rx) = tokio::sync::watch::channel(Role::Standalone);
+        let stop = CancellationToken::new();
+        let env = Env {
+            fs_type: on_nfs,
+            ..Env::real()
+        };
+        let refused = acquire_in(
+            &env,
+            &settings(tmp.path(), LockMode::File, "a"),
+            &role,
+            &stop,
+        )
+        .await
+        .map(|m| m.map(|m| m.epoch))
+        .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                AcquireError::NetworkFileSystem {
+                    file_system: "NFS",
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+        let text = refused.to_string();
+        assert!(
+            text.contains("NFS") && text.contains("--ha-lock lease"),
+            "{text}"
+        );
+        assert!(text.contains(&tmp.path().display().to_string()), "{text}");
+        // Nothing was claimed, and the broker never called itself anything but standalone.
+        let epochs = Epochs::open(tmp.path().join("ha")).unwrap();
+        assert_eq!(epochs.current().unwrap(), 0);
+        assert_eq!(*role_rx.borrow(), Role::Standalone);
+        // Lease mode on the same file system goes ahead.
+        let m = acquire_in(&env, &settings(tmp.path(), LEASE, "a"), &role, &stop)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.epoch, 1);
+    }
+
+    #[test]
+    fn the_lock_mode_check_refuses_only_file_locks_on_network_file_systems() {
+        let dir = Path::new("/srv/store/ha");
+        assert!(check_lock_mode(LockMode::File, dir, 0xEF53).is_ok());
+        assert!(check_lock_mode(LockMode::File, dir, 0x6969).is_err());
+        assert!(check_lock_mode(LockMode::File, dir, 0x6573_5546).is_err());
+        assert!(check_lock_mode(LEASE, dir, 0x6969).is_ok());
+    }
+
     /// A suspended machine: boot time jumps past the lease while monotonic time (and
     /// so Tokio's timers and `Instant`) barely moves. The master must count its
     /// lease as run out: the fence refuses at once, and the renewer, waking up,
@@ -578,6 +711,7 @@ mod tests {
         let clock = Arc::new(crate::clock::ManualClock::default());
         let env = Env {
             clock: clock.clone(),
+            ..Env::real()
         };
         let slow_renewals = LockMode::Lease {
             lease_ms: 300,
