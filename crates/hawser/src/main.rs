@@ -1,4 +1,11 @@
 //! The `hawser` command: `serve` (the default) runs a broker; `bench` drives load.
+//!
+//! Exit codes of `hawser serve`: 0 after a shutdown by SIGINT/SIGTERM; 1 when it
+//! cannot start (bad configuration, a journal it cannot open, an address in use, a
+//! shared store on a network file system in file-lock mode...); 74
+//! ([`EXIT_STORE_FAILED`], sysexits.h's `EX_IOERR`) when a standalone broker's store
+//! failed while serving (a journal write or fsync failed: full or failing disk).
+//! The client commands' codes are in `cli.rs` and `stat.rs`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use hawser::config::{Config, FlowControl, HaLock, HaMode, Persistence};
+use hawser::server::{StoreFailed, EXIT_STORE_FAILED};
 
 /// The broker allocates per frame (headers, message records) from many threads;
 /// mimalloc's per-thread free lists cost a fraction of glibc malloc's locking.
@@ -216,7 +224,11 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hawser: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.downcast_ref::<StoreFailed>().is_some() {
+                std::process::ExitCode::from(EXIT_STORE_FAILED)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

@@ -67,9 +67,22 @@ pub enum SessionError {
     HeartBeatTimeout(u64),
 }
 
+/// What a client is told when the store failed: the reason names server files,
+/// so it goes to the log and `/status` only.
+pub(crate) const STORE_FAILURE_MESSAGE: &str = "store failure: message not confirmed";
+
 impl SessionError {
     /// A frame command as a static name for error messages.
     fn command_name(c: Command) -> &'static str {
         c.as_str()
+    }
+
+    /// The ERROR frame's `message`: the error, but for a store failure only
+    /// [`STORE_FAILURE_MESSAGE`].
+    pub(crate) fn client_message(&self) -> String {
+        match self {
+            SessionError::Broker(BrokerError::Store(_)) => STORE_FAILURE_MESSAGE.to_owned(),
+            other => other.to_string(),
+        }
     }
 }

@@ -152,7 +152,7 @@ pub async fn serve_connection(
         }
         Err(e) => {
             tracing::debug!("closing STOMP connection: {e}");
-            let mut f = Frame::new(Command::Error).with_header("message", e.to_string());
+            let mut f = Frame::new(Command::Error).with_header("message", e.client_message());
             if let Some(r) = session.failed_receipt.take() {
                 f.push_header("receipt-id", r);
             }

@@ -144,13 +144,12 @@ pub async fn run_writer(
         let durable = durability.borrow().clone();
         while let Some(front) = fifo.front() {
             if !front.ready(durable.seq) {
-                if let Some(reason) = &durable.failed {
+                if durable.failed.is_some() {
                     // Nothing waiting will ever be confirmed: say so and close.
                     buf.clear();
                     auto_acked.clear();
                     let f = Frame::new(Command::Error)
-                        .with_header("message", "store failure: message not confirmed")
-                        .with_body(reason.to_string());
+                        .with_header("message", super::STORE_FAILURE_MESSAGE);
                     encode(&f, version, &mut buf);
                     closing = true;
                 }
