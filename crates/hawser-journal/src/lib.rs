@@ -62,5 +62,6 @@ pub use format::{
 };
 pub use journal::{Journal, Recovered};
 pub use position::Position;
+pub use preallocate::MIN_FREE_SEGMENTS;
 pub use scan::{scan_segment_bytes, ScanResult, ScannedRecord};
 pub use shared::ProgressHook;

@@ -87,7 +87,11 @@ struct ServeArgs {
     /// Journal size before producer flow control [default: 16 GiB].
     #[arg(long, value_name = "BYTES")]
     max_store_bytes: Option<u64>,
-    /// What producers get when memory or store is full [default: block].
+    /// Free space on the journal's file system below which producers are held;
+    /// 0: off [default: 5 segments, 320 MiB with 64 MiB segments].
+    #[arg(long, value_name = "BYTES")]
+    min_free_disk_bytes: Option<u64>,
+    /// What producers get when memory, store or disk is full [default: block].
     #[arg(long, value_enum)]
     flow_control: Option<FlowControl>,
     /// Redeliveries before a message goes to the dead-letter queue [default: 6].
@@ -173,6 +177,9 @@ impl ServeArgs {
         set!(max_header_bytes => limits.max_header_bytes);
         set!(max_pending_memory_bytes => limits.max_pending_memory_bytes);
         set!(max_store_bytes => limits.max_store_bytes);
+        if self.min_free_disk_bytes.is_some() {
+            c.limits.min_free_disk_bytes = self.min_free_disk_bytes;
+        }
         set!(flow_control => limits.flow_control);
         set!(max_redeliveries => broker.max_redeliveries);
         set!(concurrent_store_and_dispatch => broker.concurrent_store_and_dispatch);

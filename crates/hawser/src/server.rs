@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Persistence};
+use crate::disk::{self, DiskSpace};
 use crate::status::{serve_status, Health, StatusSource};
 use crate::stomp::{serve_connection, SessionSettings};
 use hawser_ha::{Mastership, Role};
@@ -191,6 +192,12 @@ async fn serve_store<F: FnOnce(&Running)>(
     if let Some(m) = mastership {
         role.send_replace(Role::Master { epoch: m.epoch });
     }
+    let journal_dir = config.data_dir.join("journal");
+    let disk = Arc::new(match config.persistence {
+        Persistence::Journal => DiskSpace::new(config.min_free_disk_bytes()),
+        Persistence::Memory => DiskSpace::unchecked(),
+    });
+    disk::sample_now(&disk, &journal_dir);
     let settings = Arc::new(SessionSettings {
         broker: Arc::clone(&broker),
         limits: config.stomp_limits(),
@@ -201,6 +208,7 @@ async fn serve_store<F: FnOnce(&Running)>(
         default_prefetch: config.broker.default_prefetch,
         max_store_bytes: config.limits.max_store_bytes,
         flow_control: config.limits.flow_control,
+        disk: Arc::clone(&disk),
         cluster: cluster_rx,
     });
     health.set_serving(Some(Arc::clone(&settings)));
@@ -237,6 +245,11 @@ async fn serve_store<F: FnOnce(&Running)>(
             }
         });
     }
+    tracker.spawn(disk::sample_until(
+        Arc::clone(&disk),
+        journal_dir,
+        shutdown.clone(),
+    ));
     let b = Arc::clone(&broker);
     let sweep_stop = shutdown.clone();
     tracker.spawn(async move {

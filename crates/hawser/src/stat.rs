@@ -53,6 +53,9 @@ pub async fn stat(args: StatArgs) -> Result<(), Failure> {
                 if let Some(reason) = &status.failed {
                     println!("failed: {reason}");
                 }
+                if let Some(free) = status.disk_free_bytes {
+                    println!("disk_free_bytes: {free}");
+                }
                 if !status.producers_held_by.is_empty() {
                     println!("producers held by: {}", status.producers_held_by.join(", "));
                 }

@@ -44,6 +44,10 @@ pub struct Status {
     /// `store` (journal size), `disk` (free space); empty when nothing does.
     #[serde(default)]
     pub producers_held_by: Vec<String>,
+    /// Free bytes on the journal's file system at the last sample, when sampled
+    /// (journal persistence with `min_free_disk_bytes` above 0).
+    #[serde(default)]
+    pub disk_free_bytes: Option<u64>,
 }
 
 /// What the broker reports beyond its role, kept up to date by the server.
@@ -85,7 +89,18 @@ impl Health {
         if s.broker.store().disk_bytes() >= s.max_store_bytes {
             held.push("store");
         }
+        if s.disk.is_low() {
+            held.push("disk");
+        }
         held
+    }
+
+    /// Free bytes on the journal's file system at the last sample.
+    pub fn disk_free_bytes(&self) -> Option<u64> {
+        self.serving
+            .lock()
+            .as_ref()
+            .and_then(|s| s.disk.free_bytes())
     }
 }
 
@@ -149,6 +164,7 @@ pub async fn serve_status(
                     since_ms: *since.lock(),
                     pid: std::process::id(),
                     failed: source.health.failed(),
+                    disk_free_bytes: source.health.disk_free_bytes(),
                     producers_held_by: source
                         .health
                         .producers_held_by()

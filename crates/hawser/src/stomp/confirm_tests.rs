@@ -54,6 +54,7 @@ async fn start(config: BrokerConfig, shutdown: &CancellationToken) -> std::net::
         default_prefetch: 100,
         max_store_bytes: u64::MAX,
         flow_control: FlowControl::Block,
+        disk: Arc::new(crate::disk::DiskSpace::unchecked()),
         cluster: watch::channel(Arc::new(Vec::new())).1,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

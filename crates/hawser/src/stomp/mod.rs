@@ -50,7 +50,7 @@ pub enum SessionError {
     /// The engine refused the operation.
     #[error(transparent)]
     Broker(#[from] BrokerError),
-    /// Producer flow control is set to fail and memory or store is full.
+    /// Producer flow control is set to fail and memory, store or disk is full.
     #[error("{0} is full; message refused")]
     ResourceFull(&'static str),
     /// No CONNECT in time.

@@ -42,7 +42,7 @@ const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Clients may be this much later than their heart-beat interval (ActiveMQ allows 1.5x).
 const HEARTBEAT_GRACE_NUM: u64 = 3;
 const HEARTBEAT_GRACE_DEN: u64 = 2;
-/// How often a producer held by a full store checks again.
+/// How often a producer held by a full store or disk checks again.
 const STORE_FULL_POLL: Duration = Duration::from_millis(100);
 
 /// What every STOMP session needs to know, shared.
@@ -65,6 +65,8 @@ pub struct SessionSettings {
     pub max_store_bytes: u64,
     /// What a full broker does to producers.
     pub flow_control: FlowControl,
+    /// Free space on the journal's file system (producers wait while it is low).
+    pub disk: Arc<crate::disk::DiskSpace>,
     /// Broker URIs advertised to clients (ActiveMQ's updateClusterClients).
     pub cluster: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
 }
@@ -549,7 +551,7 @@ impl Session {
         Ok(0)
     }
 
-    /// Producer flow control: hold or refuse a send while memory or store is full.
+    /// Producer flow control: hold or refuse a send while memory, store or disk is full.
     ///
     /// While a producer is held, its socket is still read (up to one frame's
     /// worth) so that its heart-beats count and a producer that goes away frees
@@ -563,6 +565,8 @@ impl Session {
                 "memory"
             } else if settings.broker.store().disk_bytes() >= settings.max_store_bytes {
                 "store"
+            } else if settings.disk.is_low() {
+                "disk"
             } else {
                 return Ok(());
             };
