@@ -129,7 +129,7 @@ fn frame_text(f: &Frame) -> String {
 async fn a_producer_waits_while_the_disk_is_low_and_resumes_by_itself() {
     let shutdown = CancellationToken::new();
     let disk = Arc::new(DiskSpace::new(1_000));
-    disk.record(999);
+    disk.record(999, 0);
     let addr = start(
         Arc::new(MemoryStore::new()),
         Arc::clone(&disk),
@@ -154,7 +154,7 @@ async fn a_producer_waits_while_the_disk_is_low_and_resumes_by_itself() {
         "the send went through while the disk was low"
     );
     // Space comes back: the held send goes through without anything else happening.
-    disk.record(1_000);
+    disk.record(1_000, 0);
     let receipt = producer.expect("RECEIPT").await;
     assert_eq!(receipt.header("receipt-id"), Some("held"));
     let msg = consumer.expect("MESSAGE").await;
@@ -166,7 +166,7 @@ async fn a_producer_waits_while_the_disk_is_low_and_resumes_by_itself() {
 async fn with_flow_control_fail_a_send_is_refused_while_the_disk_is_low() {
     let shutdown = CancellationToken::new();
     let disk = Arc::new(DiskSpace::new(1_000));
-    disk.record(0);
+    disk.record(0, 0);
     let addr = start(
         Arc::new(MemoryStore::new()),
         disk,

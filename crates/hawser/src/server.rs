@@ -197,7 +197,11 @@ async fn serve_store<F: FnOnce(&Running)>(
         Persistence::Journal => DiskSpace::new(config.min_free_disk_bytes()),
         Persistence::Memory => DiskSpace::unchecked(),
     });
-    disk::sample_now(&disk, &journal_dir);
+    let journal_bytes: Arc<dyn Fn() -> u64 + Send + Sync> = {
+        let store = Arc::clone(&store);
+        Arc::new(move || store.disk_bytes())
+    };
+    disk::sample_now(&disk, &journal_dir, &*journal_bytes);
     let settings = Arc::new(SessionSettings {
         broker: Arc::clone(&broker),
         limits: config.stomp_limits(),
@@ -248,6 +252,7 @@ async fn serve_store<F: FnOnce(&Running)>(
     tracker.spawn(disk::sample_until(
         Arc::clone(&disk),
         journal_dir,
+        journal_bytes,
         shutdown.clone(),
     ));
     let b = Arc::clone(&broker);

@@ -89,18 +89,18 @@ impl Health {
         if s.broker.store().disk_bytes() >= s.max_store_bytes {
             held.push("store");
         }
-        if s.disk.is_low() {
+        if s.disk.is_low(s.broker.store().disk_bytes()) {
             held.push("disk");
         }
         held
     }
 
-    /// Free bytes on the journal's file system at the last sample.
+    /// Free bytes on the journal's file system: the last sample, less what the
+    /// journal wrote since.
     pub fn disk_free_bytes(&self) -> Option<u64> {
-        self.serving
-            .lock()
-            .as_ref()
-            .and_then(|s| s.disk.free_bytes())
+        let s = self.serving.lock().clone()?;
+        s.disk.free_bytes()?;
+        Some(s.disk.free_now(s.broker.store().disk_bytes()))
     }
 }
 

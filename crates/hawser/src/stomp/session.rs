@@ -565,7 +565,7 @@ impl Session {
                 "memory"
             } else if settings.broker.store().disk_bytes() >= settings.max_store_bytes {
                 "store"
-            } else if settings.disk.is_low() {
+            } else if settings.disk.is_low(settings.broker.store().disk_bytes()) {
                 "disk"
             } else {
                 return Ok(());
