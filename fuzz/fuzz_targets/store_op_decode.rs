@@ -10,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
     let record = Bytes::copy_from_slice(data);
     if let Ok(ops) = decode_record(&record) {
         let again = encode_record(&ops);
-        assert_eq!(decode_record(&again).expect("re-encoded record decodes"), ops);
+        assert_eq!(
+            decode_record(&again).expect("re-encoded record decodes"),
+            ops
+        );
     }
 });

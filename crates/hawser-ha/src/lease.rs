@@ -7,8 +7,9 @@
 //! skew, and then only by winning the next epoch's claim (see `epochs`), so two
 //! standbys cannot both take over. The master stops confirming by itself once its
 //! last successful renewal is older than the duration minus the skew (measured on
-//! its own monotonic clock), and a superseded master stops at its next fence check
-//! whatever the clocks say.
+//! its own boot clock, which counts through a suspended machine: see `clock` and
+//! `lease_timer`), and a superseded master stops at its next fence check whatever
+//! the clocks say.
 //!
 //! Clock assumptions (also in docs/failover.md): the wall clocks of the brokers
 //! sharing a store differ by less than `clock_skew_ms`; a renewal reaches the

@@ -1,27 +1,31 @@
 //! Becoming master of a shared store, staying master, and stepping down.
 //!
 //! A standby polls every `poll_ms`: in file-lock mode it tries the exclusive lock
-//! on `ha/master.lock`; in lease mode it reads the lease and waits for it to run
-//! out. Either way it then claims the next epoch (see `epochs`) and, having won
+//! on `ha/master.lock` (and refuses to start on a network file system, whose locks
+//! cannot be trusted: see `fstype`); in lease mode it reads the lease and waits for
+//! it to run out. Either way it then claims the next epoch (see `epochs`) and, having won
 //! it, is master. While master, a watcher looks for a later claim, and in lease
 //! mode a renewer keeps the lease fresh; either one failing cancels the
 //! [`Mastership`], and its [`Fence`] refuses from then on, so the journal confirms
-//! nothing more.
+//! nothing more. Lease deadlines are kept on the boot clock (see `clock`), which
+//! counts through a suspended machine.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hawser_journal::Fence;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::clock::{BootClock, Clock};
 use crate::epochs::Epochs;
+use crate::fstype;
 use crate::lease::{Lease, LeaseFile};
+use crate::lease_timer::LeaseTimer;
 
 /// Name of the lock file in the `ha/` directory (file-lock mode).
 pub const LOCK_FILE: &str = "master.lock";
@@ -118,10 +122,57 @@ pub struct Mastership {
     /// Cancelled when mastership is lost; `reason` says why.
     lost: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
-    /// Lease mode: until when (ms on `clock`) the last renewal holds.
-    valid_until_ms: Option<Arc<AtomicU64>>,
-    clock: Instant,
+    /// Lease mode: until when the last renewal holds.
+    lease: Option<Arc<LeaseTimer>>,
+    /// The clock the lease is timed with (the boot clock but in tests).
+    clock: Arc<dyn Clock>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// What `acquire` reads from the machine, replaceable in tests.
+#[derive(Clone, Debug)]
+struct Env {
+    /// Times the lease.
+    clock: Arc<dyn Clock>,
+    /// `statfs(dir).f_type`: which file system the store is on.
+    fs_type: fn(&Path) -> io::Result<i64>,
+}
+
+impl Env {
+    /// The real machine.
+    fn real() -> Env {
+        Env {
+            clock: Arc::new(BootClock),
+            fs_type: fstype::file_system_type,
+        }
+    }
+}
+
+/// Why a broker could not wait for mastership of a shared store.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum AcquireError {
+    /// File-lock mode on a network file system: its locks cannot keep one master.
+    #[error(
+        "the shared store {dir} is on {file_system}, a network file system whose file locks \
+         cannot be trusted to keep a single master: use lease mode (--ha-lock lease, or \
+         lock = \"lease\" in [ha]) on every broker of this store (docs/failover.md)"
+    )]
+    NetworkFileSystem {
+        /// The store's `ha/` directory.
+        dir: PathBuf,
+        /// What the file system was recognised as.
+        file_system: &'static str,
+    },
+    /// The `ha/` directory could not be used.
+    #[error("shared store {dir}: {source}")]
+    Io {
+        /// The store's `ha/` directory.
+        dir: PathBuf,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl Mastership {
@@ -132,15 +183,15 @@ impl Mastership {
         let epoch = self.epoch;
         let lost = self.lost.clone();
         let reason = Arc::clone(&self.reason);
-        let valid = self.valid_until_ms.clone();
-        let clock = self.clock;
+        let lease = self.lease.clone();
+        let clock = Arc::clone(&self.clock);
         Fence::new(move || {
             if lost.is_cancelled() {
                 let why = reason.lock().map(|r| r.clone()).unwrap_or(None);
                 return Err(why.unwrap_or_else(|| "mastership lost".into()));
             }
-            if let Some(valid) = &valid {
-                if elapsed_ms(clock) > valid.load(Ordering::SeqCst) {
+            if let Some(lease) = &lease {
+                if !lease.holds(clock.now()) {
                     return Err(format!("lease of epoch {epoch} not renewed in time"));
                 }
             }
@@ -216,13 +267,65 @@ impl Drop for Mastership {
 /// [`Role::Master`] is the caller's, once it serves.
 ///
 /// # Errors
-/// If the `ha/` directory cannot be used at all.
+/// If the `ha/` directory cannot be used at all, or file-lock mode was asked for
+/// on a network file system.
 pub async fn acquire(
     settings: &HaSettings,
     role: &tokio::sync::watch::Sender<Role>,
     shutdown: &CancellationToken,
+) -> Result<Option<Mastership>, AcquireError> {
+    acquire_in(&Env::real(), settings, role, shutdown).await
+}
+
+/// [`acquire`] on the machine `env` describes.
+async fn acquire_in(
+    env: &Env,
+    settings: &HaSettings,
+    role: &tokio::sync::watch::Sender<Role>,
+    shutdown: &CancellationToken,
+) -> Result<Option<Mastership>, AcquireError> {
+    let dir = settings.ha_dir();
+    let io_error = |source| AcquireError::Io {
+        dir: dir.clone(),
+        source,
+    };
+    let epochs = Epochs::open(&dir).map_err(io_error)?;
+    check_lock_mode(settings.mode, &dir, (env.fs_type)(&dir).map_err(io_error)?)?;
+    waiting(env, settings, &epochs, role, shutdown)
+        .await
+        .map_err(io_error)
+}
+
+/// Refuses file-lock mode on a file system of type `f_type` (`statfs`) whose
+/// locks cannot be trusted.
+///
+/// # Errors
+/// [`AcquireError::NetworkFileSystem`] naming the file system.
+pub fn check_lock_mode(mode: LockMode, dir: &Path, f_type: i64) -> Result<(), AcquireError> {
+    match (mode, fstype::network_file_system(f_type)) {
+        (LockMode::File, Some(file_system)) => Err(AcquireError::NetworkFileSystem {
+            dir: dir.to_owned(),
+            file_system,
+        }),
+        (LockMode::Lease { .. }, Some(file_system)) => {
+            info!(
+                "the shared store {} is on {file_system}: lease mode",
+                dir.display()
+            );
+            Ok(())
+        }
+        (_, None) => Ok(()),
+    }
+}
+
+/// Polls until master or shut down.
+async fn waiting(
+    env: &Env,
+    settings: &HaSettings,
+    epochs: &Epochs,
+    role: &tokio::sync::watch::Sender<Role>,
+    shutdown: &CancellationToken,
 ) -> io::Result<Option<Mastership>> {
-    let epochs = Epochs::open(settings.ha_dir())?;
     let mut announced = None;
     loop {
         let current = epochs.current()?;
@@ -237,8 +340,8 @@ pub async fn acquire(
             announced = Some(current);
         }
         let attempt = match settings.mode {
-            LockMode::File => try_file_lock(settings, &epochs, current)?,
-            LockMode::Lease { .. } => try_lease(settings, &epochs, current)?,
+            LockMode::File => try_file_lock(env, settings, epochs, current)?,
+            LockMode::Lease { .. } => try_lease(env, settings, epochs, current)?,
         };
         if let Some(m) = attempt {
             // The caller reports Role::Master once it serves.
@@ -258,6 +361,7 @@ pub async fn acquire(
 }
 
 fn try_file_lock(
+    env: &Env,
     settings: &HaSettings,
     epochs: &Epochs,
     current: u64,
@@ -279,13 +383,14 @@ fn try_file_lock(
         warn!("epoch {epoch} was claimed by another broker despite the lock; use lease mode on this file system");
         return Ok(None);
     }
-    let mut m = mastership(settings, epochs, epoch, None);
+    let mut m = mastership(env, settings, epochs, epoch, None);
     m.lock = Some(file);
     m.tasks.push(spawn_watcher(&m));
     Ok(Some(m))
 }
 
 fn try_lease(
+    env: &Env,
     settings: &HaSettings,
     epochs: &Epochs,
     current: u64,
@@ -305,7 +410,9 @@ fn try_lease(
         }
     }
     let epoch = current + 1;
-    let started = Instant::now();
+    // The lease is reckoned from before the claim: whatever the claim and the first
+    // write take comes off it.
+    let started = env.clock.now();
     if !epochs.claim(epoch, &owner_line(settings))? {
         return Ok(None);
     }
@@ -315,23 +422,19 @@ fn try_lease(
         renewed_ms: wall_ms(),
         lease_ms,
     })?;
-    let clock = Instant::now();
-    let valid = Arc::new(AtomicU64::new(
-        lease_ms.saturating_sub(skew_ms + started.elapsed().as_millis() as u64),
-    ));
-    let mut m = mastership(settings, epochs, epoch, Some(Arc::clone(&valid)));
-    m.clock = clock;
+    let lease = Arc::new(LeaseTimer::new(started, lease_ms, skew_ms));
+    let mut m = mastership(env, settings, epochs, epoch, Some(lease));
     m.tasks.push(spawn_watcher(&m));
-    m.tasks
-        .push(spawn_renewer(&m, file, lease_ms, renew_ms, skew_ms));
+    m.tasks.push(spawn_renewer(&m, file, lease_ms, renew_ms));
     Ok(Some(m))
 }
 
 fn mastership(
+    env: &Env,
     settings: &HaSettings,
     epochs: &Epochs,
     epoch: u64,
-    valid_until_ms: Option<Arc<AtomicU64>>,
+    lease: Option<Arc<LeaseTimer>>,
 ) -> Mastership {
     Mastership {
         epoch,
@@ -340,8 +443,8 @@ fn mastership(
         lock: None,
         lost: CancellationToken::new(),
         reason: Arc::new(Mutex::new(None)),
-        valid_until_ms,
-        clock: Instant::now(),
+        lease,
+        clock: Arc::clone(&env.clock),
         tasks: Vec::new(),
     }
 }
@@ -382,29 +485,32 @@ fn spawn_watcher(m: &Mastership) -> JoinHandle<()> {
 }
 
 /// Renews the lease every `renew_ms`; gives up mastership when another epoch holds
-/// it or when renewals fail until it runs out.
-fn spawn_renewer(
-    m: &Mastership,
-    file: LeaseFile,
-    lease_ms: u64,
-    renew_ms: u64,
-    skew_ms: u64,
-) -> JoinHandle<()> {
+/// it, when renewals fail until it runs out, or when it ran out before a renewal
+/// could start (the process was paused or the machine suspended that long).
+fn spawn_renewer(m: &Mastership, file: LeaseFile, lease_ms: u64, renew_ms: u64) -> JoinHandle<()> {
     let (epoch, node, lost, reason, clock) = (
         m.epoch,
         m.settings.node.clone(),
         m.lost.clone(),
         Arc::clone(&m.reason),
-        m.clock,
+        Arc::clone(&m.clock),
     );
-    let valid = m.valid_until_ms.clone().expect("lease mode");
+    let lease = m.lease.clone().expect("lease mode");
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(renew_ms.max(1))) => {}
                 _ = lost.cancelled() => return,
             }
-            let attempt_at = elapsed_ms(clock);
+            let attempt_at = clock.now();
+            if let Err(lapsed) = lease.may_renew(attempt_at) {
+                let why = format!(
+                    "lease of epoch {epoch} ran out {} ms before it could be renewed (process paused or machine suspended?)",
+                    lapsed.late_by.as_millis()
+                );
+                lose(&lost, &reason, why);
+                return;
+            }
             let renewed = file.read().and_then(|current| match current {
                 Some(l) if l.epoch > epoch => Err(io::Error::other(format!(
                     "the lease is held by epoch {} ({})",
@@ -418,16 +524,13 @@ fn spawn_renewer(
                 }),
             });
             match renewed {
-                Ok(()) => valid.store(
-                    attempt_at + lease_ms.saturating_sub(skew_ms),
-                    Ordering::SeqCst,
-                ),
+                Ok(()) => lease.renewed(attempt_at),
                 Err(e) if e.kind() == io::ErrorKind::Other => {
                     lose(&lost, &reason, e.to_string());
                     return;
                 }
                 Err(e) => {
-                    if elapsed_ms(clock) > valid.load(Ordering::SeqCst) {
+                    if !lease.holds(clock.now()) {
                         lose(&lost, &reason, format!("lease not renewed in time: {e}"));
                         return;
                     }
@@ -462,10 +565,6 @@ fn wall_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-fn elapsed_ms(since: Instant) -> u64 {
-    since.elapsed().as_millis() as u64
 }
 
 #[cfg(test)]
@@ -539,6 +638,110 @@ mod tests {
             .await
             .unwrap();
         assert!(why.contains("superseded"), "{why}");
+    }
+
+    fn on_nfs(_: &Path) -> io::Result<i64> {
+        Ok(0x6969)
+    }
+
+    #[tokio::test]
+    async fn file_lock_mode_refuses_to_start_on_a_network_file_system() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (role, role_rx) = tokio::sync::watch::channel(Role::Standalone);
+        let stop = CancellationToken::new();
+        let env = Env {
+            fs_type: on_nfs,
+            ..Env::real()
+        };
+        let refused = acquire_in(
+            &env,
+            &settings(tmp.path(), LockMode::File, "a"),
+            &role,
+            &stop,
+        )
+        .await
+        .map(|m| m.map(|m| m.epoch))
+        .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                AcquireError::NetworkFileSystem {
+                    file_system: "NFS",
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+        let text = refused.to_string();
+        assert!(
+            text.contains("NFS") && text.contains("--ha-lock lease"),
+            "{text}"
+        );
+        assert!(text.contains(&tmp.path().display().to_string()), "{text}");
+        // Nothing was claimed, and the broker never called itself anything but standalone.
+        let epochs = Epochs::open(tmp.path().join("ha")).unwrap();
+        assert_eq!(epochs.current().unwrap(), 0);
+        assert_eq!(*role_rx.borrow(), Role::Standalone);
+        // Lease mode on the same file system goes ahead.
+        let m = acquire_in(&env, &settings(tmp.path(), LEASE, "a"), &role, &stop)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.epoch, 1);
+    }
+
+    #[test]
+    fn the_lock_mode_check_refuses_only_file_locks_on_network_file_systems() {
+        let dir = Path::new("/srv/store/ha");
+        assert!(check_lock_mode(LockMode::File, dir, 0xEF53).is_ok());
+        assert!(check_lock_mode(LockMode::File, dir, 0x6969).is_err());
+        assert!(check_lock_mode(LockMode::File, dir, 0x6573_5546).is_err());
+        assert!(check_lock_mode(LEASE, dir, 0x6969).is_ok());
+    }
+
+    /// A suspended machine: boot time jumps past the lease while monotonic time (and
+    /// so Tokio's timers and `Instant`) barely moves. The master must count its
+    /// lease as run out: the fence refuses at once, and the renewer, waking up,
+    /// does not revive the lease but gives mastership up.
+    #[tokio::test]
+    async fn a_lease_that_ran_out_on_the_boot_clock_is_expired() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (role, _) = tokio::sync::watch::channel(Role::Standalone);
+        let stop = CancellationToken::new();
+        let clock = Arc::new(crate::clock::ManualClock::default());
+        let env = Env {
+            clock: clock.clone(),
+            ..Env::real()
+        };
+        let slow_renewals = LockMode::Lease {
+            lease_ms: 300,
+            renew_ms: 100,
+            skew_ms: 50,
+        };
+        let m = acquire_in(
+            &env,
+            &settings(tmp.path(), slow_renewals, "a"),
+            &role,
+            &stop,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let fence = m.fence();
+        assert!(fence.check().is_ok());
+        let mono = std::time::Instant::now();
+        clock.advance(Duration::from_millis(251));
+        let err = fence.check().unwrap_err();
+        assert!(err.contains("not renewed in time"), "{err}");
+        assert!(
+            mono.elapsed() < Duration::from_millis(250),
+            "the monotonic clock must not have run the lease out by itself"
+        );
+        let why = tokio::time::timeout(Duration::from_secs(5), m.lost())
+            .await
+            .expect("the renewer gives mastership up");
+        assert!(why.contains("ran out"), "{why}");
+        assert!(fence.check().is_err(), "and the fence stays shut");
     }
 
     #[tokio::test]

@@ -54,7 +54,7 @@ use crate::storage::{OpenMode, Storage, StorageFile};
 
 /// Free space, in segments, below which nothing is prepared: the space a prepared
 /// segment reserves must not be what leaves the records no room.
-const MIN_FREE_SEGMENTS: u64 = 4;
+pub const MIN_FREE_SEGMENTS: u64 = 4;
 
 /// How often free space is looked at again while it is short.
 const LOW_SPACE_RETRY: Duration = Duration::from_secs(1);

@@ -34,6 +34,15 @@ pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 300_000;
 pub const DEFAULT_MAX_OUTBOUND_FRAMES: usize = 10_000;
 /// Messages one queue browser is sent (ActiveMQ's `maxBrowsePageSize`).
 pub const DEFAULT_MAX_BROWSE_MESSAGES: usize = 400;
+/// Free space on the journal's file system below which producers are held, in
+/// segments, when `min_free_disk_bytes` is not set: one more than the journal needs
+/// free to prepare its next segment ahead ([`hawser_journal::MIN_FREE_SEGMENTS`]).
+/// While producers are accepted the journal can always prepare the segment it will
+/// need; once they are held, what is left (at least three segments, as preparing one
+/// reserves one) takes the acks, commits and compaction copies that free space, and
+/// what producers wrote within one [`crate::disk::DISK_SAMPLE_INTERVAL`].
+/// With 64 MiB segments: 320 MiB.
+pub const DEFAULT_MIN_FREE_DISK_SEGMENTS: u64 = hawser_journal::MIN_FREE_SEGMENTS + 1;
 
 /// What producers experience when memory or store is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -264,7 +273,10 @@ pub struct LimitsConfig {
     pub max_pending_memory_bytes: u64,
     /// Journal size before flow control (bytes).
     pub max_store_bytes: u64,
-    /// What producers experience when either is full.
+    /// Free space on the journal's file system below which producers are held
+    /// (bytes; 0: off). Unset: [`DEFAULT_MIN_FREE_DISK_SEGMENTS`] segments.
+    pub min_free_disk_bytes: Option<u64>,
+    /// What producers experience when memory, store or disk is full.
     pub flow_control: FlowControl,
     /// Frames queued for one connection before the broker stops reading from it.
     pub max_outbound_frames: usize,
@@ -353,6 +365,7 @@ impl Default for LimitsConfig {
             max_header_bytes: hawser_stomp::DEFAULT_MAX_HEADER_BYTES,
             max_pending_memory_bytes: broker_defaults::DEFAULT_MAX_PENDING_MEMORY_BYTES,
             max_store_bytes: DEFAULT_MAX_STORE_BYTES,
+            min_free_disk_bytes: None,
             flow_control: FlowControl::Block,
             max_outbound_frames: DEFAULT_MAX_OUTBOUND_FRAMES,
             max_browse_messages: DEFAULT_MAX_BROWSE_MESSAGES,
@@ -396,6 +409,14 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
+    }
+
+    /// Free space below which producers are held (0: off): `min_free_disk_bytes`,
+    /// or [`DEFAULT_MIN_FREE_DISK_SEGMENTS`] segments when it is not set.
+    pub fn min_free_disk_bytes(&self) -> u64 {
+        self.limits.min_free_disk_bytes.unwrap_or_else(|| {
+            DEFAULT_MIN_FREE_DISK_SEGMENTS.saturating_mul(self.journal.segment_bytes)
+        })
     }
 
     /// The engine's part of the configuration.
@@ -490,6 +511,18 @@ mod tests {
         assert_eq!(b.policy_for(&other).memory_limit_bytes, u64::MAX);
         let both: Config = toml::from_str("[[policy]]\nqueue = \"a\"\ntopic = \"b\"\n").unwrap();
         assert!(both.broker_config().is_err());
+    }
+
+    #[test]
+    fn min_free_disk_defaults_to_segments_and_zero_switches_it_off() {
+        let c = Config::default();
+        assert_eq!(c.min_free_disk_bytes(), 5 * DEFAULT_SEGMENT_BYTES);
+        let c: Config = toml::from_str("[journal]\nsegment_bytes = 1048576\n").unwrap();
+        assert_eq!(c.min_free_disk_bytes(), 5 << 20, "follows the segment size");
+        let c: Config = toml::from_str("[limits]\nmin_free_disk_bytes = 0\n").unwrap();
+        assert_eq!(c.min_free_disk_bytes(), 0);
+        let c: Config = toml::from_str("[limits]\nmin_free_disk_bytes = 12345\n").unwrap();
+        assert_eq!(c.min_free_disk_bytes(), 12345);
     }
 
     #[test]

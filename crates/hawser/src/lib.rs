@@ -7,7 +7,13 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod disk;
 pub mod server;
 pub mod stat;
 pub mod status;
 pub mod stomp;
+
+#[cfg(test)]
+mod flow_tests;
+#[cfg(test)]
+mod test_peer;

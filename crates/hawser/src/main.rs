@@ -1,4 +1,11 @@
 //! The `hawser` command: `serve` (the default) runs a broker; `bench` drives load.
+//!
+//! Exit codes of `hawser serve`: 0 after a shutdown by SIGINT/SIGTERM; 1 when it
+//! cannot start (bad configuration, a journal it cannot open, an address in use, a
+//! shared store on a network file system in file-lock mode...); 74
+//! ([`EXIT_STORE_FAILED`], sysexits.h's `EX_IOERR`) when a standalone broker's store
+//! failed while serving (a journal write or fsync failed: full or failing disk).
+//! The client commands' codes are in `cli.rs` and `stat.rs`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use hawser::config::{Config, FlowControl, HaLock, HaMode, Persistence};
+use hawser::server::{StoreFailed, EXIT_STORE_FAILED};
 
 /// The broker allocates per frame (headers, message records) from many threads;
 /// mimalloc's per-thread free lists cost a fraction of glibc malloc's locking.
@@ -79,7 +87,11 @@ struct ServeArgs {
     /// Journal size before producer flow control [default: 16 GiB].
     #[arg(long, value_name = "BYTES")]
     max_store_bytes: Option<u64>,
-    /// What producers get when memory or store is full [default: block].
+    /// Free space on the journal's file system below which producers are held;
+    /// 0: off [default: 5 segments, 320 MiB with 64 MiB segments].
+    #[arg(long, value_name = "BYTES")]
+    min_free_disk_bytes: Option<u64>,
+    /// What producers get when memory, store or disk is full [default: block].
     #[arg(long, value_enum)]
     flow_control: Option<FlowControl>,
     /// Redeliveries before a message goes to the dead-letter queue [default: 6].
@@ -172,6 +184,9 @@ impl ServeArgs {
         set!(max_header_bytes => limits.max_header_bytes);
         set!(max_pending_memory_bytes => limits.max_pending_memory_bytes);
         set!(max_store_bytes => limits.max_store_bytes);
+        if self.min_free_disk_bytes.is_some() {
+            c.limits.min_free_disk_bytes = self.min_free_disk_bytes;
+        }
         set!(flow_control => limits.flow_control);
         set!(max_redeliveries => broker.max_redeliveries);
         set!(concurrent_store_and_dispatch => broker.concurrent_store_and_dispatch);
@@ -225,7 +240,11 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hawser: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.downcast_ref::<StoreFailed>().is_some() {
+                std::process::ExitCode::from(EXIT_STORE_FAILED)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

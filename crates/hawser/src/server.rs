@@ -7,6 +7,13 @@
 //! opens the journal in its epoch, fenced, and serves until it shuts down or
 //! loses mastership; then it closes every connection at once and, unless shutting
 //! down, goes back to waiting as a standby.
+//!
+//! A broker that owns its store alone cannot step down: when its store fails (a
+//! journal write or fsync failed, a full or failing disk) it logs the failure at
+//! error level, reports it on `GET /status`, stops accepting connections, closes
+//! the ones it has (clients waiting for a receipt get an ERROR frame) and returns
+//! [`StoreFailed`]; `hawser serve` then exits with [`EXIT_STORE_FAILED`]. A restart
+//! recovers every confirmed message from the journal.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Persistence};
-use crate::status::{serve_status, StatusSource};
+use crate::disk::{self, DiskSpace};
+use crate::status::{serve_status, Health, StatusSource};
 use crate::stomp::{serve_connection, SessionSettings};
 use hawser_ha::{Mastership, Role};
 
@@ -37,6 +45,17 @@ pub type ClusterView = watch::Sender<Arc<Vec<String>>>;
 /// How long a master that lost mastership gives its sessions before closing them:
 /// nothing they wait for can be confirmed any more.
 const STEP_DOWN_GRACE: Duration = Duration::from_millis(100);
+
+/// Exit code of `hawser serve` when its store failed (sysexits.h's `EX_IOERR`).
+pub const EXIT_STORE_FAILED: u8 = 74;
+
+/// A standalone broker stopped because its store failed; a restart recovers.
+#[derive(Debug, thiserror::Error)]
+#[error("the store failed, so the broker stopped (a restart recovers every confirmed message): {reason}")]
+pub struct StoreFailed {
+    /// The store's own account of the failure (files included).
+    pub reason: String,
+}
 
 /// A running broker, for callers that need its address (tests, drills).
 pub struct Running {
@@ -79,9 +98,11 @@ pub async fn serve(
     let (cluster, cluster_rx) = watch::channel(Arc::new(config.cluster.advertise.clone()));
     let ha = config.ha_settings();
     let (role, role_rx) = watch::channel(Role::Standalone);
+    let health = Arc::new(Health::default());
     if let Some(addr) = config.status.listen {
         let source = StatusSource {
             role: role_rx,
+            health: Arc::clone(&health),
             node: ha.as_ref().map(|h| h.node.clone()),
             stomp: config.stomp.listen.to_string(),
             data_dir: config.data_dir.clone(),
@@ -92,13 +113,15 @@ pub async fn serve(
         tracing::info!("status endpoint on http://{bound}/status");
     }
     let Some(ha) = ha else {
+        // A child token: a failed store stops the broker while /status still says why.
         return serve_store(
             &config,
             None,
             &role,
+            &health,
             &cluster,
             cluster_rx,
-            shutdown,
+            shutdown.child_token(),
             Some(ready),
         )
         .await;
@@ -122,6 +145,7 @@ pub async fn serve(
             &config,
             Some(&mastership),
             &role,
+            &health,
             &cluster,
             cluster_rx.clone(),
             stop,
@@ -140,11 +164,14 @@ pub async fn serve(
     }
 }
 
-/// Serves one store until `shutdown` is cancelled.
+/// Serves one store until `shutdown` is cancelled or, for a standalone broker, the
+/// store fails ([`StoreFailed`]).
+#[allow(clippy::too_many_arguments)]
 async fn serve_store<F: FnOnce(&Running)>(
     config: &Config,
     mastership: Option<&Mastership>,
     role: &watch::Sender<Role>,
+    health: &Arc<Health>,
     cluster: &ClusterView,
     cluster_rx: watch::Receiver<Arc<Vec<String>>>,
     shutdown: CancellationToken,
@@ -165,6 +192,16 @@ async fn serve_store<F: FnOnce(&Running)>(
     if let Some(m) = mastership {
         role.send_replace(Role::Master { epoch: m.epoch });
     }
+    let journal_dir = config.data_dir.join("journal");
+    let disk = Arc::new(match config.persistence {
+        Persistence::Journal => DiskSpace::new(config.min_free_disk_bytes()),
+        Persistence::Memory => DiskSpace::unchecked(),
+    });
+    let journal_bytes: Arc<dyn Fn() -> u64 + Send + Sync> = {
+        let store = Arc::clone(&store);
+        Arc::new(move || store.disk_bytes())
+    };
+    disk::sample_now(&disk, &journal_dir, &*journal_bytes);
     let settings = Arc::new(SessionSettings {
         broker: Arc::clone(&broker),
         limits: config.stomp_limits(),
@@ -178,19 +215,33 @@ async fn serve_store<F: FnOnce(&Running)>(
         default_prefetch: config.broker.default_prefetch,
         max_store_bytes: config.limits.max_store_bytes,
         flow_control: config.limits.flow_control,
+        disk: Arc::clone(&disk),
         cluster: cluster_rx,
     });
+    health.set_serving(Some(Arc::clone(&settings)));
     let tracker = TaskTracker::new();
-    if mastership.is_some() {
-        // A master whose store failed (the fence refused, or the disk) can confirm
-        // nothing more: it steps down so that a standby, or itself in a new epoch,
-        // takes the store over, rather than hold mastership it cannot use.
+    {
+        // A store that failed (the fence refused, or the disk) can confirm nothing
+        // more. A master steps down so that a standby, or itself in a new epoch,
+        // takes the store over, rather than hold mastership it cannot use. A
+        // standalone broker stops, loudly, rather than serve half alive.
         let mut durability = store.durability();
         let stop = shutdown.clone();
+        let master = mastership.is_some();
+        let health = Arc::clone(health);
         tracker.spawn(async move {
             loop {
                 if let Some(reason) = durability.borrow_and_update().failed.clone() {
-                    tracing::error!("store failed ({reason}): stepping down");
+                    if master {
+                        tracing::error!("store failed ({reason}): stepping down");
+                    } else {
+                        tracing::error!(
+                            "store failed ({reason}): this broker stops: no new connections, \
+                             every connection closed, exit code {EXIT_STORE_FAILED}; \
+                             a restart recovers every confirmed message"
+                        );
+                        health.set_failed(reason.to_string());
+                    }
                     stop.cancel();
                     return;
                 }
@@ -201,6 +252,12 @@ async fn serve_store<F: FnOnce(&Running)>(
             }
         });
     }
+    tracker.spawn(disk::sample_until(
+        Arc::clone(&disk),
+        journal_dir,
+        journal_bytes,
+        shutdown.clone(),
+    ));
     let b = Arc::clone(&broker);
     let sweep_stop = shutdown.clone();
     tracker.spawn(async move {
@@ -259,8 +316,8 @@ async fn serve_store<F: FnOnce(&Running)>(
         }
     }
     drop(listener);
-    let store_failed = store.durability().borrow().failed.is_some();
-    let grace = if mastership.is_some_and(Mastership::is_lost) || store_failed {
+    let store_failed = store.durability().borrow().failed.clone();
+    let grace = if mastership.is_some_and(Mastership::is_lost) || store_failed.is_some() {
         tracing::warn!("nothing more can be confirmed here: closing every connection");
         STEP_DOWN_GRACE
     } else {
@@ -271,9 +328,16 @@ async fn serve_store<F: FnOnce(&Running)>(
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("some connections did not finish within {grace:?}");
     }
+    health.set_serving(None);
     store.close();
     tracing::info!("store flushed and closed");
-    Ok(())
+    match store_failed {
+        Some(reason) if mastership.is_none() => Err(StoreFailed {
+            reason: reason.to_string(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 /// Tells a client over the connection limit why it is turned away.

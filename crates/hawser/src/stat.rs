@@ -50,6 +50,15 @@ pub async fn stat(args: StatArgs) -> Result<(), Failure> {
                 println!("data_dir: {}", status.data_dir.display());
                 println!("pid: {}", status.pid);
                 println!("since_ms: {}", status.since_ms);
+                if let Some(reason) = &status.failed {
+                    println!("failed: {reason}");
+                }
+                if let Some(free) = status.disk_free_bytes {
+                    println!("disk_free_bytes: {free}");
+                }
+                if !status.producers_held_by.is_empty() {
+                    println!("producers held by: {}", status.producers_held_by.join(", "));
+                }
             }
             Ok(())
         }

@@ -1,18 +1,23 @@
 //! The HTTP status endpoint (`GET /status`): what this broker is right now, for
 //! `hawser stat`, health checks and failover drills. A standby has no STOMP
-//! listener, so this is how one asks it anything.
+//! listener, so this is how one asks it anything. Beyond the role it says whether
+//! the store failed and which resources hold producers back ([`Health`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::routing::get;
 use axum::{Json, Router};
 use hawser_ha::Role;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use crate::stomp::SessionSettings;
 
 /// The answer to `GET /status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +36,72 @@ pub struct Status {
     pub since_ms: u64,
     /// The process id.
     pub pid: u32,
+    /// Why the store failed, once it has (with the files concerned). A standalone
+    /// broker is then stopping: it accepts nothing more and exits with code 74.
+    #[serde(default)]
+    pub failed: Option<String>,
+    /// What holds producers back now (flow control): `memory` (pending messages),
+    /// `store` (journal size), `disk` (free space); empty when nothing does.
+    #[serde(default)]
+    pub producers_held_by: Vec<String>,
+    /// Free bytes on the journal's file system at the last sample, when sampled
+    /// (journal persistence with `min_free_disk_bytes` above 0).
+    #[serde(default)]
+    pub disk_free_bytes: Option<u64>,
+}
+
+/// What the broker reports beyond its role, kept up to date by the server.
+#[derive(Default)]
+pub struct Health {
+    /// Why the store failed, once it has.
+    failed: Mutex<Option<String>>,
+    /// The settings of the sessions of the store being served, while one is: the
+    /// flow-control conditions are read from them.
+    serving: Mutex<Option<Arc<SessionSettings>>>,
+}
+
+impl Health {
+    /// Records that the store failed, and why.
+    pub fn set_failed(&self, reason: String) {
+        self.failed.lock().get_or_insert(reason);
+    }
+
+    /// Why the store failed, if it has.
+    pub fn failed(&self) -> Option<String> {
+        self.failed.lock().clone()
+    }
+
+    /// Sets (or with `None` clears) the store being served.
+    pub fn set_serving(&self, settings: Option<Arc<SessionSettings>>) {
+        *self.serving.lock() = settings;
+    }
+
+    /// The resources that hold producers back now; the same conditions as the
+    /// sessions' flow control (`wait_for_room`).
+    pub fn producers_held_by(&self) -> Vec<&'static str> {
+        let Some(s) = self.serving.lock().clone() else {
+            return Vec::new();
+        };
+        let mut held = Vec::new();
+        if s.broker.memory().is_full() {
+            held.push("memory");
+        }
+        if s.broker.store().disk_bytes() >= s.max_store_bytes {
+            held.push("store");
+        }
+        if s.disk.is_low(s.broker.store().disk_bytes()) {
+            held.push("disk");
+        }
+        held
+    }
+
+    /// Free bytes on the journal's file system: the last sample, less what the
+    /// journal wrote since.
+    pub fn disk_free_bytes(&self) -> Option<u64> {
+        let s = self.serving.lock().clone()?;
+        s.disk.free_bytes()?;
+        Some(s.disk.free_now(s.broker.store().disk_bytes()))
+    }
 }
 
 /// What the endpoint needs to answer.
@@ -38,6 +109,8 @@ pub struct Status {
 pub struct StatusSource {
     /// The role, as the server updates it.
     pub role: watch::Receiver<Role>,
+    /// Failure and flow control, as the server updates them.
+    pub health: Arc<Health>,
     /// Fixed facts about the broker.
     pub node: Option<String>,
     pub stomp: String,
@@ -55,11 +128,11 @@ pub async fn serve_status(
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let since = std::sync::Arc::new(std::sync::Mutex::new(now_ms()));
+    let since = Arc::new(Mutex::new(now_ms()));
     // The role's timestamp follows its changes.
     {
         let mut role = source.role.clone();
-        let since = std::sync::Arc::clone(&since);
+        let since = Arc::clone(&since);
         let stop = shutdown.clone();
         tokio::spawn(async move {
             loop {
@@ -68,9 +141,7 @@ pub async fn serve_status(
                         if changed.is_err() {
                             return;
                         }
-                        if let Ok(mut s) = since.lock() {
-                            *s = now_ms();
-                        }
+                        *since.lock() = now_ms();
                     }
                     _ = stop.cancelled() => return,
                 }
@@ -81,7 +152,7 @@ pub async fn serve_status(
         "/status",
         get(move || {
             let source = source.clone();
-            let since = std::sync::Arc::clone(&since);
+            let since = Arc::clone(&since);
             async move {
                 let role = source.role.borrow().clone();
                 Json(Status {
@@ -90,8 +161,16 @@ pub async fn serve_status(
                     node: source.node.clone(),
                     stomp: source.stomp.clone(),
                     data_dir: source.data_dir.clone(),
-                    since_ms: since.lock().map(|s| *s).unwrap_or(0),
+                    since_ms: *since.lock(),
                     pid: std::process::id(),
+                    failed: source.health.failed(),
+                    disk_free_bytes: source.health.disk_free_bytes(),
+                    producers_held_by: source
+                        .health
+                        .producers_held_by()
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
                 })
             }
         }),

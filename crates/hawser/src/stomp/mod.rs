@@ -50,7 +50,7 @@ pub enum SessionError {
     /// The engine refused the operation.
     #[error(transparent)]
     Broker(#[from] BrokerError),
-    /// Producer flow control is set to fail and memory or store is full.
+    /// Producer flow control is set to fail and memory, store or disk is full.
     #[error("{0} is full; message refused")]
     ResourceFull(&'static str),
     /// No CONNECT in time.
@@ -72,22 +72,26 @@ pub enum SessionError {
     IdleTimeout(u64),
 }
 
-impl SessionError {
-    /// What the client is told in its ERROR frame: what it did wrong, never
-    /// the server's own failures in detail (they name files and paths; the
-    /// server's log has them).
-    pub fn client_message(&self) -> String {
-        match self {
-            SessionError::Broker(BrokerError::Store(e)) if e.is_fatal() => {
-                tracing::warn!("a client's operation failed in the store: {e}");
-                "the broker's store failed; the operation was not done and nothing more can be confirmed".into()
-            }
-            other => other.to_string(),
-        }
-    }
+/// What a client is told when the store failed: the reason names server files,
+/// so it goes to the log and `/status` only.
+pub(crate) const STORE_FAILURE_MESSAGE: &str = "store failure: message not confirmed";
 
+impl SessionError {
     /// A frame command as a static name for error messages.
     fn command_name(c: Command) -> &'static str {
         c.as_str()
+    }
+
+    /// The ERROR frame's `message`: what the client did wrong, but for a store
+    /// failure only [`STORE_FAILURE_MESSAGE`] (the reason names server files;
+    /// the log has it).
+    pub(crate) fn client_message(&self) -> String {
+        match self {
+            SessionError::Broker(BrokerError::Store(e)) if e.is_fatal() => {
+                tracing::warn!("a client's operation failed in the store: {e}");
+                STORE_FAILURE_MESSAGE.to_owned()
+            }
+            other => other.to_string(),
+        }
     }
 }

@@ -42,7 +42,7 @@ const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Clients may be this much later than their heart-beat interval (ActiveMQ allows 1.5x).
 const HEARTBEAT_GRACE_NUM: u64 = 3;
 const HEARTBEAT_GRACE_DEN: u64 = 2;
-/// How often a producer held by a full store checks again.
+/// How often a producer held by a full store or disk checks again.
 const STORE_FULL_POLL: Duration = Duration::from_millis(100);
 /// Largest frame accepted before CONNECT: a CONNECT frame is a few headers, and
 /// an unauthenticated peer must not make the broker buffer megabytes.
@@ -79,6 +79,8 @@ pub struct SessionSettings {
     pub max_store_bytes: u64,
     /// What a full broker does to producers.
     pub flow_control: FlowControl,
+    /// Free space on the journal's file system (producers wait while it is low).
+    pub disk: Arc<crate::disk::DiskSpace>,
     /// Broker URIs advertised to clients (ActiveMQ's updateClusterClients).
     pub cluster: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
 }
@@ -666,7 +668,8 @@ impl Session {
 
     /// Producer flow control: hold or refuse a send to `dest` while there is no
     /// room: its destination's memory limit, the broker's (for destinations
-    /// holding their share of it, see `hawser_broker::usage`), or the store's.
+    /// holding their share of it, see `hawser_broker::usage`), the store's, or
+    /// the disk's free space.
     /// Only this producer waits; other connections, and this one's producers
     /// of other destinations on other connections, go on.
     ///
@@ -678,10 +681,15 @@ impl Session {
         let usage = self.usage_for(dest);
         let read_limit = settings.limits.max_frame_bytes + READ_CHUNK_BYTES;
         loop {
-            let which = match usage.room() {
-                Err(full) => full.as_str(),
+            // `Some(full)`: memory, signalled when it frees; `None`: the store's
+            // size or the disk's space, sampled.
+            let (which, memory) = match usage.room() {
+                Err(full) => (full.as_str(), Some(full)),
                 Ok(()) if settings.broker.store().disk_bytes() >= settings.max_store_bytes => {
-                    "store"
+                    ("store", None)
+                }
+                Ok(()) if settings.disk.is_low(settings.broker.store().disk_bytes()) => {
+                    ("disk", None)
                 }
                 Ok(()) => return Ok(()),
             };
@@ -694,10 +702,9 @@ impl Session {
             }
             let (deadline, timeout) = self.read_deadline(Instant::now(), None);
             let room = async {
-                if which == "store" {
-                    tokio::time::sleep(STORE_FULL_POLL).await;
-                } else {
-                    usage.wait_for_room().await;
+                match memory {
+                    Some(_) => usage.wait_for_room().await,
+                    None => tokio::time::sleep(STORE_FULL_POLL).await,
                 }
             };
             let can_read = self.buf.len() < read_limit;

@@ -210,7 +210,7 @@ pub async fn run_writer(
                     buf.clear();
                     auto_acked.clear();
                     let f = Frame::new(Command::Error)
-                        .with_header("message", "store failure: message not confirmed");
+                        .with_header("message", super::STORE_FAILURE_MESSAGE);
                     encode(&f, version, &mut buf);
                     closing = true;
                 }

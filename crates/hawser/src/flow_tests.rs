@@ -1,0 +1,201 @@
+//! Producer flow control on free disk space, and what clients are told when the
+//! store fails, over real loopback sockets with in-process sessions.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hawser_broker::{
+    Broker, BrokerConfig, Durability, DurabilityWatch, MemoryStore, Recovered, Seq, Store,
+    StoreError, StoreOp,
+};
+use hawser_stomp::Frame;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::FlowControl;
+use crate::disk::DiskSpace;
+use crate::stomp::SessionSettings;
+use crate::test_peer::{serve, settings, Peer};
+
+/// A path that must never reach a client.
+const SECRET_PATH: &str = "/srv/hawser-secret/journal/journal-7.log";
+
+/// Serves STOMP on loopback with `store`, `disk` and `flow_control`; returns the address.
+async fn start(
+    store: Arc<dyn Store>,
+    disk: Arc<DiskSpace>,
+    flow_control: FlowControl,
+    shutdown: &CancellationToken,
+) -> std::net::SocketAddr {
+    let broker = Arc::new(Broker::new(
+        BrokerConfig::default(),
+        store,
+        Recovered::default(),
+    ));
+    serve(
+        SessionSettings {
+            flow_control,
+            disk,
+            ..settings(broker)
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// Every byte of a frame, headers and body, as text: what a client could read.
+fn frame_text(f: &Frame) -> String {
+    let mut text = format!("{f:?}");
+    text.push_str(&String::from_utf8_lossy(&f.body));
+    text
+}
+
+#[tokio::test]
+async fn a_producer_waits_while_the_disk_is_low_and_resumes_by_itself() {
+    let shutdown = CancellationToken::new();
+    let disk = Arc::new(DiskSpace::new(1_000));
+    disk.record(999, 0);
+    let addr = start(
+        Arc::new(MemoryStore::new()),
+        Arc::clone(&disk),
+        FlowControl::Block,
+        &shutdown,
+    )
+    .await;
+    let mut producer = Peer::connect(addr).await;
+    producer
+        .send("SEND\ndestination:/queue/q\npersistent:true\nreceipt:held\n\nwaits")
+        .await;
+    // Consumers go on meanwhile: a subscription is made and confirmed, and the
+    // producer's message is not there to be delivered.
+    let mut consumer = Peer::connect(addr).await;
+    consumer
+        .send("SUBSCRIBE\nid:s\ndestination:/queue/q\nack:auto\nreceipt:sub\n\n")
+        .await;
+    let first = consumer.expect("RECEIPT").await;
+    assert_eq!(first.header("receipt-id"), Some("sub"));
+    assert!(
+        producer.next(Duration::from_millis(300)).await.is_none(),
+        "the send went through while the disk was low"
+    );
+    // Space comes back: the held send goes through without anything else happening.
+    disk.record(1_000, 0);
+    let receipt = producer.expect("RECEIPT").await;
+    assert_eq!(receipt.header("receipt-id"), Some("held"));
+    let msg = consumer.expect("MESSAGE").await;
+    assert_eq!(&msg.body[..], b"waits");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn with_flow_control_fail_a_send_is_refused_while_the_disk_is_low() {
+    let shutdown = CancellationToken::new();
+    let disk = Arc::new(DiskSpace::new(1_000));
+    disk.record(0, 0);
+    let addr = start(
+        Arc::new(MemoryStore::new()),
+        disk,
+        FlowControl::Fail,
+        &shutdown,
+    )
+    .await;
+    let mut producer = Peer::connect(addr).await;
+    producer
+        .send("SEND\ndestination:/queue/q\npersistent:true\nreceipt:r\n\nno room")
+        .await;
+    let error = producer.expect("ERROR").await;
+    assert_eq!(
+        error.header("message"),
+        Some("disk is full; message refused")
+    );
+    assert_eq!(error.header("receipt-id"), Some("r"));
+    shutdown.cancel();
+}
+
+/// A store that fails the way a full disk fails a journal: appends are refused, or
+/// accepted and then never made durable, with a reason naming a file.
+struct FailingStore {
+    /// Refuse appends (a journal that failed earlier).
+    refuse: bool,
+    seq: AtomicU64,
+    durability: watch::Sender<Durability>,
+}
+
+impl FailingStore {
+    fn new(refuse: bool) -> Arc<FailingStore> {
+        Arc::new(FailingStore {
+            refuse,
+            seq: AtomicU64::new(0),
+            durability: watch::channel(Durability::default()).0,
+        })
+    }
+
+    fn fail(&self) {
+        let reason = format!("cannot write {SECRET_PATH}: No space left on device (os error 28)");
+        self.durability
+            .send_modify(|d| d.failed = Some(Arc::from(reason)));
+    }
+}
+
+impl Store for FailingStore {
+    fn append(&self, _ops: Vec<StoreOp>, _sync: bool) -> Result<Seq, StoreError> {
+        if self.refuse {
+            return Err(StoreError::Failed(format!(
+                "journal failed earlier: cannot write {SECRET_PATH}: No space left on device"
+            )));
+        }
+        Ok(self.seq.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+    fn durability(&self) -> DurabilityWatch {
+        self.durability.subscribe()
+    }
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
+    fn close(&self) {}
+}
+
+#[tokio::test]
+async fn a_send_refused_by_a_failed_store_is_told_so_without_server_paths() {
+    let shutdown = CancellationToken::new();
+    let store = FailingStore::new(true);
+    let disk = Arc::new(DiskSpace::unchecked());
+    let addr = start(store, disk, FlowControl::Block, &shutdown).await;
+    let mut producer = Peer::connect(addr).await;
+    producer
+        .send("SEND\ndestination:/queue/q\npersistent:true\nreceipt:r\n\nx")
+        .await;
+    let error = producer.expect("ERROR").await;
+    assert_eq!(
+        error.header("message"),
+        Some(crate::stomp::STORE_FAILURE_MESSAGE)
+    );
+    assert!(!frame_text(&error).contains("/srv"), "{error:?}");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_receipt_the_failed_store_cannot_give_is_an_error_without_server_paths() {
+    let shutdown = CancellationToken::new();
+    let store = FailingStore::new(false);
+    let disk = Arc::new(DiskSpace::unchecked());
+    let addr = start(store.clone(), disk, FlowControl::Block, &shutdown).await;
+    let mut producer = Peer::connect(addr).await;
+    producer
+        .send("SEND\ndestination:/queue/q\npersistent:true\nreceipt:r\n\nx")
+        .await;
+    // Stored or not yet, the send waits for a durability that will not come.
+    store.fail();
+    let error = producer.expect("ERROR").await;
+    assert_eq!(
+        error.header("message"),
+        Some(crate::stomp::STORE_FAILURE_MESSAGE)
+    );
+    assert!(!frame_text(&error).contains("/srv"), "{error:?}");
+    assert!(
+        producer.next(Duration::from_secs(5)).await.is_none(),
+        "then closed"
+    );
+    shutdown.cancel();
+}
