@@ -23,6 +23,8 @@ def segments(broker) -> list[Path]:
 
 
 SEGMENT_HEADER = 20
+# Format 2 (docs/architecture.md): len u32 | synced u32 | payload crc u32 | header crc u32.
+RECORD_HEADER = 16
 
 
 def records_end(path: Path) -> int:
@@ -30,11 +32,12 @@ def records_end(path: Path) -> int:
     journal allocates a segment's space ahead (zeros, which no record is)."""
     data = path.read_bytes()
     at = SEGMENT_HEADER
-    while at + 8 <= len(data):
-        length, crc = struct.unpack_from("<II", data, at)
-        if length == 0 and crc == 0:
+    while at + RECORD_HEADER <= len(data):
+        header = data[at:at + RECORD_HEADER]
+        if header == bytes(RECORD_HEADER):
             break
-        at += 8 + length
+        (length,) = struct.unpack_from("<I", header)
+        at += RECORD_HEADER + length
     return at
 
 
@@ -57,7 +60,7 @@ def test_torn_tail_is_cut_and_confirmed_messages_survive(broker_factory, stomp_f
     size = records_end(last)
     with open(last, "r+b") as f:
         f.seek(size)
-        f.write(struct.pack("<II", 1000, 0xDEADBEEF) + b"0123456789")
+        f.write(struct.pack("<IIII", 1000, 0, 0xDEADBEEF, 0xDEADBEEF) + b"0123456789")
 
     broker.start()
     log = broker.log_text()
