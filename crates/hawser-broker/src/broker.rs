@@ -18,7 +18,8 @@
 //! for and consumers see only durable messages.
 //!
 //! The rest of the engine, one noun each: [`crate::publish`] (sends and
-//! commits), [`crate::redelivery`] (redelivery and dead letters),
+//! commits), [`crate::subscription`] (consumers, browsers, temporary
+//! destinations), [`crate::redelivery`] (redelivery and dead letters),
 //! [`crate::producer`] (duplicate detection), [`crate::transaction`],
 //! [`crate::usage`] (memory and flow control).
 
@@ -37,9 +38,9 @@ use crate::message::{estimate_bytes, Message, MessageId, NewMessage};
 use crate::outbox::{AckMode, ConnectionId, Outbox};
 use crate::producer::{ProducerAudit, ProducerKey};
 use crate::publish::Publish;
-use crate::queue::{Consumer, Entry};
+use crate::queue::Entry;
 use crate::state::{Connection, ContainerKey, NoLocal, State, SubRef, TopicLink};
-use crate::store::{DurableSubscription, Recovered, Seq, Store, StoreError, StoreKey, StoreOp};
+use crate::store::{Recovered, Seq, Store, StoreError, StoreKey, StoreOp};
 use crate::store_codec;
 use crate::transaction::Transaction;
 use crate::usage::{DestinationUsage, MemoryCharge, MemoryUsage};
@@ -81,7 +82,7 @@ pub struct ContainerStats {
 /// The broker engine. Shared by every connection (`Arc<Broker>`).
 pub struct Broker {
     /// All mutable state (see [`crate::state`] for the lock invariant).
-    state: Mutex<State>,
+    pub(crate) state: Mutex<State>,
     /// Where persistent state goes.
     store: Arc<dyn Store>,
     /// Memory held by messages, broker-wide, for producer flow control.
@@ -91,7 +92,7 @@ pub struct Broker {
     /// ([`Broker::expire`]) once empty and held by nobody else.
     usages: Mutex<HashMap<Destination, Arc<DestinationUsage>>>,
     /// Settings.
-    config: BrokerConfig,
+    pub(crate) config: BrokerConfig,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -101,7 +102,7 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn parse_selector(text: Option<&str>) -> Result<Option<Arc<Selector>>, BrokerError> {
+pub(crate) fn parse_selector(text: Option<&str>) -> Result<Option<Arc<Selector>>, BrokerError> {
     match text.map(str::trim) {
         None | Some("") => Ok(None),
         Some(s) => Selector::parse(s)
@@ -243,226 +244,6 @@ impl Broker {
             st.temp_owners.remove(&dest);
             self.delete_temporary(&mut st, &dest);
         }
-    }
-
-    /// Records that `dest` (a temporary destination) belongs to `conn` and goes
-    /// when it does. Refused past the per-connection limit.
-    pub fn register_temporary(
-        &self,
-        conn: ConnectionId,
-        dest: &Destination,
-    ) -> Result<(), BrokerError> {
-        let mut st = self.state.lock();
-        let st = &mut *st;
-        let c = st
-            .connections
-            .get_mut(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
-        if c.temps.contains(dest) {
-            return Ok(());
-        }
-        if c.temps.len() >= self.config.max_temporary_destinations_per_connection {
-            return Err(BrokerError::Limit("temporary destinations per connection"));
-        }
-        c.temps.push(dest.clone());
-        st.temp_owners.insert(dest.clone(), conn);
-        Ok(())
-    }
-
-    /// Counts a queue browser against the connection's subscription limit.
-    pub fn open_browser(&self, conn: ConnectionId) -> Result<(), BrokerError> {
-        let mut st = self.state.lock();
-        let c = st
-            .connections
-            .get_mut(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
-        if c.subs.len() + c.browsers >= self.config.max_subscriptions_per_connection {
-            return Err(BrokerError::Limit("subscriptions per connection"));
-        }
-        c.browsers += 1;
-        Ok(())
-    }
-
-    /// A browser of the connection was closed.
-    pub fn close_browser(&self, conn: ConnectionId) {
-        if let Some(c) = self.state.lock().connections.get_mut(&conn) {
-            c.browsers = c.browsers.saturating_sub(1);
-        }
-    }
-
-    /// Attaches a consumer. Returns the sequence of the store record to wait for
-    /// before confirming (non-zero when a durable subscription was created).
-    pub fn subscribe(&self, conn: ConnectionId, spec: SubscribeSpec) -> Result<Seq, BrokerError> {
-        let mut st = self.state.lock();
-        let st = &mut *st;
-        let c = st
-            .connections
-            .get(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
-        if c.subs.contains_key(&spec.id) {
-            return Err(BrokerError::DuplicateSubscription(spec.id.to_string()));
-        }
-        if c.subs.len() + c.browsers >= self.config.max_subscriptions_per_connection {
-            return Err(BrokerError::Limit("subscriptions per connection"));
-        }
-        if spec.destination.kind.is_temporary() && !st.temp_owners.contains_key(&spec.destination) {
-            return Err(BrokerError::UnknownTemporary(spec.destination.to_string()));
-        }
-        let outbox = Arc::clone(&c.outbox);
-        let client_id = c.client_id.clone();
-        let selector = parse_selector(spec.selector.as_deref())?;
-        let mut seq = 0;
-
-        let (key, consumer_selector) = if !spec.destination.is_topic() {
-            (ContainerKey::Queue(spec.destination.clone()), selector)
-        } else if let Some(name) = spec.durable_name.as_deref() {
-            let client_id = client_id.ok_or(BrokerError::DurableNeedsClientId)?;
-            let def = DurableSubscription {
-                client_id: Arc::clone(&client_id),
-                name: Arc::from(name),
-                topic: Arc::clone(&spec.destination.name),
-                selector: selector.as_ref().map(|s| s.text().to_owned()),
-                no_local: spec.no_local,
-            };
-            let key = ContainerKey::durable(&client_id, &def.name);
-            let existing = st
-                .durables
-                .get(&(Arc::clone(&client_id), Arc::clone(&def.name)));
-            if existing.is_some_and(|_| {
-                st.containers
-                    .get(&key)
-                    .is_some_and(|q| q.consumer_count() > 0)
-            }) {
-                return Err(BrokerError::DurableActive(name.to_owned()));
-            }
-            if existing != Some(&def) {
-                // New, or changed topic/selector: as in JMS, a changed durable
-                // subscription is a new one and the old one's messages are dropped.
-                let replaces = existing.is_some();
-                let mut ops = Vec::new();
-                if replaces {
-                    ops.push(StoreOp::Unsubscribe {
-                        client_id: Arc::clone(&client_id),
-                        name: Arc::clone(&def.name),
-                    });
-                }
-                ops.push(StoreOp::Subscribe(def.clone()));
-                seq = self.write(st, ops, true)?;
-                if replaces {
-                    remove_durable(st, &client_id, &def.name);
-                }
-                st.topics
-                    .entry(spec.destination.clone())
-                    .or_default()
-                    .push(TopicLink {
-                        key: key.clone(),
-                        filter: selector,
-                        no_local: def
-                            .no_local
-                            .then(|| NoLocal::ClientId(Arc::clone(&client_id))),
-                    });
-                st.durables
-                    .insert((Arc::clone(&client_id), Arc::clone(&def.name)), def);
-            }
-            (key, None)
-        } else {
-            let key = ContainerKey::TopicSub {
-                conn,
-                sub: Arc::clone(&spec.id),
-            };
-            st.topics
-                .entry(spec.destination.clone())
-                .or_default()
-                .push(TopicLink {
-                    key: key.clone(),
-                    filter: selector,
-                    no_local: spec.no_local.then_some(NoLocal::Connection(conn)),
-                });
-            (key, None)
-        };
-
-        let consumer_id = st.next_consumer;
-        st.next_consumer += 1;
-        st.containers
-            .entry(key.clone())
-            .or_default()
-            .add_consumer(Consumer::new(
-                consumer_id,
-                Arc::clone(&spec.id),
-                spec.ack_mode,
-                spec.prefetch.min(self.config.max_prefetch),
-                consumer_selector,
-                spec.exclusive,
-                outbox,
-            ));
-        st.consumers.insert(consumer_id, key.clone());
-        st.connections
-            .get_mut(&conn)
-            .expect("checked above")
-            .subs
-            .insert(
-                Arc::clone(&spec.id),
-                SubRef {
-                    container: key.clone(),
-                    consumer: consumer_id,
-                    ack_mode: spec.ack_mode,
-                },
-            );
-        self.dispatch(st, &key);
-        Ok(seq)
-    }
-
-    /// Detaches a subscription; with `remove_durable` a durable subscription is
-    /// deleted with everything it held. `durable_name` alone (no active
-    /// subscription id) deletes an inactive durable subscription.
-    pub fn unsubscribe(
-        &self,
-        conn: ConnectionId,
-        id: Option<&str>,
-        durable_name: Option<&str>,
-    ) -> Result<Seq, BrokerError> {
-        let mut st = self.state.lock();
-        let st = &mut *st;
-        let c = st
-            .connections
-            .get_mut(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
-        let client_id = c.client_id.clone();
-        let sub = id.and_then(|id| c.subs.remove(id));
-        if sub.is_none() && durable_name.is_none() {
-            return Err(BrokerError::UnknownSubscription(
-                id.unwrap_or_default().to_owned(),
-            ));
-        }
-        if let Some(sub) = &sub {
-            self.detach(st, sub);
-        }
-        let Some(name) = durable_name else {
-            return Ok(0);
-        };
-        let client_id = client_id.ok_or(BrokerError::DurableNeedsClientId)?;
-        let name: Arc<str> = Arc::from(name);
-        let key = ContainerKey::durable(&client_id, &name);
-        if st
-            .containers
-            .get(&key)
-            .is_some_and(|q| q.consumer_count() > 0)
-        {
-            return Err(BrokerError::DurableActive(name.to_string()));
-        }
-        if !st
-            .durables
-            .contains_key(&(Arc::clone(&client_id), Arc::clone(&name)))
-        {
-            return Err(BrokerError::UnknownSubscription(name.to_string()));
-        }
-        let ops = vec![StoreOp::Unsubscribe {
-            client_id: Arc::clone(&client_id),
-            name: Arc::clone(&name),
-        }];
-        let seq = self.write(st, ops, true)?;
-        remove_durable(st, &client_id, &name);
-        Ok(seq)
     }
 
     /// Accepts a message from a producer, or buffers it in transaction `tx`.
@@ -938,38 +719,6 @@ impl Broker {
         Err(BrokerError::UnknownMessage(id))
     }
 
-    /// Removes a subscription's consumer and returns what it held to the queue;
-    /// a non-durable topic subscription disappears with its messages.
-    fn detach(&self, st: &mut State, sub: &SubRef) {
-        st.consumers.remove(&sub.consumer);
-        let Some(q) = st.containers.get_mut(&sub.container) else {
-            return;
-        };
-        let held = q.remove_consumer(sub.consumer);
-        if let ContainerKey::TopicSub { .. } = sub.container {
-            st.containers.remove(&sub.container);
-            for links in st.topics.values_mut() {
-                links.retain(|l| l.key != sub.container);
-            }
-            st.topics.retain(|_, links| !links.is_empty());
-            return;
-        }
-        self.redeliver(st, &sub.container, held);
-    }
-
-    /// Drops a temporary destination and whatever it held.
-    fn delete_temporary(&self, st: &mut State, dest: &Destination) {
-        if dest.is_topic() {
-            if let Some(links) = st.topics.remove(dest) {
-                for link in links {
-                    st.containers.remove(&link.key);
-                }
-            }
-        } else {
-            st.containers.remove(&ContainerKey::Queue(dest.clone()));
-        }
-    }
-
     /// Returns messages acknowledged in a rolled-back transaction to their queues.
     fn rollback_acks(&self, st: &mut State, acks: Vec<(ContainerKey, MessageId)>) {
         let mut by_key: Vec<(ContainerKey, Vec<Entry>)> = Vec::new();
@@ -1018,19 +767,6 @@ impl Broker {
 /// Bytes a single message's record may need beyond the message itself: the
 /// enqueue op's framing and key, and a producer mark.
 const RECORD_SLACK_BYTES: usize = 2 * 1024 + crate::destination::MAX_DESTINATION_NAME_BYTES;
-
-/// Deletes a durable subscription and its messages from memory (the caller wrote
-/// the record that says so).
-fn remove_durable(st: &mut State, client_id: &Arc<str>, name: &Arc<str>) {
-    let key = ContainerKey::durable(client_id, name);
-    st.durables
-        .remove(&(Arc::clone(client_id), Arc::clone(name)));
-    st.containers.remove(&key);
-    for links in st.topics.values_mut() {
-        links.retain(|l| l.key != key);
-    }
-    st.topics.retain(|_, links| !links.is_empty());
-}
 
 /// The store ops saying a container is done with these entries.
 pub(crate) fn dequeue_ops(key: &ContainerKey, entries: &[Entry]) -> Vec<StoreOp> {

@@ -22,6 +22,7 @@ mod redelivery;
 mod state;
 pub mod store;
 pub mod store_codec;
+mod subscription;
 mod transaction;
 pub mod usage;
 

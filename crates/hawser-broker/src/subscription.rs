@@ -1,0 +1,284 @@
+//! Subscriptions: consumers attached to queues, topics and durable
+//! subscriptions, queue browsers, and the temporary destinations connections own.
+//!
+//! Creating or replacing a durable subscription, and deleting one, is a store
+//! record; the engine changes its state only once the store took it (see
+//! [`crate::state`]). Non-durable subscriptions and temporary destinations live
+//! in memory only and go with their connection.
+
+use std::sync::Arc;
+
+use crate::broker::{parse_selector, Broker, SubscribeSpec};
+use crate::destination::Destination;
+use crate::error::BrokerError;
+use crate::outbox::ConnectionId;
+use crate::queue::Consumer;
+use crate::state::{ContainerKey, NoLocal, State, SubRef, TopicLink};
+use crate::store::{DurableSubscription, Seq, StoreOp};
+
+impl Broker {
+    /// Records that `dest` (a temporary destination) belongs to `conn` and goes
+    /// when it does. Refused past the per-connection limit.
+    pub fn register_temporary(
+        &self,
+        conn: ConnectionId,
+        dest: &Destination,
+    ) -> Result<(), BrokerError> {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let c = st
+            .connections
+            .get_mut(&conn)
+            .ok_or(BrokerError::ConnectionClosed)?;
+        if c.temps.contains(dest) {
+            return Ok(());
+        }
+        if c.temps.len() >= self.config.max_temporary_destinations_per_connection {
+            return Err(BrokerError::Limit("temporary destinations per connection"));
+        }
+        c.temps.push(dest.clone());
+        st.temp_owners.insert(dest.clone(), conn);
+        Ok(())
+    }
+
+    /// Counts a queue browser against the connection's subscription limit.
+    pub fn open_browser(&self, conn: ConnectionId) -> Result<(), BrokerError> {
+        let mut st = self.state.lock();
+        let c = st
+            .connections
+            .get_mut(&conn)
+            .ok_or(BrokerError::ConnectionClosed)?;
+        if c.subs.len() + c.browsers >= self.config.max_subscriptions_per_connection {
+            return Err(BrokerError::Limit("subscriptions per connection"));
+        }
+        c.browsers += 1;
+        Ok(())
+    }
+
+    /// A browser of the connection was closed.
+    pub fn close_browser(&self, conn: ConnectionId) {
+        if let Some(c) = self.state.lock().connections.get_mut(&conn) {
+            c.browsers = c.browsers.saturating_sub(1);
+        }
+    }
+
+    /// Attaches a consumer. Returns the sequence of the store record to wait for
+    /// before confirming (non-zero when a durable subscription was created).
+    pub fn subscribe(&self, conn: ConnectionId, spec: SubscribeSpec) -> Result<Seq, BrokerError> {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let c = st
+            .connections
+            .get(&conn)
+            .ok_or(BrokerError::ConnectionClosed)?;
+        if c.subs.contains_key(&spec.id) {
+            return Err(BrokerError::DuplicateSubscription(spec.id.to_string()));
+        }
+        if c.subs.len() + c.browsers >= self.config.max_subscriptions_per_connection {
+            return Err(BrokerError::Limit("subscriptions per connection"));
+        }
+        if spec.destination.kind.is_temporary() && !st.temp_owners.contains_key(&spec.destination) {
+            return Err(BrokerError::UnknownTemporary(spec.destination.to_string()));
+        }
+        let outbox = Arc::clone(&c.outbox);
+        let client_id = c.client_id.clone();
+        let selector = parse_selector(spec.selector.as_deref())?;
+        let mut seq = 0;
+
+        let (key, consumer_selector) = if !spec.destination.is_topic() {
+            (ContainerKey::Queue(spec.destination.clone()), selector)
+        } else if let Some(name) = spec.durable_name.as_deref() {
+            let client_id = client_id.ok_or(BrokerError::DurableNeedsClientId)?;
+            let def = DurableSubscription {
+                client_id: Arc::clone(&client_id),
+                name: Arc::from(name),
+                topic: Arc::clone(&spec.destination.name),
+                selector: selector.as_ref().map(|s| s.text().to_owned()),
+                no_local: spec.no_local,
+            };
+            let key = ContainerKey::durable(&client_id, &def.name);
+            let existing = st
+                .durables
+                .get(&(Arc::clone(&client_id), Arc::clone(&def.name)));
+            if existing.is_some_and(|_| {
+                st.containers
+                    .get(&key)
+                    .is_some_and(|q| q.consumer_count() > 0)
+            }) {
+                return Err(BrokerError::DurableActive(name.to_owned()));
+            }
+            if existing != Some(&def) {
+                // New, or changed topic/selector: as in JMS, a changed durable
+                // subscription is a new one and the old one's messages are dropped.
+                let replaces = existing.is_some();
+                let mut ops = Vec::new();
+                if replaces {
+                    ops.push(StoreOp::Unsubscribe {
+                        client_id: Arc::clone(&client_id),
+                        name: Arc::clone(&def.name),
+                    });
+                }
+                ops.push(StoreOp::Subscribe(def.clone()));
+                seq = self.write(st, ops, true)?;
+                if replaces {
+                    remove_durable(st, &client_id, &def.name);
+                }
+                st.topics
+                    .entry(spec.destination.clone())
+                    .or_default()
+                    .push(TopicLink {
+                        key: key.clone(),
+                        filter: selector,
+                        no_local: def
+                            .no_local
+                            .then(|| NoLocal::ClientId(Arc::clone(&client_id))),
+                    });
+                st.durables
+                    .insert((Arc::clone(&client_id), Arc::clone(&def.name)), def);
+            }
+            (key, None)
+        } else {
+            let key = ContainerKey::TopicSub {
+                conn,
+                sub: Arc::clone(&spec.id),
+            };
+            st.topics
+                .entry(spec.destination.clone())
+                .or_default()
+                .push(TopicLink {
+                    key: key.clone(),
+                    filter: selector,
+                    no_local: spec.no_local.then_some(NoLocal::Connection(conn)),
+                });
+            (key, None)
+        };
+
+        let consumer_id = st.next_consumer;
+        st.next_consumer += 1;
+        st.containers
+            .entry(key.clone())
+            .or_default()
+            .add_consumer(Consumer::new(
+                consumer_id,
+                Arc::clone(&spec.id),
+                spec.ack_mode,
+                spec.prefetch.min(self.config.max_prefetch),
+                consumer_selector,
+                spec.exclusive,
+                outbox,
+            ));
+        st.consumers.insert(consumer_id, key.clone());
+        st.connections
+            .get_mut(&conn)
+            .expect("checked above")
+            .subs
+            .insert(
+                Arc::clone(&spec.id),
+                SubRef {
+                    container: key.clone(),
+                    consumer: consumer_id,
+                    ack_mode: spec.ack_mode,
+                },
+            );
+        self.dispatch(st, &key);
+        Ok(seq)
+    }
+
+    /// Detaches a subscription; with `remove_durable` a durable subscription is
+    /// deleted with everything it held. `durable_name` alone (no active
+    /// subscription id) deletes an inactive durable subscription.
+    pub fn unsubscribe(
+        &self,
+        conn: ConnectionId,
+        id: Option<&str>,
+        durable_name: Option<&str>,
+    ) -> Result<Seq, BrokerError> {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let c = st
+            .connections
+            .get_mut(&conn)
+            .ok_or(BrokerError::ConnectionClosed)?;
+        let client_id = c.client_id.clone();
+        let sub = id.and_then(|id| c.subs.remove(id));
+        if sub.is_none() && durable_name.is_none() {
+            return Err(BrokerError::UnknownSubscription(
+                id.unwrap_or_default().to_owned(),
+            ));
+        }
+        if let Some(sub) = &sub {
+            self.detach(st, sub);
+        }
+        let Some(name) = durable_name else {
+            return Ok(0);
+        };
+        let client_id = client_id.ok_or(BrokerError::DurableNeedsClientId)?;
+        let name: Arc<str> = Arc::from(name);
+        let key = ContainerKey::durable(&client_id, &name);
+        if st
+            .containers
+            .get(&key)
+            .is_some_and(|q| q.consumer_count() > 0)
+        {
+            return Err(BrokerError::DurableActive(name.to_string()));
+        }
+        if !st
+            .durables
+            .contains_key(&(Arc::clone(&client_id), Arc::clone(&name)))
+        {
+            return Err(BrokerError::UnknownSubscription(name.to_string()));
+        }
+        let ops = vec![StoreOp::Unsubscribe {
+            client_id: Arc::clone(&client_id),
+            name: Arc::clone(&name),
+        }];
+        let seq = self.write(st, ops, true)?;
+        remove_durable(st, &client_id, &name);
+        Ok(seq)
+    }
+
+    /// Removes a subscription's consumer and returns what it held to the queue;
+    /// a non-durable topic subscription disappears with its messages.
+    pub(crate) fn detach(&self, st: &mut State, sub: &SubRef) {
+        st.consumers.remove(&sub.consumer);
+        let Some(q) = st.containers.get_mut(&sub.container) else {
+            return;
+        };
+        let held = q.remove_consumer(sub.consumer);
+        if let ContainerKey::TopicSub { .. } = sub.container {
+            st.containers.remove(&sub.container);
+            for links in st.topics.values_mut() {
+                links.retain(|l| l.key != sub.container);
+            }
+            st.topics.retain(|_, links| !links.is_empty());
+            return;
+        }
+        self.redeliver(st, &sub.container, held);
+    }
+
+    /// Drops a temporary destination and whatever it held.
+    pub(crate) fn delete_temporary(&self, st: &mut State, dest: &Destination) {
+        if dest.is_topic() {
+            if let Some(links) = st.topics.remove(dest) {
+                for link in links {
+                    st.containers.remove(&link.key);
+                }
+            }
+        } else {
+            st.containers.remove(&ContainerKey::Queue(dest.clone()));
+        }
+    }
+}
+
+/// Deletes a durable subscription and its messages from memory (the caller wrote
+/// the record that says so).
+pub(crate) fn remove_durable(st: &mut State, client_id: &Arc<str>, name: &Arc<str>) {
+    let key = ContainerKey::durable(client_id, name);
+    st.durables
+        .remove(&(Arc::clone(client_id), Arc::clone(name)));
+    st.containers.remove(&key);
+    for links in st.topics.values_mut() {
+        links.retain(|l| l.key != key);
+    }
+    st.topics.retain(|_, links| !links.is_empty());
+}
