@@ -32,14 +32,14 @@ use parking_lot::Mutex;
 
 use crate::config::BrokerConfig;
 use crate::consumed::Consumed;
+use crate::container::ContainerKey;
 use crate::destination::Destination;
 use crate::error::BrokerError;
 use crate::message::{estimate_bytes, Message, MessageId, NewMessage};
 use crate::outbox::{AckMode, ConnectionId, Outbox};
 use crate::producer::{ProducerAudit, ProducerKey};
-use crate::publish::Publish;
 use crate::queue::Entry;
-use crate::state::{Connection, ContainerKey, NoLocal, State, SubRef, TopicLink};
+use crate::state::{Connection, NoLocal, State, SubRef, TopicLink};
 use crate::store::{Recovered, Seq, Store, StoreError, StoreKey, StoreOp};
 use crate::store_codec;
 use crate::transaction::Transaction;
@@ -292,7 +292,7 @@ impl Broker {
             return Err(BrokerError::TooLarge { len, max });
         }
         if let Some(p) = &message.producer {
-            crate::publish::check_producer(p)?;
+            p.check()?;
         }
         let mut st = self.state.lock();
         let st = &mut *st;
@@ -323,9 +323,9 @@ impl Broker {
             t.sends.push((message, charge));
             return Ok((0, None));
         }
-        let mut plan = Publish::plan(self, st, conn, vec![message], Vec::new())?;
+        let mut plan = self.plan_publish(st, conn, vec![message], Vec::new())?;
         let seq = self.write_plan(st, &mut plan)?;
-        let consumed = plan.apply(self, st, conn, seq, confirmable);
+        let consumed = self.apply_publish(st, conn, plan, seq, confirmable);
         Ok((seq, consumed))
     }
 
@@ -508,7 +508,7 @@ impl Broker {
             }
         }
         let sends: Vec<NewMessage> = t.sends.iter().map(|(m, _)| m.clone()).collect();
-        let mut plan = Publish::plan(self, st, conn, sends, ops)?;
+        let mut plan = self.plan_publish(st, conn, sends, ops)?;
         let seq = self.write_plan(st, &mut plan)?;
         let mut t = st
             .connections
@@ -530,7 +530,7 @@ impl Broker {
         }
         // The published messages carry their own charges from here on.
         drop(t);
-        plan.apply(self, st, conn, seq, false);
+        self.apply_publish(st, conn, plan, seq, false);
         for key in touched {
             self.dispatch(st, &key);
         }
@@ -641,19 +641,6 @@ impl Broker {
     }
 
     // ---- internals; all run under the state lock ----
-
-    /// Appends a publish's record, if it has ops; a batch of nothing but resends
-    /// is confirmed once everything appended so far (the originals) is durable.
-    fn write_plan(&self, st: &mut State, plan: &mut Publish) -> Result<Seq, BrokerError> {
-        if !plan.ops.is_empty() {
-            return Ok(self.write(st, std::mem::take(&mut plan.ops), true)?);
-        }
-        Ok(if plan.duplicates == plan.total && plan.total > 0 {
-            st.last_seq
-        } else {
-            0
-        })
-    }
 
     /// Appends a record and remembers its sequence. A record the store could
     /// not take is refused here, before the store sees it.

@@ -2,6 +2,7 @@
 
 use crate::destination::InvalidDestination;
 use crate::message::MessageId;
+use crate::producer::InvalidProducer;
 use crate::store::StoreError;
 
 /// Why the engine refused an operation. The protocol layer reports it to the
@@ -61,7 +62,7 @@ pub enum BrokerError {
     },
     /// A producer id or sequence number the broker cannot use.
     #[error("invalid producer: {0}")]
-    InvalidProducer(String),
+    InvalidProducer(#[from] InvalidProducer),
     /// A temporary destination whose connection is gone (or never existed).
     #[error("temporary destination {0} does not exist")]
     UnknownTemporary(String),

@@ -11,6 +11,7 @@
 pub mod broker;
 pub mod config;
 pub mod consumed;
+mod container;
 pub mod destination;
 pub mod error;
 pub mod message;

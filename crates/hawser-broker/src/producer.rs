@@ -27,6 +27,8 @@ use std::sync::Arc;
 
 use foldhash::HashMap;
 
+use crate::message::ProducerRef;
+
 /// Sequence numbers a window remembers, below its highest.
 pub const WINDOW_SEQS: u64 = 2048;
 /// 64-bit words of a window's bitmap.
@@ -35,6 +37,32 @@ pub const WINDOW_WORDS: usize = (WINDOW_SEQS / 64) as usize;
 pub const MAX_PRODUCER_SEQ: u64 = i64::MAX as u64;
 /// Longest producer id accepted, in bytes: ids are stored with every mark.
 pub const MAX_PRODUCER_ID_BYTES: usize = 256;
+
+impl ProducerRef {
+    /// Checks a producer reference a client gave: a sequence number in
+    /// 1..=[`MAX_PRODUCER_SEQ`], an id of 1 to [`MAX_PRODUCER_ID_BYTES`] bytes.
+    pub fn check(&self) -> Result<(), InvalidProducer> {
+        if self.seq == 0 || self.seq > MAX_PRODUCER_SEQ {
+            return Err(InvalidProducer::Seq(self.seq));
+        }
+        if self.id.is_empty() || self.id.len() > MAX_PRODUCER_ID_BYTES {
+            return Err(InvalidProducer::IdLength);
+        }
+        Ok(())
+    }
+}
+
+/// Why a producer reference cannot be used.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum InvalidProducer {
+    /// The sequence number is 0 or above [`MAX_PRODUCER_SEQ`].
+    #[error("sequence number {0} is outside 1..={MAX_PRODUCER_SEQ}")]
+    Seq(u64),
+    /// The id is empty or longer than [`MAX_PRODUCER_ID_BYTES`].
+    #[error("producer id must have 1 to {MAX_PRODUCER_ID_BYTES} bytes")]
+    IdLength,
+}
 
 /// A persisted producer: its id within the identity (client id) that owns it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

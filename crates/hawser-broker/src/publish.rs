@@ -1,23 +1,24 @@
 //! Publishing: from a producer's messages to the store record that keeps them
 //! and the containers that hold them, in two steps around the store's append.
 //!
-//! [`Publish::plan`] decides everything without changing the engine's state
-//! (it only hands out message ids): which messages are resends the store
+//! [`Broker::plan_publish`] decides everything without changing the engine's
+//! state (it only hands out message ids): which messages are resends the store
 //! already holds, where each message goes, the store ops, which producer
-//! windows to mark. The caller appends the ops; only if the store accepts them
-//! does [`Publish::apply`] mark the windows and place the messages. A refused
-//! record leaves the engine as it was (see [`crate::state`]).
+//! windows to mark. [`Broker::write_plan`] appends the ops; only if the store
+//! accepts them does [`Broker::apply_publish`] mark the windows and place the
+//! messages. A refused record leaves the engine as it was (see [`crate::state`]).
 
 use std::sync::Arc;
 
 use crate::broker::Broker;
 use crate::consumed::Consumed;
+use crate::container::ContainerKey;
 use crate::error::BrokerError;
 use crate::message::{Message, MessageData, NewMessage, ProducerRef};
 use crate::outbox::ConnectionId;
-use crate::producer::{ProducerKey, MAX_PRODUCER_ID_BYTES, MAX_PRODUCER_SEQ};
+use crate::producer::ProducerKey;
 use crate::queue::Entry;
-use crate::state::{ContainerKey, NoLocal, State};
+use crate::state::{NoLocal, State};
 use crate::store::{Seq, StoreOp};
 
 /// A producer's sequence number to mark once the record is accepted.
@@ -53,27 +54,11 @@ pub(crate) struct Publish {
     pub total: usize,
 }
 
-/// Checks a producer reference a client gave.
-pub(crate) fn check_producer(p: &ProducerRef) -> Result<(), BrokerError> {
-    if p.seq == 0 || p.seq > MAX_PRODUCER_SEQ {
-        return Err(BrokerError::InvalidProducer(format!(
-            "sequence number {} is outside 1..={MAX_PRODUCER_SEQ}",
-            p.seq
-        )));
-    }
-    if p.id.is_empty() || p.id.len() > MAX_PRODUCER_ID_BYTES {
-        return Err(BrokerError::InvalidProducer(format!(
-            "producer id must have 1 to {MAX_PRODUCER_ID_BYTES} bytes"
-        )));
-    }
-    Ok(())
-}
-
-impl Publish {
+impl Broker {
     /// Decides what publishing `messages` from `conn` does, with `extra` ops
     /// (a commit's acknowledgements) first in the record.
-    pub(crate) fn plan(
-        broker: &Broker,
+    pub(crate) fn plan_publish(
+        &self,
         st: &mut State,
         conn: ConnectionId,
         messages: Vec<NewMessage>,
@@ -96,7 +81,7 @@ impl Publish {
         let mut seen_ops = Vec::new();
         for new in messages {
             if let Some(p) = &new.producer {
-                check_producer(p)?;
+                p.check()?;
                 let stored = match &client_id {
                     Some(cid) => st
                         .producers
@@ -134,10 +119,10 @@ impl Publish {
             }
             let id = st.next_message_id;
             st.next_message_id += 1;
-            let usage = broker.destination_usage(&new.destination);
+            let usage = self.destination_usage(&new.destination);
             let msg = Arc::new(Message::charged(
                 MessageData::accept(id, new, now),
-                broker.memory(),
+                self.memory(),
                 Some(&usage),
             ));
             if msg.destination.is_topic() {
@@ -175,11 +160,45 @@ impl Publish {
                 plan.placed.push((key, msg));
             }
         }
-        plan.bound_producers(broker, st, conn)?;
+        plan.bound_producers(self, st, conn)?;
         plan.ops.extend(seen_ops);
         Ok(plan)
     }
 
+    /// Appends a publish's record, if it has ops; a batch of nothing but resends
+    /// is confirmed once everything appended so far (the originals) is durable.
+    pub(crate) fn write_plan(
+        &self,
+        st: &mut State,
+        plan: &mut Publish,
+    ) -> Result<Seq, BrokerError> {
+        if !plan.ops.is_empty() {
+            return Ok(self.write(st, std::mem::take(&mut plan.ops), true)?);
+        }
+        Ok(if plan.duplicates == plan.total && plan.total > 0 {
+            st.last_seq
+        } else {
+            0
+        })
+    }
+
+    /// Places the messages and marks the producers, now that the store took
+    /// record `seq` (0: nothing needed writing). With `confirmable`, a single
+    /// persistent queue message carries the flag its consumer's
+    /// acknowledgement sets (see [`crate::consumed`]), returned too.
+    pub(crate) fn apply_publish(
+        &self,
+        st: &mut State,
+        conn: ConnectionId,
+        plan: Publish,
+        seq: Seq,
+        confirmable: bool,
+    ) -> Option<Arc<Consumed>> {
+        plan.apply(self, st, conn, seq, confirmable)
+    }
+}
+
+impl Publish {
     /// Keeps the producer windows bounded: a connection without client id may
     /// use only so many producer ids; the client-id scoped ones are forgotten
     /// least recently used first, in the same record.
@@ -230,11 +249,8 @@ impl Publish {
         Ok(())
     }
 
-    /// Places the messages and marks the producers, now that the store took
-    /// record `seq` (0: nothing needed writing). With `confirmable`, a single
-    /// persistent queue message carries the flag its consumer's
-    /// acknowledgement sets (see [`crate::consumed`]), returned too.
-    pub(crate) fn apply(
+    /// [`Broker::apply_publish`].
+    fn apply(
         self,
         broker: &Broker,
         st: &mut State,

@@ -9,10 +9,11 @@
 use std::sync::Arc;
 
 use crate::broker::{dequeue_ops, now_ms, Broker};
+use crate::container::ContainerKey;
 use crate::destination::Destination;
 use crate::message::{Message, MessageData};
 use crate::queue::Entry;
-use crate::state::{ContainerKey, State};
+use crate::state::State;
 use crate::store::{StoreKey, StoreOp};
 
 impl Broker {

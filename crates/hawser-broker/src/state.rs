@@ -17,48 +17,14 @@ use std::sync::Arc;
 use foldhash::HashMap;
 use hawser_selector::Selector;
 
-use crate::destination::{Destination, DestinationKind};
+use crate::container::ContainerKey;
+use crate::destination::Destination;
 use crate::message::MessageId;
 use crate::outbox::{AckMode, ConnectionId, ConsumerId, Outbox};
 use crate::producer::{ProducerAudit, SeqWindow};
 use crate::queue::MessageQueue;
-use crate::store::{DurableSubscription, Seq, StoreKey};
+use crate::store::{DurableSubscription, Seq};
 use crate::transaction::Transaction;
-
-/// Where a container's messages come from and whether the store keeps them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum ContainerKey {
-    /// A queue or temporary queue.
-    Queue(Destination),
-    /// A durable topic subscription.
-    Durable { client_id: Arc<str>, name: Arc<str> },
-    /// A non-durable topic subscription, owned by one connection.
-    TopicSub { conn: ConnectionId, sub: Arc<str> },
-}
-
-impl ContainerKey {
-    /// The store's name for it, if the store keeps its persistent messages.
-    pub(crate) fn store_key(&self) -> Option<StoreKey> {
-        match self {
-            ContainerKey::Queue(d) if d.kind == DestinationKind::Queue => {
-                Some(StoreKey::Queue(Arc::clone(&d.name)))
-            }
-            ContainerKey::Durable { client_id, name } => Some(StoreKey::Durable {
-                client_id: Arc::clone(client_id),
-                name: Arc::clone(name),
-            }),
-            _ => None,
-        }
-    }
-
-    /// The container of a durable subscription.
-    pub(crate) fn durable(client_id: &Arc<str>, name: &Arc<str>) -> ContainerKey {
-        ContainerKey::Durable {
-            client_id: Arc::clone(client_id),
-            name: Arc::clone(name),
-        }
-    }
-}
 
 /// Whose messages a topic subscription skips.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,11 +9,12 @@
 use std::sync::Arc;
 
 use crate::broker::{parse_selector, Broker, SubscribeSpec};
+use crate::container::ContainerKey;
 use crate::destination::Destination;
 use crate::error::BrokerError;
 use crate::outbox::ConnectionId;
 use crate::queue::Consumer;
-use crate::state::{ContainerKey, NoLocal, State, SubRef, TopicLink};
+use crate::state::{NoLocal, State, SubRef, TopicLink};
 use crate::store::{DurableSubscription, Seq, StoreOp};
 
 impl Broker {

@@ -6,8 +6,8 @@
 //! that a SEND that would make the COMMIT record too large for the store is
 //! refused when it arrives, not at COMMIT.
 
+use crate::container::ContainerKey;
 use crate::message::{MessageId, NewMessage};
-use crate::state::ContainerKey;
 use crate::usage::MemoryCharge;
 
 /// An open transaction.
