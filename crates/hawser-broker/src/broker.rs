@@ -193,7 +193,7 @@ impl Broker {
         if let Some(u) = usages.get(d) {
             return Arc::clone(u);
         }
-        let u = DestinationUsage::new(&self.usage, self.config.policy_for(d));
+        let u = DestinationUsage::new(d.clone(), &self.usage, self.config.policy_for(d));
         usages.insert(d.clone(), Arc::clone(&u));
         u
     }
@@ -294,6 +294,8 @@ impl Broker {
         if let Some(p) = &message.producer {
             p.check()?;
         }
+        // Looked up before the engine's lock is taken: it takes a lock of its own.
+        let usage = self.destination_usage(&message.destination);
         let mut st = self.state.lock();
         let st = &mut *st;
         let c = st
@@ -313,7 +315,6 @@ impl Broker {
             if record > max {
                 return Err(BrokerError::TooLarge { len: record, max });
             }
-            let usage = self.destination_usage(&message.destination);
             let charge = MemoryCharge::new(
                 &self.usage,
                 Some(&usage),
@@ -323,7 +324,7 @@ impl Broker {
             t.sends.push((message, charge));
             return Ok((0, None));
         }
-        let mut plan = self.plan_publish(st, conn, vec![message], Vec::new())?;
+        let mut plan = self.plan_publish(st, conn, vec![message], Vec::new(), Some(&usage))?;
         let seq = self.write_plan(st, &mut plan)?;
         let consumed = self.apply_publish(st, conn, plan, seq, confirmable);
         Ok((seq, consumed))
@@ -372,16 +373,17 @@ impl Broker {
         let ids = q
             .covered(sub.consumer, id, cumulative)
             .map_err(|_| BrokerError::UnknownMessage(id))?;
-        let ops = match sub.container.store_key() {
-            Some(key) => ids
+        let stored = |i: &&MessageId| q.inflight(**i).is_some_and(|e| e.msg.persistent);
+        let ops: Vec<StoreOp> = match sub.container.store_key() {
+            Some(key) if ids.iter().any(|i| stored(&i)) => ids
                 .iter()
-                .filter(|i| q.inflight(**i).is_some_and(|e| e.msg.persistent))
+                .filter(stored)
                 .map(|i| StoreOp::Dequeue {
                     key: key.clone(),
                     id: *i,
                 })
                 .collect(),
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         let seq = if ops.is_empty() {
             0
@@ -392,9 +394,7 @@ impl Broker {
             .containers
             .get_mut(&sub.container)
             .expect("holder exists");
-        let entries = q
-            .ack(sub.consumer, id, cumulative)
-            .map_err(|_| BrokerError::UnknownMessage(id))?;
+        let entries = q.settle(sub.consumer, &ids);
         for consumed in entries.iter().filter_map(|e| e.consumed.as_deref()) {
             consumed.set();
         }
@@ -508,7 +508,7 @@ impl Broker {
             }
         }
         let sends: Vec<NewMessage> = t.sends.iter().map(|(m, _)| m.clone()).collect();
-        let mut plan = self.plan_publish(st, conn, sends, ops)?;
+        let mut plan = self.plan_publish(st, conn, sends, ops, None)?;
         let seq = self.write_plan(st, &mut plan)?;
         let mut t = st
             .connections

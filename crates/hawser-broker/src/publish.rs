@@ -20,6 +20,7 @@ use crate::producer::ProducerKey;
 use crate::queue::Entry;
 use crate::state::{NoLocal, State};
 use crate::store::{Seq, StoreOp};
+use crate::usage::DestinationUsage;
 
 /// A producer's sequence number to mark once the record is accepted.
 enum Mark {
@@ -56,13 +57,16 @@ pub(crate) struct Publish {
 
 impl Broker {
     /// Decides what publishing `messages` from `conn` does, with `extra` ops
-    /// (a commit's acknowledgements) first in the record.
+    /// (a commit's acknowledgements) first in the record. `usage` is the
+    /// memory counters of the messages' destination if the caller has them
+    /// (looked up before the engine's lock was taken, to keep it short).
     pub(crate) fn plan_publish(
         &self,
         st: &mut State,
         conn: ConnectionId,
         messages: Vec<NewMessage>,
         extra: Vec<StoreOp>,
+        usage: Option<&Arc<DestinationUsage>>,
     ) -> Result<Publish, BrokerError> {
         let now = crate::broker::now_ms();
         let c = st
@@ -119,11 +123,18 @@ impl Broker {
             }
             let id = st.next_message_id;
             st.next_message_id += 1;
-            let usage = self.destination_usage(&new.destination);
+            let looked_up;
+            let usage = match usage {
+                Some(u) if u.destination() == &new.destination => u,
+                _ => {
+                    looked_up = self.destination_usage(&new.destination);
+                    &looked_up
+                }
+            };
             let msg = Arc::new(Message::charged(
                 MessageData::accept(id, new, now),
                 self.memory(),
-                Some(&usage),
+                Some(usage),
             ));
             if msg.destination.is_topic() {
                 let mut targets = Vec::new();
@@ -160,7 +171,9 @@ impl Broker {
                 plan.placed.push((key, msg));
             }
         }
-        plan.bound_producers(self, st, conn)?;
+        if !plan.marks.is_empty() {
+            plan.bound_producers(self, st, conn)?;
+        }
         plan.ops.extend(seen_ops);
         Ok(plan)
     }

@@ -355,11 +355,16 @@ impl MessageQueue {
         cumulative: bool,
     ) -> Result<Vec<Entry>, AckError> {
         let ids = self.covered(consumer, id, cumulative)?;
-        self.forget_unacked(consumer, &ids);
-        Ok(ids
-            .iter()
+        Ok(self.settle(consumer, &ids))
+    }
+
+    /// Settles what [`MessageQueue::covered`] returned: the messages leave the
+    /// queue and are returned.
+    pub fn settle(&mut self, consumer: ConsumerId, ids: &[MessageId]) -> Vec<Entry> {
+        self.forget_unacked(consumer, ids);
+        ids.iter()
             .filter_map(|id| self.take_inflight(*id))
-            .collect())
+            .collect()
     }
 
     /// Takes back delivered messages (a NACK): they leave the consumer and are

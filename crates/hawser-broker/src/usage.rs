@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::destination::Destination;
+
 /// How often a held producer checks again even without a wake-up: the fair
 /// share also grows when another destination empties, which wakes nobody.
 const ROOM_POLL: Duration = Duration::from_millis(100);
@@ -131,6 +133,8 @@ impl Full {
 /// Bytes held by one destination's messages.
 #[derive(Debug)]
 pub struct DestinationUsage {
+    /// The destination counted.
+    destination: Destination,
     /// Bytes currently charged to this destination.
     used: AtomicU64,
     /// Its limits.
@@ -140,13 +144,23 @@ pub struct DestinationUsage {
 }
 
 impl DestinationUsage {
-    /// A destination's counter under `global`.
-    pub fn new(global: &Arc<MemoryUsage>, policy: DestinationPolicy) -> Arc<DestinationUsage> {
+    /// The counter of `destination` under `global`.
+    pub fn new(
+        destination: Destination,
+        global: &Arc<MemoryUsage>,
+        policy: DestinationPolicy,
+    ) -> Arc<DestinationUsage> {
         Arc::new(DestinationUsage {
+            destination,
             used: AtomicU64::new(0),
             policy,
             global: Arc::clone(global),
         })
+    }
+
+    /// The destination counted.
+    pub fn destination(&self) -> &Destination {
+        &self.destination
     }
 
     /// Bytes currently held by the destination.
@@ -259,7 +273,11 @@ mod tests {
     #[test]
     fn charges_count_in_both_and_are_released() {
         let global = MemoryUsage::new(1000);
-        let d = DestinationUsage::new(&global, DestinationPolicy::default());
+        let d = DestinationUsage::new(
+            Destination::queue("d"),
+            &global,
+            DestinationPolicy::default(),
+        );
         let c = MemoryCharge::new(&global, Some(&d), 300);
         assert_eq!(
             (global.used(), d.used(), global.active_destinations()),
@@ -278,8 +296,8 @@ mod tests {
     #[test]
     fn a_destination_limit_holds_only_that_destination() {
         let global = MemoryUsage::new(10_000);
-        let big = DestinationUsage::new(&global, policy(500));
-        let other = DestinationUsage::new(&global, policy(500));
+        let big = DestinationUsage::new(Destination::queue("d"), &global, policy(500));
+        let other = DestinationUsage::new(Destination::queue("d"), &global, policy(500));
         let _c = MemoryCharge::new(&global, Some(&big), 500);
         assert_eq!(big.room(), Err(Full::Destination));
         assert_eq!(other.room(), Ok(()));
@@ -288,8 +306,16 @@ mod tests {
     #[test]
     fn a_full_broker_holds_only_destinations_at_their_share() {
         let global = MemoryUsage::new(1000);
-        let big = DestinationUsage::new(&global, DestinationPolicy::default());
-        let other = DestinationUsage::new(&global, DestinationPolicy::default());
+        let big = DestinationUsage::new(
+            Destination::queue("d"),
+            &global,
+            DestinationPolicy::default(),
+        );
+        let other = DestinationUsage::new(
+            Destination::queue("d"),
+            &global,
+            DestinationPolicy::default(),
+        );
         let _b = MemoryCharge::new(&global, Some(&big), 1000);
         assert!(global.is_full());
         assert_eq!(big.room(), Err(Full::Broker));
@@ -310,7 +336,7 @@ mod tests {
     #[tokio::test]
     async fn a_held_producer_resumes_when_its_destination_drains() {
         let global = MemoryUsage::new(u64::MAX);
-        let d = DestinationUsage::new(&global, policy(100));
+        let d = DestinationUsage::new(Destination::queue("d"), &global, policy(100));
         let c = MemoryCharge::new(&global, Some(&d), 100);
         let waiter = {
             let d = Arc::clone(&d);

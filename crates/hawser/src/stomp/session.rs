@@ -511,10 +511,7 @@ impl Session {
         let (sx, sy) = (s.heartbeat_send_ms, s.heartbeat_receive_ms);
         let send_ms = if sx > 0 && cy > 0 { sx.max(cy) } else { 0 };
         self.read_heartbeat_ms = if cx > 0 && sy > 0 { cx.max(sy) } else { 0 };
-        let outbox = Arc::new(ConnectionOutbox::new(
-            self.out.clone(),
-            Arc::clone(&self.outbound),
-        ));
+        let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
         let conn = s
             .broker
             .connect(frame.header("client-id").filter(|c| !c.is_empty()), outbox)?;
@@ -636,7 +633,7 @@ impl Session {
         self.browsers.insert(id.to_string());
         let max = self.settings.max_browse_messages;
         for (message, redelivery_count, seq) in broker.browse(&queue, max) {
-            self.send_out(Out::Deliver(Delivery {
+            self.send_out(Out::Browse(Delivery {
                 consumer: 0,
                 subscription: Arc::clone(&id),
                 message,

@@ -58,8 +58,11 @@ pub enum Out {
         /// Set by the engine when the sent message was consumed first.
         consumed: Option<Arc<Consumed>>,
     },
-    /// A message for a subscription.
+    /// A message for a subscription, from the engine. Not counted in
+    /// [`Outbound`]: the subscription's prefetch already bounds them.
     Deliver(Delivery),
+    /// A message for a queue browser, from the session (counted).
+    Browse(Delivery),
     /// Send the frame if any, then close the connection.
     Close {
         /// A last RECEIPT or ERROR.
@@ -94,7 +97,7 @@ impl Out {
     fn seq(&self) -> Seq {
         match self {
             Out::Frame { seq, .. } | Out::Receipt { seq, .. } => *seq,
-            Out::Deliver(d) => d.seq,
+            Out::Deliver(d) | Out::Browse(d) => d.seq,
             Out::Connected { .. } | Out::Close { .. } => 0,
         }
     }
@@ -116,13 +119,15 @@ impl Out {
     }
 }
 
-/// What a connection's writer still has to send: items queued by the session
-/// and the engine, not yet encoded. The session stops reading the client while
-/// there are too many (`max_outbound_frames`), so a client that does not read
-/// cannot make the broker hold an unbounded queue for it.
+/// What a connection's writer still has to send because of what its client
+/// sent (receipts, errors, browsed messages), not yet encoded. The session stops
+/// reading the client while there are too many (`max_outbound_frames`), so a
+/// client that does not read cannot make the broker hold an unbounded queue
+/// for it. Deliveries are not counted: prefetch bounds them, and counting them
+/// would put a shared counter on the broker's hottest path.
 #[derive(Debug, Default)]
 pub struct Outbound {
-    /// Items in the channel and the writer's FIFO.
+    /// Counted items in the channel and the writer's FIFO.
     queued: AtomicUsize,
     /// Woken each time the writer has written a batch.
     drained: Notify,
@@ -134,8 +139,8 @@ impl Outbound {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// Queues `item` on `out`, counted. Every item the writer gets must come
-    /// through here, or the count would go wrong.
+    /// Queues `item` on `out`, counted. Every item but an engine's delivery
+    /// must come through here, or the count would go wrong.
     pub fn push(&self, out: &mpsc::UnboundedSender<Out>, item: Out) {
         self.queued.fetch_add(1, Ordering::Relaxed);
         if out.send(item).is_err() {
@@ -157,23 +162,13 @@ impl Outbound {
 }
 
 /// The engine's handle on a connection: deliveries join the writer's FIFO.
-pub struct ConnectionOutbox {
-    out: mpsc::UnboundedSender<Out>,
-    outbound: Arc<Outbound>,
-}
-
-impl ConnectionOutbox {
-    /// The outbox of the connection whose writer reads `out`.
-    pub fn new(out: mpsc::UnboundedSender<Out>, outbound: Arc<Outbound>) -> ConnectionOutbox {
-        ConnectionOutbox { out, outbound }
-    }
-}
+pub struct ConnectionOutbox(pub mpsc::UnboundedSender<Out>);
 
 impl Outbox for ConnectionOutbox {
     fn deliver(&self, delivery: Delivery) {
         // A send fails only when the writer has already gone; the session's
         // disconnect then hands the message back to the queue.
-        self.outbound.push(&self.out, Out::Deliver(delivery));
+        let _ = self.0.send(Out::Deliver(delivery));
     }
 }
 
@@ -216,8 +211,9 @@ pub async fn run_writer(
                 }
                 break;
             }
-            taken += 1;
-            match fifo.pop_front().expect("front exists") {
+            let item = fifo.pop_front().expect("front exists");
+            taken += usize::from(!matches!(item, Out::Deliver(_)));
+            match item {
                 Out::Connected {
                     frame,
                     version: v,
@@ -240,6 +236,7 @@ pub async fn run_writer(
                         auto_acked.push((d.consumer, d.message.id));
                     }
                 }
+                Out::Browse(d) => write_message(&d, version, &mut buf),
                 Out::Close { frame } => {
                     if let Some(f) = frame {
                         encode(&f, version, &mut buf);
@@ -253,6 +250,7 @@ pub async fn run_writer(
             }
         }
         outbound.taken(taken);
+        let wake_session = taken > 0;
         if !buf.is_empty() {
             // A peer that stops reading blocks this write; cancelling `done` ends it.
             let written = tokio::select! {
@@ -264,7 +262,9 @@ pub async fn run_writer(
             }
             buf.clear();
             last_write = Instant::now();
-            outbound.drained.notify_one();
+            if wake_session {
+                outbound.drained.notify_one();
+            }
             if !auto_acked.is_empty() {
                 broker.delivered(&auto_acked);
                 auto_acked.clear();
