@@ -16,9 +16,17 @@ use crate::test_peer::{serve, settings, Peer};
 /// Accepts every record and never reports one durable (a disk that never flushes).
 struct StalledStore {
     seq: AtomicU64,
-    durability: watch::Sender<Durability>,
+    durability: Arc<watch::Sender<Durability>>,
     /// Set: the store has been superseded (a newer master) and confirms nothing.
     fenced: AtomicBool,
+    /// Set: each `check_confirmable` also has another thread report progress
+    /// on the watermark, as the journal's writer thread does at any moment.
+    probe: AtomicBool,
+    /// Set by a probe that could not report within a second: the caller held
+    /// the watermark while asking the store, which deadlocks a real journal.
+    progress_blocked: AtomicBool,
+    /// Probes done.
+    probes: AtomicU64,
 }
 
 impl Store for StalledStore {
@@ -32,6 +40,19 @@ impl Store for StalledStore {
         0
     }
     fn check_confirmable(&self) -> Result<(), StoreError> {
+        // One blocked probe is enough to know (and each costs a second).
+        if self.probe.load(Ordering::SeqCst) && !self.progress_blocked.load(Ordering::SeqCst) {
+            let (done, reported) = std::sync::mpsc::channel();
+            let durability = Arc::clone(&self.durability);
+            std::thread::spawn(move || {
+                durability.send_modify(|_| {});
+                let _ = done.send(());
+            });
+            if reported.recv_timeout(Duration::from_secs(1)).is_err() {
+                self.progress_blocked.store(true, Ordering::SeqCst);
+            }
+            self.probes.fetch_add(1, Ordering::SeqCst);
+        }
         if self.fenced.load(Ordering::SeqCst) {
             return Err(StoreError::Failed(
                 "fenced by epoch 2 in /var/lib/hawser/ha".into(),
@@ -54,8 +75,11 @@ async fn start_on(
 ) -> (std::net::SocketAddr, Arc<StalledStore>) {
     let store = Arc::new(StalledStore {
         seq: AtomicU64::new(0),
-        durability: watch::channel(Durability::default()).0,
+        durability: Arc::new(watch::channel(Durability::default()).0),
         fenced: AtomicBool::new(false),
+        probe: AtomicBool::new(false),
+        progress_blocked: AtomicBool::new(false),
+        probes: AtomicU64::new(0),
     });
     let broker = Arc::new(Broker::new(config, store.clone(), Recovered::default()));
     let addr = serve(settings(broker), shutdown).await;
@@ -92,6 +116,41 @@ async fn a_send_is_confirmed_once_its_message_is_acknowledged_even_before_the_di
     // The consumer's ack confirms the send.
     let receipt = producer.expect("RECEIPT").await;
     assert_eq!(receipt.header("receipt-id"), Some("r1"));
+    shutdown.cancel();
+}
+
+/// A broker froze under load on a slow disk this way: the connection's writer
+/// held the watermark while asking the store whether it may confirm, the
+/// journal's writer thread waited for the watermark, an append waited for the
+/// journal's writer holding the engine lock, and every connection waited for
+/// that lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_is_asked_without_holding_its_watermark() {
+    let shutdown = CancellationToken::new();
+    let (addr, store) = start_on(BrokerConfig::default(), &shutdown).await;
+    let (mut producer, mut consumer, ack) = send_one_to_a_consumer(addr).await;
+    // Fenced, the store keeps saying no: the producer's writer asks it again
+    // each time it looks at the receipt its consumer released.
+    store.fenced.store(true, Ordering::SeqCst);
+    store.probe.store(true, Ordering::SeqCst);
+    consumer.send(&format!("ACK\nid:{ack}\n\n")).await;
+    let mut waited = 0;
+    while store.probes.load(Ordering::SeqCst) < 4 && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(
+        !store.progress_blocked.load(Ordering::SeqCst),
+        "the store's progress report waited for a connection's writer"
+    );
+    assert!(
+        store.probes.load(Ordering::SeqCst) >= 4,
+        "the writer never asked the store"
+    );
+    assert!(
+        producer.next(Duration::ZERO).await.is_none(),
+        "a fenced store confirmed"
+    );
     shutdown.cancel();
 }
 

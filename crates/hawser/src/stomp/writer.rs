@@ -274,10 +274,14 @@ pub async fn run_writer(
             let _ = sock.shutdown().await;
             break;
         }
-        let head_blocked = fifo.front().is_some_and(|o| {
-            let d = durability.borrow();
-            !o.ready(d.seq, || d.failed.is_none() && confirmable())
-        });
+        // A copy, never a borrow held across `confirmable`: the store's writer
+        // thread raises this watermark, and a borrow held while the store is
+        // asked would block it (and, through the engine lock an append holds
+        // while it waits for that writer, every connection).
+        let durable = durability.borrow().clone();
+        let head_blocked = fifo
+            .front()
+            .is_some_and(|o| !o.ready(durable.seq, || durable.failed.is_none() && confirmable()));
         if !fifo.is_empty() && !head_blocked {
             continue;
         }
