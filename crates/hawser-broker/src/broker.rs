@@ -298,10 +298,7 @@ impl Broker {
         let usage = self.destination_usage(&message.destination);
         let mut st = self.state.lock();
         let st = &mut *st;
-        let c = st
-            .connections
-            .get_mut(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
+        let c = st.connections.open_mut(conn)?;
         if let Some(tx) = tx {
             let limit = self.config.max_transaction_ops;
             let t = c
@@ -465,10 +462,7 @@ impl Broker {
     /// Opens transaction `tx` on the connection.
     pub fn begin(&self, conn: ConnectionId, tx: &str) -> Result<(), BrokerError> {
         let mut st = self.state.lock();
-        let c = st
-            .connections
-            .get_mut(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
+        let c = st.connections.open_mut(conn)?;
         if c.txs.contains_key(tx) {
             return Err(BrokerError::DuplicateTransaction(tx.to_owned()));
         }
@@ -485,10 +479,7 @@ impl Broker {
     pub fn commit(&self, conn: ConnectionId, tx: &str) -> Result<Seq, BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
-        let c = st
-            .connections
-            .get(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
+        let c = st.connections.open(conn)?;
         let t = c
             .txs
             .get(tx)
@@ -540,10 +531,7 @@ impl Broker {
     /// Rolls back: sends are discarded, acknowledged messages are redelivered.
     pub fn abort(&self, conn: ConnectionId, tx: &str) -> Result<(), BrokerError> {
         let mut st = self.state.lock();
-        let c = st
-            .connections
-            .get_mut(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
+        let c = st.connections.open_mut(conn)?;
         let t = c
             .txs
             .remove(tx)
@@ -668,10 +656,7 @@ impl Broker {
         subscription: Option<&str>,
         id: MessageId,
     ) -> Result<Option<SubRef>, BrokerError> {
-        let c = st
-            .connections
-            .get(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
+        let c = st.connections.open(conn)?;
         match subscription {
             Some(name) => {
                 let sub = c

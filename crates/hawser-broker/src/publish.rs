@@ -69,10 +69,7 @@ impl Broker {
         usage: Option<&Arc<DestinationUsage>>,
     ) -> Result<Publish, BrokerError> {
         let now = crate::broker::now_ms();
-        let c = st
-            .connections
-            .get(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
+        let c = st.connections.open(conn)?;
         let client_id = c.client_id.clone();
         let mut plan = Publish {
             placed: Vec::with_capacity(messages.len()),

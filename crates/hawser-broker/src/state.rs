@@ -19,6 +19,7 @@ use hawser_selector::Selector;
 
 use crate::container::ContainerKey;
 use crate::destination::Destination;
+use crate::error::BrokerError;
 use crate::message::MessageId;
 use crate::outbox::{AckMode, ConnectionId, ConsumerId, Outbox};
 use crate::producer::{ProducerAudit, SeqWindow};
@@ -108,7 +109,7 @@ pub(crate) struct State {
     /// Durable subscriptions by (client id, name).
     pub durables: HashMap<(Arc<str>, Arc<str>), DurableSubscription>,
     /// Live connections.
-    pub connections: HashMap<ConnectionId, Connection>,
+    pub connections: Connections,
     /// Which container each consumer is attached to.
     pub consumers: HashMap<ConsumerId, ContainerKey>,
     /// Windows of client-id scoped producers, for duplicate detection.
@@ -117,4 +118,34 @@ pub(crate) struct State {
     pub temp_owners: HashMap<Destination, ConnectionId>,
     /// The last store record this engine appended (a duplicate's receipt waits for it).
     pub last_seq: Seq,
+}
+
+/// The live connections, by id.
+#[derive(Default)]
+pub(crate) struct Connections(HashMap<ConnectionId, Connection>);
+
+impl Connections {
+    /// A live connection. A session's call can race with the engine closing
+    /// its connection, so a missing one is the caller's `ConnectionClosed`.
+    pub fn open(&self, conn: ConnectionId) -> Result<&Connection, BrokerError> {
+        self.0.get(&conn).ok_or(BrokerError::ConnectionClosed)
+    }
+
+    /// [`Connections::open`], to change it.
+    pub fn open_mut(&mut self, conn: ConnectionId) -> Result<&mut Connection, BrokerError> {
+        self.0.get_mut(&conn).ok_or(BrokerError::ConnectionClosed)
+    }
+}
+
+impl std::ops::Deref for Connections {
+    type Target = HashMap<ConnectionId, Connection>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Connections {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }

@@ -27,10 +27,7 @@ impl Broker {
     ) -> Result<(), BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
-        let c = st
-            .connections
-            .get_mut(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
+        let c = st.connections.open_mut(conn)?;
         if c.temps.contains(dest) {
             return Ok(());
         }
@@ -45,10 +42,7 @@ impl Broker {
     /// Counts a queue browser against the connection's subscription limit.
     pub fn open_browser(&self, conn: ConnectionId) -> Result<(), BrokerError> {
         let mut st = self.state.lock();
-        let c = st
-            .connections
-            .get_mut(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
+        let c = st.connections.open_mut(conn)?;
         if c.subs.len() + c.browsers >= self.config.max_subscriptions_per_connection {
             return Err(BrokerError::Limit("subscriptions per connection"));
         }
@@ -68,10 +62,7 @@ impl Broker {
     pub fn subscribe(&self, conn: ConnectionId, spec: SubscribeSpec) -> Result<Seq, BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
-        let c = st
-            .connections
-            .get(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
+        let c = st.connections.open(conn)?;
         if c.subs.contains_key(&spec.id) {
             return Err(BrokerError::DuplicateSubscription(spec.id.to_string()));
         }
@@ -196,10 +187,7 @@ impl Broker {
     ) -> Result<Seq, BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
-        let c = st
-            .connections
-            .get_mut(&conn)
-            .ok_or(BrokerError::ConnectionClosed)?;
+        let c = st.connections.open_mut(conn)?;
         let client_id = c.client_id.clone();
         let sub = id.and_then(|id| c.subs.remove(id));
         if sub.is_none() && durable_name.is_none() {
