@@ -771,15 +771,7 @@ mod tests {
             };
             b.send(
                 conn,
-                hawser_broker::NewMessage {
-                    destination: q2.clone(),
-                    headers: Vec::new(),
-                    body: bytes::Bytes::from_static(b"m"),
-                    persistent: false,
-                    priority: 4,
-                    expires_ms: None,
-                    producer: None,
-                },
+                hawser_broker::NewMessage::new(q2.clone(), bytes::Bytes::from_static(b"m")),
                 None,
             )
             .unwrap();
