@@ -27,9 +27,10 @@ use tokio_util::sync::CancellationToken;
 use super::mapping::{
     self, default_subscription_id, is_owned_temporary, parse_destination, parse_message_id,
 };
-use super::writer::{run_writer, Confirm, ConnectionOutbox, Out, Outbound};
+use super::writer::{Out, StompEncoder, StompOut};
 use super::SessionError;
 use crate::config::FlowControl;
+use crate::connection::{run_writer, Confirm, ConnectionOutbox, Outbound, Registration};
 
 /// Name and version in CONNECTED's `server` header.
 const SERVER_NAME: &str = concat!("hawser/", env!("CARGO_PKG_VERSION"));
@@ -93,20 +94,6 @@ enum Flow {
     Stop,
 }
 
-/// A connection registered with the engine, unregistered when dropped: a
-/// session that ends in any way, a panic included, gives back its client id,
-/// subscriptions, unacknowledged messages and transactions.
-struct Registration {
-    broker: Arc<Broker>,
-    conn: ConnectionId,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        self.broker.disconnect(self.conn);
-    }
-}
-
 struct Session {
     /// Shared settings and the engine.
     settings: Arc<SessionSettings>,
@@ -161,6 +148,7 @@ pub async fn serve_connection(
     let outbound = Arc::new(Outbound::default());
     let writer = tokio::spawn(run_writer(
         wr,
+        StompEncoder::default(),
         rx,
         Arc::clone(&outbound),
         settings.broker.store().durability(),
@@ -203,7 +191,9 @@ pub async fn serve_connection(
             if let Some(r) = session.failed_receipt.take() {
                 f.push_header("receipt-id", r);
             }
-            session.send_out(Out::Close { frame: Some(f) });
+            session.send_out(Out::Close {
+                frame: Some(StompOut::Frame(f)),
+            });
         }
     }
     session.conn = None;
@@ -303,7 +293,10 @@ impl Session {
             .with_header("message-id", CLUSTER_SUBSCRIPTION)
             .with_header("destination", "/topic/hawser.cluster")
             .with_header(CLUSTER_HEADER, uris);
-        self.send_out(Out::Frame { frame, seq: 0 });
+        self.send_out(Out::Frame {
+            frame: StompOut::Frame(frame),
+            seq: 0,
+        });
     }
 
     /// Reads whatever the client sent next into the buffer; `Closed` at end of stream.
@@ -364,7 +357,7 @@ impl Session {
         let receipt = frame.header("receipt").map(str::to_owned);
         let command = frame.command;
         let result = self.apply(frame).await;
-        let (flow, Confirm { seq, consumed }) = match result {
+        let (flow, until) = match result {
             Ok(r) => r,
             Err(e) => {
                 self.failed_receipt = receipt;
@@ -373,12 +366,15 @@ impl Session {
         };
         if flow == Flow::Stop {
             self.send_out(Out::Close {
-                frame: receipt.map(|r| Frame::new(Command::Receipt).with_header("receipt-id", r)),
+                frame: receipt.map(StompOut::Receipt),
             });
         } else if let Some(id) = receipt {
             // CONNECT's receipt header has no meaning; everything else gets one.
             if command != Command::Connect && command != Command::Stomp {
-                self.send_out(Out::Receipt { id, seq, consumed });
+                self.send_out(Out::Confirm {
+                    frame: StompOut::Receipt(id),
+                    until,
+                });
             }
         }
         Ok(flow)
@@ -516,10 +512,7 @@ impl Session {
             .broker
             .connect(frame.header("client-id").filter(|c| !c.is_empty()), outbox)?;
         self.conn = Some(conn);
-        self.registration = Some(Registration {
-            broker: Arc::clone(&s.broker),
-            conn,
-        });
+        self.registration = Some(Registration::new(Arc::clone(&s.broker), conn));
         self.version = version;
         self.decoder.set_limits(s.limits);
         self.decoder.set_version(version);
@@ -536,10 +529,10 @@ impl Session {
         if frame.header(CLUSTER_UPDATES_HEADER) == Some("true") {
             self.cluster_updates = Some(cluster);
         }
-        self.send_out(Out::Connected {
-            frame: connected,
-            version,
-            heartbeat: (send_ms > 0).then(|| Duration::from_millis(send_ms)),
+        self.send_out(Out::Setup {
+            frame: StompOut::Frame(connected),
+            setup: version,
+            keep_alive: (send_ms > 0).then(|| Duration::from_millis(send_ms)),
         });
         Ok(())
     }
@@ -647,7 +640,10 @@ impl Session {
             .with_header("destination", mapping::destination_name(&queue))
             .with_header("message-id", "browser-end")
             .with_header("browser", "end");
-        self.send_out(Out::Frame { frame: end, seq: 0 });
+        self.send_out(Out::Frame {
+            frame: StompOut::Frame(end),
+            seq: 0,
+        });
         Ok(0)
     }
 
@@ -765,10 +761,7 @@ mod tests {
         let q2 = q.clone();
         let panicked = std::thread::spawn(move || {
             let conn = b.connect(Some("app"), Arc::new(Nowhere)).unwrap();
-            let _registration = Registration {
-                broker: Arc::clone(&b),
-                conn,
-            };
+            let _registration = Registration::new(Arc::clone(&b), conn);
             b.send(
                 conn,
                 hawser_broker::NewMessage::new(q2.clone(), bytes::Bytes::from_static(b"m")),
