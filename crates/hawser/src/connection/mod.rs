@@ -12,17 +12,25 @@
 //!   broker hold for it, and the engine's handle on the connection.
 //! - [`info`]: who is connected ([`ConnectInfo`]), the one place later
 //!   authorization will look.
+//! - [`reader`]: the reading side's deadlines (connect, a stalled frame,
+//!   keep-alives, idleness), the outbound bound's pause, and producer flow
+//!   control, which holds one producer and reads on for its keep-alives.
 //! - [`registration`]: giving back what a connection held, however it ends.
+//! - [`settings`]: what connections of every protocol share.
 //!
 //! The writer works over any `AsyncWrite`: TLS and WebSocket are transports
 //! under the same core, not copies of it.
 
 pub mod info;
 pub mod outbound;
+pub mod reader;
 pub mod registration;
+pub mod settings;
 pub mod writer;
 
 pub use info::{ConnectInfo, Principal, Protocol};
 pub use outbound::{ConnectionOutbox, Outbound};
+pub use reader::{ReadError, ReadTimeouts, Reader, Wake};
 pub use registration::Registration;
-pub use writer::{run_writer, Confirm, Encode, Out};
+pub use settings::CoreSettings;
+pub use writer::{drain, run_writer, Confirm, Encode, Out};

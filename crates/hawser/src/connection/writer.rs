@@ -22,6 +22,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::outbound::Outbound;
 
+/// How long a closing connection may take to flush what it owes the client.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same during a server shutdown, so a client that does not read cannot delay it.
+const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Bytes gathered before a write, so a long run of ready items is sent in slices.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
@@ -274,5 +279,24 @@ pub async fn run_writer<E: Encode, W: AsyncWrite + Unpin>(
             }
             _ = done.cancelled() => break,
         }
+    }
+}
+
+/// Lets a closing connection's writer flush what it owes the client, for a
+/// while: a client that does not read must not hold the broker (or a
+/// shutdown) up for long.
+pub async fn drain(
+    mut writer: tokio::task::JoinHandle<()>,
+    done: &CancellationToken,
+    shutdown: &CancellationToken,
+) {
+    let limit = if shutdown.is_cancelled() {
+        SHUTDOWN_DRAIN_TIMEOUT
+    } else {
+        DRAIN_TIMEOUT
+    };
+    if tokio::time::timeout(limit, &mut writer).await.is_err() {
+        done.cancel();
+        let _ = writer.await;
     }
 }
