@@ -8,6 +8,8 @@
 //!   queue, each item no sooner than the store made it durable (or, for a
 //!   send's confirmation, a consumer acknowledged its message), in order, with
 //!   keep-alives when the connection is otherwise quiet.
+//! - [`out`]: the items a writer sends and the [`Encode`] trait a protocol
+//!   implements for them.
 //! - [`outbound`]: the bound on what a client that does not read can make the
 //!   broker hold for it, and the engine's handle on the connection.
 //! - [`info`]: who is connected ([`ConnectInfo`]), the one place later
@@ -22,6 +24,7 @@
 //! under the same core, not copies of it.
 
 pub mod info;
+pub mod out;
 pub mod outbound;
 pub mod reader;
 pub mod registration;
@@ -29,8 +32,9 @@ pub mod settings;
 pub mod writer;
 
 pub use info::{ConnectInfo, Principal, Protocol};
+pub use out::{Confirm, Encode, Out};
 pub use outbound::{ConnectionOutbox, Outbound};
 pub use reader::{ReadError, ReadTimeouts, Reader, Wake};
 pub use registration::Registration;
 pub use settings::CoreSettings;
-pub use writer::{drain, run_writer, Confirm, Encode, Out};
+pub use writer::{drain, run_writer};

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use hawser_broker::{Delivery, Outbox};
 use tokio::sync::{mpsc, Notify};
 
-use super::writer::{Encode, Out};
+use super::out::{Encode, Out};
 
 /// What a connection's writer still has to send because of what its client
 /// sent (confirmations, errors, browsed messages), not yet encoded. The session

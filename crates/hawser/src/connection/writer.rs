@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use hawser_broker::{Broker, Consumed, ConsumerId, Delivery, DurabilityWatch, MessageId, Seq};
+use hawser_broker::{Broker, ConsumerId, DurabilityWatch, MessageId};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::out::{Encode, Out};
 use super::outbound::Outbound;
 
 /// How long a closing connection may take to flush what it owes the client.
@@ -32,117 +33,6 @@ const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
 /// Items taken from the channel at once, so one wake-up does not grow the FIFO without end.
 const RECEIVE_BATCH: usize = 4096;
-
-/// How a protocol writes what the connection core sends. The encoder lives in
-/// the writer task and may keep state (a negotiated version, a marshal cache).
-pub trait Encode: Send + 'static {
-    /// A reply or notice the protocol sends (not a delivery).
-    type Frame: Send + 'static;
-    /// What the protocol switches to once the connection is established (a
-    /// negotiated version or wire format).
-    type Setup: Send + 'static;
-
-    /// Applies a setup; frames after it are encoded accordingly.
-    fn setup(&mut self, setup: Self::Setup);
-    /// Appends `frame` to `buf`.
-    fn frame(&mut self, frame: &Self::Frame, buf: &mut BytesMut);
-    /// Appends a message delivery to `buf`.
-    fn delivery(&mut self, delivery: &Delivery, buf: &mut BytesMut);
-    /// Appends what tells the client the store failed (the connection then
-    /// closes): no detail, the reason is in the server's log.
-    fn store_failure(&mut self, buf: &mut BytesMut);
-    /// Appends a keep-alive, sent when nothing else was written for a while.
-    fn keep_alive(&mut self, buf: &mut BytesMut);
-}
-
-/// Something to send on the connection.
-pub enum Out<E: Encode> {
-    /// The setup a connection was established with, and the reply that says so.
-    Setup {
-        /// Written with the setup already applied.
-        frame: E::Frame,
-        /// Applied first.
-        setup: E::Setup,
-        /// Send a keep-alive after this long without writing (None: never).
-        keep_alive: Option<Duration>,
-    },
-    /// A frame, sent once record `seq` is durable.
-    Frame {
-        /// The frame.
-        frame: E::Frame,
-        /// Store record it waits for (0: none).
-        seq: Seq,
-    },
-    /// A confirmation, sent once record `seq` is durable or, for a send, once a
-    /// consumer has acknowledged its message.
-    Confirm {
-        /// The protocol's confirmation (a RECEIPT, a Response...).
-        frame: E::Frame,
-        /// What it waits for.
-        until: Confirm,
-    },
-    /// A message for a subscription, from the engine. Not counted in
-    /// [`Outbound`]: the subscription's prefetch already bounds them.
-    Deliver(Delivery),
-    /// A message for a queue browser, from the session (counted).
-    Browse(Delivery),
-    /// Send the frame if any, then close the connection.
-    Close {
-        /// A last confirmation or error.
-        frame: Option<E::Frame>,
-    },
-}
-
-/// What a confirmation waits for: a store record, or its message being consumed.
-#[derive(Clone, Default)]
-pub struct Confirm {
-    /// Store record to wait for (0: none).
-    pub seq: Seq,
-    /// Set when a consumer acknowledged the message first.
-    pub consumed: Option<Arc<Consumed>>,
-}
-
-impl Confirm {
-    /// Nothing to wait for.
-    pub fn now() -> Confirm {
-        Confirm::after(0)
-    }
-
-    /// Wait for record `seq` only.
-    pub fn after(seq: Seq) -> Confirm {
-        Confirm {
-            seq,
-            consumed: None,
-        }
-    }
-}
-
-impl<E: Encode> Out<E> {
-    fn seq(&self) -> Seq {
-        match self {
-            Out::Frame { seq, .. } => *seq,
-            Out::Confirm { until, .. } => until.seq,
-            Out::Deliver(d) | Out::Browse(d) => d.seq,
-            Out::Setup { .. } | Out::Close { .. } => 0,
-        }
-    }
-
-    /// The flag that can release this item before its record is durable.
-    fn consumed(&self) -> Option<&Arc<Consumed>> {
-        match self {
-            Out::Confirm { until, .. } => until.consumed.as_ref(),
-            _ => None,
-        }
-    }
-
-    /// Whether it may be written with the watermark at `durable`. A
-    /// confirmation released by its message's consumer passes the same check
-    /// as the watermark's own releases: `confirmable` says the store is not
-    /// failed and (on a shared store) not superseded.
-    fn ready(&self, durable: Seq, confirmable: impl FnOnce() -> bool) -> bool {
-        self.seq() <= durable || (self.consumed().is_some_and(|c| c.is_set()) && confirmable())
-    }
-}
 
 /// Runs until the FIFO closes, a Close item is written, or the socket fails;
 /// cancels `done` on the way out so the reading side stops too.
@@ -298,5 +188,154 @@ pub async fn drain(
     if tokio::time::timeout(limit, &mut writer).await.is_err() {
         done.cancel();
         let _ = writer.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+    use hawser_broker::{Broker, BrokerConfig, Delivery, Durability, MemoryStore, Recovered};
+    use tokio::io::{AsyncReadExt, DuplexStream};
+    use tokio::sync::{mpsc, watch};
+    use tokio_util::sync::CancellationToken;
+
+    use super::run_writer;
+    use crate::connection::{Confirm, Encode, Out, Outbound};
+
+    /// A protocol of text lines, to show the writer needs nothing of STOMP.
+    struct Lines;
+
+    impl Encode for Lines {
+        type Frame = &'static str;
+        type Setup = ();
+        fn setup(&mut self, (): ()) {}
+        fn frame(&mut self, frame: &&'static str, buf: &mut BytesMut) {
+            buf.extend_from_slice(format!("{frame}\n").as_bytes());
+        }
+        fn delivery(&mut self, d: &Delivery, buf: &mut BytesMut) {
+            buf.extend_from_slice(format!("message {}\n", d.message.id).as_bytes());
+        }
+        fn store_failure(&mut self, buf: &mut BytesMut) {
+            buf.extend_from_slice(b"store failed\n");
+        }
+        fn keep_alive(&mut self, buf: &mut BytesMut) {
+            buf.extend_from_slice(b"keep-alive\n");
+        }
+    }
+
+    struct Harness {
+        out: mpsc::UnboundedSender<Out<Lines>>,
+        outbound: Arc<Outbound>,
+        durability: watch::Sender<Durability>,
+        client: DuplexStream,
+        read: String,
+    }
+
+    impl Harness {
+        /// A writer over an in-memory pipe, with a watermark the test raises.
+        fn start() -> Harness {
+            let (client, server) = tokio::io::duplex(4096);
+            let (out, rx) = mpsc::unbounded_channel();
+            let outbound = Arc::new(Outbound::default());
+            let (durability, watermark) = watch::channel(Durability::default());
+            let broker = Arc::new(Broker::new(
+                BrokerConfig::default(),
+                Arc::new(MemoryStore::new()),
+                Recovered::default(),
+            ));
+            tokio::spawn(run_writer(
+                server,
+                Lines,
+                rx,
+                Arc::clone(&outbound),
+                watermark,
+                broker,
+                CancellationToken::new(),
+            ));
+            Harness {
+                out,
+                outbound,
+                durability,
+                client,
+                read: String::new(),
+            }
+        }
+
+        fn push(&self, item: Out<Lines>) {
+            self.outbound.push(&self.out, item);
+        }
+
+        /// Reads until `line` has come (bounded), returning everything read so far.
+        async fn until(&mut self, line: &str) -> &str {
+            let mut chunk = [0u8; 256];
+            for _ in 0..100 {
+                if self.read.lines().any(|l| l == line) {
+                    return &self.read;
+                }
+                let n = tokio::time::timeout(Duration::from_secs(5), self.client.read(&mut chunk))
+                    .await
+                    .expect("the writer wrote in time")
+                    .unwrap();
+                assert!(n > 0, "closed before {line:?}; read {:?}", self.read);
+                self.read
+                    .push_str(std::str::from_utf8(&chunk[..n]).unwrap());
+            }
+            panic!("no {line:?} in {:?}", self.read);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_confirmation_waits_for_its_record_and_holds_what_follows() {
+        let mut h = Harness::start();
+        h.push(Out::Frame {
+            frame: "first",
+            seq: 0,
+        });
+        h.push(Out::Confirm {
+            frame: "confirmed",
+            until: Confirm::after(5),
+        });
+        h.push(Out::Frame {
+            frame: "behind",
+            seq: 0,
+        });
+        assert_eq!(h.until("first").await, "first\n");
+        // The writer took `first` before writing it and cannot take the
+        // confirmation before record 5 is durable: both remain queued.
+        assert_eq!(h.outbound.queued(), 2);
+        h.durability.send_modify(|d| d.seq = 4);
+        h.durability.send_modify(|d| d.seq = 5);
+        assert_eq!(h.until("behind").await, "first\nconfirmed\nbehind\n");
+        assert_eq!(h.outbound.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_quiet_connection_gets_keep_alives() {
+        let mut h = Harness::start();
+        h.push(Out::Setup {
+            frame: "connected",
+            setup: (),
+            keep_alive: Some(Duration::from_millis(20)),
+        });
+        let read = h.until("keep-alive").await;
+        assert!(read.starts_with("connected\n"), "{read:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_store_is_told_and_the_connection_closes() {
+        let mut h = Harness::start();
+        h.push(Out::Confirm {
+            frame: "never",
+            until: Confirm::after(1),
+        });
+        h.durability
+            .send_modify(|d| d.failed = Some(Arc::from("disk gone")));
+        assert_eq!(h.until("store failed").await, "store failed\n");
+        let mut rest = Vec::new();
+        h.client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "nothing after the failure: {rest:?}");
     }
 }
