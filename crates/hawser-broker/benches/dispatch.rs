@@ -26,15 +26,12 @@ impl Outbox for Counter {
 }
 
 fn message(dest: &Destination, body: &Bytes) -> NewMessage {
-    NewMessage {
-        destination: dest.clone(),
-        headers: vec![("color".into(), "blue".into())],
-        body: body.clone(),
-        persistent: false,
-        priority: 4,
-        expires_ms: None,
-        producer: None,
-    }
+    let mut m = NewMessage::new(dest.clone(), body.clone());
+    m.fields.properties = vec![(
+        std::sync::Arc::from("color"),
+        hawser_broker::PropertyValue::String(std::sync::Arc::from("blue")),
+    )];
+    m
 }
 
 fn dispatch(c: &mut Criterion) {

@@ -281,11 +281,7 @@ impl Broker {
         // The store's limit, checked before anything is held: the record
         // carries the message and at most a little framing and one producer mark.
         let len = store_codec::RECORD_HEADER_LEN
-            + store_codec::message_len(
-                &message.destination.name,
-                &message.headers,
-                message.body.len(),
-            )
+            + store_codec::message_len(&message.destination, &message.fields, message.body.len())
             + RECORD_SLACK_BYTES;
         let max = self.store.max_record_bytes();
         if message.persistent && len > max {
@@ -315,7 +311,7 @@ impl Broker {
             let charge = MemoryCharge::new(
                 &self.usage,
                 Some(&usage),
-                estimate_bytes(&message.headers, &message.body),
+                estimate_bytes(&message.fields, &message.body),
             );
             t.record_bytes = record;
             t.sends.push((message, charge));

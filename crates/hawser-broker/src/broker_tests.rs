@@ -68,8 +68,8 @@ fn disconnect_redelivers_then_dead_letters_after_max_redeliveries() {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].message.body, Bytes::from_static(b"poison"));
     assert_eq!(
-        d[0].message.header("original-destination"),
-        Some("queue://work")
+        d[0].message.fields.original_destination,
+        Some(Destination::queue("work"))
     );
     assert!(d[0].message.persistent);
 }
@@ -143,7 +143,10 @@ fn topic_fan_out_selectors_and_no_local() {
     s3.no_local = true;
     b.subscribe(c3, s3).unwrap();
     let mut m = msg(t.clone(), "1", false);
-    m.headers.push(("symbol".into(), "ACME".into()));
+    m.fields.properties.push((
+        Arc::from("symbol"),
+        crate::PropertyValue::String(Arc::from("ACME")),
+    ));
     b.send(c3, m, None).unwrap();
     b.send(c3, msg(t.clone(), "2", false), None).unwrap();
     assert_eq!(bodies(&r1), vec!["1", "2"]);

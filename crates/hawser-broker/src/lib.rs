@@ -17,6 +17,7 @@ pub mod error;
 pub mod message;
 pub mod outbox;
 pub mod producer;
+pub mod property;
 mod publish;
 pub mod queue;
 mod redelivery;
@@ -39,9 +40,12 @@ pub use config::{BrokerConfig, PolicyEntry};
 pub use consumed::Consumed;
 pub use destination::{Destination, DestinationKind, DestinationPattern, InvalidDestination};
 pub use error::BrokerError;
-pub use message::{Message, MessageData, MessageId, NewMessage, ProducerRef};
+pub use message::{
+    BodyKind, Message, MessageData, MessageFields, MessageId, NewMessage, ProducerRef,
+};
 pub use outbox::{AckMode, ConnectionId, ConsumerId, Delivery, Outbox};
 pub use producer::{ProducerKey, SeqWindow};
+pub use property::{Properties, PropertyValue};
 pub use store::{
     wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore, Recovered, Replay,
     Seq, Store, StoreError, StoreKey, StoreOp,

@@ -9,9 +9,10 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use hawser_selector::{Properties, Value};
+use hawser_selector::{Properties as SelectorProperties, Value};
 
 use crate::destination::Destination;
+use crate::property::{property, Properties, PropertyValue};
 use crate::usage::{DestinationUsage, MemoryCharge, MemoryUsage};
 
 /// The engine's identity for a message: unique within a store, increasing in send order.
@@ -22,14 +23,106 @@ pub const DEFAULT_PRIORITY: u8 = 4;
 /// The highest JMS priority; priorities above it are clamped.
 pub const MAX_PRIORITY: u8 = 9;
 
+/// What a message's body holds, as JMS distinguishes it. The engine never
+/// looks inside a body: the kind tells a consumer's protocol how to present it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BodyKind {
+    /// No body (a plain JMS `Message`).
+    Empty,
+    /// UTF-8 text (`TextMessage`).
+    Text,
+    /// Opaque bytes (`BytesMessage`).
+    #[default]
+    Bytes,
+    /// Named typed values (`MapMessage`), in the encoding of the protocol that sent it.
+    Map,
+    /// A sequence of typed values (`StreamMessage`), likewise.
+    Stream,
+    /// A serialized object (`ObjectMessage`): bytes the broker never deserializes.
+    Object,
+}
+
+impl BodyKind {
+    /// The number the store writes for it.
+    pub fn code(self) -> u8 {
+        match self {
+            BodyKind::Empty => 0,
+            BodyKind::Text => 1,
+            BodyKind::Bytes => 2,
+            BodyKind::Map => 3,
+            BodyKind::Stream => 4,
+            BodyKind::Object => 5,
+        }
+    }
+
+    /// The kind the store wrote as `code`.
+    pub fn from_code(code: u8) -> Option<BodyKind> {
+        Some(match code {
+            0 => BodyKind::Empty,
+            1 => BodyKind::Text,
+            2 => BodyKind::Bytes,
+            3 => BodyKind::Map,
+            4 => BodyKind::Stream,
+            5 => BodyKind::Object,
+            _ => return None,
+        })
+    }
+}
+
+/// The JMS header fields a producer sets, and its properties. Every protocol
+/// maps its own headers onto these; the engine names none of them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MessageFields {
+    /// The id the producer gave the message (`JMSMessageID`), if its protocol
+    /// has one; the broker's own [`MessageId`] is separate.
+    pub message_id: Option<Arc<str>>,
+    /// `JMSCorrelationID`.
+    pub correlation_id: Option<Arc<str>>,
+    /// `JMSReplyTo`.
+    pub reply_to: Option<Destination>,
+    /// `JMSType`.
+    pub message_type: Option<Arc<str>>,
+    /// Where a dead letter was first sent (ActiveMQ's `originalDestination`).
+    pub original_destination: Option<Destination>,
+    /// `JMSXGroupID`: messages of a group go to one consumer at a time.
+    pub group_id: Option<Arc<str>>,
+    /// `JMSXGroupSeq` (0 when unset; -1 closes the group).
+    pub group_seq: i32,
+    /// Application properties.
+    pub properties: Properties,
+}
+
+impl MessageFields {
+    /// Bytes the fields hold beyond a fixed overhead (for memory accounting).
+    pub fn extra_bytes(&self) -> usize {
+        let text = |s: &Option<Arc<str>>| s.as_deref().map_or(0, str::len);
+        text(&self.message_id)
+            + text(&self.correlation_id)
+            + text(&self.message_type)
+            + text(&self.group_id)
+            + self.reply_to.as_ref().map_or(0, |d| d.name.len())
+            + self
+                .original_destination
+                .as_ref()
+                .map_or(0, |d| d.name.len())
+            + self
+                .properties
+                .iter()
+                .map(|(k, v)| k.len() + v.extra_bytes() + 48)
+                .sum::<usize>()
+    }
+}
+
 /// What a producer hands the engine: everything but the identity the broker assigns.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NewMessage {
     /// Where the message goes.
     pub destination: Destination,
-    /// Application headers (properties), in the producer's order. Protocol-level
-    /// headers (receipt, transaction, content-length...) are stripped by the codec.
-    pub headers: Vec<(String, String)>,
+    /// The JMS fields and properties. Protocol-level headers (receipt,
+    /// transaction, content-length...) are the codec's and are not here.
+    pub fields: MessageFields,
+    /// What the body holds.
+    pub body_kind: BodyKind,
     /// The payload, opaque to the broker.
     pub body: Bytes,
     /// Persistent messages are written to the store before anyone is told they exist.
@@ -38,8 +131,27 @@ pub struct NewMessage {
     pub priority: u8,
     /// Absolute expiry time in milliseconds since the Unix epoch; `None` never expires.
     pub expires_ms: Option<u64>,
+    /// When the producer sent it (`JMSTimestamp`), if it said; else the broker's arrival time.
+    pub timestamp_ms: Option<u64>,
     /// Who sent it and its place in that producer's sequence, for duplicate detection.
     pub producer: Option<ProducerRef>,
+}
+
+impl NewMessage {
+    /// A non-persistent bytes message of default priority with no fields set.
+    pub fn new(destination: Destination, body: Bytes) -> NewMessage {
+        NewMessage {
+            destination,
+            fields: MessageFields::default(),
+            body_kind: BodyKind::Bytes,
+            body,
+            persistent: false,
+            priority: DEFAULT_PRIORITY,
+            expires_ms: None,
+            timestamp_ms: None,
+            producer: None,
+        }
+    }
 }
 
 /// A producer's identity and a message's sequence number within it. Clients
@@ -53,14 +165,16 @@ pub struct ProducerRef {
 }
 
 /// The stored content of an accepted message: what a store writes and recovers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MessageData {
     /// Broker-assigned identity.
     pub id: MessageId,
     /// Where the producer sent it (not where it is now: a dead letter keeps its origin here).
     pub destination: Destination,
-    /// Application headers (properties).
-    pub headers: Vec<(String, String)>,
+    /// The JMS fields and properties.
+    pub fields: MessageFields,
+    /// What the body holds.
+    pub body_kind: BodyKind,
     /// The payload.
     pub body: Bytes,
     /// Whether the message is kept in the store.
@@ -69,31 +183,29 @@ pub struct MessageData {
     pub priority: u8,
     /// Absolute expiry in ms since the epoch, if any.
     pub expires_ms: Option<u64>,
-    /// When the broker accepted it, in ms since the epoch.
+    /// When the producer sent it, or else when the broker accepted it, in ms since the epoch.
     pub timestamp_ms: u64,
 }
 
 impl MessageData {
-    /// Gives a producer's message its identity and arrival time.
-    pub fn accept(id: MessageId, new: NewMessage, timestamp_ms: u64) -> MessageData {
+    /// Gives a producer's message its identity, and its arrival time unless the producer set one.
+    pub fn accept(id: MessageId, new: NewMessage, now_ms: u64) -> MessageData {
         MessageData {
             id,
             destination: new.destination,
-            headers: new.headers,
+            fields: new.fields,
+            body_kind: new.body_kind,
             body: new.body,
             persistent: new.persistent,
             priority: new.priority.min(MAX_PRIORITY),
             expires_ms: new.expires_ms,
-            timestamp_ms,
+            timestamp_ms: new.timestamp_ms.unwrap_or(now_ms),
         }
     }
 
-    /// The first application header named `name`.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+    /// The application property `name`.
+    pub fn property(&self, name: &str) -> Option<&PropertyValue> {
+        property(&self.fields.properties, name)
     }
 
     /// True if the message has an expiry time at or before `now_ms`.
@@ -127,7 +239,7 @@ impl Message {
         usage: &Arc<MemoryUsage>,
         destination: Option<&Arc<DestinationUsage>>,
     ) -> Message {
-        let bytes = estimate_bytes(&data.headers, &data.body);
+        let bytes = estimate_bytes(&data.fields, &data.body);
         Message {
             data,
             charge: MemoryCharge::new(usage, destination, bytes),
@@ -183,18 +295,20 @@ impl AsMessageData for Arc<Message> {
     }
 }
 
-/// Rough memory held by a message: body plus header text plus a fixed overhead for the structs.
-pub(crate) fn estimate_bytes(headers: &[(String, String)], body: &Bytes) -> u64 {
+/// Rough memory held by a message: body plus fields plus a fixed overhead for the structs.
+pub(crate) fn estimate_bytes(fields: &MessageFields, body: &Bytes) -> u64 {
     const OVERHEAD_BYTES: u64 = 256;
-    let header_bytes: usize = headers.iter().map(|(k, v)| k.len() + v.len() + 48).sum();
-    OVERHEAD_BYTES + (header_bytes + body.len()) as u64
+    OVERHEAD_BYTES + (fields.extra_bytes() + body.len()) as u64
 }
 
-/// Selectors see the JMS header names and every application header.
-///
-/// Application header values are strings (STOMP has no types); the selector
-/// compares them as numbers when the other side is a number.
-impl Properties for MessageData {
+/// A text field as a selector value.
+fn text(s: &Option<Arc<str>>) -> Option<Value<'_>> {
+    s.as_deref().map(|v| Value::Str(v.into()))
+}
+
+/// Selectors see the JMS header fields by their JMS names and every property
+/// with its type (text from STOMP compares as a number against a number).
+impl SelectorProperties for MessageData {
     fn get(&self, name: &str) -> Option<Value<'_>> {
         match name {
             "JMSPriority" => Some(Value::Int(i64::from(self.priority))),
@@ -208,10 +322,15 @@ impl Properties for MessageData {
                 }
                 .into(),
             )),
-            "JMSMessageID" => Some(Value::Str(format!("ID:hawser-{}", self.id).into())),
-            "JMSCorrelationID" => self.header("correlation-id").map(|v| Value::Str(v.into())),
-            "JMSType" => self.header("type").map(|v| Value::Str(v.into())),
-            _ => self.header(name).map(|v| Value::Str(v.into())),
+            "JMSMessageID" => match &self.fields.message_id {
+                Some(id) => Some(Value::Str((&**id).into())),
+                None => Some(Value::Str(format!("ID:hawser-{}", self.id).into())),
+            },
+            "JMSCorrelationID" => text(&self.fields.correlation_id),
+            "JMSType" => text(&self.fields.message_type),
+            "JMSXGroupID" => text(&self.fields.group_id),
+            "JMSXGroupSeq" => Some(Value::Int(i64::from(self.fields.group_seq))),
+            _ => self.property(name).and_then(PropertyValue::selector_value),
         }
     }
 }
@@ -221,15 +340,10 @@ mod tests {
     use super::*;
 
     fn new_message(body: &'static [u8]) -> NewMessage {
-        NewMessage {
-            destination: Destination::queue("q"),
-            headers: vec![("color".into(), "blue".into())],
-            body: Bytes::from_static(body),
-            persistent: false,
-            priority: 12,
-            expires_ms: None,
-            producer: None,
-        }
+        let mut m = NewMessage::new(Destination::queue("q"), Bytes::from_static(body));
+        m.fields.properties = vec![(Arc::from("color"), PropertyValue::String(Arc::from("blue")))];
+        m.priority = 12;
+        m
     }
 
     #[test]

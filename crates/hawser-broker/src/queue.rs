@@ -468,18 +468,17 @@ mod tests {
 
     fn entry(id: u64, priority: u8, headers: &[(&str, &str)]) -> Entry {
         let usage = MemoryUsage::new(u64::MAX);
-        let new = NewMessage {
-            destination: Destination::queue("q"),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: Bytes::new(),
-            persistent: false,
-            priority,
-            expires_ms: None,
-            producer: None,
-        };
+        let mut new = NewMessage::new(Destination::queue("q"), Bytes::new());
+        new.priority = priority;
+        new.fields.properties = headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    Arc::from(*k),
+                    crate::property::PropertyValue::String(Arc::from(*v)),
+                )
+            })
+            .collect();
         Entry {
             msg: Arc::new(Message::new(MessageData::accept(id, new, 0), &usage)),
             redeliveries: 0,

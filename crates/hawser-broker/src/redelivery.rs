@@ -12,9 +12,13 @@ use crate::broker::{dequeue_ops, now_ms, Broker};
 use crate::container::ContainerKey;
 use crate::destination::Destination;
 use crate::message::{Message, MessageData};
+use crate::property::PropertyValue;
 use crate::queue::Entry;
 use crate::state::State;
 use crate::store::{StoreKey, StoreOp};
+
+/// The property of a dead letter that says why it died (ActiveMQ's name).
+pub const DLQ_CAUSE_PROPERTY: &str = "dlqDeliveryFailureCause";
 
 impl Broker {
     /// Hands messages back to their container for redelivery, or to the
@@ -86,14 +90,19 @@ impl Broker {
             data.destination = dlq.clone();
             data.expires_ms = None;
             data.timestamp_ms = now;
-            data.headers
-                .push(("original-destination".into(), e.msg.destination.to_string()));
-            data.headers.push((
-                "original-message-id".into(),
-                format!("ID:hawser-{}", e.msg.id),
+            // The JMS message id stays (as in ActiveMQ); one from a protocol
+            // without ids is the broker's id of the original.
+            if data.fields.message_id.is_none() {
+                data.fields.message_id = Some(Arc::from(format!("ID:hawser-{}", e.msg.id)));
+            }
+            data.fields.original_destination = Some(e.msg.destination.clone());
+            data.fields
+                .properties
+                .retain(|(k, _)| &**k != DLQ_CAUSE_PROPERTY);
+            data.fields.properties.push((
+                Arc::from(DLQ_CAUSE_PROPERTY),
+                PropertyValue::String(Arc::from(cause)),
             ));
-            data.headers
-                .push(("dlqDeliveryFailureCause".into(), cause.to_owned()));
             let msg = Arc::new(Message::charged(data, self.memory(), Some(&usage)));
             if msg.persistent {
                 ops.push(StoreOp::Enqueue {

@@ -15,14 +15,17 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::destination::{Destination, DestinationKind};
-use crate::message::{AsMessageData, MessageData};
+use crate::message::{AsMessageData, BodyKind, MessageData, MessageFields};
 use crate::producer::{ProducerKey, SeqWindow, WINDOW_WORDS};
+use crate::property::PropertyValue;
 use crate::store::{DurableSubscription, StoreKey, StoreOp};
 
 /// The record format written by this version.
 pub const RECORD_FORMAT: u8 = 1;
 
-const OP_ENQUEUE: u8 = 1;
+/// An enqueue whose message has only text headers, written before messages
+/// had JMS fields and typed properties: read, never written.
+const OP_LEGACY_ENQUEUE: u8 = 1;
 const OP_DEQUEUE: u8 = 2;
 const OP_REDELIVERED: u8 = 3;
 const OP_SUBSCRIBE: u8 = 4;
@@ -36,6 +39,27 @@ const OP_LEGACY_PRODUCER_FORGET: u8 = 7;
 const OP_PRODUCER_SEEN: u8 = 8;
 const OP_PRODUCER_WINDOW: u8 = 9;
 const OP_PRODUCER_FORGET: u8 = 10;
+/// An enqueue of a message with JMS fields, typed properties and a body kind.
+const OP_ENQUEUE: u8 = 11;
+
+/// Bits of a message's field mask: which optional fields follow.
+const FIELD_MESSAGE_ID: u8 = 1;
+const FIELD_CORRELATION_ID: u8 = 2;
+const FIELD_REPLY_TO: u8 = 4;
+const FIELD_TYPE: u8 = 8;
+const FIELD_GROUP_ID: u8 = 16;
+const FIELD_ORIGINAL_DESTINATION: u8 = 32;
+
+/// Tags of property types.
+const PROP_BOOL: u8 = 1;
+const PROP_BYTE: u8 = 2;
+const PROP_SHORT: u8 = 3;
+const PROP_INT: u8 = 4;
+const PROP_LONG: u8 = 5;
+const PROP_FLOAT: u8 = 6;
+const PROP_DOUBLE: u8 = 7;
+const PROP_STRING: u8 = 8;
+const PROP_BYTES: u8 = 9;
 
 const KEY_QUEUE: u8 = 1;
 const KEY_DURABLE: u8 = 2;
@@ -150,11 +174,50 @@ fn encode_producer(p: &ProducerKey, buf: &mut BytesMut) {
     put_str(buf, &p.producer);
 }
 
-/// Encoded bytes of a message with this destination name, headers and body
-/// length, as an `Enqueue` op's message: what a message adds to a record.
-pub fn message_len(destination: &str, headers: &[(String, String)], body_len: usize) -> usize {
-    let headers: usize = headers.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
-    8 + 1 + 4 + destination.len() + 8 + 8 + 1 + 1 + 4 + headers + 4 + body_len
+/// Encoded bytes of a message with this destination, fields and body length,
+/// as an `Enqueue` op's message: what a message adds to a record.
+pub fn message_len(destination: &Destination, fields: &MessageFields, body_len: usize) -> usize {
+    let text = |s: &Option<Arc<str>>| s.as_ref().map_or(0, |s| 4 + s.len());
+    let properties: usize = fields
+        .properties
+        .iter()
+        .map(|(k, v)| 4 + k.len() + 1 + property_len(v))
+        .sum();
+    8 + 1
+        + 4
+        + destination.name.len()
+        + 8
+        + 8
+        + 1
+        + 1
+        + 1
+        + 1
+        + text(&fields.message_id)
+        + text(&fields.correlation_id)
+        + fields.reply_to.as_ref().map_or(0, |d| 1 + 4 + d.name.len())
+        + text(&fields.message_type)
+        + text(&fields.group_id)
+        + fields
+            .original_destination
+            .as_ref()
+            .map_or(0, |d| 1 + 4 + d.name.len())
+        + 4
+        + 4
+        + properties
+        + 4
+        + body_len
+}
+
+/// Encoded bytes of a property's value (after its type tag).
+fn property_len(v: &PropertyValue) -> usize {
+    match v {
+        PropertyValue::Bool(_) | PropertyValue::Byte(_) => 1,
+        PropertyValue::Short(_) => 2,
+        PropertyValue::Int(_) | PropertyValue::Float(_) => 4,
+        PropertyValue::Long(_) | PropertyValue::Double(_) => 8,
+        PropertyValue::String(s) => 4 + s.len(),
+        PropertyValue::Bytes(b) => 4 + b.len(),
+    }
 }
 
 /// Encoded bytes of an `Enqueue` op's framing beyond its message, for these targets.
@@ -186,7 +249,7 @@ pub fn encoded_len<M: AsMessageData>(ops: &[StoreOp<M>]) -> usize {
             .map(|op| match op {
                 StoreOp::Enqueue { message, targets } => {
                     let m = message.message_data();
-                    message_len(&m.destination.name, &m.headers, m.body.len())
+                    message_len(&m.destination, &m.fields, m.body.len())
                         + enqueue_overhead_len(targets)
                 }
                 StoreOp::Dequeue { key, .. } => 1 + key_len(key) + 8,
@@ -217,24 +280,99 @@ pub fn producer_seen_len(p: &ProducerKey) -> usize {
 
 fn encode_message(m: &MessageData, buf: &mut BytesMut) {
     buf.put_u64_le(m.id);
-    buf.put_u8(match m.destination.kind {
+    encode_destination(&m.destination, buf);
+    buf.put_u64_le(m.timestamp_ms);
+    buf.put_u64_le(m.expires_ms.unwrap_or(0));
+    buf.put_u8(m.priority);
+    buf.put_u8(u8::from(m.persistent));
+    buf.put_u8(m.body_kind.code());
+    let f = &m.fields;
+    let mut mask = 0;
+    for (present, bit) in [
+        (f.message_id.is_some(), FIELD_MESSAGE_ID),
+        (f.correlation_id.is_some(), FIELD_CORRELATION_ID),
+        (f.reply_to.is_some(), FIELD_REPLY_TO),
+        (f.message_type.is_some(), FIELD_TYPE),
+        (f.group_id.is_some(), FIELD_GROUP_ID),
+        (f.original_destination.is_some(), FIELD_ORIGINAL_DESTINATION),
+    ] {
+        if present {
+            mask |= bit;
+        }
+    }
+    buf.put_u8(mask);
+    for t in [&f.message_id, &f.correlation_id].into_iter().flatten() {
+        put_str(buf, t);
+    }
+    if let Some(d) = &f.reply_to {
+        encode_destination(d, buf);
+    }
+    for t in [&f.message_type, &f.group_id].into_iter().flatten() {
+        put_str(buf, t);
+    }
+    if let Some(d) = &f.original_destination {
+        encode_destination(d, buf);
+    }
+    buf.put_i32_le(f.group_seq);
+    buf.put_u32_le(f.properties.len() as u32);
+    for (k, v) in &f.properties {
+        put_str(buf, k);
+        encode_property(v, buf);
+    }
+    buf.put_u32_le(m.body.len() as u32);
+    buf.put_slice(&m.body);
+}
+
+fn encode_destination(d: &Destination, buf: &mut BytesMut) {
+    buf.put_u8(match d.kind {
         DestinationKind::Queue => 1,
         DestinationKind::Topic => 2,
         DestinationKind::TempQueue => 3,
         DestinationKind::TempTopic => 4,
     });
-    put_str(buf, &m.destination.name);
-    buf.put_u64_le(m.timestamp_ms);
-    buf.put_u64_le(m.expires_ms.unwrap_or(0));
-    buf.put_u8(m.priority);
-    buf.put_u8(u8::from(m.persistent));
-    buf.put_u32_le(m.headers.len() as u32);
-    for (k, v) in &m.headers {
-        put_str(buf, k);
-        put_str(buf, v);
+    put_str(buf, &d.name);
+}
+
+fn encode_property(v: &PropertyValue, buf: &mut BytesMut) {
+    match v {
+        PropertyValue::Bool(b) => {
+            buf.put_u8(PROP_BOOL);
+            buf.put_u8(u8::from(*b));
+        }
+        PropertyValue::Byte(b) => {
+            buf.put_u8(PROP_BYTE);
+            buf.put_i8(*b);
+        }
+        PropertyValue::Short(v) => {
+            buf.put_u8(PROP_SHORT);
+            buf.put_i16_le(*v);
+        }
+        PropertyValue::Int(v) => {
+            buf.put_u8(PROP_INT);
+            buf.put_i32_le(*v);
+        }
+        PropertyValue::Long(v) => {
+            buf.put_u8(PROP_LONG);
+            buf.put_i64_le(*v);
+        }
+        PropertyValue::Float(v) => {
+            buf.put_u8(PROP_FLOAT);
+            buf.put_u32_le(v.to_bits());
+        }
+        PropertyValue::Double(v) => {
+            buf.put_u8(PROP_DOUBLE);
+            buf.put_u64_le(v.to_bits());
+        }
+        PropertyValue::String(t) => {
+            buf.put_u8(PROP_STRING);
+            put_str(buf, t);
+        }
+        PropertyValue::Bytes(b) => {
+            buf.put_u8(PROP_BYTES);
+            buf.put_u32_le(b.len() as u32);
+            buf.put_slice(b);
+        }
     }
-    buf.put_u32_le(m.body.len() as u32);
-    buf.put_slice(&m.body);
 }
 
 fn encode_key(key: &StoreKey, buf: &mut BytesMut) {
@@ -322,8 +460,12 @@ pub fn decode_record_with(
 fn decode_op(r: &mut Reader<'_>) -> Result<Option<StoreOp<MessageData>>, CodecError> {
     let at = r.at;
     Ok(Some(match r.u8()? {
-        OP_ENQUEUE => {
-            let message = decode_message(r)?;
+        tag @ (OP_ENQUEUE | OP_LEGACY_ENQUEUE) => {
+            let message = if tag == OP_ENQUEUE {
+                decode_message(r)?
+            } else {
+                decode_legacy_message(r)?
+            };
             let n = r.u32()? as usize;
             let mut targets = Vec::with_capacity(n.min(r.remaining() / 5));
             for _ in 0..n {
@@ -399,6 +541,74 @@ fn decode_producer(r: &mut Reader<'_>) -> Result<ProducerKey, CodecError> {
 
 fn decode_message(r: &mut Reader<'_>) -> Result<MessageData, CodecError> {
     let id = r.u64()?;
+    let destination = decode_destination(r)?;
+    let timestamp_ms = r.u64()?;
+    let expires = r.u64()?;
+    let priority = r.u8()?;
+    let persistent = r.u8()? != 0;
+    let at = r.at;
+    let code = r.u8()?;
+    let body_kind = BodyKind::from_code(code).ok_or(CodecError::UnknownTag {
+        what: "body kind",
+        tag: code,
+        at,
+    })?;
+    let mask = r.u8()?;
+    // Ids differ from message to message: not worth interning.
+    let text = |r: &mut Reader<'_>, bit: u8| -> Result<Option<Arc<str>>, CodecError> {
+        if mask & bit == 0 {
+            Ok(None)
+        } else {
+            r.str().map(|t| Some(Arc::from(t)))
+        }
+    };
+    let message_id = text(r, FIELD_MESSAGE_ID)?;
+    let correlation_id = text(r, FIELD_CORRELATION_ID)?;
+    let reply_to = if mask & FIELD_REPLY_TO == 0 {
+        None
+    } else {
+        Some(decode_destination(r)?)
+    };
+    let message_type = text(r, FIELD_TYPE)?;
+    let group_id = text(r, FIELD_GROUP_ID)?;
+    let original_destination = if mask & FIELD_ORIGINAL_DESTINATION == 0 {
+        None
+    } else {
+        Some(decode_destination(r)?)
+    };
+    let group_seq = r.u32()? as i32;
+    let n = r.u32()? as usize;
+    // Each property takes at least 6 bytes.
+    let mut properties = Vec::with_capacity(n.min(r.remaining() / 6));
+    for _ in 0..n {
+        let name = r.arc_str()?;
+        properties.push((name, decode_property(r)?));
+    }
+    let len = r.u32()? as usize;
+    let body = r.bytes(len)?;
+    Ok(MessageData {
+        id,
+        destination,
+        fields: MessageFields {
+            message_id,
+            correlation_id,
+            reply_to,
+            message_type,
+            original_destination,
+            group_id,
+            group_seq,
+            properties,
+        },
+        body_kind,
+        body,
+        persistent,
+        priority,
+        expires_ms: (expires != 0).then_some(expires),
+        timestamp_ms,
+    })
+}
+
+fn decode_destination(r: &mut Reader<'_>) -> Result<Destination, CodecError> {
     let at = r.at;
     let kind = match r.u8()? {
         1 => DestinationKind::Queue,
@@ -413,27 +623,94 @@ fn decode_message(r: &mut Reader<'_>) -> Result<MessageData, CodecError> {
             })
         }
     };
-    let name = r.arc_str()?;
+    Ok(Destination {
+        kind,
+        name: r.arc_str()?,
+    })
+}
+
+fn decode_property(r: &mut Reader<'_>) -> Result<PropertyValue, CodecError> {
+    let at = r.at;
+    Ok(match r.u8()? {
+        PROP_BOOL => PropertyValue::Bool(r.u8()? != 0),
+        PROP_BYTE => PropertyValue::Byte(r.u8()? as i8),
+        PROP_SHORT => {
+            PropertyValue::Short(i16::from_le_bytes(r.take(2)?.try_into().expect("2 bytes")))
+        }
+        PROP_INT => PropertyValue::Int(r.u32()? as i32),
+        PROP_LONG => PropertyValue::Long(r.u64()? as i64),
+        PROP_FLOAT => PropertyValue::Float(f32::from_bits(r.u32()?)),
+        PROP_DOUBLE => PropertyValue::Double(f64::from_bits(r.u64()?)),
+        PROP_STRING => PropertyValue::String(Arc::from(r.str()?)),
+        PROP_BYTES => {
+            let len = r.u32()? as usize;
+            PropertyValue::Bytes(r.bytes(len)?)
+        }
+        tag => {
+            return Err(CodecError::UnknownTag {
+                what: "property type",
+                tag,
+                at,
+            })
+        }
+    })
+}
+
+/// A message of the legacy enqueue op. Those were written when STOMP was the
+/// only protocol, so their headers are STOMP's: the three ActiveMQ maps to JMS
+/// fields (`correlation-id`, `type`, and a `reply-to` naming a queue or topic)
+/// become those fields, the rest text properties, and the body is bytes (STOMP
+/// did not say whether it was text).
+fn decode_legacy_message(r: &mut Reader<'_>) -> Result<MessageData, CodecError> {
+    let id = r.u64()?;
+    let destination = decode_destination(r)?;
     let timestamp_ms = r.u64()?;
     let expires = r.u64()?;
     let priority = r.u8()?;
     let persistent = r.u8()? != 0;
     let n = r.u32()? as usize;
-    let mut headers = Vec::with_capacity(n.min(r.remaining() / 8));
+    let mut fields = MessageFields::default();
+    fields.properties.reserve(n.min(r.remaining() / 8));
     for _ in 0..n {
-        headers.push((r.string()?, r.string()?));
+        let name = r.str()?;
+        let value = r.str()?;
+        match name {
+            "correlation-id" => fields.correlation_id = Some(Arc::from(value)),
+            "type" => fields.message_type = Some(Arc::from(value)),
+            "reply-to" if legacy_destination(value).is_some() => {
+                fields.reply_to = legacy_destination(value);
+            }
+            _ => fields
+                .properties
+                .push((Arc::from(name), PropertyValue::String(Arc::from(value)))),
+        }
     }
     let len = r.u32()? as usize;
     let body = r.bytes(len)?;
     Ok(MessageData {
         id,
-        destination: Destination { kind, name },
-        headers,
+        destination,
+        fields,
+        body_kind: BodyKind::Bytes,
         body,
         persistent,
         priority,
         expires_ms: (expires != 0).then_some(expires),
         timestamp_ms,
+    })
+}
+
+/// A destination as the STOMP-only broker wrote it in a `reply-to`.
+fn legacy_destination(text: &str) -> Option<Destination> {
+    let kinds = [
+        ("/queue/", DestinationKind::Queue),
+        ("/topic/", DestinationKind::Topic),
+        ("/remote-temp-queue/", DestinationKind::TempQueue),
+        ("/remote-temp-topic/", DestinationKind::TempTopic),
+    ];
+    kinds.iter().find_map(|(prefix, kind)| {
+        text.strip_prefix(prefix)
+            .and_then(|name| Destination::new(*kind, name).ok())
     })
 }
 
@@ -522,36 +799,91 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn destination_strategy() -> impl Strategy<Value = Destination> {
+        (0u8..4, "[a-z.]{1,12}").prop_map(|(kind, name)| Destination {
+            kind: [
+                DestinationKind::Queue,
+                DestinationKind::Topic,
+                DestinationKind::TempQueue,
+                DestinationKind::TempTopic,
+            ][kind as usize],
+            name: Arc::from(name.as_str()),
+        })
+    }
+
+    /// Any property value but NaN, which is not equal to itself.
+    fn property_strategy() -> impl Strategy<Value = PropertyValue> {
+        prop_oneof![
+            any::<bool>().prop_map(PropertyValue::Bool),
+            any::<i8>().prop_map(PropertyValue::Byte),
+            any::<i16>().prop_map(PropertyValue::Short),
+            any::<i32>().prop_map(PropertyValue::Int),
+            any::<i64>().prop_map(PropertyValue::Long),
+            (-1e30f32..1e30).prop_map(PropertyValue::Float),
+            (-1e300f64..1e300).prop_map(PropertyValue::Double),
+            ".{0,16}".prop_map(|s| PropertyValue::String(Arc::from(s.as_str()))),
+            proptest::collection::vec(any::<u8>(), 0..16)
+                .prop_map(|b| PropertyValue::Bytes(Bytes::from(b))),
+        ]
+    }
+
+    fn fields_strategy() -> impl Strategy<Value = MessageFields> {
+        let text = || proptest::option::of(".{0,12}".prop_map(|s| Arc::from(s.as_str())));
+        (
+            (text(), text(), text(), text()),
+            proptest::option::of(destination_strategy()),
+            proptest::option::of(destination_strategy()),
+            any::<i32>(),
+            proptest::collection::vec(("[a-zA-Z_]{1,8}", property_strategy()), 0..4),
+        )
+            .prop_map(
+                |(
+                    (message_id, correlation_id, message_type, group_id),
+                    reply_to,
+                    original_destination,
+                    group_seq,
+                    properties,
+                )| MessageFields {
+                    message_id,
+                    correlation_id,
+                    reply_to,
+                    message_type,
+                    original_destination,
+                    group_id,
+                    group_seq,
+                    properties: properties
+                        .into_iter()
+                        .map(|(k, v)| (Arc::from(k.as_str()), v))
+                        .collect(),
+                },
+            )
+    }
+
     fn message_strategy() -> impl Strategy<Value = MessageData> {
         (
             any::<u64>(),
-            0u8..4,
-            "[a-z.]{1,12}",
+            destination_strategy(),
             any::<u64>(),
             proptest::option::of(1u64..u64::MAX),
             0u8..10,
             any::<bool>(),
-            proptest::collection::vec((".{0,8}", ".{0,16}"), 0..4),
+            0u8..6,
+            fields_strategy(),
             proptest::collection::vec(any::<u8>(), 0..64),
         )
             .prop_map(
-                |(id, kind, name, ts, expires, priority, persistent, headers, body)| MessageData {
-                    id,
-                    destination: Destination {
-                        kind: [
-                            DestinationKind::Queue,
-                            DestinationKind::Topic,
-                            DestinationKind::TempQueue,
-                            DestinationKind::TempTopic,
-                        ][kind as usize],
-                        name: Arc::from(name.as_str()),
-                    },
-                    headers,
-                    body: Bytes::from(body),
-                    persistent,
-                    priority,
-                    expires_ms: expires,
-                    timestamp_ms: ts,
+                |(id, destination, ts, expires, priority, persistent, kind, fields, body)| {
+                    MessageData {
+                        id,
+                        destination,
+                        fields,
+                        body_kind: BodyKind::from_code(kind).expect("0..6"),
+                        body: Bytes::from(body),
+                        persistent,
+                        priority,
+                        expires_ms: expires,
+                        timestamp_ms: ts,
+                    }
                 },
             )
     }
@@ -643,16 +975,24 @@ mod tests {
 
     #[test]
     fn lengths_match_the_encoding() {
-        let m = MessageData {
-            id: 1,
-            destination: Destination::queue("orders"),
-            headers: vec![("k".into(), "value".into())],
-            body: Bytes::from_static(b"hello"),
-            persistent: true,
-            priority: 4,
-            expires_ms: None,
-            timestamp_ms: 0,
-        };
+        let mut m = MessageData::accept(
+            1,
+            crate::message::NewMessage::new(
+                Destination::queue("orders"),
+                Bytes::from_static(b"hello"),
+            ),
+            0,
+        );
+        m.fields.correlation_id = Some(Arc::from("c-1"));
+        m.fields.reply_to = Some(Destination::topic("replies"));
+        m.fields.properties = vec![
+            (Arc::from("k"), PropertyValue::String(Arc::from("value"))),
+            (Arc::from("n"), PropertyValue::Double(0.5)),
+            (
+                Arc::from("b"),
+                PropertyValue::Bytes(Bytes::from_static(b"xy")),
+            ),
+        ];
         let targets = vec![
             StoreKey::Queue(Arc::from("orders")),
             StoreKey::Durable {
@@ -677,7 +1017,7 @@ mod tests {
         assert_eq!(
             encode_record(&ops).len(),
             RECORD_HEADER_LEN
-                + message_len("orders", &m.headers, m.body.len())
+                + message_len(&m.destination, &m.fields, m.body.len())
                 + enqueue_overhead_len(&targets)
                 + producer_seen_len(&producer)
         );

@@ -71,15 +71,9 @@ impl Store for RecordingStore {
 }
 
 pub(crate) fn msg(dest: Destination, body: &str, persistent: bool) -> NewMessage {
-    NewMessage {
-        destination: dest,
-        headers: Vec::new(),
-        body: Bytes::from(body.to_owned()),
-        persistent,
-        priority: 4,
-        expires_ms: None,
-        producer: None,
-    }
+    let mut m = NewMessage::new(dest, Bytes::from(body.to_owned()));
+    m.persistent = persistent;
+    m
 }
 
 pub(crate) fn spec(id: &str, dest: Destination, ack_mode: AckMode) -> SubscribeSpec {

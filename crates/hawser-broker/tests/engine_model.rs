@@ -294,16 +294,12 @@ impl World {
 
     fn message(&self, p: usize, seq: u64, persistent: bool) -> NewMessage {
         NewMessage {
-            destination: self.queue.clone(),
-            headers: Vec::new(),
-            body: Bytes::from(body(p, seq)),
             persistent,
-            priority: 4,
-            expires_ms: None,
             producer: Some(ProducerRef {
                 id: Arc::from("prod"),
                 seq,
             }),
+            ..NewMessage::new(self.queue.clone(), Bytes::from(body(p, seq)))
         }
     }
 

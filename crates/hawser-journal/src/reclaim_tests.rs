@@ -27,7 +27,8 @@ fn message(id: u64, body_len: usize) -> Arc<Message> {
         MessageData {
             id,
             destination: Destination::queue("q"),
-            headers: Vec::new(),
+            fields: hawser_broker::MessageFields::default(),
+            body_kind: hawser_broker::BodyKind::Bytes,
             body: Bytes::from(vec![b'x'; body_len]),
             persistent: true,
             priority: 4,

@@ -44,7 +44,14 @@ fn data(id: u64) -> MessageData {
     MessageData {
         id,
         destination: Destination::queue("a"),
-        headers: vec![("id".into(), id.to_string())],
+        fields: hawser_broker::MessageFields {
+            properties: vec![(
+                std::sync::Arc::from("id"),
+                hawser_broker::PropertyValue::Long(id as i64),
+            )],
+            ..Default::default()
+        },
+        body_kind: hawser_broker::BodyKind::Bytes,
         body: Bytes::from(vec![(id % 251) as u8; 40 + (id as usize * 37) % 260]),
         persistent: true,
         priority: (id % 10) as u8,

@@ -26,7 +26,14 @@ fn message(id: u64, body_len: usize) -> Arc<Message> {
         MessageData {
             id,
             destination: Destination::queue("q"),
-            headers: vec![("n".into(), id.to_string())],
+            fields: hawser_broker::MessageFields {
+                properties: vec![(
+                    std::sync::Arc::from("n"),
+                    hawser_broker::PropertyValue::Long(id as i64),
+                )],
+                ..Default::default()
+            },
+            body_kind: hawser_broker::BodyKind::Bytes,
             body: Bytes::from(vec![b'x'; body_len]),
             persistent: true,
             priority: 4,

@@ -14,9 +14,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::FlowControl;
+use crate::connection::CoreSettings;
 use crate::disk::DiskSpace;
 use crate::stomp::SessionSettings;
-use crate::test_peer::{serve, settings, Peer};
+use crate::test_peer::{core_settings, serve, settings, Peer};
 
 /// A path that must never reach a client.
 const SECRET_PATH: &str = "/srv/hawser-secret/journal/journal-7.log";
@@ -33,10 +34,14 @@ async fn start(
         store,
         Recovered::default(),
     ));
+    let core = CoreSettings {
+        flow_control,
+        disk,
+        ..core_settings(Arc::clone(&broker))
+    };
     serve(
         SessionSettings {
-            flow_control,
-            disk,
+            core: Arc::new(core),
             ..settings(broker)
         },
         shutdown,

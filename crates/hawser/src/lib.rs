@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod disk;
 pub mod server;
 pub mod stat;

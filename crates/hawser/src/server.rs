@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Persistence};
+use crate::connection::{CoreSettings, ReadTimeouts};
 use crate::disk::{self, DiskSpace};
 use crate::status::{serve_status, Health, StatusSource};
 use crate::stomp::{serve_connection, SessionSettings};
@@ -202,23 +203,28 @@ async fn serve_store<F: FnOnce(&Running)>(
         Arc::new(move || store.disk_bytes())
     };
     disk::sample_now(&disk, &journal_dir, &*journal_bytes);
-    let settings = Arc::new(SessionSettings {
+    let core = Arc::new(CoreSettings {
         broker: Arc::clone(&broker),
-        limits: config.stomp_limits(),
-        heartbeat_send_ms: config.stomp.heartbeat_send_ms,
-        heartbeat_receive_ms: config.stomp.heartbeat_receive_ms,
-        connect_timeout_ms: config.stomp.connect_timeout_ms,
-        frame_timeout_ms: config.stomp.frame_timeout_ms,
-        idle_timeout_ms: config.stomp.idle_timeout_ms,
         max_outbound_frames: config.limits.max_outbound_frames,
-        max_browse_messages: config.limits.max_browse_messages,
-        default_prefetch: config.broker.default_prefetch,
         max_store_bytes: config.limits.max_store_bytes,
         flow_control: config.limits.flow_control,
         disk: Arc::clone(&disk),
         cluster: cluster_rx,
     });
-    health.set_serving(Some(Arc::clone(&settings)));
+    let settings = Arc::new(SessionSettings {
+        core: Arc::clone(&core),
+        limits: config.stomp_limits(),
+        heartbeat_send_ms: config.stomp.heartbeat_send_ms,
+        heartbeat_receive_ms: config.stomp.heartbeat_receive_ms,
+        timeouts: ReadTimeouts {
+            connect_ms: config.stomp.connect_timeout_ms,
+            frame_ms: config.stomp.frame_timeout_ms,
+            idle_ms: config.stomp.idle_timeout_ms,
+        },
+        max_browse_messages: config.limits.max_browse_messages,
+        default_prefetch: config.broker.default_prefetch,
+    });
+    health.set_serving(Some(core));
     let tracker = TaskTracker::new();
     {
         // A store that failed (the fence refused, or the disk) can confirm nothing

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::stomp::SessionSettings;
+use crate::connection::CoreSettings;
 
 /// The answer to `GET /status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,9 +55,9 @@ pub struct Status {
 pub struct Health {
     /// Why the store failed, once it has.
     failed: Mutex<Option<String>>,
-    /// The settings of the sessions of the store being served, while one is: the
-    /// flow-control conditions are read from them.
-    serving: Mutex<Option<Arc<SessionSettings>>>,
+    /// The settings of the connections of the store being served, while one
+    /// is: the flow-control conditions are read from them.
+    serving: Mutex<Option<Arc<CoreSettings>>>,
 }
 
 impl Health {
@@ -72,12 +72,12 @@ impl Health {
     }
 
     /// Sets (or with `None` clears) the store being served.
-    pub fn set_serving(&self, settings: Option<Arc<SessionSettings>>) {
+    pub fn set_serving(&self, settings: Option<Arc<CoreSettings>>) {
         *self.serving.lock() = settings;
     }
 
     /// The resources that hold producers back now; the same conditions as the
-    /// sessions' flow control (`wait_for_room`).
+    /// connections' flow control (`Reader::wait_for_room`).
     pub fn producers_held_by(&self) -> Vec<&'static str> {
         let Some(s) = self.serving.lock().clone() else {
             return Vec::new();
@@ -86,11 +86,8 @@ impl Health {
         if s.broker.memory().is_full() {
             held.push("memory");
         }
-        if s.broker.store().disk_bytes() >= s.max_store_bytes {
-            held.push("store");
-        }
-        if s.disk.is_low(s.broker.store().disk_bytes()) {
-            held.push("disk");
+        if let Err(which) = s.store_room() {
+            held.push(which);
         }
         held
     }

@@ -15,22 +15,32 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::FlowControl;
+use crate::connection::{CoreSettings, ReadTimeouts};
 use crate::disk::DiskSpace;
 use crate::stomp::{serve_connection, SessionSettings};
 
 /// Session settings for tests: short timeouts, no heart-beats, no disk check.
 pub(crate) fn settings(broker: Arc<Broker>) -> SessionSettings {
     SessionSettings {
-        broker,
+        core: Arc::new(core_settings(broker)),
         limits: Limits::default(),
         heartbeat_send_ms: 0,
         heartbeat_receive_ms: 0,
-        connect_timeout_ms: 5_000,
-        frame_timeout_ms: 5_000,
-        idle_timeout_ms: 0,
-        max_outbound_frames: 10_000,
+        timeouts: ReadTimeouts {
+            connect_ms: 5_000,
+            frame_ms: 5_000,
+            idle_ms: 0,
+        },
         max_browse_messages: 400,
         default_prefetch: 100,
+    }
+}
+
+/// Shared connection settings for tests: blocking flow control, no disk check.
+pub(crate) fn core_settings(broker: Arc<Broker>) -> CoreSettings {
+    CoreSettings {
+        broker,
+        max_outbound_frames: 10_000,
         max_store_bytes: u64::MAX,
         flow_control: FlowControl::Block,
         disk: Arc::new(DiskSpace::unchecked()),

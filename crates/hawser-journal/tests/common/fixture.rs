@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hawser_broker::{
-    Destination, DurableSubscription, MemoryUsage, Message, MessageData, ProducerKey, Recovered,
-    Store, StoreKey, StoreOp,
+    BodyKind, Destination, DurableSubscription, MemoryUsage, Message, MessageData, MessageFields,
+    ProducerKey, PropertyValue, Recovered, Store, StoreKey, StoreOp,
 };
 use hawser_journal::{JournalConfig, JournalStore};
 
@@ -90,20 +90,27 @@ pub fn message_data(id: u64) -> MessageData {
     let body: Vec<u8> = (0..(150 + id as usize * 17))
         .map(|i| (i as u64 * 31 + id) as u8)
         .collect();
+    // Written as text headers (the enqueue op of their day): they come back
+    // as text properties of a bytes message.
+    let text = |s: String| PropertyValue::String(Arc::from(s.as_str()));
     MessageData {
         id,
         destination,
-        headers: vec![
-            ("n".into(), id.to_string()),
-            (
-                "kind".into(),
-                if id.is_multiple_of(2) { "x" } else { "y" }.into(),
-            ),
-            (
-                "note".into(),
-                format!("message {id} of the v1 fixture, é ✓"),
-            ),
-        ],
+        fields: MessageFields {
+            properties: vec![
+                (Arc::from("n"), text(id.to_string())),
+                (
+                    Arc::from("kind"),
+                    text(if id.is_multiple_of(2) { "x" } else { "y" }.into()),
+                ),
+                (
+                    Arc::from("note"),
+                    text(format!("message {id} of the v1 fixture, é ✓")),
+                ),
+            ],
+            ..MessageFields::default()
+        },
+        body_kind: BodyKind::Bytes,
         body: Bytes::from(body),
         persistent: true,
         priority: (id % 10) as u8,

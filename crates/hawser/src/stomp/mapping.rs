@@ -6,8 +6,8 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use hawser_broker::producer::{MAX_PRODUCER_ID_BYTES, MAX_PRODUCER_SEQ};
 use hawser_broker::{
-    ConnectionId, Delivery, Destination, DestinationKind, MessageData, MessageId, NewMessage,
-    ProducerRef,
+    BodyKind, ConnectionId, Delivery, Destination, DestinationKind, MessageData, MessageFields,
+    MessageId, NewMessage, ProducerRef, PropertyValue,
 };
 use hawser_stomp::extensions::{PRODUCER_HEADER, PRODUCER_SEQ_HEADER};
 use hawser_stomp::{Command, Frame, FrameWriter, Version};
@@ -172,29 +172,53 @@ pub fn new_message(
             })
         }
     };
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(frame.headers.len());
+    let mut fields = MessageFields::default();
+    // STOMP keeps the first of repeated headers.
+    let mut taken: Vec<&str> = Vec::with_capacity(frame.headers.len());
     for (k, v) in &frame.headers {
-        if TRANSPORT_HEADERS.contains(&k) || headers.iter().any(|(h, _)| h == k) {
+        if TRANSPORT_HEADERS.contains(&k) || taken.contains(&k) {
             continue;
         }
-        // A reply-to naming the sender's own temporary queue must reach it from
-        // other connections, so it carries the broker's global name.
-        let v = if k == "reply-to" && is_owned_temporary(v) {
-            destination_name(&parse_destination(v, conn)?)
-        } else {
-            v.to_owned()
-        };
-        headers.push((k.to_owned(), v));
+        taken.push(k);
+        match k {
+            "correlation-id" => fields.correlation_id = Some(Arc::from(v)),
+            "type" => fields.message_type = Some(Arc::from(v)),
+            "JMSXGroupID" => fields.group_id = Some(Arc::from(v)),
+            "JMSXGroupSeq" if v.trim().parse::<i32>().is_ok() => {
+                fields.group_seq = v.trim().parse().expect("checked");
+            }
+            // A reply-to naming the sender's own temporary queue must reach it
+            // from other connections: it is kept as the destination itself. One
+            // that names no destination stays a text property, as it was sent.
+            "reply-to" if parse_destination(v, conn).is_ok() => {
+                fields.reply_to = parse_destination(v, conn).ok();
+            }
+            _ => fields
+                .properties
+                .push((Arc::from(k), PropertyValue::String(Arc::from(v)))),
+        }
     }
+    // ActiveMQ's rule: a frame that says its length carries bytes, one that
+    // does not carries text.
+    let body_kind = if frame.header("content-length").is_some() {
+        BodyKind::Bytes
+    } else {
+        BodyKind::Text
+    };
     Ok(NewMessage {
         destination,
-        headers,
+        fields,
+        body_kind,
         // The decoded body shares the connection's read buffer; a queued message
         // must not pin that whole allocation, so it gets its own copy.
         body: bytes::Bytes::copy_from_slice(&frame.body),
         persistent,
         priority,
         expires_ms,
+        // ActiveMQ takes a producer's `timestamp` as JMSTimestamp.
+        timestamp_ms: frame
+            .header("timestamp")
+            .and_then(|t| t.trim().parse().ok()),
         producer,
     })
 }
@@ -252,8 +276,36 @@ fn write_common_headers(w: &mut FrameWriter<'_>, m: &MessageData) {
     w.escaped_header_number("priority", "", u64::from(m.priority));
     w.escaped_header_number("expires", "", m.expires_ms.unwrap_or(0));
     w.escaped_header_number("timestamp", "", m.timestamp_ms);
-    for (k, v) in &m.headers {
-        w.header(k, v);
+    let f = &m.fields;
+    if let Some(c) = &f.correlation_id {
+        w.header("correlation-id", c);
+    }
+    if let Some(d) = &f.reply_to {
+        w.header_parts("reply-to", &[destination_prefix(d.kind), &d.name]);
+    }
+    if let Some(t) = &f.message_type {
+        w.header("type", t);
+    }
+    // ActiveMQ leaves these out; a STOMP consumer here gets back what a STOMP
+    // producer sent, which before typed fields was a plain header.
+    if let Some(g) = &f.group_id {
+        w.header("JMSXGroupID", g);
+        if f.group_seq != 0 {
+            w.header("JMSXGroupSeq", &f.group_seq.to_string());
+        }
+    }
+    if let Some(d) = &f.original_destination {
+        w.header("original-destination", &d.to_string());
+        if let Some(id) = &f.message_id {
+            w.header("original-message-id", id);
+        }
+    }
+    for (k, v) in &f.properties {
+        match v {
+            PropertyValue::String(text) => w.header(k, text),
+            // STOMP has no types: the value as Java would print it.
+            other => w.header(k, &other.to_string()),
+        }
     }
 }
 
@@ -267,7 +319,7 @@ fn message_id_prefix(w: &FrameWriter<'_>) -> &'static str {
 }
 
 fn app_header_bytes(m: &MessageData) -> usize {
-    m.headers.iter().map(|(k, v)| k.len() + v.len() + 2).sum()
+    m.fields.extra_bytes()
 }
 
 /// A subscription id for STOMP 1.0 clients, which may omit it: the destination, as ActiveMQ does.
@@ -312,11 +364,81 @@ mod tests {
         let m = new_message(f, 1, &mut None).unwrap();
         assert!(m.persistent);
         assert_eq!(m.priority, 9);
-        assert_eq!(m.headers, vec![("color".to_owned(), "red".to_owned())]);
+        assert_eq!(
+            m.fields.properties,
+            vec![(Arc::from("color"), PropertyValue::String(Arc::from("red")))]
+        );
+        assert_eq!(m.body_kind, BodyKind::Text, "no content-length: text");
         let bad = Frame::new(Command::Send)
             .with_header("destination", "/queue/q")
             .with_header("expires", "soon");
         assert!(new_message(bad, 1, &mut None).is_err());
+    }
+
+    #[test]
+    fn jms_headers_become_fields_and_come_back_as_headers() {
+        let f = Frame::new(Command::Send)
+            .with_header("destination", "/queue/q")
+            .with_header("correlation-id", "c-9")
+            .with_header("reply-to", "/temp-queue/r")
+            .with_header("type", "order")
+            .with_header("JMSXGroupID", "g1")
+            .with_header("JMSXGroupSeq", "3")
+            .with_header("content-length", "2")
+            .with_body(&b"hi"[..]);
+        let m = new_message(f, 5, &mut None).unwrap();
+        assert_eq!(m.body_kind, BodyKind::Bytes, "content-length: bytes");
+        assert_eq!(m.fields.correlation_id.as_deref(), Some("c-9"));
+        assert_eq!(
+            m.fields.reply_to,
+            Some(parse_destination("/temp-queue/r", 5).unwrap())
+        );
+        assert_eq!(m.fields.message_type.as_deref(), Some("order"));
+        assert_eq!(m.fields.group_id.as_deref(), Some("g1"));
+        assert_eq!(m.fields.group_seq, 3);
+        assert!(m.fields.properties.is_empty());
+
+        let mut data = hawser_broker::MessageData::accept(7, m, 1);
+        data.fields
+            .properties
+            .push((Arc::from("n"), PropertyValue::Int(7)));
+        let d = Delivery {
+            consumer: 1,
+            subscription: Arc::from("s"),
+            message: Arc::new(hawser_broker::Message::new(
+                data,
+                &hawser_broker::MemoryUsage::new(u64::MAX),
+            )),
+            redelivery_count: 0,
+            seq: 0,
+            auto_ack: true,
+        };
+        let out = decoded(&d, Version::V1_2);
+        assert_eq!(out.header("correlation-id"), Some("c-9"));
+        assert_eq!(
+            out.header("reply-to"),
+            Some("/remote-temp-queue/hawser-tmp-5-r")
+        );
+        assert_eq!(out.header("type"), Some("order"));
+        assert_eq!(out.header("JMSXGroupID"), Some("g1"));
+        assert_eq!(out.header("JMSXGroupSeq"), Some("3"));
+        assert_eq!(out.header("n"), Some("7"), "typed properties as text");
+    }
+
+    #[test]
+    fn a_reply_to_that_names_no_destination_stays_a_property() {
+        let f = Frame::new(Command::Send)
+            .with_header("destination", "/queue/q")
+            .with_header("reply-to", "somewhere");
+        let m = new_message(f, 1, &mut None).unwrap();
+        assert_eq!(m.fields.reply_to, None);
+        assert_eq!(
+            m.fields.properties,
+            vec![(
+                Arc::from("reply-to"),
+                PropertyValue::String(Arc::from("somewhere"))
+            )]
+        );
     }
 
     #[test]
@@ -337,7 +459,14 @@ mod tests {
         let data = MessageData {
             id: 7,
             destination,
-            headers,
+            fields: MessageFields {
+                properties: headers
+                    .into_iter()
+                    .map(|(k, v)| (Arc::from(k), PropertyValue::String(Arc::from(v))))
+                    .collect(),
+                ..MessageFields::default()
+            },
+            body_kind: BodyKind::Bytes,
             body: bytes::Bytes::from_static(b"a\0b"),
             persistent: true,
             priority: 9,

@@ -14,6 +14,8 @@ pub use session::{serve_connection, SessionSettings};
 use hawser_broker::BrokerError;
 use hawser_stomp::{Command, DecodeError};
 
+use crate::connection::ReadError;
+
 /// Why a session ends with an ERROR frame.
 #[non_exhaustive]
 #[derive(thiserror::Error, Debug)]
@@ -70,6 +72,20 @@ pub enum SessionError {
         "connection idle: nothing received for {0} ms (ask for heart-beats to stay connected)"
     )]
     IdleTimeout(u64),
+}
+
+/// The connection core's reasons, in STOMP's words.
+impl From<ReadError> for SessionError {
+    fn from(e: ReadError) -> SessionError {
+        match e {
+            ReadError::Closed => SessionError::Closed,
+            ReadError::ConnectTimeout(ms) => SessionError::ConnectTimeout(ms),
+            ReadError::FrameTimeout(ms) => SessionError::FrameTimeout(ms),
+            ReadError::KeepAliveTimeout(ms) => SessionError::HeartBeatTimeout(ms),
+            ReadError::IdleTimeout(ms) => SessionError::IdleTimeout(ms),
+            ReadError::ResourceFull(which) => SessionError::ResourceFull(which),
+        }
+    }
 }
 
 /// What a client is told when the store failed: the reason names server files,

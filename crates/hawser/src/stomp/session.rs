@@ -10,40 +10,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use hawser_broker::{
     AckMode, Broker, BrokerError, ConnectionId, Delivery, Destination, DestinationKind,
     DestinationUsage, Seq, SubscribeSpec,
 };
 use hawser_stomp::extensions::{CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, CLUSTER_UPDATES_HEADER};
 use hawser_stomp::{Command, Decoder, Frame, Item, Limits, Version};
-use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::mapping::{
     self, default_subscription_id, is_owned_temporary, parse_destination, parse_message_id,
 };
-use super::writer::{run_writer, Confirm, ConnectionOutbox, Out, Outbound};
+use super::writer::{Out, StompEncoder, StompOut};
 use super::SessionError;
-use crate::config::FlowControl;
+use crate::connection::reader::{ReadTimeouts, Reader, Wake, READ_CHUNK_BYTES};
+use crate::connection::{
+    drain, run_writer, Confirm, ConnectionOutbox, CoreSettings, Outbound, Registration,
+};
 
 /// Name and version in CONNECTED's `server` header.
 const SERVER_NAME: &str = concat!("hawser/", env!("CARGO_PKG_VERSION"));
-/// Spare capacity kept in the read buffer before each read.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
-/// How long a closing connection may take to flush what it owes the client.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// The same during a server shutdown, so a client that does not read cannot delay it.
-const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-/// Clients may be this much later than their heart-beat interval (ActiveMQ allows 1.5x).
-const HEARTBEAT_GRACE_NUM: u64 = 3;
-const HEARTBEAT_GRACE_DEN: u64 = 2;
-/// How often a producer held by a full store or disk checks again.
-const STORE_FULL_POLL: Duration = Duration::from_millis(100);
 /// Largest frame accepted before CONNECT: a CONNECT frame is a few headers, and
 /// an unauthenticated peer must not make the broker buffer megabytes.
 pub const MAX_CONNECT_FRAME_BYTES: usize = 64 * 1024;
@@ -53,36 +42,27 @@ pub const MAX_HEARTBEAT_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// What every STOMP session needs to know, shared.
 pub struct SessionSettings {
-    /// The engine.
-    pub broker: Arc<Broker>,
+    /// What connections of every protocol share (the engine among it).
+    pub core: Arc<CoreSettings>,
     /// Decoder limits.
     pub limits: Limits,
     /// Heart-beat the broker offers to send (ms).
     pub heartbeat_send_ms: u64,
     /// Heart-beat the broker wants to receive (ms).
     pub heartbeat_receive_ms: u64,
-    /// Deadline for CONNECT (ms).
-    pub connect_timeout_ms: u64,
-    /// Deadline for a started frame (ms).
-    pub frame_timeout_ms: u64,
-    /// A connection without heart-beats from its client is closed after this
-    /// long without receiving anything (ms; 0: never).
-    pub idle_timeout_ms: u64,
-    /// Frames queued for a connection's writer above which its client's frames
-    /// are no longer read, until the client has read enough of its own.
-    pub max_outbound_frames: usize,
+    /// Deadlines for CONNECT, for a started frame, and for an idle connection
+    /// without heart-beats.
+    pub timeouts: ReadTimeouts,
     /// Most messages one queue browser is sent.
     pub max_browse_messages: usize,
     /// Prefetch when SUBSCRIBE gives none.
     pub default_prefetch: u32,
-    /// Journal size that triggers flow control.
-    pub max_store_bytes: u64,
-    /// What a full broker does to producers.
-    pub flow_control: FlowControl,
-    /// Free space on the journal's file system (producers wait while it is low).
-    pub disk: Arc<crate::disk::DiskSpace>,
-    /// Broker URIs advertised to clients (ActiveMQ's updateClusterClients).
-    pub cluster: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
+}
+
+impl SessionSettings {
+    fn broker(&self) -> &Arc<Broker> {
+        &self.core.broker
+    }
 }
 
 /// What to do after a frame.
@@ -91,20 +71,6 @@ enum Flow {
     Continue,
     /// The client said DISCONNECT.
     Stop,
-}
-
-/// A connection registered with the engine, unregistered when dropped: a
-/// session that ends in any way, a panic included, gives back its client id,
-/// subscriptions, unacknowledged messages and transactions.
-struct Registration {
-    broker: Arc<Broker>,
-    conn: ConnectionId,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        self.broker.disconnect(self.conn);
-    }
 }
 
 struct Session {
@@ -120,26 +86,14 @@ struct Session {
     registration: Option<Registration>,
     /// The negotiated protocol version.
     version: Version,
-    /// Expect a frame or heart-beat at least this often (ms; 0: no expectation).
-    read_heartbeat_ms: u64,
     /// Frame decoder, switched to the negotiated version after CONNECT.
     decoder: Decoder,
     /// The `receipt` of the frame that failed, echoed in the ERROR frame.
     failed_receipt: Option<String>,
-    /// The socket's reading half.
-    rd: OwnedReadHalf,
-    /// Bytes read and not yet decoded.
-    buf: BytesMut,
-    /// When the client last sent anything (heart-beat enforcement).
-    last_read: Instant,
-    /// Cancelled when the server shuts down.
-    shutdown: CancellationToken,
-    /// Cancelled when the writer has stopped (the socket is gone).
-    writer_done: CancellationToken,
+    /// The socket's reading half, its buffer and deadlines.
+    reader: Reader<OwnedReadHalf>,
     /// Ids of browsing subscriptions (they hold no consumer; UNSUBSCRIBE just forgets them).
     browsers: std::collections::HashSet<String>,
-    /// Set when the client asked for cluster updates.
-    cluster_updates: Option<tokio::sync::watch::Receiver<Arc<Vec<String>>>>,
     /// The producer id of the last SEND, shared by the messages that carry it
     /// (a connection usually has one producer).
     last_producer: Option<Arc<str>>,
@@ -161,10 +115,11 @@ pub async fn serve_connection(
     let outbound = Arc::new(Outbound::default());
     let writer = tokio::spawn(run_writer(
         wr,
+        StompEncoder::default(),
         rx,
         Arc::clone(&outbound),
-        settings.broker.store().durability(),
-        Arc::clone(&settings.broker),
+        settings.broker().store().durability(),
+        Arc::clone(settings.broker()),
         done.clone(),
     ));
     let connect_limits = Limits {
@@ -172,6 +127,14 @@ pub async fn serve_connection(
         max_body_bytes: settings.limits.max_body_bytes.min(MAX_CONNECT_FRAME_BYTES),
         ..settings.limits
     };
+    let reader = Reader::new(
+        rd,
+        Arc::clone(&settings.core),
+        settings.timeouts,
+        Arc::clone(&outbound),
+        shutdown.clone(),
+        done.clone(),
+    );
     let mut session = Session {
         decoder: Decoder::new(connect_limits),
         settings,
@@ -181,16 +144,10 @@ pub async fn serve_connection(
         registration: None,
         last_usage: None,
         version: Version::V1_0,
-        read_heartbeat_ms: 0,
         failed_receipt: None,
         last_producer: None,
-        rd,
-        buf: BytesMut::with_capacity(READ_CHUNK_BYTES),
-        last_read: Instant::now(),
-        shutdown: shutdown.clone(),
-        writer_done: done.clone(),
+        reader,
         browsers: Default::default(),
-        cluster_updates: None,
     };
     let result = session.read_frames().await;
     match result {
@@ -203,92 +160,33 @@ pub async fn serve_connection(
             if let Some(r) = session.failed_receipt.take() {
                 f.push_header("receipt-id", r);
             }
-            session.send_out(Out::Close { frame: Some(f) });
+            session.send_out(Out::Close {
+                frame: Some(StompOut::Frame(f)),
+            });
         }
     }
     session.conn = None;
     drop(session.registration.take());
     drop(session);
-    // A client that does not read must not hold up a shutdown for long.
-    let drain = if shutdown.is_cancelled() {
-        SHUTDOWN_DRAIN_TIMEOUT
-    } else {
-        DRAIN_TIMEOUT
-    };
-    let mut writer = writer;
-    if tokio::time::timeout(drain, &mut writer).await.is_err() {
-        done.cancel();
-        let _ = writer.await;
-    }
+    drain(writer, &done, &shutdown).await;
 }
 
 impl Session {
     async fn read_frames(&mut self) -> Result<(), SessionError> {
-        let accepted = Instant::now();
-        let mut partial_since: Option<Instant> = None;
         loop {
-            // A client that does not read what it is sent is not read from
-            // either: its frames wait in the socket, not in the broker.
-            self.wait_for_outbound().await?;
-            while let Some(item) = self.decoder.decode(&mut self.buf)? {
+            while let Some(item) = self.decoder.decode(&mut self.reader.buf)? {
                 if let Item::Frame(frame) = item {
                     if self.handle(frame).await? == Flow::Stop {
                         return Ok(());
                     }
                 }
             }
-            partial_since = if self.buf.is_empty() {
-                None
-            } else {
-                partial_since.or(Some(Instant::now()))
-            };
-            let (deadline, timeout) = self.read_deadline(accepted, partial_since);
-            let (shutdown, writer_done) = (self.shutdown.clone(), self.writer_done.clone());
-            let mut cluster = self.cluster_updates.take();
-            let cluster_changed = async {
-                match cluster.as_mut() {
-                    Some(rx) => rx.changed().await.is_ok(),
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                changed = cluster_changed => {
-                    if changed {
-                        if let Some(rx) = cluster.as_mut() {
-                            let uris = rx.borrow_and_update().join(",");
-                            self.send_cluster_update(uris);
-                        }
-                    } else {
-                        cluster = None;
-                    }
-                }
-                read = self.read_more() => read?,
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    return Err(timeout.expect("set with deadline"));
-                }
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = writer_done.cancelled() => return Ok(()),
+            match self.reader.wait().await? {
+                Wake::Read => {}
+                Wake::Cluster(uris) => self.send_cluster_update(uris.join(",")),
+                Wake::Stop => return Ok(()),
             }
-            self.cluster_updates = cluster;
         }
-    }
-
-    /// Waits while the writer holds more than `max_outbound_frames` for the
-    /// client. Nothing is read meanwhile, so the client's heart-beats are not
-    /// expected; shutdown and a closed socket still end the session.
-    async fn wait_for_outbound(&mut self) -> Result<(), SessionError> {
-        let limit = self.settings.max_outbound_frames;
-        while self.outbound.queued() > limit {
-            let drained = self.outbound.drained();
-            tokio::select! {
-                _ = drained => {}
-                _ = self.shutdown.cancelled() => return Err(SessionError::Closed),
-                _ = self.writer_done.cancelled() => return Err(SessionError::Closed),
-            }
-            // Waiting on our own account is not the client being late.
-            self.last_read = Instant::now();
-        }
-        Ok(())
     }
 
     /// Queues an item for the writer, counted against `max_outbound_frames`.
@@ -303,68 +201,17 @@ impl Session {
             .with_header("message-id", CLUSTER_SUBSCRIPTION)
             .with_header("destination", "/topic/hawser.cluster")
             .with_header(CLUSTER_HEADER, uris);
-        self.send_out(Out::Frame { frame, seq: 0 });
-    }
-
-    /// Reads whatever the client sent next into the buffer; `Closed` at end of stream.
-    async fn read_more(&mut self) -> Result<(), SessionError> {
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK_BYTES / 4 {
-            self.buf.reserve(READ_CHUNK_BYTES);
-        }
-        match self.rd.read_buf(&mut self.buf).await {
-            Ok(0) | Err(_) => Err(SessionError::Closed),
-            Ok(_) => {
-                self.last_read = Instant::now();
-                Ok(())
-            }
-        }
-    }
-
-    /// The earliest moment the client must have sent something, and the error if it has not.
-    fn read_deadline(
-        &self,
-        accepted: Instant,
-        partial_since: Option<Instant>,
-    ) -> (Option<Instant>, Option<SessionError>) {
-        let s = &self.settings;
-        let mut best: (Option<Instant>, Option<SessionError>) = (None, None);
-        let mut consider = |at: Instant, err: SessionError| {
-            if best.0.is_none_or(|b| at < b) {
-                best = (Some(at), Some(err));
-            }
-        };
-        if self.conn.is_none() {
-            consider(
-                accepted + Duration::from_millis(s.connect_timeout_ms),
-                SessionError::ConnectTimeout(s.connect_timeout_ms),
-            );
-        }
-        if let Some(p) = partial_since {
-            consider(
-                p + Duration::from_millis(s.frame_timeout_ms),
-                SessionError::FrameTimeout(s.frame_timeout_ms),
-            );
-        }
-        if self.read_heartbeat_ms > 0 {
-            let grace = self.read_heartbeat_ms * HEARTBEAT_GRACE_NUM / HEARTBEAT_GRACE_DEN;
-            consider(
-                self.last_read + Duration::from_millis(grace),
-                SessionError::HeartBeatTimeout(self.read_heartbeat_ms),
-            );
-        } else if self.conn.is_some() && s.idle_timeout_ms > 0 {
-            consider(
-                self.last_read + Duration::from_millis(s.idle_timeout_ms),
-                SessionError::IdleTimeout(s.idle_timeout_ms),
-            );
-        }
-        best
+        self.send_out(Out::Frame {
+            frame: StompOut::Frame(frame),
+            seq: 0,
+        });
     }
 
     async fn handle(&mut self, frame: Frame) -> Result<Flow, SessionError> {
         let receipt = frame.header("receipt").map(str::to_owned);
         let command = frame.command;
         let result = self.apply(frame).await;
-        let (flow, Confirm { seq, consumed }) = match result {
+        let (flow, until) = match result {
             Ok(r) => r,
             Err(e) => {
                 self.failed_receipt = receipt;
@@ -373,12 +220,15 @@ impl Session {
         };
         if flow == Flow::Stop {
             self.send_out(Out::Close {
-                frame: receipt.map(|r| Frame::new(Command::Receipt).with_header("receipt-id", r)),
+                frame: receipt.map(StompOut::Receipt),
             });
         } else if let Some(id) = receipt {
             // CONNECT's receipt header has no meaning; everything else gets one.
             if command != Command::Connect && command != Command::Stomp {
-                self.send_out(Out::Receipt { id, seq, consumed });
+                self.send_out(Out::Confirm {
+                    frame: StompOut::Receipt(id),
+                    until,
+                });
             }
         }
         Ok(flow)
@@ -397,7 +247,7 @@ impl Session {
                 ))),
             };
         };
-        let broker = Arc::clone(&self.settings.broker);
+        let broker = Arc::clone(&self.settings.core.broker);
         let tx = frame.header("transaction").map(str::to_owned);
         let seq = match frame.command {
             Command::Connect | Command::Stomp => return Err(SessionError::AlreadyConnected),
@@ -510,16 +360,14 @@ impl Session {
         let s = &self.settings;
         let (sx, sy) = (s.heartbeat_send_ms, s.heartbeat_receive_ms);
         let send_ms = if sx > 0 && cy > 0 { sx.max(cy) } else { 0 };
-        self.read_heartbeat_ms = if cx > 0 && sy > 0 { cx.max(sy) } else { 0 };
+        let read_ms = if cx > 0 && sy > 0 { cx.max(sy) } else { 0 };
         let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
         let conn = s
-            .broker
+            .broker()
             .connect(frame.header("client-id").filter(|c| !c.is_empty()), outbox)?;
         self.conn = Some(conn);
-        self.registration = Some(Registration {
-            broker: Arc::clone(&s.broker),
-            conn,
-        });
+        self.reader.connected(read_ms);
+        self.registration = Some(Registration::new(Arc::clone(s.broker()), conn));
         self.version = version;
         self.decoder.set_limits(s.limits);
         self.decoder.set_version(version);
@@ -528,18 +376,18 @@ impl Session {
             .with_header("server", SERVER_NAME)
             .with_header("session", format!("hawser-{conn}"))
             .with_header("heart-beat", format!("{sx},{sy}"));
-        let mut cluster = s.cluster.clone();
+        let mut cluster = s.core.cluster.clone();
         let uris = cluster.borrow_and_update().join(",");
         if !uris.is_empty() {
             connected.push_header(CLUSTER_HEADER, uris);
         }
         if frame.header(CLUSTER_UPDATES_HEADER) == Some("true") {
-            self.cluster_updates = Some(cluster);
+            self.reader.follow_cluster(cluster);
         }
-        self.send_out(Out::Connected {
-            frame: connected,
-            version,
-            heartbeat: (send_ms > 0).then(|| Duration::from_millis(send_ms)),
+        self.send_out(Out::Setup {
+            frame: StompOut::Frame(connected),
+            setup: version,
+            keep_alive: (send_ms > 0).then(|| Duration::from_millis(send_ms)),
         });
         Ok(())
     }
@@ -577,7 +425,7 @@ impl Session {
                 })?,
         };
         let destination = parse_destination(dest_text, conn)?;
-        let broker = &self.settings.broker;
+        let broker = &self.settings.core.broker;
         if frame.header("browser") == Some("true") {
             return self.browse(conn, id, destination);
         }
@@ -628,7 +476,7 @@ impl Session {
                 id.to_string(),
             )));
         }
-        let broker = &self.settings.broker;
+        let broker = &self.settings.core.broker;
         broker.open_browser(conn)?;
         self.browsers.insert(id.to_string());
         let max = self.settings.max_browse_messages;
@@ -647,7 +495,10 @@ impl Session {
             .with_header("destination", mapping::destination_name(&queue))
             .with_header("message-id", "browser-end")
             .with_header("browser", "end");
-        self.send_out(Out::Frame { frame: end, seq: 0 });
+        self.send_out(Out::Frame {
+            frame: StompOut::Frame(end),
+            seq: 0,
+        });
         Ok(0)
     }
 
@@ -656,66 +507,18 @@ impl Session {
         match &self.last_usage {
             Some((d, usage)) if d == dest => Arc::clone(usage),
             _ => {
-                let usage = self.settings.broker.destination_usage(dest);
+                let usage = self.settings.core.broker.destination_usage(dest);
                 self.last_usage = Some((dest.clone(), Arc::clone(&usage)));
                 usage
             }
         }
     }
 
-    /// Producer flow control: hold or refuse a send to `dest` while there is no
-    /// room: its destination's memory limit, the broker's (for destinations
-    /// holding their share of it, see `hawser_broker::usage`), the store's, or
-    /// the disk's free space.
-    /// Only this producer waits; other connections, and this one's producers
-    /// of other destinations on other connections, go on.
-    ///
-    /// While a producer is held, its socket is still read (up to one frame's
-    /// worth) so that its heart-beats count and a producer that goes away frees
-    /// its connection; the frames themselves wait.
+    /// Producer flow control for a send to `dest` (see [`Reader::wait_for_room`]).
     async fn wait_for_room(&mut self, dest: &Destination) -> Result<(), SessionError> {
-        let settings = Arc::clone(&self.settings);
         let usage = self.usage_for(dest);
-        let read_limit = settings.limits.max_frame_bytes + READ_CHUNK_BYTES;
-        loop {
-            // `Some(full)`: memory, signalled when it frees; `None`: the store's
-            // size or the disk's space, sampled.
-            let (which, memory) = match usage.room() {
-                Err(full) => (full.as_str(), Some(full)),
-                Ok(()) if settings.broker.store().disk_bytes() >= settings.max_store_bytes => {
-                    ("store", None)
-                }
-                Ok(()) if settings.disk.is_low(settings.broker.store().disk_bytes()) => {
-                    ("disk", None)
-                }
-                Ok(()) => return Ok(()),
-            };
-            let block = usage
-                .policy()
-                .producer_flow_control
-                .unwrap_or(settings.flow_control == FlowControl::Block);
-            if !block {
-                return Err(SessionError::ResourceFull(which));
-            }
-            let (deadline, timeout) = self.read_deadline(Instant::now(), None);
-            let room = async {
-                match memory {
-                    Some(_) => usage.wait_for_room().await,
-                    None => tokio::time::sleep(STORE_FULL_POLL).await,
-                }
-            };
-            let can_read = self.buf.len() < read_limit;
-            let (shutdown, writer_done) = (self.shutdown.clone(), self.writer_done.clone());
-            tokio::select! {
-                _ = room => {}
-                read = self.read_more(), if can_read => read?,
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() && self.conn.is_some() => {
-                    return Err(timeout.expect("set with deadline"));
-                }
-                _ = shutdown.cancelled() => return Err(SessionError::Closed),
-                _ = writer_done.cancelled() => return Err(SessionError::Closed),
-            }
-        }
+        let read_limit = self.settings.limits.max_frame_bytes + READ_CHUNK_BYTES;
+        Ok(self.reader.wait_for_room(&usage, read_limit).await?)
     }
 }
 
@@ -765,21 +568,10 @@ mod tests {
         let q2 = q.clone();
         let panicked = std::thread::spawn(move || {
             let conn = b.connect(Some("app"), Arc::new(Nowhere)).unwrap();
-            let _registration = Registration {
-                broker: Arc::clone(&b),
-                conn,
-            };
+            let _registration = Registration::new(Arc::clone(&b), conn);
             b.send(
                 conn,
-                hawser_broker::NewMessage {
-                    destination: q2.clone(),
-                    headers: Vec::new(),
-                    body: bytes::Bytes::from_static(b"m"),
-                    persistent: false,
-                    priority: 4,
-                    expires_ms: None,
-                    producer: None,
-                },
+                hawser_broker::NewMessage::new(q2.clone(), bytes::Bytes::from_static(b"m")),
                 None,
             )
             .unwrap();
