@@ -142,16 +142,16 @@ impl Broker {
                 tracing::warn!("durable subscription {}: {e}", sub.name);
                 None
             });
-            st.topics
-                .entry(Destination::topic(&sub.topic))
-                .or_default()
-                .push(TopicLink {
+            st.topics.link(
+                &Destination::topic(&sub.topic),
+                TopicLink {
                     key: key.clone(),
                     filter,
                     no_local: sub
                         .no_local
                         .then(|| NoLocal::ClientId(Arc::clone(&sub.client_id))),
-                });
+                },
+            );
             st.containers.entry(key).or_default();
             st.durables
                 .insert((Arc::clone(&sub.client_id), Arc::clone(&sub.name)), sub);

@@ -155,6 +155,66 @@ fn topic_fan_out_selectors_and_no_local() {
 }
 
 #[test]
+fn wildcard_topic_subscriptions_get_what_matches_once() {
+    let b = memory_broker();
+    let (all, one, exact) = (Recorder::new(), Recorder::new(), Recorder::new());
+    let c1 = b.connect(None, all.clone()).unwrap();
+    let c2 = b.connect(None, one.clone()).unwrap();
+    let c3 = b.connect(None, exact.clone()).unwrap();
+    let sub = |c, id, name| {
+        b.subscribe(c, spec(id, Destination::topic(name), AckMode::Auto))
+            .unwrap()
+    };
+    sub(c1, "all", "PRICE.>");
+    sub(c2, "one", "PRICE.*.IBM");
+    sub(c3, "exact", "PRICE.STOCK.IBM");
+    let p = b.connect(None, Recorder::new()).unwrap();
+    for (topic, body) in [
+        ("PRICE.STOCK.IBM", "1"),
+        ("PRICE.BOND.IBM", "2"),
+        ("PRICE.STOCK.NASDAQ.IBM", "3"),
+        ("PRICE", "4"),
+        ("OTHER.STOCK.IBM", "5"),
+        ("PRICE.>", "6"),
+    ] {
+        b.send(p, msg(Destination::topic(topic), body, false), None)
+            .unwrap();
+    }
+    assert_eq!(bodies(&all), vec!["1", "2", "3", "6"]);
+    assert_eq!(bodies(&one), vec!["1", "2"]);
+    assert_eq!(bodies(&exact), vec!["1"]);
+    // A pattern nobody subscribes to any more is not checked any more.
+    b.unsubscribe(c1, Some("all"), None).unwrap();
+    b.send(p, msg(Destination::topic("PRICE.X"), "7", false), None)
+        .unwrap();
+    assert_eq!(bodies(&all), vec!["1", "2", "3", "6"]);
+}
+
+#[test]
+fn a_durable_subscription_to_a_pattern_keeps_what_matches_across_a_restart() {
+    let store = RecordingStore::new();
+    let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
+    let c = b.connect(Some("reader"), Recorder::new()).unwrap();
+    let mut s = spec("s", Destination::topic("news.*"), AckMode::ClientIndividual);
+    s.durable_name = Some("all-news".into());
+    b.subscribe(c, s.clone()).unwrap();
+    b.disconnect(c);
+    let p = b.connect(None, Recorder::new()).unwrap();
+    b.send(p, msg(Destination::topic("news.eu"), "eu", true), None)
+        .unwrap();
+    b.send(p, msg(Destination::topic("sport.eu"), "no", true), None)
+        .unwrap();
+    let b2 = Broker::new(BrokerConfig::default(), store.clone(), store.recover());
+    let p2 = b2.connect(None, Recorder::new()).unwrap();
+    b2.send(p2, msg(Destination::topic("news.us"), "us", true), None)
+        .unwrap();
+    let r = Recorder::new();
+    let c = b2.connect(Some("reader"), r.clone()).unwrap();
+    b2.subscribe(c, s).unwrap();
+    assert_eq!(bodies(&r), vec!["eu", "us"]);
+}
+
+#[test]
 fn invalid_selector_is_refused() {
     let b = memory_broker();
     let c = b.connect(None, Recorder::new()).unwrap();

@@ -87,6 +87,12 @@ impl Destination {
     pub fn is_topic(&self) -> bool {
         self.kind.is_topic()
     }
+
+    /// True if the name is a pattern of ActiveMQ's wildcards: an element
+    /// (between dots) that is `*` or `>`.
+    pub fn is_wildcard(&self) -> bool {
+        self.name.split('.').any(|e| e == "*" || e == ">")
+    }
 }
 
 impl fmt::Display for Destination {

@@ -25,6 +25,7 @@ mod state;
 pub mod store;
 pub mod store_codec;
 mod subscription;
+mod topic;
 mod transaction;
 pub mod usage;
 

@@ -135,7 +135,7 @@ impl Broker {
             ));
             if msg.destination.is_topic() {
                 let mut targets = Vec::new();
-                for link in st.topics.get(&msg.destination).into_iter().flatten() {
+                for link in st.topics.matching(&msg.destination) {
                     let own = match &link.no_local {
                         Some(NoLocal::Connection(c)) => *c == conn,
                         Some(NoLocal::ClientId(id)) => client_id.as_ref() == Some(id),

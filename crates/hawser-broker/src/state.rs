@@ -25,6 +25,7 @@ use crate::outbox::{AckMode, ConnectionId, ConsumerId, Outbox};
 use crate::producer::{ProducerAudit, SeqWindow};
 use crate::queue::MessageQueue;
 use crate::store::{DurableSubscription, Seq};
+use crate::topic::Topics;
 use crate::transaction::Transaction;
 
 /// Whose messages a topic subscription skips.
@@ -105,7 +106,7 @@ pub(crate) struct State {
     /// Every container, created on first use, released when idle.
     pub containers: HashMap<ContainerKey, MessageQueue>,
     /// Topics and their subscriptions.
-    pub topics: HashMap<Destination, Vec<TopicLink>>,
+    pub topics: Topics,
     /// Durable subscriptions by (client id, name).
     pub durables: HashMap<(Arc<str>, Arc<str>), DurableSubscription>,
     /// Live connections.

@@ -115,16 +115,16 @@ impl Broker {
                 if replaces {
                     remove_durable(st, &client_id, &def.name);
                 }
-                st.topics
-                    .entry(spec.destination.clone())
-                    .or_default()
-                    .push(TopicLink {
+                st.topics.link(
+                    &spec.destination,
+                    TopicLink {
                         key: key.clone(),
                         filter: selector,
                         no_local: def
                             .no_local
                             .then(|| NoLocal::ClientId(Arc::clone(&client_id))),
-                    });
+                    },
+                );
                 st.durables
                     .insert((Arc::clone(&client_id), Arc::clone(&def.name)), def);
             }
@@ -134,14 +134,14 @@ impl Broker {
                 conn,
                 sub: Arc::clone(&spec.id),
             };
-            st.topics
-                .entry(spec.destination.clone())
-                .or_default()
-                .push(TopicLink {
+            st.topics.link(
+                &spec.destination,
+                TopicLink {
                     key: key.clone(),
                     filter: selector,
                     no_local: spec.no_local.then_some(NoLocal::Connection(conn)),
-                });
+                },
+            );
             (key, None)
         };
 
@@ -236,10 +236,7 @@ impl Broker {
         let held = q.remove_consumer(sub.consumer);
         if let ContainerKey::TopicSub { .. } = sub.container {
             st.containers.remove(&sub.container);
-            for links in st.topics.values_mut() {
-                links.retain(|l| l.key != sub.container);
-            }
-            st.topics.retain(|_, links| !links.is_empty());
+            st.topics.unlink(&sub.container);
             return;
         }
         self.redeliver(st, &sub.container, held);
@@ -266,8 +263,5 @@ pub(crate) fn remove_durable(st: &mut State, client_id: &Arc<str>, name: &Arc<st
     st.durables
         .remove(&(Arc::clone(client_id), Arc::clone(name)));
     st.containers.remove(&key);
-    for links in st.topics.values_mut() {
-        links.retain(|l| l.key != key);
-    }
-    st.topics.retain(|_, links| !links.is_empty());
+    st.topics.unlink(&key);
 }
