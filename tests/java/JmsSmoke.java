@@ -1,0 +1,127 @@
+// A JMS program on ActiveMQ's own client (Debian's libactivemq-java), run by
+// tests/python/test_openwire.py against a Hawser broker: it must work without
+// a changed line. Prints one line per check and exits 1 on the first failure.
+//
+//   java -cp "$CP:classes" JmsSmoke <broker url> <check>
+//
+// Checks:
+//   send-receive   persistent text messages with typed properties and JMS
+//                  fields to a queue, received in order by a second connection
+//   ack-modes      CLIENT_ACKNOWLEDGE: an unacknowledged message comes back
+//                  after its consumer's connection closes, marked redelivered
+
+import java.util.Enumeration;
+
+import javax.jms.Connection;
+import javax.jms.DeliveryMode;
+import javax.jms.JMSException;
+import javax.jms.Message;
+import javax.jms.MessageConsumer;
+import javax.jms.MessageProducer;
+import javax.jms.Queue;
+import javax.jms.Session;
+import javax.jms.TextMessage;
+
+import org.apache.activemq.ActiveMQConnectionFactory;
+
+public class JmsSmoke {
+    static void check(boolean ok, String what) {
+        if (!ok) {
+            System.out.println("FAIL " + what);
+            System.exit(1);
+        }
+        System.out.println("ok " + what);
+    }
+
+    static Connection connect(String url) throws JMSException {
+        Connection c = new ActiveMQConnectionFactory(url).createConnection();
+        c.start();
+        return c;
+    }
+
+    static void sendReceive(String url) throws JMSException {
+        int n = 20;
+        Connection pc = connect(url);
+        Session ps = pc.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        Queue q = ps.createQueue("jms.smoke");
+        Queue replies = ps.createQueue("jms.smoke.replies");
+        MessageProducer p = ps.createProducer(q);
+        p.setDeliveryMode(DeliveryMode.PERSISTENT);
+        for (int i = 0; i < n; i++) {
+            TextMessage m = ps.createTextMessage("hello " + i);
+            m.setIntProperty("n", i);
+            m.setBooleanProperty("even", i % 2 == 0);
+            m.setDoubleProperty("half", i / 2.0);
+            m.setStringProperty("who", "jms");
+            m.setJMSCorrelationID("corr-" + i);
+            m.setJMSType("greeting");
+            m.setJMSReplyTo(replies);
+            p.send(m);
+        }
+        check(true, "sent " + n + " persistent messages");
+        pc.close();
+
+        Connection cc = connect(url);
+        Session cs = cc.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer consumer = cs.createConsumer(cs.createQueue("jms.smoke"));
+        for (int i = 0; i < n; i++) {
+            Message m = consumer.receive(10000);
+            check(m instanceof TextMessage, "message " + i + " is a TextMessage");
+            TextMessage t = (TextMessage) m;
+            check(("hello " + i).equals(t.getText()), "body " + i + ": " + t.getText());
+            check(t.getIntProperty("n") == i, "int property " + i);
+            check(t.getBooleanProperty("even") == (i % 2 == 0), "boolean property " + i);
+            check(t.getDoubleProperty("half") == i / 2.0, "double property " + i);
+            check("jms".equals(t.getStringProperty("who")), "string property " + i);
+            check(("corr-" + i).equals(t.getJMSCorrelationID()), "correlation id " + i);
+            check("greeting".equals(t.getJMSType()), "type " + i);
+            check(replies.equals(t.getJMSReplyTo()), "reply-to " + i + ": " + t.getJMSReplyTo());
+            check(t.getJMSDeliveryMode() == DeliveryMode.PERSISTENT, "persistent " + i);
+        }
+        check(consumer.receive(500) == null, "nothing more");
+        cc.close();
+    }
+
+    static void ackModes(String url) throws JMSException {
+        Connection pc = connect(url);
+        Session ps = pc.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        ps.createProducer(ps.createQueue("jms.acks")).send(ps.createTextMessage("once"));
+        pc.close();
+
+        Connection c1 = connect(url);
+        Session s1 = c1.createSession(false, Session.CLIENT_ACKNOWLEDGE);
+        Message first = s1.createConsumer(s1.createQueue("jms.acks")).receive(10000);
+        check(first != null && !first.getJMSRedelivered(), "delivered, not yet redelivered");
+        c1.close();
+
+        Connection c2 = connect(url);
+        Session s2 = c2.createSession(false, Session.CLIENT_ACKNOWLEDGE);
+        MessageConsumer consumer = s2.createConsumer(s2.createQueue("jms.acks"));
+        Message again = consumer.receive(10000);
+        check(again != null && again.getJMSRedelivered(), "unacknowledged message redelivered");
+        again.acknowledge();
+        c2.close();
+
+        Connection c3 = connect(url);
+        Session s3 = c3.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        check(s3.createConsumer(s3.createQueue("jms.acks")).receive(500) == null,
+                "acknowledged message gone");
+        c3.close();
+    }
+
+    public static void main(String[] args) throws Exception {
+        String url = args[0];
+        switch (args[1]) {
+            case "send-receive":
+                sendReceive(url);
+                break;
+            case "ack-modes":
+                ackModes(url);
+                break;
+            default:
+                System.out.println("FAIL unknown check " + args[1]);
+                System.exit(2);
+        }
+        System.exit(0);
+    }
+}
