@@ -202,9 +202,14 @@ impl<'a> Writer<'a> {
             }
             None => {
                 self.boolean(true);
-                let index = self.cache.insert(value);
-                self.body.put_i16(index);
+                // The index precedes the object on the wire, but the reader stores the
+                // object only after reading it, so slots taken by cached fields inside it
+                // (a LocalTransactionId's connection id) come first, as in Java.
+                let at = self.body.len();
+                self.body.put_i16(0);
                 self.nested(value)?;
+                let index = self.cache.insert(value);
+                self.body[at..at + 2].copy_from_slice(&index.to_be_bytes());
             }
         }
         Ok(())
