@@ -109,8 +109,8 @@ pub enum DecodeError {
         /// The limit.
         max: usize,
     },
-    /// Objects, exception causes or property maps nested deeper than
-    /// [`crate::MAX_NESTING_DEPTH`].
+    /// Objects or property maps nested deeper than [`crate::MAX_NESTING_DEPTH`], or an
+    /// exception chain longer than [`crate::MAX_EXCEPTION_DEPTH`].
     #[error("data nested more than {0} levels deep")]
     TooDeep(usize),
     /// A nested message in Java's pre-marshalled form (its marshal-aware bit set), which no
@@ -157,8 +157,8 @@ pub enum EncodeError {
         /// The negotiated version.
         version: u8,
     },
-    /// Objects, exception causes or property maps nested deeper than
-    /// [`crate::MAX_NESTING_DEPTH`].
+    /// Objects or property maps nested deeper than [`crate::MAX_NESTING_DEPTH`], or an
+    /// exception chain longer than [`crate::MAX_EXCEPTION_DEPTH`].
     #[error("data nested more than {0} levels deep")]
     TooDeep(usize),
 }

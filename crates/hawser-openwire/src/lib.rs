@@ -23,8 +23,8 @@
 //!
 //! Every length and count from the wire is checked against the bytes that remain before
 //! anything is allocated, a size prefix against the maximum frame size before the frame is
-//! read, and nesting against [`MAX_NESTING_DEPTH`]; malformed input of any kind is a
-//! [`DecodeError`], never a panic.
+//! read, and nesting against [`MAX_NESTING_DEPTH`] and [`MAX_EXCEPTION_DEPTH`]; malformed
+//! input of any kind is a [`DecodeError`], never a panic.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -97,8 +97,8 @@ pub use primitive_map::{PrimitiveMap, PrimitiveValue};
 pub use producer::{ProducerAck, ProducerInfo};
 pub use response::{DataArrayResponse, DataResponse, ExceptionResponse, IntegerResponse, Response};
 pub use settings::{
-    WireSettings, DEFAULT_CACHE_SIZE, DEFAULT_MAX_FRAME_SIZE, MAX_CACHE_SIZE, MAX_NESTING_DEPTH,
-    MAX_VERSION, MIN_VERSION,
+    WireSettings, DEFAULT_CACHE_SIZE, DEFAULT_MAX_FRAME_SIZE, MAX_CACHE_SIZE, MAX_EXCEPTION_DEPTH,
+    MAX_NESTING_DEPTH, MAX_VERSION, MIN_VERSION,
 };
 pub use transaction::{
     LocalTransactionId, TransactionId, TransactionInfo, TransactionType, XaTransactionId,

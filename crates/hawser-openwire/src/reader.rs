@@ -16,7 +16,7 @@ use crate::data_structure::is_marshal_aware;
 use crate::data_structure::{DataStructure, FromData};
 use crate::exception::{ExceptionInfo, StackFrame};
 use crate::settings::Format;
-use crate::{modified_utf8, DecodeError, PrimitiveMap, MAX_NESTING_DEPTH};
+use crate::{modified_utf8, DecodeError, PrimitiveMap, MAX_EXCEPTION_DEPTH, MAX_NESTING_DEPTH};
 
 /// Reads one frame. Built per frame; the cache outlives it.
 pub(crate) struct Reader<'a, 'c> {
@@ -28,7 +28,7 @@ pub(crate) struct Reader<'a, 'c> {
     bits: BitReader<'a>,
     format: Format,
     cache: &'c mut DecodeCache,
-    /// Nested objects (and exception causes) entered so far.
+    /// Nested objects entered so far.
     depth: usize,
 }
 
@@ -233,10 +233,17 @@ impl<'a, 'c> Reader<'a, 'c> {
     /// A Java `Throwable`, as strings only: nothing a peer names is ever instantiated. Stack
     /// frames and the cause are on the wire only when StackTraceEnabled was negotiated.
     pub(crate) fn throwable(&mut self) -> Result<Option<ExceptionInfo>, ReadError> {
+        self.throwable_at(1)
+    }
+
+    /// An exception that is the `level`th of its chain (the outermost is 1).
+    fn throwable_at(&mut self, level: usize) -> Result<Option<ExceptionInfo>, ReadError> {
         if !self.boolean()? {
             return Ok(None);
         }
-        self.enter()?;
+        if level > MAX_EXCEPTION_DEPTH {
+            return Err(DecodeError::TooDeep(MAX_EXCEPTION_DEPTH).into());
+        }
         let class_name = self.string()?;
         let message = self.string()?;
         let mut stack_trace = Vec::new();
@@ -253,9 +260,8 @@ impl<'a, 'c> Reader<'a, 'c> {
                     line_number: self.i32()?,
                 });
             }
-            cause = self.throwable()?.map(Box::new);
+            cause = self.throwable_at(level + 1)?.map(Box::new);
         }
-        self.depth -= 1;
         Ok(Some(ExceptionInfo {
             class_name,
             message,

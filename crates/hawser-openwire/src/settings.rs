@@ -14,10 +14,15 @@ pub const DEFAULT_MAX_FRAME_SIZE: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_CACHE_SIZE: u16 = 16_383;
 /// Most cache slots there can be: indexes travel as Java shorts.
 pub const MAX_CACHE_SIZE: u16 = i16::MAX as u16;
-/// Deepest nesting of objects, exception causes or property maps a frame may have. Real
-/// frames stay below 5 (a dispatch, its message, an advisory's ConsumerInfo, its id); the
-/// bound keeps a hostile frame from exhausting the stack.
-pub const MAX_NESTING_DEPTH: usize = 32;
+/// Deepest nesting of objects in objects (or of property maps in maps) a frame may have.
+/// Real frames stay below 5 (a dispatch, its message, an advisory's ConsumerInfo, its id);
+/// the bound keeps a hostile frame from exhausting the stack, which takes about 8 KiB per
+/// level of nested messages.
+pub const MAX_NESTING_DEPTH: usize = 16;
+/// Longest chain of an exception and its causes a frame may carry. Java programs nest causes
+/// more deeply than objects (a framework wrapping a driver wrapping an I/O error), and a
+/// level costs little stack, so this bound is looser.
+pub const MAX_EXCEPTION_DEPTH: usize = 64;
 
 /// How frames are encoded in one direction of a connection, as negotiated by the two
 /// WireFormatInfos (see [`crate::negotiate`]).

@@ -11,7 +11,9 @@ use crate::cache::{CacheValue, EncodeCache};
 use crate::data_structure::{is_marshal_aware, DataStructure, Marshal};
 use crate::exception::ExceptionInfo;
 use crate::settings::Format;
-use crate::{modified_utf8, ConnectionId, EncodeError, PrimitiveMap, MAX_NESTING_DEPTH};
+use crate::{
+    modified_utf8, ConnectionId, EncodeError, PrimitiveMap, MAX_EXCEPTION_DEPTH, MAX_NESTING_DEPTH,
+};
 
 /// Longest string tight encoding writes: Java refuses 32,767 bytes and up.
 const MAX_TIGHT_STRING_LEN: usize = i16::MAX as usize - 1;
@@ -26,7 +28,7 @@ pub(crate) struct Writer<'a> {
     bits: &'a mut BitWriter,
     format: Format,
     cache: &'a mut EncodeCache,
-    /// Nested objects (and exception causes) entered so far.
+    /// Nested objects entered so far.
     depth: usize,
 }
 
@@ -252,14 +254,22 @@ impl<'a> Writer<'a> {
 
     /// A Java `Throwable`; stack frames and cause only with StackTraceEnabled.
     pub(crate) fn throwable(&mut self, value: Option<&ExceptionInfo>) -> Result<(), EncodeError> {
+        self.throwable_at(value, 1)
+    }
+
+    /// An exception that is the `level`th of its chain (the outermost is 1).
+    fn throwable_at(
+        &mut self,
+        value: Option<&ExceptionInfo>,
+        level: usize,
+    ) -> Result<(), EncodeError> {
         self.boolean(value.is_some());
         let Some(exception) = value else {
             return Ok(());
         };
-        if self.depth >= MAX_NESTING_DEPTH {
-            return Err(EncodeError::TooDeep(MAX_NESTING_DEPTH));
+        if level > MAX_EXCEPTION_DEPTH {
+            return Err(EncodeError::TooDeep(MAX_EXCEPTION_DEPTH));
         }
-        self.depth += 1;
         self.string(exception.class_name.as_deref())?;
         self.string(exception.message.as_deref())?;
         if self.format.stack_trace {
@@ -270,9 +280,8 @@ impl<'a> Writer<'a> {
                 self.string(frame.file_name.as_deref())?;
                 self.i32(frame.line_number);
             }
-            self.throwable(exception.cause.as_deref())?;
+            self.throwable_at(exception.cause.as_deref(), level + 1)?;
         }
-        self.depth -= 1;
         Ok(())
     }
 }

@@ -255,8 +255,8 @@ fn malformed_frames_yield_typed_errors() {
         (
             "exception causes nested too deep",
             with_stack_traces,
-            exception_chain(MAX_NESTING_DEPTH),
-            DecodeError::TooDeep(MAX_NESTING_DEPTH),
+            exception_chain(MAX_EXCEPTION_DEPTH),
+            DecodeError::TooDeep(MAX_EXCEPTION_DEPTH),
         ),
         (
             "a negative stack frame count",
@@ -360,7 +360,7 @@ fn depth_limit_is_exact() {
         ..loose()
     };
     // The outer exception and its causes count alike.
-    let command = decode(with_stack_traces, &exception_chain(MAX_NESTING_DEPTH - 1)).unwrap();
+    let command = decode(with_stack_traces, &exception_chain(MAX_EXCEPTION_DEPTH - 1)).unwrap();
     assert!(matches!(command, Some(Command::ExceptionResponse(_))));
 }
 
@@ -558,4 +558,35 @@ fn other_encode_errors() {
         Err(EncodeError::TooDeep(MAX_NESTING_DEPTH))
     );
     assert!(out.is_empty());
+}
+
+/// The deepest frame allowed (messages nested in messages' data structures, every level the
+/// largest data structure there is) decodes and encodes on a thread with 1 MiB of stack, half
+/// of what a tokio worker has, even unoptimized.
+#[test]
+fn the_deepest_frames_fit_a_small_stack() {
+    let mut message = Message::default();
+    for _ in 0..MAX_NESTING_DEPTH - 1 {
+        message = Message {
+            data_structure: Some(DataStructure::Command(Box::new(Command::from(message)))),
+            ..Message::default()
+        };
+    }
+    let command = Command::MessageDispatch(MessageDispatch {
+        message: Some(Box::new(message)),
+        ..MessageDispatch::default()
+    });
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || {
+            for settings in all_modes() {
+                let mut wire = BytesMut::new();
+                Encoder::new(settings).encode(&command, &mut wire).unwrap();
+                let decoded = Decoder::new(settings).decode(&mut wire).unwrap();
+                assert_eq!(decoded.as_ref(), Some(&command));
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }

@@ -14,7 +14,7 @@ use proptest::option::of;
 use proptest::prelude::*;
 
 /// A `long` in each of tight encoding's four forms.
-pub fn long() -> impl Strategy<Value = i64> {
+pub fn long() -> BoxedStrategy<i64> {
     prop_oneof![
         Just(0),
         1..=0xffffi64,
@@ -22,10 +22,11 @@ pub fn long() -> impl Strategy<Value = i64> {
         any::<i64>(),
         Just(-1),
     ]
+    .boxed()
 }
 
 /// Strings in every encoding form: ASCII, or with NUL, Latin-1, BMP or supplementary chars.
-pub fn text() -> impl Strategy<Value = String> {
+pub fn text() -> BoxedStrategy<String> {
     prop_oneof![
         3 => "[a-zA-Z0-9:._/ -]{0,12}",
         1 => vec(
@@ -41,61 +42,67 @@ pub fn text() -> impl Strategy<Value = String> {
         )
         .prop_map(String::from_iter),
     ]
+    .boxed()
 }
 
-pub fn opt_text() -> impl Strategy<Value = Option<String>> {
-    of(text())
+pub fn opt_text() -> BoxedStrategy<Option<String>> {
+    of(text()).boxed()
 }
 
-pub fn bytes() -> impl Strategy<Value = Bytes> {
-    vec(any::<u8>(), 0..16).prop_map(Bytes::from)
+pub fn bytes() -> BoxedStrategy<Bytes> {
+    vec(any::<u8>(), 0..16).prop_map(Bytes::from).boxed()
 }
 
 /// Connection id texts from a small pool, so that ids repeat.
-fn connection_text() -> impl Strategy<Value = String> {
+fn connection_text() -> BoxedStrategy<String> {
     prop_oneof![
         Just("ID:h-1".to_owned()),
         Just("ID:host-61616-1700000000000-1:1".to_owned()),
         text(),
     ]
+    .boxed()
 }
 
-pub fn connection_id() -> impl Strategy<Value = ConnectionId> {
-    connection_text().prop_map(ConnectionId::new)
+pub fn connection_id() -> BoxedStrategy<ConnectionId> {
+    connection_text().prop_map(ConnectionId::new).boxed()
 }
 
-pub fn session_id() -> impl Strategy<Value = SessionId> {
-    (connection_text(), 0..3i64).prop_map(|(connection_id, value)| SessionId {
-        connection_id,
-        value,
-    })
+pub fn session_id() -> BoxedStrategy<SessionId> {
+    (connection_text(), 0..3i64)
+        .prop_map(|(connection_id, value)| SessionId {
+            connection_id,
+            value,
+        })
+        .boxed()
 }
 
-pub fn producer_id() -> impl Strategy<Value = ProducerId> {
-    (connection_text(), prop_oneof![0..3i64, long()], 0..3i64).prop_map(
-        |(connection_id, value, session_id)| ProducerId {
+pub fn producer_id() -> BoxedStrategy<ProducerId> {
+    (connection_text(), prop_oneof![0..3i64, long()], 0..3i64)
+        .prop_map(|(connection_id, value, session_id)| ProducerId {
             connection_id,
             value,
             session_id,
-        },
-    )
+        })
+        .boxed()
 }
 
-pub fn consumer_id() -> impl Strategy<Value = ConsumerId> {
-    (connection_text(), 0..3i64, prop_oneof![0..3i64, long()]).prop_map(
-        |(connection_id, session_id, value)| ConsumerId {
+pub fn consumer_id() -> BoxedStrategy<ConsumerId> {
+    (connection_text(), 0..3i64, prop_oneof![0..3i64, long()])
+        .prop_map(|(connection_id, session_id, value)| ConsumerId {
             connection_id,
             session_id,
             value,
-        },
-    )
+        })
+        .boxed()
 }
 
-pub fn broker_id() -> impl Strategy<Value = BrokerId> {
-    prop_oneof![Just("ID:b-1".to_owned()), text()].prop_map(BrokerId::new)
+pub fn broker_id() -> BoxedStrategy<BrokerId> {
+    prop_oneof![Just("ID:b-1".to_owned()), text()]
+        .prop_map(BrokerId::new)
+        .boxed()
 }
 
-pub fn destination() -> impl Strategy<Value = Destination> {
+pub fn destination() -> BoxedStrategy<Destination> {
     (
         prop_oneof![
             Just(DestinationKind::Queue),
@@ -109,9 +116,10 @@ pub fn destination() -> impl Strategy<Value = Destination> {
             kind,
             physical_name,
         })
+        .boxed()
 }
 
-pub fn transaction_id() -> impl Strategy<Value = TransactionId> {
+pub fn transaction_id() -> BoxedStrategy<TransactionId> {
     prop_oneof![
         (long(), of(connection_id())).prop_map(|(value, connection_id)| {
             TransactionId::Local(LocalTransactionId {
@@ -127,25 +135,28 @@ pub fn transaction_id() -> impl Strategy<Value = TransactionId> {
             })
         }),
     ]
+    .boxed()
 }
 
-pub fn message_id() -> impl Strategy<Value = MessageId> {
-    (opt_text(), of(producer_id()), long(), long()).prop_map(
-        |(text_view, producer_id, producer_sequence_id, broker_sequence_id)| MessageId {
-            text_view,
-            producer_id,
-            producer_sequence_id,
-            broker_sequence_id,
-        },
-    )
+pub fn message_id() -> BoxedStrategy<MessageId> {
+    (opt_text(), of(producer_id()), long(), long())
+        .prop_map(
+            |(text_view, producer_id, producer_sequence_id, broker_sequence_id)| MessageId {
+                text_view,
+                producer_id,
+                producer_sequence_id,
+                broker_sequence_id,
+            },
+        )
+        .boxed()
 }
 
-pub fn broker_path() -> impl Strategy<Value = Option<Vec<BrokerId>>> {
-    of(vec(broker_id(), 0..3))
+pub fn broker_path() -> BoxedStrategy<Option<Vec<BrokerId>>> {
+    of(vec(broker_id(), 0..3)).boxed()
 }
 
 /// An exception; with `stack_trace` false, without frames and cause (they are not sent then).
-pub fn exception(stack_trace: bool) -> impl Strategy<Value = ExceptionInfo> {
+pub fn exception(stack_trace: bool) -> BoxedStrategy<ExceptionInfo> {
     let frame = (opt_text(), opt_text(), opt_text(), any::<i32>()).prop_map(
         |(class_name, method_name, file_name, line_number)| StackFrame {
             class_name,
@@ -174,9 +185,10 @@ pub fn exception(stack_trace: bool) -> impl Strategy<Value = ExceptionInfo> {
             outer
         })
     })
+    .boxed()
 }
 
-pub fn primitive_value() -> impl Strategy<Value = PrimitiveValue> {
+pub fn primitive_value() -> BoxedStrategy<PrimitiveValue> {
     use PrimitiveValue as V;
     let leaf = prop_oneof![
         Just(V::Null),
@@ -197,14 +209,17 @@ pub fn primitive_value() -> impl Strategy<Value = PrimitiveValue> {
             vec((text(), inner), 0..4).prop_map(|entries| V::Map(PrimitiveMap::from_iter(entries))),
         ]
     })
+    .boxed()
 }
 
-pub fn primitive_map() -> impl Strategy<Value = PrimitiveMap> {
-    vec((text(), primitive_value()), 0..5).prop_map(PrimitiveMap::from_iter)
+pub fn primitive_map() -> BoxedStrategy<PrimitiveMap> {
+    vec((text(), primitive_value()), 0..5)
+        .prop_map(PrimitiveMap::from_iter)
+        .boxed()
 }
 
 /// A nested value of any type, without exceptions inside (see `commands`).
-pub fn data_structure() -> impl Strategy<Value = DataStructure> {
+pub fn data_structure() -> BoxedStrategy<DataStructure> {
     prop_oneof![
         connection_id().prop_map(DataStructure::ConnectionId),
         session_id().prop_map(DataStructure::SessionId),
@@ -219,21 +234,24 @@ pub fn data_structure() -> impl Strategy<Value = DataStructure> {
             .prop_map(|d| DataStructure::Command(Box::new(Command::DestinationInfo(d)))),
         remove_info().prop_map(|r| DataStructure::Command(Box::new(Command::RemoveInfo(r)))),
     ]
+    .boxed()
 }
 
 /// Command id and response-required flag.
-fn header() -> impl Strategy<Value = (i32, bool)> {
-    (prop_oneof![0..10i32, any::<i32>()], any::<bool>())
+fn header() -> BoxedStrategy<(i32, bool)> {
+    (prop_oneof![0..10i32, any::<i32>()], any::<bool>()).boxed()
 }
 
-pub fn wire_format_info() -> impl Strategy<Value = WireFormatInfo> {
-    (any::<i32>(), of(primitive_map())).prop_map(|(version, properties)| WireFormatInfo {
-        version,
-        properties,
-    })
+pub fn wire_format_info() -> BoxedStrategy<WireFormatInfo> {
+    (any::<i32>(), of(primitive_map()))
+        .prop_map(|(version, properties)| WireFormatInfo {
+            version,
+            properties,
+        })
+        .boxed()
 }
 
-fn broker_info_leaf() -> impl Strategy<Value = BrokerInfo> {
+fn broker_info_leaf() -> BoxedStrategy<BrokerInfo> {
     (
         header(),
         of(broker_id()),
@@ -264,16 +282,19 @@ fn broker_info_leaf() -> impl Strategy<Value = BrokerInfo> {
                 }
             },
         )
+        .boxed()
 }
 
-pub fn broker_info() -> impl Strategy<Value = BrokerInfo> {
-    (broker_info_leaf(), of(vec(broker_info_leaf(), 0..3))).prop_map(|(mut info, peers)| {
-        info.peer_broker_infos = peers;
-        info
-    })
+pub fn broker_info() -> BoxedStrategy<BrokerInfo> {
+    (broker_info_leaf(), of(vec(broker_info_leaf(), 0..3)))
+        .prop_map(|(mut info, peers)| {
+            info.peer_broker_infos = peers;
+            info
+        })
+        .boxed()
 }
 
-pub fn connection_info() -> impl Strategy<Value = ConnectionInfo> {
+pub fn connection_info() -> BoxedStrategy<ConnectionInfo> {
     (
         header(),
         of(connection_id()),
@@ -303,19 +324,22 @@ pub fn connection_info() -> impl Strategy<Value = ConnectionInfo> {
                 }
             },
         )
+        .boxed()
 }
 
-pub fn session_info() -> impl Strategy<Value = SessionInfo> {
-    (header(), of(session_id())).prop_map(|((command_id, response_required), session_id)| {
-        SessionInfo {
-            command_id,
-            response_required,
-            session_id,
-        }
-    })
+pub fn session_info() -> BoxedStrategy<SessionInfo> {
+    (header(), of(session_id()))
+        .prop_map(
+            |((command_id, response_required), session_id)| SessionInfo {
+                command_id,
+                response_required,
+                session_id,
+            },
+        )
+        .boxed()
 }
 
-pub fn consumer_info() -> impl Strategy<Value = ConsumerInfo> {
+pub fn consumer_info() -> BoxedStrategy<ConsumerInfo> {
     (
         (
             header(),
@@ -361,9 +385,10 @@ pub fn consumer_info() -> impl Strategy<Value = ConsumerInfo> {
                 network_consumer_path: network_path,
             },
         )
+        .boxed()
 }
 
-pub fn producer_info() -> impl Strategy<Value = ProducerInfo> {
+pub fn producer_info() -> BoxedStrategy<ProducerInfo> {
     (
         header(),
         of(producer_id()),
@@ -385,9 +410,10 @@ pub fn producer_info() -> impl Strategy<Value = ProducerInfo> {
                 }
             },
         )
+        .boxed()
 }
 
-pub fn transaction_info() -> impl Strategy<Value = TransactionInfo> {
+pub fn transaction_info() -> BoxedStrategy<TransactionInfo> {
     let kind = prop_oneof![
         Just(TransactionType::Begin),
         Just(TransactionType::Prepare),
@@ -399,18 +425,20 @@ pub fn transaction_info() -> impl Strategy<Value = TransactionInfo> {
         Just(TransactionType::End),
         prop_oneof![i8::MIN..0, 8..=i8::MAX].prop_map(TransactionType::Other),
     ];
-    (header(), of(connection_id()), of(transaction_id()), kind).prop_map(
-        |((command_id, response_required), cid, tid, kind)| TransactionInfo {
-            command_id,
-            response_required,
-            connection_id: cid,
-            transaction_id: tid,
-            kind,
-        },
-    )
+    (header(), of(connection_id()), of(transaction_id()), kind)
+        .prop_map(
+            |((command_id, response_required), cid, tid, kind)| TransactionInfo {
+                command_id,
+                response_required,
+                connection_id: cid,
+                transaction_id: tid,
+                kind,
+            },
+        )
+        .boxed()
 }
 
-pub fn destination_info() -> impl Strategy<Value = DestinationInfo> {
+pub fn destination_info() -> BoxedStrategy<DestinationInfo> {
     (
         header(),
         of(connection_id()),
@@ -436,21 +464,24 @@ pub fn destination_info() -> impl Strategy<Value = DestinationInfo> {
                 }
             },
         )
+        .boxed()
 }
 
-pub fn remove_subscription_info() -> impl Strategy<Value = RemoveSubscriptionInfo> {
-    (header(), of(connection_id()), opt_text(), opt_text()).prop_map(
-        |((command_id, response_required), cid, name, client)| RemoveSubscriptionInfo {
-            command_id,
-            response_required,
-            connection_id: cid,
-            subscription_name: name,
-            client_id: client,
-        },
-    )
+pub fn remove_subscription_info() -> BoxedStrategy<RemoveSubscriptionInfo> {
+    (header(), of(connection_id()), opt_text(), opt_text())
+        .prop_map(
+            |((command_id, response_required), cid, name, client)| RemoveSubscriptionInfo {
+                command_id,
+                response_required,
+                connection_id: cid,
+                subscription_name: name,
+                client_id: client,
+            },
+        )
+        .boxed()
 }
 
-pub fn remove_info() -> impl Strategy<Value = RemoveInfo> {
+pub fn remove_info() -> BoxedStrategy<RemoveInfo> {
     let object = prop_oneof![
         connection_id().prop_map(DataStructure::ConnectionId),
         session_id().prop_map(DataStructure::SessionId),
@@ -459,46 +490,52 @@ pub fn remove_info() -> impl Strategy<Value = RemoveInfo> {
         // Not an id: sent whole, with the "not cached" index.
         message_id().prop_map(DataStructure::MessageId),
     ];
-    (header(), of(object), long()).prop_map(|((command_id, response_required), object, last)| {
-        RemoveInfo {
-            command_id,
-            response_required,
-            object_id: object,
-            last_delivered_sequence_id: last,
-        }
-    })
+    (header(), of(object), long())
+        .prop_map(
+            |((command_id, response_required), object, last)| RemoveInfo {
+                command_id,
+                response_required,
+                object_id: object,
+                last_delivered_sequence_id: last,
+            },
+        )
+        .boxed()
 }
 
-fn bare() -> impl Strategy<Value = Command> {
-    header().prop_flat_map(|(command_id, response_required)| {
-        prop_oneof![
-            Just(Command::KeepAliveInfo(KeepAliveInfo {
-                command_id,
-                response_required
-            })),
-            Just(Command::ShutdownInfo(ShutdownInfo {
-                command_id,
-                response_required
-            })),
-            Just(Command::FlushCommand(FlushCommand {
-                command_id,
-                response_required
-            })),
-        ]
-    })
+fn bare() -> BoxedStrategy<Command> {
+    header()
+        .prop_flat_map(|(command_id, response_required)| {
+            prop_oneof![
+                Just(Command::KeepAliveInfo(KeepAliveInfo {
+                    command_id,
+                    response_required
+                })),
+                Just(Command::ShutdownInfo(ShutdownInfo {
+                    command_id,
+                    response_required
+                })),
+                Just(Command::FlushCommand(FlushCommand {
+                    command_id,
+                    response_required
+                })),
+            ]
+        })
+        .boxed()
 }
 
-pub fn control_command() -> impl Strategy<Value = ControlCommand> {
-    (header(), opt_text()).prop_map(
-        |((command_id, response_required), command)| ControlCommand {
-            command_id,
-            response_required,
-            command,
-        },
-    )
+pub fn control_command() -> BoxedStrategy<ControlCommand> {
+    (header(), opt_text())
+        .prop_map(
+            |((command_id, response_required), command)| ControlCommand {
+                command_id,
+                response_required,
+                command,
+            },
+        )
+        .boxed()
 }
 
-pub fn connection_control() -> impl Strategy<Value = ConnectionControl> {
+pub fn connection_control() -> BoxedStrategy<ConnectionControl> {
     (
         header(),
         any::<[bool; 6]>(),
@@ -521,9 +558,10 @@ pub fn connection_control() -> impl Strategy<Value = ConnectionControl> {
                 token,
             },
         )
+        .boxed()
 }
 
-pub fn consumer_control() -> impl Strategy<Value = ConsumerControl> {
+pub fn consumer_control() -> BoxedStrategy<ConsumerControl> {
     (
         header(),
         of(destination()),
@@ -544,31 +582,34 @@ pub fn consumer_control() -> impl Strategy<Value = ConsumerControl> {
                 stop: f[3],
             },
         )
+        .boxed()
 }
 
-pub fn connection_error(stack_trace: bool) -> impl Strategy<Value = ConnectionError> {
-    (header(), of(exception(stack_trace)), of(connection_id())).prop_map(
-        |((command_id, response_required), exception, cid)| ConnectionError {
-            command_id,
-            response_required,
-            exception,
-            connection_id: cid,
-        },
-    )
+pub fn connection_error(stack_trace: bool) -> BoxedStrategy<ConnectionError> {
+    (header(), of(exception(stack_trace)), of(connection_id()))
+        .prop_map(
+            |((command_id, response_required), exception, cid)| ConnectionError {
+                command_id,
+                response_required,
+                exception,
+                connection_id: cid,
+            },
+        )
+        .boxed()
 }
 
-pub fn producer_ack() -> impl Strategy<Value = ProducerAck> {
-    (header(), of(producer_id()), any::<i32>()).prop_map(
-        |((command_id, response_required), id, size)| ProducerAck {
+pub fn producer_ack() -> BoxedStrategy<ProducerAck> {
+    (header(), of(producer_id()), any::<i32>())
+        .prop_map(|((command_id, response_required), id, size)| ProducerAck {
             command_id,
             response_required,
             producer_id: id,
             size,
-        },
-    )
+        })
+        .boxed()
 }
 
-pub fn message_pull() -> impl Strategy<Value = MessagePull> {
+pub fn message_pull() -> BoxedStrategy<MessagePull> {
     (
         header(),
         of(consumer_id()),
@@ -588,9 +629,10 @@ pub fn message_pull() -> impl Strategy<Value = MessagePull> {
                 message_id: mid,
             },
         )
+        .boxed()
 }
 
-pub fn message_kind() -> impl Strategy<Value = MessageKind> {
+pub fn message_kind() -> BoxedStrategy<MessageKind> {
     prop_oneof![
         Just(MessageKind::Plain),
         Just(MessageKind::Bytes),
@@ -606,9 +648,10 @@ pub fn message_kind() -> impl Strategy<Value = MessageKind> {
             })
         }),
     ]
+    .boxed()
 }
 
-pub fn message() -> impl Strategy<Value = Message> {
+pub fn message() -> BoxedStrategy<Message> {
     let ids = (
         message_kind(),
         header(),
@@ -645,61 +688,72 @@ pub fn message() -> impl Strategy<Value = Message> {
         broker_path(),
         any::<[bool; 6]>(),
     );
-    (ids, jms, broker).prop_map(
-        |(
-            (kind, (command_id, response_required), producer, dest, tx, orig_dest, mid, orig_tx),
-            (
-                group,
-                group_seq,
-                corr,
+    (ids, jms, broker)
+        .prop_map(
+            |(
+                (
+                    kind,
+                    (command_id, response_required),
+                    producer,
+                    dest,
+                    tx,
+                    orig_dest,
+                    mid,
+                    orig_tx,
+                ),
+                (
+                    group,
+                    group_seq,
+                    corr,
+                    expiration,
+                    priority,
+                    reply_to,
+                    timestamp,
+                    jms_type,
+                    content,
+                    props,
+                ),
+                (data, target, redeliveries, path, (arrival, in_time, out_time), user, cluster, f),
+            )| Message {
+                kind,
+                command_id,
+                response_required,
+                producer_id: producer,
+                destination: dest,
+                transaction_id: tx,
+                original_destination: orig_dest,
+                message_id: mid,
+                original_transaction_id: orig_tx,
+                group_id: group,
+                group_sequence: group_seq,
+                correlation_id: corr,
+                persistent: f[0],
                 expiration,
                 priority,
                 reply_to,
                 timestamp,
                 jms_type,
                 content,
-                props,
-            ),
-            (data, target, redeliveries, path, (arrival, in_time, out_time), user, cluster, f),
-        )| Message {
-            kind,
-            command_id,
-            response_required,
-            producer_id: producer,
-            destination: dest,
-            transaction_id: tx,
-            original_destination: orig_dest,
-            message_id: mid,
-            original_transaction_id: orig_tx,
-            group_id: group,
-            group_sequence: group_seq,
-            correlation_id: corr,
-            persistent: f[0],
-            expiration,
-            priority,
-            reply_to,
-            timestamp,
-            jms_type,
-            content,
-            properties: props,
-            data_structure: data,
-            target_consumer_id: target,
-            compressed: f[1],
-            redelivery_counter: redeliveries,
-            broker_path: path,
-            arrival,
-            user_id: user,
-            received_by_df_bridge: f[2],
-            droppable: f[3],
-            cluster,
-            broker_in_time: in_time,
-            broker_out_time: out_time,
-            jmsx_group_first_for_consumer: f[4],
-        },
-    )
+                properties: props,
+                data_structure: data,
+                target_consumer_id: target,
+                compressed: f[1],
+                redelivery_counter: redeliveries,
+                broker_path: path,
+                arrival,
+                user_id: user,
+                received_by_df_bridge: f[2],
+                droppable: f[3],
+                cluster,
+                broker_in_time: in_time,
+                broker_out_time: out_time,
+                jmsx_group_first_for_consumer: f[4],
+            },
+        )
+        .boxed()
 }
 
-pub fn message_dispatch() -> impl Strategy<Value = MessageDispatch> {
+pub fn message_dispatch() -> BoxedStrategy<MessageDispatch> {
     (
         header(),
         of(consumer_id()),
@@ -717,9 +771,10 @@ pub fn message_dispatch() -> impl Strategy<Value = MessageDispatch> {
                 redelivery_counter: redeliveries,
             },
         )
+        .boxed()
 }
 
-pub fn ack_type() -> impl Strategy<Value = AckType> {
+pub fn ack_type() -> BoxedStrategy<AckType> {
     prop_oneof![
         Just(AckType::Delivered),
         Just(AckType::Poison),
@@ -730,9 +785,10 @@ pub fn ack_type() -> impl Strategy<Value = AckType> {
         Just(AckType::Expired),
         prop_oneof![i8::MIN..0, 7..=i8::MAX].prop_map(AckType::Other),
     ]
+    .boxed()
 }
 
-pub fn message_ack(stack_trace: bool) -> impl Strategy<Value = MessageAck> {
+pub fn message_ack(stack_trace: bool) -> BoxedStrategy<MessageAck> {
     (
         header(),
         of(destination()),
@@ -770,10 +826,11 @@ pub fn message_ack(stack_trace: bool) -> impl Strategy<Value = MessageAck> {
                 }
             },
         )
+        .boxed()
 }
 
 /// Every command type; exceptions carry frames and causes only when `stack_trace` is on.
-pub fn command(stack_trace: bool) -> impl Strategy<Value = Command> {
+pub fn command(stack_trace: bool) -> BoxedStrategy<Command> {
     prop_oneof![
         wire_format_info().prop_map(Command::WireFormatInfo),
         broker_info().prop_map(Command::BrokerInfo),
@@ -843,4 +900,5 @@ pub fn command(stack_trace: bool) -> impl Strategy<Value = Command> {
             }
         ),
     ]
+    .boxed()
 }
