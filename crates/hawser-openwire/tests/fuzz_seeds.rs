@@ -1,5 +1,6 @@
 //! Writes a seed corpus for the `openwire_decode` fuzz target: streams of valid frames in
-//! every mode, prefixed with the two bytes the target reads its mode from. Run by hand:
+//! every mode, and the Java fixtures, prefixed with the two bytes the target reads its mode
+//! from. Run by hand:
 //!
 //! ```sh
 //! OPENWIRE_SEED_DIR=fuzz/corpus/openwire_decode \
@@ -49,6 +50,25 @@ fn write_fuzz_seeds() {
                 written += 1;
             }
         }
+    }
+    // ActiveMQ's own streams (tests/fixtures/java), every version.
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/java");
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let Some(stem) = name.strip_suffix(".bin") else {
+            continue;
+        };
+        let parts: Vec<&str> = stem.split('-').collect();
+        let version: u8 = parts[0][1..].parse().unwrap();
+        let mode = u8::from(parts[1] == "tight")
+            | u8::from(parts[2] == "cache") << 1
+            | u8::from(parts[3] == "noprefix") << 2
+            | u8::from(parts[4] == "stack") << 3;
+        let mut wire = vec![mode, version - 1];
+        wire.extend_from_slice(&std::fs::read(&path).unwrap());
+        std::fs::write(format!("{dir}/java-{stem}"), &wire).unwrap();
+        written += 1;
     }
     println!("{written} seeds in {dir}");
 }
