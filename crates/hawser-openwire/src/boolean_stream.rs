@@ -23,6 +23,7 @@ const MAX_BYTES: usize = i16::MAX as usize;
 /// Collects a frame's bits while its body is written.
 #[derive(Debug, Default)]
 pub(crate) struct BitWriter {
+    /// The packed bits; the last byte may be partly used.
     bytes: Vec<u8>,
     /// Bits written so far.
     len: usize,
@@ -87,6 +88,7 @@ impl BitWriter {
 /// Hands out a received frame's bits in order.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BitReader<'a> {
+    /// The stream's bytes, as its header counted them.
     bytes: &'a [u8],
     /// Next bit to hand out.
     next: usize,

@@ -30,6 +30,7 @@ enum Slot {
     Empty,
     /// The peer sent a null here.
     Null,
+    /// The peer sent this value here.
     Value(DataStructure),
 }
 
@@ -114,6 +115,7 @@ impl DecodeCache {
 /// A value the encoder has put in a slot.
 #[derive(Debug, Clone)]
 pub(crate) enum CacheKey {
+    /// A null value (Java caches those too).
     Null,
     ConnectionId(ConnectionId),
     SessionId(SessionId),
@@ -128,6 +130,7 @@ pub(crate) enum CacheKey {
 /// value.
 #[derive(Debug, Default)]
 pub(crate) struct Entries {
+    /// The slot holding null, if one does.
     null: Option<i16>,
     connection_ids: HashMap<ConnectionId, i16>,
     session_ids: HashMap<SessionId, i16>,
@@ -224,6 +227,7 @@ impl CacheKey {
 /// One slot assignment of the current frame, to undo it.
 #[derive(Debug)]
 struct Undo {
+    /// The slot assigned.
     index: usize,
     /// What the slot held before.
     previous: Option<CacheKey>,
@@ -243,9 +247,11 @@ pub(crate) struct EncodeCache {
     ring: Vec<Option<CacheKey>>,
     /// The slot the next new value takes.
     next: usize,
+    /// Slot of each value in `ring`.
     entries: Entries,
-    /// The current frame's assignments, and `next` before the first of them.
+    /// The current frame's assignments.
     undo: Vec<Undo>,
+    /// `next` before the current frame's first assignment.
     next_at_frame_start: usize,
 }
 

@@ -33,6 +33,10 @@ const PREFIX_LEN: usize = 4;
 const MAX_RETAINED_SCRATCH: usize = 1 << 20;
 
 /// Decodes the frames one peer sends.
+///
+/// Byte fields (message bodies) are zero-copy slices of the frame they came in, so a body
+/// kept alive keeps its whole frame's allocation alive; a caller that stores small bodies
+/// for long may want to copy them.
 #[derive(Debug)]
 pub struct Decoder {
     /// How the peer encodes; switched once, after the WireFormatInfos are exchanged.
@@ -287,7 +291,9 @@ impl Encoder {
 /// them apart with [`Codec::into_parts`].
 #[derive(Debug)]
 pub struct Codec {
+    /// What the peer sends.
     decoder: Decoder,
+    /// What is sent to the peer.
     encoder: Encoder,
 }
 

@@ -37,6 +37,7 @@ impl ReadError {
 /// Big-endian reads over a byte slice.
 #[derive(Debug, Clone)]
 pub(crate) struct Cursor<'a> {
+    /// Everything readable; the cursor never reads past its end.
     data: &'a [u8],
     /// Next byte to read.
     pos: usize,

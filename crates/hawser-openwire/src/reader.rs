@@ -20,13 +20,17 @@ use crate::{modified_utf8, DecodeError, PrimitiveMap, MAX_EXCEPTION_DEPTH, MAX_N
 
 /// Reads one frame. Built per frame; the cache outlives it.
 pub(crate) struct Reader<'a, 'c> {
+    /// The frame's bytes (or, without a size prefix, all that is buffered) and the position.
     cursor: Cursor<'a>,
     /// The buffer the cursor reads, when it is a `Bytes`: byte fields are then zero-copy
     /// slices of it instead of copies.
     backing: Option<&'a Bytes>,
     /// The frame's BooleanStream (tight encoding only; empty until loaded).
     bits: BitReader<'a>,
+    /// Encoding, cache switch, version and stack traces, fixed for the frame.
     format: Format,
+    /// The connection's decoding cache; the frame's changes are committed or rolled back by
+    /// the caller.
     cache: &'c mut DecodeCache,
     /// Nested objects entered so far.
     depth: usize,

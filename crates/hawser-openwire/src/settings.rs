@@ -91,8 +91,12 @@ impl Default for WireSettings {
 /// The settings that shape fields.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Format {
+    /// Tight encoding rather than loose.
     pub(crate) tight: bool,
+    /// Cached fields go through the cache.
     pub(crate) cache: bool,
+    /// Protocol version, within the supported range.
     pub(crate) version: u8,
+    /// Exceptions carry frames and causes.
     pub(crate) stack_trace: bool,
 }

@@ -26,7 +26,10 @@ pub(crate) struct Writer<'a> {
     body: &'a mut BytesMut,
     /// Where tight encoding's booleans go; untouched in loose encoding.
     bits: &'a mut BitWriter,
+    /// Encoding, cache switch, version and stack traces, fixed for the frame.
     format: Format,
+    /// The connection's encoding cache; the frame's changes are committed or rolled back by
+    /// the caller.
     cache: &'a mut EncodeCache,
     /// Nested objects entered so far.
     depth: usize,
