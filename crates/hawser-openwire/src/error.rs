@@ -109,6 +109,10 @@ pub enum DecodeError {
         /// The limit.
         max: usize,
     },
+    /// A primitive map (properties) holds more values, at all levels, than
+    /// [`crate::MAX_PRIMITIVE_VALUES`].
+    #[error("primitive map holds more than {0} values")]
+    TooManyValues(usize),
     /// Objects or property maps nested deeper than [`crate::MAX_NESTING_DEPTH`], or an
     /// exception chain longer than [`crate::MAX_EXCEPTION_DEPTH`].
     #[error("data nested more than {0} levels deep")]

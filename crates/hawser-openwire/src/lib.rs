@@ -24,7 +24,10 @@
 //! Every length and count from the wire is checked against the bytes that remain before
 //! anything is allocated, a size prefix against the maximum frame size before the frame is
 //! read, and nesting against [`MAX_NESTING_DEPTH`] and [`MAX_EXCEPTION_DEPTH`]; malformed
-//! input of any kind is a [`DecodeError`], never a panic.
+//! input of any kind is a [`DecodeError`], never a panic. Decoded structures take more
+//! memory than their bytes (an id of a few bytes becomes a struct of 40 and more; a property
+//! value of one byte, 40 bytes, which is why a blob holds at most [`MAX_PRIMITIVE_VALUES`]):
+//! up to some 20 times a frame's size, which the maximum frame size should allow for.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -93,7 +96,7 @@ pub use error::{DecodeError, EncodeError};
 pub use exception::{ExceptionInfo, StackFrame};
 pub use ids::{BrokerId, ConnectionId, ConsumerId, MessageId, ProducerId, SessionId};
 pub use message::{BlobInfo, Message, MessageKind};
-pub use primitive_map::{PrimitiveMap, PrimitiveValue};
+pub use primitive_map::{PrimitiveMap, PrimitiveValue, MAX_PRIMITIVE_VALUES};
 pub use producer::{ProducerAck, ProducerInfo};
 pub use response::{DataArrayResponse, DataResponse, ExceptionResponse, IntegerResponse, Response};
 pub use settings::{

@@ -40,6 +40,11 @@ const BIG_STRING_UTF16_LEN: usize = (i16::MAX / 4) as usize;
 const MAX_UTF_LEN: usize = u16::MAX as usize;
 /// The smallest entry on the wire: an empty key (2 bytes) and a NULL tag.
 const MIN_ENTRY_LEN: usize = 3;
+/// Most values (map entries and list elements, at every level) one blob may hold. A value
+/// can take one byte on the wire but 40 in memory (64 for a map entry), so a frame of tiny
+/// values would otherwise cost some 40 times its size; with this bound a blob's values
+/// cost at most about 4 MiB. JMS properties number in the tens.
+pub const MAX_PRIMITIVE_VALUES: usize = 1 << 16;
 
 /// One typed value of a primitive map or list.
 ///
@@ -184,7 +189,8 @@ impl PrimitiveMap {
     /// [`PrimitiveMap::decode`] refusing more than `max_entries` entries.
     pub(crate) fn decode_bounded(bytes: &[u8], max_entries: usize) -> Result<Self, DecodeError> {
         let mut cursor = Cursor::new(bytes, 0);
-        let map = read_map(&mut cursor, max_entries, 0)
+        let mut values_left = MAX_PRIMITIVE_VALUES;
+        let map = read_map(&mut cursor, max_entries, 0, &mut values_left)
             .map_err(ReadError::within_complete_data)?
             .unwrap_or_default();
         if cursor.remaining() != 0 {
@@ -212,11 +218,21 @@ impl FromIterator<(String, PrimitiveValue)> for PrimitiveMap {
     }
 }
 
-/// Reads a map; `None` for Java's null map.
+/// Takes one value from the blob's budget.
+fn count_value(values_left: &mut usize) -> Result<(), DecodeError> {
+    *values_left = values_left
+        .checked_sub(1)
+        .ok_or(DecodeError::TooManyValues(MAX_PRIMITIVE_VALUES))?;
+    Ok(())
+}
+
+/// Reads a map; `None` for Java's null map. `values_left` is what the blob's budget of values
+/// has left.
 fn read_map(
     c: &mut Cursor<'_>,
     max_entries: usize,
     depth: usize,
+    values_left: &mut usize,
 ) -> Result<Option<PrimitiveMap>, ReadError> {
     if depth > MAX_NESTING_DEPTH {
         return Err(DecodeError::TooDeep(MAX_NESTING_DEPTH).into());
@@ -232,17 +248,22 @@ fn read_map(
         }
         .into());
     }
-    let mut entries = Vec::with_capacity(len.min(c.remaining() / MIN_ENTRY_LEN));
+    let mut entries = Vec::with_capacity(len.min(c.remaining() / MIN_ENTRY_LEN).min(*values_left));
     for _ in 0..len {
+        count_value(values_left)?;
         let key_len = usize::from(c.u16()?);
         let key = modified_utf8::decode(c.take(key_len)?)?;
-        let value = read_value(c, depth)?;
+        let value = read_value(c, depth, values_left)?;
         entries.push((key, value));
     }
     Ok(Some(PrimitiveMap { entries }))
 }
 
-fn read_value(c: &mut Cursor<'_>, depth: usize) -> Result<PrimitiveValue, ReadError> {
+fn read_value(
+    c: &mut Cursor<'_>,
+    depth: usize,
+    values_left: &mut usize,
+) -> Result<PrimitiveValue, ReadError> {
     use PrimitiveValue as V;
     Ok(match c.u8()? {
         tag::NULL => V::Null,
@@ -273,7 +294,7 @@ fn read_value(c: &mut Cursor<'_>, depth: usize) -> Result<PrimitiveValue, ReadEr
             let len = c.length_i32("primitive BYTE_ARRAY")?;
             V::Bytes(Bytes::copy_from_slice(c.take(len)?))
         }
-        tag::MAP => match read_map(c, usize::MAX, depth + 1)? {
+        tag::MAP => match read_map(c, usize::MAX, depth + 1, values_left)? {
             Some(map) => V::Map(map),
             None => V::Null,
         },
@@ -283,9 +304,10 @@ fn read_value(c: &mut Cursor<'_>, depth: usize) -> Result<PrimitiveValue, ReadEr
             }
             let len = c.length_i32("primitive LIST")?;
             // Every element takes at least its tag byte.
-            let mut items = Vec::with_capacity(len.min(c.remaining()));
+            let mut items = Vec::with_capacity(len.min(c.remaining()).min(*values_left));
             for _ in 0..len {
-                items.push(read_value(c, depth + 1)?);
+                count_value(values_left)?;
+                items.push(read_value(c, depth + 1, values_left)?);
             }
             V::List(items)
         }
@@ -519,6 +541,23 @@ mod tests {
             PrimitiveMap::decode_bounded(&[0, 0, 0, 5], 4),
             Err(DecodeError::TooManyEntries { count: 5, max: 4 })
         );
+    }
+
+    #[test]
+    fn values_are_bounded_in_total() {
+        // One list of NULLs, one byte each, just above the budget.
+        let mut wire = vec![0, 0, 0, 1, 0, 1, b'l', tag::LIST];
+        wire.extend_from_slice(&(MAX_PRIMITIVE_VALUES as u32).to_be_bytes());
+        wire.resize(wire.len() + MAX_PRIMITIVE_VALUES, tag::NULL);
+        assert_eq!(
+            PrimitiveMap::decode(&wire),
+            Err(DecodeError::TooManyValues(MAX_PRIMITIVE_VALUES))
+        );
+        // The entry holding the list counts too: one element fewer fits.
+        let mut wire = vec![0, 0, 0, 1, 0, 1, b'l', tag::LIST];
+        wire.extend_from_slice(&(MAX_PRIMITIVE_VALUES as u32 - 1).to_be_bytes());
+        wire.resize(wire.len() + MAX_PRIMITIVE_VALUES - 1, tag::NULL);
+        assert!(PrimitiveMap::decode(&wire).is_ok());
     }
 
     #[test]
