@@ -10,7 +10,7 @@
 //!
 //! The [`Decoder`] reads the size first and refuses a frame larger than the maximum before
 //! reading or allocating its body; it decodes a frame only once all of it is buffered, then
-//! takes it out of the buffer, so byte fields are zero-copy slices of it. Without a size
+//! takes it out of the buffer, so byte fields can be zero-copy slices of it. Without a size
 //! prefix a frame is delimited only by parsing it: the decoder parses what is buffered and,
 //! if it runs out, undoes the frame's cache updates and waits for more (re-parsing from the
 //! start next time).
@@ -34,9 +34,9 @@ const MAX_RETAINED_SCRATCH: usize = 1 << 20;
 
 /// Decodes the frames one peer sends.
 ///
-/// Byte fields (message bodies) are zero-copy slices of the frame they came in, so a body
-/// kept alive keeps its whole frame's allocation alive; a caller that stores small bodies
-/// for long may want to copy them.
+/// With a size prefix, byte fields (message bodies) are zero-copy slices of the frame they
+/// came in, so a body kept alive keeps its whole frame's allocation alive; a caller that
+/// stores small bodies for long may want to copy them. (Without one they are copies.)
 #[derive(Debug)]
 pub struct Decoder {
     /// How the peer encodes; switched once, after the WireFormatInfos are exchanged.
@@ -54,6 +54,7 @@ enum Outcome {
     Incomplete,
     /// A frame whose type byte is 0: Java's null command, which carries nothing.
     Null,
+    /// A command, its frame consumed.
     Command(Command),
 }
 
