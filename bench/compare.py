@@ -337,7 +337,7 @@ class Hawser(Broker):
         if not self.confirm_consumed:
             extra += ["--confirm-consumed", "false"]
         return [self.binary, "serve", "--data-dir", str(self.tmp / "data"), "--stomp", f"{HOST}:{self.port}",
-                "--max-pending-memory-bytes", str(HAWSER_MEMORY)] + extra, None
+                "--openwire", f"{HOST}:0", "--max-pending-memory-bytes", str(HAWSER_MEMORY)] + extra, None
 
 
 ACTIVEMQ_XML = """<beans xmlns="http://www.springframework.org/schema/beans"

@@ -55,7 +55,8 @@ def first_connected(port: int, deadline: float) -> float | None:
 
 class Broker:
     def __init__(self, hawser: str, data_dir: Path, port: int, extra: list[str]):
-        self.cmd = [hawser, "serve", "--data-dir", str(data_dir), "--stomp", f"{HOST}:{port}", *extra]
+        self.cmd = [hawser, "serve", "--data-dir", str(data_dir), "--stomp", f"{HOST}:{port}",
+                    "--openwire", f"{HOST}:0", *extra]
         self.port = port
         self.proc: subprocess.Popen | None = None
 

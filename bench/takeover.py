@@ -133,7 +133,7 @@ class HawserShared(compare.Hawser):
 
     def command(self):
         return [self.binary, "serve", "--data-dir", str(self.store), "--stomp", f"{HOST}:{self.port}",
-                "--ha", "shared-store", "--max-pending-memory-bytes", str(4 << 30)], None
+                "--openwire", f"{HOST}:0", "--ha", "shared-store", "--max-pending-memory-bytes", str(4 << 30)], None
 
 
 class ActiveMQShared(compare.ActiveMQ):

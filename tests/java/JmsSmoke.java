@@ -9,6 +9,9 @@
 //                  fields to a queue, received in order by a second connection
 //   ack-modes      CLIENT_ACKNOWLEDGE: an unacknowledged message comes back
 //                  after its consumer's connection closes, marked redelivered
+//   interop        receives the message a STOMP client sent to interop.to-jms
+//                  (text, a string property, a correlation id) and answers on
+//                  interop.to-stomp with a typed property
 
 import java.util.Enumeration;
 
@@ -109,6 +112,24 @@ public class JmsSmoke {
         c3.close();
     }
 
+    static void interop(String url) throws JMSException {
+        Connection c = connect(url);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        Message m = s.createConsumer(s.createQueue("interop.to-jms")).receive(10000);
+        check(m instanceof TextMessage, "a STOMP frame without content-length is a TextMessage");
+        TextMessage t = (TextMessage) m;
+        check("from stomp".equals(t.getText()), "text: " + t.getText());
+        check("blue".equals(t.getStringProperty("color")), "string property from a header");
+        check("c1".equals(t.getJMSCorrelationID()), "correlation-id is JMSCorrelationID");
+        check(t.getJMSDeliveryMode() == DeliveryMode.PERSISTENT, "persistent:true is PERSISTENT");
+        TextMessage reply = s.createTextMessage("from jms");
+        reply.setIntProperty("n", 7);
+        reply.setJMSCorrelationID("c2");
+        s.createProducer(s.createQueue("interop.to-stomp")).send(reply);
+        check(true, "answered");
+        c.close();
+    }
+
     public static void main(String[] args) throws Exception {
         String url = args[0];
         switch (args[1]) {
@@ -117,6 +138,9 @@ public class JmsSmoke {
                 break;
             case "ack-modes":
                 ackModes(url);
+                break;
+            case "interop":
+                interop(url);
                 break;
             default:
                 System.out.println("FAIL unknown check " + args[1]);

@@ -87,6 +87,8 @@ class Broker:
         self.args = list(args)
         self.binary = binary
         self.port: Optional[int] = None
+        # OpenWire listens too (the default 61616 would clash between brokers).
+        self.openwire_port: Optional[int] = None
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
         self.log_path: Optional[Path] = None
@@ -114,12 +116,15 @@ class Broker:
         for attempt in range(8):
             if self.port is None:
                 self.port = free_port()
+            if self.openwire_port is None:
+                self.openwire_port = free_port()
             self.starts += 1
             self.log_path = self.workdir / f"broker-{self.starts}.log"
             cmd = [
                 self.binary, "serve",
                 "--data-dir", str(self.data_dir),
                 "--stomp", f"{HOST}:{self.port}",
+                *([] if "--openwire" in self.args else ["--openwire", f"{HOST}:{self.openwire_port}"]),
                 *self.args,
             ]
             with open(self.log_path, "wb") as log:
@@ -148,6 +153,7 @@ class Broker:
                 time.sleep(0.25)
             else:
                 self.port = None
+                self.openwire_port = None
         pytest.fail(f"broker failed to start (exit {self.proc.returncode}); log:\n{last_log}")
 
     def _terminate(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> Optional[int]:

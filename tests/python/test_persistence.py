@@ -287,7 +287,7 @@ def test_second_broker_on_same_data_dir_is_refused(broker):
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [HAWSER_BIN, "serve", "--data-dir", str(broker.data_dir), "--stomp", f"127.0.0.1:{port}",
-             *TEST_TIMEOUT_ARGS],
+             "--openwire", f"127.0.0.1:{free_port()}", *TEST_TIMEOUT_ARGS],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )
     try:

@@ -49,7 +49,7 @@ class SharedBroker:
         log = open(self.workdir / f"broker-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(
             [HAWSER_BIN, "serve", "--data-dir", str(self.data_dir), "--stomp", f"{HOST}:{self.port}",
-             "--ha", "shared-store", "--ha-poll-ms", "20", "--status", f"{HOST}:{self.status_port}"],
+             "--openwire", f"{HOST}:{free_port()}", "--ha", "shared-store", "--ha-poll-ms", "20", "--status", f"{HOST}:{self.status_port}"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT

@@ -334,13 +334,28 @@ impl Broker {
         tx: Option<&str>,
         sync: bool,
     ) -> Result<Seq, BrokerError> {
+        self.ack_as(conn, subscription, id, tx, sync, None)
+    }
+
+    /// [`Broker::ack`] for protocols whose acknowledgements say themselves
+    /// whether they cover what came before (OpenWire's standard and
+    /// individual acks): `cumulative` overrides the subscription's mode.
+    pub fn ack_as(
+        &self,
+        conn: ConnectionId,
+        subscription: Option<&str>,
+        id: MessageId,
+        tx: Option<&str>,
+        sync: bool,
+        cumulative: Option<bool>,
+    ) -> Result<Seq, BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
         let Some(sub) = Self::find_holder(st, conn, subscription, id)? else {
             // An auto-acknowledging subscription settled it already.
             return Ok(0);
         };
-        let cumulative = sub.ack_mode.is_cumulative();
+        let cumulative = cumulative.unwrap_or(sub.ack_mode.is_cumulative());
         if let Some(tx) = tx {
             let c = st.connections.get_mut(&conn).expect("found above");
             let t = c

@@ -95,7 +95,7 @@ pub use destination::{Destination, DestinationInfo, DestinationKind, Destination
 pub use error::{DecodeError, EncodeError};
 pub use exception::{ExceptionInfo, StackFrame};
 pub use ids::{BrokerId, ConnectionId, ConsumerId, MessageId, ProducerId, SessionId};
-pub use message::{BlobInfo, Message, MessageKind};
+pub use message::{decode_text_body, encode_text_body, BlobInfo, Message, MessageKind};
 pub use primitive_map::{PrimitiveMap, PrimitiveValue, MAX_PRIMITIVE_VALUES};
 pub use producer::{ProducerAck, ProducerInfo};
 pub use response::{DataArrayResponse, DataResponse, ExceptionResponse, IntegerResponse, Response};

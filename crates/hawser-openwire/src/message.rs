@@ -62,6 +62,41 @@ impl MessageKind {
     }
 }
 
+/// The text of an uncompressed TextMessage body: a big-endian i32 length (-1 for a null
+/// text) and that many bytes of modified UTF-8, as Java's client stores it.
+///
+/// # Errors
+/// `Truncated` when the length says more than the body holds, `InvalidString` when the
+/// bytes are not modified UTF-8 or bytes follow the text.
+pub fn decode_text_body(content: &[u8]) -> Result<Option<String>, crate::DecodeError> {
+    let (len, text) = content
+        .split_first_chunk::<4>()
+        .ok_or(crate::DecodeError::Truncated)?;
+    let len = i32::from_be_bytes(*len);
+    if len < 0 {
+        return Ok(None);
+    }
+    let len = len as usize;
+    if text.len() < len {
+        return Err(crate::DecodeError::Truncated);
+    }
+    if text.len() > len {
+        return Err(crate::DecodeError::InvalidString);
+    }
+    crate::modified_utf8::decode(text).map(Some)
+}
+
+/// A TextMessage body holding `text` (see [`decode_text_body`]).
+pub fn encode_text_body(text: Option<&str>) -> Bytes {
+    let Some(text) = text else {
+        return Bytes::from_static(&[0xff, 0xff, 0xff, 0xff]);
+    };
+    let mut out = bytes::BytesMut::with_capacity(4 + crate::modified_utf8::encoded_len(text));
+    out.extend_from_slice(&(crate::modified_utf8::encoded_len(text) as i32).to_be_bytes());
+    crate::modified_utf8::encode(text, &mut out);
+    out.freeze()
+}
+
 /// A message, as a producer sends it and as a MessageDispatch delivers it.
 ///
 /// Field order is the wire order. `Default` is Java's zero values, not its constructor's.
@@ -245,5 +280,27 @@ impl Message {
             w.boolean(blob.deleted_by_broker);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod text_body_tests {
+    use super::*;
+
+    #[test]
+    fn text_bodies_round_trip_in_javas_format() {
+        for text in ["", "hello", "nul \0 and é and 😀"] {
+            let body = encode_text_body(Some(text));
+            assert_eq!(decode_text_body(&body).unwrap().as_deref(), Some(text));
+        }
+        // Java writes NUL as two bytes, and the length counts encoded bytes.
+        assert_eq!(
+            &encode_text_body(Some("a\0"))[..],
+            &[0, 0, 0, 3, b'a', 0xc0, 0x80]
+        );
+        assert_eq!(decode_text_body(&encode_text_body(None)).unwrap(), None);
+        assert!(decode_text_body(&[0, 0, 0, 5, b'a']).is_err());
+        assert!(decode_text_body(&[0, 0, 0, 1, b'a', b'b']).is_err());
+        assert!(decode_text_body(&[0, 0]).is_err());
     }
 }

@@ -12,6 +12,10 @@ use serde::Deserialize;
 
 /// STOMP's registered port, ActiveMQ's default.
 pub const DEFAULT_STOMP_ADDR: &str = "127.0.0.1:61613";
+/// Where the broker listens for OpenWire (ActiveMQ's Java clients) unless told otherwise.
+pub const DEFAULT_OPENWIRE_ADDR: &str = "127.0.0.1:61616";
+/// Largest OpenWire frame accepted: 100 MiB, ActiveMQ's `maxFrameSize` default.
+pub const DEFAULT_OPENWIRE_MAX_FRAME_BYTES: u64 = 100 << 20;
 /// Most client connections served at once (ActiveMQ's `maximumConnections` default).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 /// A connection must send CONNECT within this many ms.
@@ -78,6 +82,8 @@ pub struct Config {
     pub io_threads: Option<std::num::NonZeroUsize>,
     /// STOMP listener settings.
     pub stomp: StompConfig,
+    /// OpenWire listener settings.
+    pub openwire: OpenWireConfig,
     /// Resource limits.
     pub limits: LimitsConfig,
     /// Broker engine settings.
@@ -257,6 +263,37 @@ pub struct StompConfig {
     pub idle_timeout_ms: u64,
 }
 
+/// The OpenWire listener (ActiveMQ's Java clients).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenWireConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Time allowed between accepting a connection and its ConnectionInfo (ms).
+    pub connect_timeout_ms: u64,
+    /// Time allowed for a started frame to complete (ms).
+    pub frame_timeout_ms: u64,
+    /// A connection whose client turned inactivity checks off is closed after
+    /// this long with nothing received (ms; 0: never).
+    pub idle_timeout_ms: u64,
+    /// Largest frame accepted (bytes), checked before the frame is read.
+    pub max_frame_bytes: u64,
+}
+
+impl Default for OpenWireConfig {
+    fn default() -> Self {
+        OpenWireConfig {
+            listen: DEFAULT_OPENWIRE_ADDR
+                .parse()
+                .expect("valid default address"),
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            frame_timeout_ms: DEFAULT_FRAME_TIMEOUT_MS,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            max_frame_bytes: DEFAULT_OPENWIRE_MAX_FRAME_BYTES,
+        }
+    }
+}
+
 /// Limits on what clients can make the broker hold.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -332,6 +369,7 @@ impl Default for Config {
             persistence: Persistence::Journal,
             io_threads: None,
             stomp: StompConfig::default(),
+            openwire: OpenWireConfig::default(),
             limits: LimitsConfig::default(),
             broker: EngineConfig::default(),
             journal: JournalSettings::default(),

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod disk;
+pub mod openwire;
 pub mod server;
 pub mod stat;
 pub mod status;

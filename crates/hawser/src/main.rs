@@ -63,6 +63,9 @@ struct ServeArgs {
     /// STOMP listen address [default: 127.0.0.1:61613].
     #[arg(long, value_name = "HOST:PORT")]
     stomp: Option<SocketAddr>,
+    /// OpenWire listen address, for ActiveMQ's Java clients [default: 127.0.0.1:61616].
+    #[arg(long, value_name = "HOST:PORT")]
+    openwire: Option<SocketAddr>,
     /// Where persistent messages are kept [default: journal].
     #[arg(long, value_enum)]
     persistence: Option<Persistence>,
@@ -174,6 +177,7 @@ impl ServeArgs {
         }
         set!(data_dir => data_dir);
         set!(stomp => stomp.listen);
+        set!(openwire => openwire.listen);
         set!(persistence => persistence);
         if self.io_threads.is_some() {
             c.io_threads = self.io_threads;

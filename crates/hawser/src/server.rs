@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, Persistence};
 use crate::connection::{CoreSettings, ReadTimeouts};
 use crate::disk::{self, DiskSpace};
+use crate::openwire::OpenWireSettings;
 use crate::status::{serve_status, Health, StatusSource};
 use crate::stomp::{serve_connection, SessionSettings};
 use hawser_ha::{Mastership, Role};
@@ -62,6 +63,8 @@ pub struct StoreFailed {
 pub struct Running {
     /// Where the STOMP listener is bound.
     pub stomp_addr: SocketAddr,
+    /// Where the OpenWire listener is bound.
+    pub openwire_addr: SocketAddr,
     /// The advertised cluster; `send` a new list to tell clients.
     pub cluster: ClusterView,
 }
@@ -190,6 +193,10 @@ async fn serve_store<F: FnOnce(&Running)>(
         .await
         .with_context(|| format!("cannot listen for STOMP on {}", config.stomp.listen))?;
     let stomp_addr = listener.local_addr()?;
+    let openwire_listener = TcpListener::bind(config.openwire.listen)
+        .await
+        .with_context(|| format!("cannot listen for OpenWire on {}", config.openwire.listen))?;
+    let openwire_addr = openwire_listener.local_addr()?;
     if let Some(m) = mastership {
         role.send_replace(Role::Master { epoch: m.epoch });
     }
@@ -223,6 +230,23 @@ async fn serve_store<F: FnOnce(&Running)>(
         },
         max_browse_messages: config.limits.max_browse_messages,
         default_prefetch: config.broker.default_prefetch,
+    });
+    let openwire = Arc::new(OpenWireSettings {
+        core: Arc::clone(&core),
+        timeouts: ReadTimeouts {
+            connect_ms: config.openwire.connect_timeout_ms,
+            frame_ms: config.openwire.frame_timeout_ms,
+            idle_ms: config.openwire.idle_timeout_ms,
+        },
+        max_frame_bytes: config.openwire.max_frame_bytes,
+        // The same for every broker serving this store, master or its
+        // successor: XA clients compare it to tell resource managers apart.
+        broker_id: format!("ID:hawser-{}", config.data_dir.display()),
+        broker_name: config
+            .ha
+            .node
+            .clone()
+            .unwrap_or_else(|| "hawser".to_owned()),
     });
     health.set_serving(Some(core));
     let tracker = TaskTracker::new();
@@ -277,16 +301,18 @@ async fn serve_store<F: FnOnce(&Running)>(
     });
     tracing::info!(
         stomp = %stomp_addr,
+        openwire = %openwire_addr,
         data_dir = %config.data_dir.display(),
         pending_messages = pending,
         startup_ms = started.elapsed().as_millis() as u64,
         role = if mastership.is_some() { "master" } else { "standalone" },
         epoch = mastership.map_or(0, |m| m.epoch),
-        "Hawser ready: accepting STOMP connections on {stomp_addr}"
+        "Hawser ready: accepting STOMP connections on {stomp_addr}, OpenWire on {openwire_addr}"
     );
     if let Some(ready) = ready {
         ready(&Running {
             stomp_addr,
+            openwire_addr,
             cluster: cluster.clone(),
         });
     }
@@ -318,10 +344,31 @@ async fn serve_store<F: FnOnce(&Running)>(
                     }
                 }
             }
+            accepted = openwire_listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                // Past the limit the socket is just closed: OpenWire has no
+                // frame a client reads before its WireFormatInfo exchange.
+                if let Ok(permit) = Arc::clone(&connections).try_acquire_owned() {
+                    let settings = Arc::clone(&openwire);
+                    let shutdown = shutdown.clone();
+                    tracker.spawn(async move {
+                        crate::openwire::serve_connection(stream, settings, shutdown).await;
+                        drop(permit);
+                    });
+                }
+            }
             _ = shutdown.cancelled() => break,
         }
     }
     drop(listener);
+    drop(openwire_listener);
     let store_failed = store.durability().borrow().failed.clone();
     let grace = if mastership.is_some_and(Mastership::is_lost) || store_failed.is_some() {
         tracing::warn!("nothing more can be confirmed here: closing every connection");

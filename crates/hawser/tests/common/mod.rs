@@ -75,6 +75,8 @@ impl Broker {
             .args(["serve", "--data-dir"])
             .arg(&self.data)
             .args(["--stomp", &format!("127.0.0.1:{}", self.port)])
+            // Any free port: the default 61616 would clash between brokers.
+            .args(["--openwire", "127.0.0.1:0"])
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

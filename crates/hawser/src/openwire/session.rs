@@ -1,0 +1,516 @@
+//! The reading half of an OpenWire connection: commands in, engine calls out.
+//!
+//! The broker writes its WireFormatInfo as soon as the socket is accepted and
+//! reads the client's; both then speak the negotiated format, and the broker
+//! introduces itself with a BrokerInfo. Every command that asks for a reply
+//! gets one, in order: a Response once what the command did is durable (a
+//! persistent send, an acknowledgement), or an ExceptionResponse naming what
+//! was wrong, after which the connection goes on. A frame that cannot be
+//! decoded closes the connection; nothing else in the broker is affected.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hawser_broker::{AckMode, Broker, ConnectionId, Destination, DestinationUsage, SubscribeSpec};
+use hawser_openwire::{
+    self as ow, negotiate, AckType, BrokerId, BrokerInfo, Command, ConnectionError, DataStructure,
+    Decoder, ExceptionResponse, KeepAliveInfo, Response, TransactionId, TransactionType,
+    WireFormatInfo, WireFormatOptions, WireSettings,
+};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::encoder::{exception, OpenWireEncoder, Out};
+use super::mapping::{self, subscription_id};
+use super::SessionError;
+use crate::connection::reader::{ReadTimeouts, Reader, Wake, READ_CHUNK_BYTES};
+use crate::connection::{
+    drain, run_writer, Confirm, ConnectionOutbox, CoreSettings, Outbound, Registration,
+};
+
+/// The inactivity a connection may show before it is dropped, offered to
+/// clients (ActiveMQ's default): each side sends a keep-alive after a third
+/// of it without writing.
+const MAX_INACTIVITY_MS: i64 = 30_000;
+
+/// What every OpenWire session needs to know, shared.
+pub struct OpenWireSettings {
+    /// What connections of every protocol share (the engine among it).
+    pub core: Arc<CoreSettings>,
+    /// Deadlines for the WireFormatInfo and ConnectionInfo, for a started
+    /// frame, and for an idle connection without keep-alives.
+    pub timeouts: ReadTimeouts,
+    /// The largest frame accepted, checked before a frame is read.
+    pub max_frame_bytes: u64,
+    /// This broker's id in BrokerInfo: stable, so that XA clients can tell
+    /// whether two connections reach the same resource manager.
+    pub broker_id: String,
+    /// Its name in BrokerInfo.
+    pub broker_name: String,
+}
+
+/// What to do after a command.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// The client said it is going (ShutdownInfo, or its connection removed).
+    Stop,
+}
+
+struct Session {
+    settings: Arc<OpenWireSettings>,
+    /// Queue to the writer.
+    out: mpsc::UnboundedSender<Out>,
+    /// What the writer still has to send.
+    outbound: Arc<Outbound>,
+    decoder: Decoder,
+    /// The broker's WireFormatInfo.
+    ours: WireFormatInfo,
+    /// Set once the client's WireFormatInfo has been read.
+    negotiated: bool,
+    /// The negotiated inactivity limit (ms; 0: none), enforced once connected.
+    inactivity_ms: u64,
+    /// The engine's id for this connection, once ConnectionInfo succeeded.
+    conn: Option<ConnectionId>,
+    registration: Option<Registration>,
+    reader: Reader<OwnedReadHalf>,
+    /// Consumers by session, to close with it.
+    consumers: HashMap<i64, HashSet<Arc<str>>>,
+    /// The memory counters of the last send's destination.
+    last_usage: Option<(Destination, Arc<DestinationUsage>)>,
+}
+
+/// Serves one accepted connection to the end.
+pub async fn serve_connection(
+    stream: TcpStream,
+    settings: Arc<OpenWireSettings>,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let done = CancellationToken::new();
+    let outbound = Arc::new(Outbound::default());
+    let initial = WireSettings::initial(settings.max_frame_bytes);
+    let broker = Arc::clone(&settings.core.broker);
+    let writer = tokio::spawn(run_writer(
+        wr,
+        OpenWireEncoder::new(initial),
+        rx,
+        Arc::clone(&outbound),
+        broker.store().durability(),
+        broker,
+        done.clone(),
+    ));
+    let reader = Reader::new(
+        rd,
+        Arc::clone(&settings.core),
+        settings.timeouts,
+        Arc::clone(&outbound),
+        shutdown.clone(),
+        done.clone(),
+    );
+    let ours = WireFormatOptions {
+        max_inactivity_duration_ms: MAX_INACTIVITY_MS,
+        max_frame_size: i64::try_from(settings.max_frame_bytes).unwrap_or(i64::MAX),
+        ..WireFormatOptions::default()
+    }
+    .to_info();
+    let mut session = Session {
+        settings,
+        out: tx,
+        outbound,
+        decoder: Decoder::new(initial),
+        ours: ours.clone(),
+        negotiated: false,
+        inactivity_ms: 0,
+        conn: None,
+        registration: None,
+        reader,
+        consumers: HashMap::new(),
+        last_usage: None,
+    };
+    // The client sends nothing else until it has the broker's format.
+    session.send_out(Out::Frame {
+        frame: Command::WireFormatInfo(ours),
+        seq: 0,
+    });
+    let result = session.run().await;
+    let last = match result {
+        Ok(()) | Err(SessionError::Read(crate::connection::ReadError::Closed)) => None,
+        Err(e) => {
+            tracing::debug!("closing OpenWire connection: {e}");
+            Some(Command::ConnectionError(ConnectionError {
+                exception: Some(exception(e.java_class(), e.client_message())),
+                ..ConnectionError::default()
+            }))
+        }
+    };
+    session.send_out(Out::Close { frame: last });
+    session.conn = None;
+    drop(session.registration.take());
+    drop(session);
+    drain(writer, &done, &shutdown).await;
+}
+
+impl Session {
+    fn broker(&self) -> &Arc<Broker> {
+        &self.settings.core.broker
+    }
+
+    async fn run(&mut self) -> Result<(), SessionError> {
+        loop {
+            while let Some(command) = self.decoder.decode(&mut self.reader.buf)? {
+                if self.handle(command).await? == Flow::Stop {
+                    return Ok(());
+                }
+            }
+            match self.reader.wait().await? {
+                Wake::Read | Wake::Cluster(_) => {}
+                Wake::Stop => return Ok(()),
+            }
+        }
+    }
+
+    /// Queues an item for the writer, counted against `max_outbound_frames`.
+    fn send_out(&self, item: Out) {
+        self.outbound.push(&self.out, item);
+    }
+
+    /// Performs a command and replies if it asked for a reply. A failed command
+    /// is answered with an ExceptionResponse and the connection goes on; if it
+    /// asked for no reply, the failure closes the connection, since the client
+    /// would never hear of it otherwise.
+    async fn handle(&mut self, command: Command) -> Result<Flow, SessionError> {
+        let id = command.command_id().unwrap_or(0);
+        let wants_reply = command.response_required();
+        match self.apply(command).await {
+            Ok((flow, until)) => {
+                if wants_reply {
+                    let frame = Command::Response(Response {
+                        correlation_id: id,
+                        ..Response::default()
+                    });
+                    if flow == Flow::Stop {
+                        self.send_out(Out::Close { frame: Some(frame) });
+                    } else {
+                        self.send_out(Out::Confirm { frame, until });
+                    }
+                }
+                Ok(flow)
+            }
+            Err(e @ (SessionError::Decode(_) | SessionError::Read(_))) => Err(e),
+            Err(e) if wants_reply => {
+                tracing::debug!("OpenWire command refused: {e}");
+                self.send_out(Out::Frame {
+                    frame: Command::ExceptionResponse(ExceptionResponse {
+                        correlation_id: id,
+                        exception: Some(exception(e.java_class(), e.client_message())),
+                        ..ExceptionResponse::default()
+                    }),
+                    seq: 0,
+                });
+                Ok(Flow::Continue)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Performs one command; returns what its reply must wait for.
+    async fn apply(&mut self, command: Command) -> Result<(Flow, Confirm), SessionError> {
+        if !self.negotiated {
+            let Command::WireFormatInfo(theirs) = command else {
+                return Err(SessionError::NotNegotiated);
+            };
+            return self.negotiate(&theirs);
+        }
+        let done = Ok((Flow::Continue, Confirm::now()));
+        match command {
+            Command::WireFormatInfo(_) => Err(SessionError::Unsupported("a second WireFormatInfo")),
+            Command::ConnectionInfo(info) => {
+                self.connect(&info)?;
+                done
+            }
+            Command::KeepAliveInfo(k) => {
+                if k.response_required {
+                    // Answered in kind, not with a Response (as ActiveMQ does).
+                    self.send_out(Out::Frame {
+                        frame: Command::KeepAliveInfo(KeepAliveInfo::default()),
+                        seq: 0,
+                    });
+                }
+                Ok((Flow::Continue, Confirm::now()))
+            }
+            Command::ShutdownInfo(_) => Ok((Flow::Stop, Confirm::now())),
+            Command::SessionInfo(_) | Command::ProducerInfo(_) | Command::FlushCommand(_) => done,
+            Command::Message(m) => self.send(&m).await,
+            Command::ConsumerInfo(c) => self.subscribe(&c),
+            Command::MessageAck(a) => self.ack(&a),
+            Command::RemoveInfo(r) => self.remove(&r),
+            Command::RemoveSubscriptionInfo(r) => {
+                let conn = self.conn()?;
+                let name = r
+                    .subscription_name
+                    .as_deref()
+                    .ok_or(SessionError::Invalid {
+                        what: "RemoveSubscriptionInfo",
+                        reason: "no subscription name".into(),
+                    })?;
+                let seq = self.broker().unsubscribe(conn, None, Some(name))?;
+                Ok((Flow::Continue, Confirm::after(seq)))
+            }
+            Command::TransactionInfo(t) => self.transaction(&t),
+            Command::DestinationInfo(_) => {
+                self.conn()?;
+                done
+            }
+            Command::MessagePull(_) => Err(SessionError::Unsupported("prefetch 0 (MessagePull)")),
+            Command::ConsumerControl(_) | Command::ControlCommand(_) => done,
+            _ => Err(SessionError::Unsupported("this command from a client")),
+        }
+    }
+
+    fn conn(&self) -> Result<ConnectionId, SessionError> {
+        self.conn.ok_or(SessionError::NotConnected)
+    }
+
+    /// Takes the client's WireFormatInfo: both sides speak the negotiated
+    /// format from now on, and the broker introduces itself.
+    fn negotiate(&mut self, theirs: &WireFormatInfo) -> Result<(Flow, Confirm), SessionError> {
+        let n = negotiate(&self.ours, theirs)?;
+        self.decoder.set_settings(n.wire);
+        self.negotiated = true;
+        let s = &self.settings;
+        let info = BrokerInfo {
+            broker_id: Some(BrokerId::new(s.broker_id.clone())),
+            broker_name: Some(s.broker_name.clone()),
+            ..BrokerInfo::default()
+        };
+        self.send_out(Out::Setup {
+            frame: Command::BrokerInfo(info),
+            setup: n.wire,
+            keep_alive: n.write_check_interval_ms().map(Duration::from_millis),
+        });
+        // Keep-alives are expected from the client only once it is connected:
+        // until then the connect deadline applies.
+        self.inactivity_ms = n.read_check_interval_ms().unwrap_or(0);
+        Ok((Flow::Continue, Confirm::now()))
+    }
+}
+
+impl Session {
+    /// ConnectionInfo: registers the connection with the engine under its client id.
+    fn connect(&mut self, info: &ow::ConnectionInfo) -> Result<(), SessionError> {
+        if self.conn.is_some() {
+            return Err(SessionError::Unsupported("a second ConnectionInfo"));
+        }
+        let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
+        let client_id = info.client_id.as_deref().filter(|c| !c.is_empty());
+        let conn = self.broker().connect(client_id, outbox)?;
+        self.conn = Some(conn);
+        self.registration = Some(Registration::new(Arc::clone(self.broker()), conn));
+        self.reader.connected(self.inactivity_ms);
+        Ok(())
+    }
+
+    /// A producer's message: held while its destination has no room, then
+    /// given to the engine. A synchronous send is answered once the message is
+    /// durable or consumed.
+    async fn send(&mut self, m: &ow::Message) -> Result<(Flow, Confirm), SessionError> {
+        let conn = self.conn()?;
+        let message = mapping::new_message(m)?;
+        let tx = m
+            .transaction_id
+            .as_ref()
+            .map(transaction_name)
+            .transpose()?;
+        self.wait_for_room(&message.destination).await?;
+        let broker = Arc::clone(self.broker());
+        let (seq, consumed) = if m.response_required {
+            broker.send_confirmable(conn, message, tx.as_deref())?
+        } else {
+            (broker.send(conn, message, tx.as_deref())?, None)
+        };
+        Ok((Flow::Continue, Confirm { seq, consumed }))
+    }
+
+    /// ConsumerInfo: a subscription whose id is the consumer's. OpenWire
+    /// consumers acknowledge explicitly in every session mode, and each ack
+    /// says what it covers.
+    fn subscribe(&mut self, c: &ow::ConsumerInfo) -> Result<(Flow, Confirm), SessionError> {
+        let conn = self.conn()?;
+        let consumer = c.consumer_id.as_ref().ok_or(SessionError::Invalid {
+            what: "ConsumerInfo",
+            reason: "no consumer id".into(),
+        })?;
+        if c.browser {
+            return Err(SessionError::Unsupported("a queue browser"));
+        }
+        if c.prefetch_size <= 0 {
+            return Err(SessionError::Unsupported("prefetch 0 (MessagePull)"));
+        }
+        let destination =
+            mapping::destination(c.destination.as_ref().ok_or(SessionError::Invalid {
+                what: "ConsumerInfo",
+                reason: "no destination".into(),
+            })?)?;
+        let id = subscription_id(consumer);
+        let spec = SubscribeSpec {
+            id: Arc::clone(&id),
+            destination,
+            ack_mode: AckMode::Client,
+            prefetch: c.prefetch_size as u32,
+            selector: c.selector.clone().filter(|s| !s.trim().is_empty()),
+            exclusive: c.exclusive,
+            durable_name: c.subscription_name.clone(),
+            no_local: c.no_local,
+        };
+        let seq = self.broker().subscribe(conn, spec)?;
+        self.consumers
+            .entry(consumer.session_id)
+            .or_default()
+            .insert(id);
+        Ok((Flow::Continue, Confirm::after(seq)))
+    }
+
+    /// MessageAck: a standard ack settles everything the consumer was given up
+    /// to its last message, an individual ack that message only; a poison ack
+    /// gives the message back for redelivery (or the DLQ past the limit).
+    /// Delivered and redelivered acks only tell the broker what the client
+    /// has seen.
+    fn ack(&mut self, a: &ow::MessageAck) -> Result<(Flow, Confirm), SessionError> {
+        let conn = self.conn()?;
+        let invalid = |reason: &str| SessionError::Invalid {
+            what: "MessageAck",
+            reason: reason.into(),
+        };
+        let consumer = a
+            .consumer_id
+            .as_ref()
+            .ok_or_else(|| invalid("no consumer id"))?;
+        let last = a
+            .last_message_id
+            .as_ref()
+            .ok_or_else(|| invalid("no last message id"))?;
+        let id = u64::try_from(last.broker_sequence_id).map_err(|_| invalid("bad message id"))?;
+        let sub = subscription_id(consumer);
+        let tx = a
+            .transaction_id
+            .as_ref()
+            .map(transaction_name)
+            .transpose()?;
+        let broker = Arc::clone(self.broker());
+        let cumulative = match a.ack_type {
+            AckType::Standard | AckType::Expired => true,
+            AckType::Individual => false,
+            AckType::Poison => {
+                broker.nack(conn, Some(&sub), id)?;
+                return Ok((Flow::Continue, Confirm::now()));
+            }
+            AckType::Delivered | AckType::Redelivered | AckType::Unmatched => {
+                return Ok((Flow::Continue, Confirm::now()));
+            }
+            AckType::Other(_) => return Err(SessionError::Unsupported("this ack type")),
+        };
+        let seq = broker.ack_as(
+            conn,
+            Some(&sub),
+            id,
+            tx.as_deref(),
+            a.response_required,
+            Some(cumulative),
+        )?;
+        Ok((Flow::Continue, Confirm::after(seq)))
+    }
+
+    /// RemoveInfo: closes a consumer, a session (its consumers), or the
+    /// connection (what it held goes back to the engine).
+    fn remove(&mut self, r: &ow::RemoveInfo) -> Result<(Flow, Confirm), SessionError> {
+        let Some(conn) = self.conn else {
+            return Ok((Flow::Continue, Confirm::now()));
+        };
+        match &r.object_id {
+            Some(DataStructure::ConsumerId(c)) => {
+                let id = subscription_id(c);
+                if let Some(set) = self.consumers.get_mut(&c.session_id) {
+                    set.remove(&id);
+                }
+                self.broker().unsubscribe(conn, Some(&id), None)?;
+            }
+            Some(DataStructure::SessionId(s)) => {
+                for id in self.consumers.remove(&s.value).unwrap_or_default() {
+                    self.broker().unsubscribe(conn, Some(&id), None)?;
+                }
+            }
+            Some(DataStructure::ConnectionId(_)) => {
+                self.conn = None;
+                self.consumers.clear();
+                drop(self.registration.take());
+            }
+            _ => {}
+        }
+        Ok((Flow::Continue, Confirm::now()))
+    }
+
+    /// TransactionInfo of a local transaction (XA comes later).
+    fn transaction(&mut self, t: &ow::TransactionInfo) -> Result<(Flow, Confirm), SessionError> {
+        let conn = self.conn()?;
+        let name = transaction_name(t.transaction_id.as_ref().ok_or(SessionError::Invalid {
+            what: "TransactionInfo",
+            reason: "no transaction id".into(),
+        })?)?;
+        let broker = Arc::clone(self.broker());
+        let seq = match t.kind {
+            TransactionType::Begin => {
+                broker.begin(conn, &name)?;
+                0
+            }
+            TransactionType::CommitOnePhase | TransactionType::CommitTwoPhase => {
+                broker.commit(conn, &name)?
+            }
+            TransactionType::Rollback => {
+                broker.abort(conn, &name)?;
+                0
+            }
+            TransactionType::End | TransactionType::Forget => 0,
+            _ => return Err(SessionError::Unsupported("XA transactions")),
+        };
+        Ok((Flow::Continue, Confirm::after(seq)))
+    }
+
+    /// The memory counters of `dest`, kept for the next send to the same place.
+    fn usage_for(&mut self, dest: &Destination) -> Arc<DestinationUsage> {
+        match &self.last_usage {
+            Some((d, usage)) if d == dest => Arc::clone(usage),
+            _ => {
+                let usage = self.broker().destination_usage(dest);
+                self.last_usage = Some((dest.clone(), Arc::clone(&usage)));
+                usage
+            }
+        }
+    }
+
+    /// Producer flow control for a send to `dest` (see [`Reader::wait_for_room`]).
+    async fn wait_for_room(&mut self, dest: &Destination) -> Result<(), SessionError> {
+        let usage = self.usage_for(dest);
+        let read_limit = usize::try_from(self.settings.max_frame_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_add(READ_CHUNK_BYTES);
+        Ok(self.reader.wait_for_room(&usage, read_limit).await?)
+    }
+}
+
+/// The engine's name of a local transaction: unique within the connection.
+fn transaction_name(t: &TransactionId) -> Result<String, SessionError> {
+    match t {
+        TransactionId::Local(l) => Ok(format!(
+            "{}:{}",
+            l.connection_id.as_ref().map_or("", |c| c.value.as_str()),
+            l.value
+        )),
+        TransactionId::Xa(_) => Err(SessionError::Unsupported("XA transactions")),
+    }
+}

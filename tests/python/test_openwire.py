@@ -1,0 +1,103 @@
+"""OpenWire: ActiveMQ's own Java client (Debian's libactivemq-java, activemq-client
+5.17) against Hawser, unchanged: tests/java/JmsSmoke.java, compiled once per run.
+STOMP and JMS clients exchange messages with ActiveMQ's mapping; bad bytes on the
+OpenWire port close that connection only."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import HOST
+
+JAVA_SOURCE = Path(__file__).resolve().parents[1] / "java" / "JmsSmoke.java"
+# The client's jars as Debian installs them (libactivemq-java and what it needs).
+JARS = [
+    "activemq-client", "geronimo-jms_1.1_spec", "geronimo-j2ee-management-1.1-spec",
+    "hawtbuf", "slf4j-api", "slf4j-nop",
+]
+CLASSPATH = ":".join(f"/usr/share/java/{jar}.jar" for jar in JARS)
+JAVA_TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="session")
+def jms(tmp_path_factory) -> Path:
+    """The compiled JMS program's class directory."""
+    missing = [p for p in CLASSPATH.split(":") if not Path(p).exists()]
+    if shutil.which("javac") is None or missing:
+        pytest.fail(f"Java 17 and libactivemq-java are needed (.ci/run installs them); missing: "
+                    f"{missing or 'javac'}")
+    out = tmp_path_factory.mktemp("jms")
+    subprocess.run(["javac", "-cp", CLASSPATH, "-d", str(out), str(JAVA_SOURCE)],
+                   check=True, timeout=JAVA_TIMEOUT_S)
+    return out
+
+
+def run_jms(jms: Path, url: str, check: str) -> str:
+    proc = subprocess.run(["java", "-cp", f"{CLASSPATH}:{jms}", "JmsSmoke", url, check],
+                          capture_output=True, text=True, timeout=JAVA_TIMEOUT_S)
+    assert proc.returncode == 0, f"{check} failed:\n{proc.stdout}\n{proc.stderr}"
+    assert "FAIL" not in proc.stdout
+    return proc.stdout
+
+
+def url(broker) -> str:
+    return f"tcp://{HOST}:{broker.openwire_port}"
+
+
+def test_jms_persistent_text_messages_with_typed_properties(broker, jms):
+    out = run_jms(jms, url(broker), "send-receive")
+    assert "ok nothing more" in out
+
+
+def test_jms_client_acknowledge_redelivers_what_was_not_acknowledged(broker, jms):
+    out = run_jms(jms, url(broker), "ack-modes")
+    assert "ok acknowledged message gone" in out
+
+
+def test_the_articles_failover_uri(broker, jms):
+    out = run_jms(jms, f"failover:({url(broker)})?randomize=false", "send-receive")
+    assert "ok nothing more" in out
+
+
+def test_stomp_and_jms_exchange_messages(broker, raw_factory, stomp_factory, jms):
+    # Without content-length (which stomp-py always sends): ActiveMQ's rule makes it text.
+    raw = raw_factory(broker)
+    raw.connect("1.2")
+    raw.send_frame("SEND", {"destination": "/queue/interop.to-jms", "color": "blue",
+                            "correlation-id": "c1", "persistent": "true", "receipt": "r1"},
+                   b"from stomp", content_length=None)
+    receipt = raw.read_frame(5.0)
+    assert receipt is not None and receipt.command == "RECEIPT", receipt
+    out = run_jms(jms, url(broker), "interop")
+    assert "ok answered" in out
+    stomp = stomp_factory(broker)
+    stomp.subscribe("/queue/interop.to-stomp")
+    [got] = stomp.wait_messages(1)
+    assert got.body == "from jms"
+    assert got.headers["n"] == "7", got.headers
+    assert got.headers["correlation-id"] == "c2", got.headers
+
+
+def test_garbage_on_the_openwire_port_closes_that_connection_only(broker, stomp_factory, jms):
+    with socket.create_connection((HOST, broker.openwire_port), timeout=10) as s:
+        # A size prefix of 2 GiB: refused before anything is read or allocated.
+        s.sendall(b"\x7f\xff\xff\xff\x01junk")
+        s.settimeout(10)
+        received = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    assert received, "the broker's WireFormatInfo came first"
+    # Everyone else goes on.
+    stomp = stomp_factory(broker)
+    stomp.subscribe("/queue/after-garbage")
+    stomp.send("/queue/after-garbage", "still here")
+    assert [m.body for m in stomp.wait_messages(1)] == ["still here"]
+    run_jms(jms, url(broker), "send-receive")
