@@ -9,6 +9,9 @@
 //                  fields to a queue, received in order by a second connection
 //   ack-modes      CLIENT_ACKNOWLEDGE: an unacknowledged message comes back
 //                  after its consumer's connection closes, marked redelivered
+//   request-reply  a requester's temporary queue as JMSReplyTo, answered by a
+//                  responder on another connection (which must have heard of
+//                  the queue through the broker's advisories), then deleted
 //   interop        receives the message a STOMP client sent to interop.to-jms
 //                  (text, a string property, a correlation id) and answers on
 //                  interop.to-stomp with a typed property
@@ -112,6 +115,41 @@ public class JmsSmoke {
         c3.close();
     }
 
+    static void requestReply(String url) throws Exception {
+        Connection responder = connect(url);
+        Session rs = responder.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer requests = rs.createConsumer(rs.createQueue("jms.requests"));
+        MessageProducer replies = rs.createProducer(null);
+
+        Connection requester = connect(url);
+        Session qs = requester.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        javax.jms.TemporaryQueue inbox = qs.createTemporaryQueue();
+        MessageConsumer answers = qs.createConsumer(inbox);
+        TextMessage request = qs.createTextMessage("ping");
+        request.setJMSReplyTo(inbox);
+        request.setJMSCorrelationID("req-1");
+        qs.createProducer(qs.createQueue("jms.requests")).send(request);
+
+        Message got = requests.receive(10000);
+        check(got != null, "request received");
+        check(inbox.equals(got.getJMSReplyTo()), "reply-to is the temporary queue");
+        TextMessage reply = rs.createTextMessage("pong");
+        reply.setJMSCorrelationID(got.getJMSCorrelationID());
+        // Refused client-side if the responder never heard of the queue.
+        replies.send(got.getJMSReplyTo(), reply);
+        check(true, "reply sent to another connection's temporary queue");
+
+        Message answer = answers.receive(10000);
+        check(answer instanceof TextMessage && "pong".equals(((TextMessage) answer).getText()),
+                "reply received");
+        check("req-1".equals(answer.getJMSCorrelationID()), "correlated");
+        answers.close();
+        inbox.delete();
+        check(true, "temporary queue deleted");
+        requester.close();
+        responder.close();
+    }
+
     static void interop(String url) throws JMSException {
         Connection c = connect(url);
         Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
@@ -138,6 +176,9 @@ public class JmsSmoke {
                 break;
             case "ack-modes":
                 ackModes(url);
+                break;
+            case "request-reply":
+                requestReply(url);
                 break;
             case "interop":
                 interop(url);

@@ -64,6 +64,11 @@ def test_the_articles_failover_uri(broker, jms):
     assert "ok nothing more" in out
 
 
+def test_request_reply_through_a_temporary_queue(broker, jms):
+    out = run_jms(jms, url(broker), "request-reply")
+    assert "ok temporary queue deleted" in out
+
+
 def test_stomp_and_jms_exchange_messages(broker, raw_factory, stomp_factory, jms):
     # Without content-length (which stomp-py always sends): ActiveMQ's rule makes it text.
     raw = raw_factory(broker)

@@ -231,6 +231,15 @@ impl Broker {
     /// the connection's temporary destinations disappear.
     pub fn disconnect(&self, conn: ConnectionId) {
         let mut st = self.state.lock();
+        // Announced while the connection is still open (it publishes them).
+        let temps = st
+            .connections
+            .get(&conn)
+            .map(|c| c.temps.clone())
+            .unwrap_or_default();
+        for dest in &temps {
+            self.advise_temporary(&mut st, conn, dest, false);
+        }
         let Some(mut c) = st.connections.remove(&conn) else {
             return;
         };

@@ -215,6 +215,44 @@ fn a_durable_subscription_to_a_pattern_keeps_what_matches_across_a_restart() {
 }
 
 #[test]
+fn temporary_destinations_are_announced_on_the_advisory_topics() {
+    use crate::advisory::read_advisory;
+    let b = memory_broker();
+    let watcher = Recorder::new();
+    let w = b.connect(None, watcher.clone()).unwrap();
+    // As ActiveMQ's client subscribes: one composite of both advisory topics.
+    b.subscribe(
+        w,
+        spec(
+            "advisories",
+            Destination::topic("ActiveMQ.Advisory.TempQueue,ActiveMQ.Advisory.TempTopic"),
+            AckMode::Auto,
+        ),
+    )
+    .unwrap();
+    let owner = b.connect(None, Recorder::new()).unwrap();
+    let q = Destination::new(DestinationKind::TempQueue, "ID:c-1:1:1").unwrap();
+    let t = Destination::new(DestinationKind::TempTopic, "ID:c-1:1:2").unwrap();
+    b.register_temporary(owner, &q).unwrap();
+    b.register_temporary(owner, &t).unwrap();
+    b.delete_temporary_destination(owner, &q).unwrap();
+    assert!(matches!(
+        b.delete_temporary_destination(w, &t),
+        Err(BrokerError::UnknownTemporary(_))
+    ));
+    b.disconnect(owner);
+    let seen: Vec<(Destination, bool)> = watcher
+        .take()
+        .iter()
+        .map(|d| read_advisory(&d.message.fields).expect("an advisory"))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(q.clone(), true), (t.clone(), true), (q, false), (t, false)]
+    );
+}
+
+#[test]
 fn invalid_selector_is_refused() {
     let b = memory_broker();
     let c = b.connect(None, Recorder::new()).unwrap();

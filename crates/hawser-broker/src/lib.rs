@@ -8,6 +8,7 @@
 //! (a local journal, later a replicated log or PostgreSQL) implement [`Store`]
 //! and feed [`Recovered`] state back in at start.
 
+pub mod advisory;
 pub mod broker;
 pub mod config;
 pub mod consumed;

@@ -135,7 +135,16 @@ impl Broker {
             ));
             if msg.destination.is_topic() {
                 let mut targets = Vec::new();
+                let dedupe = st.topics.has_shared();
+                let mut reached: Vec<&ContainerKey> = Vec::new();
                 for link in st.topics.matching(&msg.destination) {
+                    // A composite subscription may match through two of its names.
+                    if dedupe {
+                        if reached.contains(&&link.key) {
+                            continue;
+                        }
+                        reached.push(&link.key);
+                    }
                     let own = match &link.no_local {
                         Some(NoLocal::Connection(c)) => *c == conn,
                         Some(NoLocal::ClientId(id)) => client_id.as_ref() == Some(id),

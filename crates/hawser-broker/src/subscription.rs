@@ -36,6 +36,27 @@ impl Broker {
         }
         c.temps.push(dest.clone());
         st.temp_owners.insert(dest.clone(), conn);
+        self.advise_temporary(st, conn, dest, true);
+        Ok(())
+    }
+
+    /// Deletes a temporary destination of `conn` and whatever it held (a JMS
+    /// client's `TemporaryQueue.delete()`); one it does not own is refused.
+    pub fn delete_temporary_destination(
+        &self,
+        conn: ConnectionId,
+        dest: &Destination,
+    ) -> Result<(), BrokerError> {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let c = st.connections.open_mut(conn)?;
+        let Some(pos) = c.temps.iter().position(|d| d == dest) else {
+            return Err(BrokerError::UnknownTemporary(dest.to_string()));
+        };
+        c.temps.remove(pos);
+        st.temp_owners.remove(dest);
+        self.advise_temporary(st, conn, dest, false);
+        self.delete_temporary(st, dest);
         Ok(())
     }
 

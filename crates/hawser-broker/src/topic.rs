@@ -20,26 +20,45 @@ pub(crate) struct Topics {
     links: HashMap<Destination, Vec<TopicLink>>,
     /// The subscribed destinations that are patterns, with their parsed form.
     patterns: Vec<(Destination, DestinationPattern)>,
+    /// Subscriptions linked under more than one name (composites), which a
+    /// message may reach twice through [`Topics::matching`].
+    shared: usize,
 }
 
 impl Topics {
-    /// Adds a subscription to `dest` (a topic or a pattern).
+    /// Adds a subscription to `dest`: a topic, a pattern, or a composite of
+    /// them (`a,b` or `topic://a,topic://b`, ActiveMQ's composite destination),
+    /// which subscribes to each.
     pub fn link(&mut self, dest: &Destination, link: TopicLink) {
-        let links = self.links.entry(dest.clone()).or_default();
-        if links.is_empty() && dest.is_wildcard() {
-            if let Ok(p) = DestinationPattern::new(true, &dest.name) {
-                self.patterns.push((dest.clone(), p));
+        let parts = composite_parts(dest);
+        self.shared += usize::from(parts.len() > 1);
+        for part in parts {
+            let links = self.links.entry(part.clone()).or_default();
+            if links.is_empty() && part.is_wildcard() {
+                if let Ok(p) = DestinationPattern::new(true, &part.name) {
+                    self.patterns.push((part.clone(), p));
+                }
             }
+            links.push(link.clone());
         }
-        links.push(link);
     }
 
     /// Removes every link to container `key`.
     pub fn unlink(&mut self, key: &ContainerKey) {
+        let mut found = 0;
         for links in self.links.values_mut() {
+            let before = links.len();
             links.retain(|l| &l.key != key);
+            found += before - links.len();
         }
+        self.shared -= usize::from(found > 1).min(self.shared);
         self.prune();
+    }
+
+    /// True if some subscription is linked under several names, so that the
+    /// links [`Topics::matching`] yields must be told apart by container.
+    pub fn has_shared(&self) -> bool {
+        self.shared > 0
     }
 
     /// Removes the subscriptions of `dest` (a deleted temporary topic).
@@ -72,4 +91,20 @@ impl Topics {
         let links = &self.links;
         self.patterns.retain(|(name, _)| links.contains_key(name));
     }
+}
+
+/// The topics a composite name stands for (one for a plain name). Parts
+/// naming queues (`queue://x`) are left out: a topic subscription cannot take
+/// a queue's messages.
+fn composite_parts(dest: &Destination) -> Vec<Destination> {
+    if !dest.name.contains(',') {
+        return vec![dest.clone()];
+    }
+    dest.name
+        .split(',')
+        .filter(|p| !p.starts_with("queue://"))
+        .map(|p| p.strip_prefix("topic://").unwrap_or(p).trim())
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| Destination::new(dest.kind, p).ok())
+        .collect()
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hawser_broker::advisory::read_advisory;
 use hawser_broker::{
     BodyKind, Delivery, Destination, DestinationKind, MessageFields, NewMessage, ProducerRef,
     PropertyValue,
@@ -232,6 +233,25 @@ pub fn dispatch(d: &Delivery) -> ow::MessageDispatch {
     });
     let consumer = consumer_id(&d.subscription);
     let destination = wire_destination(&m.destination);
+    // An advisory carries what it announces as the DestinationInfo Java reads.
+    let data_structure = read_advisory(f).map(|(temp, added)| {
+        ow::DataStructure::Command(Box::new(ow::Command::DestinationInfo(
+            ow::DestinationInfo {
+                destination: Some(wire_destination(&temp)),
+                operation: if added {
+                    ow::DestinationOperation::Add
+                } else {
+                    ow::DestinationOperation::Remove
+                },
+                ..ow::DestinationInfo::default()
+            },
+        )))
+    });
+    let (kind, content, properties) = if data_structure.is_some() {
+        (ow::MessageKind::Plain, None, None)
+    } else {
+        (kind, content, properties)
+    };
     let message = ow::Message {
         kind,
         producer_id: Some(producer_id.clone()),
@@ -254,6 +274,7 @@ pub fn dispatch(d: &Delivery) -> ow::MessageDispatch {
         jms_type: f.message_type.as_deref().map(str::to_owned),
         content,
         properties,
+        data_structure,
         redelivery_counter: d.redelivery_count as i32,
         ..ow::Message::default()
     };

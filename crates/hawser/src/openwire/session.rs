@@ -263,10 +263,7 @@ impl Session {
                 Ok((Flow::Continue, Confirm::after(seq)))
             }
             Command::TransactionInfo(t) => self.transaction(&t),
-            Command::DestinationInfo(_) => {
-                self.conn()?;
-                done
-            }
+            Command::DestinationInfo(d) => self.destination(&d),
             Command::MessagePull(_) => Err(SessionError::Unsupported("prefetch 0 (MessagePull)")),
             Command::ConsumerControl(_) | Command::ControlCommand(_) => done,
             _ => Err(SessionError::Unsupported("this command from a client")),
@@ -451,6 +448,28 @@ impl Session {
                 drop(self.registration.take());
             }
             _ => {}
+        }
+        Ok((Flow::Continue, Confirm::now()))
+    }
+
+    /// DestinationInfo: creates or deletes a temporary destination of this
+    /// connection (other destinations need no creating).
+    fn destination(&mut self, d: &ow::DestinationInfo) -> Result<(Flow, Confirm), SessionError> {
+        let conn = self.conn()?;
+        let dest = mapping::destination(d.destination.as_ref().ok_or(SessionError::Invalid {
+            what: "DestinationInfo",
+            reason: "no destination".into(),
+        })?)?;
+        if dest.kind.is_temporary() {
+            match d.operation {
+                ow::DestinationOperation::Add => self.broker().register_temporary(conn, &dest)?,
+                ow::DestinationOperation::Remove => {
+                    self.broker().delete_temporary_destination(conn, &dest)?
+                }
+                ow::DestinationOperation::Other(_) => {
+                    return Err(SessionError::Unsupported("this destination operation"))
+                }
+            }
         }
         Ok((Flow::Continue, Confirm::now()))
     }
