@@ -106,3 +106,28 @@ def test_garbage_on_the_openwire_port_closes_that_connection_only(broker, stomp_
     stomp.send("/queue/after-garbage", "still here")
     assert [m.body for m in stomp.wait_messages(1)] == ["still here"]
     run_jms(jms, url(broker), "send-receive")
+
+
+def test_activemqs_command_line_producer_and_consumer(broker, stomp_factory):
+    """Debian's `activemq producer` and `activemq consumer` (ActiveMQ's own tools)."""
+    if shutil.which("activemq") is None:
+        pytest.fail("ActiveMQ's command-line tools are needed (.ci/run installs activemq)")
+    queue = "cli.tools"
+    for tool in ("producer", "consumer"):
+        proc = subprocess.run(
+            ["activemq", tool, "--brokerUrl", url(broker), "--destination", f"queue://{queue}",
+             "--messageCount", "10"],
+            capture_output=True, text=True, timeout=JAVA_TIMEOUT_S)
+        assert proc.returncode == 0, f"activemq {tool}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        if tool == "producer":
+            # Ten text messages, as the tool writes them, in order.
+            stomp = stomp_factory(broker)
+            stomp.subscribe(f"/queue/{queue}", ack="client-individual", headers={"activemq.prefetchSize": "10"})
+            got = stomp.wait_messages(10)
+            assert [m.body for m in got] == [f"test message: {i}" for i in range(10)]
+            stomp.drop()  # unacknowledged: back to the queue for the consumer
+    # The consumer took all ten.
+    check = stomp_factory(broker)
+    check.subscribe(f"/queue/{queue}", receipt=True)
+    check.send(f"/queue/{queue}", "marker")
+    assert [m.body for m in check.wait_messages(1)] == ["marker"]
