@@ -12,6 +12,7 @@
 //   request-reply  a requester's temporary queue as JMSReplyTo, answered by a
 //                  responder on another connection (which must have heard of
 //                  the queue through the broker's advisories), then deleted
+//   browse         a QueueBrowser sees what a queue holds without taking it
 //   interop        receives the message a STOMP client sent to interop.to-jms
 //                  (text, a string property, a correlation id) and answers on
 //                  interop.to-stomp with a typed property
@@ -150,6 +151,30 @@ public class JmsSmoke {
         responder.close();
     }
 
+    static void browse(String url) throws JMSException {
+        Connection c = connect(url);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        Queue q = s.createQueue("jms.browsed");
+        MessageProducer p = s.createProducer(q);
+        for (int i = 0; i < 3; i++) {
+            p.send(s.createTextMessage("b" + i));
+        }
+        Enumeration<?> e = s.createBrowser(q).getEnumeration();
+        int seen = 0;
+        while (e.hasMoreElements()) {
+            TextMessage m = (TextMessage) e.nextElement();
+            check(("b" + seen).equals(m.getText()), "browsed " + m.getText());
+            seen++;
+        }
+        check(seen == 3, "browsed all three, then the browse ended");
+        MessageConsumer consumer = s.createConsumer(q);
+        for (int i = 0; i < 3; i++) {
+            Message m = consumer.receive(10000);
+            check(m != null, "still there after browsing: " + i);
+        }
+        c.close();
+    }
+
     static void interop(String url) throws JMSException {
         Connection c = connect(url);
         Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
@@ -179,6 +204,9 @@ public class JmsSmoke {
                 break;
             case "request-reply":
                 requestReply(url);
+                break;
+            case "browse":
+                browse(url);
                 break;
             case "interop":
                 interop(url);

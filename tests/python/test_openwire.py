@@ -69,6 +69,11 @@ def test_request_reply_through_a_temporary_queue(broker, jms):
     assert "ok temporary queue deleted" in out
 
 
+def test_a_queue_browser_sees_without_taking(broker, jms):
+    out = run_jms(jms, url(broker), "browse")
+    assert "ok browsed all three, then the browse ended" in out
+
+
 def test_stomp_and_jms_exchange_messages(broker, raw_factory, stomp_factory, jms):
     # Without content-length (which stomp-py always sends): ActiveMQ's rule makes it text.
     raw = raw_factory(broker)
@@ -126,6 +131,11 @@ def test_activemqs_command_line_producer_and_consumer(broker, stomp_factory):
             got = stomp.wait_messages(10)
             assert [m.body for m in got] == [f"test message: {i}" for i in range(10)]
             stomp.drop()  # unacknowledged: back to the queue for the consumer
+    # `activemq browse` (its option is --amqurl) lists what is there: nothing.
+    proc = subprocess.run(["activemq", "browse", "--amqurl", url(broker), queue],
+                          capture_output=True, text=True, timeout=JAVA_TIMEOUT_S)
+    assert proc.returncode == 0, f"activemq browse:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert "test message" not in proc.stdout
     # The consumer took all ten.
     check = stomp_factory(broker)
     check.subscribe(f"/queue/{queue}", receipt=True)

@@ -191,6 +191,32 @@ fn wildcard_topic_subscriptions_get_what_matches_once() {
 }
 
 #[test]
+fn a_composite_subscription_gets_a_message_once_even_through_two_names() {
+    let b = memory_broker();
+    let r = Recorder::new();
+    let c = b.connect(None, r.clone()).unwrap();
+    b.subscribe(
+        c,
+        spec(
+            "s",
+            Destination::topic("a.*,topic://a.b,queue://q,c"),
+            AckMode::Auto,
+        ),
+    )
+    .unwrap();
+    let p = b.connect(None, Recorder::new()).unwrap();
+    for (topic, body) in [("a.b", "1"), ("a.x", "2"), ("c", "3"), ("q", "4")] {
+        b.send(p, msg(Destination::topic(topic), body, false), None)
+            .unwrap();
+    }
+    assert_eq!(bodies(&r), vec!["1", "2", "3"]);
+    b.unsubscribe(c, Some("s"), None).unwrap();
+    b.send(p, msg(Destination::topic("c"), "5", false), None)
+        .unwrap();
+    assert_eq!(bodies(&r), vec!["1", "2", "3"]);
+}
+
+#[test]
 fn a_durable_subscription_to_a_pattern_keeps_what_matches_across_a_restart() {
     let store = RecordingStore::new();
     let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());

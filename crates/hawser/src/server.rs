@@ -247,6 +247,7 @@ async fn serve_store<F: FnOnce(&Running)>(
             .node
             .clone()
             .unwrap_or_else(|| "hawser".to_owned()),
+        max_browse_messages: config.limits.max_browse_messages,
     });
     health.set_serving(Some(core));
     let tracker = TaskTracker::new();

@@ -50,6 +50,8 @@ pub struct OpenWireSettings {
     pub broker_id: String,
     /// Its name in BrokerInfo.
     pub broker_name: String,
+    /// Most messages one queue browser is sent.
+    pub max_browse_messages: usize,
 }
 
 /// What to do after a command.
@@ -79,6 +81,8 @@ struct Session {
     reader: Reader<OwnedReadHalf>,
     /// Consumers by session, to close with it.
     consumers: HashMap<i64, HashSet<Arc<str>>>,
+    /// Queue browsers open (their acks are ignored, as ActiveMQ does).
+    browsers: HashSet<Arc<str>>,
     /// The memory counters of the last send's destination.
     last_usage: Option<(Destination, Arc<DestinationUsage>)>,
 }
@@ -131,6 +135,7 @@ pub async fn serve_connection(
         registration: None,
         reader,
         consumers: HashMap::new(),
+        browsers: HashSet::new(),
         last_usage: None,
     };
     // The client sends nothing else until it has the broker's format.
@@ -187,6 +192,7 @@ impl Session {
     async fn handle(&mut self, command: Command) -> Result<Flow, SessionError> {
         let id = command.command_id().unwrap_or(0);
         let wants_reply = command.response_required();
+        let type_id = command.type_id();
         match self.apply(command).await {
             Ok((flow, until)) => {
                 if wants_reply {
@@ -215,7 +221,10 @@ impl Session {
                 });
                 Ok(Flow::Continue)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                tracing::debug!("OpenWire command of type {type_id} failed without a reply: {e}");
+                Err(e)
+            }
         }
     }
 
@@ -344,7 +353,7 @@ impl Session {
             reason: "no consumer id".into(),
         })?;
         if c.browser {
-            return Err(SessionError::Unsupported("a queue browser"));
+            return self.browse(c);
         }
         if c.prefetch_size <= 0 {
             return Err(SessionError::Unsupported("prefetch 0 (MessagePull)"));
@@ -371,6 +380,53 @@ impl Session {
             .or_default()
             .insert(id);
         Ok((Flow::Continue, Confirm::after(seq)))
+    }
+
+    /// A queue browser: what the queue holds now, in dispatch order, then a
+    /// dispatch without a message, which ends the browse (a client without it
+    /// waits forever).
+    fn browse(&mut self, c: &ow::ConsumerInfo) -> Result<(Flow, Confirm), SessionError> {
+        let conn = self.conn()?;
+        let consumer = c.consumer_id.clone().ok_or(SessionError::Invalid {
+            what: "ConsumerInfo",
+            reason: "no consumer id".into(),
+        })?;
+        let wire_dest = c.destination.clone().ok_or(SessionError::Invalid {
+            what: "ConsumerInfo",
+            reason: "no destination".into(),
+        })?;
+        let queue = mapping::destination(&wire_dest)?;
+        if queue.is_topic() {
+            return Err(SessionError::Invalid {
+                what: "browser",
+                reason: "only queues can be browsed".into(),
+            });
+        }
+        self.broker().open_browser(conn)?;
+        let id = subscription_id(&consumer);
+        self.browsers.insert(Arc::clone(&id));
+        let max = self.settings.max_browse_messages;
+        let shown = self.broker().browse(&queue, max);
+        tracing::debug!("browsing {queue}: {} messages", shown.len());
+        for (message, redelivery_count, seq) in shown {
+            self.send_out(Out::Browse(hawser_broker::Delivery {
+                consumer: 0,
+                subscription: Arc::clone(&id),
+                message,
+                redelivery_count,
+                seq,
+                auto_ack: false,
+            }));
+        }
+        self.send_out(Out::Frame {
+            frame: Command::MessageDispatch(ow::MessageDispatch {
+                consumer_id: Some(consumer),
+                destination: Some(wire_dest),
+                ..ow::MessageDispatch::default()
+            }),
+            seq: 0,
+        });
+        Ok((Flow::Continue, Confirm::now()))
     }
 
     /// MessageAck: a standard ack settles everything the consumer was given up
@@ -412,15 +468,25 @@ impl Session {
             }
             AckType::Other(_) => return Err(SessionError::Unsupported("this ack type")),
         };
-        let seq = broker.ack_as(
+        let acked = broker.ack_as(
             conn,
             Some(&sub),
             id,
             tx.as_deref(),
             a.response_required,
             Some(cumulative),
-        )?;
-        Ok((Flow::Continue, Confirm::after(seq)))
+        );
+        match acked {
+            Ok(seq) => Ok((Flow::Continue, Confirm::after(seq))),
+            // The client's acks race with its closing of the consumer (a
+            // browser's acks come after its RemoveInfo): what it acknowledged
+            // went back to the queue when the consumer went, as ActiveMQ does.
+            Err(hawser_broker::BrokerError::UnknownSubscription(_)) => {
+                tracing::debug!("ack for a closed consumer ignored: {sub}");
+                Ok((Flow::Continue, Confirm::now()))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// RemoveInfo: closes a consumer, a session (its consumers), or the
@@ -432,6 +498,10 @@ impl Session {
         match &r.object_id {
             Some(DataStructure::ConsumerId(c)) => {
                 let id = subscription_id(c);
+                if self.browsers.remove(&id) {
+                    self.broker().close_browser(conn);
+                    return Ok((Flow::Continue, Confirm::now()));
+                }
                 if let Some(set) = self.consumers.get_mut(&c.session_id) {
                     set.remove(&id);
                 }
