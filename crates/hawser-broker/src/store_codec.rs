@@ -539,13 +539,49 @@ fn decode_producer(r: &mut Reader<'_>) -> Result<ProducerKey, CodecError> {
     })
 }
 
-fn decode_message(r: &mut Reader<'_>) -> Result<MessageData, CodecError> {
+/// The fields every message op starts with, in both formats.
+struct MessageHead {
+    id: u64,
+    destination: Destination,
+    timestamp_ms: u64,
+    expires_ms: Option<u64>,
+    priority: u8,
+    persistent: bool,
+}
+
+fn decode_head(r: &mut Reader<'_>) -> Result<MessageHead, CodecError> {
     let id = r.u64()?;
     let destination = decode_destination(r)?;
     let timestamp_ms = r.u64()?;
     let expires = r.u64()?;
-    let priority = r.u8()?;
-    let persistent = r.u8()? != 0;
+    Ok(MessageHead {
+        id,
+        destination,
+        timestamp_ms,
+        expires_ms: (expires != 0).then_some(expires),
+        priority: r.u8()?,
+        persistent: r.u8()? != 0,
+    })
+}
+
+impl MessageHead {
+    fn with(self, fields: MessageFields, body_kind: BodyKind, body: Bytes) -> MessageData {
+        MessageData {
+            id: self.id,
+            destination: self.destination,
+            fields,
+            body_kind,
+            body,
+            persistent: self.persistent,
+            priority: self.priority,
+            expires_ms: self.expires_ms,
+            timestamp_ms: self.timestamp_ms,
+        }
+    }
+}
+
+fn decode_message(r: &mut Reader<'_>) -> Result<MessageData, CodecError> {
+    let head = decode_head(r)?;
     let at = r.at;
     let code = r.u8()?;
     let body_kind = BodyKind::from_code(code).ok_or(CodecError::UnknownTag {
@@ -586,26 +622,17 @@ fn decode_message(r: &mut Reader<'_>) -> Result<MessageData, CodecError> {
     }
     let len = r.u32()? as usize;
     let body = r.bytes(len)?;
-    Ok(MessageData {
-        id,
-        destination,
-        fields: MessageFields {
-            message_id,
-            correlation_id,
-            reply_to,
-            message_type,
-            original_destination,
-            group_id,
-            group_seq,
-            properties,
-        },
-        body_kind,
-        body,
-        persistent,
-        priority,
-        expires_ms: (expires != 0).then_some(expires),
-        timestamp_ms,
-    })
+    let fields = MessageFields {
+        message_id,
+        correlation_id,
+        reply_to,
+        message_type,
+        original_destination,
+        group_id,
+        group_seq,
+        properties,
+    };
+    Ok(head.with(fields, body_kind, body))
 }
 
 fn decode_destination(r: &mut Reader<'_>) -> Result<Destination, CodecError> {
@@ -662,12 +689,7 @@ fn decode_property(r: &mut Reader<'_>) -> Result<PropertyValue, CodecError> {
 /// become those fields, the rest text properties, and the body is bytes (STOMP
 /// did not say whether it was text).
 fn decode_legacy_message(r: &mut Reader<'_>) -> Result<MessageData, CodecError> {
-    let id = r.u64()?;
-    let destination = decode_destination(r)?;
-    let timestamp_ms = r.u64()?;
-    let expires = r.u64()?;
-    let priority = r.u8()?;
-    let persistent = r.u8()? != 0;
+    let head = decode_head(r)?;
     let n = r.u32()? as usize;
     let mut fields = MessageFields::default();
     fields.properties.reserve(n.min(r.remaining() / 8));
@@ -687,17 +709,7 @@ fn decode_legacy_message(r: &mut Reader<'_>) -> Result<MessageData, CodecError> 
     }
     let len = r.u32()? as usize;
     let body = r.bytes(len)?;
-    Ok(MessageData {
-        id,
-        destination,
-        fields,
-        body_kind: BodyKind::Bytes,
-        body,
-        persistent,
-        priority,
-        expires_ms: (expires != 0).then_some(expires),
-        timestamp_ms,
-    })
+    Ok(head.with(fields, BodyKind::Bytes, body))
 }
 
 /// A destination as the STOMP-only broker wrote it in a `reply-to`.

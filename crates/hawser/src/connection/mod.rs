@@ -24,6 +24,7 @@
 //! under the same core, not copies of it.
 
 pub mod info;
+pub mod opened;
 pub mod out;
 pub mod outbound;
 pub mod reader;
@@ -32,6 +33,7 @@ pub mod settings;
 pub mod writer;
 
 pub use info::{ConnectInfo, Principal, Protocol};
+pub use opened::{open, Closing, Opened};
 pub use out::{Confirm, Encode, Out};
 pub use outbound::{ConnectionOutbox, Outbound};
 pub use reader::{ReadError, ReadTimeouts, Reader, Wake};

@@ -27,9 +27,7 @@ use super::encoder::{exception, OpenWireEncoder, Out};
 use super::mapping::{self, subscription_id};
 use super::SessionError;
 use crate::connection::reader::{ReadTimeouts, Reader, Wake, READ_CHUNK_BYTES};
-use crate::connection::{
-    drain, run_writer, Confirm, ConnectionOutbox, CoreSettings, Outbound, Registration,
-};
+use crate::connection::{open, Confirm, ConnectionOutbox, CoreSettings, Outbound, Registration};
 
 /// The inactivity a connection may show before it is dropped, offered to
 /// clients (ActiveMQ's default): each side sends a keep-alive after a third
@@ -93,29 +91,13 @@ pub async fn serve_connection(
     settings: Arc<OpenWireSettings>,
     shutdown: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let done = CancellationToken::new();
-    let outbound = Arc::new(Outbound::default());
     let initial = WireSettings::initial(settings.max_frame_bytes);
-    let broker = Arc::clone(&settings.core.broker);
-    let writer = tokio::spawn(run_writer(
-        wr,
+    let opened = open(
+        stream,
         OpenWireEncoder::new(initial),
-        rx,
-        Arc::clone(&outbound),
-        broker.store().durability(),
-        broker,
-        done.clone(),
-    ));
-    let reader = Reader::new(
-        rd,
-        Arc::clone(&settings.core),
+        &settings.core,
         settings.timeouts,
-        Arc::clone(&outbound),
-        shutdown.clone(),
-        done.clone(),
+        shutdown,
     );
     let ours = WireFormatOptions {
         max_inactivity_duration_ms: MAX_INACTIVITY_MS,
@@ -125,15 +107,15 @@ pub async fn serve_connection(
     .to_info();
     let mut session = Session {
         settings,
-        out: tx,
-        outbound,
+        out: opened.out,
+        outbound: opened.outbound,
         decoder: Decoder::new(initial),
         ours: ours.clone(),
         negotiated: false,
         inactivity_ms: 0,
         conn: None,
         registration: None,
-        reader,
+        reader: opened.reader,
         consumers: HashMap::new(),
         browsers: HashSet::new(),
         last_usage: None,
@@ -158,7 +140,7 @@ pub async fn serve_connection(
     session.conn = None;
     drop(session.registration.take());
     drop(session);
-    drain(writer, &done, &shutdown).await;
+    opened.closing.finish().await;
 }
 
 impl Session {

@@ -27,9 +27,7 @@ use super::mapping::{
 use super::writer::{Out, StompEncoder, StompOut};
 use super::SessionError;
 use crate::connection::reader::{ReadTimeouts, Reader, Wake, READ_CHUNK_BYTES};
-use crate::connection::{
-    drain, run_writer, Confirm, ConnectionOutbox, CoreSettings, Outbound, Registration,
-};
+use crate::connection::{open, Confirm, ConnectionOutbox, CoreSettings, Outbound, Registration};
 
 /// Name and version in CONNECTED's `server` header.
 const SERVER_NAME: &str = concat!("hawser/", env!("CARGO_PKG_VERSION"));
@@ -108,45 +106,30 @@ pub async fn serve_connection(
     settings: Arc<SessionSettings>,
     shutdown: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let done = CancellationToken::new();
-    let outbound = Arc::new(Outbound::default());
-    let writer = tokio::spawn(run_writer(
-        wr,
+    let opened = open(
+        stream,
         StompEncoder::default(),
-        rx,
-        Arc::clone(&outbound),
-        settings.broker().store().durability(),
-        Arc::clone(settings.broker()),
-        done.clone(),
-    ));
+        &settings.core,
+        settings.timeouts,
+        shutdown,
+    );
     let connect_limits = Limits {
         max_frame_bytes: settings.limits.max_frame_bytes.min(MAX_CONNECT_FRAME_BYTES),
         max_body_bytes: settings.limits.max_body_bytes.min(MAX_CONNECT_FRAME_BYTES),
         ..settings.limits
     };
-    let reader = Reader::new(
-        rd,
-        Arc::clone(&settings.core),
-        settings.timeouts,
-        Arc::clone(&outbound),
-        shutdown.clone(),
-        done.clone(),
-    );
     let mut session = Session {
         decoder: Decoder::new(connect_limits),
         settings,
-        out: tx,
-        outbound,
+        out: opened.out,
+        outbound: opened.outbound,
         conn: None,
         registration: None,
         last_usage: None,
         version: Version::V1_0,
         failed_receipt: None,
         last_producer: None,
-        reader,
+        reader: opened.reader,
         browsers: Default::default(),
     };
     let result = session.read_frames().await;
@@ -168,7 +151,7 @@ pub async fn serve_connection(
     session.conn = None;
     drop(session.registration.take());
     drop(session);
-    drain(writer, &done, &shutdown).await;
+    opened.closing.finish().await;
 }
 
 impl Session {
