@@ -13,6 +13,7 @@
 //                  responder on another connection (which must have heard of
 //                  the queue through the broker's advisories), then deleted
 //   browse         a QueueBrowser sees what a queue holds without taking it
+//   groups         messages of one JMSXGroupID all go to one of two consumers, in order
 //   interop        receives the message a STOMP client sent to interop.to-jms
 //                  (text, a string property, a correlation id) and answers on
 //                  interop.to-stomp with a typed property
@@ -175,6 +176,45 @@ public class JmsSmoke {
         c.close();
     }
 
+    static void groups(String url) throws JMSException {
+        Connection c = connect(url);
+        Session s1 = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        Session s2 = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        Queue q = s1.createQueue("jms.groups");
+        MessageConsumer[] consumers = {s1.createConsumer(q), s2.createConsumer(q)};
+        MessageProducer p = s1.createProducer(q);
+        int perGroup = 10;
+        for (int i = 0; i < perGroup; i++) {
+            for (String g : new String[] {"g1", "g2", "g3"}) {
+                TextMessage m = s1.createTextMessage(g + ":" + i);
+                m.setStringProperty("JMSXGroupID", g);
+                p.send(m);
+            }
+        }
+        java.util.Map<String, Integer> owner = new java.util.HashMap<>();
+        java.util.Map<String, Integer> next = new java.util.HashMap<>();
+        int received = 0;
+        for (int attempt = 0; attempt < 200 && received < 3 * perGroup; attempt++) {
+            for (int k = 0; k < 2; k++) {
+                Message m = consumers[k].receive(100);
+                if (m == null) {
+                    continue;
+                }
+                String[] parts = ((TextMessage) m).getText().split(":");
+                String g = parts[0];
+                check(g.equals(m.getStringProperty("JMSXGroupID")), "JMSXGroupID kept: " + g);
+                owner.putIfAbsent(g, k);
+                check(owner.get(g) == k, g + " stays with consumer " + owner.get(g));
+                int i = Integer.parseInt(parts[1]);
+                check(i == next.getOrDefault(g, 0), g + " in order: " + i);
+                next.put(g, i + 1);
+                received++;
+            }
+        }
+        check(received == 3 * perGroup, "all grouped messages received: " + received);
+        c.close();
+    }
+
     static void interop(String url) throws JMSException {
         Connection c = connect(url);
         Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
@@ -207,6 +247,9 @@ public class JmsSmoke {
                 break;
             case "browse":
                 browse(url);
+                break;
+            case "groups":
+                groups(url);
                 break;
             case "interop":
                 interop(url);

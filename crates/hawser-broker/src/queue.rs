@@ -126,7 +126,16 @@ pub struct MessageQueue {
     inflight: HashMap<MessageId, Inflight>,
     /// Pending or inflight messages that carry an expiry, so sweeps can skip this queue.
     expiring: usize,
+    /// Message groups (JMSXGroupID) and the consumer each belongs to, at most
+    /// [`MAX_GROUPS`]: a group's messages go to its consumer only, in order,
+    /// until that consumer goes or the group is closed (sequence -1).
+    groups: HashMap<Arc<str>, ConsumerId>,
 }
+
+/// Groups a queue remembers (ActiveMQ's default message group cache holds 1024).
+/// Past it, an assignment is forgotten to make room: that group's next message
+/// may go to another consumer, as with ActiveMQ's cache.
+pub const MAX_GROUPS: usize = 1024;
 
 impl MessageQueue {
     /// An empty container.
@@ -189,6 +198,7 @@ impl MessageQueue {
         if self.next_consumer > pos {
             self.next_consumer -= 1;
         }
+        self.groups.retain(|_, c| *c != id);
         consumer
             .unacked
             .iter()
@@ -235,12 +245,15 @@ impl MessageQueue {
                     expired.push(entry);
                     continue;
                 }
+                let grouped = msg.fields.group_id.is_some();
                 match self.pick_consumer(msg, exclusive_owner) {
                     Some(c) => {
                         let entry = self.remove_pending(priority, i);
                         self.deliver(c, entry);
                     }
-                    None if !selective => return,
+                    // Nobody can take anything: unless some messages are for
+                    // particular consumers (selectors, groups), stop looking.
+                    None if !selective && !grouped => return,
                     None => {
                         scanned += 1;
                         if scanned >= MAX_DISPATCH_SCAN {
@@ -260,8 +273,19 @@ impl MessageQueue {
             .expect("index checked by caller")
     }
 
-    /// Round robin over consumers that have credit and accept the message.
+    /// The consumer of the message's group if it has one, else round robin
+    /// over consumers that have credit and accept the message.
     fn pick_consumer(&self, msg: &Message, exclusive_owner: Option<usize>) -> Option<usize> {
+        if let Some(owner) = msg
+            .fields
+            .group_id
+            .as_ref()
+            .and_then(|g| self.groups.get(g))
+            .and_then(|id| self.consumers.iter().position(|c| c.id == *id))
+        {
+            let c = &self.consumers[owner];
+            return c.has_credit().then_some(owner);
+        }
         if let Some(owner) = exclusive_owner {
             let c = &self.consumers[owner];
             let ok = c.has_credit() && c.selector.as_ref().is_none_or(|s| s.matches(&**msg));
@@ -276,6 +300,18 @@ impl MessageQueue {
 
     fn deliver(&mut self, idx: usize, entry: Entry) {
         self.next_consumer = (idx + 1) % self.consumers.len();
+        if let Some(group) = &entry.msg.fields.group_id {
+            if entry.msg.fields.group_seq == -1 {
+                self.groups.remove(group);
+            } else if !self.groups.contains_key(group) {
+                if self.groups.len() >= MAX_GROUPS {
+                    let old = self.groups.keys().next().cloned().expect("not empty");
+                    self.groups.remove(&old);
+                }
+                self.groups
+                    .insert(Arc::clone(group), self.consumers[idx].id);
+            }
+        }
         let c = &mut self.consumers[idx];
         c.in_window += 1;
         c.unacked.push_back(entry.msg.id);
@@ -497,6 +533,60 @@ mod tests {
             false,
             rec.clone(),
         )
+    }
+
+    /// A message of group `group` (sequence `seq`).
+    fn grouped(id: u64, group: &str, seq: i32) -> Entry {
+        let mut e = entry(id, 4, &[]);
+        let mut data = MessageData::clone(&e.msg);
+        data.fields.group_id = Some(Arc::from(group));
+        data.fields.group_seq = seq;
+        e.msg = Arc::new(Message::new(data, &MemoryUsage::new(u64::MAX)));
+        e
+    }
+
+    #[test]
+    fn a_group_sticks_to_one_consumer_until_it_goes_or_the_group_closes() {
+        let (r1, r2) = (Recorder::new(), Recorder::new());
+        let mut q = MessageQueue::new();
+        q.add_consumer(consumer(1, 100, &r1));
+        q.add_consumer(consumer(2, 100, &r2));
+        for (id, g) in [(1, "A"), (2, "B"), (3, "A"), (4, "B"), (5, "A"), (6, "C")] {
+            q.enqueue(grouped(id, g, 1));
+        }
+        q.dispatch(0, &mut Vec::new());
+        // Round robin places the groups; each then stays where it started.
+        assert_eq!(r1.ids(), vec![1, 3, 5]);
+        assert_eq!(r2.ids(), vec![2, 4, 6]);
+        // A group whose consumer is full waits for it, and holds nobody else up.
+        let mut q = MessageQueue::new();
+        let (r1, r2) = (Recorder::new(), Recorder::new());
+        q.add_consumer(consumer(1, 1, &r1));
+        q.add_consumer(consumer(2, 100, &r2));
+        for (id, g) in [(1, "A"), (2, "A"), (3, "B"), (4, "B")] {
+            q.enqueue(grouped(id, g, 1));
+        }
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(r1.ids(), vec![1]);
+        assert_eq!(r2.ids(), vec![3, 4]);
+        // Its consumer gone, the group moves, in order, with what it held first.
+        let held = q.remove_consumer(1);
+        q.requeue_front(held);
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(r2.ids(), vec![3, 4, 1, 2]);
+        // Sequence -1 closes a group: its next message may go anywhere.
+        let mut q = MessageQueue::new();
+        let (r1, r2) = (Recorder::new(), Recorder::new());
+        q.add_consumer(consumer(1, 100, &r1));
+        q.add_consumer(consumer(2, 100, &r2));
+        q.enqueue(grouped(1, "A", 1));
+        q.enqueue(grouped(2, "A", -1));
+        q.enqueue(grouped(3, "X", 1));
+        q.enqueue(grouped(4, "A", 1));
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(r1.ids(), vec![1, 2, 4]);
+        assert_eq!(r2.ids(), vec![3]);
+        assert!(q.groups.len() <= 2);
     }
 
     #[test]
