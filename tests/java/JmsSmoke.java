@@ -13,6 +13,9 @@
 //                  responder on another connection (which must have heard of
 //                  the queue through the broker's advisories), then deleted
 //   browse         a QueueBrowser sees what a queue holds without taking it
+//   pull           prefetch 0 (jms.prefetchPolicy.all=0): each receive pulls one
+//                  message; receive(timeout) and receiveNoWait() on an empty
+//                  queue return null instead of waiting forever
 //   groups         messages of one JMSXGroupID all go to one of two consumers, in order
 //   interop        receives the message a STOMP client sent to interop.to-jms
 //                  (text, a string property, a correlation id) and answers on
@@ -176,6 +179,34 @@ public class JmsSmoke {
         c.close();
     }
 
+    static void pull(String url) throws JMSException {
+        String sep = url.contains("?") ? "&" : "?";
+        Connection c = connect(url + sep + "jms.prefetchPolicy.all=0");
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        Queue q = s.createQueue("jms.pulled");
+        MessageConsumer consumer = s.createConsumer(q);
+        check(consumer.receiveNoWait() == null, "receiveNoWait on an empty queue: null");
+        long t0 = System.currentTimeMillis();
+        check(consumer.receive(300) == null, "receive(300) on an empty queue: null");
+        check(System.currentTimeMillis() - t0 < 5000, "and it came back");
+        MessageProducer p = s.createProducer(q);
+        for (int i = 0; i < 3; i++) {
+            p.send(s.createTextMessage("p" + i));
+        }
+        for (int i = 0; i < 3; i++) {
+            Message m = consumer.receive(5000);
+            check(m instanceof TextMessage && ("p" + i).equals(((TextMessage) m).getText()),
+                    "pulled p" + i);
+        }
+        // A second consumer on the queue gets what the first did not pull.
+        p.send(s.createTextMessage("left"));
+        Session s2 = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        Message other = s2.createConsumer(q).receive(5000);
+        check(other != null && "left".equals(((TextMessage) other).getText()),
+                "nothing was held for the puller");
+        c.close();
+    }
+
     static void groups(String url) throws JMSException {
         Connection c = connect(url);
         Session s1 = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
@@ -247,6 +278,9 @@ public class JmsSmoke {
                 break;
             case "browse":
                 browse(url);
+                break;
+            case "pull":
+                pull(url);
                 break;
             case "groups":
                 groups(url);

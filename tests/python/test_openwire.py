@@ -74,6 +74,11 @@ def test_a_queue_browser_sees_without_taking(broker, jms):
     assert "ok browsed all three, then the browse ended" in out
 
 
+def test_prefetch_0_pulls_each_message(broker, jms):
+    out = run_jms(jms, url(broker), "pull")
+    assert "ok nothing was held for the puller" in out
+
+
 def test_message_groups_stay_with_one_consumer(broker, jms):
     out = run_jms(jms, url(broker), "groups")
     assert "ok all grouped messages received: 30" in out

@@ -54,7 +54,8 @@ pub struct SubscribeSpec {
     pub destination: Destination,
     /// How the consumer acknowledges.
     pub ack_mode: AckMode,
-    /// Most unacknowledged messages it may hold (capped at `max_prefetch`).
+    /// Most unacknowledged messages it may hold (capped at `max_prefetch`); 0:
+    /// only what it asks for with [`Broker::pull`].
     pub prefetch: u32,
     /// A JMS selector, if any.
     pub selector: Option<String>,
@@ -442,6 +443,51 @@ impl Broker {
             .map_err(|_| BrokerError::UnknownMessage(id))?;
         self.redeliver(st, &sub.container, entries);
         Ok(())
+    }
+
+    /// A consumer with prefetch 0 asks for one message (JMS `receive` over
+    /// OpenWire's MessagePull). True if one was dispatched at once; otherwise
+    /// the next that arrives is, unless [`Broker::cancel_pull`] comes first.
+    pub fn pull(&self, conn: ConnectionId, subscription: &str) -> Result<bool, BrokerError> {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let sub = st
+            .connections
+            .open(conn)?
+            .subs
+            .get(subscription)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownSubscription(subscription.to_owned()))?;
+        let Some(q) = st.containers.get_mut(&sub.container) else {
+            return Ok(false);
+        };
+        q.pull(sub.consumer);
+        self.dispatch(st, &sub.container);
+        let q = st.containers.get_mut(&sub.container).expect("still there");
+        // Cancelling and asking again tells whether the pull was used.
+        let waiting = q.cancel_pull(sub.consumer);
+        if waiting {
+            q.pull(sub.consumer);
+        }
+        Ok(!waiting)
+    }
+
+    /// Withdraws a consumer's pull that no message has answered; true if there
+    /// was one (the protocol then tells its client that nothing came).
+    pub fn cancel_pull(&self, conn: ConnectionId, subscription: &str) -> bool {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let Some(sub) = st
+            .connections
+            .get(&conn)
+            .and_then(|c| c.subs.get(subscription))
+            .cloned()
+        else {
+            return false;
+        };
+        st.containers
+            .get_mut(&sub.container)
+            .is_some_and(|q| q.cancel_pull(sub.consumer))
     }
 
     /// Settles auto-acknowledged deliveries once their connection has written them.

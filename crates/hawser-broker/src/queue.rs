@@ -47,7 +47,7 @@ pub struct Consumer {
     pub subscription: Arc<str>,
     /// How the consumer acknowledges.
     pub ack_mode: AckMode,
-    /// Most messages it may hold unacknowledged.
+    /// Most messages it may hold unacknowledged; 0: only what it pulls.
     pub prefetch: u32,
     /// Only messages matching it are dispatched to this consumer (queues only).
     pub selector: Option<Arc<Selector>>,
@@ -60,6 +60,9 @@ pub struct Consumer {
     /// Deliveries counting against `prefetch`. A transactional ack frees its slot
     /// before the transaction ends, as ActiveMQ does, so the consumer keeps flowing.
     in_window: u32,
+    /// Messages asked for beyond the window (a consumer with prefetch 0 pulls
+    /// each one).
+    pulls: u32,
 }
 
 impl Consumer {
@@ -77,17 +80,18 @@ impl Consumer {
             id,
             subscription,
             ack_mode,
-            prefetch: prefetch.max(1),
+            prefetch,
             selector,
             exclusive,
             outbox,
             unacked: VecDeque::new(),
             in_window: 0,
+            pulls: 0,
         }
     }
 
     fn has_credit(&self) -> bool {
-        self.in_window < self.prefetch
+        self.in_window < self.prefetch || self.pulls > 0
     }
 }
 
@@ -131,6 +135,10 @@ pub struct MessageQueue {
     /// until that consumer goes or the group is closed (sequence -1).
     groups: HashMap<Arc<str>, ConsumerId>,
 }
+
+/// Pulls a consumer may have outstanding: a client pulls one message at a
+/// time, so more is a client that asks faster than it reads.
+pub const MAX_PULLS: u32 = 1000;
 
 /// Groups a queue remembers (ActiveMQ's default message group cache holds 1024).
 /// Past it, an assignment is forgotten to make room: that group's next message
@@ -204,6 +212,25 @@ impl MessageQueue {
             .iter()
             .filter_map(|id| self.take_inflight(*id))
             .collect()
+    }
+
+    /// Asks for one more message for `consumer` beyond its window; the
+    /// caller dispatches. False if no such consumer.
+    pub fn pull(&mut self, consumer: ConsumerId) -> bool {
+        match self.consumer_mut(consumer) {
+            Some(c) => {
+                c.pulls = c.pulls.saturating_add(1).min(MAX_PULLS);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Withdraws what `consumer` asked for and has not got; true if there was
+    /// something (so no message will come for it).
+    pub fn cancel_pull(&mut self, consumer: ConsumerId) -> bool {
+        self.consumer_mut(consumer)
+            .is_some_and(|c| std::mem::take(&mut c.pulls) > 0)
     }
 
     /// True if a consumer with this id is attached.
@@ -313,6 +340,9 @@ impl MessageQueue {
             }
         }
         let c = &mut self.consumers[idx];
+        if c.in_window >= c.prefetch {
+            c.pulls -= 1;
+        }
         c.in_window += 1;
         c.unacked.push_back(entry.msg.id);
         c.outbox.deliver(Delivery {

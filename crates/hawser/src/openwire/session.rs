@@ -81,6 +81,10 @@ struct Session {
     consumers: HashMap<i64, HashSet<Arc<str>>>,
     /// Queue browsers open (their acks are ignored, as ActiveMQ does).
     browsers: HashSet<Arc<str>>,
+    /// Consumers with prefetch 0, which pull each message.
+    pullers: HashSet<Arc<str>>,
+    /// The timer of each puller's pull that waits (one at a time per consumer).
+    pull_timers: HashMap<Arc<str>, tokio::task::AbortHandle>,
     /// The memory counters of the last send's destination.
     last_usage: Option<(Destination, Arc<DestinationUsage>)>,
 }
@@ -118,6 +122,8 @@ pub async fn serve_connection(
         reader: opened.reader,
         consumers: HashMap::new(),
         browsers: HashSet::new(),
+        pullers: HashSet::new(),
+        pull_timers: HashMap::new(),
         last_usage: None,
     };
     // The client sends nothing else until it has the broker's format.
@@ -137,6 +143,9 @@ pub async fn serve_connection(
         }
     };
     session.send_out(Out::Close { frame: last });
+    for timer in session.pull_timers.values() {
+        timer.abort();
+    }
     session.conn = None;
     drop(session.registration.take());
     drop(session);
@@ -255,7 +264,7 @@ impl Session {
             }
             Command::TransactionInfo(t) => self.transaction(&t),
             Command::DestinationInfo(d) => self.destination(&d),
-            Command::MessagePull(_) => Err(SessionError::Unsupported("prefetch 0 (MessagePull)")),
+            Command::MessagePull(p) => self.pull(&p),
             Command::ConsumerControl(_) | Command::ControlCommand(_) => done,
             _ => Err(SessionError::Unsupported("this command from a client")),
         }
@@ -337,8 +346,11 @@ impl Session {
         if c.browser {
             return self.browse(c);
         }
-        if c.prefetch_size <= 0 {
-            return Err(SessionError::Unsupported("prefetch 0 (MessagePull)"));
+        if c.prefetch_size < 0 {
+            return Err(SessionError::Invalid {
+                what: "ConsumerInfo",
+                reason: format!("prefetch {}", c.prefetch_size),
+            });
         }
         let destination =
             mapping::destination(c.destination.as_ref().ok_or(SessionError::Invalid {
@@ -357,6 +369,9 @@ impl Session {
             no_local: c.no_local,
         };
         let seq = self.broker().subscribe(conn, spec)?;
+        if c.prefetch_size == 0 {
+            self.pullers.insert(Arc::clone(&id));
+        }
         self.consumers
             .entry(consumer.session_id)
             .or_default()
@@ -408,6 +423,64 @@ impl Session {
             }),
             seq: 0,
         });
+        Ok((Flow::Continue, Confirm::now()))
+    }
+
+    /// MessagePull from a consumer with prefetch 0: one message if there is
+    /// one; otherwise the next that comes, forever (`receive()`: timeout 0),
+    /// within `timeout` ms (`receive(timeout)`), or not at all
+    /// (`receiveNoWait()`: -1). When none comes, a dispatch without a message
+    /// says so: the client runs no timer of its own and waits for it.
+    fn pull(&mut self, p: &ow::MessagePull) -> Result<(Flow, Confirm), SessionError> {
+        let conn = self.conn()?;
+        let consumer = p.consumer_id.clone().ok_or(SessionError::Invalid {
+            what: "MessagePull",
+            reason: "no consumer id".into(),
+        })?;
+        let id = subscription_id(&consumer);
+        if !self.pullers.contains(&id) {
+            // A consumer with a window needs no pulls.
+            return Ok((Flow::Continue, Confirm::now()));
+        }
+        if let Some(timer) = self.pull_timers.remove(&id) {
+            timer.abort();
+        }
+        if self.broker().pull(conn, &id)? || p.timeout == 0 {
+            return Ok((Flow::Continue, Confirm::now()));
+        }
+        let nothing = Command::MessageDispatch(ow::MessageDispatch {
+            consumer_id: Some(consumer),
+            ..ow::MessageDispatch::default()
+        });
+        if p.timeout < 0 {
+            if self.broker().cancel_pull(conn, &id) {
+                self.send_out(Out::Frame {
+                    frame: nothing,
+                    seq: 0,
+                });
+            }
+            return Ok((Flow::Continue, Confirm::now()));
+        }
+        let (broker, out, outbound) = (
+            Arc::clone(self.broker()),
+            self.out.clone(),
+            Arc::clone(&self.outbound),
+        );
+        let wait = Duration::from_millis(p.timeout as u64);
+        let sub = Arc::clone(&id);
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if broker.cancel_pull(conn, &sub) {
+                outbound.push(
+                    &out,
+                    Out::Frame {
+                        frame: nothing,
+                        seq: 0,
+                    },
+                );
+            }
+        });
+        self.pull_timers.insert(id, timer.abort_handle());
         Ok((Flow::Continue, Confirm::now()))
     }
 
@@ -483,6 +556,10 @@ impl Session {
                 if self.browsers.remove(&id) {
                     self.broker().close_browser(conn);
                     return Ok((Flow::Continue, Confirm::now()));
+                }
+                self.pullers.remove(&id);
+                if let Some(timer) = self.pull_timers.remove(&id) {
+                    timer.abort();
                 }
                 if let Some(set) = self.consumers.get_mut(&c.session_id) {
                     set.remove(&id);

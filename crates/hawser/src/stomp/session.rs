@@ -396,7 +396,8 @@ impl Session {
             }
         };
         let prefetch = match frame.header("activemq.prefetchSize") {
-            None => self.settings.default_prefetch,
+            // STOMP cannot pull: a consumer always has a window.
+            None => self.settings.default_prefetch.max(1),
             Some(p) => p
                 .trim()
                 .parse::<u32>()
