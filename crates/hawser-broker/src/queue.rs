@@ -620,6 +620,30 @@ mod tests {
     }
 
     #[test]
+    fn a_consumer_without_a_window_gets_only_what_it_pulls() {
+        let rec = Recorder::new();
+        let mut q = MessageQueue::new();
+        q.add_consumer(consumer(1, 0, &rec));
+        // Nothing yet: a pull waits, and can be withdrawn.
+        assert!(q.pull(1));
+        q.dispatch(0, &mut Vec::new());
+        assert!(q.cancel_pull(1), "the pull was still waiting");
+        for i in 1..=3 {
+            q.enqueue(entry(i, 4, &[]));
+        }
+        q.dispatch(0, &mut Vec::new());
+        assert!(rec.ids().is_empty(), "no window, no pull: nothing");
+        q.pull(1);
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(rec.ids(), vec![1]);
+        assert!(!q.cancel_pull(1), "the pull was answered");
+        q.pull(1);
+        q.dispatch(0, &mut Vec::new());
+        assert_eq!(rec.ids(), vec![1, 2]);
+        assert!(!q.pull(99), "no such consumer");
+    }
+
+    #[test]
     fn priority_then_fifo() {
         let rec = Recorder::new();
         let mut q = MessageQueue::new();
