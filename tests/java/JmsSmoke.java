@@ -16,6 +16,8 @@
 //   pull           prefetch 0 (jms.prefetchPolicy.all=0): each receive pulls one
 //                  message; receive(timeout) and receiveNoWait() on an empty
 //                  queue return null instead of waiting forever
+//   late-session   opens a connection, waits 2 s (its ConnectionInfo goes out
+//                  only with the first session), then sends and receives
 //   groups         messages of one JMSXGroupID all go to one of two consumers, in order
 //   interop        receives the message a STOMP client sent to interop.to-jms
 //                  (text, a string property, a correlation id) and answers on
@@ -207,6 +209,18 @@ public class JmsSmoke {
         c.close();
     }
 
+    static void lateSession(String url) throws Exception {
+        Connection c = new ActiveMQConnectionFactory(url).createConnection();
+        Thread.sleep(2000);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        c.start();
+        Queue q = s.createQueue("jms.late");
+        s.createProducer(q).send(s.createTextMessage("late"));
+        Message m = s.createConsumer(q).receive(10000);
+        check(m != null, "a session opened long after the connection works");
+        c.close();
+    }
+
     static void groups(String url) throws JMSException {
         Connection c = connect(url);
         Session s1 = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
@@ -281,6 +295,9 @@ public class JmsSmoke {
                 break;
             case "pull":
                 pull(url);
+                break;
+            case "late-session":
+                lateSession(url);
                 break;
             case "groups":
                 groups(url);

@@ -151,3 +151,13 @@ def test_activemqs_command_line_producer_and_consumer(broker, stomp_factory):
     check.subscribe(f"/queue/{queue}", receipt=True)
     check.send(f"/queue/{queue}", "marker")
     assert [m.body for m in check.wait_messages(1)] == ["marker"]
+
+
+def test_a_connection_may_open_its_first_session_long_after_connecting(broker_factory, jms, tmp_path):
+    """The connect deadline covers the WireFormatInfo exchange only: a JMS client
+    sends its ConnectionInfo with its first session, whenever that is."""
+    config = tmp_path / "short.toml"
+    config.write_text("[openwire]\nconnect_timeout_ms = 500\n")
+    b = broker_factory("--config", str(config))
+    out = run_jms(jms, url(b), "late-session")
+    assert "ok a session opened long after the connection works" in out

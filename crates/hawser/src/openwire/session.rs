@@ -71,8 +71,6 @@ struct Session {
     ours: WireFormatInfo,
     /// Set once the client's WireFormatInfo has been read.
     negotiated: bool,
-    /// The negotiated inactivity limit (ms; 0: none), enforced once connected.
-    inactivity_ms: u64,
     /// The engine's id for this connection, once ConnectionInfo succeeded.
     conn: Option<ConnectionId>,
     registration: Option<Registration>,
@@ -116,7 +114,6 @@ pub async fn serve_connection(
         decoder: Decoder::new(initial),
         ours: ours.clone(),
         negotiated: false,
-        inactivity_ms: 0,
         conn: None,
         registration: None,
         reader: opened.reader,
@@ -291,9 +288,11 @@ impl Session {
             setup: n.wire,
             keep_alive: n.write_check_interval_ms().map(Duration::from_millis),
         });
-        // Keep-alives are expected from the client only once it is connected:
-        // until then the connect deadline applies.
-        self.inactivity_ms = n.read_check_interval_ms().unwrap_or(0);
+        // From here the client's keep-alives count, not the connect deadline:
+        // a JMS client sends its ConnectionInfo only with its first session,
+        // which may be long after it opened the connection.
+        self.reader
+            .connected(n.read_check_interval_ms().unwrap_or(0));
         Ok((Flow::Continue, Confirm::now()))
     }
 }
@@ -309,7 +308,6 @@ impl Session {
         let conn = self.broker().connect(client_id, outbox)?;
         self.conn = Some(conn);
         self.registration = Some(Registration::new(Arc::clone(self.broker()), conn));
-        self.reader.connected(self.inactivity_ms);
         Ok(())
     }
 
