@@ -269,7 +269,9 @@ pub struct StompConfig {
 pub struct OpenWireConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Time allowed between accepting a connection and its ConnectionInfo (ms).
+    /// Time allowed between accepting a connection and the client's
+    /// WireFormatInfo (ms). Its ConnectionInfo may come much later: a JMS
+    /// client sends it with its first session.
     pub connect_timeout_ms: u64,
     /// Time allowed for a started frame to complete (ms).
     pub frame_timeout_ms: u64,

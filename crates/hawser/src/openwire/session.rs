@@ -38,8 +38,8 @@ const MAX_INACTIVITY_MS: i64 = 30_000;
 pub struct OpenWireSettings {
     /// What connections of every protocol share (the engine among it).
     pub core: Arc<CoreSettings>,
-    /// Deadlines for the WireFormatInfo and ConnectionInfo, for a started
-    /// frame, and for an idle connection without keep-alives.
+    /// Deadlines for the client's WireFormatInfo, for a started frame, and
+    /// for an idle connection without keep-alives.
     pub timeouts: ReadTimeouts,
     /// The largest frame accepted, checked before a frame is read.
     pub max_frame_bytes: u64,
