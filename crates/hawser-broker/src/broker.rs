@@ -462,14 +462,10 @@ impl Broker {
             return Ok(false);
         };
         q.pull(sub.consumer);
+        let asked = q.pulls(sub.consumer);
         self.dispatch(st, &sub.container);
-        let q = st.containers.get_mut(&sub.container).expect("still there");
-        // Cancelling and asking again tells whether the pull was used.
-        let waiting = q.cancel_pull(sub.consumer);
-        if waiting {
-            q.pull(sub.consumer);
-        }
-        Ok(!waiting)
+        let q = st.containers.get(&sub.container).expect("still there");
+        Ok(q.pulls(sub.consumer) < asked)
     }
 
     /// Withdraws a consumer's pull that no message has answered; true if there

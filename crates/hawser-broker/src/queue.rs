@@ -233,6 +233,14 @@ impl MessageQueue {
             .is_some_and(|c| std::mem::take(&mut c.pulls) > 0)
     }
 
+    /// Pulls of `consumer` not answered yet.
+    pub fn pulls(&self, consumer: ConsumerId) -> u32 {
+        self.consumers
+            .iter()
+            .find(|c| c.id == consumer)
+            .map_or(0, |c| c.pulls)
+    }
+
     /// True if a consumer with this id is attached.
     pub fn has_consumer(&self, id: ConsumerId) -> bool {
         self.consumers.iter().any(|c| c.id == id)
