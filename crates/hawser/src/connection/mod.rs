@@ -12,8 +12,8 @@
 //!   implements for them.
 //! - [`outbound`]: the bound on what a client that does not read can make the
 //!   broker hold for it, and the engine's handle on the connection.
-//! - [`info`]: who is connected ([`ConnectInfo`]), the one place later
-//!   authorization will look.
+//! - [`info`]: who is connected ([`ConnectInfo`]), the one place
+//!   authorization will look; not yet carried by the sessions.
 //! - [`reader`]: the reading side's deadlines (connect, a stalled frame,
 //!   keep-alives, idleness), the outbound bound's pause, and producer flow
 //!   control, which holds one producer and reads on for its keep-alives.
