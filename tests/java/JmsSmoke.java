@@ -278,6 +278,19 @@ public class JmsSmoke {
         c.close();
     }
 
+    /** Connects as client id "held", says so, and stays until stdin closes. */
+    static void hold(String url) throws Exception {
+        ActiveMQConnectionFactory f = new ActiveMQConnectionFactory(url);
+        Connection c = f.createConnection();
+        c.setClientID("held");
+        c.start();
+        System.out.println("connected");
+        System.out.flush();
+        while (System.in.read() != -1) {
+        }
+        c.close();
+    }
+
     public static void main(String[] args) throws Exception {
         String url = args[0];
         switch (args[1]) {
@@ -304,6 +317,9 @@ public class JmsSmoke {
                 break;
             case "interop":
                 interop(url);
+                break;
+            case "hold":
+                hold(url);
                 break;
             default:
                 System.out.println("FAIL unknown check " + args[1]);

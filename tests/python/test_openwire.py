@@ -5,14 +5,16 @@ OpenWire port close that connection only."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import HOST
+from conftest import HOST, free_port, wait_until
 
 JAVA_SOURCE = Path(__file__).resolve().parents[1] / "java" / "JmsSmoke.java"
 # The client's jars as Debian installs them (libactivemq-java and what it needs).
@@ -161,3 +163,33 @@ def test_a_connection_may_open_its_first_session_long_after_connecting(broker_fa
     b = broker_factory("--config", str(config))
     out = run_jms(jms, url(b), "late-session")
     assert "ok a session opened long after the connection works" in out
+
+
+def test_connections_of_both_protocols_share_one_engine_identity(broker_factory, stomp_factory, jms):
+    """Each session hands the engine who it is (protocol, address, client id):
+    /status counts connections by protocol, and a client id held over OpenWire
+    is refused to a STOMP client, as within one protocol."""
+    status_port = free_port()
+    b = broker_factory("--status", f"{HOST}:{status_port}")
+
+    def status():
+        with urllib.request.urlopen(f"http://{HOST}:{status_port}/status", timeout=5) as r:
+            return json.load(r)
+
+    stomp = stomp_factory(b)
+    java = subprocess.Popen(["java", "-cp", f"{CLASSPATH}:{jms}", "JmsSmoke", url(b), "hold"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert java.stdout.readline().strip() == "connected"
+        assert status()["connections"] == {"openwire": 1, "stomp": 1}
+        raw = socket.create_connection((HOST, b.port), timeout=10)
+        raw.sendall(b"CONNECT\naccept-version:1.2\nhost:h\nclient-id:held\n\n\0")
+        reply = raw.recv(4096)
+        raw.close()
+        assert reply.startswith(b"ERROR"), reply
+        assert b"held" in reply, reply
+    finally:
+        java.stdin.close()
+        assert java.wait(timeout=JAVA_TIMEOUT_S) == 0
+    assert wait_until(lambda: status()["connections"] == {"stomp": 1}, timeout=10), status()
+    stomp.disconnect()

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use hawser_broker::ConnectInfo;
 use hawser_broker::{
     AckMode, Broker, BrokerConfig, Delivery, Destination, MemoryStore, NewMessage, Outbox,
     Recovered, SubscribeSpec,
@@ -47,7 +48,9 @@ fn dispatch(c: &mut Criterion) {
     );
     let q = Destination::queue("bench");
     let outbox = Arc::new(Counter::default());
-    let conn = broker.connect(None, outbox.clone()).unwrap();
+    let conn = broker
+        .connect(ConnectInfo::in_process(None), outbox.clone())
+        .unwrap();
     for i in 0..4 {
         broker
             .subscribe(
@@ -78,7 +81,9 @@ fn dispatch(c: &mut Criterion) {
     // Topic: one send fanned out to 16 subscribers (auto ack, settled as written).
     let t = Destination::topic("bench");
     let fan = Arc::new(Counter::default());
-    let sub_conn = broker.connect(None, fan.clone()).unwrap();
+    let sub_conn = broker
+        .connect(ConnectInfo::in_process(None), fan.clone())
+        .unwrap();
     for i in 0..16 {
         broker
             .subscribe(

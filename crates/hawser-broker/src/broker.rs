@@ -35,6 +35,7 @@ use crate::consumed::Consumed;
 use crate::container::ContainerKey;
 use crate::destination::Destination;
 use crate::error::BrokerError;
+use crate::identity::{ConnectInfo, Protocol};
 use crate::message::{estimate_bytes, Message, MessageId, NewMessage};
 use crate::outbox::{AckMode, ConnectionId, Outbox};
 use crate::producer::{ProducerAudit, ProducerKey};
@@ -207,24 +208,42 @@ impl Broker {
     /// Registers a connection. A client id may be used by one connection at a time.
     pub fn connect(
         &self,
-        client_id: Option<&str>,
+        info: ConnectInfo,
         outbox: Arc<dyn Outbox>,
     ) -> Result<ConnectionId, BrokerError> {
         let mut st = self.state.lock();
-        if let Some(cid) = client_id {
+        if let Some(cid) = &info.client_id {
             if st
                 .connections
                 .values()
-                .any(|c| c.client_id.as_deref() == Some(cid))
+                .any(|c| c.info.client_id.as_ref() == Some(cid))
             {
-                return Err(BrokerError::ClientIdInUse(cid.to_owned()));
+                return Err(BrokerError::ClientIdInUse(cid.to_string()));
             }
         }
         let id = st.next_connection;
         st.next_connection += 1;
-        st.connections
-            .insert(id, Connection::new(client_id.map(Arc::from), outbox));
+        tracing::debug!("connection {id}: {info}");
+        st.connections.insert(id, Connection::new(info, outbox));
         Ok(id)
+    }
+
+    /// How many connections are open, by protocol.
+    pub fn connections_by_protocol(&self) -> std::collections::BTreeMap<Protocol, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for c in self.state.lock().connections.values() {
+            *counts.entry(c.info.protocol).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Who an open connection is.
+    pub fn connect_info(&self, conn: ConnectionId) -> Option<ConnectInfo> {
+        self.state
+            .lock()
+            .connections
+            .get(&conn)
+            .map(|c| c.info.clone())
     }
 
     /// Ends a connection: open transactions roll back, unacknowledged messages

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::identity::ConnectInfo;
+
 use crate::outbox::test_support::Recorder;
 use crate::test_support::*;
 use crate::*;
@@ -12,8 +14,12 @@ use crate::*;
 fn queue_competing_consumers_and_ack() {
     let b = memory_broker();
     let (r1, r2) = (Recorder::new(), Recorder::new());
-    let c1 = b.connect(None, r1.clone()).unwrap();
-    let c2 = b.connect(None, r2.clone()).unwrap();
+    let c1 = b
+        .connect(ConnectInfo::in_process(None), r1.clone())
+        .unwrap();
+    let c2 = b
+        .connect(ConnectInfo::in_process(None), r2.clone())
+        .unwrap();
     let q = Destination::queue("orders");
     b.subscribe(c1, spec("s", q.clone(), AckMode::ClientIndividual))
         .unwrap();
@@ -41,11 +47,13 @@ fn queue_competing_consumers_and_ack() {
 fn disconnect_redelivers_then_dead_letters_after_max_redeliveries() {
     let b = memory_broker();
     let q = Destination::queue("work");
-    let p = b.connect(None, Recorder::new()).unwrap();
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     b.send(p, msg(q.clone(), "poison", true), None).unwrap();
     for attempt in 0..=6 {
         let r = Recorder::new();
-        let c = b.connect(None, r.clone()).unwrap();
+        let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
         b.subscribe(c, spec("s", q.clone(), AckMode::Client))
             .unwrap();
         let d = r.take();
@@ -55,7 +63,7 @@ fn disconnect_redelivers_then_dead_letters_after_max_redeliveries() {
     }
     // Seventh failure: gone from the queue, in the DLQ with its cause.
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     b.subscribe(c, spec("s", q.clone(), AckMode::Client))
         .unwrap();
     assert!(r.take().is_empty());
@@ -79,7 +87,7 @@ fn nack_redelivers_immediately() {
     let b = memory_broker();
     let q = Destination::queue("n");
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
         .unwrap();
     b.send(c, msg(q.clone(), "x", false), None).unwrap();
@@ -95,7 +103,7 @@ fn transactions_commit_and_abort() {
     let b = memory_broker();
     let q = Destination::queue("tx");
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
         .unwrap();
     b.begin(c, "t1").unwrap();
@@ -131,9 +139,15 @@ fn topic_fan_out_selectors_and_no_local() {
     let b = memory_broker();
     let t = Destination::topic("prices");
     let (r1, r2, r3) = (Recorder::new(), Recorder::new(), Recorder::new());
-    let c1 = b.connect(None, r1.clone()).unwrap();
-    let c2 = b.connect(None, r2.clone()).unwrap();
-    let c3 = b.connect(None, r3.clone()).unwrap();
+    let c1 = b
+        .connect(ConnectInfo::in_process(None), r1.clone())
+        .unwrap();
+    let c2 = b
+        .connect(ConnectInfo::in_process(None), r2.clone())
+        .unwrap();
+    let c3 = b
+        .connect(ConnectInfo::in_process(None), r3.clone())
+        .unwrap();
     b.subscribe(c1, spec("a", t.clone(), AckMode::Auto))
         .unwrap();
     let mut s2 = spec("b", t.clone(), AckMode::Auto);
@@ -158,9 +172,15 @@ fn topic_fan_out_selectors_and_no_local() {
 fn wildcard_topic_subscriptions_get_what_matches_once() {
     let b = memory_broker();
     let (all, one, exact) = (Recorder::new(), Recorder::new(), Recorder::new());
-    let c1 = b.connect(None, all.clone()).unwrap();
-    let c2 = b.connect(None, one.clone()).unwrap();
-    let c3 = b.connect(None, exact.clone()).unwrap();
+    let c1 = b
+        .connect(ConnectInfo::in_process(None), all.clone())
+        .unwrap();
+    let c2 = b
+        .connect(ConnectInfo::in_process(None), one.clone())
+        .unwrap();
+    let c3 = b
+        .connect(ConnectInfo::in_process(None), exact.clone())
+        .unwrap();
     let sub = |c, id, name| {
         b.subscribe(c, spec(id, Destination::topic(name), AckMode::Auto))
             .unwrap()
@@ -168,7 +188,9 @@ fn wildcard_topic_subscriptions_get_what_matches_once() {
     sub(c1, "all", "PRICE.>");
     sub(c2, "one", "PRICE.*.IBM");
     sub(c3, "exact", "PRICE.STOCK.IBM");
-    let p = b.connect(None, Recorder::new()).unwrap();
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     for (topic, body) in [
         ("PRICE.STOCK.IBM", "1"),
         ("PRICE.BOND.IBM", "2"),
@@ -194,7 +216,7 @@ fn wildcard_topic_subscriptions_get_what_matches_once() {
 fn a_composite_subscription_gets_a_message_once_even_through_two_names() {
     let b = memory_broker();
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     b.subscribe(
         c,
         spec(
@@ -204,7 +226,9 @@ fn a_composite_subscription_gets_a_message_once_even_through_two_names() {
         ),
     )
     .unwrap();
-    let p = b.connect(None, Recorder::new()).unwrap();
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     for (topic, body) in [("a.b", "1"), ("a.x", "2"), ("c", "3"), ("q", "4")] {
         b.send(p, msg(Destination::topic(topic), body, false), None)
             .unwrap();
@@ -220,22 +244,30 @@ fn a_composite_subscription_gets_a_message_once_even_through_two_names() {
 fn a_durable_subscription_to_a_pattern_keeps_what_matches_across_a_restart() {
     let store = RecordingStore::new();
     let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
-    let c = b.connect(Some("reader"), Recorder::new()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(Some("reader")), Recorder::new())
+        .unwrap();
     let mut s = spec("s", Destination::topic("news.*"), AckMode::ClientIndividual);
     s.durable_name = Some("all-news".into());
     b.subscribe(c, s.clone()).unwrap();
     b.disconnect(c);
-    let p = b.connect(None, Recorder::new()).unwrap();
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     b.send(p, msg(Destination::topic("news.eu"), "eu", true), None)
         .unwrap();
     b.send(p, msg(Destination::topic("sport.eu"), "no", true), None)
         .unwrap();
     let b2 = Broker::new(BrokerConfig::default(), store.clone(), store.recover());
-    let p2 = b2.connect(None, Recorder::new()).unwrap();
+    let p2 = b2
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     b2.send(p2, msg(Destination::topic("news.us"), "us", true), None)
         .unwrap();
     let r = Recorder::new();
-    let c = b2.connect(Some("reader"), r.clone()).unwrap();
+    let c = b2
+        .connect(ConnectInfo::in_process(Some("reader")), r.clone())
+        .unwrap();
     b2.subscribe(c, s).unwrap();
     assert_eq!(bodies(&r), vec!["eu", "us"]);
 }
@@ -245,7 +277,9 @@ fn temporary_destinations_are_announced_on_the_advisory_topics() {
     use crate::advisory::read_advisory;
     let b = memory_broker();
     let watcher = Recorder::new();
-    let w = b.connect(None, watcher.clone()).unwrap();
+    let w = b
+        .connect(ConnectInfo::in_process(None), watcher.clone())
+        .unwrap();
     // As ActiveMQ's client subscribes: one composite of both advisory topics.
     b.subscribe(
         w,
@@ -256,7 +290,9 @@ fn temporary_destinations_are_announced_on_the_advisory_topics() {
         ),
     )
     .unwrap();
-    let owner = b.connect(None, Recorder::new()).unwrap();
+    let owner = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     let q = Destination::new(DestinationKind::TempQueue, "ID:c-1:1:1").unwrap();
     let t = Destination::new(DestinationKind::TempTopic, "ID:c-1:1:2").unwrap();
     b.register_temporary(owner, &q).unwrap();
@@ -281,7 +317,9 @@ fn temporary_destinations_are_announced_on_the_advisory_topics() {
 #[test]
 fn invalid_selector_is_refused() {
     let b = memory_broker();
-    let c = b.connect(None, Recorder::new()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     let mut s = spec("s", Destination::queue("q"), AckMode::Auto);
     s.selector = Some("a = ".into());
     assert!(matches!(
@@ -293,13 +331,17 @@ fn invalid_selector_is_refused() {
 #[test]
 fn client_id_is_exclusive() {
     let b = memory_broker();
-    let c = b.connect(Some("app"), Recorder::new()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(Some("app")), Recorder::new())
+        .unwrap();
     assert_eq!(
-        b.connect(Some("app"), Recorder::new()),
+        b.connect(ConnectInfo::in_process(Some("app")), Recorder::new()),
         Err(BrokerError::ClientIdInUse("app".into()))
     );
     b.disconnect(c);
-    assert!(b.connect(Some("app"), Recorder::new()).is_ok());
+    assert!(b
+        .connect(ConnectInfo::in_process(Some("app")), Recorder::new())
+        .is_ok());
 }
 
 #[test]
@@ -308,7 +350,9 @@ fn durable_subscription_survives_absence_and_restart() {
     let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
     let t = Destination::topic("news");
     let r = Recorder::new();
-    let c = b.connect(Some("reader"), r.clone()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(Some("reader")), r.clone())
+        .unwrap();
     let mut s = spec("s", t.clone(), AckMode::ClientIndividual);
     s.durable_name = Some("daily".into());
     assert!(
@@ -317,14 +361,18 @@ fn durable_subscription_survives_absence_and_restart() {
     );
     b.disconnect(c);
 
-    let p = b.connect(None, Recorder::new()).unwrap();
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     b.send(p, msg(t.clone(), "kept", true), None).unwrap();
     b.send(p, msg(t.clone(), "volatile", false), None).unwrap();
 
     // Restart from what the store holds: only the persistent message survives.
     let b2 = Broker::new(BrokerConfig::default(), store.clone(), store.recover());
     let r = Recorder::new();
-    let c = b2.connect(Some("reader"), r.clone()).unwrap();
+    let c = b2
+        .connect(ConnectInfo::in_process(Some("reader")), r.clone())
+        .unwrap();
     b2.subscribe(c, s.clone()).unwrap();
     assert_eq!(bodies(&r), vec!["kept"]);
     let id = r.ids()[0];
@@ -345,12 +393,16 @@ fn durable_needs_client_id_and_single_subscriber() {
     let t = Destination::topic("x");
     let mut s = spec("s", t.clone(), AckMode::Auto);
     s.durable_name = Some("d".into());
-    let anon = b.connect(None, Recorder::new()).unwrap();
+    let anon = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     assert_eq!(
         b.subscribe(anon, s.clone()),
         Err(BrokerError::DurableNeedsClientId)
     );
-    let c = b.connect(Some("me"), Recorder::new()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(Some("me")), Recorder::new())
+        .unwrap();
     b.subscribe(c, s.clone()).unwrap();
     let mut s2 = s.clone();
     s2.id = Arc::from("other");
@@ -371,7 +423,7 @@ fn persistent_deliveries_wait_for_their_record_only_without_concurrent_dispatch(
         let b = Broker::new(config, store.clone(), Recovered::default());
         let q = Destination::queue("jobs");
         let r = Recorder::new();
-        let c = b.connect(None, r.clone()).unwrap();
+        let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
         b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
             .unwrap();
         b.send(c, msg(q.clone(), "live", true), None).unwrap();
@@ -411,7 +463,7 @@ fn persistent_queue_messages_are_written_and_recovered_with_redelivery_counts() 
     let b = Broker::new(config, store.clone(), Recovered::default());
     let q = Destination::queue("jobs");
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     b.send(c, msg(q.clone(), "one", true), None).unwrap();
     b.send(c, msg(q.clone(), "two", true), None).unwrap();
     b.send(c, msg(q.clone(), "mem", false), None).unwrap();
@@ -429,7 +481,9 @@ fn persistent_queue_messages_are_written_and_recovered_with_redelivery_counts() 
     assert_eq!(jobs[0].1, 1);
     let b2 = Broker::new(BrokerConfig::default(), store.clone(), rec);
     let r = Recorder::new();
-    let c = b2.connect(None, r.clone()).unwrap();
+    let c = b2
+        .connect(ConnectInfo::in_process(None), r.clone())
+        .unwrap();
     b2.subscribe(c, spec("s", q.clone(), AckMode::Auto))
         .unwrap();
     let d = r.take();
@@ -443,7 +497,7 @@ fn auto_ack_settles_when_written() {
     let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
     let q = Destination::queue("auto");
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     let mut s = spec("s", q.clone(), AckMode::Auto);
     s.prefetch = 1;
     b.subscribe(c, s).unwrap();
@@ -464,7 +518,7 @@ fn expired_messages_are_not_delivered() {
     let b = memory_broker();
     let q = Destination::queue("exp");
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     let mut m = msg(q.clone(), "old", true);
     m.expires_ms = Some(1);
     b.send(c, m, None).unwrap();
@@ -485,7 +539,9 @@ fn resends_from_a_producer_are_confirmed_but_not_stored_twice_even_after_restart
     let store = RecordingStore::new();
     let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
     let q = Destination::queue("dedup");
-    let p = b.connect(Some("app"), Recorder::new()).unwrap();
+    let p = b
+        .connect(ConnectInfo::in_process(Some("app")), Recorder::new())
+        .unwrap();
     let s1 = b
         .send(p, from_producer(q.clone(), "1", "prod-a", 1), None)
         .unwrap();
@@ -502,13 +558,17 @@ fn resends_from_a_producer_are_confirmed_but_not_stored_twice_even_after_restart
 
     // After a restart the window is still known to the same client id.
     let b2 = Broker::new(BrokerConfig::default(), store.clone(), store.recover());
-    let p2 = b2.connect(Some("app"), Recorder::new()).unwrap();
+    let p2 = b2
+        .connect(ConnectInfo::in_process(Some("app")), Recorder::new())
+        .unwrap();
     b2.send(p2, from_producer(q.clone(), "2", "prod-a", 2), None)
         .unwrap();
     b2.send(p2, from_producer(q.clone(), "3", "prod-a", 3), None)
         .unwrap();
     let r = Recorder::new();
-    let c = b2.connect(None, r.clone()).unwrap();
+    let c = b2
+        .connect(ConnectInfo::in_process(None), r.clone())
+        .unwrap();
     b2.subscribe(c, spec("s", q.clone(), AckMode::Auto))
         .unwrap();
     assert_eq!(bodies(&r), vec!["1", "2", "b1", "3"]);
@@ -523,7 +583,9 @@ fn producer_window_is_bounded_and_evictions_are_recorded() {
     };
     let b = Broker::new(config, store.clone(), Recovered::default());
     let q = Destination::queue("bounded");
-    let p = b.connect(Some("app"), Recorder::new()).unwrap();
+    let p = b
+        .connect(ConnectInfo::in_process(Some("app")), Recorder::new())
+        .unwrap();
     for name in ["a", "b", "c"] {
         b.send(p, from_producer(q.clone(), name, name, 1), None)
             .unwrap();
@@ -555,7 +617,7 @@ fn one_confirmable_delivery(
     let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
     let q = Destination::queue("jobs");
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     b.subscribe(c, spec("s", q.clone(), mode)).unwrap();
     let (seq, consumed) = b.send_confirmable(c, msg(q, "one", true), None).unwrap();
     let consumed = consumed.expect("a persistent queue send is confirmable");
@@ -593,7 +655,9 @@ fn only_explicit_non_transactional_acks_of_queue_messages_confirm_early() {
         RecordingStore::new(),
         Recovered::default(),
     );
-    let c = b.connect(None, Recorder::new()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     assert!(b
         .send_confirmable(c, msg(q.clone(), "mem", false), None)
         .unwrap()
@@ -624,7 +688,9 @@ fn only_explicit_non_transactional_acks_of_queue_messages_confirm_early() {
         },
     ] {
         let b = Broker::new(config, RecordingStore::new(), Recovered::default());
-        let c = b.connect(None, Recorder::new()).unwrap();
+        let c = b
+            .connect(ConnectInfo::in_process(None), Recorder::new())
+            .unwrap();
         assert!(b
             .send_confirmable(c, msg(q.clone(), "strict", true), None)
             .unwrap()

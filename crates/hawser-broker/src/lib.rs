@@ -15,6 +15,7 @@ pub mod consumed;
 mod container;
 pub mod destination;
 pub mod error;
+pub mod identity;
 pub mod message;
 pub mod outbox;
 pub mod producer;
@@ -42,6 +43,7 @@ pub use config::{BrokerConfig, PolicyEntry};
 pub use consumed::Consumed;
 pub use destination::{Destination, DestinationKind, DestinationPattern, InvalidDestination};
 pub use error::BrokerError;
+pub use identity::{ConnectInfo, Principal, Protocol};
 pub use message::{
     BodyKind, Message, MessageData, MessageFields, MessageId, NewMessage, ProducerRef,
 };

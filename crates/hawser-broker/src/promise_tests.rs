@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::identity::ConnectInfo;
+
 use crate::outbox::test_support::Recorder;
 use crate::test_support::*;
 use crate::*;
@@ -28,7 +30,9 @@ fn a_committed_send_numbered_before_a_plain_one_is_kept() {
     for client_id in [None, Some("app")] {
         let (b, _) = recording_broker(BrokerConfig::default());
         let q = Destination::queue("interleaved");
-        let p = b.connect(client_id, Recorder::new()).unwrap();
+        let p = b
+            .connect(ConnectInfo::in_process(client_id), Recorder::new())
+            .unwrap();
         b.begin(p, "tx1").unwrap();
         b.send(
             p,
@@ -40,7 +44,7 @@ fn a_committed_send_numbered_before_a_plain_one_is_kept() {
             .unwrap();
         b.commit(p, "tx1").unwrap();
         let r = Recorder::new();
-        let c = b.connect(None, r.clone()).unwrap();
+        let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
         b.subscribe(c, spec("s", q, AckMode::Auto)).unwrap();
         let mut got = bodies(&r);
         got.sort();
@@ -53,7 +57,9 @@ fn a_committed_send_numbered_before_a_plain_one_is_kept() {
 fn another_identity_cannot_mark_a_producers_window() {
     let (b, _) = recording_broker(BrokerConfig::default());
     let q = Destination::queue("victim");
-    let attacker = b.connect(Some("mallory"), Recorder::new()).unwrap();
+    let attacker = b
+        .connect(ConnectInfo::in_process(Some("mallory")), Recorder::new())
+        .unwrap();
     assert!(matches!(
         b.send(
             attacker,
@@ -68,13 +74,19 @@ fn another_identity_cannot_mark_a_producers_window() {
     ));
     b.send(attacker, from_producer(q.clone(), "x", "victim", 1), None)
         .unwrap();
-    let anonymous = b.connect(None, Recorder::new()).unwrap();
+    let anonymous = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     b.send(anonymous, from_producer(q.clone(), "y", "victim", 1), None)
         .unwrap();
-    let victim = b.connect(Some("alice"), Recorder::new()).unwrap();
+    let victim = b
+        .connect(ConnectInfo::in_process(Some("alice")), Recorder::new())
+        .unwrap();
     b.send(victim, from_producer(q.clone(), "V", "victim", 1), None)
         .unwrap();
-    let other_anonymous = b.connect(None, Recorder::new()).unwrap();
+    let other_anonymous = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     b.send(
         other_anonymous,
         from_producer(q.clone(), "W", "victim", 1),
@@ -82,7 +94,7 @@ fn another_identity_cannot_mark_a_producers_window() {
     )
     .unwrap();
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     b.subscribe(c, spec("s", q, AckMode::Auto)).unwrap();
     assert_eq!(bodies(&r), vec!["x", "y", "V", "W"]);
 }
@@ -91,18 +103,24 @@ fn another_identity_cannot_mark_a_producers_window() {
 fn a_resend_on_a_reconnected_client_id_is_confirmed_once() {
     let (b, store) = recording_broker(BrokerConfig::default());
     let q = Destination::queue("resend");
-    let first = b.connect(Some("app"), Recorder::new()).unwrap();
+    let first = b
+        .connect(ConnectInfo::in_process(Some("app")), Recorder::new())
+        .unwrap();
     let seq = b
         .send(first, from_producer(q.clone(), "once", "p", 7), None)
         .unwrap();
     b.disconnect(first);
-    let again = b.connect(Some("app"), Recorder::new()).unwrap();
+    let again = b
+        .connect(ConnectInfo::in_process(Some("app")), Recorder::new())
+        .unwrap();
     let resent = b
         .send(again, from_producer(q.clone(), "once", "p", 7), None)
         .unwrap();
     assert!(resent >= seq, "confirmed once the original is durable");
     // The same producer id on an anonymous connection is a different producer.
-    let anonymous = b.connect(None, Recorder::new()).unwrap();
+    let anonymous = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     b.send(anonymous, from_producer(q.clone(), "other", "p", 7), None)
         .unwrap();
     let enqueued = store
@@ -117,7 +135,9 @@ fn a_resend_on_a_reconnected_client_id_is_confirmed_once() {
 fn a_refused_send_leaves_the_producer_window_unmarked() {
     let (b, store) = recording_broker(BrokerConfig::default());
     let q = Destination::queue("refused");
-    let p = b.connect(Some("app"), Recorder::new()).unwrap();
+    let p = b
+        .connect(ConnectInfo::in_process(Some("app")), Recorder::new())
+        .unwrap();
     store.refuse.store(true, Ordering::SeqCst);
     assert!(matches!(
         b.send(p, from_producer(q.clone(), "first try", "p", 1), None),
@@ -128,7 +148,7 @@ fn a_refused_send_leaves_the_producer_window_unmarked() {
     b.send(p, from_producer(q.clone(), "second try", "p", 1), None)
         .unwrap();
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     b.subscribe(c, spec("s", q, AckMode::Auto)).unwrap();
     assert_eq!(bodies(&r), vec!["second try"]);
 }
@@ -138,7 +158,9 @@ fn a_refused_commit_changes_nothing() {
     let (b, store) = recording_broker(BrokerConfig::default());
     let q = Destination::queue("commit");
     let r = Recorder::new();
-    let c = b.connect(Some("app"), r.clone()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(Some("app")), r.clone())
+        .unwrap();
     b.send(c, msg(q.clone(), "held", true), None).unwrap();
     b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
         .unwrap();
@@ -169,7 +191,7 @@ fn a_refused_ack_keeps_the_message_held() {
     let (b, store) = recording_broker(BrokerConfig::default());
     let q = Destination::queue("ack");
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     b.subscribe(c, spec("s", q.clone(), AckMode::Client))
         .unwrap();
     b.send(c, msg(q.clone(), "m", true), None).unwrap();
@@ -190,7 +212,7 @@ fn a_refused_dead_letter_move_keeps_the_message_where_it_was() {
     let (b, store) = recording_broker(config);
     let q = Destination::queue("poison");
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
         .unwrap();
     b.send(c, msg(q.clone(), "m", true), None).unwrap();
@@ -215,7 +237,9 @@ fn records_larger_than_the_store_takes_are_refused_up_front() {
     let (b, store) = recording_broker(BrokerConfig::default());
     store.max_record.store(64 * 1024, Ordering::SeqCst);
     let q = Destination::queue("big");
-    let c = b.connect(None, Recorder::new()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     let big = NewMessage {
         body: Bytes::from(vec![b'x'; 64 * 1024]),
         ..msg(q.clone(), "", true)
@@ -262,7 +286,9 @@ fn records_larger_than_the_store_takes_are_refused_up_front() {
 fn transactional_sends_are_charged_to_memory_until_the_transaction_ends() {
     let b = memory_broker();
     let q = Destination::queue("charged");
-    let c = b.connect(None, Recorder::new()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     let before = b.memory().used();
     b.begin(c, "t").unwrap();
     b.send(
@@ -289,7 +315,9 @@ fn a_full_destination_does_not_hold_producers_of_another() {
     let (b, _) = recording_broker(config);
     let big = Destination::queue("big");
     let other = Destination::queue("other");
-    let c = b.connect(None, Recorder::new()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     let usage = b.destination_usage(&big);
     while usage.room().is_ok() {
         b.send(c, msg(big.clone(), &"x".repeat(1000), true), None)
@@ -312,7 +340,9 @@ fn a_full_destination_does_not_hold_producers_of_another() {
     };
     let (b, _) = recording_broker(config);
     let limited = Destination::queue("limited.a");
-    let c = b.connect(None, Recorder::new()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     let usage = b.destination_usage(&limited);
     assert_eq!(usage.policy().producer_flow_control, Some(false));
     while usage.room().is_ok() {
@@ -331,7 +361,9 @@ fn temporary_destinations_are_bounded_and_must_exist() {
         ..BrokerConfig::default()
     };
     let (b, _) = recording_broker(config);
-    let c = b.connect(None, Recorder::new()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     let temp = |n: &str| Destination::new(DestinationKind::TempQueue, n).unwrap();
     b.register_temporary(c, &temp("a")).unwrap();
     b.register_temporary(c, &temp("a")).unwrap();
@@ -340,7 +372,9 @@ fn temporary_destinations_are_bounded_and_must_exist() {
         b.register_temporary(c, &temp("c")),
         Err(BrokerError::Limit("temporary destinations per connection"))
     );
-    let other = b.connect(None, Recorder::new()).unwrap();
+    let other = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     b.send(other, msg(temp("a"), "reply", false), None).unwrap();
     assert!(matches!(
         b.send(other, msg(temp("nobody"), "lost", false), None),
@@ -357,7 +391,7 @@ fn temporary_destinations_are_bounded_and_must_exist() {
 fn idle_queues_and_their_counters_are_released() {
     let b = memory_broker();
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     for i in 0..200 {
         let q = Destination::queue(&format!("q{i}"));
         b.send(c, msg(q, "x", true), None).unwrap();
@@ -392,7 +426,7 @@ fn prefetch_and_browsers_are_bounded() {
     let (b, _) = recording_broker(config);
     let q = Destination::queue("p");
     let r = Recorder::new();
-    let c = b.connect(None, r.clone()).unwrap();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
     for i in 0..10 {
         b.send(c, msg(q.clone(), &i.to_string(), false), None)
             .unwrap();

@@ -70,7 +70,7 @@ impl Broker {
     ) -> Result<Publish, BrokerError> {
         let now = crate::broker::now_ms();
         let c = st.connections.open(conn)?;
-        let client_id = c.client_id.clone();
+        let client_id = c.info.client_id.clone();
         let mut plan = Publish {
             placed: Vec::with_capacity(messages.len()),
             ops: extra,

@@ -20,6 +20,7 @@ use hawser_selector::Selector;
 use crate::container::ContainerKey;
 use crate::destination::Destination;
 use crate::error::BrokerError;
+use crate::identity::ConnectInfo;
 use crate::message::MessageId;
 use crate::outbox::{AckMode, ConnectionId, ConsumerId, Outbox};
 use crate::producer::{ProducerAudit, SeqWindow};
@@ -61,9 +62,9 @@ pub(crate) struct SubRef {
 
 /// A connected client.
 pub(crate) struct Connection {
-    /// Its JMS client id, if it gave one: its identity for durable
-    /// subscriptions and for the producer ids it uses.
-    pub client_id: Option<Arc<str>>,
+    /// Who it is. Its JMS client id, if it gave one, is its identity for
+    /// durable subscriptions and for the producer ids it uses.
+    pub info: ConnectInfo,
     /// Where its deliveries go.
     pub outbox: Arc<dyn Outbox>,
     /// Its subscriptions by protocol subscription id.
@@ -81,9 +82,9 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// A connection with nothing open yet.
-    pub(crate) fn new(client_id: Option<Arc<str>>, outbox: Arc<dyn Outbox>) -> Connection {
+    pub(crate) fn new(info: ConnectInfo, outbox: Arc<dyn Outbox>) -> Connection {
         Connection {
-            client_id,
+            info,
             outbox,
             subs: HashMap::default(),
             browsers: 0,

@@ -94,7 +94,7 @@ impl Broker {
             return Err(BrokerError::UnknownTemporary(spec.destination.to_string()));
         }
         let outbox = Arc::clone(&c.outbox);
-        let client_id = c.client_id.clone();
+        let client_id = c.info.client_id.clone();
         let selector = parse_selector(spec.selector.as_deref())?;
         let mut seq = 0;
 
@@ -209,7 +209,7 @@ impl Broker {
         let mut st = self.state.lock();
         let st = &mut *st;
         let c = st.connections.open_mut(conn)?;
-        let client_id = c.client_id.clone();
+        let client_id = c.info.client_id.clone();
         let sub = id.and_then(|id| c.subs.remove(id));
         if sub.is_none() && durable_name.is_none() {
             return Err(BrokerError::UnknownSubscription(

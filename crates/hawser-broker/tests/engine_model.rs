@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use hawser_broker::ConnectInfo;
+
 use bytes::Bytes;
 use hawser_broker::{
     AckMode, Broker, BrokerConfig, ConnectionId, Consumed, Delivery, Destination, Durability,
@@ -312,7 +314,10 @@ impl World {
         let client_id = self.producers[p].client_id;
         let conn = self
             .broker
-            .connect(client_id, Arc::new(Inbox::default()))
+            .connect(
+                ConnectInfo::in_process(client_id),
+                Arc::new(Inbox::default()),
+            )
             .ok()?;
         self.producers[p].conn = Some(conn);
         let resend: Vec<(u64, String)> = self.producers[p]
@@ -485,7 +490,7 @@ impl World {
                     return;
                 }
                 let inbox = Arc::clone(&self.consumers[c].inbox);
-                let Ok(conn) = self.broker.connect(None, inbox) else {
+                let Ok(conn) = self.broker.connect(ConnectInfo::in_process(None), inbox) else {
                     return;
                 };
                 let mode =

@@ -56,6 +56,9 @@ pub async fn stat(args: StatArgs) -> Result<(), Failure> {
                 if let Some(free) = status.disk_free_bytes {
                     println!("disk_free_bytes: {free}");
                 }
+                for (protocol, n) in &status.connections {
+                    println!("connections {protocol}: {n}");
+                }
                 if !status.producers_held_by.is_empty() {
                     println!("producers held by: {}", status.producers_held_by.join(", "));
                 }

@@ -3,6 +3,7 @@
 //! listener, so this is how one asks it anything. Beyond the role it says whether
 //! the store failed and which resources hold producers back ([`Health`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,6 +49,10 @@ pub struct Status {
     /// (journal persistence with `min_free_disk_bytes` above 0).
     #[serde(default)]
     pub disk_free_bytes: Option<u64>,
+    /// Open client connections by protocol (`stomp`, `openwire`); empty on a
+    /// standby.
+    #[serde(default)]
+    pub connections: BTreeMap<String, usize>,
 }
 
 /// What the broker reports beyond its role, kept up to date by the server.
@@ -90,6 +95,18 @@ impl Health {
             held.push(which);
         }
         held
+    }
+
+    /// Open connections by protocol, while a store is served.
+    pub fn connections(&self) -> BTreeMap<String, usize> {
+        let Some(s) = self.serving.lock().clone() else {
+            return BTreeMap::new();
+        };
+        s.broker
+            .connections_by_protocol()
+            .into_iter()
+            .map(|(p, n)| (p.to_string(), n))
+            .collect()
     }
 
     /// Free bytes on the journal's file system: the last sample, less what the
@@ -162,6 +179,7 @@ pub async fn serve_status(
                     pid: std::process::id(),
                     failed: source.health.failed(),
                     disk_free_bytes: source.health.disk_free_bytes(),
+                    connections: source.health.connections(),
                     producers_held_by: source
                         .health
                         .producers_held_by()

@@ -12,8 +12,6 @@
 //!   implements for them.
 //! - [`outbound`]: the bound on what a client that does not read can make the
 //!   broker hold for it, and the engine's handle on the connection.
-//! - [`info`]: who is connected ([`ConnectInfo`]), the one place
-//!   authorization will look; not yet carried by the sessions.
 //! - [`reader`]: the reading side's deadlines (connect, a stalled frame,
 //!   keep-alives, idleness), the outbound bound's pause, and producer flow
 //!   control, which holds one producer and reads on for its keep-alives.
@@ -23,7 +21,6 @@
 //! The writer works over any `AsyncWrite`: TLS and WebSocket are transports
 //! under the same core, not copies of it.
 
-pub mod info;
 pub mod opened;
 pub mod out;
 pub mod outbound;
@@ -32,7 +29,9 @@ pub mod registration;
 pub mod settings;
 pub mod writer;
 
-pub use info::{ConnectInfo, Principal, Protocol};
+/// Who is connected: each session builds one when its client connects and
+/// hands it to the engine, the one place authorization will look.
+pub use hawser_broker::{ConnectInfo, Principal, Protocol};
 pub use opened::{open, Closing, Opened};
 pub use out::{Confirm, Encode, Out};
 pub use outbound::{ConnectionOutbox, Outbound};

@@ -27,7 +27,9 @@ use super::encoder::{exception, OpenWireEncoder, Out};
 use super::mapping::{self, subscription_id};
 use super::SessionError;
 use crate::connection::reader::{ReadTimeouts, Reader, Wake, READ_CHUNK_BYTES};
-use crate::connection::{open, Confirm, ConnectionOutbox, CoreSettings, Outbound, Registration};
+use crate::connection::{
+    open, Confirm, ConnectInfo, ConnectionOutbox, CoreSettings, Outbound, Protocol, Registration,
+};
 
 /// The inactivity a connection may show before it is dropped, offered to
 /// clients (ActiveMQ's default): each side sends a keep-alive after a third
@@ -73,6 +75,8 @@ struct Session {
     negotiated: bool,
     /// The engine's id for this connection, once ConnectionInfo succeeded.
     conn: Option<ConnectionId>,
+    /// Where the client connects from (for [`ConnectInfo`]).
+    remote: Option<std::net::SocketAddr>,
     registration: Option<Registration>,
     reader: Reader<OwnedReadHalf>,
     /// Consumers by session, to close with it.
@@ -94,6 +98,7 @@ pub async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     let initial = WireSettings::initial(settings.max_frame_bytes);
+    let remote = stream.peer_addr().ok();
     let opened = open(
         stream,
         OpenWireEncoder::new(initial),
@@ -115,6 +120,7 @@ pub async fn serve_connection(
         ours: ours.clone(),
         negotiated: false,
         conn: None,
+        remote,
         registration: None,
         reader: opened.reader,
         consumers: HashMap::new(),
@@ -305,7 +311,8 @@ impl Session {
         }
         let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
         let client_id = info.client_id.as_deref().filter(|c| !c.is_empty());
-        let conn = self.broker().connect(client_id, outbox)?;
+        let info = ConnectInfo::new(Protocol::OpenWire, client_id, self.remote);
+        let conn = self.broker().connect(info, outbox)?;
         self.conn = Some(conn);
         self.registration = Some(Registration::new(Arc::clone(self.broker()), conn));
         Ok(())

@@ -27,7 +27,9 @@ use super::mapping::{
 use super::writer::{Out, StompEncoder, StompOut};
 use super::SessionError;
 use crate::connection::reader::{ReadTimeouts, Reader, Wake, READ_CHUNK_BYTES};
-use crate::connection::{open, Confirm, ConnectionOutbox, CoreSettings, Outbound, Registration};
+use crate::connection::{
+    open, Confirm, ConnectInfo, ConnectionOutbox, CoreSettings, Outbound, Protocol, Registration,
+};
 
 /// Name and version in CONNECTED's `server` header.
 const SERVER_NAME: &str = concat!("hawser/", env!("CARGO_PKG_VERSION"));
@@ -80,6 +82,8 @@ struct Session {
     outbound: Arc<Outbound>,
     /// The engine's id for this connection, once CONNECT succeeded.
     conn: Option<ConnectionId>,
+    /// Where the client connects from (for [`ConnectInfo`]).
+    remote: Option<std::net::SocketAddr>,
     /// Unregisters `conn` from the engine when the session goes.
     registration: Option<Registration>,
     /// The negotiated protocol version.
@@ -106,6 +110,7 @@ pub async fn serve_connection(
     settings: Arc<SessionSettings>,
     shutdown: CancellationToken,
 ) {
+    let remote = stream.peer_addr().ok();
     let opened = open(
         stream,
         StompEncoder::default(),
@@ -124,6 +129,7 @@ pub async fn serve_connection(
         out: opened.out,
         outbound: opened.outbound,
         conn: None,
+        remote,
         registration: None,
         last_usage: None,
         version: Version::V1_0,
@@ -345,9 +351,9 @@ impl Session {
         let send_ms = if sx > 0 && cy > 0 { sx.max(cy) } else { 0 };
         let read_ms = if cx > 0 && sy > 0 { cx.max(sy) } else { 0 };
         let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
-        let conn = s
-            .broker()
-            .connect(frame.header("client-id").filter(|c| !c.is_empty()), outbox)?;
+        let client_id = frame.header("client-id").filter(|c| !c.is_empty());
+        let info = ConnectInfo::new(Protocol::Stomp, client_id, self.remote);
+        let conn = s.broker().connect(info, outbox)?;
         self.conn = Some(conn);
         self.reader.connected(read_ms);
         self.registration = Some(Registration::new(Arc::clone(s.broker()), conn));
@@ -551,7 +557,9 @@ mod tests {
         let b = Arc::clone(&broker);
         let q2 = q.clone();
         let panicked = std::thread::spawn(move || {
-            let conn = b.connect(Some("app"), Arc::new(Nowhere)).unwrap();
+            let conn = b
+                .connect(ConnectInfo::in_process(Some("app")), Arc::new(Nowhere))
+                .unwrap();
             let _registration = Registration::new(Arc::clone(&b), conn);
             b.send(
                 conn,
@@ -578,7 +586,9 @@ mod tests {
         .join();
         assert!(panicked.is_err());
         assert_eq!(broker.connection_count(), 0);
-        assert!(broker.connect(Some("app"), Arc::new(Nowhere)).is_ok());
+        assert!(broker
+            .connect(ConnectInfo::in_process(Some("app")), Arc::new(Nowhere))
+            .is_ok());
         let held = broker.stats();
         assert_eq!((held[0].pending, held[0].inflight), (1, 0), "{held:?}");
     }

@@ -1,0 +1,90 @@
+//! Who is on the other end of a connection.
+//!
+//! Every protocol session hands the engine a [`ConnectInfo`] when it
+//! connects, so what is decided about a client (its client id now; what its
+//! principal may read and write once authentication exists) is decided in the
+//! engine, once, for every protocol.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The protocols Hawser speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// STOMP 1.0-1.2.
+    Stomp,
+    /// ActiveMQ's OpenWire.
+    OpenWire,
+    /// A caller inside the broker's own process (tests, embedded use), like
+    /// ActiveMQ's `vm://` transport.
+    InProcess,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Stomp => "stomp",
+            Protocol::OpenWire => "openwire",
+            Protocol::InProcess => "in-process",
+        })
+    }
+}
+
+/// Whom a connection acts for. Anonymous until authentication exists; then
+/// the authenticated user, which authorization checks for every protocol alike.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Principal {
+    /// Nobody has proved who they are.
+    #[default]
+    Anonymous,
+    /// An authenticated user.
+    User(Arc<str>),
+}
+
+/// What the broker knows of a connection once it is established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectInfo {
+    /// The client id it connected with, if any (scopes durable subscriptions
+    /// and producer ids).
+    pub client_id: Option<Arc<str>>,
+    /// What it speaks.
+    pub protocol: Protocol,
+    /// Where it connects from.
+    pub remote: Option<SocketAddr>,
+    /// Whom it acts for.
+    pub principal: Principal,
+}
+
+impl ConnectInfo {
+    /// An anonymous connection over `protocol` from `remote`.
+    pub fn new(protocol: Protocol, client_id: Option<&str>, remote: Option<SocketAddr>) -> Self {
+        ConnectInfo {
+            client_id: client_id.map(Arc::from),
+            protocol,
+            remote,
+            principal: Principal::Anonymous,
+        }
+    }
+
+    /// An anonymous connection from inside the process.
+    pub fn in_process(client_id: Option<&str>) -> Self {
+        ConnectInfo::new(Protocol::InProcess, client_id, None)
+    }
+}
+
+impl fmt::Display for ConnectInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.protocol)?;
+        if let Some(remote) = self.remote {
+            write!(f, " from {remote}")?;
+        }
+        if let Some(cid) = &self.client_id {
+            write!(f, " as client id {cid:?}")?;
+        }
+        if let Principal::User(user) = &self.principal {
+            write!(f, " for user {user:?}")?;
+        }
+        Ok(())
+    }
+}
