@@ -16,7 +16,7 @@ import pytest
 
 from conftest import HOST, free_port, wait_until
 
-JAVA_SOURCE = Path(__file__).resolve().parents[1] / "java" / "JmsSmoke.java"
+JAVA_SOURCES = [Path(__file__).resolve().parents[1] / "java" / f"{name}.java" for name in ("JmsSmoke", "JmsXa")]
 # The client's jars as Debian installs them (libactivemq-java and what it needs).
 JARS = [
     "activemq-client", "geronimo-jms_1.1_spec", "geronimo-j2ee-management-1.1-spec",
@@ -34,13 +34,13 @@ def jms(tmp_path_factory) -> Path:
         pytest.fail(f"Java 17 and libactivemq-java are needed (.ci/run installs them); missing: "
                     f"{missing or 'javac'}")
     out = tmp_path_factory.mktemp("jms")
-    subprocess.run(["javac", "-cp", CLASSPATH, "-d", str(out), str(JAVA_SOURCE)],
+    subprocess.run(["javac", "-cp", CLASSPATH, "-d", str(out), *map(str, JAVA_SOURCES)],
                    check=True, timeout=JAVA_TIMEOUT_S)
     return out
 
 
-def run_jms(jms: Path, url: str, check: str) -> str:
-    proc = subprocess.run(["java", "-cp", f"{CLASSPATH}:{jms}", "JmsSmoke", url, check],
+def run_jms(jms: Path, url: str, check: str, program: str = "JmsSmoke") -> str:
+    proc = subprocess.run(["java", "-cp", f"{CLASSPATH}:{jms}", program, url, check],
                           capture_output=True, text=True, timeout=JAVA_TIMEOUT_S)
     assert proc.returncode == 0, f"{check} failed:\n{proc.stdout}\n{proc.stderr}"
     assert "FAIL" not in proc.stdout
@@ -193,3 +193,28 @@ def test_connections_of_both_protocols_share_one_engine_identity(broker_factory,
         assert java.wait(timeout=JAVA_TIMEOUT_S) == 0
     assert wait_until(lambda: status()["connections"] == {"stomp": 1}, timeout=10), status()
     stomp.disconnect()
+
+
+def test_xa_two_phase_one_phase_rollback_and_read_only(broker, jms):
+    out = run_jms(jms, url(broker), "phases", program="JmsXa")
+    assert "ok two-phase commit publishes it" in out
+    assert "ok the rollback gives the message back" in out
+
+
+def test_prepared_xa_transactions_survive_a_kill_and_are_resolved_by_a_new_connection(broker, raw_factory, jms):
+    """Two branches prepared, the transaction manager's process gone, the broker
+    killed with SIGKILL: after the restart recover lists both; one commits, one
+    rolls back, and the queue holds exactly what that means."""
+    raw = raw_factory(broker)
+    raw.connect("1.2")
+    for body in ("taken", "returned"):
+        # Without content-length: text messages for the JMS side.
+        raw.send_frame("SEND", {"destination": "/queue/xa.restart", "persistent": "true",
+                                "receipt": body}, body.encode(), content_length=None)
+        receipt = raw.read_frame(5.0)
+        assert receipt is not None and receipt.command == "RECEIPT", receipt
+    out = run_jms(jms, url(broker), "prepare", program="JmsXa")
+    assert "ok roll-me-back prepared" in out
+    broker.restart(kill=True)
+    out = run_jms(jms, url(broker), "resolve", program="JmsXa")
+    assert "ok nothing is left prepared" in out

@@ -36,12 +36,13 @@ use crate::container::ContainerKey;
 use crate::destination::Destination;
 use crate::error::BrokerError;
 use crate::identity::{ConnectInfo, Protocol};
-use crate::message::{estimate_bytes, Message, MessageId, NewMessage};
+use crate::message::{estimate_bytes, Message, MessageData, MessageId, NewMessage};
 use crate::outbox::{AckMode, ConnectionId, Outbox};
 use crate::producer::{ProducerAudit, ProducerKey};
+use crate::publish::Publish;
 use crate::queue::Entry;
 use crate::state::{Connection, NoLocal, State, SubRef, TopicLink};
-use crate::store::{Recovered, Seq, Store, StoreError, StoreKey, StoreOp};
+use crate::store::{PreparedTransaction, Recovered, Seq, Store, StoreError, StoreKey, StoreOp};
 use crate::store_codec;
 use crate::transaction::Transaction;
 use crate::usage::{DestinationUsage, MemoryCharge, MemoryUsage};
@@ -158,21 +159,45 @@ impl Broker {
             st.durables
                 .insert((Arc::clone(&sub.client_id), Arc::clone(&sub.name)), sub);
         }
+        // Messages that prepared transactions acknowledged stay held for them.
+        let held: std::collections::HashSet<(&StoreKey, MessageId)> = recovered
+            .prepared
+            .iter()
+            .flat_map(|p| p.acks.iter().map(|(k, id)| (k, *id)))
+            .collect();
         for (skey, messages) in recovered.messages {
-            let key = match skey {
-                StoreKey::Queue(name) => ContainerKey::Queue(Destination::queue(&name)),
-                StoreKey::Durable { client_id, name } => ContainerKey::Durable { client_id, name },
-            };
-            let container = st.containers.entry(key).or_default();
+            let container = st.containers.entry(container_key(&skey)).or_default();
             for (data, redeliveries) in messages {
                 let usage = broker.destination_usage(&data.destination);
-                container.enqueue(Entry {
+                let id = data.id;
+                let entry = Entry {
                     msg: Arc::new(Message::charged(data, &broker.usage, Some(&usage))),
                     redeliveries,
                     seq: 0,
                     consumed: None,
-                });
+                };
+                if held.contains(&(&skey, id)) {
+                    container.hold_for_transaction(entry);
+                } else {
+                    container.enqueue(entry);
+                }
             }
+        }
+        drop(held);
+        for p in recovered.prepared {
+            let mut t = Transaction::default();
+            for data in p.sends {
+                let usage = broker.destination_usage(&data.destination);
+                let bytes = estimate_bytes(&data.fields, &data.body);
+                let charge = MemoryCharge::new(&broker.usage, Some(&usage), bytes);
+                t.sends.push((data.into_new(), charge));
+            }
+            t.acks = p
+                .acks
+                .iter()
+                .map(|(k, id)| (container_key(k), *id))
+                .collect();
+            st.prepared.insert(p.xid, t);
         }
         *broker.state.lock() = st;
         broker
@@ -560,33 +585,132 @@ impl Broker {
     pub fn commit(&self, conn: ConnectionId, tx: &str) -> Result<Seq, BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
-        let c = st.connections.open(conn)?;
-        let t = c
+        let t = st
+            .connections
+            .open(conn)?
             .txs
             .get(tx)
             .ok_or_else(|| BrokerError::UnknownTransaction(tx.to_owned()))?;
-        let mut ops = Vec::new();
-        for (key, id) in &t.acks {
-            let Some(skey) = key.store_key() else {
-                continue;
-            };
-            let stored = st
-                .containers
-                .get(key)
-                .and_then(|q| q.tx_acked(*id))
-                .is_some_and(|e| e.msg.persistent);
-            if stored {
-                ops.push(StoreOp::Dequeue { key: skey, id: *id });
-            }
-        }
-        let sends: Vec<NewMessage> = t.sends.iter().map(|(m, _)| m.clone()).collect();
-        let mut plan = self.plan_publish(st, conn, sends, ops, None)?;
+        let (acks, sends) = (stored_acks(st, &t.acks), sends_of(t));
+        let mut plan = self.plan_publish(st, conn, sends, acks, None)?;
         let seq = self.write_plan(st, &mut plan)?;
-        let mut t = st
+        let t = st
             .connections
             .get_mut(&conn)
             .and_then(|c| c.txs.remove(tx))
             .expect("checked above");
+        self.apply_commit(st, conn, t, plan, seq);
+        Ok(seq)
+    }
+
+    /// Prepares an XA transaction (its first phase): what its commit will do
+    /// is written to the store, and from then on it belongs to no connection
+    /// and survives a restart until [`Broker::commit_prepared`] or
+    /// [`Broker::rollback_prepared`]. Returns the record's sequence, or `None`
+    /// for a transaction that did nothing (XA's read-only vote: it is over).
+    pub fn prepare(&self, conn: ConnectionId, tx: &str) -> Result<Option<Seq>, BrokerError> {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let t = st
+            .connections
+            .open(conn)?
+            .txs
+            .get(tx)
+            .ok_or_else(|| BrokerError::UnknownTransaction(tx.to_owned()))?;
+        if t.ops() == 0 {
+            st.connections.open_mut(conn)?.txs.remove(tx);
+            return Ok(None);
+        }
+        if st.prepared.contains_key(tx) {
+            return Err(BrokerError::DuplicateTransaction(tx.to_owned()));
+        }
+        if st.prepared.len() >= self.config.max_prepared_transactions {
+            return Err(BrokerError::Limit("prepared transactions"));
+        }
+        let now = now_ms();
+        let record = PreparedTransaction {
+            xid: Arc::from(tx),
+            sends: t
+                .sends
+                .iter()
+                .filter(|(m, _)| m.persistent)
+                .map(|(m, _)| MessageData::accept(0, m.clone(), now))
+                .collect(),
+            acks: stored_acks(st, &t.acks)
+                .into_iter()
+                .filter_map(|op| match op {
+                    StoreOp::Dequeue { key, id } => Some((key, id)),
+                    _ => None,
+                })
+                .collect(),
+        };
+        let seq = self.write(st, vec![StoreOp::Prepare(record)], true)?;
+        let t = st
+            .connections
+            .get_mut(&conn)
+            .and_then(|c| c.txs.remove(tx))
+            .expect("checked above");
+        st.prepared.insert(Arc::from(tx), t);
+        Ok(Some(seq))
+    }
+
+    /// Commits a prepared XA transaction (its second phase), from whichever
+    /// connection the transaction manager uses: as [`Broker::commit`], with
+    /// the transaction's end in the same record.
+    pub fn commit_prepared(&self, conn: ConnectionId, xid: &str) -> Result<Seq, BrokerError> {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        st.connections.open(conn)?;
+        let t = st
+            .prepared
+            .get(xid)
+            .ok_or_else(|| BrokerError::UnknownTransaction(xid.to_owned()))?;
+        let (mut ops, sends) = (stored_acks(st, &t.acks), sends_of(t));
+        ops.push(StoreOp::Resolve {
+            xid: Arc::from(xid),
+        });
+        let mut plan = self.plan_publish(st, conn, sends, ops, None)?;
+        let seq = self.write_plan(st, &mut plan)?;
+        let t = st.prepared.remove(xid).expect("checked above");
+        self.apply_commit(st, conn, t, plan, seq);
+        Ok(seq)
+    }
+
+    /// Rolls back a prepared XA transaction: its end is written, then its
+    /// sends are discarded and what it acknowledged is redelivered. Returns
+    /// the record's sequence.
+    pub fn rollback_prepared(&self, xid: &str) -> Result<Seq, BrokerError> {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        if !st.prepared.contains_key(xid) {
+            return Err(BrokerError::UnknownTransaction(xid.to_owned()));
+        }
+        let resolve = StoreOp::Resolve {
+            xid: Arc::from(xid),
+        };
+        let seq = self.write(st, vec![resolve], true)?;
+        let t = st.prepared.remove(xid).expect("checked above");
+        self.rollback_acks(st, t.acks);
+        Ok(seq)
+    }
+
+    /// The XA transactions prepared and not yet resolved (XA `recover`).
+    pub fn prepared_transactions(&self) -> Vec<Arc<str>> {
+        let mut xids: Vec<Arc<str>> = self.state.lock().prepared.keys().cloned().collect();
+        xids.sort();
+        xids
+    }
+
+    /// Settles a committed transaction's acks and places its sends, now that
+    /// the store took record `seq`.
+    fn apply_commit(
+        &self,
+        st: &mut State,
+        conn: ConnectionId,
+        mut t: Transaction,
+        plan: Publish,
+        seq: Seq,
+    ) {
         let mut touched: Vec<ContainerKey> = Vec::new();
         for (key, id) in std::mem::take(&mut t.acks) {
             if let Some(entry) = st
@@ -606,7 +730,6 @@ impl Broker {
         for key in touched {
             self.dispatch(st, &key);
         }
-        Ok(seq)
     }
 
     /// Rolls back: sends are discarded, acknowledged messages are redelivered.
@@ -834,4 +957,34 @@ pub(crate) fn dequeue_ops(key: &ContainerKey, entries: &[Entry]) -> Vec<StoreOp>
             id: e.msg.id,
         })
         .collect()
+}
+
+/// The dequeues a commit of these acks writes: those of stored messages.
+fn stored_acks(st: &State, acks: &[(ContainerKey, MessageId)]) -> Vec<StoreOp> {
+    acks.iter()
+        .filter_map(|(key, id)| {
+            let skey = key.store_key()?;
+            st.containers
+                .get(key)
+                .and_then(|q| q.tx_acked(*id))
+                .is_some_and(|e| e.msg.persistent)
+                .then_some(StoreOp::Dequeue { key: skey, id: *id })
+        })
+        .collect()
+}
+
+/// A transaction's sends, to plan their publication.
+fn sends_of(t: &Transaction) -> Vec<NewMessage> {
+    t.sends.iter().map(|(m, _)| m.clone()).collect()
+}
+
+/// The container whose persistent messages the store keeps under `key`.
+fn container_key(key: &StoreKey) -> ContainerKey {
+    match key {
+        StoreKey::Queue(name) => ContainerKey::Queue(Destination::queue(name)),
+        StoreKey::Durable { client_id, name } => ContainerKey::Durable {
+            client_id: Arc::clone(client_id),
+            name: Arc::clone(name),
+        },
+    }
 }

@@ -15,6 +15,8 @@ pub const DEFAULT_MAX_PENDING_MEMORY_BYTES: u64 = 512 << 20;
 pub const DEFAULT_MAX_TRANSACTION_OPS: usize = 100_000;
 /// Open transactions on one connection.
 pub const DEFAULT_MAX_TRANSACTIONS_PER_CONNECTION: usize = 100;
+/// Default of [`BrokerConfig::max_prepared_transactions`].
+pub const DEFAULT_MAX_PREPARED_TRANSACTIONS: usize = 1000;
 /// Subscriptions on one connection.
 pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1000;
 /// Client-id scoped producers whose windows are remembered for duplicate
@@ -41,6 +43,9 @@ pub struct BrokerConfig {
     pub max_transaction_ops: usize,
     /// Open transactions per connection.
     pub max_transactions_per_connection: usize,
+    /// XA transactions prepared and not yet resolved, broker-wide: they
+    /// outlive their connection, so no per-connection limit bounds them.
+    pub max_prepared_transactions: usize,
     /// Subscriptions per connection.
     pub max_subscriptions_per_connection: usize,
     /// Client-id scoped producers remembered for duplicate detection.
@@ -76,6 +81,7 @@ impl Default for BrokerConfig {
             max_pending_memory_bytes: DEFAULT_MAX_PENDING_MEMORY_BYTES,
             max_transaction_ops: DEFAULT_MAX_TRANSACTION_OPS,
             max_transactions_per_connection: DEFAULT_MAX_TRANSACTIONS_PER_CONNECTION,
+            max_prepared_transactions: DEFAULT_MAX_PREPARED_TRANSACTIONS,
             max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
             max_tracked_producers: DEFAULT_MAX_TRACKED_PRODUCERS,
             max_producers_per_connection: DEFAULT_MAX_PRODUCERS_PER_CONNECTION,

@@ -37,6 +37,8 @@ mod broker_tests;
 mod promise_tests;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod xa_tests;
 
 pub use broker::{Broker, ContainerStats, SubscribeSpec};
 pub use config::{BrokerConfig, PolicyEntry};
@@ -51,7 +53,7 @@ pub use outbox::{AckMode, ConnectionId, ConsumerId, Delivery, Outbox};
 pub use producer::{ProducerKey, SeqWindow};
 pub use property::{Properties, PropertyValue};
 pub use store::{
-    wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore, Recovered, Replay,
-    Seq, Store, StoreError, StoreKey, StoreOp,
+    wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore,
+    PreparedTransaction, Recovered, Replay, Seq, Store, StoreError, StoreKey, StoreOp,
 };
 pub use usage::{DestinationPolicy, DestinationUsage, Full, MemoryUsage};

@@ -203,6 +203,23 @@ impl MessageData {
         }
     }
 
+    /// The message as a producer's again, to be accepted anew (a recovered
+    /// prepared transaction's send gets its id when the transaction commits).
+    /// The producer's identity is not stored with it.
+    pub fn into_new(self) -> NewMessage {
+        NewMessage {
+            destination: self.destination,
+            fields: self.fields,
+            body_kind: self.body_kind,
+            body: self.body,
+            persistent: self.persistent,
+            priority: self.priority,
+            expires_ms: self.expires_ms,
+            timestamp_ms: Some(self.timestamp_ms),
+            producer: None,
+        }
+    }
+
     /// The application property `name`.
     pub fn property(&self, name: &str) -> Option<&PropertyValue> {
         property(&self.fields.properties, name)

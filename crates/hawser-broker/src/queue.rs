@@ -180,6 +180,24 @@ impl MessageQueue {
         self.pending[usize::from(entry.msg.priority)].push_back(entry);
     }
 
+    /// Holds a recovered message for a prepared transaction that acknowledged
+    /// it: no consumer gets it until the transaction commits or rolls back
+    /// ([`MessageQueue::settle_tx_ack`]).
+    pub fn hold_for_transaction(&mut self, entry: Entry) {
+        if entry.msg.expires_ms.is_some() {
+            self.expiring += 1;
+        }
+        self.inflight.insert(
+            entry.msg.id,
+            Inflight {
+                entry,
+                // Consumer ids start at 1: nobody's.
+                consumer: 0,
+                tx_acked: true,
+            },
+        );
+    }
+
     /// Puts messages back in front of their priority, keeping their relative order.
     pub fn requeue_front(&mut self, entries: Vec<Entry>) {
         for entry in entries.into_iter().rev() {

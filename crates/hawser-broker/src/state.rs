@@ -118,6 +118,9 @@ pub(crate) struct State {
     pub producers: ProducerAudit,
     /// Which connection owns each live temporary destination.
     pub temp_owners: HashMap<Destination, ConnectionId>,
+    /// XA transactions prepared and not yet resolved, by name: no
+    /// connection's any more, they wait for a transaction manager.
+    pub prepared: HashMap<Arc<str>, Transaction>,
     /// The last store record this engine appended (a duplicate's receipt waits for it).
     pub last_seq: Seq,
 }

@@ -63,9 +63,23 @@ impl DurableSubscription {
     }
 }
 
+/// An XA transaction that was prepared and not yet committed or rolled back:
+/// what its commit will do. It outlives the connection that prepared it and
+/// a restart, until a transaction manager resolves it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreparedTransaction {
+    /// The transaction's global name (the protocol encodes the XA xid in it).
+    pub xid: Arc<str>,
+    /// Its persistent sends, published (with new ids) when it commits. Their
+    /// `id` is 0: none is assigned before the commit.
+    pub sends: Vec<MessageData>,
+    /// Stored messages it acknowledged: held from every consumer until it ends.
+    pub acks: Vec<(StoreKey, MessageId)>,
+}
+
 /// One change to remember. `M` is how the message is held: the engine writes
 /// `Arc<Message>`, recovery reads back plain [`MessageData`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum StoreOp<M = Arc<Message>> {
     /// A persistent message entered these containers.
     Enqueue {
@@ -121,6 +135,14 @@ pub enum StoreOp<M = Arc<Message>> {
         /// The producer.
         producer: ProducerKey,
     },
+    /// An XA transaction was prepared.
+    Prepare(PreparedTransaction),
+    /// A prepared XA transaction ended: committed (this same record then
+    /// holds what the commit did) or rolled back.
+    Resolve {
+        /// The transaction.
+        xid: Arc<str>,
+    },
 }
 
 impl<M: AsMessageData> StoreOp<M> {
@@ -155,6 +177,10 @@ impl<M: AsMessageData> StoreOp<M> {
             },
             StoreOp::ProducerForget { producer } => StoreOp::ProducerForget {
                 producer: producer.clone(),
+            },
+            StoreOp::Prepare(p) => StoreOp::Prepare(p.clone()),
+            StoreOp::Resolve { xid } => StoreOp::Resolve {
+                xid: Arc::clone(xid),
             },
         }
     }
@@ -201,6 +227,8 @@ pub struct Recovered {
     pub max_message_id: MessageId,
     /// The window of stored sequence numbers of every tracked producer.
     pub producers: HashMap<ProducerKey, SeqWindow>,
+    /// XA transactions prepared and not resolved, in the order they were prepared.
+    pub prepared: Vec<PreparedTransaction>,
 }
 
 /// Replaying records as a store recovers them: every store (and the tests'
@@ -214,6 +242,9 @@ pub struct Replay {
     messages: HashMap<StoreKey, std::collections::BTreeMap<MessageId, (MessageData, u32)>>,
     subscriptions: HashMap<StoreKey, DurableSubscription>,
     producers: HashMap<ProducerKey, SeqWindow>,
+    /// Prepared and unresolved, by name, with the order they were prepared in.
+    prepared: HashMap<Arc<str>, (u64, PreparedTransaction)>,
+    prepares: u64,
     max_id: MessageId,
 }
 
@@ -269,6 +300,13 @@ impl Replay {
                     self.subscriptions.remove(&key);
                     self.messages.remove(&key);
                 }
+                StoreOp::Prepare(p) => {
+                    self.prepares += 1;
+                    self.prepared.insert(Arc::clone(&p.xid), (self.prepares, p));
+                }
+                StoreOp::Resolve { xid } => {
+                    self.prepared.remove(&xid);
+                }
             }
         }
     }
@@ -285,6 +323,11 @@ impl Replay {
             subscriptions: self.subscriptions.into_values().collect(),
             max_message_id: self.max_id,
             producers: self.producers,
+            prepared: {
+                let mut p: Vec<_> = self.prepared.into_values().collect();
+                p.sort_by_key(|(order, _)| *order);
+                p.into_iter().map(|(_, p)| p).collect()
+            },
         }
     }
 }

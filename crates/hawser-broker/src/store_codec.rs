@@ -18,7 +18,7 @@ use crate::destination::{Destination, DestinationKind};
 use crate::message::{AsMessageData, BodyKind, MessageData, MessageFields};
 use crate::producer::{ProducerKey, SeqWindow, WINDOW_WORDS};
 use crate::property::PropertyValue;
-use crate::store::{DurableSubscription, StoreKey, StoreOp};
+use crate::store::{DurableSubscription, PreparedTransaction, StoreKey, StoreOp};
 
 /// The record format written by this version.
 pub const RECORD_FORMAT: u8 = 1;
@@ -41,6 +41,8 @@ const OP_PRODUCER_WINDOW: u8 = 9;
 const OP_PRODUCER_FORGET: u8 = 10;
 /// An enqueue of a message with JMS fields, typed properties and a body kind.
 const OP_ENQUEUE: u8 = 11;
+const OP_PREPARE: u8 = 12;
+const OP_RESOLVE: u8 = 13;
 
 /// Bits of a message's field mask: which optional fields follow.
 const FIELD_MESSAGE_ID: u8 = 1;
@@ -166,6 +168,23 @@ fn encode_op<M: AsMessageData>(op: &StoreOp<M>, buf: &mut BytesMut) {
             buf.put_u8(OP_PRODUCER_FORGET);
             encode_producer(producer, buf);
         }
+        StoreOp::Prepare(p) => {
+            buf.put_u8(OP_PREPARE);
+            put_str(buf, &p.xid);
+            buf.put_u32_le(p.sends.len() as u32);
+            for m in &p.sends {
+                encode_message(m, buf);
+            }
+            buf.put_u32_le(p.acks.len() as u32);
+            for (key, id) in &p.acks {
+                encode_key(key, buf);
+                buf.put_u64_le(*id);
+            }
+        }
+        StoreOp::Resolve { xid } => {
+            buf.put_u8(OP_RESOLVE);
+            put_str(buf, xid);
+        }
     }
 }
 
@@ -269,6 +288,18 @@ pub fn encoded_len<M: AsMessageData>(ops: &[StoreOp<M>]) -> usize {
                     1 + producer_len(producer) + 8 + 8 * WINDOW_WORDS
                 }
                 StoreOp::ProducerForget { producer } => 1 + producer_len(producer),
+                StoreOp::Prepare(p) => {
+                    1 + 4
+                        + p.xid.len()
+                        + 4
+                        + p.sends
+                            .iter()
+                            .map(|m| message_len(&m.destination, &m.fields, m.body.len()))
+                            .sum::<usize>()
+                        + 4
+                        + p.acks.iter().map(|(k, _)| key_len(k) + 8).sum::<usize>()
+                }
+                StoreOp::Resolve { xid } => 1 + 4 + xid.len(),
             })
             .sum::<usize>()
 }
@@ -522,6 +553,22 @@ fn decode_op(r: &mut Reader<'_>) -> Result<Option<StoreOp<MessageData>>, CodecEr
         OP_PRODUCER_FORGET => StoreOp::ProducerForget {
             producer: decode_producer(r)?,
         },
+        OP_PREPARE => {
+            let xid = r.arc_str()?;
+            let n = r.u32()? as usize;
+            // Counts are checked against what is left before they size anything.
+            let mut sends = Vec::with_capacity(n.min(r.remaining() / 40));
+            for _ in 0..n {
+                sends.push(decode_message(r)?);
+            }
+            let n = r.u32()? as usize;
+            let mut acks = Vec::with_capacity(n.min(r.remaining() / 14));
+            for _ in 0..n {
+                acks.push((decode_key(r)?, r.u64()?));
+            }
+            StoreOp::Prepare(PreparedTransaction { xid, sends, acks })
+        }
+        OP_RESOLVE => StoreOp::Resolve { xid: r.arc_str()? },
         tag => {
             return Err(CodecError::UnknownTag {
                 what: "op",
@@ -961,6 +1008,19 @@ mod tests {
                     StoreOp::ProducerWindow { producer, window }
                 }),
             producer_strategy().prop_map(|producer| StoreOp::ProducerForget { producer }),
+            (
+                ".{0,12}",
+                proptest::collection::vec(message_strategy(), 0..3),
+                proptest::collection::vec((key_strategy(), any::<u64>()), 0..4)
+            )
+                .prop_map(|(xid, sends, acks)| StoreOp::Prepare(PreparedTransaction {
+                    xid: Arc::from(xid.as_str()),
+                    sends,
+                    acks
+                })),
+            ".{0,12}".prop_map(|xid| StoreOp::Resolve {
+                xid: Arc::from(xid.as_str())
+            }),
         ]
     }
 

@@ -93,6 +93,9 @@ struct Tracker {
     /// that segment must stay, or the window be copied forward, for a restart
     /// to know the window.
     producers: HashMap<ProducerKey, (LiveRef, SeqWindow)>,
+    /// Prepared XA transactions not yet resolved: their record stays (or is
+    /// copied forward) until a commit or rollback says what became of them.
+    prepared: HashMap<Arc<str>, LiveRef>,
     /// Live holds per segment.
     segments: BTreeMap<u64, SegmentLive>,
 }
@@ -125,7 +128,8 @@ impl Tracker {
                 StoreOp::Enqueue { targets, .. } => targets.len(),
                 StoreOp::Subscribe(_)
                 | StoreOp::ProducerSeen { .. }
-                | StoreOp::ProducerWindow { .. } => 1,
+                | StoreOp::ProducerWindow { .. }
+                | StoreOp::Prepare(_) => 1,
                 _ => 0,
             })
             .sum();
@@ -215,6 +219,23 @@ impl Tracker {
                         self.release(r);
                     }
                     for (_, r) in self.messages.remove(&key).unwrap_or_default() {
+                        self.release(r);
+                    }
+                }
+                StoreOp::Prepare(p) => {
+                    let r = LiveRef {
+                        pos,
+                        bytes: share,
+                        redeliveries: 0,
+                    };
+                    if let Some(old) = self.prepared.insert(Arc::clone(&p.xid), r) {
+                        // A copy made by reclaiming replaces the original.
+                        self.release(old);
+                    }
+                    self.hold(r);
+                }
+                StoreOp::Resolve { xid } => {
+                    if let Some(r) = self.prepared.remove(xid) {
                         self.release(r);
                     }
                 }
@@ -517,6 +538,7 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<(), String> {
             .values()
             .flat_map(|m| m.values())
             .chain(t.subscriptions.values())
+            .chain(t.prepared.values())
             .filter(|r| r.pos.segment == segment)
             .map(|r| r.pos)
             .collect();
@@ -564,6 +586,11 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<(), String> {
                         .is_some_and(|r| r.pos == pos) =>
                 {
                     copy.push(StoreOp::Subscribe(sub));
+                }
+                StoreOp::Prepare(p)
+                    if tracker.prepared.get(&p.xid).is_some_and(|r| r.pos == pos) =>
+                {
+                    copy.push(StoreOp::Prepare(p));
                 }
                 _ => {}
             }

@@ -123,3 +123,78 @@ fn a_dead_letter_move_is_durable_before_the_original_is_deleted() {
     .concat();
     assert_eq!(found, vec![1], "message 1 is in its queue or in the DLQ");
 }
+
+/// Traffic, all of it consumed, until appends are in segment `segment`.
+fn traffic_until(store: &JournalStore, segment: u64, id: &mut u64) {
+    while store.journal().current_segment() < segment {
+        append_durably(
+            store,
+            vec![StoreOp::Enqueue {
+                message: message(*id, 300),
+                targets: vec![queue("other")],
+            }],
+        );
+        append_durably(
+            store,
+            vec![StoreOp::Dequeue {
+                key: queue("other"),
+                id: *id,
+            }],
+        );
+        *id += 1;
+    }
+}
+
+#[test]
+fn a_prepared_transaction_is_copied_forward_until_it_is_resolved() {
+    let disk = SimDisk::new();
+    let (store, _) = JournalStore::open(config(&disk)).unwrap();
+    // Message 1 waits in "q"; a prepared transaction acknowledged it and sends one.
+    append_durably(
+        &store,
+        vec![StoreOp::Enqueue {
+            message: message(1, 50),
+            targets: vec![queue("q")],
+        }],
+    );
+    let send = MessageData {
+        id: 0,
+        ..hawser_broker::message::AsMessageData::message_data(&message(0, 40)).clone()
+    };
+    let prepared = hawser_broker::PreparedTransaction {
+        xid: Arc::from("xa:1"),
+        sends: vec![send],
+        acks: vec![(queue("q"), 1)],
+    };
+    append_durably(&store, vec![StoreOp::Prepare(prepared.clone())]);
+    let mut id = 2;
+    traffic_until(&store, 4, &mut id);
+    store.reclaim_now();
+    assert!(
+        !store.journal().segments().contains(&1),
+        "segment 1 held little that was live: copied forward and reclaimed"
+    );
+    drop(store);
+    let (store, recovered) = JournalStore::open(config(&disk)).unwrap();
+    assert_eq!(recovered.prepared, vec![prepared]);
+    assert_eq!(ids(&recovered, &queue("q")), vec![1]);
+    // Committed: the acknowledged message goes, and so does the transaction.
+    append_durably(
+        &store,
+        vec![
+            StoreOp::Dequeue {
+                key: queue("q"),
+                id: 1,
+            },
+            StoreOp::Resolve {
+                xid: Arc::from("xa:1"),
+            },
+        ],
+    );
+    traffic_until(&store, store.journal().current_segment() + 3, &mut id);
+    store.reclaim_now();
+    drop(store);
+    let (_store, recovered) = JournalStore::open(config(&disk)).unwrap();
+    assert!(recovered.prepared.is_empty());
+    assert!(ids(&recovered, &queue("q")).is_empty());
+}

@@ -327,6 +327,8 @@ pub struct LimitsConfig {
     pub max_subscriptions_per_connection: usize,
     /// Open transactions on one connection.
     pub max_transactions_per_connection: usize,
+    /// XA transactions prepared and not yet committed or rolled back, broker-wide.
+    pub max_prepared_transactions: usize,
     /// Sends plus acks in one transaction.
     pub max_transaction_ops: usize,
     /// Temporary destinations one connection may own.
@@ -415,6 +417,7 @@ impl Default for LimitsConfig {
                 broker_defaults::DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
             max_transactions_per_connection:
                 broker_defaults::DEFAULT_MAX_TRANSACTIONS_PER_CONNECTION,
+            max_prepared_transactions: broker_defaults::DEFAULT_MAX_PREPARED_TRANSACTIONS,
             max_transaction_ops: broker_defaults::DEFAULT_MAX_TRANSACTION_OPS,
             max_temporary_destinations_per_connection:
                 broker_defaults::DEFAULT_MAX_TEMPORARY_DESTINATIONS_PER_CONNECTION,
@@ -470,6 +473,7 @@ impl Config {
             max_pending_memory_bytes: l.max_pending_memory_bytes,
             max_transaction_ops: l.max_transaction_ops,
             max_transactions_per_connection: l.max_transactions_per_connection,
+            max_prepared_transactions: l.max_prepared_transactions,
             max_subscriptions_per_connection: l.max_subscriptions_per_connection,
             max_tracked_producers: l.max_tracked_producers,
             max_producers_per_connection: l.max_producers_per_connection,

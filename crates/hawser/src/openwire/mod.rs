@@ -6,6 +6,7 @@
 mod encoder;
 mod mapping;
 mod session;
+mod transaction;
 
 pub use session::{serve_connection, OpenWireSettings};
 

@@ -12,11 +12,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hawser_broker::{AckMode, Broker, ConnectionId, Destination, DestinationUsage, SubscribeSpec};
+use hawser_broker::{
+    AckMode, Broker, BrokerError, ConnectionId, Destination, DestinationUsage, SubscribeSpec,
+};
 use hawser_openwire::{
-    self as ow, negotiate, AckType, BrokerId, BrokerInfo, Command, ConnectionError, DataStructure,
-    Decoder, ExceptionResponse, KeepAliveInfo, Response, TransactionId, TransactionType,
-    WireFormatInfo, WireFormatOptions, WireSettings,
+    self as ow, negotiate, AckType, BrokerId, BrokerInfo, Command, ConnectionError,
+    DataArrayResponse, DataStructure, Decoder, ExceptionResponse, IntegerResponse, KeepAliveInfo,
+    Response, TransactionId, TransactionType, WireFormatInfo, WireFormatOptions, WireSettings,
 };
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -25,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::encoder::{exception, OpenWireEncoder, Out};
 use super::mapping::{self, subscription_id};
+use super::transaction::{transaction_name, xa_id, Reply, XA_OK, XA_RDONLY};
 use super::SessionError;
 use crate::connection::reader::{ReadTimeouts, Reader, Wake, READ_CHUNK_BYTES};
 use crate::connection::{
@@ -87,6 +90,9 @@ struct Session {
     pullers: HashSet<Arc<str>>,
     /// The timer of each puller's pull that waits (one at a time per consumer).
     pull_timers: HashMap<Arc<str>, tokio::task::AbortHandle>,
+    /// A reply other than a plain Response for the command being performed
+    /// (XA's prepare and recover), set by it for [`Session::handle`].
+    reply: Option<Reply>,
     /// The memory counters of the last send's destination.
     last_usage: Option<(Destination, Arc<DestinationUsage>)>,
 }
@@ -128,6 +134,7 @@ pub async fn serve_connection(
         pullers: HashSet::new(),
         pull_timers: HashMap::new(),
         last_usage: None,
+        reply: None,
     };
     // The client sends nothing else until it has the broker's format.
     session.send_out(Out::Frame {
@@ -189,11 +196,24 @@ impl Session {
         let type_id = command.type_id();
         match self.apply(command).await {
             Ok((flow, until)) => {
+                let reply = self.reply.take();
                 if wants_reply {
-                    let frame = Command::Response(Response {
-                        correlation_id: id,
-                        ..Response::default()
-                    });
+                    let frame = match reply {
+                        None => Command::Response(Response {
+                            correlation_id: id,
+                            ..Response::default()
+                        }),
+                        Some(Reply::Integer(result)) => Command::IntegerResponse(IntegerResponse {
+                            correlation_id: id,
+                            result,
+                            ..IntegerResponse::default()
+                        }),
+                        Some(Reply::Data(data)) => Command::DataArrayResponse(DataArrayResponse {
+                            correlation_id: id,
+                            data: Some(data),
+                            ..DataArrayResponse::default()
+                        }),
+                    };
                     if flow == Flow::Stop {
                         self.send_out(Out::Close { frame: Some(frame) });
                     } else {
@@ -204,6 +224,7 @@ impl Session {
             }
             Err(e @ (SessionError::Decode(_) | SessionError::Read(_))) => Err(e),
             Err(e) if wants_reply => {
+                self.reply = None;
                 tracing::debug!("OpenWire command refused: {e}");
                 self.send_out(Out::Frame {
                     frame: Command::ExceptionResponse(ExceptionResponse {
@@ -608,28 +629,53 @@ impl Session {
         Ok((Flow::Continue, Confirm::now()))
     }
 
-    /// TransactionInfo of a local transaction (XA comes later).
+    /// TransactionInfo: a local transaction's begin, commit and rollback, and
+    /// XA's whole protocol. A prepared XA transaction is the broker's, not the
+    /// connection's: any connection may commit or roll it back, after a
+    /// restart too, and `recover` lists them.
     fn transaction(&mut self, t: &ow::TransactionInfo) -> Result<(Flow, Confirm), SessionError> {
         let conn = self.conn()?;
+        let broker = Arc::clone(self.broker());
+        if t.kind == TransactionType::Recover {
+            let xids = broker
+                .prepared_transactions()
+                .iter()
+                .filter_map(|name| xa_id(name))
+                .map(|x| DataStructure::TransactionId(TransactionId::Xa(x)))
+                .collect();
+            self.reply = Some(Reply::Data(xids));
+            return Ok((Flow::Continue, Confirm::now()));
+        }
         let name = transaction_name(t.transaction_id.as_ref().ok_or(SessionError::Invalid {
             what: "TransactionInfo",
             reason: "no transaction id".into(),
         })?)?;
-        let broker = Arc::clone(self.broker());
         let seq = match t.kind {
             TransactionType::Begin => {
                 broker.begin(conn, &name)?;
                 0
             }
-            TransactionType::CommitOnePhase | TransactionType::CommitTwoPhase => {
-                broker.commit(conn, &name)?
+            TransactionType::Prepare => {
+                let (vote, seq) = match broker.prepare(conn, &name)? {
+                    Some(seq) => (XA_OK, seq),
+                    None => (XA_RDONLY, 0),
+                };
+                self.reply = Some(Reply::Integer(vote));
+                seq
             }
-            TransactionType::Rollback => {
-                broker.abort(conn, &name)?;
-                0
-            }
+            TransactionType::CommitOnePhase => broker.commit(conn, &name)?,
+            TransactionType::CommitTwoPhase => broker.commit_prepared(conn, &name)?,
+            TransactionType::Rollback => match broker.abort(conn, &name) {
+                Ok(()) => 0,
+                Err(BrokerError::UnknownTransaction(_)) => broker.rollback_prepared(&name)?,
+                Err(e) => return Err(e.into()),
+            },
+            // End only ends the association with the connection; a
+            // transaction is forgotten once resolved (no heuristic outcomes).
             TransactionType::End | TransactionType::Forget => 0,
-            _ => return Err(SessionError::Unsupported("XA transactions")),
+            TransactionType::Recover | TransactionType::Other(_) => {
+                return Err(SessionError::Unsupported("this transaction operation"))
+            }
         };
         Ok((Flow::Continue, Confirm::after(seq)))
     }
@@ -653,17 +699,5 @@ impl Session {
             .unwrap_or(usize::MAX)
             .saturating_add(READ_CHUNK_BYTES);
         Ok(self.reader.wait_for_room(&usage, read_limit).await?)
-    }
-}
-
-/// The engine's name of a local transaction: unique within the connection.
-fn transaction_name(t: &TransactionId) -> Result<String, SessionError> {
-    match t {
-        TransactionId::Local(l) => Ok(format!(
-            "{}:{}",
-            l.connection_id.as_ref().map_or("", |c| c.value.as_str()),
-            l.value
-        )),
-        TransactionId::Xa(_) => Err(SessionError::Unsupported("XA transactions")),
     }
 }
