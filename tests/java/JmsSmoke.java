@@ -19,6 +19,9 @@
 //   late-session   opens a connection, waits 2 s (its ConnectionInfo goes out
 //                  only with the first session), then sends and receives
 //   groups         messages of one JMSXGroupID all go to one of two consumers, in order
+//   composite      a send to queue "a,b,topic://t" reaches both queues and the
+//                  topic's subscriber; a consumer of a composite of queues is
+//                  refused with a JMSException (not supported yet)
 //   interop        receives the message a STOMP client sent to interop.to-jms
 //                  (text, a string property, a correlation id) and answers on
 //                  interop.to-stomp with a typed property
@@ -278,6 +281,28 @@ public class JmsSmoke {
         c.close();
     }
 
+    static void composite(String url) throws JMSException {
+        Connection c = connect(url);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer t = s.createConsumer(s.createTopic("jms.comp.t"));
+        s.createProducer(s.createQueue("jms.comp.a,jms.comp.b,topic://jms.comp.t"))
+                .send(s.createTextMessage("to all"));
+        for (String q : new String[] {"jms.comp.a", "jms.comp.b"}) {
+            Message m = s.createConsumer(s.createQueue(q)).receive(5000);
+            check(m instanceof TextMessage && "to all".equals(((TextMessage) m).getText()),
+                    "queue " + q + " got its copy");
+        }
+        Message m = t.receive(5000);
+        check(m instanceof TextMessage, "the topic's subscriber got its copy");
+        try {
+            s.createConsumer(s.createQueue("jms.comp.a,jms.comp.b"));
+            check(false, "a consumer of a composite of queues is refused");
+        } catch (JMSException e) {
+            check(true, "a consumer of a composite of queues is refused: " + e.getMessage());
+        }
+        c.close();
+    }
+
     /** Connects as client id "held", says so, and stays until stdin closes. */
     static void hold(String url) throws Exception {
         ActiveMQConnectionFactory f = new ActiveMQConnectionFactory(url);
@@ -317,6 +342,9 @@ public class JmsSmoke {
                 break;
             case "interop":
                 interop(url);
+                break;
+            case "composite":
+                composite(url);
                 break;
             case "hold":
                 hold(url);

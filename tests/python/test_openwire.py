@@ -86,6 +86,18 @@ def test_message_groups_stay_with_one_consumer(broker, jms):
     assert "ok all grouped messages received: 30" in out
 
 
+def test_a_send_to_a_composite_destination_reaches_every_part(broker, stomp_factory, jms):
+    out = run_jms(jms, url(broker), "composite")
+    assert "ok the topic's subscriber got its copy" in out
+    # STOMP spells it ActiveMQ's way too.
+    listener = stomp_factory(broker)
+    listener.subscribe("/queue/stomp.comp.a", receipt=True)
+    listener.subscribe("/topic/stomp.comp.t", receipt=True)
+    stomp_factory(broker).send("/queue/stomp.comp.a,/topic/stomp.comp.t", "both")
+    got = listener.wait_messages(2)
+    assert sorted(m.headers["destination"] for m in got) == ["/queue/stomp.comp.a", "/topic/stomp.comp.t"]
+
+
 def test_stomp_and_jms_exchange_messages(broker, raw_factory, stomp_factory, jms):
     # Without content-length (which stomp-py always sends): ActiveMQ's rule makes it text.
     raw = raw_factory(broker)

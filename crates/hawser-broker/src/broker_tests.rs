@@ -241,6 +241,42 @@ fn a_composite_subscription_gets_a_message_once_even_through_two_names() {
 }
 
 #[test]
+fn a_send_to_a_composite_destination_puts_a_copy_in_each_part_across_a_restart() {
+    let store = RecordingStore::new();
+    let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
+    let news = Recorder::new();
+    let listener = b.connect(ConnectInfo::in_process(None), news.clone()).unwrap();
+    b.subscribe(listener, spec("t", Destination::topic("news"), AckMode::Auto))
+        .unwrap();
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    let composite = Destination::queue("a,topic://news,queue://b");
+    b.send(p, msg(composite.clone(), "m", true), None).unwrap();
+    let got = news.take();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message.destination, Destination::topic("news"));
+    assert_eq!(
+        got[0].message.fields.original_destination,
+        Some(composite.clone())
+    );
+    // Every part is a queue or topic of its own; no queue is named after the composite.
+    assert!(b.browse(&composite, 10).is_empty());
+    drop(b);
+    let b = Broker::new(BrokerConfig::default(), store.clone(), store.recover());
+    for name in ["a", "b"] {
+        let held = b.browse(&Destination::queue(name), 10);
+        assert_eq!(held.len(), 1, "queue {name}");
+        assert_eq!(held[0].0.fields.original_destination, Some(composite.clone()));
+    }
+    let c = b.connect(ConnectInfo::in_process(None), Recorder::new()).unwrap();
+    assert!(matches!(
+        b.subscribe(c, spec("s", composite, AckMode::Auto)),
+        Err(BrokerError::CompositeQueueConsumer(_))
+    ));
+}
+
+#[test]
 fn a_durable_subscription_to_a_pattern_keeps_what_matches_across_a_restart() {
     let store = RecordingStore::new();
     let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());

@@ -88,6 +88,29 @@ impl Destination {
         self.kind.is_topic()
     }
 
+    /// The destinations a composite name stands for (ActiveMQ's composite
+    /// destinations: `a,b`, or `queue://a,topic://b` to mix kinds; a part
+    /// without a scheme has this destination's kind), or `None` for a plain
+    /// name. Parts that are not valid names are left out; the name's length
+    /// limit bounds how many there are.
+    pub fn composite_parts(&self) -> Option<Vec<Destination>> {
+        if !self.name.contains(',') {
+            return None;
+        }
+        let parts = self.name.split(',').filter_map(|part| {
+            let part = part.trim();
+            let (kind, name) = if let Some(n) = part.strip_prefix("queue://") {
+                (DestinationKind::Queue, n)
+            } else if let Some(n) = part.strip_prefix("topic://") {
+                (DestinationKind::Topic, n)
+            } else {
+                (self.kind, part)
+            };
+            Destination::new(kind, name).ok()
+        });
+        Some(parts.collect())
+    }
+
     /// True if the name is a pattern of ActiveMQ's wildcards: an element
     /// (between dots) that is `*` or `>`.
     pub fn is_wildcard(&self) -> bool {

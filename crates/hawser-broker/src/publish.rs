@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::broker::Broker;
 use crate::consumed::Consumed;
 use crate::container::ContainerKey;
+use crate::destination::InvalidDestination;
 use crate::error::BrokerError;
 use crate::message::{Message, MessageData, NewMessage, ProducerRef};
 use crate::outbox::ConnectionId;
@@ -114,67 +115,90 @@ impl Broker {
                     None => plan.marks.push(Mark::Connection(Arc::clone(&p.id), p.seq)),
                 }
             }
-            if new.destination.kind.is_temporary() && !st.temp_owners.contains_key(&new.destination)
-            {
-                return Err(BrokerError::UnknownTemporary(new.destination.to_string()));
-            }
-            let id = st.next_message_id;
-            st.next_message_id += 1;
-            let looked_up;
-            let usage = match usage {
-                Some(u) if u.destination() == &new.destination => u,
-                _ => {
-                    looked_up = self.destination_usage(&new.destination);
-                    &looked_up
+            // A composite destination: a copy to each part (ActiveMQ's rule), which
+            // remembers the composite as its original destination; each copy is
+            // a message of its own, the producer's sequence number counted once.
+            let copies = match new.destination.composite_parts() {
+                None => vec![new],
+                Some(parts) if parts.is_empty() => {
+                    return Err(InvalidDestination::Empty.into());
                 }
+                Some(parts) => parts
+                    .into_iter()
+                    .map(|part| {
+                        let mut copy = new.clone();
+                        copy.fields
+                            .original_destination
+                            .get_or_insert_with(|| copy.destination.clone());
+                        copy.destination = part;
+                        copy
+                    })
+                    .collect(),
             };
-            let msg = Arc::new(Message::charged(
-                MessageData::accept(id, new, now),
-                self.memory(),
-                Some(usage),
-            ));
-            if msg.destination.is_topic() {
-                let mut targets = Vec::new();
-                let dedupe = st.topics.has_shared();
-                let mut reached: Vec<&ContainerKey> = Vec::new();
-                for link in st.topics.matching(&msg.destination) {
-                    // A composite subscription may match through two of its names.
-                    if dedupe {
-                        if reached.contains(&&link.key) {
+            for new in copies {
+                if new.destination.kind.is_temporary()
+                    && !st.temp_owners.contains_key(&new.destination)
+                {
+                    return Err(BrokerError::UnknownTemporary(new.destination.to_string()));
+                }
+                let id = st.next_message_id;
+                st.next_message_id += 1;
+                let looked_up;
+                let usage = match usage {
+                    Some(u) if u.destination() == &new.destination => u,
+                    _ => {
+                        looked_up = self.destination_usage(&new.destination);
+                        &looked_up
+                    }
+                };
+                let msg = Arc::new(Message::charged(
+                    MessageData::accept(id, new, now),
+                    self.memory(),
+                    Some(usage),
+                ));
+                if msg.destination.is_topic() {
+                    let mut targets = Vec::new();
+                    let dedupe = st.topics.has_shared();
+                    let mut reached: Vec<&ContainerKey> = Vec::new();
+                    for link in st.topics.matching(&msg.destination) {
+                        // A composite subscription may match through two of its names.
+                        if dedupe {
+                            if reached.contains(&&link.key) {
+                                continue;
+                            }
+                            reached.push(&link.key);
+                        }
+                        let own = match &link.no_local {
+                            Some(NoLocal::Connection(c)) => *c == conn,
+                            Some(NoLocal::ClientId(id)) => client_id.as_ref() == Some(id),
+                            None => false,
+                        };
+                        if own || link.filter.as_ref().is_some_and(|f| !f.matches(&**msg)) {
                             continue;
                         }
-                        reached.push(&link.key);
+                        if msg.persistent {
+                            targets.extend(link.key.store_key());
+                        }
+                        plan.placed.push((link.key.clone(), Arc::clone(&msg)));
                     }
-                    let own = match &link.no_local {
-                        Some(NoLocal::Connection(c)) => *c == conn,
-                        Some(NoLocal::ClientId(id)) => client_id.as_ref() == Some(id),
-                        None => false,
-                    };
-                    if own || link.filter.as_ref().is_some_and(|f| !f.matches(&**msg)) {
-                        continue;
-                    }
-                    if msg.persistent {
-                        targets.extend(link.key.store_key());
-                    }
-                    plan.placed.push((link.key.clone(), Arc::clone(&msg)));
-                }
-                if !targets.is_empty() {
-                    plan.ops.push(StoreOp::Enqueue {
-                        message: Arc::clone(&msg),
-                        targets,
-                    });
-                }
-            } else {
-                let key = ContainerKey::Queue(msg.destination.clone());
-                if msg.persistent {
-                    if let Some(skey) = key.store_key() {
+                    if !targets.is_empty() {
                         plan.ops.push(StoreOp::Enqueue {
                             message: Arc::clone(&msg),
-                            targets: vec![skey],
+                            targets,
                         });
                     }
+                } else {
+                    let key = ContainerKey::Queue(msg.destination.clone());
+                    if msg.persistent {
+                        if let Some(skey) = key.store_key() {
+                            plan.ops.push(StoreOp::Enqueue {
+                                message: Arc::clone(&msg),
+                                targets: vec![skey],
+                            });
+                        }
+                    }
+                    plan.placed.push((key, msg));
                 }
-                plan.placed.push((key, msg));
             }
         }
         if !plan.marks.is_empty() {

@@ -90,6 +90,11 @@ impl Broker {
         if c.subs.len() + c.browsers >= self.config.max_subscriptions_per_connection {
             return Err(BrokerError::Limit("subscriptions per connection"));
         }
+        if !spec.destination.is_topic() && spec.destination.composite_parts().is_some() {
+            return Err(BrokerError::CompositeQueueConsumer(
+                spec.destination.to_string(),
+            ));
+        }
         if spec.destination.kind.is_temporary() && !st.temp_owners.contains_key(&spec.destination) {
             return Err(BrokerError::UnknownTemporary(spec.destination.to_string()));
         }

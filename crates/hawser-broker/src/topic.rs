@@ -97,14 +97,8 @@ impl Topics {
 /// naming queues (`queue://x`) are left out: a topic subscription cannot take
 /// a queue's messages.
 fn composite_parts(dest: &Destination) -> Vec<Destination> {
-    if !dest.name.contains(',') {
-        return vec![dest.clone()];
+    match dest.composite_parts() {
+        None => vec![dest.clone()],
+        Some(parts) => parts.into_iter().filter(Destination::is_topic).collect(),
     }
-    dest.name
-        .split(',')
-        .filter(|p| !p.starts_with("queue://"))
-        .map(|p| p.strip_prefix("topic://").unwrap_or(p).trim())
-        .filter(|p| !p.is_empty())
-        .filter_map(|p| Destination::new(dest.kind, p).ok())
-        .collect()
 }

@@ -41,7 +41,14 @@ const TRANSPORT_HEADERS: &[&str] = &[
 /// Parses a STOMP destination. Temporary destinations named by a client
 /// (`/temp-queue/reply`) belong to its connection; other connections reach
 /// them by the name the broker shows (`/remote-temp-queue/...`).
+///
+/// A comma-separated list (`/queue/a,/topic/b`; a part without a prefix has
+/// the first part's kind) is ActiveMQ's composite destination: the engine's
+/// composite name (`queue://a,topic://b`) of the first part's kind.
 pub fn parse_destination(text: &str, conn: ConnectionId) -> Result<Destination, SessionError> {
+    if text.contains(',') {
+        return parse_composite(text, conn);
+    }
     let (kind, name, owned) = if let Some(n) = text.strip_prefix("/queue/") {
         (DestinationKind::Queue, n, false)
     } else if let Some(n) = text.strip_prefix("/topic/") {
@@ -68,6 +75,38 @@ pub fn parse_destination(text: &str, conn: ConnectionId) -> Result<Destination, 
         name.to_owned()
     };
     Destination::new(kind, &name).map_err(|e| SessionError::BadHeader {
+        header: "destination",
+        reason: e.to_string(),
+    })
+}
+
+fn parse_composite(text: &str, conn: ConnectionId) -> Result<Destination, SessionError> {
+    let mut kind = None;
+    let mut names = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let d = if part.starts_with('/') {
+            parse_destination(part, conn)?
+        } else {
+            let k = kind.ok_or_else(|| SessionError::BadHeader {
+                header: "destination",
+                reason: format!("{text:?}: the first part needs a /queue/ or /topic/ prefix"),
+            })?;
+            Destination::new(k, part).map_err(|e| SessionError::BadHeader {
+                header: "destination",
+                reason: e.to_string(),
+            })?
+        };
+        if d.kind.is_temporary() {
+            return Err(SessionError::BadHeader {
+                header: "destination",
+                reason: "a composite destination cannot include temporary ones".into(),
+            });
+        }
+        kind.get_or_insert(d.kind);
+        names.push(d.to_string());
+    }
+    let kind = kind.expect("split yields at least one part");
+    Destination::new(kind, &names.join(",")).map_err(|e| SessionError::BadHeader {
         header: "destination",
         reason: e.to_string(),
     })
@@ -350,6 +389,11 @@ mod tests {
         );
         assert!(parse_destination("orders", 1).is_err());
         assert!(parse_destination("/queue/", 1).is_err());
+        let composite = parse_destination("/queue/a, /topic/b,c", 1).unwrap();
+        assert_eq!(composite.kind, DestinationKind::Queue);
+        assert_eq!(&*composite.name, "queue://a,topic://b,queue://c");
+        assert!(parse_destination("a,/queue/b", 1).is_err());
+        assert!(parse_destination("/queue/a,/temp-queue/b", 1).is_err());
     }
 
     #[test]
