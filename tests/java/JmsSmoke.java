@@ -12,6 +12,8 @@
 //   request-reply  a requester's temporary queue as JMSReplyTo, answered by a
 //                  responder on another connection (which must have heard of
 //                  the queue through the broker's advisories), then deleted
+//   late-responder the same, the responder connecting after the temporary queue
+//                  was made (it hears of it when its advisory consumer subscribes)
 //   browse         a QueueBrowser sees what a queue holds without taking it
 //   pull           prefetch 0 (jms.prefetchPolicy.all=0): each receive pulls one
 //                  message; receive(timeout) and receiveNoWait() on an empty
@@ -22,6 +24,10 @@
 //   composite      a send to queue "a,b,topic://t" reaches both queues and the
 //                  topic's subscriber; a consumer of a composite of queues is
 //                  refused with a JMSException (not supported yet)
+//   learn-peers    (with a failover: URL naming one broker) sends "before", says
+//                  "ready", waits for a line on stdin, sends "after" (after the
+//                  broker it knew is gone: only the peer it was told of is left)
+//                  and receives both
 //   interop        receives the message a STOMP client sent to interop.to-jms
 //                  (text, a string property, a correlation id) and answers on
 //                  interop.to-stomp with a typed property
@@ -125,11 +131,13 @@ public class JmsSmoke {
         c3.close();
     }
 
-    static void requestReply(String url) throws Exception {
-        Connection responder = connect(url);
-        Session rs = responder.createSession(false, Session.AUTO_ACKNOWLEDGE);
-        MessageConsumer requests = rs.createConsumer(rs.createQueue("jms.requests"));
-        MessageProducer replies = rs.createProducer(null);
+    /**
+     * With lateResponder the responder connects only after the temporary queue
+     * exists: it can reply only if the broker tells a new advisory subscriber
+     * of the temporary destinations that already exist.
+     */
+    static void requestReply(String url, boolean lateResponder) throws Exception {
+        Connection responder = lateResponder ? null : connect(url);
 
         Connection requester = connect(url);
         Session qs = requester.createSession(false, Session.AUTO_ACKNOWLEDGE);
@@ -139,6 +147,13 @@ public class JmsSmoke {
         request.setJMSReplyTo(inbox);
         request.setJMSCorrelationID("req-1");
         qs.createProducer(qs.createQueue("jms.requests")).send(request);
+
+        if (responder == null) {
+            responder = connect(url);
+        }
+        Session rs = responder.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer requests = rs.createConsumer(rs.createQueue("jms.requests"));
+        MessageProducer replies = rs.createProducer(null);
 
         Message got = requests.receive(10000);
         check(got != null, "request received");
@@ -303,6 +318,27 @@ public class JmsSmoke {
         c.close();
     }
 
+    static void learnPeers(String url) throws Exception {
+        Connection c = connect(url);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        Queue q = s.createQueue("jms.peers");
+        MessageProducer p = s.createProducer(q);
+        p.setDeliveryMode(DeliveryMode.PERSISTENT);
+        p.send(s.createTextMessage("before"));
+        System.out.println("ready");
+        System.out.flush();
+        new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine();
+        p.send(s.createTextMessage("after"));
+        check(true, "a send after the broker it was given went away");
+        MessageConsumer consumer = s.createConsumer(q);
+        java.util.List<String> got = new java.util.ArrayList<>();
+        for (Message m = consumer.receive(10000); m != null && got.size() < 2; m = consumer.receive(2000)) {
+            got.add(((TextMessage) m).getText());
+        }
+        check(got.equals(java.util.List.of("before", "after")), "both messages arrive: " + got);
+        c.close();
+    }
+
     /** Connects as client id "held", says so, and stays until stdin closes. */
     static void hold(String url) throws Exception {
         ActiveMQConnectionFactory f = new ActiveMQConnectionFactory(url);
@@ -326,7 +362,10 @@ public class JmsSmoke {
                 ackModes(url);
                 break;
             case "request-reply":
-                requestReply(url);
+                requestReply(url, false);
+                break;
+            case "late-responder":
+                requestReply(url, true);
                 break;
             case "browse":
                 browse(url);
@@ -345,6 +384,9 @@ public class JmsSmoke {
                 break;
             case "composite":
                 composite(url);
+                break;
+            case "learn-peers":
+                learnPeers(url);
                 break;
             case "hold":
                 hold(url);

@@ -71,6 +71,11 @@ def test_request_reply_through_a_temporary_queue(broker, jms):
     assert "ok temporary queue deleted" in out
 
 
+def test_a_responder_that_connects_after_the_temporary_queue_exists_can_reply(broker, jms):
+    out = run_jms(jms, url(broker), "late-responder")
+    assert "ok reply received" in out
+
+
 def test_a_queue_browser_sees_without_taking(broker, jms):
     out = run_jms(jms, url(broker), "browse")
     assert "ok browsed all three, then the browse ended" in out
@@ -230,3 +235,39 @@ def test_prepared_xa_transactions_survive_a_kill_and_are_resolved_by_a_new_conne
     broker.restart(kill=True)
     out = run_jms(jms, url(broker), "resolve", program="JmsXa")
     assert "ok nothing is left prepared" in out
+
+
+def test_a_failover_client_given_one_broker_learns_its_peer_from_connection_control(broker_factory, tmp_path, jms):
+    """ActiveMQ's updateClusterClients: two brokers of one shared store advertise
+    both OpenWire addresses. A client given only the first (`failover:(A)`) is
+    told of B in a ConnectionControl; when A is killed and B takes the store
+    over, the client reconnects to B by itself and nothing is lost."""
+    ports = [free_port(), free_port()]
+    advertise = ",".join(f"tcp://{HOST}:{p}" for p in ports)
+    store = tmp_path / "shared"
+    pair = []
+    for port in ports:
+        b = broker_factory("--ha", "shared-store", "--ha-poll-ms", "20", "--advertise-openwire", advertise,
+                           start=False)
+        b.data_dir = store
+        b.openwire_port = port
+        pair.append(b)
+    a, b = pair
+    a.start()
+    java = subprocess.Popen(
+        ["java", "-cp", f"{CLASSPATH}:{jms}", "JmsSmoke",
+         f"failover:(tcp://{HOST}:{a.openwire_port})?randomize=false&initialReconnectDelay=50", "learn-peers"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert java.stdout.readline().strip() == "ready"
+        a.kill()
+        b.start()
+        java.stdin.write("go\n")
+        java.stdin.flush()
+        out, _ = java.communicate(timeout=JAVA_TIMEOUT_S)
+        assert java.returncode == 0, out
+        assert "ok both messages arrive" in out, out
+    finally:
+        if java.poll() is None:
+            java.kill()
+            java.wait(timeout=10)

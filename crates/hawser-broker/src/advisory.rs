@@ -14,10 +14,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::broker::Broker;
+use crate::container::ContainerKey;
 use crate::destination::Destination;
-use crate::message::{BodyKind, NewMessage};
+use crate::message::{BodyKind, Message, MessageData, NewMessage};
 use crate::outbox::ConnectionId;
 use crate::property::PropertyValue;
+use crate::queue::Entry;
 use crate::state::State;
 
 /// Where temporary queues are announced.
@@ -74,21 +76,7 @@ impl Broker {
         dest: &Destination,
         added: bool,
     ) {
-        let topic = if dest.is_topic() {
-            TEMP_TOPIC_ADVISORY
-        } else {
-            TEMP_QUEUE_ADVISORY
-        };
-        let mut m = NewMessage::new(Destination::topic(topic), Bytes::new());
-        m.body_kind = BodyKind::Empty;
-        m.fields.message_type = Some(Arc::from(ADVISORY_TYPE));
-        m.fields.properties = vec![
-            (
-                Arc::from(ADVISORY_DESTINATION),
-                PropertyValue::String(Arc::from(dest.to_string())),
-            ),
-            (Arc::from(ADVISORY_ADDED), PropertyValue::Bool(added)),
-        ];
+        let m = advisory(dest, added);
         let published = self
             .plan_publish(st, conn, vec![m], Vec::new(), None)
             .and_then(|mut plan| {
@@ -100,4 +88,74 @@ impl Broker {
             tracing::warn!("advisory for {dest} not published: {e}");
         }
     }
+
+    /// Tells a new subscription (container `key`, linked already) of the
+    /// temporary destinations that exist, if it subscribed to their advisory
+    /// topic (by name, pattern or composite), as ActiveMQ does: a client that
+    /// connects after a temporary queue was made may still reply to it. Only
+    /// this subscription gets them; at most [`MAX_ADVISORY_REPLAY`].
+    pub(crate) fn replay_temporaries(&self, st: &mut State, key: &ContainerKey) {
+        let covers = |topic: &'static str| {
+            let topic = Destination::topic(topic);
+            let covered = st.topics.matching(&topic).any(|l| &l.key == key);
+            covered
+        };
+        let (queues, topics) = (covers(TEMP_QUEUE_ADVISORY), covers(TEMP_TOPIC_ADVISORY));
+        if !queues && !topics {
+            return;
+        }
+        let mut existing: Vec<Destination> = st
+            .temp_owners
+            .keys()
+            .filter(|d| if d.is_topic() { topics } else { queues })
+            .cloned()
+            .collect();
+        if existing.len() > MAX_ADVISORY_REPLAY {
+            tracing::warn!(
+                "{} temporary destinations exist; a new advisory subscriber is told of {MAX_ADVISORY_REPLAY}",
+                existing.len()
+            );
+        }
+        existing.sort();
+        existing.truncate(MAX_ADVISORY_REPLAY);
+        let now = crate::broker::now_ms();
+        for dest in existing {
+            let id = st.next_message_id;
+            st.next_message_id += 1;
+            let data = MessageData::accept(id, advisory(&dest, true), now);
+            let entry = Entry {
+                msg: Arc::new(Message::new(data, self.memory())),
+                redeliveries: 0,
+                seq: 0,
+                consumed: None,
+            };
+            if let Some(q) = st.containers.get_mut(key) {
+                q.enqueue(entry);
+            }
+        }
+        self.dispatch(st, key);
+    }
+}
+
+/// The most temporary destinations a new advisory subscriber is told of.
+pub const MAX_ADVISORY_REPLAY: usize = 10_000;
+
+/// The advisory message saying `dest` was created (`added`) or deleted.
+fn advisory(dest: &Destination, added: bool) -> NewMessage {
+    let topic = if dest.is_topic() {
+        TEMP_TOPIC_ADVISORY
+    } else {
+        TEMP_QUEUE_ADVISORY
+    };
+    let mut m = NewMessage::new(Destination::topic(topic), Bytes::new());
+    m.body_kind = BodyKind::Empty;
+    m.fields.message_type = Some(Arc::from(ADVISORY_TYPE));
+    m.fields.properties = vec![
+        (
+            Arc::from(ADVISORY_DESTINATION),
+            PropertyValue::String(Arc::from(dest.to_string())),
+        ),
+        (Arc::from(ADVISORY_ADDED), PropertyValue::Bool(added)),
+    ];
+    m
 }

@@ -245,9 +245,14 @@ fn a_send_to_a_composite_destination_puts_a_copy_in_each_part_across_a_restart()
     let store = RecordingStore::new();
     let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
     let news = Recorder::new();
-    let listener = b.connect(ConnectInfo::in_process(None), news.clone()).unwrap();
-    b.subscribe(listener, spec("t", Destination::topic("news"), AckMode::Auto))
+    let listener = b
+        .connect(ConnectInfo::in_process(None), news.clone())
         .unwrap();
+    b.subscribe(
+        listener,
+        spec("t", Destination::topic("news"), AckMode::Auto),
+    )
+    .unwrap();
     let p = b
         .connect(ConnectInfo::in_process(None), Recorder::new())
         .unwrap();
@@ -267,9 +272,14 @@ fn a_send_to_a_composite_destination_puts_a_copy_in_each_part_across_a_restart()
     for name in ["a", "b"] {
         let held = b.browse(&Destination::queue(name), 10);
         assert_eq!(held.len(), 1, "queue {name}");
-        assert_eq!(held[0].0.fields.original_destination, Some(composite.clone()));
+        assert_eq!(
+            held[0].0.fields.original_destination,
+            Some(composite.clone())
+        );
     }
-    let c = b.connect(ConnectInfo::in_process(None), Recorder::new()).unwrap();
+    let c = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
     assert!(matches!(
         b.subscribe(c, spec("s", composite, AckMode::Auto)),
         Err(BrokerError::CompositeQueueConsumer(_))
@@ -348,6 +358,67 @@ fn temporary_destinations_are_announced_on_the_advisory_topics() {
         seen,
         vec![(q.clone(), true), (t.clone(), true), (q, false), (t, false)]
     );
+}
+
+#[test]
+fn a_new_advisory_subscriber_is_told_of_the_temporary_destinations_that_exist() {
+    use crate::advisory::read_advisory;
+    let b = memory_broker();
+    let owner = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    let q = Destination::new(DestinationKind::TempQueue, "ID:c-1:1:1").unwrap();
+    let t = Destination::new(DestinationKind::TempTopic, "ID:c-1:1:2").unwrap();
+    b.register_temporary(owner, &q).unwrap();
+    b.register_temporary(owner, &t).unwrap();
+    // Subscribed by pattern, after both exist: told of the queue only, and
+    // only this subscriber (an earlier one heard of them when they were made).
+    let early = Recorder::new();
+    let e = b
+        .connect(ConnectInfo::in_process(None), early.clone())
+        .unwrap();
+    early.take();
+    let late = Recorder::new();
+    let l = b
+        .connect(ConnectInfo::in_process(None), late.clone())
+        .unwrap();
+    b.subscribe(
+        e,
+        spec(
+            "all",
+            Destination::topic("ActiveMQ.Advisory.>"),
+            AckMode::Auto,
+        ),
+    )
+    .unwrap();
+    early.take();
+    b.subscribe(
+        l,
+        spec(
+            "queues",
+            Destination::topic("ActiveMQ.Advisory.TempQueue"),
+            AckMode::Auto,
+        ),
+    )
+    .unwrap();
+    let seen: Vec<(Destination, bool)> = late
+        .take()
+        .iter()
+        .map(|d| read_advisory(&d.message.fields).expect("an advisory"))
+        .collect();
+    assert_eq!(seen, vec![(q, true)]);
+    assert!(
+        early.take().is_empty(),
+        "the other subscriber is told nothing again"
+    );
+    // A plain topic subscriber is told nothing.
+    let plain = Recorder::new();
+    let p = b
+        .connect(ConnectInfo::in_process(None), plain.clone())
+        .unwrap();
+    b.subscribe(p, spec("news", Destination::topic("news"), AckMode::Auto))
+        .unwrap();
+    assert!(plain.take().is_empty());
 }
 
 #[test]

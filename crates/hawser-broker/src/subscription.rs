@@ -198,6 +198,9 @@ impl Broker {
                     ack_mode: spec.ack_mode,
                 },
             );
+        if let ContainerKey::TopicSub { .. } = key {
+            self.replay_temporaries(st, &key);
+        }
         self.dispatch(st, &key);
         Ok(seq)
     }

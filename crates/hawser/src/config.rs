@@ -219,18 +219,23 @@ pub struct StatusConfig {
 }
 
 /// ActiveMQ's `updateClusterClients`: the broker URIs clients should know.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// Broker URIs (e.g. `tcp://10.0.0.2:61613`) sent to clients on CONNECT and
-    /// whenever the list changes (SIGHUP re-reads it from the config file).
+    /// STOMP URIs (e.g. `tcp://10.0.0.2:61613`) sent to STOMP clients on
+    /// CONNECT and whenever the list changes (SIGHUP re-reads it from the
+    /// config file).
     pub advertise: Vec<String>,
+    /// OpenWire URIs (e.g. `tcp://10.0.0.2:61616`) sent to JMS clients in a
+    /// ConnectionControl after their ConnectionInfo and whenever the list
+    /// changes; their failover transport then knows every broker.
+    pub advertise_openwire: Vec<String>,
 }
 
 impl ClusterConfig {
     /// Checks that every URI has the `scheme://host:port` form clients can use.
     pub fn validate(&self) -> anyhow::Result<()> {
-        for uri in &self.advertise {
+        for uri in self.advertise.iter().chain(&self.advertise_openwire) {
             let ok = uri
                 .split_once("://")
                 .filter(|(scheme, _)| matches!(*scheme, "tcp" | "stomp"))

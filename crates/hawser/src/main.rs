@@ -35,6 +35,8 @@ struct Cli {
     serve: ServeArgs,
 }
 
+// Parsed once at start-up: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run a broker (the default when no subcommand is given).
@@ -136,6 +138,10 @@ struct ServeArgs {
     /// replaces the config file's [cluster] advertise list.
     #[arg(long, value_name = "URI", value_delimiter = ',')]
     advertise: Vec<String>,
+    /// OpenWire URI to tell JMS clients about for failover (repeatable or
+    /// comma-separated); replaces the config file's [cluster] advertise_openwire list.
+    #[arg(long, value_name = "URI", value_delimiter = ',')]
+    advertise_openwire: Vec<String>,
     /// Master/slave: `shared-store` for brokers sharing one data directory [default: none].
     #[arg(long, value_enum)]
     ha: Option<HaMode>,
@@ -213,6 +219,9 @@ impl ServeArgs {
         }
         if self.status.is_some() {
             c.status.listen = self.status;
+        }
+        if !self.advertise_openwire.is_empty() {
+            c.cluster.advertise_openwire = self.advertise_openwire.clone();
         }
         if !self.advertise.is_empty() {
             c.cluster.advertise = self.advertise.clone();
@@ -307,11 +316,11 @@ async fn reload_on_sighup(args: ServeArgs, cluster: hawser::server::ClusterView)
     while hup.recv().await.is_some() {
         match args.config().and_then(|c| c.cluster.validate().map(|()| c)) {
             Ok(c) => {
-                tracing::info!(advertise = ?c.cluster.advertise, "SIGHUP: configuration re-read");
+                tracing::info!(cluster = ?c.cluster, "SIGHUP: configuration re-read");
                 cluster.send_if_modified(|current| {
-                    let changed = **current != c.cluster.advertise;
+                    let changed = **current != c.cluster;
                     if changed {
-                        *current = std::sync::Arc::new(c.cluster.advertise.clone());
+                        *current = std::sync::Arc::new(c.cluster.clone());
                     }
                     changed
                 });

@@ -27,7 +27,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Persistence};
+use crate::config::{ClusterConfig, Config, Persistence};
 use crate::connection::{CoreSettings, ReadTimeouts};
 use crate::disk::{self, DiskSpace};
 use crate::openwire::OpenWireSettings;
@@ -42,7 +42,7 @@ const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The broker URIs advertised to clients; sending a new list updates every
 /// client that asked for updates.
-pub type ClusterView = watch::Sender<Arc<Vec<String>>>;
+pub type ClusterView = watch::Sender<Arc<ClusterConfig>>;
 
 /// How long a master that lost mastership gives its sessions before closing them:
 /// nothing they wait for can be confirmed any more.
@@ -99,7 +99,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     config.cluster.validate()?;
     config.ha.validate()?;
-    let (cluster, cluster_rx) = watch::channel(Arc::new(config.cluster.advertise.clone()));
+    let (cluster, cluster_rx) = watch::channel(Arc::new(config.cluster.clone()));
     let ha = config.ha_settings();
     let (role, role_rx) = watch::channel(Role::Standalone);
     let health = Arc::new(Health::default());
@@ -177,7 +177,7 @@ async fn serve_store<F: FnOnce(&Running)>(
     role: &watch::Sender<Role>,
     health: &Arc<Health>,
     cluster: &ClusterView,
-    cluster_rx: watch::Receiver<Arc<Vec<String>>>,
+    cluster_rx: watch::Receiver<Arc<ClusterConfig>>,
     shutdown: CancellationToken,
     ready: Option<F>,
 ) -> anyhow::Result<()> {

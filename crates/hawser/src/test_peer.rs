@@ -44,7 +44,7 @@ pub(crate) fn core_settings(broker: Arc<Broker>) -> CoreSettings {
         max_store_bytes: u64::MAX,
         flow_control: FlowControl::Block,
         disk: Arc::new(DiskSpace::unchecked()),
-        cluster: watch::channel(Arc::new(Vec::new())).1,
+        cluster: watch::channel(Arc::default()).1,
     }
 }
 

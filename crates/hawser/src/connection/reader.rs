@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::outbound::Outbound;
 use super::settings::CoreSettings;
-use crate::config::FlowControl;
+use crate::config::{ClusterConfig, FlowControl};
 
 /// Spare capacity kept in the read buffer before each read.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -66,7 +66,7 @@ pub enum Wake {
     /// More bytes are in [`Reader::buf`].
     Read,
     /// The broker URIs advertised to clients changed (to a client that asked).
-    Cluster(Arc<Vec<String>>),
+    Cluster(Arc<ClusterConfig>),
     /// The server is shutting down or the writer ended: stop reading, quietly.
     Stop,
 }
@@ -88,7 +88,7 @@ pub struct Reader<R> {
     shutdown: CancellationToken,
     writer_done: CancellationToken,
     /// Set when the client asked to hear of cluster changes.
-    cluster: Option<watch::Receiver<Arc<Vec<String>>>>,
+    cluster: Option<watch::Receiver<Arc<ClusterConfig>>>,
 }
 
 impl<R: AsyncRead + Unpin> Reader<R> {
@@ -128,7 +128,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     }
 
     /// Tells the client of cluster changes from now on.
-    pub fn follow_cluster(&mut self, cluster: watch::Receiver<Arc<Vec<String>>>) {
+    pub fn follow_cluster(&mut self, cluster: watch::Receiver<Arc<ClusterConfig>>) {
         self.cluster = Some(cluster);
     }
 

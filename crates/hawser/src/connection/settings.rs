@@ -21,7 +21,7 @@ pub struct CoreSettings {
     /// Free space on the journal's file system (producers wait while it is low).
     pub disk: Arc<DiskSpace>,
     /// Broker URIs advertised to clients (ActiveMQ's updateClusterClients).
-    pub cluster: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
+    pub cluster: tokio::sync::watch::Receiver<Arc<crate::config::ClusterConfig>>,
 }
 
 impl CoreSettings {

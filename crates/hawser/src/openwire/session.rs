@@ -29,6 +29,7 @@ use super::encoder::{exception, OpenWireEncoder, Out};
 use super::mapping::{self, subscription_id};
 use super::transaction::{transaction_name, xa_id, Reply, XA_OK, XA_RDONLY};
 use super::SessionError;
+use crate::config::ClusterConfig;
 use crate::connection::reader::{ReadTimeouts, Reader, Wake, READ_CHUNK_BYTES};
 use crate::connection::{
     open, Confirm, ConnectInfo, ConnectionOutbox, CoreSettings, Outbound, Protocol, Registration,
@@ -175,7 +176,8 @@ impl Session {
                 }
             }
             match self.reader.wait().await? {
-                Wake::Read | Wake::Cluster(_) => {}
+                Wake::Read => {}
+                Wake::Cluster(cluster) => self.send_cluster(&cluster),
                 Wake::Stop => return Ok(()),
             }
         }
@@ -289,6 +291,9 @@ impl Session {
             Command::TransactionInfo(t) => self.transaction(&t),
             Command::DestinationInfo(d) => self.destination(&d),
             Command::MessagePull(p) => self.pull(&p),
+            // A failover client's first command after it reconnects says it is
+            // fault tolerant; nothing here depends on that.
+            Command::ConnectionControl(_) => done,
             Command::ConsumerControl(_) | Command::ControlCommand(_) => done,
             _ => Err(SessionError::Unsupported("this command from a client")),
         }
@@ -336,7 +341,26 @@ impl Session {
         let conn = self.broker().connect(info, outbox)?;
         self.conn = Some(conn);
         self.registration = Some(Registration::new(Arc::clone(self.broker()), conn));
+        // As ActiveMQ's updateClusterClients: the client's failover transport
+        // learns every broker now, and again whenever the list changes.
+        let mut cluster = self.settings.core.cluster.clone();
+        let current = Arc::clone(&cluster.borrow_and_update());
+        self.send_cluster(&current);
+        self.reader.follow_cluster(cluster);
         Ok(())
+    }
+
+    /// A ConnectionControl naming the advertised OpenWire brokers (none: an
+    /// empty list, which the client ignores). Never a rebalance: the client
+    /// stays where it is unless it loses this broker.
+    fn send_cluster(&self, cluster: &ClusterConfig) {
+        self.send_out(Out::Frame {
+            frame: Command::ConnectionControl(ow::ConnectionControl {
+                connected_brokers: Some(cluster.advertise_openwire.join(",")),
+                ..ow::ConnectionControl::default()
+            }),
+            seq: 0,
+        });
     }
 
     /// A producer's message: held while its destination has no room, then

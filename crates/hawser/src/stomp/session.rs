@@ -172,7 +172,7 @@ impl Session {
             }
             match self.reader.wait().await? {
                 Wake::Read => {}
-                Wake::Cluster(uris) => self.send_cluster_update(uris.join(",")),
+                Wake::Cluster(uris) => self.send_cluster_update(uris.advertise.join(",")),
                 Wake::Stop => return Ok(()),
             }
         }
@@ -366,7 +366,7 @@ impl Session {
             .with_header("session", format!("hawser-{conn}"))
             .with_header("heart-beat", format!("{sx},{sy}"));
         let mut cluster = s.core.cluster.clone();
-        let uris = cluster.borrow_and_update().join(",");
+        let uris = cluster.borrow_and_update().advertise.join(",");
         if !uris.is_empty() {
             connected.push_header(CLUSTER_HEADER, uris);
         }
