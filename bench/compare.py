@@ -331,13 +331,16 @@ class Hawser(Broker):
         self.binary = binary
         self.io_threads = io_threads
         self.confirm_consumed = confirm_consumed
+        self.openwire_port = free_port()  # bench/jms.py's Java client connects there
+        self.max_pending_memory = HAWSER_MEMORY
 
     def command(self):
         extra = ["--io-threads", str(self.io_threads)] if self.io_threads else []
         if not self.confirm_consumed:
             extra += ["--confirm-consumed", "false"]
         return [self.binary, "serve", "--data-dir", str(self.tmp / "data"), "--stomp", f"{HOST}:{self.port}",
-                "--openwire", f"{HOST}:0", "--max-pending-memory-bytes", str(HAWSER_MEMORY)] + extra, None
+                "--openwire", f"{HOST}:{self.openwire_port}",
+                "--max-pending-memory-bytes", str(self.max_pending_memory)] + extra, None
 
 
 ACTIVEMQ_XML = """<beans xmlns="http://www.springframework.org/schema/beans"
@@ -349,7 +352,7 @@ ACTIVEMQ_XML = """<beans xmlns="http://www.springframework.org/schema/beans"
       <kahaDB directory="{kahadb}" concurrentStoreAndDispatchQueues="{concurrent}"/>
     </persistenceAdapter>
     <transportConnectors>
-      <transportConnector name="stomp" uri="stomp://{host}:{port}"/>
+      <transportConnector name="stomp" uri="stomp://{host}:{port}"/>{openwire}
     </transportConnectors>
   </broker>
 </beans>
@@ -360,6 +363,7 @@ class ActiveMQ(Broker):
     kind = "activemq"
     kahadb: Path | None = None  # the KahaDB directory; brokers sharing one are master and slave
     concurrent_store_and_dispatch = True  # ActiveMQ's default; see EXTRA_BROKERS
+    openwire_port: int | None = None  # set: an OpenWire connector too (bench/jms.py)
 
     def command(self):
         conf = self.tmp / "conf"
@@ -368,8 +372,11 @@ class ActiveMQ(Broker):
         conf.mkdir(exist_ok=True)
         kahadb = self.kahadb or self.tmp / "data" / "kahadb"
         concurrent = "true" if self.concurrent_store_and_dispatch else "false"
+        openwire = (f'\n      <transportConnector name="openwire" uri="tcp://{HOST}:{self.openwire_port}"/>'
+                    if self.openwire_port else "")
         (conf / "activemq.xml").write_text(ACTIVEMQ_XML.format(dir=self.tmp, kahadb=kahadb, host=HOST,
-                                                               port=self.port, concurrent=concurrent))
+                                                               port=self.port, concurrent=concurrent,
+                                                               openwire=openwire))
         return ["java", *ACTIVEMQ_JVM, f"-Dactivemq.base={self.tmp}", f"-Dactivemq.home={ACTIVEMQ_HOME}",
                 f"-Dactivemq.conf={conf}", f"-Dactivemq.data={self.tmp / 'data'}",
                 f"-Djava.io.tmpdir={self.tmp / 'tmp'}",

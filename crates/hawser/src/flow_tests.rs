@@ -9,7 +9,7 @@ use hawser_broker::{
     Broker, BrokerConfig, Durability, DurabilityWatch, MemoryStore, Recovered, Seq, Store,
     StoreError, StoreOp,
 };
-use hawser_stomp::Frame;
+use hawser_stomp::{Frame, Limits};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -90,6 +90,72 @@ async fn a_producer_waits_while_the_disk_is_low_and_resumes_by_itself() {
     assert_eq!(receipt.header("receipt-id"), Some("held"));
     let msg = consumer.expect("MESSAGE").await;
     assert_eq!(&msg.body[..], b"waits");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_held_producer_is_not_closed_for_keep_alives_waiting_behind_its_own_frames() {
+    // A producer of asynchronous sends (ActiveMQ's Java client with useAsyncSend,
+    // 30 s keep-alives) held for longer than its keep-alive interval: once the
+    // broker has buffered what it may of the producer's frames it reads no more, so
+    // the producer's keep-alives cannot arrive. That is not the producer being late.
+    let shutdown = CancellationToken::new();
+    let disk = Arc::new(DiskSpace::new(1_000));
+    disk.record(999, 0);
+    let broker = Arc::new(Broker::new(
+        BrokerConfig::default(),
+        Arc::new(MemoryStore::new()),
+        Recovered::default(),
+    ));
+    let core = CoreSettings {
+        disk: Arc::clone(&disk),
+        ..core_settings(Arc::clone(&broker))
+    };
+    let max_frame_bytes = 4 * 1024;
+    let addr = serve(
+        SessionSettings {
+            core: Arc::new(core),
+            limits: Limits {
+                max_frame_bytes,
+                ..Limits::default()
+            },
+            heartbeat_receive_ms: 200,
+            ..settings(broker)
+        },
+        &shutdown,
+    )
+    .await;
+    // Keep-alives every 200 ms are expected, and none is sent from here on.
+    let mut producer = Peer::connect_with(addr, "heart-beat:200,0\n").await;
+    let body = "x".repeat(1024);
+    let frames = 100; // more than the read limit (one frame + 64 KiB) of the broker's buffer
+    assert!(frames * body.len() > max_frame_bytes + crate::connection::reader::READ_CHUNK_BYTES);
+    for i in 0..frames {
+        let receipt = match i {
+            0 => "receipt:first\n",
+            i if i == frames - 1 => "receipt:last\n",
+            _ => "",
+        };
+        producer
+            .send(&format!(
+                "SEND\ndestination:/queue/q\npersistent:true\n{receipt}\n{body}"
+            ))
+            .await;
+    }
+    assert!(
+        producer.next(Duration::from_millis(1_500)).await.is_none(),
+        "no receipt while the disk is low"
+    );
+    disk.record(1_000, 0);
+    assert_eq!(
+        producer.expect("RECEIPT").await.header("receipt-id"),
+        Some("first")
+    );
+    assert_eq!(
+        producer.expect("RECEIPT").await.header("receipt-id"),
+        Some("last"),
+        "every send went through on the same connection"
+    );
     shutdown.cancel();
 }
 

@@ -78,13 +78,21 @@ pub(crate) struct Peer {
 impl Peer {
     /// Connects and waits for CONNECTED.
     pub(crate) async fn connect(addr: SocketAddr) -> Peer {
+        Peer::connect_with(addr, "").await
+    }
+
+    /// Connects with `headers` (header lines, each ending in a newline) added to
+    /// the CONNECT frame, and waits for CONNECTED.
+    pub(crate) async fn connect_with(addr: SocketAddr, headers: &str) -> Peer {
         let mut p = Peer {
             sock: TcpStream::connect(addr).await.unwrap(),
             decoder: Decoder::new(Limits::default()),
             buf: BytesMut::new(),
         };
-        p.send("CONNECT\naccept-version:1.2\nhost:localhost\n\n")
-            .await;
+        p.send(&format!(
+            "CONNECT\naccept-version:1.2\nhost:localhost\n{headers}\n"
+        ))
+        .await;
         p.expect("CONNECTED").await;
         p.decoder.set_version(Version::V1_2);
         p

@@ -253,6 +253,12 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// While a producer is held, its socket is still read (up to `read_limit`
     /// buffered bytes, about one frame) so that its keep-alives count and a
     /// producer that goes away frees its connection; the frames themselves wait.
+    /// Once that much is buffered the socket is not read, and the client's
+    /// keep-alives wait behind its frames: then no keep-alive is expected (not
+    /// reading is on our own account, as in `wait_for_outbound`), or a producer
+    /// of asynchronous sends held longer than its keep-alive interval would be
+    /// closed for being late. ActiveMQ does not time out a connection whose
+    /// command is being handled either.
     pub async fn wait_for_room(
         &mut self,
         usage: &DestinationUsage,
@@ -276,14 +282,18 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             if !block {
                 return Err(ReadError::ResourceFull(which));
             }
-            let (deadline, timeout) = self.deadline(false);
+            let can_read = self.buf.len() < read_limit;
+            let (deadline, timeout) = if can_read {
+                self.deadline(false)
+            } else {
+                (None, None)
+            };
             let room = async {
                 match memory {
                     Some(_) => usage.wait_for_room().await,
                     None => tokio::time::sleep(STORE_FULL_POLL).await,
                 }
             };
-            let can_read = self.buf.len() < read_limit;
             let (shutdown, writer_done) = (self.shutdown.clone(), self.writer_done.clone());
             tokio::select! {
                 _ = room => {}
@@ -293,6 +303,10 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 }
                 _ = shutdown.cancelled() => return Err(ReadError::Closed),
                 _ = writer_done.cancelled() => return Err(ReadError::Closed),
+            }
+            if !can_read {
+                // The client's keep-alives are due from when we read again.
+                self.last_read = Instant::now();
             }
         }
     }
