@@ -514,6 +514,36 @@ fn auto_ack_settles_when_written() {
 }
 
 #[test]
+fn a_window_widened_later_dispatches_what_waited() {
+    // A failover client restores its consumer with prefetch 0, then widens it.
+    let b = memory_broker();
+    let q = Destination::queue("widened");
+    let r = Recorder::new();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
+    let mut s = spec("s", q.clone(), AckMode::Client);
+    s.prefetch = 0;
+    b.subscribe(c, s).unwrap();
+    for i in 0..3 {
+        b.send(c, msg(q.clone(), &i.to_string(), true), None)
+            .unwrap();
+    }
+    assert!(r.take().is_empty(), "prefetch 0: nothing unasked");
+    b.set_prefetch(c, "s", 2).unwrap();
+    let d = r.take();
+    assert_eq!(d.len(), 2, "the new window");
+    // Narrowed: what it holds stays, nothing more comes until it acks below the window.
+    b.set_prefetch(c, "s", 1).unwrap();
+    b.ack(c, Some("s"), d[0].message.id, None, false).unwrap();
+    assert!(r.take().is_empty(), "still one held, at the window");
+    b.ack(c, Some("s"), d[1].message.id, None, false).unwrap();
+    assert_eq!(bodies(&r), vec!["2"]);
+    assert_eq!(
+        b.set_prefetch(c, "nope", 5),
+        Err(BrokerError::UnknownSubscription("nope".into()))
+    );
+}
+
+#[test]
 fn expired_messages_are_not_delivered() {
     let b = memory_broker();
     let q = Destination::queue("exp");
