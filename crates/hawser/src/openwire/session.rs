@@ -268,7 +268,10 @@ impl Session {
             Command::TransactionInfo(t) => self.transaction(&t),
             Command::DestinationInfo(d) => self.destination(&d),
             Command::MessagePull(p) => self.pull(&p),
-            Command::ConsumerControl(_) | Command::ControlCommand(_) => done,
+            Command::ConsumerControl(c) => self.consumer_control(&c),
+            // A failover client says it is one, first thing on every reconnect,
+            // before its ConnectionInfo; nothing in it asks anything of the broker.
+            Command::ConnectionControl(_) | Command::ControlCommand(_) => done,
             _ => Err(SessionError::Unsupported("this command from a client")),
         }
     }
@@ -384,6 +387,45 @@ impl Session {
         Ok((Flow::Continue, Confirm::after(seq)))
     }
 
+    /// ConsumerControl: a new window for a consumer. A failover client
+    /// restores its consumers with prefetch 0 and, once it has dropped what it
+    /// had buffered before the failover, sends each its own prefetch again; a
+    /// consumer left at 0 would get nothing, since its client does not pull.
+    fn consumer_control(
+        &mut self,
+        c: &ow::ConsumerControl,
+    ) -> Result<(Flow, Confirm), SessionError> {
+        let conn = self.conn()?;
+        let consumer = c.consumer_id.as_ref().ok_or(SessionError::Invalid {
+            what: "ConsumerControl",
+            reason: "no consumer id".into(),
+        })?;
+        let prefetch = u32::try_from(c.prefetch).map_err(|_| SessionError::Invalid {
+            what: "ConsumerControl",
+            reason: format!("prefetch {}", c.prefetch),
+        })?;
+        let id = subscription_id(consumer);
+        if self.browsers.contains(&id) {
+            return Ok((Flow::Continue, Confirm::now()));
+        }
+        if prefetch == 0 {
+            self.pullers.insert(Arc::clone(&id));
+        } else {
+            self.pullers.remove(&id);
+            if let Some(timer) = self.pull_timers.remove(&id) {
+                timer.abort();
+            }
+        }
+        match self.broker().set_prefetch(conn, &id, prefetch) {
+            // It comes without a reply, so it may cross the consumer's closing.
+            Err(hawser_broker::BrokerError::UnknownSubscription(_)) => {
+                tracing::debug!("ConsumerControl for a closed consumer ignored: {id}");
+            }
+            other => other?,
+        }
+        Ok((Flow::Continue, Confirm::now()))
+    }
+
     /// A queue browser: what the queue holds now, in dispatch order, then a
     /// dispatch without a message, which ends the browse (a client without it
     /// waits forever).
@@ -494,6 +536,14 @@ impl Session {
     /// gives the message back for redelivery (or the DLQ past the limit).
     /// Delivered and redelivered acks only tell the broker what the client
     /// has seen.
+    ///
+    /// An ack outside a transaction for a message this consumer does not hold
+    /// is ignored, as ActiveMQ does: after a failover the client acknowledges
+    /// what the broker before this one dispatched (its acks carry that
+    /// broker's ids), and a consumer's acks race with its closing. What such
+    /// an ack meant to settle is still in the store and comes again; the
+    /// client's duplicate audit drops it. Refusing it would close the
+    /// connection, since acks come without a reply.
     fn ack(&mut self, a: &ow::MessageAck) -> Result<(Flow, Confirm), SessionError> {
         let conn = self.conn()?;
         let invalid = |reason: &str| SessionError::Invalid {
@@ -516,33 +566,29 @@ impl Session {
             .map(transaction_name)
             .transpose()?;
         let broker = Arc::clone(self.broker());
-        let cumulative = match a.ack_type {
-            AckType::Standard | AckType::Expired => true,
-            AckType::Individual => false,
-            AckType::Poison => {
-                broker.nack(conn, Some(&sub), id)?;
-                return Ok((Flow::Continue, Confirm::now()));
-            }
-            AckType::Delivered | AckType::Redelivered | AckType::Unmatched => {
-                return Ok((Flow::Continue, Confirm::now()));
-            }
+        let result = match a.ack_type {
+            AckType::Standard | AckType::Expired | AckType::Individual => broker
+                .ack_as(
+                    conn,
+                    Some(&sub),
+                    id,
+                    tx.as_deref(),
+                    a.response_required,
+                    Some(a.ack_type != AckType::Individual),
+                )
+                .map(Confirm::after),
+            AckType::Poison => broker.nack(conn, Some(&sub), id).map(|()| Confirm::now()),
+            AckType::Delivered | AckType::Redelivered | AckType::Unmatched => Ok(Confirm::now()),
             AckType::Other(_) => return Err(SessionError::Unsupported("this ack type")),
         };
-        let acked = broker.ack_as(
-            conn,
-            Some(&sub),
-            id,
-            tx.as_deref(),
-            a.response_required,
-            Some(cumulative),
-        );
-        match acked {
-            Ok(seq) => Ok((Flow::Continue, Confirm::after(seq))),
-            // The client's acks race with its closing of the consumer (a
-            // browser's acks come after its RemoveInfo): what it acknowledged
-            // went back to the queue when the consumer went, as ActiveMQ does.
+        match result {
+            Ok(until) => Ok((Flow::Continue, until)),
             Err(hawser_broker::BrokerError::UnknownSubscription(_)) => {
                 tracing::debug!("ack for a closed consumer ignored: {sub}");
+                Ok((Flow::Continue, Confirm::now()))
+            }
+            Err(hawser_broker::BrokerError::UnknownMessage(_)) if tx.is_none() => {
+                tracing::debug!("ack for message {id}, which {sub} does not hold, ignored");
                 Ok((Flow::Continue, Confirm::now()))
             }
             Err(e) => Err(e.into()),
