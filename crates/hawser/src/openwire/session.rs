@@ -533,9 +533,10 @@ impl Session {
 
     /// MessageAck: a standard ack settles everything the consumer was given up
     /// to its last message, an individual ack that message only; a poison ack
-    /// gives the message back for redelivery (or the DLQ past the limit).
-    /// Delivered and redelivered acks only tell the broker what the client
-    /// has seen.
+    /// sends what it names to the DLQ at once, as ActiveMQ does (the client
+    /// sends one past its own redelivery limit, or for a duplicate its audit
+    /// dropped). Delivered and redelivered acks only tell the broker what the
+    /// client has seen.
     ///
     /// An ack outside a transaction for a message this consumer does not hold
     /// is ignored, as ActiveMQ does: after a failover the client acknowledges
@@ -577,7 +578,17 @@ impl Session {
                     Some(a.ack_type != AckType::Individual),
                 )
                 .map(Confirm::after),
-            AckType::Poison => broker.nack(conn, Some(&sub), id).map(|()| Confirm::now()),
+            AckType::Poison => {
+                // One message, or the range from the first to the last.
+                let cumulative = a
+                    .first_message_id
+                    .as_ref()
+                    .is_some_and(|f| f.broker_sequence_id != last.broker_sequence_id);
+                let cause = poison_cause(a.poison_cause.as_ref());
+                broker
+                    .poison(conn, Some(&sub), id, cumulative, &cause)
+                    .map(|()| Confirm::now())
+            }
             AckType::Delivered | AckType::Redelivered | AckType::Unmatched => Ok(Confirm::now()),
             AckType::Other(_) => return Err(SessionError::Unsupported("this ack type")),
         };
@@ -700,6 +711,30 @@ impl Session {
             .saturating_add(READ_CHUNK_BYTES);
         Ok(self.reader.wait_for_room(&usage, read_limit).await?)
     }
+}
+
+/// Longest reason a dead letter keeps from a client's poison ack, in bytes.
+const MAX_POISON_CAUSE_BYTES: usize = 1024;
+
+/// The reason a poison ack gives, as ActiveMQ writes it to the dead letter's
+/// `dlqDeliveryFailureCause` (the Java exception's `toString()`), at most
+/// [`MAX_POISON_CAUSE_BYTES`].
+fn poison_cause(cause: Option<&ow::ExceptionInfo>) -> String {
+    let class = cause.and_then(|c| c.class_name.as_deref());
+    let message = cause.and_then(|c| c.message.as_deref());
+    let mut text = match (class, message) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(t), None) | (None, Some(t)) => t.to_owned(),
+        (None, None) => "poison ack from the client".to_owned(),
+    };
+    if text.len() > MAX_POISON_CAUSE_BYTES {
+        let mut end = MAX_POISON_CAUSE_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 /// The engine's name of a local transaction: unique within the connection.

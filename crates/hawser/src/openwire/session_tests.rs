@@ -267,6 +267,26 @@ impl Client {
             ..ow::MessageAck::default()
         })
     }
+
+    /// The poison ack the client's duplicate audit sends for a dispatch it
+    /// had seen (ActiveMQMessageConsumer#dispatch, #poisonAck).
+    fn duplicate_poison_ack(&self, dispatched: &ow::MessageDispatch) -> Command {
+        let id = dispatched.message.as_ref().unwrap().message_id.clone();
+        Command::MessageAck(ow::MessageAck {
+            destination: Some(Self::queue()),
+            consumer_id: Some(self.consumer_id()),
+            ack_type: AckType::Poison,
+            first_message_id: id.clone(),
+            last_message_id: id,
+            message_count: 1,
+            poison_cause: Some(ow::ExceptionInfo {
+                class_name: Some("java.lang.Throwable".into()),
+                message: Some("Suppressing duplicate delivery on connection, consumer 1".into()),
+                ..ow::ExceptionInfo::default()
+            }),
+            ..ow::MessageAck::default()
+        })
+    }
 }
 
 fn memory_broker() -> Arc<Broker> {
@@ -356,5 +376,70 @@ async fn a_failover_clients_reconnect_is_served_as_activemqs_client_sends_it() {
     // The connection is still served: a new send is confirmed and dispatched.
     after.request(client.send(6, 2, "two")).await;
     assert_eq!(after.dispatch().await.1, "two");
+    shutdown.cancel();
+}
+
+/// A message whose ack a failed broker lost comes again after the failover;
+/// the client's audit drops it and poison-acks it. The broker must not hand
+/// it back: it goes to the DLQ at once (as with ActiveMQ), with the client's
+/// reason, and what the consumer holds besides stays with it.
+#[tokio::test]
+async fn a_poison_ack_dead_letters_the_message_it_names_at_once() {
+    let shutdown = CancellationToken::new();
+    let broker = memory_broker();
+    let addr = serve(Arc::clone(&broker), &shutdown).await;
+    let client = Client {
+        connection: "ID:peer-2-1700000000000-1:1".into(),
+    };
+    let mut peer = Peer::connect(addr).await;
+    peer.request(client.connection_info(1, false)).await;
+    peer.request(client.session_info(2)).await;
+    peer.request(client.producer_info(3)).await;
+    peer.request(client.consumer_info(4, 1000)).await;
+    peer.request(client.send(5, 1, "one")).await;
+    peer.request(client.send(6, 2, "two")).await;
+    let (one, _) = peer.dispatch().await;
+    let (two, text) = peer.dispatch().await;
+    assert_eq!(text, "two");
+    peer.send(client.duplicate_poison_ack(&two)).await;
+    assert!(
+        peer.next(QUIET).await.is_none(),
+        "a refused duplicate is not redelivered"
+    );
+    // "one", dispatched before it, is still held: acknowledged as usual.
+    let one_id = one.message.unwrap().message_id.unwrap().broker_sequence_id;
+    peer.send(client.ack(one_id)).await;
+    let dlq = ow::ConsumerId {
+        value: 2,
+        ..client.consumer_id()
+    };
+    peer.request(Command::ConsumerInfo(ow::ConsumerInfo {
+        command_id: 7,
+        response_required: true,
+        consumer_id: Some(dlq),
+        destination: Some(ow::Destination {
+            kind: ow::DestinationKind::Queue,
+            physical_name: "ActiveMQ.DLQ".into(),
+        }),
+        prefetch_size: 10,
+        ..ow::ConsumerInfo::default()
+    }))
+    .await;
+    let (dead, text) = peer.dispatch().await;
+    assert_eq!(text, "two");
+    let cause = dead
+        .message
+        .unwrap()
+        .properties
+        .unwrap()
+        .get("dlqDeliveryFailureCause")
+        .cloned();
+    assert_eq!(
+        cause,
+        Some(ow::PrimitiveValue::String(
+            "java.lang.Throwable: Suppressing duplicate delivery on connection, consumer 1".into()
+        ))
+    );
+    assert!(peer.next(QUIET).await.is_none(), "only the one refused");
     shutdown.cancel();
 }
