@@ -579,11 +579,12 @@ impl Session {
                 )
                 .map(Confirm::after),
             AckType::Poison => {
-                // One message, or the range from the first to the last.
+                // One message (first = last, as for a duplicate), or the range
+                // up to the last (from the first, or from the head without one).
                 let cumulative = a
                     .first_message_id
                     .as_ref()
-                    .is_some_and(|f| f.broker_sequence_id != last.broker_sequence_id);
+                    .is_none_or(|f| f.broker_sequence_id != last.broker_sequence_id);
                 let cause = poison_cause(a.poison_cause.as_ref());
                 broker
                     .poison(conn, Some(&sub), id, cumulative, &cause)
@@ -594,6 +595,8 @@ impl Session {
         };
         match result {
             Ok(until) => Ok((Flow::Continue, until)),
+            // A browser's acks come after its RemoveInfo; what a closed
+            // consumer held went back to the queue when it went.
             Err(hawser_broker::BrokerError::UnknownSubscription(_)) => {
                 tracing::debug!("ack for a closed consumer ignored: {sub}");
                 Ok((Flow::Continue, Confirm::now()))
