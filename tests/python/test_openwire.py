@@ -15,32 +15,17 @@ from pathlib import Path
 import pytest
 
 from conftest import HOST, free_port, wait_until
-
-JAVA_SOURCES = [Path(__file__).resolve().parents[1] / "java" / f"{name}.java" for name in ("JmsSmoke", "JmsXa")]
-# The client's jars as Debian installs them (libactivemq-java and what it needs).
-JARS = [
-    "activemq-client", "geronimo-jms_1.1_spec", "geronimo-j2ee-management-1.1-spec",
-    "hawtbuf", "slf4j-api", "slf4j-nop",
-]
-CLASSPATH = ":".join(f"/usr/share/java/{jar}.jar" for jar in JARS)
-JAVA_TIMEOUT_S = 120
+from jms_support import JAVA_TIMEOUT_S, compile_java, java_command
 
 
 @pytest.fixture(scope="session")
 def jms(tmp_path_factory) -> Path:
     """The compiled JMS program's class directory."""
-    missing = [p for p in CLASSPATH.split(":") if not Path(p).exists()]
-    if shutil.which("javac") is None or missing:
-        pytest.fail(f"Java 17 and libactivemq-java are needed (.ci/run installs them); missing: "
-                    f"{missing or 'javac'}")
-    out = tmp_path_factory.mktemp("jms")
-    subprocess.run(["javac", "-cp", CLASSPATH, "-d", str(out), *map(str, JAVA_SOURCES)],
-                   check=True, timeout=JAVA_TIMEOUT_S)
-    return out
+    return compile_java(tmp_path_factory, "JmsSmoke", "JmsXa")
 
 
 def run_jms(jms: Path, url: str, check: str, program: str = "JmsSmoke") -> str:
-    proc = subprocess.run(["java", "-cp", f"{CLASSPATH}:{jms}", program, url, check],
+    proc = subprocess.run(java_command(jms, program, url, check),
                           capture_output=True, text=True, timeout=JAVA_TIMEOUT_S)
     assert proc.returncode == 0, f"{check} failed:\n{proc.stdout}\n{proc.stderr}"
     assert "FAIL" not in proc.stdout
@@ -194,7 +179,7 @@ def test_connections_of_both_protocols_share_one_engine_identity(broker_factory,
             return json.load(r)
 
     stomp = stomp_factory(b)
-    java = subprocess.Popen(["java", "-cp", f"{CLASSPATH}:{jms}", "JmsSmoke", url(b), "hold"],
+    java = subprocess.Popen(java_command(jms, "JmsSmoke", url(b), "hold"),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert java.stdout.readline().strip() == "connected"
@@ -255,8 +240,9 @@ def test_a_failover_client_given_one_broker_learns_its_peer_from_connection_cont
     a, b = pair
     a.start()
     java = subprocess.Popen(
-        ["java", "-cp", f"{CLASSPATH}:{jms}", "JmsSmoke",
-         f"failover:(tcp://{HOST}:{a.openwire_port})?randomize=false&initialReconnectDelay=50", "learn-peers"],
+        java_command(jms, "JmsSmoke",
+                     f"failover:(tcp://{HOST}:{a.openwire_port})?randomize=false&initialReconnectDelay=50",
+                     "learn-peers"),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert java.stdout.readline().strip() == "ready"

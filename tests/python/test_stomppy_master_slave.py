@@ -39,6 +39,8 @@ class SharedBroker:
         self.data_dir = data_dir
         self.name = name
         self.port = free_port()
+        # Kept across restarts, as the STOMP port: clients list both in their URIs.
+        self.openwire_port = free_port()
         self.status_port = free_port()
         self.proc = None
         self.starts = 0
@@ -49,7 +51,7 @@ class SharedBroker:
         log = open(self.workdir / f"broker-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(
             [HAWSER_BIN, "serve", "--data-dir", str(self.data_dir), "--stomp", f"{HOST}:{self.port}",
-             "--openwire", f"{HOST}:{free_port()}", "--ha", "shared-store", "--ha-poll-ms", "20", "--status", f"{HOST}:{self.status_port}"],
+             "--openwire", f"{HOST}:{self.openwire_port}", "--ha", "shared-store", "--ha-poll-ms", "20", "--status", f"{HOST}:{self.status_port}"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT

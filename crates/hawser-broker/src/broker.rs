@@ -489,6 +489,37 @@ impl Broker {
         Ok(())
     }
 
+    /// Dead-letters `id` (with `cumulative`, and what this consumer was given
+    /// before it) at once, with `cause` as the reason: the client, not the
+    /// broker, decided the message must not come again (OpenWire's poison
+    /// ack: past its own redelivery limit, or a duplicate its audit dropped,
+    /// such as a message whose ack a failed broker lost). A redelivery
+    /// would only come back to be refused again.
+    pub fn poison(
+        &self,
+        conn: ConnectionId,
+        subscription: Option<&str>,
+        id: MessageId,
+        cumulative: bool,
+        cause: &str,
+    ) -> Result<(), BrokerError> {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let Some(sub) = Self::find_holder(st, conn, subscription, id)? else {
+            return Err(BrokerError::UnknownMessage(id));
+        };
+        let q = st
+            .containers
+            .get_mut(&sub.container)
+            .expect("holder exists");
+        let entries = q
+            .take_back(sub.consumer, id, cumulative)
+            .map_err(|_| BrokerError::UnknownMessage(id))?;
+        self.dead_letter(st, &sub.container, entries, cause);
+        self.dispatch(st, &sub.container);
+        Ok(())
+    }
+
     /// A consumer with prefetch 0 asks for one message (JMS `receive` over
     /// OpenWire's MessagePull). True if one was dispatched at once; otherwise
     /// the next that arrives is, unless [`Broker::cancel_pull`] comes first.

@@ -99,6 +99,51 @@ fn nack_redelivers_immediately() {
 }
 
 #[test]
+fn poison_dead_letters_at_once_only_what_it_names() {
+    let b = memory_broker();
+    let q = Destination::queue("p");
+    let r = Recorder::new();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::Client))
+        .unwrap();
+    for body in ["1", "2", "3"] {
+        b.send(c, msg(q.clone(), body, true), None).unwrap();
+    }
+    let held = r.take();
+    assert_eq!(held.len(), 3);
+    // One message refused (a duplicate the client's audit dropped): the
+    // DLQ has it, the consumer keeps what came before it, nothing comes again.
+    b.poison(c, Some("s"), held[1].message.id, false, "duplicate")
+        .unwrap();
+    assert!(r.take().is_empty(), "not redelivered");
+    b.ack(c, Some("s"), held[0].message.id, None, false)
+        .unwrap();
+    // A range refused (past the client's redelivery limit): all of it.
+    b.poison(c, Some("s"), held[2].message.id, true, "too often")
+        .unwrap();
+    assert_eq!(
+        b.poison(c, Some("s"), held[2].message.id, false, "again"),
+        Err(BrokerError::UnknownMessage(held[2].message.id))
+    );
+    b.subscribe(
+        c,
+        spec("dlq", Destination::queue("ActiveMQ.DLQ"), AckMode::Auto),
+    )
+    .unwrap();
+    let dead = r.take();
+    let bodies: Vec<&[u8]> = dead.iter().map(|d| &d.message.body[..]).collect();
+    assert_eq!(bodies, [b"2", b"3"]);
+    let cause = |i: usize| {
+        dead[i]
+            .message
+            .property(crate::redelivery::DLQ_CAUSE_PROPERTY)
+    };
+    let text = |t: &str| PropertyValue::String(Arc::from(t));
+    assert_eq!(cause(0), Some(&text("duplicate")));
+    assert_eq!(cause(1), Some(&text("too often")));
+}
+
+#[test]
 fn transactions_commit_and_abort() {
     let b = memory_broker();
     let q = Destination::queue("tx");
@@ -618,6 +663,36 @@ fn auto_ack_settles_when_written() {
         .ops()
         .iter()
         .any(|op| matches!(op, StoreOp::Dequeue { id, .. } if *id == d[0].message.id)));
+}
+
+#[test]
+fn a_window_widened_later_dispatches_what_waited() {
+    // A failover client restores its consumer with prefetch 0, then widens it.
+    let b = memory_broker();
+    let q = Destination::queue("widened");
+    let r = Recorder::new();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
+    let mut s = spec("s", q.clone(), AckMode::Client);
+    s.prefetch = 0;
+    b.subscribe(c, s).unwrap();
+    for i in 0..3 {
+        b.send(c, msg(q.clone(), &i.to_string(), true), None)
+            .unwrap();
+    }
+    assert!(r.take().is_empty(), "prefetch 0: nothing unasked");
+    b.set_prefetch(c, "s", 2).unwrap();
+    let d = r.take();
+    assert_eq!(d.len(), 2, "the new window");
+    // Narrowed: what it holds stays, nothing more comes until it acks below the window.
+    b.set_prefetch(c, "s", 1).unwrap();
+    b.ack(c, Some("s"), d[0].message.id, None, false).unwrap();
+    assert!(r.take().is_empty(), "still one held, at the window");
+    b.ack(c, Some("s"), d[1].message.id, None, false).unwrap();
+    assert_eq!(bodies(&r), vec!["2"]);
+    assert_eq!(
+        b.set_prefetch(c, "nope", 5),
+        Err(BrokerError::UnknownSubscription("nope".into()))
+    );
 }
 
 #[test]

@@ -244,6 +244,19 @@ impl MessageQueue {
         }
     }
 
+    /// Changes how many messages `consumer` may hold unacknowledged; the
+    /// caller dispatches. What it holds stays with it, also beyond a smaller
+    /// window. False if no such consumer.
+    pub fn set_prefetch(&mut self, consumer: ConsumerId, prefetch: u32) -> bool {
+        match self.consumer_mut(consumer) {
+            Some(c) => {
+                c.prefetch = prefetch;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Withdraws what `consumer` asked for and has not got; true if there was
     /// something (so no message will come for it).
     pub fn cancel_pull(&mut self, consumer: ConsumerId) -> bool {

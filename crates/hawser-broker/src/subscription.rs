@@ -205,6 +205,33 @@ impl Broker {
         Ok(seq)
     }
 
+    /// Changes a subscription's window (capped at `max_prefetch`, as when it
+    /// was made) and dispatches what the new window allows. A failover client
+    /// restores its consumers with prefetch 0 and widens them again this way
+    /// once it has dropped what it had buffered (OpenWire's ConsumerControl).
+    pub fn set_prefetch(
+        &self,
+        conn: ConnectionId,
+        subscription: &str,
+        prefetch: u32,
+    ) -> Result<(), BrokerError> {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let sub = st
+            .connections
+            .open(conn)?
+            .subs
+            .get(subscription)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownSubscription(subscription.to_owned()))?;
+        let prefetch = prefetch.min(self.config.max_prefetch);
+        if let Some(q) = st.containers.get_mut(&sub.container) {
+            q.set_prefetch(sub.consumer, prefetch);
+        }
+        self.dispatch(st, &sub.container);
+        Ok(())
+    }
+
     /// Detaches a subscription; with `remove_durable` a durable subscription is
     /// deleted with everything it held. `durable_name` alone (no active
     /// subscription id) deletes an inactive durable subscription.

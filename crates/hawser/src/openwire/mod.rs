@@ -6,6 +6,8 @@
 mod encoder;
 mod mapping;
 mod session;
+#[cfg(test)]
+mod session_tests;
 mod transaction;
 
 pub use session::{serve_connection, OpenWireSettings};

@@ -291,10 +291,10 @@ impl Session {
             Command::TransactionInfo(t) => self.transaction(&t),
             Command::DestinationInfo(d) => self.destination(&d),
             Command::MessagePull(p) => self.pull(&p),
-            // A failover client's first command after it reconnects says it is
-            // fault tolerant; nothing here depends on that.
-            Command::ConnectionControl(_) => done,
-            Command::ConsumerControl(_) | Command::ControlCommand(_) => done,
+            Command::ConsumerControl(c) => self.consumer_control(&c),
+            // A failover client says it is one, first thing on every reconnect,
+            // before its ConnectionInfo; nothing in it asks anything of the broker.
+            Command::ConnectionControl(_) | Command::ControlCommand(_) => done,
             _ => Err(SessionError::Unsupported("this command from a client")),
         }
     }
@@ -429,6 +429,45 @@ impl Session {
         Ok((Flow::Continue, Confirm::after(seq)))
     }
 
+    /// ConsumerControl: a new window for a consumer. A failover client
+    /// restores its consumers with prefetch 0 and, once it has dropped what it
+    /// had buffered before the failover, sends each its own prefetch again; a
+    /// consumer left at 0 would get nothing, since its client does not pull.
+    fn consumer_control(
+        &mut self,
+        c: &ow::ConsumerControl,
+    ) -> Result<(Flow, Confirm), SessionError> {
+        let conn = self.conn()?;
+        let consumer = c.consumer_id.as_ref().ok_or(SessionError::Invalid {
+            what: "ConsumerControl",
+            reason: "no consumer id".into(),
+        })?;
+        let prefetch = u32::try_from(c.prefetch).map_err(|_| SessionError::Invalid {
+            what: "ConsumerControl",
+            reason: format!("prefetch {}", c.prefetch),
+        })?;
+        let id = subscription_id(consumer);
+        if self.browsers.contains(&id) {
+            return Ok((Flow::Continue, Confirm::now()));
+        }
+        if prefetch == 0 {
+            self.pullers.insert(Arc::clone(&id));
+        } else {
+            self.pullers.remove(&id);
+            if let Some(timer) = self.pull_timers.remove(&id) {
+                timer.abort();
+            }
+        }
+        match self.broker().set_prefetch(conn, &id, prefetch) {
+            // It comes without a reply, so it may cross the consumer's closing.
+            Err(hawser_broker::BrokerError::UnknownSubscription(_)) => {
+                tracing::debug!("ConsumerControl for a closed consumer ignored: {id}");
+            }
+            other => other?,
+        }
+        Ok((Flow::Continue, Confirm::now()))
+    }
+
     /// A queue browser: what the queue holds now, in dispatch order, then a
     /// dispatch without a message, which ends the browse (a client without it
     /// waits forever).
@@ -536,9 +575,18 @@ impl Session {
 
     /// MessageAck: a standard ack settles everything the consumer was given up
     /// to its last message, an individual ack that message only; a poison ack
-    /// gives the message back for redelivery (or the DLQ past the limit).
-    /// Delivered and redelivered acks only tell the broker what the client
-    /// has seen.
+    /// sends what it names to the DLQ at once, as ActiveMQ does (the client
+    /// sends one past its own redelivery limit, or for a duplicate its audit
+    /// dropped). Delivered and redelivered acks only tell the broker what the
+    /// client has seen.
+    ///
+    /// An ack outside a transaction for a message this consumer does not hold
+    /// is ignored, as ActiveMQ does: after a failover the client acknowledges
+    /// what the broker before this one dispatched (its acks carry that
+    /// broker's ids), and a consumer's acks race with its closing. What such
+    /// an ack meant to settle is still in the store and comes again; the
+    /// client's duplicate audit drops it. Refusing it would close the
+    /// connection, since acks come without a reply.
     fn ack(&mut self, a: &ow::MessageAck) -> Result<(Flow, Confirm), SessionError> {
         let conn = self.conn()?;
         let invalid = |reason: &str| SessionError::Invalid {
@@ -561,33 +609,42 @@ impl Session {
             .map(transaction_name)
             .transpose()?;
         let broker = Arc::clone(self.broker());
-        let cumulative = match a.ack_type {
-            AckType::Standard | AckType::Expired => true,
-            AckType::Individual => false,
+        let result = match a.ack_type {
+            AckType::Standard | AckType::Expired | AckType::Individual => broker
+                .ack_as(
+                    conn,
+                    Some(&sub),
+                    id,
+                    tx.as_deref(),
+                    a.response_required,
+                    Some(a.ack_type != AckType::Individual),
+                )
+                .map(Confirm::after),
             AckType::Poison => {
-                broker.nack(conn, Some(&sub), id)?;
-                return Ok((Flow::Continue, Confirm::now()));
+                // One message (first = last, as for a duplicate), or the range
+                // up to the last (from the first, or from the head without one).
+                let cumulative = a
+                    .first_message_id
+                    .as_ref()
+                    .is_none_or(|f| f.broker_sequence_id != last.broker_sequence_id);
+                let cause = poison_cause(a.poison_cause.as_ref());
+                broker
+                    .poison(conn, Some(&sub), id, cumulative, &cause)
+                    .map(|()| Confirm::now())
             }
-            AckType::Delivered | AckType::Redelivered | AckType::Unmatched => {
-                return Ok((Flow::Continue, Confirm::now()));
-            }
+            AckType::Delivered | AckType::Redelivered | AckType::Unmatched => Ok(Confirm::now()),
             AckType::Other(_) => return Err(SessionError::Unsupported("this ack type")),
         };
-        let acked = broker.ack_as(
-            conn,
-            Some(&sub),
-            id,
-            tx.as_deref(),
-            a.response_required,
-            Some(cumulative),
-        );
-        match acked {
-            Ok(seq) => Ok((Flow::Continue, Confirm::after(seq))),
-            // The client's acks race with its closing of the consumer (a
-            // browser's acks come after its RemoveInfo): what it acknowledged
-            // went back to the queue when the consumer went, as ActiveMQ does.
+        match result {
+            Ok(until) => Ok((Flow::Continue, until)),
+            // A browser's acks come after its RemoveInfo; what a closed
+            // consumer held went back to the queue when it went.
             Err(hawser_broker::BrokerError::UnknownSubscription(_)) => {
                 tracing::debug!("ack for a closed consumer ignored: {sub}");
+                Ok((Flow::Continue, Confirm::now()))
+            }
+            Err(hawser_broker::BrokerError::UnknownMessage(_)) if tx.is_none() => {
+                tracing::debug!("ack for message {id}, which {sub} does not hold, ignored");
                 Ok((Flow::Continue, Confirm::now()))
             }
             Err(e) => Err(e.into()),
@@ -724,4 +781,28 @@ impl Session {
             .saturating_add(READ_CHUNK_BYTES);
         Ok(self.reader.wait_for_room(&usage, read_limit).await?)
     }
+}
+
+/// Longest reason a dead letter keeps from a client's poison ack, in bytes.
+const MAX_POISON_CAUSE_BYTES: usize = 1024;
+
+/// The reason a poison ack gives, as ActiveMQ writes it to the dead letter's
+/// `dlqDeliveryFailureCause` (the Java exception's `toString()`), at most
+/// [`MAX_POISON_CAUSE_BYTES`].
+fn poison_cause(cause: Option<&ow::ExceptionInfo>) -> String {
+    let class = cause.and_then(|c| c.class_name.as_deref());
+    let message = cause.and_then(|c| c.message.as_deref());
+    let mut text = match (class, message) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(t), None) | (None, Some(t)) => t.to_owned(),
+        (None, None) => "poison ack from the client".to_owned(),
+    };
+    if text.len() > MAX_POISON_CAUSE_BYTES {
+        let mut end = MAX_POISON_CAUSE_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }

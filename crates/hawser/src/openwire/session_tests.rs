@@ -1,0 +1,445 @@
+//! The OpenWire session over a real loopback socket, driven by a raw peer that
+//! speaks what ActiveMQ's Java client sends: here, what its failover transport
+//! sends when it reconnects (FailoverTransport#restoreTransport,
+//! ConnectionStateTracker#restore in activemq-client 5.17).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use hawser_broker::{Broker, BrokerConfig, MemoryStore, Recovered};
+use hawser_openwire::{
+    self as ow, negotiate, AckType, Codec, Command, WireFormatOptions, WireSettings,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use super::{serve_connection, OpenWireSettings};
+use crate::connection::ReadTimeouts;
+use crate::test_peer::core_settings;
+
+const MAX_FRAME_BYTES: u64 = 1 << 20;
+/// How long a peer waits for a command that must come.
+const WAIT: Duration = Duration::from_secs(5);
+/// How long a peer watches for a command that must not come.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// Serves OpenWire for `broker` on a loopback port until `shutdown`.
+async fn serve(broker: Arc<Broker>, shutdown: &CancellationToken) -> SocketAddr {
+    let settings = Arc::new(OpenWireSettings {
+        core: Arc::new(core_settings(broker)),
+        timeouts: ReadTimeouts {
+            connect_ms: 5_000,
+            frame_ms: 5_000,
+            idle_ms: 0,
+        },
+        max_frame_bytes: MAX_FRAME_BYTES,
+        broker_id: "ID:test-broker".into(),
+        broker_name: "test".into(),
+        max_browse_messages: 400,
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (sock, _) = accepted.unwrap();
+                    tokio::spawn(serve_connection(sock, Arc::clone(&settings), stop.clone()));
+                }
+                _ = stop.cancelled() => break,
+            }
+        }
+    });
+    addr
+}
+
+/// A raw OpenWire client: the negotiated codec on a socket.
+struct Peer {
+    sock: TcpStream,
+    codec: Codec,
+    buf: BytesMut,
+    /// Commands read while waiting for a Response, for later reads.
+    pending: VecDeque<Command>,
+}
+
+impl Peer {
+    /// Connects, exchanges WireFormatInfo and reads the BrokerInfo.
+    async fn connect(addr: SocketAddr) -> Peer {
+        let mut p = Peer {
+            sock: TcpStream::connect(addr).await.unwrap(),
+            codec: Codec::new(WireSettings::initial(MAX_FRAME_BYTES)),
+            buf: BytesMut::new(),
+            pending: VecDeque::new(),
+        };
+        let Some(Command::WireFormatInfo(theirs)) = p.next(WAIT).await else {
+            panic!("no WireFormatInfo first");
+        };
+        let ours = WireFormatOptions::default().to_info();
+        p.send(Command::WireFormatInfo(ours.clone())).await;
+        p.codec
+            .set_settings(negotiate(&ours, &theirs).unwrap().wire);
+        assert!(matches!(p.next(WAIT).await, Some(Command::BrokerInfo(_))));
+        p
+    }
+
+    async fn send(&mut self, command: Command) {
+        let mut out = BytesMut::new();
+        self.codec.encode(&command, &mut out).unwrap();
+        self.sock.write_all(&out).await.unwrap();
+    }
+
+    /// The next command but keep-alives, or None if none comes within `wait`
+    /// (or the broker closed).
+    async fn next(&mut self, wait: Duration) -> Option<Command> {
+        if let Some(command) = self.pending.pop_front() {
+            return Some(command);
+        }
+        self.read(wait).await
+    }
+
+    /// The next command from the socket.
+    async fn read(&mut self, wait: Duration) -> Option<Command> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(command) = self.codec.decode(&mut self.buf).unwrap() {
+                if !matches!(command, Command::KeepAliveInfo(_)) {
+                    return Some(command);
+                }
+            }
+            let read = tokio::time::timeout_at(deadline, self.sock.read_buf(&mut self.buf)).await;
+            match read {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// Sends a command that asks for a reply; the reply must be a Response to
+    /// it. Dispatches that come first are kept for [`Peer::next`].
+    async fn request(&mut self, command: Command) {
+        let id = command.command_id().unwrap();
+        self.send(command).await;
+        loop {
+            match self.read(WAIT).await {
+                Some(Command::Response(r)) => {
+                    assert_eq!(r.correlation_id, id);
+                    return;
+                }
+                Some(d @ Command::MessageDispatch(_)) => self.pending.push_back(d),
+                other => panic!("expected the Response to {id}, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next MessageDispatch with a message; its text.
+    async fn dispatch(&mut self) -> (ow::MessageDispatch, String) {
+        match self.next(WAIT).await {
+            Some(Command::MessageDispatch(d)) => {
+                let m = d.message.as_ref().expect("a message");
+                let text = ow::decode_text_body(m.content.as_ref().unwrap())
+                    .unwrap()
+                    .unwrap();
+                (d, text)
+            }
+            other => panic!("expected a MessageDispatch, got {other:?}"),
+        }
+    }
+}
+
+/// The ids one JMS connection uses: its connection, session 1, producer 1,
+/// consumer 1 on queue `q`.
+struct Client {
+    connection: String,
+}
+
+impl Client {
+    fn connection_info(&self, command_id: i32, failover_reconnect: bool) -> Command {
+        Command::ConnectionInfo(ow::ConnectionInfo {
+            command_id,
+            response_required: true,
+            connection_id: Some(ow::ConnectionId {
+                value: self.connection.clone(),
+            }),
+            client_id: Some("failover-client".into()),
+            manageable: true,
+            fault_tolerant: true,
+            failover_reconnect,
+            ..ow::ConnectionInfo::default()
+        })
+    }
+
+    fn session_info(&self, command_id: i32) -> Command {
+        Command::SessionInfo(ow::SessionInfo {
+            command_id,
+            response_required: true,
+            session_id: Some(ow::SessionId {
+                connection_id: self.connection.clone(),
+                value: 1,
+            }),
+        })
+    }
+
+    fn producer_id(&self) -> ow::ProducerId {
+        ow::ProducerId {
+            connection_id: self.connection.clone(),
+            value: 1,
+            session_id: 1,
+        }
+    }
+
+    fn consumer_id(&self) -> ow::ConsumerId {
+        ow::ConsumerId {
+            connection_id: self.connection.clone(),
+            session_id: 1,
+            value: 1,
+        }
+    }
+
+    fn queue() -> ow::Destination {
+        ow::Destination {
+            kind: ow::DestinationKind::Queue,
+            physical_name: "q".into(),
+        }
+    }
+
+    fn producer_info(&self, command_id: i32) -> Command {
+        Command::ProducerInfo(ow::ProducerInfo {
+            command_id,
+            response_required: true,
+            producer_id: Some(self.producer_id()),
+            destination: Some(Self::queue()),
+            ..ow::ProducerInfo::default()
+        })
+    }
+
+    fn consumer_info(&self, command_id: i32, prefetch: i32) -> Command {
+        Command::ConsumerInfo(ow::ConsumerInfo {
+            command_id,
+            response_required: true,
+            consumer_id: Some(self.consumer_id()),
+            destination: Some(Self::queue()),
+            prefetch_size: prefetch,
+            ..ow::ConsumerInfo::default()
+        })
+    }
+
+    /// A persistent synchronous send of producer sequence `seq`.
+    fn send(&self, command_id: i32, seq: i64, text: &str) -> Command {
+        Command::Message(Box::new(ow::Message {
+            kind: ow::MessageKind::Text,
+            command_id,
+            response_required: true,
+            producer_id: Some(self.producer_id()),
+            destination: Some(Self::queue()),
+            message_id: Some(ow::MessageId {
+                text_view: None,
+                producer_id: Some(self.producer_id()),
+                producer_sequence_id: seq,
+                broker_sequence_id: 0,
+            }),
+            persistent: true,
+            priority: 4,
+            content: Some(ow::encode_text_body(Some(text))),
+            ..ow::Message::default()
+        }))
+    }
+
+    /// A standard ack, without reply, of a message by its broker id.
+    fn ack(&self, broker_sequence_id: i64) -> Command {
+        let id = ow::MessageId {
+            text_view: None,
+            producer_id: Some(self.producer_id()),
+            producer_sequence_id: 1,
+            broker_sequence_id,
+        };
+        Command::MessageAck(ow::MessageAck {
+            destination: Some(Self::queue()),
+            consumer_id: Some(self.consumer_id()),
+            ack_type: AckType::Standard,
+            first_message_id: Some(id.clone()),
+            last_message_id: Some(id),
+            message_count: 1,
+            ..ow::MessageAck::default()
+        })
+    }
+
+    /// The poison ack the client's duplicate audit sends for a dispatch it
+    /// had seen (ActiveMQMessageConsumer#dispatch, #poisonAck).
+    fn duplicate_poison_ack(&self, dispatched: &ow::MessageDispatch) -> Command {
+        let id = dispatched.message.as_ref().unwrap().message_id.clone();
+        Command::MessageAck(ow::MessageAck {
+            destination: Some(Self::queue()),
+            consumer_id: Some(self.consumer_id()),
+            ack_type: AckType::Poison,
+            first_message_id: id.clone(),
+            last_message_id: id,
+            message_count: 1,
+            poison_cause: Some(ow::ExceptionInfo {
+                class_name: Some("java.lang.Throwable".into()),
+                message: Some("Suppressing duplicate delivery on connection, consumer 1".into()),
+                ..ow::ExceptionInfo::default()
+            }),
+            ..ow::MessageAck::default()
+        })
+    }
+}
+
+fn memory_broker() -> Arc<Broker> {
+    Arc::new(Broker::new(
+        BrokerConfig::default(),
+        Arc::new(MemoryStore::new()),
+        Recovered::default(),
+    ))
+}
+
+/// The client's side of a failover, in its order: ConnectionControl before
+/// the ConnectionInfo it sends again; its consumer restored with prefetch 0
+/// and later widened by ConsumerControl; the send whose Response it never saw
+/// sent again with the same message id; acks for what the broker before
+/// dispatched. The broker must serve all of it on the one connection.
+#[tokio::test]
+async fn a_failover_clients_reconnect_is_served_as_activemqs_client_sends_it() {
+    let shutdown = CancellationToken::new();
+    let broker = memory_broker();
+    let addr = serve(Arc::clone(&broker), &shutdown).await;
+    let client = Client {
+        connection: "ID:peer-1-1700000000000-1:1".into(),
+    };
+
+    // Before the failover: message 1 is stored, dispatched and not acknowledged.
+    let mut before = Peer::connect(addr).await;
+    before.request(client.connection_info(1, false)).await;
+    before.request(client.session_info(2)).await;
+    before.request(client.producer_info(3)).await;
+    before.request(client.consumer_info(4, 1000)).await;
+    before.request(client.send(5, 1, "one")).await;
+    let (first, text) = before.dispatch().await;
+    assert_eq!(text, "one");
+    assert_eq!(first.redelivery_counter, 0);
+    let stale_id = first
+        .message
+        .unwrap()
+        .message_id
+        .unwrap()
+        .broker_sequence_id;
+    // The connection is lost.
+    drop(before);
+    for _ in 0..500 {
+        if broker.connection_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(broker.connection_count(), 0, "the lost connection ended");
+
+    // The reconnect.
+    let mut after = Peer::connect(addr).await;
+    after
+        .send(Command::ConnectionControl(ow::ConnectionControl {
+            fault_tolerant: true,
+            ..ow::ConnectionControl::default()
+        }))
+        .await;
+    after.request(client.connection_info(1, true)).await;
+    after.request(client.session_info(2)).await;
+    after.request(client.producer_info(3)).await;
+    after.request(client.consumer_info(4, 0)).await;
+    // The send whose Response was lost: confirmed again, not stored again.
+    after.request(client.send(5, 1, "one")).await;
+    // An ack for a message this connection was not given: ignored, the
+    // connection goes on (an ack asks for no reply, so refusing it would close it).
+    after.send(client.ack(stale_id + 1_000_000)).await;
+    assert!(
+        after.next(QUIET).await.is_none(),
+        "nothing for a consumer restored with prefetch 0"
+    );
+    after
+        .send(Command::ConsumerControl(ow::ConsumerControl {
+            destination: Some(Client::queue()),
+            consumer_id: Some(client.consumer_id()),
+            prefetch: 1000,
+            ..ow::ConsumerControl::default()
+        }))
+        .await;
+    let (again, text) = after.dispatch().await;
+    assert_eq!(text, "one");
+    assert_eq!(again.redelivery_counter, 1, "it was dispatched before");
+    assert!(
+        after.next(QUIET).await.is_none(),
+        "message 1 is there once, though sent twice"
+    );
+    // The connection is still served: a new send is confirmed and dispatched.
+    after.request(client.send(6, 2, "two")).await;
+    assert_eq!(after.dispatch().await.1, "two");
+    shutdown.cancel();
+}
+
+/// A message whose ack a failed broker lost comes again after the failover;
+/// the client's audit drops it and poison-acks it. The broker must not hand
+/// it back: it goes to the DLQ at once (as with ActiveMQ), with the client's
+/// reason, and what the consumer holds besides stays with it.
+#[tokio::test]
+async fn a_poison_ack_dead_letters_the_message_it_names_at_once() {
+    let shutdown = CancellationToken::new();
+    let broker = memory_broker();
+    let addr = serve(Arc::clone(&broker), &shutdown).await;
+    let client = Client {
+        connection: "ID:peer-2-1700000000000-1:1".into(),
+    };
+    let mut peer = Peer::connect(addr).await;
+    peer.request(client.connection_info(1, false)).await;
+    peer.request(client.session_info(2)).await;
+    peer.request(client.producer_info(3)).await;
+    peer.request(client.consumer_info(4, 1000)).await;
+    peer.request(client.send(5, 1, "one")).await;
+    peer.request(client.send(6, 2, "two")).await;
+    let (one, _) = peer.dispatch().await;
+    let (two, text) = peer.dispatch().await;
+    assert_eq!(text, "two");
+    peer.send(client.duplicate_poison_ack(&two)).await;
+    assert!(
+        peer.next(QUIET).await.is_none(),
+        "a refused duplicate is not redelivered"
+    );
+    // "one", dispatched before it, is still held: acknowledged as usual.
+    let one_id = one.message.unwrap().message_id.unwrap().broker_sequence_id;
+    peer.send(client.ack(one_id)).await;
+    let dlq = ow::ConsumerId {
+        value: 2,
+        ..client.consumer_id()
+    };
+    peer.request(Command::ConsumerInfo(ow::ConsumerInfo {
+        command_id: 7,
+        response_required: true,
+        consumer_id: Some(dlq),
+        destination: Some(ow::Destination {
+            kind: ow::DestinationKind::Queue,
+            physical_name: "ActiveMQ.DLQ".into(),
+        }),
+        prefetch_size: 10,
+        ..ow::ConsumerInfo::default()
+    }))
+    .await;
+    let (dead, text) = peer.dispatch().await;
+    assert_eq!(text, "two");
+    let cause = dead
+        .message
+        .unwrap()
+        .properties
+        .unwrap()
+        .get("dlqDeliveryFailureCause")
+        .cloned();
+    assert_eq!(
+        cause,
+        Some(ow::PrimitiveValue::String(
+            "java.lang.Throwable: Suppressing duplicate delivery on connection, consumer 1".into()
+        ))
+    );
+    assert!(peer.next(QUIET).await.is_none(), "only the one refused");
+    shutdown.cancel();
+}
