@@ -93,8 +93,8 @@ impl Peer {
         self.sock.write_all(&out).await.unwrap();
     }
 
-    /// The next command but keep-alives, or None if none comes within `wait`
-    /// (or the broker closed).
+    /// The next command but keep-alives and ConnectionControls (the broker's
+    /// list of peers), or None if none comes within `wait` (or the broker closed).
     async fn next(&mut self, wait: Duration) -> Option<Command> {
         if let Some(command) = self.pending.pop_front() {
             return Some(command);
@@ -107,7 +107,10 @@ impl Peer {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             while let Some(command) = self.codec.decode(&mut self.buf).unwrap() {
-                if !matches!(command, Command::KeepAliveInfo(_)) {
+                if !matches!(
+                    command,
+                    Command::KeepAliveInfo(_) | Command::ConnectionControl(_)
+                ) {
                     return Some(command);
                 }
             }
