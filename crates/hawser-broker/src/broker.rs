@@ -475,6 +475,20 @@ impl Broker {
     ) -> Result<(), BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
+        let (sub, entries) = Self::take_back(st, conn, subscription, id, None)?;
+        self.redeliver(st, &sub.container, entries);
+        Ok(())
+    }
+
+    /// Takes `id` (and with a cumulative ack mode, or `cumulative`, what
+    /// its consumer was given before it) back from the subscription holding it.
+    fn take_back(
+        st: &mut State,
+        conn: ConnectionId,
+        subscription: Option<&str>,
+        id: MessageId,
+        cumulative: Option<bool>,
+    ) -> Result<(SubRef, Vec<Entry>), BrokerError> {
         let Some(sub) = Self::find_holder(st, conn, subscription, id)? else {
             return Err(BrokerError::UnknownMessage(id));
         };
@@ -482,11 +496,11 @@ impl Broker {
             .containers
             .get_mut(&sub.container)
             .expect("holder exists");
+        let cumulative = cumulative.unwrap_or(sub.ack_mode.is_cumulative());
         let entries = q
-            .take_back(sub.consumer, id, sub.ack_mode.is_cumulative())
+            .take_back(sub.consumer, id, cumulative)
             .map_err(|_| BrokerError::UnknownMessage(id))?;
-        self.redeliver(st, &sub.container, entries);
-        Ok(())
+        Ok((sub, entries))
     }
 
     /// Dead-letters `id` (with `cumulative`, and what this consumer was given
@@ -505,16 +519,7 @@ impl Broker {
     ) -> Result<(), BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
-        let Some(sub) = Self::find_holder(st, conn, subscription, id)? else {
-            return Err(BrokerError::UnknownMessage(id));
-        };
-        let q = st
-            .containers
-            .get_mut(&sub.container)
-            .expect("holder exists");
-        let entries = q
-            .take_back(sub.consumer, id, cumulative)
-            .map_err(|_| BrokerError::UnknownMessage(id))?;
+        let (sub, entries) = Self::take_back(st, conn, subscription, id, Some(cumulative))?;
         self.dead_letter(st, &sub.container, entries, cause);
         self.dispatch(st, &sub.container);
         Ok(())
@@ -526,13 +531,7 @@ impl Broker {
     pub fn pull(&self, conn: ConnectionId, subscription: &str) -> Result<bool, BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
-        let sub = st
-            .connections
-            .open(conn)?
-            .subs
-            .get(subscription)
-            .cloned()
-            .ok_or_else(|| BrokerError::UnknownSubscription(subscription.to_owned()))?;
+        let sub = st.connections.subscription(conn, subscription)?;
         let Some(q) = st.containers.get_mut(&sub.container) else {
             return Ok(false);
         };

@@ -136,6 +136,15 @@ impl Connections {
         self.0.get(&conn).ok_or(BrokerError::ConnectionClosed)
     }
 
+    /// Subscription `id` of open connection `conn`.
+    pub fn subscription(&self, conn: ConnectionId, id: &str) -> Result<SubRef, BrokerError> {
+        self.open(conn)?
+            .subs
+            .get(id)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownSubscription(id.to_owned()))
+    }
+
     /// [`Connections::open`], to change it.
     pub fn open_mut(&mut self, conn: ConnectionId) -> Result<&mut Connection, BrokerError> {
         self.0.get_mut(&conn).ok_or(BrokerError::ConnectionClosed)

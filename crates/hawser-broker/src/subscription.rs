@@ -217,13 +217,7 @@ impl Broker {
     ) -> Result<(), BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
-        let sub = st
-            .connections
-            .open(conn)?
-            .subs
-            .get(subscription)
-            .cloned()
-            .ok_or_else(|| BrokerError::UnknownSubscription(subscription.to_owned()))?;
+        let sub = st.connections.subscription(conn, subscription)?;
         let prefetch = prefetch.min(self.config.max_prefetch);
         if let Some(q) = st.containers.get_mut(&sub.container) {
             q.set_prefetch(sub.consumer, prefetch);

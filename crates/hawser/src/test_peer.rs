@@ -51,6 +51,19 @@ pub(crate) fn core_settings(broker: Arc<Broker>) -> CoreSettings {
 /// Serves STOMP with `settings` on a loopback port until `shutdown`; returns it.
 pub(crate) async fn serve(settings: SessionSettings, shutdown: &CancellationToken) -> SocketAddr {
     let settings = Arc::new(settings);
+    accept_on_loopback(shutdown, move |sock, stop| {
+        serve_connection(sock, Arc::clone(&settings), stop)
+    })
+    .await
+}
+
+/// Accepts connections on a loopback port until `shutdown`, each served by a
+/// task `serve` makes; returns the port's address.
+pub(crate) async fn accept_on_loopback<F, Fut>(shutdown: &CancellationToken, serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream, CancellationToken) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = shutdown.clone();
@@ -59,7 +72,7 @@ pub(crate) async fn serve(settings: SessionSettings, shutdown: &CancellationToke
             tokio::select! {
                 accepted = listener.accept() => {
                     let (sock, _) = accepted.unwrap();
-                    tokio::spawn(serve_connection(sock, Arc::clone(&settings), stop.clone()));
+                    tokio::spawn(serve(sock, stop.clone()));
                 }
                 _ = stop.cancelled() => break,
             }

@@ -14,12 +14,12 @@ use hawser_openwire::{
     self as ow, negotiate, AckType, Codec, Command, WireFormatOptions, WireSettings,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{serve_connection, OpenWireSettings};
 use crate::connection::ReadTimeouts;
-use crate::test_peer::core_settings;
+use crate::test_peer::{accept_on_loopback, core_settings};
 
 const MAX_FRAME_BYTES: u64 = 1 << 20;
 /// How long a peer waits for a command that must come.
@@ -41,21 +41,10 @@ async fn serve(broker: Arc<Broker>, shutdown: &CancellationToken) -> SocketAddr 
         broker_name: "test".into(),
         max_browse_messages: 400,
     });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (sock, _) = accepted.unwrap();
-                    tokio::spawn(serve_connection(sock, Arc::clone(&settings), stop.clone()));
-                }
-                _ = stop.cancelled() => break,
-            }
-        }
-    });
-    addr
+    accept_on_loopback(shutdown, move |sock, stop| {
+        serve_connection(sock, Arc::clone(&settings), stop)
+    })
+    .await
 }
 
 /// A raw OpenWire client: the negotiated codec on a socket.
