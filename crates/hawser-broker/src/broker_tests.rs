@@ -327,7 +327,11 @@ fn a_send_to_a_composite_destination_puts_a_copy_in_each_part_across_a_restart()
         .unwrap();
     assert!(matches!(
         b.subscribe(c, spec("s", composite, AckMode::Auto)),
-        Err(BrokerError::CompositeQueueConsumer(_))
+        Err(BrokerError::MultiQueueConsumer(_))
+    ));
+    assert!(matches!(
+        b.subscribe(c, spec("w", Destination::queue("a.>"), AckMode::Auto)),
+        Err(BrokerError::MultiQueueConsumer(_))
     ));
 }
 

@@ -66,12 +66,13 @@ pub enum BrokerError {
     /// A temporary destination whose connection is gone (or never existed).
     #[error("temporary destination {0} does not exist")]
     UnknownTemporary(String),
-    /// A consumer of several queues at once (a composite queue destination):
-    /// sends to composites are supported, such consumers not yet.
+    /// A consumer of several queues at once (a composite or wildcard queue
+    /// destination): sends to composites and topic subscriptions by pattern
+    /// are supported, such queue consumers not yet.
     #[error(
-        "consuming from a composite of queues ({0}) is not supported; subscribe to each queue"
+        "consuming from several queues at once ({0}) is not supported; subscribe to each queue"
     )]
-    CompositeQueueConsumer(String),
+    MultiQueueConsumer(String),
     /// The store refused the record.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -90,8 +90,9 @@ impl Broker {
         if c.subs.len() + c.browsers >= self.config.max_subscriptions_per_connection {
             return Err(BrokerError::Limit("subscriptions per connection"));
         }
-        if !spec.destination.is_topic() && spec.destination.composite_parts().is_some() {
-            return Err(BrokerError::CompositeQueueConsumer(
+        let d = &spec.destination;
+        if !d.is_topic() && (d.composite_parts().is_some() || d.is_wildcard()) {
+            return Err(BrokerError::MultiQueueConsumer(
                 spec.destination.to_string(),
             ));
         }
