@@ -105,10 +105,9 @@ BROKERS = ["hawser", "activemq", "rabbitmq-classic", "rabbitmq-quorum"]
 # removeAsyncMessage). This variant writes every persistent send before confirming it, as
 # Hawser does, for a like-for-like look at S1, S2, S4 and S5.
 #
-# Nor Hawser with one I/O thread (`--io-threads 1`) instead of one per CPU: its engine works
-# under one lock, and on this 2-CPU machine, shared with the load generator, a second I/O
-# thread mostly moves the engine's state between the cores. A tuning, not the default, so
-# it is kept apart from the default-settings comparison.
+# Nor Hawser with one I/O thread (`--io-threads 1`): its engine works under one lock, and a
+# second I/O thread mostly moves the engine's state between the cores. The default is one
+# per two CPUs, so on 2 CPUs this variant is the default; on larger machines it is a tuning.
 #
 # Nor Hawser with `--confirm-consumed false`: every RECEIPT waits for the fsync of its
 # record, even when a consumer acknowledged the message first. It pairs with

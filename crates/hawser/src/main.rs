@@ -71,7 +71,7 @@ struct ServeArgs {
     /// Where persistent messages are kept [default: journal].
     #[arg(long, value_enum)]
     persistence: Option<Persistence>,
-    /// Threads serving connections [default: one per CPU].
+    /// Threads serving connections [default: one per two CPUs, at least one].
     #[arg(long, value_name = "N")]
     io_threads: Option<std::num::NonZeroUsize>,
     /// Connections served at once [default: 1000].
@@ -288,9 +288,10 @@ fn run_client(
 fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = config.io_threads {
-        runtime.worker_threads(n.get());
-    }
+    let io_threads = config
+        .io_threads
+        .unwrap_or_else(hawser::config::default_io_threads);
+    runtime.worker_threads(io_threads.get());
     let runtime = runtime.enable_all().thread_name("hawser").build()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
