@@ -70,6 +70,20 @@ impl SessionError {
         }
     }
 
+    /// True if the engine refused the command (a full destination, a limit,
+    /// a deleted temporary queue...) and the connection can go on; false for
+    /// what ends it: bad bytes, a broken protocol, a closed connection or a
+    /// failed store.
+    fn is_refusal(&self) -> bool {
+        match self {
+            SessionError::Broker(BrokerError::ConnectionClosed) => false,
+            SessionError::Broker(BrokerError::Store(e)) => !e.is_fatal(),
+            SessionError::Broker(_) => true,
+            SessionError::Read(ReadError::ResourceFull(_)) => true,
+            _ => false,
+        }
+    }
+
     /// The message a client is told: what it did wrong, but for a store failure
     /// no server detail (the log has it).
     fn client_message(&self) -> String {

@@ -238,6 +238,20 @@ impl Session {
                 });
                 Ok(Flow::Continue)
             }
+            Err(e) if e.is_refusal() => {
+                // Nobody waits for this command's reply: the client hears of the
+                // refusal as ActiveMQ's do, through a ConnectionError its
+                // connection hands to the exception listener, and goes on.
+                tracing::debug!("OpenWire command of type {type_id} refused without a reply: {e}");
+                self.send_out(Out::Frame {
+                    frame: Command::ConnectionError(ConnectionError {
+                        exception: Some(exception(e.java_class(), e.client_message())),
+                        ..ConnectionError::default()
+                    }),
+                    seq: 0,
+                });
+                Ok(Flow::Continue)
+            }
             Err(e) => {
                 tracing::debug!("OpenWire command of type {type_id} failed without a reply: {e}");
                 Err(e)

@@ -435,3 +435,41 @@ async fn a_poison_ack_dead_letters_the_message_it_names_at_once() {
     assert!(peer.next(QUIET).await.is_none(), "only the one refused");
     shutdown.cancel();
 }
+
+/// An asynchronous send the engine refuses (here to a temporary queue that
+/// does not exist) is answered with a ConnectionError, which ActiveMQ's
+/// client hands to the exception listener; the connection goes on.
+#[tokio::test]
+async fn a_refused_send_without_reply_is_reported_and_the_connection_goes_on() {
+    let shutdown = CancellationToken::new();
+    let addr = serve(memory_broker(), &shutdown).await;
+    let client = Client {
+        connection: "ID:peer-2-1700000000000-1:1".into(),
+    };
+    let mut peer = Peer::connect(addr).await;
+    peer.request(client.connection_info(1, false)).await;
+    peer.request(client.session_info(2)).await;
+    peer.request(client.producer_info(3)).await;
+    let Command::Message(mut async_send) = client.send(4, 1, "nowhere") else {
+        unreachable!()
+    };
+    async_send.response_required = false;
+    async_send.destination = Some(ow::Destination {
+        kind: ow::DestinationKind::TempQueue,
+        physical_name: "ID:gone-1:1:1".into(),
+    });
+    peer.send(Command::Message(async_send)).await;
+    match peer.next(WAIT).await {
+        Some(Command::ConnectionError(e)) => {
+            let text = e.exception.and_then(|x| x.message).unwrap_or_default();
+            assert!(text.contains("ID:gone-1:1:1"), "{text}");
+        }
+        other => panic!("expected a ConnectionError, got {other:?}"),
+    }
+    // Still connected: a synchronous send is answered.
+    peer.request(client.send(5, 2, "here")).await;
+    peer.request(client.consumer_info(6, 10)).await;
+    let (_, text) = peer.dispatch().await;
+    assert_eq!(text, "here");
+    shutdown.cancel();
+}
