@@ -19,6 +19,7 @@ use crate::destination::Destination;
 use crate::message::{BodyKind, Message, MessageData, NewMessage};
 use crate::outbox::ConnectionId;
 use crate::property::PropertyValue;
+use crate::publish::Publisher;
 use crate::queue::Entry;
 use crate::state::State;
 
@@ -77,11 +78,11 @@ impl Broker {
         added: bool,
     ) {
         let m = advisory(dest, added);
-        let published = self
-            .plan_publish(st, conn, vec![m], Vec::new(), None)
+        let published = Publisher::of(st, conn)
+            .and_then(|from| self.plan_publish(st, &from, vec![m], Vec::new(), None))
             .and_then(|mut plan| {
                 let seq = self.write_plan(st, &mut plan)?;
-                self.apply_publish(st, conn, plan, seq, false);
+                self.apply_publish(st, plan, seq, false);
                 Ok(())
             });
         if let Err(e) = published {

@@ -39,7 +39,7 @@ use crate::identity::{ConnectInfo, Protocol};
 use crate::message::{estimate_bytes, Message, MessageData, MessageId, NewMessage};
 use crate::outbox::{AckMode, ConnectionId, Outbox};
 use crate::producer::{ProducerAudit, ProducerKey};
-use crate::publish::Publish;
+use crate::publish::{Publish, Publisher};
 use crate::queue::Entry;
 use crate::state::{Connection, NoLocal, State, SubRef, TopicLink};
 use crate::store::{PreparedTransaction, Recovered, Seq, Store, StoreError, StoreKey, StoreOp};
@@ -371,9 +371,10 @@ impl Broker {
             t.sends.push((message, charge));
             return Ok((0, None));
         }
-        let mut plan = self.plan_publish(st, conn, vec![message], Vec::new(), Some(&usage))?;
+        let from = Publisher::of(st, conn)?;
+        let mut plan = self.plan_publish(st, &from, vec![message], Vec::new(), Some(&usage))?;
         let seq = self.write_plan(st, &mut plan)?;
-        let consumed = self.apply_publish(st, conn, plan, seq, confirmable);
+        let consumed = self.apply_publish(st, plan, seq, confirmable);
         Ok((seq, consumed))
     }
 
@@ -622,14 +623,15 @@ impl Broker {
             .get(tx)
             .ok_or_else(|| BrokerError::UnknownTransaction(tx.to_owned()))?;
         let (acks, sends) = (stored_acks(st, &t.acks), sends_of(t));
-        let mut plan = self.plan_publish(st, conn, sends, acks, None)?;
+        let from = Publisher::of(st, conn)?;
+        let mut plan = self.plan_publish(st, &from, sends, acks, None)?;
         let seq = self.write_plan(st, &mut plan)?;
         let t = st
             .connections
             .get_mut(&conn)
             .and_then(|c| c.txs.remove(tx))
             .expect("checked above");
-        self.apply_commit(st, conn, t, plan, seq);
+        self.apply_commit(st, t, plan, seq);
         Ok(seq)
     }
 
@@ -674,19 +676,23 @@ impl Broker {
                 })
                 .collect(),
         };
+        let from = Publisher::of(st, conn)?;
         let seq = self.write(st, vec![StoreOp::Prepare(record)], true)?;
-        let t = st
+        let mut t = st
             .connections
             .get_mut(&conn)
             .and_then(|c| c.txs.remove(tx))
             .expect("checked above");
+        t.prepared_by = Some(from);
         st.prepared.insert(Arc::from(tx), t);
         Ok(Some(seq))
     }
 
     /// Commits a prepared XA transaction (its second phase), from whichever
     /// connection the transaction manager uses: as [`Broker::commit`], with
-    /// the transaction's end in the same record.
+    /// the transaction's end in the same record. Its messages are published
+    /// as the preparing connection's (its producer ids, its no-local
+    /// subscriptions), not as the committing one's.
     pub fn commit_prepared(&self, conn: ConnectionId, xid: &str) -> Result<Seq, BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
@@ -699,10 +705,12 @@ impl Broker {
         ops.push(StoreOp::Resolve {
             xid: Arc::from(xid),
         });
-        let mut plan = self.plan_publish(st, conn, sends, ops, None)?;
+        // Recovered after a restart, it has no publisher (nor producer ids).
+        let from = t.prepared_by.clone().unwrap_or_default();
+        let mut plan = self.plan_publish(st, &from, sends, ops, None)?;
         let seq = self.write_plan(st, &mut plan)?;
         let t = st.prepared.remove(xid).expect("checked above");
-        self.apply_commit(st, conn, t, plan, seq);
+        self.apply_commit(st, t, plan, seq);
         Ok(seq)
     }
 
@@ -733,14 +741,7 @@ impl Broker {
 
     /// Settles a committed transaction's acks and places its sends, now that
     /// the store took record `seq`.
-    fn apply_commit(
-        &self,
-        st: &mut State,
-        conn: ConnectionId,
-        mut t: Transaction,
-        plan: Publish,
-        seq: Seq,
-    ) {
+    fn apply_commit(&self, st: &mut State, mut t: Transaction, plan: Publish, seq: Seq) {
         let mut touched: Vec<ContainerKey> = Vec::new();
         for (key, id) in std::mem::take(&mut t.acks) {
             if let Some(entry) = st
@@ -756,7 +757,7 @@ impl Broker {
         }
         // The published messages carry their own charges from here on.
         drop(t);
-        self.apply_publish(st, conn, plan, seq, false);
+        self.apply_publish(st, plan, seq, false);
         for key in touched {
             self.dispatch(st, &key);
         }

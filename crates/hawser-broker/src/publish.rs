@@ -23,6 +23,31 @@ use crate::state::{NoLocal, State};
 use crate::store::{Seq, StoreOp};
 use crate::usage::DestinationUsage;
 
+/// Who publishes: the identity that scopes its producers' sequence numbers
+/// (see [`crate::producer`]) and that no-local subscriptions skip. Usually
+/// the connection making the call; for a prepared XA transaction, the one
+/// that sent its messages, whichever connection commits it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Publisher {
+    /// The connection the messages came from; `None` when unknown (a
+    /// transaction prepared before a restart). Its producer windows are used
+    /// only while it is open: a closed connection's died with it.
+    pub conn: Option<ConnectionId>,
+    /// That connection's client id, which scopes its producers' windows.
+    pub client_id: Option<Arc<str>>,
+}
+
+impl Publisher {
+    /// An open connection, as the publisher of what it sends.
+    pub(crate) fn of(st: &State, conn: ConnectionId) -> Result<Publisher, BrokerError> {
+        let c = st.connections.open(conn)?;
+        Ok(Publisher {
+            conn: Some(conn),
+            client_id: c.info.client_id.clone(),
+        })
+    }
+}
+
 /// A producer's sequence number to mark once the record is accepted.
 enum Mark {
     /// A client-id scoped producer, remembered across connections and restarts.
@@ -54,24 +79,32 @@ pub(crate) struct Publish {
     pub duplicates: usize,
     /// Messages given.
     pub total: usize,
+    /// The connection whose own windows `Mark::Connection`s go to.
+    conn: Option<ConnectionId>,
 }
 
 impl Broker {
-    /// Decides what publishing `messages` from `conn` does, with `extra` ops
+    /// Decides what publishing `messages` from `from` does, with `extra` ops
     /// (a commit's acknowledgements) first in the record. `usage` is the
     /// memory counters of the messages' destination if the caller has them
     /// (looked up before the engine's lock was taken, to keep it short).
     pub(crate) fn plan_publish(
         &self,
         st: &mut State,
-        conn: ConnectionId,
+        from: &Publisher,
         messages: Vec<NewMessage>,
         extra: Vec<StoreOp>,
         usage: Option<&Arc<DestinationUsage>>,
     ) -> Result<Publish, BrokerError> {
         let now = crate::broker::now_ms();
-        let c = st.connections.open(conn)?;
-        let client_id = c.info.client_id.clone();
+        let client_id = from.client_id.clone();
+        // Without a client id, the producers' windows are the connection's
+        // own, while it is open; with neither, no resend can be recognised
+        // (nor needs to be: nobody can resend on a closed connection).
+        let own_windows = match (&client_id, from.conn) {
+            (None, Some(conn)) => st.connections.get(&conn),
+            _ => None,
+        };
         let mut plan = Publish {
             placed: Vec::with_capacity(messages.len()),
             ops: extra,
@@ -79,20 +112,22 @@ impl Broker {
             forget: Vec::new(),
             duplicates: 0,
             total: messages.len(),
+            conn: own_windows.and(from.conn),
         };
         let mut seen_ops = Vec::new();
         for new in messages {
             if let Some(p) = &new.producer {
                 p.check()?;
-                let stored = match &client_id {
-                    Some(cid) => st
+                let stored = match (&client_id, own_windows) {
+                    (Some(cid), _) => st
                         .producers
                         .get(&ProducerKey {
                             client_id: Arc::clone(cid),
                             producer: Arc::clone(&p.id),
                         })
                         .is_some_and(|w| w.contains(p.seq)),
-                    None => c.producers.get(&p.id).is_some_and(|w| w.contains(p.seq)),
+                    (None, Some(c)) => c.producers.get(&p.id).is_some_and(|w| w.contains(p.seq)),
+                    (None, None) => false,
                 };
                 if stored || plan.marks.iter().any(|m| m.is(p)) {
                     plan.duplicates += 1;
@@ -112,7 +147,10 @@ impl Broker {
                         }
                         plan.marks.push(Mark::Scoped(key, p.seq));
                     }
-                    None => plan.marks.push(Mark::Connection(Arc::clone(&p.id), p.seq)),
+                    None if own_windows.is_some() => {
+                        plan.marks.push(Mark::Connection(Arc::clone(&p.id), p.seq));
+                    }
+                    None => {}
                 }
             }
             // A composite destination: a copy to each part (ActiveMQ's rule), which
@@ -169,7 +207,7 @@ impl Broker {
                             reached.push(&link.key);
                         }
                         let own = match &link.no_local {
-                            Some(NoLocal::Connection(c)) => *c == conn,
+                            Some(NoLocal::Connection(c)) => from.conn == Some(*c),
                             Some(NoLocal::ClientId(id)) => client_id.as_ref() == Some(id),
                             None => false,
                         };
@@ -202,7 +240,7 @@ impl Broker {
             }
         }
         if !plan.marks.is_empty() {
-            plan.bound_producers(self, st, conn)?;
+            plan.bound_producers(self, st)?;
         }
         plan.ops.extend(seen_ops);
         Ok(plan)
@@ -232,12 +270,11 @@ impl Broker {
     pub(crate) fn apply_publish(
         &self,
         st: &mut State,
-        conn: ConnectionId,
         plan: Publish,
         seq: Seq,
         confirmable: bool,
     ) -> Option<Arc<Consumed>> {
-        plan.apply(self, st, conn, seq, confirmable)
+        plan.apply(self, st, seq, confirmable)
     }
 }
 
@@ -245,20 +282,16 @@ impl Publish {
     /// Keeps the producer windows bounded: a connection without client id may
     /// use only so many producer ids; the client-id scoped ones are forgotten
     /// least recently used first, in the same record.
-    fn bound_producers(
-        &mut self,
-        broker: &Broker,
-        st: &State,
-        conn: ConnectionId,
-    ) -> Result<(), BrokerError> {
+    fn bound_producers(&mut self, broker: &Broker, st: &State) -> Result<(), BrokerError> {
         let config = broker.config();
-        let c = st.connections.get(&conn).expect("checked by plan");
+        let own = self.conn.and_then(|conn| st.connections.get(&conn));
         let mut new_ids: Vec<&Arc<str>> = Vec::new();
         let mut new_keys: Vec<ProducerKey> = Vec::new();
         for mark in &self.marks {
             match mark {
                 Mark::Connection(id, _) => {
-                    if !c.producers.contains_key(id) && !new_ids.contains(&id) {
+                    let known = own.is_some_and(|c| c.producers.contains_key(id));
+                    if !known && !new_ids.contains(&id) {
                         new_ids.push(id);
                     }
                 }
@@ -269,7 +302,8 @@ impl Publish {
                 }
             }
         }
-        if c.producers.len() + new_ids.len() > config.max_producers_per_connection {
+        let tracked = own.map_or(0, |c| c.producers.len());
+        if tracked + new_ids.len() > config.max_producers_per_connection {
             return Err(BrokerError::Limit("producer ids per connection"));
         }
         if !new_keys.is_empty() {
@@ -297,7 +331,6 @@ impl Publish {
         self,
         broker: &Broker,
         st: &mut State,
-        conn: ConnectionId,
         seq: Seq,
         confirmable: bool,
     ) -> Option<Arc<Consumed>> {
@@ -308,7 +341,7 @@ impl Publish {
             match mark {
                 Mark::Scoped(key, s) => st.producers.mark(&key, s),
                 Mark::Connection(id, s) => {
-                    if let Some(c) = st.connections.get_mut(&conn) {
+                    if let Some(c) = self.conn.and_then(|conn| st.connections.get_mut(&conn)) {
                         c.producers.entry(id).or_default().insert(s);
                     }
                 }

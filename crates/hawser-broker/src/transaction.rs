@@ -8,6 +8,7 @@
 
 use crate::container::ContainerKey;
 use crate::message::{MessageId, NewMessage};
+use crate::publish::Publisher;
 use crate::usage::MemoryCharge;
 
 /// An open transaction.
@@ -19,6 +20,10 @@ pub(crate) struct Transaction {
     pub acks: Vec<(ContainerKey, MessageId)>,
     /// Upper bound of the commit record's encoded size so far.
     pub record_bytes: usize,
+    /// Set when an XA transaction is prepared: the connection that sent its
+    /// messages, whose they stay whoever commits them. `None` while open
+    /// (the connection it is on publishes it) and after a restart.
+    pub prepared_by: Option<Publisher>,
 }
 
 impl Transaction {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::identity::ConnectInfo;
 use crate::outbox::test_support::Recorder;
-use crate::test_support::{bodies, msg, spec, RecordingStore};
+use crate::test_support::{bodies, from_producer, msg, spec, RecordingStore};
 use crate::*;
 
 /// A broker on `store`, recovered from what the store holds (a restart).
@@ -160,4 +160,72 @@ fn prepared_transactions_are_bounded_broker_wide() {
     }
     // The refused one can still be rolled back on its connection.
     b.abort(c, "c").unwrap();
+}
+
+#[test]
+fn a_commit_from_another_client_publishes_the_senders_messages_under_the_senders_producer_ids() {
+    // Producer ids are scoped by the identity of the connection that sent
+    // (crate::producer): the transaction manager's connection, of another
+    // client id whose producer "p" stored its own message 1, must neither
+    // drop the transaction's message 1 as a duplicate nor mark it as its own.
+    let store = RecordingStore::new();
+    let b = started(&store, BrokerConfig::default());
+    let q = Destination::queue("xa");
+    let sender = b
+        .connect(ConnectInfo::in_process(Some("sender")), Recorder::new())
+        .unwrap();
+    let tm = b
+        .connect(ConnectInfo::in_process(Some("tm")), Recorder::new())
+        .unwrap();
+    b.send(tm, from_producer(q.clone(), "the tm's own", "p", 1), None)
+        .unwrap();
+    b.begin(sender, "x").unwrap();
+    b.send(
+        sender,
+        from_producer(q.clone(), "sent in x", "p", 1),
+        Some("x"),
+    )
+    .unwrap();
+    b.prepare(sender, "x").unwrap();
+    b.commit_prepared(tm, "x").unwrap();
+    let (r, _) = consume(&b);
+    assert_eq!(bodies(&r), vec!["the tm's own", "sent in x"]);
+    let key = |client: &str| ProducerKey {
+        client_id: Arc::from(client),
+        producer: Arc::from("p"),
+    };
+    assert!(b.producer_has(&key("sender"), 1));
+    // A resend of it by its sender is recognised.
+    b.send(sender, from_producer(q, "sent in x", "p", 1), None)
+        .unwrap();
+    assert_eq!(bodies(&r), vec!["the tm's own", "sent in x"]);
+}
+
+#[test]
+fn a_commit_from_another_connection_does_not_mark_that_connections_producers() {
+    // Without client ids a producer's window is its connection's own: the
+    // committing connection's producer "p" may use sequence 1 afterwards.
+    let store = RecordingStore::new();
+    let b = started(&store, BrokerConfig::default());
+    let q = Destination::queue("xa");
+    let sender = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    let tm = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    b.begin(sender, "x").unwrap();
+    b.send(
+        sender,
+        from_producer(q.clone(), "sent in x", "p", 1),
+        Some("x"),
+    )
+    .unwrap();
+    b.prepare(sender, "x").unwrap();
+    b.disconnect(sender);
+    b.commit_prepared(tm, "x").unwrap();
+    b.send(tm, from_producer(q, "the tm's own", "p", 1), None)
+        .unwrap();
+    let (r, _) = consume(&b);
+    assert_eq!(bodies(&r), vec!["sent in x", "the tm's own"]);
 }
