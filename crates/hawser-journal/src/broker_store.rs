@@ -311,7 +311,7 @@ impl JournalStore {
 
     /// Reclaims what it can now rather than at the next interval (tests, tools).
     pub fn reclaim_now(&self) {
-        reclaim(&self.shared);
+        reclaim(&self.shared, None);
     }
 }
 
@@ -410,12 +410,37 @@ fn progress_hook(durability: watch::Sender<Durability>) -> crate::ProgressHook {
 /// `close` can wake it at once instead of waiting out the interval (half a second
 /// added to every shutdown otherwise).
 fn reclaim_loop(shared: &Shared) {
+    let mut pinned = Pinned::default();
     loop {
         std::thread::park_timeout(RECLAIM_INTERVAL);
         if shared.closing.load(Ordering::SeqCst) {
             return;
         }
-        reclaim(shared);
+        reclaim(shared, Some(&mut pinned));
+    }
+}
+
+/// What the reclaimer saw of the oldest segment with live records last time.
+///
+/// Copying forward scans every live record (with the tracker's lock held,
+/// which holds appends back) and rewrites what it finds; it is worth it for
+/// records that stay, not for ones consumers are taking anyway. So a segment
+/// is copied forward only once a whole interval passed without any of its
+/// live records going: while a backlog drains, its oldest segment empties by
+/// itself and is then deleted without a copy.
+#[derive(Default)]
+struct Pinned {
+    /// The segment and its live holds.
+    seen: Option<(u64, u64)>,
+}
+
+impl Pinned {
+    /// True if `segment` still has exactly the `refs` live holds it had the
+    /// last time; remembers them either way.
+    fn is_stuck(&mut self, segment: u64, refs: u64) -> bool {
+        let stuck = self.seen == Some((segment, refs));
+        self.seen = Some((segment, refs));
+        stuck
     }
 }
 
@@ -431,7 +456,7 @@ fn reclaim_loop(shared: &Shared) {
 /// So, after choosing the segments, one synced empty record (a barrier) is appended and
 /// waited for: its fsync covers everything appended before it (earlier segments were
 /// fsynced when the writer left them). One barrier serves every segment of the round.
-fn reclaim(shared: &Shared) {
+fn reclaim(shared: &Shared, mut pinned: Option<&mut Pinned>) {
     let segment_bytes = shared.journal.config().segment_bytes;
     let mut dead = Vec::new();
     for segment in shared.journal.segments() {
@@ -451,6 +476,11 @@ fn reclaim(shared: &Shared) {
         if live.refs > 0 {
             if live.bytes * COPY_FORWARD_BELOW_ONE_IN >= segment_bytes {
                 break;
+            }
+            if let Some(pinned) = pinned.as_deref_mut() {
+                if !pinned.is_stuck(segment, live.refs) {
+                    break;
+                }
             }
             if let Err(e) = copy_forward(shared, segment) {
                 tracing::warn!("reclaim: could not copy segment {segment} forward: {e}");
@@ -628,3 +658,17 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<(), String> {
 /// Producer windows copied forward per record: each is a few hundred bytes, so a
 /// record stays far below the journal's record limit.
 const SNAPSHOTS_PER_RECORD: usize = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::Pinned;
+
+    #[test]
+    fn a_segment_is_stuck_only_when_a_whole_interval_took_none_of_its_records() {
+        let mut pinned = Pinned::default();
+        assert!(!pinned.is_stuck(1, 10), "first seen");
+        assert!(!pinned.is_stuck(1, 7), "consumers are taking its records");
+        assert!(pinned.is_stuck(1, 7), "nothing went for an interval");
+        assert!(!pinned.is_stuck(2, 7), "another segment, first seen");
+    }
+}
