@@ -896,3 +896,108 @@ fn only_explicit_non_transactional_acks_of_queue_messages_confirm_early() {
     b.commit(c, "tx").unwrap();
     assert!(!consumed.is_set(), "a commit's receipt waits for the disk");
 }
+
+/// Bodies and redelivery counts of what a recorder was given since the last take.
+fn counted(r: &Recorder) -> Vec<(String, u32)> {
+    r.take()
+        .iter()
+        .map(|d| {
+            (
+                String::from_utf8(d.message.body.to_vec()).unwrap(),
+                d.redelivery_count,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_closing_consumer_gives_back_what_it_only_prefetched_as_it_was() {
+    let b = memory_broker();
+    let q = Destination::queue("prefetched");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    for body in ["a", "b", "c", "d", "e"] {
+        b.send(p, msg(q.clone(), body, true), None).unwrap();
+    }
+    let r = Recorder::new();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::Client))
+        .unwrap();
+    let ids = r.ids();
+    assert_eq!(ids.len(), 5, "all prefetched");
+    r.take();
+    // Its application got a, b (acknowledged) and c (not), then it closed:
+    // c is a redelivery, d and e come as they were.
+    b.ack(c, Some("s"), ids[1], None, false).unwrap();
+    b.unsubscribe_after(c, Some("s"), None, LastDelivered::Message(ids[2]))
+        .unwrap();
+    b.subscribe(c, spec("s2", q.clone(), AckMode::Client))
+        .unwrap();
+    assert_eq!(
+        counted(&r),
+        [("c".into(), 1), ("d".into(), 0), ("e".into(), 0)]
+    );
+    // Nothing delivered: nothing counts.
+    b.unsubscribe_after(c, Some("s2"), None, LastDelivered::Nothing)
+        .unwrap();
+    b.subscribe(c, spec("s3", q.clone(), AckMode::Client))
+        .unwrap();
+    assert_eq!(
+        counted(&r),
+        [("c".into(), 1), ("d".into(), 0), ("e".into(), 0)]
+    );
+    // Nothing known (a dropped connection): everything counts.
+    b.unsubscribe_after(c, Some("s3"), None, LastDelivered::Unknown)
+        .unwrap();
+    b.subscribe(c, spec("s4", q.clone(), AckMode::Client))
+        .unwrap();
+    assert_eq!(
+        counted(&r),
+        [("c".into(), 2), ("d".into(), 1), ("e".into(), 1)]
+    );
+}
+
+#[test]
+fn what_was_delivered_follows_delivery_order_not_message_ids() {
+    let b = memory_broker();
+    let q = Destination::queue("by-priority");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    // Sent low, low, high: delivered high first.
+    for (body, priority) in [("low-1", 1), ("low-2", 1), ("high", 9)] {
+        let mut m = msg(q.clone(), body, true);
+        m.priority = priority;
+        b.send(p, m, None).unwrap();
+    }
+    let r = Recorder::new();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::Client))
+        .unwrap();
+    let d = r.take();
+    let bodies: Vec<_> = d.iter().map(|d| d.message.body.clone()).collect();
+    assert_eq!(bodies, ["high", "low-1", "low-2"]);
+    // The application got "high" only and acknowledged it: the low ones,
+    // though sent (and numbered) before it, were only prefetched.
+    b.ack_as(c, Some("s"), d[0].message.id, None, false, Some(false))
+        .unwrap();
+    b.unsubscribe_after(c, Some("s"), None, LastDelivered::Message(d[0].message.id))
+        .unwrap();
+    b.subscribe(c, spec("s2", q.clone(), AckMode::Client))
+        .unwrap();
+    let d = r.take();
+    assert_eq!(
+        d.iter().map(|d| d.redelivery_count).collect::<Vec<_>>(),
+        [0, 0]
+    );
+    // Individually acknowledged out of order: the application got low-1 and
+    // low-2 and acknowledged only the last; low-1 was delivered.
+    b.ack_as(c, Some("s2"), d[1].message.id, None, false, Some(false))
+        .unwrap();
+    b.unsubscribe_after(c, Some("s2"), None, LastDelivered::Message(d[1].message.id))
+        .unwrap();
+    b.subscribe(c, spec("s3", q.clone(), AckMode::Client))
+        .unwrap();
+    assert_eq!(counted(&r), [("low-1".into(), 1)]);
+}

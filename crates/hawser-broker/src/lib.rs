@@ -52,6 +52,7 @@ pub use message::{
 pub use outbox::{AckMode, ConnectionId, ConsumerId, Delivery, Outbox};
 pub use producer::{ProducerKey, SeqWindow};
 pub use property::{Properties, PropertyValue};
+pub use queue::LastDelivered;
 pub use store::{
     wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore,
     PreparedTransaction, Recovered, Replay, Seq, Store, StoreError, StoreKey, StoreOp,

@@ -473,3 +473,84 @@ async fn a_refused_send_without_reply_is_reported_and_the_connection_goes_on() {
     assert_eq!(text, "here");
     shutdown.cancel();
 }
+
+/// The broker id of a dispatched message, which acks and RemoveInfo name.
+fn broker_id(d: &ow::MessageDispatch) -> i64 {
+    d.message
+        .as_ref()
+        .unwrap()
+        .message_id
+        .as_ref()
+        .unwrap()
+        .broker_sequence_id
+}
+
+impl Client {
+    /// The RemoveInfo ActiveMQMessageConsumer#doClose sends, naming the last
+    /// message it delivered to the application.
+    fn remove_consumer(&self, command_id: i32, last_delivered: i64) -> Command {
+        Command::RemoveInfo(ow::RemoveInfo {
+            command_id,
+            response_required: false,
+            object_id: Some(ow::DataStructure::ConsumerId(self.consumer_id())),
+            last_delivered_sequence_id: last_delivered,
+        })
+    }
+
+    /// A second consumer on `q` (consumer 2 of session 1).
+    fn second_consumer(&self, command_id: i32) -> Command {
+        Command::ConsumerInfo(ow::ConsumerInfo {
+            command_id,
+            response_required: true,
+            consumer_id: Some(ow::ConsumerId {
+                value: 2,
+                ..self.consumer_id()
+            }),
+            destination: Some(Self::queue()),
+            prefetch_size: 1000,
+            ..ow::ConsumerInfo::default()
+        })
+    }
+}
+
+/// A consumer that closes says which message it last delivered to the
+/// application: what it held after that was only prefetched and comes to
+/// the next consumer as a first delivery (ActiveMQ's Queue#removeSubscription).
+#[tokio::test]
+async fn what_a_closed_consumer_only_prefetched_is_not_redelivered() {
+    let shutdown = CancellationToken::new();
+    let broker = memory_broker();
+    let addr = serve(Arc::clone(&broker), &shutdown).await;
+    let client = Client {
+        connection: "ID:peer-3-1700000000000-1:1".into(),
+    };
+    let mut peer = Peer::connect(addr).await;
+    peer.request(client.connection_info(1, false)).await;
+    peer.request(client.session_info(2)).await;
+    peer.request(client.producer_info(3)).await;
+    for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
+        peer.request(client.send(4 + i as i32, 1 + i as i64, text))
+            .await;
+    }
+    peer.request(client.consumer_info(7, 1000)).await;
+    let (one, _) = peer.dispatch().await;
+    peer.dispatch().await;
+    peer.dispatch().await;
+    // The application got "one" and did not acknowledge it.
+    peer.send(client.remove_consumer(8, broker_id(&one))).await;
+    peer.request(client.second_consumer(9)).await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let (d, text) = peer.dispatch().await;
+        got.push((text, d.redelivery_counter));
+    }
+    assert_eq!(
+        got,
+        [
+            ("one".to_owned(), 1),
+            ("two".to_owned(), 0),
+            ("three".to_owned(), 0)
+        ]
+    );
+    shutdown.cancel();
+}
