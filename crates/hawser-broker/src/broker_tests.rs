@@ -1001,3 +1001,55 @@ fn what_was_delivered_follows_delivery_order_not_message_ids() {
         .unwrap();
     assert_eq!(counted(&r), [("low-1".into(), 1)]);
 }
+
+#[test]
+fn a_rollback_back_to_consumers_leaves_what_it_acknowledged_with_them() {
+    let b = memory_broker();
+    let q = Destination::queue("tx-held");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    for body in ["m1", "m2", "m3"] {
+        b.send(p, msg(q.clone(), body, true), None).unwrap();
+    }
+    let r = Recorder::new();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::Client))
+        .unwrap();
+    let ids = r.ids();
+    r.take();
+    // A second consumer, which must get nothing of what the first holds.
+    let other = Recorder::new();
+    let c2 = b
+        .connect(ConnectInfo::in_process(None), other.clone())
+        .unwrap();
+    b.subscribe(c2, spec("s", q.clone(), AckMode::Client))
+        .unwrap();
+
+    b.begin(c, "t1").unwrap();
+    b.ack(c, Some("s"), ids[1], Some("t1"), false).unwrap();
+    b.abort_with(c, "t1", RolledBackAcks::BackToConsumers)
+        .unwrap();
+    assert!(r.take().is_empty(), "the client redelivers by itself");
+    assert!(other.take().is_empty(), "nobody else gets them");
+    // Back in their places: a cumulative ack of m1 covers m1 only.
+    b.ack(c, Some("s"), ids[0], None, false).unwrap();
+    b.disconnect(c);
+    let ids = other.ids();
+    assert_eq!(counted(&other), [("m2".into(), 1), ("m3".into(), 1)]);
+
+    // A consumer gone before the rollback: its queue redelivers.
+    b.begin(c2, "t2").unwrap();
+    b.ack(c2, Some("s"), ids[1], Some("t2"), false).unwrap();
+    b.unsubscribe(c2, Some("s"), None).unwrap();
+    let r3 = Recorder::new();
+    let c3 = b
+        .connect(ConnectInfo::in_process(None), r3.clone())
+        .unwrap();
+    b.subscribe(c3, spec("s", q.clone(), AckMode::Client))
+        .unwrap();
+    assert!(r3.take().is_empty(), "held by the open transaction");
+    b.abort_with(c2, "t2", RolledBackAcks::BackToConsumers)
+        .unwrap();
+    assert_eq!(counted(&r3), [("m2".into(), 2), ("m3".into(), 2)]);
+}

@@ -40,7 +40,7 @@ mod test_support;
 #[cfg(test)]
 mod xa_tests;
 
-pub use broker::{Broker, ContainerStats, SubscribeSpec};
+pub use broker::{Broker, ContainerStats, RolledBackAcks, SubscribeSpec};
 pub use config::{BrokerConfig, PolicyEntry};
 pub use consumed::Consumed;
 pub use destination::{Destination, DestinationKind, DestinationPattern, InvalidDestination};

@@ -601,6 +601,34 @@ impl MessageQueue {
         }
     }
 
+    /// Ends a transactional ack with a rollback whose client redelivers what
+    /// it rolled back by itself (ActiveMQ's): the message is its consumer's
+    /// again, unacknowledged, in its place in delivery order, and counts
+    /// against its prefetch. Returns the entry for the caller to redeliver
+    /// from the queue only if that consumer is gone.
+    pub fn return_tx_ack(&mut self, id: MessageId) -> Option<Entry> {
+        let (consumer, ordinal) = self
+            .inflight
+            .get(&id)
+            .filter(|i| i.tx_acked)
+            .map(|i| (i.consumer, i.ordinal))?;
+        let inflight = &self.inflight;
+        let Some(c) = self.consumers.iter_mut().find(|c| c.id == consumer) else {
+            return self.take_inflight(id);
+        };
+        let pos = c
+            .unacked
+            .iter()
+            .position(|m| inflight.get(m).is_some_and(|i| i.ordinal > ordinal))
+            .unwrap_or(c.unacked.len());
+        c.unacked.insert(pos, id);
+        c.in_window += 1;
+        if let Some(i) = self.inflight.get_mut(&id) {
+            i.tx_acked = false;
+        }
+        None
+    }
+
     /// Settles auto-acknowledged deliveries once the connection has written them.
     pub fn auto_ack(&mut self, consumer: ConsumerId, id: MessageId) -> Option<Entry> {
         match self.inflight.get(&id) {

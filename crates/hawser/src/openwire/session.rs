@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use hawser_broker::{
     AckMode, Broker, BrokerError, ConnectionId, Destination, DestinationUsage, LastDelivered,
-    SubscribeSpec,
+    RolledBackAcks, SubscribeSpec,
 };
 use hawser_openwire::{
     self as ow, negotiate, AckType, BrokerId, BrokerInfo, Command, ConnectionError,
@@ -783,11 +783,17 @@ impl Session {
             }
             TransactionType::CommitOnePhase => broker.commit(conn, &name)?,
             TransactionType::CommitTwoPhase => broker.commit_prepared(conn, &name)?,
-            TransactionType::Rollback => match broker.abort(conn, &name) {
-                Ok(()) => 0,
-                Err(BrokerError::UnknownTransaction(_)) => broker.rollback_prepared(&name)?,
-                Err(e) => return Err(e.into()),
-            },
+            // ActiveMQ's client redelivers what it rolled back by itself:
+            // its consumers keep holding it.
+            TransactionType::Rollback => {
+                match broker.abort_with(conn, &name, RolledBackAcks::BackToConsumers) {
+                    Ok(()) => 0,
+                    Err(BrokerError::UnknownTransaction(_)) => {
+                        broker.rollback_prepared_with(&name, RolledBackAcks::BackToConsumers)?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             // End only ends the association with the connection; a
             // transaction is forgotten once resolved (no heuristic outcomes).
             TransactionType::End | TransactionType::Forget => 0,

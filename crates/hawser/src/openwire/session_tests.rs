@@ -497,6 +497,27 @@ impl Client {
         })
     }
 
+    fn transaction(&self, command_id: i32, kind: ow::TransactionType) -> Command {
+        Command::TransactionInfo(ow::TransactionInfo {
+            command_id,
+            response_required: true,
+            connection_id: Some(ow::ConnectionId {
+                value: self.connection.clone(),
+            }),
+            transaction_id: Some(self.local_transaction()),
+            kind,
+        })
+    }
+
+    fn local_transaction(&self) -> ow::TransactionId {
+        ow::TransactionId::Local(ow::LocalTransactionId {
+            value: 1,
+            connection_id: Some(ow::ConnectionId {
+                value: self.connection.clone(),
+            }),
+        })
+    }
+
     /// A second consumer on `q` (consumer 2 of session 1).
     fn second_consumer(&self, command_id: i32) -> Command {
         Command::ConsumerInfo(ow::ConsumerInfo {
@@ -552,5 +573,45 @@ async fn what_a_closed_consumer_only_prefetched_is_not_redelivered() {
             ("three".to_owned(), 0)
         ]
     );
+    shutdown.cancel();
+}
+
+/// ActiveMQ's client redelivers what a rollback gave back by itself: the
+/// broker leaves it with the consumer, which acknowledges it later, and
+/// does not dispatch it a second time.
+#[tokio::test]
+async fn a_rollback_leaves_what_it_acknowledged_with_the_consumer() {
+    let shutdown = CancellationToken::new();
+    let broker = memory_broker();
+    let addr = serve(Arc::clone(&broker), &shutdown).await;
+    let client = Client {
+        connection: "ID:peer-4-1700000000000-1:1".into(),
+    };
+    let mut peer = Peer::connect(addr).await;
+    peer.request(client.connection_info(1, false)).await;
+    peer.request(client.session_info(2)).await;
+    peer.request(client.producer_info(3)).await;
+    peer.request(client.consumer_info(4, 1000)).await;
+    peer.request(client.send(5, 1, "job")).await;
+    let (job, _) = peer.dispatch().await;
+    peer.send(client.transaction(6, ow::TransactionType::Begin))
+        .await;
+    assert!(matches!(peer.next(WAIT).await, Some(Command::Response(_))));
+    let ow::Command::MessageAck(mut ack) = client.ack(broker_id(&job)) else {
+        unreachable!()
+    };
+    ack.transaction_id = Some(client.local_transaction());
+    peer.send(Command::MessageAck(ack)).await;
+    peer.request(client.transaction(7, ow::TransactionType::Rollback))
+        .await;
+    assert!(
+        peer.next(QUIET).await.is_none(),
+        "not dispatched again: the client redelivers it"
+    );
+    // Acknowledged at the next attempt; nothing is left for anyone.
+    peer.send(client.ack(broker_id(&job))).await;
+    peer.send(client.remove_consumer(8, broker_id(&job))).await;
+    peer.request(client.second_consumer(9)).await;
+    assert!(peer.next(QUIET).await.is_none(), "the job is done");
     shutdown.cancel();
 }
