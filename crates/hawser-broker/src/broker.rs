@@ -69,6 +69,19 @@ pub struct SubscribeSpec {
     pub no_local: bool,
 }
 
+/// What a rollback does with the messages its transaction acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RolledBackAcks {
+    /// They go back to their queues and are redelivered, to any consumer
+    /// (STOMP: the client forgets what it acknowledged in the transaction).
+    Redeliver,
+    /// Their consumers hold them again, unacknowledged, in their places:
+    /// ActiveMQ's client redelivers what it rolled back by itself, and
+    /// acknowledges it again or gives it up with a poison ack. Those of a
+    /// consumer that is gone go back to their queues.
+    BackToConsumers,
+}
+
 /// Counters of one destination, for tools and metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerStats {
@@ -289,7 +302,7 @@ impl Broker {
             return;
         };
         for (_, tx) in c.txs.drain() {
-            self.rollback_acks(&mut st, tx.acks);
+            self.rollback_acks(&mut st, tx.acks, RolledBackAcks::Redeliver);
         }
         for (_, sub) in c.subs.drain() {
             self.detach(&mut st, &sub);
@@ -718,6 +731,16 @@ impl Broker {
     /// sends are discarded and what it acknowledged is redelivered. Returns
     /// the record's sequence.
     pub fn rollback_prepared(&self, xid: &str) -> Result<Seq, BrokerError> {
+        self.rollback_prepared_with(xid, RolledBackAcks::Redeliver)
+    }
+
+    /// [`Broker::rollback_prepared`], with what becomes of what the
+    /// transaction acknowledged (see [`Broker::abort_with`]).
+    pub fn rollback_prepared_with(
+        &self,
+        xid: &str,
+        acked: RolledBackAcks,
+    ) -> Result<Seq, BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
         if !st.prepared.contains_key(xid) {
@@ -728,7 +751,7 @@ impl Broker {
         };
         let seq = self.write(st, vec![resolve], true)?;
         let t = st.prepared.remove(xid).expect("checked above");
-        self.rollback_acks(st, t.acks);
+        self.rollback_acks(st, t.acks, acked);
         Ok(seq)
     }
 
@@ -765,13 +788,25 @@ impl Broker {
 
     /// Rolls back: sends are discarded, acknowledged messages are redelivered.
     pub fn abort(&self, conn: ConnectionId, tx: &str) -> Result<(), BrokerError> {
+        self.abort_with(conn, tx, RolledBackAcks::Redeliver)
+    }
+
+    /// Rolls back: sends are discarded, and acknowledged messages are
+    /// redelivered or, with [`RolledBackAcks::BackToConsumers`], held again
+    /// by the consumers that acknowledged them.
+    pub fn abort_with(
+        &self,
+        conn: ConnectionId,
+        tx: &str,
+        acked: RolledBackAcks,
+    ) -> Result<(), BrokerError> {
         let mut st = self.state.lock();
         let c = st.connections.open_mut(conn)?;
         let t = c
             .txs
             .remove(tx)
             .ok_or_else(|| BrokerError::UnknownTransaction(tx.to_owned()))?;
-        self.rollback_acks(&mut st, t.acks);
+        self.rollback_acks(&mut st, t.acks, acked);
         Ok(())
     }
 
@@ -926,15 +961,24 @@ impl Broker {
         Err(BrokerError::UnknownMessage(id))
     }
 
-    /// Returns messages acknowledged in a rolled-back transaction to their queues.
-    fn rollback_acks(&self, st: &mut State, acks: Vec<(ContainerKey, MessageId)>) {
+    /// Gives back what a rolled-back transaction acknowledged: to the
+    /// consumers that still hold a place for it, or to its queue for redelivery.
+    fn rollback_acks(
+        &self,
+        st: &mut State,
+        acks: Vec<(ContainerKey, MessageId)>,
+        acked: RolledBackAcks,
+    ) {
         let mut by_key: Vec<(ContainerKey, Vec<Entry>)> = Vec::new();
         for (key, id) in acks {
-            let Some(entry) = st
-                .containers
-                .get_mut(&key)
-                .and_then(|q| q.settle_tx_ack(id))
-            else {
+            let Some(q) = st.containers.get_mut(&key) else {
+                continue;
+            };
+            let entry = match acked {
+                RolledBackAcks::Redeliver => q.settle_tx_ack(id),
+                RolledBackAcks::BackToConsumers => q.return_tx_ack(id),
+            };
+            let Some(entry) = entry else {
                 continue;
             };
             match by_key.iter_mut().find(|(k, _)| *k == key) {

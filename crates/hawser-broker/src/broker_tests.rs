@@ -896,3 +896,160 @@ fn only_explicit_non_transactional_acks_of_queue_messages_confirm_early() {
     b.commit(c, "tx").unwrap();
     assert!(!consumed.is_set(), "a commit's receipt waits for the disk");
 }
+
+/// Bodies and redelivery counts of what a recorder was given since the last take.
+fn counted(r: &Recorder) -> Vec<(String, u32)> {
+    r.take()
+        .iter()
+        .map(|d| {
+            (
+                String::from_utf8(d.message.body.to_vec()).unwrap(),
+                d.redelivery_count,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_closing_consumer_gives_back_what_it_only_prefetched_as_it_was() {
+    let b = memory_broker();
+    let q = Destination::queue("prefetched");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    for body in ["a", "b", "c", "d", "e"] {
+        b.send(p, msg(q.clone(), body, true), None).unwrap();
+    }
+    let r = Recorder::new();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::Client))
+        .unwrap();
+    let ids = r.ids();
+    assert_eq!(ids.len(), 5, "all prefetched");
+    r.take();
+    // Its application got a, b (acknowledged) and c (not), then it closed:
+    // c is a redelivery, d and e come as they were.
+    b.ack(c, Some("s"), ids[1], None, false).unwrap();
+    b.unsubscribe_after(c, Some("s"), None, LastDelivered::Message(ids[2]))
+        .unwrap();
+    b.subscribe(c, spec("s2", q.clone(), AckMode::Client))
+        .unwrap();
+    assert_eq!(
+        counted(&r),
+        [("c".into(), 1), ("d".into(), 0), ("e".into(), 0)]
+    );
+    // Nothing delivered: nothing counts.
+    b.unsubscribe_after(c, Some("s2"), None, LastDelivered::Nothing)
+        .unwrap();
+    b.subscribe(c, spec("s3", q.clone(), AckMode::Client))
+        .unwrap();
+    assert_eq!(
+        counted(&r),
+        [("c".into(), 1), ("d".into(), 0), ("e".into(), 0)]
+    );
+    // Nothing known (a dropped connection): everything counts.
+    b.unsubscribe_after(c, Some("s3"), None, LastDelivered::Unknown)
+        .unwrap();
+    b.subscribe(c, spec("s4", q.clone(), AckMode::Client))
+        .unwrap();
+    assert_eq!(
+        counted(&r),
+        [("c".into(), 2), ("d".into(), 1), ("e".into(), 1)]
+    );
+}
+
+#[test]
+fn what_was_delivered_follows_delivery_order_not_message_ids() {
+    let b = memory_broker();
+    let q = Destination::queue("by-priority");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    // Sent low, low, high: delivered high first.
+    for (body, priority) in [("low-1", 1), ("low-2", 1), ("high", 9)] {
+        let mut m = msg(q.clone(), body, true);
+        m.priority = priority;
+        b.send(p, m, None).unwrap();
+    }
+    let r = Recorder::new();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::Client))
+        .unwrap();
+    let d = r.take();
+    let bodies: Vec<_> = d.iter().map(|d| d.message.body.clone()).collect();
+    assert_eq!(bodies, ["high", "low-1", "low-2"]);
+    // The application got "high" only and acknowledged it: the low ones,
+    // though sent (and numbered) before it, were only prefetched.
+    b.ack_as(c, Some("s"), d[0].message.id, None, false, Some(false))
+        .unwrap();
+    b.unsubscribe_after(c, Some("s"), None, LastDelivered::Message(d[0].message.id))
+        .unwrap();
+    b.subscribe(c, spec("s2", q.clone(), AckMode::Client))
+        .unwrap();
+    let d = r.take();
+    assert_eq!(
+        d.iter().map(|d| d.redelivery_count).collect::<Vec<_>>(),
+        [0, 0]
+    );
+    // Individually acknowledged out of order: the application got low-1 and
+    // low-2 and acknowledged only the last; low-1 was delivered.
+    b.ack_as(c, Some("s2"), d[1].message.id, None, false, Some(false))
+        .unwrap();
+    b.unsubscribe_after(c, Some("s2"), None, LastDelivered::Message(d[1].message.id))
+        .unwrap();
+    b.subscribe(c, spec("s3", q.clone(), AckMode::Client))
+        .unwrap();
+    assert_eq!(counted(&r), [("low-1".into(), 1)]);
+}
+
+#[test]
+fn a_rollback_back_to_consumers_leaves_what_it_acknowledged_with_them() {
+    let b = memory_broker();
+    let q = Destination::queue("tx-held");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    for body in ["m1", "m2", "m3"] {
+        b.send(p, msg(q.clone(), body, true), None).unwrap();
+    }
+    let r = Recorder::new();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::Client))
+        .unwrap();
+    let ids = r.ids();
+    r.take();
+    // A second consumer, which must get nothing of what the first holds.
+    let other = Recorder::new();
+    let c2 = b
+        .connect(ConnectInfo::in_process(None), other.clone())
+        .unwrap();
+    b.subscribe(c2, spec("s", q.clone(), AckMode::Client))
+        .unwrap();
+
+    b.begin(c, "t1").unwrap();
+    b.ack(c, Some("s"), ids[1], Some("t1"), false).unwrap();
+    b.abort_with(c, "t1", RolledBackAcks::BackToConsumers)
+        .unwrap();
+    assert!(r.take().is_empty(), "the client redelivers by itself");
+    assert!(other.take().is_empty(), "nobody else gets them");
+    // Back in their places: a cumulative ack of m1 covers m1 only.
+    b.ack(c, Some("s"), ids[0], None, false).unwrap();
+    b.disconnect(c);
+    let ids = other.ids();
+    assert_eq!(counted(&other), [("m2".into(), 1), ("m3".into(), 1)]);
+
+    // A consumer gone before the rollback: its queue redelivers.
+    b.begin(c2, "t2").unwrap();
+    b.ack(c2, Some("s"), ids[1], Some("t2"), false).unwrap();
+    b.unsubscribe(c2, Some("s"), None).unwrap();
+    let r3 = Recorder::new();
+    let c3 = b
+        .connect(ConnectInfo::in_process(None), r3.clone())
+        .unwrap();
+    b.subscribe(c3, spec("s", q.clone(), AckMode::Client))
+        .unwrap();
+    assert!(r3.take().is_empty(), "held by the open transaction");
+    b.abort_with(c2, "t2", RolledBackAcks::BackToConsumers)
+        .unwrap();
+    assert_eq!(counted(&r3), [("m2".into(), 2), ("m3".into(), 2)]);
+}

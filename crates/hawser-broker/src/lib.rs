@@ -40,7 +40,7 @@ mod test_support;
 #[cfg(test)]
 mod xa_tests;
 
-pub use broker::{Broker, ContainerStats, SubscribeSpec};
+pub use broker::{Broker, ContainerStats, RolledBackAcks, SubscribeSpec};
 pub use config::{BrokerConfig, PolicyEntry};
 pub use consumed::Consumed;
 pub use destination::{Destination, DestinationKind, DestinationPattern, InvalidDestination};
@@ -52,6 +52,7 @@ pub use message::{
 pub use outbox::{AckMode, ConnectionId, ConsumerId, Delivery, Outbox};
 pub use producer::{ProducerKey, SeqWindow};
 pub use property::{Properties, PropertyValue};
+pub use queue::LastDelivered;
 pub use store::{
     wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore,
     PreparedTransaction, Recovered, Replay, Seq, Store, StoreError, StoreKey, StoreOp,

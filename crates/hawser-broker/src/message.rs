@@ -31,6 +31,8 @@ pub enum BodyKind {
     Empty,
     /// UTF-8 text (`TextMessage`).
     Text,
+    /// A `TextMessage` whose text is null, not empty (JMS tells them apart): no body.
+    NullText,
     /// Opaque bytes (`BytesMessage`).
     #[default]
     Bytes,
@@ -52,6 +54,7 @@ impl BodyKind {
             BodyKind::Map => 3,
             BodyKind::Stream => 4,
             BodyKind::Object => 5,
+            BodyKind::NullText => 6,
         }
     }
 
@@ -64,6 +67,7 @@ impl BodyKind {
             3 => BodyKind::Map,
             4 => BodyKind::Stream,
             5 => BodyKind::Object,
+            6 => BodyKind::NullText,
             _ => return None,
         })
     }

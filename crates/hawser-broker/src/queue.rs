@@ -63,6 +63,11 @@ pub struct Consumer {
     /// Messages asked for beyond the window (a consumer with prefetch 0 pulls
     /// each one).
     pulls: u32,
+    /// Deliveries so far: the last one's ordinal (its place in delivery order).
+    dispatched: u64,
+    /// Of the messages that left `unacked` (acknowledged), the one delivered
+    /// last, with its ordinal: what [`LastDelivered::Message`] most often names.
+    settled_last: Option<(MessageId, u64)>,
 }
 
 impl Consumer {
@@ -87,6 +92,8 @@ impl Consumer {
             unacked: VecDeque::new(),
             in_window: 0,
             pulls: 0,
+            dispatched: 0,
+            settled_last: None,
         }
     }
 
@@ -102,8 +109,36 @@ struct Inflight {
     entry: Entry,
     /// Who holds it.
     consumer: ConsumerId,
+    /// Its place in that consumer's delivery order (from 1).
+    ordinal: u64,
     /// Acknowledged inside a transaction that has not ended yet.
     tx_acked: bool,
+}
+
+/// What a closing consumer's client says its application was given
+/// (OpenWire's `lastDeliveredSequenceId`). What the consumer held beyond
+/// that was only prefetched: it goes back as it was, not as a redelivery, so
+/// it is neither marked redelivered nor counted towards the dead-letter queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LastDelivered {
+    /// Nothing is known (a dropped connection, STOMP): everything the
+    /// consumer held counts as delivered.
+    Unknown,
+    /// The application was given nothing: everything held was only prefetched.
+    Nothing,
+    /// The last message the application was given: what the consumer was
+    /// given up to it, in delivery order, was delivered; what came after it
+    /// was not.
+    Message(MessageId),
+}
+
+/// What a detached consumer held, in delivery order.
+#[derive(Debug, Default)]
+pub struct Released {
+    /// Delivered to its application and not acknowledged: a redelivery.
+    pub delivered: Vec<Entry>,
+    /// Only prefetched: goes back as it was.
+    pub unseen: Vec<Entry>,
 }
 
 /// Why an acknowledgement could not be applied.
@@ -193,6 +228,7 @@ impl MessageQueue {
                 entry,
                 // Consumer ids start at 1: nobody's.
                 consumer: 0,
+                ordinal: 0,
                 tx_acked: true,
             },
         );
@@ -217,19 +253,66 @@ impl MessageQueue {
     /// Detaches a consumer and returns what it held unacknowledged (not what it
     /// acknowledged inside a still-open transaction: the transaction settles those).
     pub fn remove_consumer(&mut self, id: ConsumerId) -> Vec<Entry> {
+        self.remove_consumer_after(id, LastDelivered::Unknown)
+            .delivered
+    }
+
+    /// [`MessageQueue::remove_consumer`], told what the consumer's client
+    /// delivered to its application: what it held is split into what was
+    /// delivered and what was only prefetched.
+    pub fn remove_consumer_after(&mut self, id: ConsumerId, last: LastDelivered) -> Released {
         let Some(pos) = self.consumers.iter().position(|c| c.id == id) else {
-            return Vec::new();
+            return Released::default();
         };
         let consumer = self.consumers.remove(pos);
         if self.next_consumer > pos {
             self.next_consumer -= 1;
         }
         self.groups.retain(|_, c| *c != id);
-        consumer
-            .unacked
-            .iter()
-            .filter_map(|id| self.take_inflight(*id))
-            .collect()
+        // Delivered: up to the last delivered message's ordinal, if the
+        // consumer holds it or acknowledged it last; else (it is another
+        // consumer's, or was acknowledged out of order) by message id, as
+        // ActiveMQ decides, which only errs towards "delivered".
+        enum Rule {
+            All,
+            None,
+            UpToOrdinal(u64),
+            UpToId(MessageId),
+        }
+        let rule = match last {
+            LastDelivered::Unknown => Rule::All,
+            LastDelivered::Nothing => Rule::None,
+            LastDelivered::Message(x) => self
+                .inflight
+                .get(&x)
+                .filter(|i| i.consumer == id && !i.tx_acked)
+                .map(|i| i.ordinal)
+                .or_else(|| {
+                    consumer
+                        .settled_last
+                        .filter(|(m, _)| *m == x)
+                        .map(|(_, o)| o)
+                })
+                .map_or(Rule::UpToId(x), Rule::UpToOrdinal),
+        };
+        let delivered = |i: &Inflight| match rule {
+            Rule::All => true,
+            Rule::None => false,
+            Rule::UpToOrdinal(o) => i.ordinal <= o,
+            Rule::UpToId(x) => i.entry.msg.id <= x,
+        };
+        let mut released = Released::default();
+        for m in &consumer.unacked {
+            let seen = self.inflight.get(m).is_some_and(&delivered);
+            if let Some(entry) = self.take_inflight(*m) {
+                if seen {
+                    released.delivered.push(entry);
+                } else {
+                    released.unseen.push(entry);
+                }
+            }
+        }
+        released
     }
 
     /// Asks for one more message for `consumer` beyond its window; the
@@ -383,6 +466,7 @@ impl MessageQueue {
             c.pulls -= 1;
         }
         c.in_window += 1;
+        c.dispatched += 1;
         c.unacked.push_back(entry.msg.id);
         c.outbox.deliver(Delivery {
             consumer: c.id,
@@ -397,6 +481,7 @@ impl MessageQueue {
             Inflight {
                 entry,
                 consumer: c.id,
+                ordinal: c.dispatched,
                 tx_acked: false,
             },
         );
@@ -428,11 +513,17 @@ impl MessageQueue {
     }
 
     fn forget_unacked(&mut self, consumer: ConsumerId, ids: &[MessageId]) {
-        if let Some(c) = self.consumer_mut(consumer) {
+        let inflight = &self.inflight;
+        if let Some(c) = self.consumers.iter_mut().find(|c| c.id == consumer) {
             for id in ids {
                 if let Some(pos) = c.unacked.iter().position(|m| m == id) {
                     c.unacked.remove(pos);
                     c.in_window = c.in_window.saturating_sub(1);
+                    if let Some(i) = inflight.get(id) {
+                        if c.settled_last.is_none_or(|(_, o)| o < i.ordinal) {
+                            c.settled_last = Some((*id, i.ordinal));
+                        }
+                    }
                 }
             }
         }
@@ -508,6 +599,34 @@ impl MessageQueue {
             Some(inflight) if inflight.tx_acked => self.take_inflight(id),
             _ => None,
         }
+    }
+
+    /// Ends a transactional ack with a rollback whose client redelivers what
+    /// it rolled back by itself (ActiveMQ's): the message is its consumer's
+    /// again, unacknowledged, in its place in delivery order, and counts
+    /// against its prefetch. Returns the entry for the caller to redeliver
+    /// from the queue only if that consumer is gone.
+    pub fn return_tx_ack(&mut self, id: MessageId) -> Option<Entry> {
+        let (consumer, ordinal) = self
+            .inflight
+            .get(&id)
+            .filter(|i| i.tx_acked)
+            .map(|i| (i.consumer, i.ordinal))?;
+        let inflight = &self.inflight;
+        let Some(c) = self.consumers.iter_mut().find(|c| c.id == consumer) else {
+            return self.take_inflight(id);
+        };
+        let pos = c
+            .unacked
+            .iter()
+            .position(|m| inflight.get(m).is_some_and(|i| i.ordinal > ordinal))
+            .unwrap_or(c.unacked.len());
+        c.unacked.insert(pos, id);
+        c.in_window += 1;
+        if let Some(i) = self.inflight.get_mut(&id) {
+            i.tx_acked = false;
+        }
+        None
     }
 
     /// Settles auto-acknowledged deliveries once the connection has written them.

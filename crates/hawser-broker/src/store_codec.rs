@@ -926,7 +926,7 @@ mod tests {
             proptest::option::of(1u64..u64::MAX),
             0u8..10,
             any::<bool>(),
-            0u8..6,
+            0u8..7,
             fields_strategy(),
             proptest::collection::vec(any::<u8>(), 0..64),
         )
@@ -936,7 +936,7 @@ mod tests {
                         id,
                         destination,
                         fields,
-                        body_kind: BodyKind::from_code(kind).expect("0..6"),
+                        body_kind: BodyKind::from_code(kind).expect("0..7"),
                         body: Bytes::from(body),
                         persistent,
                         priority,

@@ -13,7 +13,7 @@ use crate::container::ContainerKey;
 use crate::destination::Destination;
 use crate::error::BrokerError;
 use crate::outbox::ConnectionId;
-use crate::queue::Consumer;
+use crate::queue::{Consumer, LastDelivered};
 use crate::state::{NoLocal, State, SubRef, TopicLink};
 use crate::store::{DurableSubscription, Seq, StoreOp};
 
@@ -236,6 +236,21 @@ impl Broker {
         id: Option<&str>,
         durable_name: Option<&str>,
     ) -> Result<Seq, BrokerError> {
+        self.unsubscribe_after(conn, id, durable_name, LastDelivered::Unknown)
+    }
+
+    /// [`Broker::unsubscribe`], told what the consumer's client delivered
+    /// to its application (OpenWire says so when a consumer, session or
+    /// connection closes): what the consumer only had prefetched goes back
+    /// as it was, neither marked redelivered nor counted towards the
+    /// dead-letter queue.
+    pub fn unsubscribe_after(
+        &self,
+        conn: ConnectionId,
+        id: Option<&str>,
+        durable_name: Option<&str>,
+        last: LastDelivered,
+    ) -> Result<Seq, BrokerError> {
         let mut st = self.state.lock();
         let st = &mut *st;
         let c = st.connections.open_mut(conn)?;
@@ -247,7 +262,7 @@ impl Broker {
             ));
         }
         if let Some(sub) = &sub {
-            self.detach(st, sub);
+            self.detach_after(st, sub, last);
         }
         let Some(name) = durable_name else {
             return Ok(0);
@@ -280,17 +295,29 @@ impl Broker {
     /// Removes a subscription's consumer and returns what it held to the queue;
     /// a non-durable topic subscription disappears with its messages.
     pub(crate) fn detach(&self, st: &mut State, sub: &SubRef) {
+        self.detach_after(st, sub, LastDelivered::Unknown);
+    }
+
+    /// [`Broker::detach`]: what the consumer held and its client delivered
+    /// (`last`) is redelivered; what it only had prefetched goes back in
+    /// front of the queue as it was, after it.
+    pub(crate) fn detach_after(&self, st: &mut State, sub: &SubRef, last: LastDelivered) {
         st.consumers.remove(&sub.consumer);
         let Some(q) = st.containers.get_mut(&sub.container) else {
             return;
         };
-        let held = q.remove_consumer(sub.consumer);
+        let held = q.remove_consumer_after(sub.consumer, last);
         if let ContainerKey::TopicSub { .. } = sub.container {
             st.containers.remove(&sub.container);
             st.topics.unlink(&sub.container);
             return;
         }
-        self.redeliver(st, &sub.container, held);
+        q.requeue_front(held.unseen);
+        if held.delivered.is_empty() {
+            self.dispatch(st, &sub.container);
+        } else {
+            self.redeliver(st, &sub.container, held.delivered);
+        }
     }
 
     /// Drops a temporary destination and whatever it held.

@@ -205,13 +205,22 @@ pub struct RemoveInfo {
 }
 
 impl RemoveInfo {
+    /// `last_delivered_sequence_id` when the consumer delivered nothing to its application.
+    pub const LAST_DELIVERED_UNSET: i64 = -1;
+    /// `last_delivered_sequence_id` when the client does not know (and before version 5).
+    pub const LAST_DELIVERED_UNKNOWN: i64 = -2;
+
     pub(crate) fn unmarshal(r: &mut Reader<'_, '_>) -> Result<Self, ReadError> {
         let (command_id, response_required) = r.command_header()?;
         Ok(RemoveInfo {
             command_id,
             response_required,
             object_id: r.cached_any()?,
-            last_delivered_sequence_id: if r.version() >= 5 { r.long()? } else { 0 },
+            last_delivered_sequence_id: if r.version() >= 5 {
+                r.long()?
+            } else {
+                Self::LAST_DELIVERED_UNKNOWN
+            },
         })
     }
 

@@ -112,7 +112,10 @@ pub fn new_message(m: &ow::Message) -> Result<NewMessage, SessionError> {
                 Some(c) => ow::decode_text_body(c)?,
                 None => None,
             };
-            (BodyKind::Text, Bytes::from(text.unwrap_or_default()))
+            match text {
+                Some(text) => (BodyKind::Text, Bytes::from(text)),
+                None => (BodyKind::NullText, Bytes::new()),
+            }
         }
         ow::MessageKind::Bytes => (BodyKind::Bytes, m.content.clone().unwrap_or_default()),
         ow::MessageKind::Map => (BodyKind::Map, m.content.clone().unwrap_or_default()),
@@ -181,6 +184,14 @@ pub fn new_message(m: &ow::Message) -> Result<NewMessage, SessionError> {
     })
 }
 
+/// The content of a bytes, map, stream or object message: none for an empty
+/// body. The Java client sends none for an empty map, an empty stream or
+/// body, and an ObjectMessage without an object, and reads an empty content
+/// as a map or an object that is cut short (an EOFException).
+fn opaque_content(body: &Bytes) -> Option<Bytes> {
+    (!body.is_empty()).then(|| body.clone())
+}
+
 /// The MessageDispatch of a delivery. The message id's broker sequence is the
 /// engine's id, which the client's acks carry back.
 pub fn dispatch(d: &Delivery) -> ow::MessageDispatch {
@@ -208,10 +219,12 @@ pub fn dispatch(d: &Delivery) -> ow::MessageDispatch {
                 &m.body,
             )))),
         ),
-        BodyKind::Bytes => (ow::MessageKind::Bytes, Some(m.body.clone())),
-        BodyKind::Map => (ow::MessageKind::Map, Some(m.body.clone())),
-        BodyKind::Stream => (ow::MessageKind::Stream, Some(m.body.clone())),
-        BodyKind::Object => (ow::MessageKind::Object, Some(m.body.clone())),
+        // As the Java client sends a TextMessage without text.
+        BodyKind::NullText => (ow::MessageKind::Text, None),
+        BodyKind::Bytes => (ow::MessageKind::Bytes, opaque_content(&m.body)),
+        BodyKind::Map => (ow::MessageKind::Map, opaque_content(&m.body)),
+        BodyKind::Stream => (ow::MessageKind::Stream, opaque_content(&m.body)),
+        BodyKind::Object => (ow::MessageKind::Object, opaque_content(&m.body)),
     };
     let properties = (!f.properties.is_empty()).then(|| {
         let mut map = ow::PrimitiveMap::new();
@@ -291,6 +304,69 @@ pub fn dispatch(d: &Delivery) -> ow::MessageDispatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hawser_broker::{MemoryUsage, Message, MessageData};
+
+    /// A producer's message as the engine keeps it and a consumer gets it back.
+    fn round_trip(m: &ow::Message) -> ow::Message {
+        let usage = MemoryUsage::new(u64::MAX);
+        let data = MessageData::accept(1, new_message(m).expect("maps"), 0);
+        let delivery = Delivery {
+            consumer: 1,
+            subscription: Arc::from("ID:c-1:1:1:1"),
+            message: Arc::new(Message::new(data, &usage)),
+            redelivery_count: 0,
+            seq: 0,
+            auto_ack: false,
+        };
+        *dispatch(&delivery).message.expect("a message")
+    }
+
+    fn sent(kind: ow::MessageKind, content: Option<Bytes>) -> ow::Message {
+        ow::Message {
+            kind,
+            destination: Some(ow::Destination {
+                kind: ow::DestinationKind::Queue,
+                physical_name: "q".into(),
+            }),
+            content,
+            ..ow::Message::default()
+        }
+    }
+
+    #[test]
+    fn bodies_sent_without_content_come_back_without() {
+        // The Java client sends no content for a TextMessage whose text is
+        // null, an empty map, stream or bytes message, and an ObjectMessage
+        // without an object; it reads an empty content as a truncated map or
+        // object (an EOFException) and as "" rather than null text.
+        for kind in [
+            ow::MessageKind::Text,
+            ow::MessageKind::Bytes,
+            ow::MessageKind::Map,
+            ow::MessageKind::Stream,
+            ow::MessageKind::Object,
+        ] {
+            let back = round_trip(&sent(kind.clone(), None));
+            assert_eq!((back.kind, back.content), (kind, None));
+        }
+        let empty_text = Some(ow::encode_text_body(Some("")));
+        let back = round_trip(&sent(ow::MessageKind::Text, empty_text.clone()));
+        assert_eq!(back.content, empty_text, "empty text is not null");
+    }
+
+    #[test]
+    fn opaque_bodies_come_back_byte_for_byte() {
+        let body = Bytes::from_static(b"\0\0\0\x01\0\x01k\x05\0\0\0\x07");
+        for kind in [
+            ow::MessageKind::Bytes,
+            ow::MessageKind::Map,
+            ow::MessageKind::Stream,
+            ow::MessageKind::Object,
+        ] {
+            let back = round_trip(&sent(kind.clone(), Some(body.clone())));
+            assert_eq!((back.kind, back.content), (kind, Some(body.clone())));
+        }
+    }
 
     #[test]
     fn consumer_ids_read_back() {

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hawser_broker::{
-    AckMode, Broker, BrokerError, ConnectionId, Destination, DestinationUsage, SubscribeSpec,
+    AckMode, Broker, BrokerError, ConnectionId, Destination, DestinationUsage, LastDelivered,
+    RolledBackAcks, SubscribeSpec,
 };
 use hawser_openwire::{
     self as ow, negotiate, AckType, BrokerId, BrokerInfo, Command, ConnectionError,
@@ -666,11 +667,16 @@ impl Session {
     }
 
     /// RemoveInfo: closes a consumer, a session (its consumers), or the
-    /// connection (what it held goes back to the engine).
+    /// connection (what it held goes back to the engine). What its consumers
+    /// held beyond the last message the client says it delivered to the
+    /// application was only prefetched: it goes back as it was, not as a
+    /// redelivery (for a session or connection the client names the last of
+    /// all its consumers, as ActiveMQ does).
     fn remove(&mut self, r: &ow::RemoveInfo) -> Result<(Flow, Confirm), SessionError> {
         let Some(conn) = self.conn else {
             return Ok((Flow::Continue, Confirm::now()));
         };
+        let last = last_delivered(r.last_delivered_sequence_id);
         match &r.object_id {
             Some(DataStructure::ConsumerId(c)) => {
                 let id = subscription_id(c);
@@ -678,28 +684,45 @@ impl Session {
                     self.broker().close_browser(conn);
                     return Ok((Flow::Continue, Confirm::now()));
                 }
-                self.pullers.remove(&id);
-                if let Some(timer) = self.pull_timers.remove(&id) {
-                    timer.abort();
-                }
+                self.forget_puller(&id);
                 if let Some(set) = self.consumers.get_mut(&c.session_id) {
                     set.remove(&id);
                 }
-                self.broker().unsubscribe(conn, Some(&id), None)?;
+                self.broker()
+                    .unsubscribe_after(conn, Some(&id), None, last)?;
             }
             Some(DataStructure::SessionId(s)) => {
                 for id in self.consumers.remove(&s.value).unwrap_or_default() {
-                    self.broker().unsubscribe(conn, Some(&id), None)?;
+                    self.forget_puller(&id);
+                    self.broker()
+                        .unsubscribe_after(conn, Some(&id), None, last)?;
                 }
             }
             Some(DataStructure::ConnectionId(_)) => {
+                for (_, ids) in std::mem::take(&mut self.consumers) {
+                    for id in ids {
+                        self.forget_puller(&id);
+                        // The connection goes anyway; what is left goes with it.
+                        if let Err(e) = self.broker().unsubscribe_after(conn, Some(&id), None, last)
+                        {
+                            tracing::debug!("closing consumer {id} with its connection: {e}");
+                        }
+                    }
+                }
                 self.conn = None;
-                self.consumers.clear();
                 drop(self.registration.take());
             }
             _ => {}
         }
         Ok((Flow::Continue, Confirm::now()))
+    }
+
+    /// Stops pulling for a consumer that is going.
+    fn forget_puller(&mut self, id: &Arc<str>) {
+        self.pullers.remove(id);
+        if let Some(timer) = self.pull_timers.remove(id) {
+            timer.abort();
+        }
     }
 
     /// DestinationInfo: creates or deletes a temporary destination of this
@@ -760,11 +783,17 @@ impl Session {
             }
             TransactionType::CommitOnePhase => broker.commit(conn, &name)?,
             TransactionType::CommitTwoPhase => broker.commit_prepared(conn, &name)?,
-            TransactionType::Rollback => match broker.abort(conn, &name) {
-                Ok(()) => 0,
-                Err(BrokerError::UnknownTransaction(_)) => broker.rollback_prepared(&name)?,
-                Err(e) => return Err(e.into()),
-            },
+            // ActiveMQ's client redelivers what it rolled back by itself:
+            // its consumers keep holding it.
+            TransactionType::Rollback => {
+                match broker.abort_with(conn, &name, RolledBackAcks::BackToConsumers) {
+                    Ok(()) => 0,
+                    Err(BrokerError::UnknownTransaction(_)) => {
+                        broker.rollback_prepared_with(&name, RolledBackAcks::BackToConsumers)?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             // End only ends the association with the connection; a
             // transaction is forgotten once resolved (no heuristic outcomes).
             TransactionType::End | TransactionType::Forget => 0,
@@ -794,6 +823,16 @@ impl Session {
             .unwrap_or(usize::MAX)
             .saturating_add(READ_CHUNK_BYTES);
         Ok(self.reader.wait_for_room(&usage, read_limit).await?)
+    }
+}
+
+/// What a RemoveInfo's `lastDeliveredSequenceId` says the client delivered
+/// to its application: a message's broker sequence is the engine's id.
+fn last_delivered(sequence: i64) -> LastDelivered {
+    match sequence {
+        ow::RemoveInfo::LAST_DELIVERED_UNSET => LastDelivered::Nothing,
+        s if s >= 0 => LastDelivered::Message(s as u64),
+        _ => LastDelivered::Unknown,
     }
 }
 

@@ -473,3 +473,145 @@ async fn a_refused_send_without_reply_is_reported_and_the_connection_goes_on() {
     assert_eq!(text, "here");
     shutdown.cancel();
 }
+
+/// The broker id of a dispatched message, which acks and RemoveInfo name.
+fn broker_id(d: &ow::MessageDispatch) -> i64 {
+    d.message
+        .as_ref()
+        .unwrap()
+        .message_id
+        .as_ref()
+        .unwrap()
+        .broker_sequence_id
+}
+
+impl Client {
+    /// The RemoveInfo ActiveMQMessageConsumer#doClose sends, naming the last
+    /// message it delivered to the application.
+    fn remove_consumer(&self, command_id: i32, last_delivered: i64) -> Command {
+        Command::RemoveInfo(ow::RemoveInfo {
+            command_id,
+            response_required: false,
+            object_id: Some(ow::DataStructure::ConsumerId(self.consumer_id())),
+            last_delivered_sequence_id: last_delivered,
+        })
+    }
+
+    fn transaction(&self, command_id: i32, kind: ow::TransactionType) -> Command {
+        Command::TransactionInfo(ow::TransactionInfo {
+            command_id,
+            response_required: true,
+            connection_id: Some(ow::ConnectionId {
+                value: self.connection.clone(),
+            }),
+            transaction_id: Some(self.local_transaction()),
+            kind,
+        })
+    }
+
+    fn local_transaction(&self) -> ow::TransactionId {
+        ow::TransactionId::Local(ow::LocalTransactionId {
+            value: 1,
+            connection_id: Some(ow::ConnectionId {
+                value: self.connection.clone(),
+            }),
+        })
+    }
+
+    /// A second consumer on `q` (consumer 2 of session 1).
+    fn second_consumer(&self, command_id: i32) -> Command {
+        Command::ConsumerInfo(ow::ConsumerInfo {
+            command_id,
+            response_required: true,
+            consumer_id: Some(ow::ConsumerId {
+                value: 2,
+                ..self.consumer_id()
+            }),
+            destination: Some(Self::queue()),
+            prefetch_size: 1000,
+            ..ow::ConsumerInfo::default()
+        })
+    }
+}
+
+/// A consumer that closes says which message it last delivered to the
+/// application: what it held after that was only prefetched and comes to
+/// the next consumer as a first delivery (ActiveMQ's Queue#removeSubscription).
+#[tokio::test]
+async fn what_a_closed_consumer_only_prefetched_is_not_redelivered() {
+    let shutdown = CancellationToken::new();
+    let broker = memory_broker();
+    let addr = serve(Arc::clone(&broker), &shutdown).await;
+    let client = Client {
+        connection: "ID:peer-3-1700000000000-1:1".into(),
+    };
+    let mut peer = Peer::connect(addr).await;
+    peer.request(client.connection_info(1, false)).await;
+    peer.request(client.session_info(2)).await;
+    peer.request(client.producer_info(3)).await;
+    for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
+        peer.request(client.send(4 + i as i32, 1 + i as i64, text))
+            .await;
+    }
+    peer.request(client.consumer_info(7, 1000)).await;
+    let (one, _) = peer.dispatch().await;
+    peer.dispatch().await;
+    peer.dispatch().await;
+    // The application got "one" and did not acknowledge it.
+    peer.send(client.remove_consumer(8, broker_id(&one))).await;
+    peer.request(client.second_consumer(9)).await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let (d, text) = peer.dispatch().await;
+        got.push((text, d.redelivery_counter));
+    }
+    assert_eq!(
+        got,
+        [
+            ("one".to_owned(), 1),
+            ("two".to_owned(), 0),
+            ("three".to_owned(), 0)
+        ]
+    );
+    shutdown.cancel();
+}
+
+/// ActiveMQ's client redelivers what a rollback gave back by itself: the
+/// broker leaves it with the consumer, which acknowledges it later, and
+/// does not dispatch it a second time.
+#[tokio::test]
+async fn a_rollback_leaves_what_it_acknowledged_with_the_consumer() {
+    let shutdown = CancellationToken::new();
+    let broker = memory_broker();
+    let addr = serve(Arc::clone(&broker), &shutdown).await;
+    let client = Client {
+        connection: "ID:peer-4-1700000000000-1:1".into(),
+    };
+    let mut peer = Peer::connect(addr).await;
+    peer.request(client.connection_info(1, false)).await;
+    peer.request(client.session_info(2)).await;
+    peer.request(client.producer_info(3)).await;
+    peer.request(client.consumer_info(4, 1000)).await;
+    peer.request(client.send(5, 1, "job")).await;
+    let (job, _) = peer.dispatch().await;
+    peer.send(client.transaction(6, ow::TransactionType::Begin))
+        .await;
+    assert!(matches!(peer.next(WAIT).await, Some(Command::Response(_))));
+    let ow::Command::MessageAck(mut ack) = client.ack(broker_id(&job)) else {
+        unreachable!()
+    };
+    ack.transaction_id = Some(client.local_transaction());
+    peer.send(Command::MessageAck(ack)).await;
+    peer.request(client.transaction(7, ow::TransactionType::Rollback))
+        .await;
+    assert!(
+        peer.next(QUIET).await.is_none(),
+        "not dispatched again: the client redelivers it"
+    );
+    // Acknowledged at the next attempt; nothing is left for anyone.
+    peer.send(client.ack(broker_id(&job))).await;
+    peer.send(client.remove_consumer(8, broker_id(&job))).await;
+    peer.request(client.second_consumer(9)).await;
+    assert!(peer.next(QUIET).await.is_none(), "the job is done");
+    shutdown.cancel();
+}

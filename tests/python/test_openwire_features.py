@@ -1,0 +1,130 @@
+"""OpenWire: the JMS features a program on ActiveMQ's own Java client (Debian's
+libactivemq-java, activemq-client 5.17) relies on, against Hawser:
+tests/java/JmsFeatures.java, compiled once per run, one check per broker.
+
+Every message type with its body exactly as sent (the broker keeps map,
+stream and object bodies opaque; the Java client deserializes), every
+acknowledgement mode, local transactions, selectors on queues and topics,
+durable subscribers (across restarts too), wildcards, priorities, expiry,
+redelivery into ActiveMQ.DLQ, and non-persistent messages."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import HOST
+from jms_support import JAVA_TIMEOUT_S, compile_java, java_command
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory) -> Path:
+    """The compiled JmsFeatures program's class directory."""
+    return compile_java(tmp_path_factory, "JmsFeatures")
+
+
+def run_check(classes: Path, broker, check: str) -> str:
+    """Runs one check of JmsFeatures against ``broker``; it must pass."""
+    url = f"tcp://{HOST}:{broker.openwire_port}"
+    proc = subprocess.run(java_command(classes, "JmsFeatures", url, check),
+                          capture_output=True, text=True, timeout=JAVA_TIMEOUT_S)
+    assert proc.returncode == 0, (f"{check} failed:\n{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}\n"
+                                  f"broker log:\n{broker.log_text()[-3000:]}")
+    assert "FAIL" not in proc.stdout
+    return proc.stdout
+
+
+def test_every_message_type_arrives_exactly_as_sent(broker, features):
+    out = run_check(features, broker, "types")
+    assert "ok object: the client deserializes what was sent" in out
+    assert "ok received all 13 messages, exactly as sent" in out
+
+
+def test_every_message_type_survives_a_restart_and_non_persistent_messages_do_not(broker, features):
+    run_check(features, broker, "types-send")
+    broker.restart()
+    out = run_check(features, broker, "types-receive")
+    assert "ok received all 13 messages, exactly as sent" in out
+    assert "ok only the persistent message survived the restart" in out
+
+
+def test_auto_acknowledge_takes_what_was_received_and_only_that(broker, features):
+    out = run_check(features, broker, "ack-auto")
+    assert "ok every auto-acknowledged message is gone" in out
+    assert "ok and none went to the DLQ" in out
+
+
+def test_client_acknowledge_is_cumulative_and_redelivers_the_rest(broker, features):
+    out = run_check(features, broker, "ack-client")
+    assert "ok acknowledging a later message acknowledged the earlier ones" in out
+
+
+def test_dups_ok_acknowledge(broker, features):
+    out = run_check(features, broker, "ack-dups-ok")
+    assert "ok everything received is gone after the close" in out
+
+
+def test_individual_acknowledge_takes_only_what_it_names(broker, features):
+    out = run_check(features, broker, "ack-individual")
+    assert "ok the acknowledged i1 and i3 are gone" in out
+
+
+def test_local_transactions_commit_and_roll_back(broker, features):
+    out = run_check(features, broker, "transactions")
+    assert "ok only the committed reply was published" in out
+    assert "ok the committed job is gone" in out
+
+
+def test_selectors_on_a_queue(broker, features):
+    out = run_check(features, broker, "selectors-queue")
+    assert "ok and the blue one" in out
+
+
+def test_selectors_on_a_topic(broker, features):
+    out = run_check(features, broker, "selectors-topic")
+    assert "ok a subscriber without a selector got all" in out
+
+
+def test_durable_subscribers_keep_messages_while_offline(broker, features):
+    out = run_check(features, broker, "durable")
+    assert "ok an active durable subscription cannot be deleted" in out
+    assert "ok a new subscription of the unsubscribed name starts empty" in out
+
+
+def test_durable_subscribers_keep_messages_across_a_restart(broker, features):
+    run_check(features, broker, "durable-offline")
+    broker.restart()
+    out = run_check(features, broker, "durable-receive")
+    assert "ok all five were kept across the restart" in out
+    broker.restart()
+    out = run_check(features, broker, "durable-gone")
+    assert "ok the unsubscribed subscription stayed deleted across the restart" in out
+
+
+def test_wildcard_topic_subscribers(broker, features):
+    out = run_check(features, broker, "wildcards")
+    assert "ok PRICE.*.X matches one level" in out
+
+
+def test_higher_priority_first_on_a_queue_with_a_backlog(broker, features):
+    out = run_check(features, broker, "priority")
+    assert "ok all 15 by priority" in out
+
+
+def test_expired_messages_are_not_delivered(broker, features):
+    out = run_check(features, broker, "expiry")
+    assert "ok the expired messages were not delivered" in out
+    assert "ok the expired persistent message is in ActiveMQ.DLQ" in out
+
+
+def test_a_message_rolled_back_past_the_clients_maximum_redeliveries_lands_in_the_dlq(broker, features):
+    out = run_check(features, broker, "dlq")
+    assert "ok no fourth delivery: maximumRedeliveries is 2" in out
+    assert "ok the poison message left its queue" in out
+
+
+def test_non_persistent_messages(broker, features):
+    out = run_check(features, broker, "non-persistent")
+    assert "ok nothing more" in out
