@@ -28,6 +28,9 @@
 //                  "ready", waits for a line on stdin, sends "after" (after the
 //                  broker it knew is gone: only the peer it was told of is left)
 //                  and receives both
+//   producer-window asynchronous sends with jms.producerWindowSize=65536 (in the
+//                  URL the test gives): the producer stops after 64 KiB unless the
+//                  broker gives the room back with ProducerAcks; 2,000 of 1 KiB go
 //   interop        receives the message a STOMP client sent to interop.to-jms
 //                  (text, a string property, a correlation id) and answers on
 //                  interop.to-stomp with a typed property
@@ -339,6 +342,30 @@ public class JmsSmoke {
         c.close();
     }
 
+    static void producerWindow(String url) throws JMSException {
+        Connection c = connect(url);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        Queue q = s.createQueue("jms.window");
+        MessageProducer p = s.createProducer(q);
+        p.setDeliveryMode(DeliveryMode.NON_PERSISTENT);
+        byte[] body = new byte[1024];
+        int n = 2000;
+        for (int i = 0; i < n; i++) {
+            javax.jms.BytesMessage m = s.createBytesMessage();
+            m.writeBytes(body);
+            m.setIntProperty("i", i);
+            p.send(m);
+        }
+        check(true, "sent " + n + " asynchronous messages through a 64 KiB window");
+        MessageConsumer consumer = s.createConsumer(q);
+        int got = 0;
+        while (got < n && consumer.receive(5000) != null) {
+            got++;
+        }
+        check(got == n, "all of them arrive (" + got + ")");
+        c.close();
+    }
+
     /** Connects as client id "held", says so, and stays until stdin closes. */
     static void hold(String url) throws Exception {
         ActiveMQConnectionFactory f = new ActiveMQConnectionFactory(url);
@@ -387,6 +414,9 @@ public class JmsSmoke {
                 break;
             case "learn-peers":
                 learnPeers(url);
+                break;
+            case "producer-window":
+                producerWindow(url);
                 break;
             case "hold":
                 hold(url);

@@ -257,3 +257,11 @@ def test_a_failover_client_given_one_broker_learns_its_peer_from_connection_cont
         if java.poll() is None:
             java.kill()
             java.wait(timeout=10)
+
+
+def test_a_producer_with_a_window_gets_its_room_back(broker, jms):
+    """jms.producerWindowSize: the client counts the bytes of its asynchronous
+    sends and waits at the window until the broker's ProducerAcks give them
+    back; without them the 65th send of 1 KiB would wait forever."""
+    out = run_jms(jms, f"{url(broker)}?jms.producerWindowSize=65536", "producer-window")
+    assert "ok all of them arrive (2000)" in out

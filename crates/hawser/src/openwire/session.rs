@@ -36,6 +36,10 @@ use crate::connection::{
     open, Confirm, ConnectInfo, ConnectionOutbox, CoreSettings, Outbound, Protocol, Registration,
 };
 
+/// Java's `Message.DEFAULT_MINIMUM_MESSAGE_SIZE`: the least a message counts
+/// for in a producer's window.
+const MIN_MESSAGE_SIZE: usize = 1024;
+
 /// The inactivity a connection may show before it is dropped, offered to
 /// clients (ActiveMQ's default): each side sends a keep-alive after a third
 /// of it without writing.
@@ -95,6 +99,9 @@ struct Session {
     /// A reply other than a plain Response for the command being performed
     /// (XA's prepare and recover), set by it for [`Session::handle`].
     reply: Option<Reply>,
+    /// Producers with a window, which get a ProducerAck per asynchronous send
+    /// (at most `max_producers_per_connection`).
+    windowed_producers: HashSet<ow::ProducerId>,
     /// The memory counters of the last send's destination.
     last_usage: Option<(Destination, Arc<DestinationUsage>)>,
 }
@@ -136,6 +143,7 @@ pub async fn serve_connection(
         pullers: HashSet::new(),
         pull_timers: HashMap::new(),
         last_usage: None,
+        windowed_producers: HashSet::new(),
         reply: None,
     };
     // The client sends nothing else until it has the broker's format.
@@ -286,7 +294,11 @@ impl Session {
                 Ok((Flow::Continue, Confirm::now()))
             }
             Command::ShutdownInfo(_) => Ok((Flow::Stop, Confirm::now())),
-            Command::SessionInfo(_) | Command::ProducerInfo(_) | Command::FlushCommand(_) => done,
+            Command::ProducerInfo(p) => {
+                self.add_producer(&p)?;
+                done
+            }
+            Command::SessionInfo(_) | Command::FlushCommand(_) => done,
             Command::Message(m) => self.send(&m).await,
             Command::ConsumerInfo(c) => self.subscribe(&c),
             Command::MessageAck(a) => self.ack(&a),
@@ -396,7 +408,61 @@ impl Session {
         } else {
             (broker.send(conn, message, tx.as_deref())?, None)
         };
+        if !m.response_required {
+            self.ack_producer_window(m)?;
+        }
         Ok((Flow::Continue, Confirm { seq, consumed }))
+    }
+
+    /// ProducerInfo: a producer with a window (`jms.producerWindowSize`) counts
+    /// the bytes of its asynchronous sends and stops at the window until the
+    /// broker acknowledges them (ProducerAck), so the broker must remember it.
+    fn add_producer(&mut self, p: &ow::ProducerInfo) -> Result<(), SessionError> {
+        let Some(id) = p.producer_id.as_ref().filter(|_| p.window_size > 0) else {
+            return Ok(());
+        };
+        if self.windowed_producers.len() >= self.broker().config().max_producers_per_connection {
+            return Err(BrokerError::Limit("producers per connection").into());
+        }
+        self.windowed_producers.insert(id.clone());
+        Ok(())
+    }
+
+    /// Gives a windowed producer back the room an asynchronous send took, once
+    /// the engine has it (as ActiveMQ does; held by flow control, it waits).
+    /// The size is the one the client counted: Java's `Message.getSize()`, a
+    /// minimum of 1,024 bytes plus the marshalled properties and the content.
+    fn ack_producer_window(&mut self, m: &ow::Message) -> Result<(), SessionError> {
+        let Some(id) = m.producer_id.as_ref() else {
+            return Ok(());
+        };
+        if !self.windowed_producers.contains(id) {
+            return Ok(());
+        }
+        let properties = match &m.properties {
+            Some(map) => {
+                let mut buf = bytes::BytesMut::new();
+                map.encode(&mut buf).map_err(|e| SessionError::Invalid {
+                    what: "message properties",
+                    reason: e.to_string(),
+                })?;
+                buf.len()
+            }
+            None => 0,
+        };
+        let content = m.content.as_ref().map_or(0, bytes::Bytes::len);
+        let size = MIN_MESSAGE_SIZE
+            .saturating_add(properties)
+            .saturating_add(content);
+        self.send_out(Out::Frame {
+            frame: Command::ProducerAck(ow::ProducerAck {
+                producer_id: Some(id.clone()),
+                size: i32::try_from(size).unwrap_or(i32::MAX),
+                ..ow::ProducerAck::default()
+            }),
+            seq: 0,
+        });
+        Ok(())
     }
 
     /// ConsumerInfo: a subscription whose id is the consumer's. OpenWire
@@ -691,7 +757,12 @@ impl Session {
                 self.broker()
                     .unsubscribe_after(conn, Some(&id), None, last)?;
             }
+            Some(DataStructure::ProducerId(p)) => {
+                self.windowed_producers.remove(p);
+            }
             Some(DataStructure::SessionId(s)) => {
+                self.windowed_producers
+                    .retain(|p| p.session_id != s.value || p.connection_id != s.connection_id);
                 for id in self.consumers.remove(&s.value).unwrap_or_default() {
                     self.forget_puller(&id);
                     self.broker()
