@@ -635,7 +635,7 @@ impl Broker {
             .txs
             .get(tx)
             .ok_or_else(|| BrokerError::UnknownTransaction(tx.to_owned()))?;
-        let (acks, sends) = (stored_acks(st, &t.acks), sends_of(t));
+        let (acks, sends) = (dequeues(stored_acks(st, &t.acks)), sends_of(t));
         let from = Publisher::of(st, conn)?;
         let mut plan = self.plan_publish(st, &from, sends, acks, None)?;
         let seq = self.write_plan(st, &mut plan)?;
@@ -681,13 +681,7 @@ impl Broker {
                 .filter(|(m, _)| m.persistent)
                 .map(|(m, _)| MessageData::accept(0, m.clone(), now))
                 .collect(),
-            acks: stored_acks(st, &t.acks)
-                .into_iter()
-                .filter_map(|op| match op {
-                    StoreOp::Dequeue { key, id } => Some((key, id)),
-                    _ => None,
-                })
-                .collect(),
+            acks: stored_acks(st, &t.acks),
         };
         let from = Publisher::of(st, conn)?;
         let seq = self.write(st, vec![StoreOp::Prepare(record)], true)?;
@@ -714,7 +708,7 @@ impl Broker {
             .prepared
             .get(xid)
             .ok_or_else(|| BrokerError::UnknownTransaction(xid.to_owned()))?;
-        let (mut ops, sends) = (stored_acks(st, &t.acks), sends_of(t));
+        let (mut ops, sends) = (dequeues(stored_acks(st, &t.acks)), sends_of(t));
         ops.push(StoreOp::Resolve {
             xid: Arc::from(xid),
         });
@@ -1034,8 +1028,8 @@ pub(crate) fn dequeue_ops(key: &ContainerKey, entries: &[Entry]) -> Vec<StoreOp>
         .collect()
 }
 
-/// The dequeues a commit of these acks writes: those of stored messages.
-fn stored_acks(st: &State, acks: &[(ContainerKey, MessageId)]) -> Vec<StoreOp> {
+/// Which of a transaction's acks the store knows of: those of stored messages.
+fn stored_acks(st: &State, acks: &[(ContainerKey, MessageId)]) -> Vec<(StoreKey, MessageId)> {
     acks.iter()
         .filter_map(|(key, id)| {
             let skey = key.store_key()?;
@@ -1043,8 +1037,15 @@ fn stored_acks(st: &State, acks: &[(ContainerKey, MessageId)]) -> Vec<StoreOp> {
                 .get(key)
                 .and_then(|q| q.tx_acked(*id))
                 .is_some_and(|e| e.msg.persistent)
-                .then_some(StoreOp::Dequeue { key: skey, id: *id })
+                .then_some((skey, *id))
         })
+        .collect()
+}
+
+/// The dequeues a commit of these acks writes.
+fn dequeues(acks: Vec<(StoreKey, MessageId)>) -> Vec<StoreOp> {
+    acks.into_iter()
+        .map(|(key, id)| StoreOp::Dequeue { key, id })
         .collect()
 }
 

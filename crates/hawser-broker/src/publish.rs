@@ -156,24 +156,29 @@ impl Broker {
             // A composite destination: a copy to each part (ActiveMQ's rule), which
             // remembers the composite as its original destination; each copy is
             // a message of its own, the producer's sequence number counted once.
-            let copies = match new.destination.composite_parts() {
-                None => vec![new],
-                Some(parts) if parts.is_empty() => {
-                    return Err(InvalidDestination::Empty.into());
-                }
-                Some(parts) => parts
-                    .into_iter()
-                    .map(|part| {
-                        let mut copy = new.clone();
-                        copy.fields
-                            .original_destination
-                            .get_or_insert_with(|| copy.destination.clone());
-                        copy.destination = part;
-                        copy
-                    })
-                    .collect(),
-            };
-            for new in copies {
+            // A plain destination (nearly every send) allocates nothing here.
+            let (plain, copies): (Option<NewMessage>, Vec<NewMessage>) =
+                match new.destination.composite_parts() {
+                    None => (Some(new), Vec::new()),
+                    Some(parts) if parts.is_empty() => {
+                        return Err(InvalidDestination::Empty.into());
+                    }
+                    Some(parts) => (
+                        None,
+                        parts
+                            .into_iter()
+                            .map(|part| {
+                                let mut copy = new.clone();
+                                copy.fields
+                                    .original_destination
+                                    .get_or_insert_with(|| copy.destination.clone());
+                                copy.destination = part;
+                                copy
+                            })
+                            .collect(),
+                    ),
+                };
+            for new in plain.into_iter().chain(copies) {
                 if new.destination.kind.is_temporary()
                     && !st.temp_owners.contains_key(&new.destination)
                 {

@@ -156,10 +156,7 @@ pub async fn serve_connection(
         Ok(()) | Err(SessionError::Read(crate::connection::ReadError::Closed)) => None,
         Err(e) => {
             tracing::debug!("closing OpenWire connection: {e}");
-            Some(Command::ConnectionError(ConnectionError {
-                exception: Some(exception(e.java_class(), e.client_message())),
-                ..ConnectionError::default()
-            }))
+            Some(connection_error(&e))
         }
     };
     session.send_out(Out::Close { frame: last });
@@ -170,6 +167,14 @@ pub async fn serve_connection(
     drop(session.registration.take());
     drop(session);
     opened.closing.finish().await;
+}
+
+/// The ConnectionError telling the client of `e`.
+fn connection_error(e: &SessionError) -> Command {
+    Command::ConnectionError(ConnectionError {
+        exception: Some(exception(e.java_class(), e.client_message())),
+        ..ConnectionError::default()
+    })
 }
 
 impl Session {
@@ -253,10 +258,7 @@ impl Session {
                 // connection hands to the exception listener, and goes on.
                 tracing::debug!("OpenWire command of type {type_id} refused without a reply: {e}");
                 self.send_out(Out::Frame {
-                    frame: Command::ConnectionError(ConnectionError {
-                        exception: Some(exception(e.java_class(), e.client_message())),
-                        ..ConnectionError::default()
-                    }),
+                    frame: connection_error(&e),
                     seq: 0,
                 });
                 Ok(Flow::Continue)
