@@ -61,6 +61,17 @@ def status(port: int) -> dict:
         return json.load(r)
 
 
+def broker_status(b: Broker) -> dict:
+    """``b``'s status; if it cannot answer, fails with what the broker did instead
+    (its exit code and log), which is what a failure here needs to be understood."""
+    try:
+        return status(b.status_port)
+    except (OSError, urllib.error.URLError) as e:
+        exit_code = b.proc.poll() if b.proc is not None else None
+        pytest.fail(f"status endpoint gone ({e}); broker exit code {exit_code}; "
+                    f"log:\n{b.log_text()[-4000:]}")
+
+
 @pytest.fixture
 def tmpfs(tmp_path):
     """A 48 MiB tmpfs; unmounted at teardown (after the brokers on it are stopped)."""
@@ -193,14 +204,14 @@ def test_low_disk_holds_producers_until_space_returns(disk_brokers, tmpfs):
     producers, per_producer = 2, 600
     ps = produce(b.port, flow, producers, per_producer)
     try:
-        assert wait_until(lambda: "disk" in status(b.status_port)["producers_held_by"],
+        assert wait_until(lambda: "disk" in broker_status(b)["producers_held_by"],
                           timeout=STATUS_TIMEOUT, interval=0.05), \
-            f"producers never held by disk: {status(b.status_port)}; log:\n{b.log_text()[-3000:]}"
+            f"producers never held by disk: {broker_status(b)}; log:\n{b.log_text()[-3000:]}"
         # Held on an estimate between two samples at first; for good once a sample
         # finds the file system itself below the threshold, which the log says.
         assert wait_until(lambda: "below min_free_disk_bytes" in b.log_text(), timeout=STATUS_TIMEOUT), \
             b.log_text()[-3000:]
-        st = status(b.status_port)
+        st = broker_status(b)
         assert "disk" in st["producers_held_by"], st
         assert st["disk_free_bytes"] < threshold, st
         stat = subprocess.run([HAWSER_BIN, "stat", "--status", f"{HOST}:{b.status_port}"],
@@ -219,7 +230,7 @@ def test_low_disk_holds_producers_until_space_returns(disk_brokers, tmpfs):
             consumer.send_frame("ACK", {"id": msg.header("ack"), "receipt": f"a{i}"})
             consumer.expect_receipt(f"a{i}")
         consumer.close()
-        assert "disk" in status(b.status_port)["producers_held_by"], "space came back by itself?"
+        assert "disk" in broker_status(b)["producers_held_by"], "space came back by itself?"
 
         # Space comes back: producers resume and finish, without a restart.
         filler.unlink()
@@ -228,7 +239,7 @@ def test_low_disk_holds_producers_until_space_returns(disk_brokers, tmpfs):
         assert not any(p.is_alive() for p in ps), "producers did not finish after space came back"
         for p in ps:
             assert len(p.confirmed) == per_producer, (p.name, len(p.confirmed), p.last_frame)
-        assert "disk" not in status(b.status_port)["producers_held_by"]
+        assert "disk" not in broker_status(b)["producers_held_by"]
         assert "back above min_free_disk_bytes" in b.log_text()
     finally:
         for p in ps:
