@@ -84,8 +84,11 @@ struct SegmentLive {
 struct Tracker {
     /// Last sequence handed out.
     seq: Seq,
-    /// Live messages per container.
-    messages: HashMap<StoreKey, HashMap<MessageId, LiveRef>>,
+    /// Live messages per container. Ordered by id, which is the order they were
+    /// stored in: a queue consumed in order removes from one end, which stays in
+    /// the cache; in a hash map of a large backlog every removal was a cache and
+    /// TLB miss (8.6 % of the broker's CPU draining 1.5 million messages).
+    messages: HashMap<StoreKey, BTreeMap<MessageId, LiveRef>>,
     /// Live durable subscriptions.
     subscriptions: HashMap<StoreKey, LiveRef>,
     /// Each tracked producer's window, and the oldest record it still needs:
