@@ -13,7 +13,7 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 use tracing::{error, info};
 
-use crate::config::{JournalConfig, MAX_QUEUED_BYTES, MIN_SEGMENT_BYTES};
+use crate::config::{JournalConfig, LINGER_BYTES, MAX_QUEUED_BYTES, MIN_SEGMENT_BYTES};
 use crate::durable::Durable;
 use crate::epochs::Seals;
 use crate::error::{AppendError, DeleteError, OpenError, ReadError};
@@ -123,6 +123,8 @@ impl Journal {
                 queue: Vec::new(),
                 queued_bytes: 0,
                 queued_syncs: 0,
+                lingering: false,
+                urgent: false,
                 written: recovery.end,
                 segments: recovery.segments,
                 failed: None,
@@ -136,6 +138,7 @@ impl Journal {
             progress: Condvar::new(),
             spare: Condvar::new(),
             sync_count: AtomicU64::new(0),
+            batch_count: AtomicU64::new(0),
             written_bytes: AtomicU64::new(0),
             disk_bytes: AtomicU64::new(recovery.disk_bytes),
             progress_hook: std::sync::OnceLock::new(),
@@ -256,8 +259,10 @@ impl Journal {
             done,
             tag,
         });
-        // The writer sleeps only on an empty queue (holding a commit back it spins).
-        let wake = state.queue.len() == 1;
+        // The writer sleeps on an empty queue, and lingering over records that asked
+        // for no fsync (holding a commit back it spins).
+        let wake = state.queue.len() == 1
+            || (state.lingering && (sync || state.queued_bytes >= LINGER_BYTES));
         drop(state);
         if wake {
             self.shared.work.notify_one();
@@ -292,6 +297,7 @@ impl Journal {
                 return Err(ReadError::NotAppended { position });
             }
             while !state.is_written(position) && state.writer_can_progress() {
+                self.shared.hurry(&mut state);
                 self.shared.progress.wait(&mut state);
             }
         }
@@ -376,6 +382,7 @@ impl Journal {
                 return Err(DeleteError::NoSuchSegment { segment });
             }
             while state.written.segment <= segment && state.writer_can_progress() {
+                self.shared.hurry(&mut state);
                 self.shared.progress.wait(&mut state);
             }
             // Removed before the file goes, so a concurrent delete of the same segment
@@ -433,6 +440,12 @@ impl Journal {
     /// group commit this grows slower than the number of sync appends.
     pub fn sync_count(&self) -> u64 {
         self.shared.sync_count.load(Ordering::Relaxed)
+    }
+
+    /// Number of batches the writer has written so far: records appended close
+    /// together share one.
+    pub fn batch_count(&self) -> u64 {
+        self.shared.batch_count.load(Ordering::Relaxed)
     }
 
     /// The configuration the journal was opened with.

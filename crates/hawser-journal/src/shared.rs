@@ -48,6 +48,14 @@ pub(crate) struct State {
     pub queued_bytes: u64,
     /// Records in `queue` that asked for an fsync.
     pub queued_syncs: usize,
+    /// The writer is waiting for more records before writing a batch of records
+    /// that asked for no fsync (see [`DEFAULT_LINGER`](crate::config::DEFAULT_LINGER)): `append` wakes it early only
+    /// for a record that asks for one, or once [`LINGER_BYTES`](crate::config::LINGER_BYTES)
+    /// are queued.
+    pub lingering: bool,
+    /// Someone waits for a queued record to be written (`read`, `delete_segment`):
+    /// the writer stops lingering.
+    pub urgent: bool,
     /// End of what the writer has written (not necessarily synced): its open segment and
     /// that file's length. Advanced by the writer after each batch.
     pub written: Position,
@@ -97,6 +105,8 @@ pub(crate) struct Shared {
     /// fsyncs of segment files performed (group commit makes this less than the number of
     /// sync appends). Directory fsyncs are not counted.
     pub sync_count: AtomicU64,
+    /// Batches the writer has written (each one `write`, or a few for a large batch).
+    pub batch_count: AtomicU64,
     /// Record bytes the writer has written to segment files; with `sync_count`, what
     /// tells the preallocator how large commits are.
     pub written_bytes: AtomicU64,
@@ -110,6 +120,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Ends the writer's lingering: a caller waits for what is queued to be written.
+    pub fn hurry(&self, state: &mut State) {
+        if !state.urgent {
+            state.urgent = true;
+            self.work.notify_one();
+        }
+    }
+
     /// Tells the progress hook, if there is one.
     pub fn report(&self, progress: Result<u64, &WriteError>) {
         if let Some(hook) = self.progress_hook.get() {

@@ -4,8 +4,10 @@
 //! with as few `write` syscalls as the buffer limits allow, then does one `fdatasync`
 //! if any record of the batch asked for it, and only then completes the batch's
 //! `Durable`s. Producers that append while an fsync is running share the next one.
-//! The one wait it adds: after a small commit of sync records it holds the next
-//! commit, at most one commit's time, for the senders it just released (see `Hold`).
+//! The waits it adds: after a small commit of sync records it holds the next
+//! commit, at most one commit's time, for the senders it just released (see `Hold`);
+//! and records that asked for no fsync wait a little for others
+//! ([`DEFAULT_LINGER`](crate::config::DEFAULT_LINGER)).
 //!
 //! Framing: each record is framed as it is copied into the write buffer, with its
 //! position and `synced`, how far the segment is known to be on disk (the end of the
@@ -34,7 +36,7 @@ use std::time::{Duration, Instant};
 use parking_lot::MutexGuard;
 use tracing::{debug, error};
 
-use crate::config::{DIRECT_WRITE_MIN_BYTES, WRITE_BUFFER_BYTES};
+use crate::config::{DIRECT_WRITE_MIN_BYTES, LINGER_BYTES, WRITE_BUFFER_BYTES};
 use crate::error::WriteError;
 use crate::format::{encode_record_header, encode_segment_header, SEGMENT_HEADER_BYTES};
 use crate::position::Position;
@@ -170,6 +172,7 @@ impl Writer {
             if syncs > 0 {
                 self.commit_time.record(started.elapsed());
             }
+            self.shared.batch_count.fetch_add(1, Ordering::Relaxed);
             self.complete(&mut batch);
             self.hold = Hold::after(syncs, bytes, self.commit_time.hold());
         }
@@ -191,6 +194,19 @@ impl Writer {
         while state.queue.is_empty() && !state.closing {
             self.shared.work.wait(&mut state);
         }
+        // Records that asked for no fsync wait for company (see `DEFAULT_LINGER`).
+        if state.queued_syncs == 0 {
+            let until = Instant::now() + self.shared.config.linger;
+            state.lingering = true;
+            while state.queued_syncs == 0
+                && state.queued_bytes < LINGER_BYTES
+                && !state.urgent
+                && !state.closing
+                && !self.shared.work.wait_until(&mut state, until).timed_out()
+            {}
+            state.lingering = false;
+        }
+        state.urgent = false;
         // Senders the last commit released are expected back; a commit started now
         // would leave them for the next one (see `Hold`).
         if let Some(hold) = &self.hold {
