@@ -28,6 +28,10 @@
 //                  "ready", waits for a line on stdin, sends "after" (after the
 //                  broker it knew is gone: only the peer it was told of is left)
 //                  and receives both
+//   rebalanced <port> (with a failover: URL naming one broker, whose
+//                  ConnectionControl asks for a rebalance) waits until the client
+//                  is connected to the broker on <port>, then sends "rebalanced"
+//                  to jms.rebalance there
 //   producer-window asynchronous sends with jms.producerWindowSize=65536 (in the
 //                  URL the test gives): the producer stops after 64 KiB unless the
 //                  broker gives the room back with ProducerAcks; 2,000 of 1 KiB go
@@ -342,6 +346,28 @@ public class JmsSmoke {
         c.close();
     }
 
+    static void rebalanced(String url, int port) throws Exception {
+        Connection c = connect(url);
+        org.apache.activemq.transport.failover.FailoverTransport failover =
+            ((org.apache.activemq.ActiveMQConnection) c).getTransport()
+                .narrow(org.apache.activemq.transport.failover.FailoverTransport.class);
+        check(failover != null, "a failover transport");
+        // The ConnectionControl comes right after the connection; moving takes
+        // a reconnect. Bounded: 200 looks 50 ms apart.
+        java.net.URI at = failover.getConnectedTransportURI();
+        for (int i = 0; i < 200 && (at == null || at.getPort() != port); i++) {
+            Thread.sleep(50);
+            at = failover.getConnectedTransportURI();
+        }
+        check(at != null && at.getPort() == port, "moved to the broker on port " + port + " (at " + at + ")");
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageProducer p = s.createProducer(s.createQueue("jms.rebalance"));
+        p.setDeliveryMode(DeliveryMode.PERSISTENT);
+        p.send(s.createTextMessage("rebalanced"));
+        check(true, "sent after the move");
+        c.close();
+    }
+
     static void producerWindow(String url) throws JMSException {
         Connection c = connect(url);
         Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
@@ -414,6 +440,9 @@ public class JmsSmoke {
                 break;
             case "learn-peers":
                 learnPeers(url);
+                break;
+            case "rebalanced":
+                rebalanced(url, Integer.parseInt(args[2]));
                 break;
             case "producer-window":
                 producerWindow(url);

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOST, free_port, wait_until
+from conftest import HOST, RawClient, free_port, wait_until
 from jms_support import JAVA_TIMEOUT_S, compile_java, java_command
 
 
@@ -24,8 +24,8 @@ def jms(tmp_path_factory) -> Path:
     return compile_java(tmp_path_factory, "JmsSmoke", "JmsXa")
 
 
-def run_jms(jms: Path, url: str, check: str, program: str = "JmsSmoke") -> str:
-    proc = subprocess.run(java_command(jms, program, url, check),
+def run_jms(jms: Path, url: str, check: str, *args: str, program: str = "JmsSmoke") -> str:
+    proc = subprocess.run(java_command(jms, program, url, check, *args),
                           capture_output=True, text=True, timeout=JAVA_TIMEOUT_S)
     assert proc.returncode == 0, f"{check} failed:\n{proc.stdout}\n{proc.stderr}"
     assert "FAIL" not in proc.stdout
@@ -257,6 +257,29 @@ def test_a_failover_client_given_one_broker_learns_its_peer_from_connection_cont
         if java.poll() is None:
             java.kill()
             java.wait(timeout=10)
+
+
+def test_rebalance_clients_moves_a_failover_client_to_the_first_advertised_broker(broker_factory, jms):
+    """ActiveMQ's rebalanceClusterClients: broker A advertises B first and asks
+    for a rebalance. A client given only A (`failover:(A)?randomize=false`)
+    moves to B by itself; what it sends then is on B. Without the flag it
+    stays (test_a_failover_client_given_one_broker_learns_its_peer...)."""
+    b = broker_factory()
+    a_port = free_port()
+    a = broker_factory("--advertise-openwire", f"tcp://{HOST}:{b.openwire_port},tcp://{HOST}:{a_port}",
+                       "--rebalance-clients", start=False)
+    a.openwire_port = a_port
+    a.start()
+    out = run_jms(jms, f"failover:(tcp://{HOST}:{a.openwire_port})?randomize=false&initialReconnectDelay=50",
+                  "rebalanced", str(b.openwire_port))
+    assert f"ok moved to the broker on port {b.openwire_port}" in out, out
+    c = RawClient(b.port)
+    try:
+        c.connect("1.2")
+        c.send_frame("SUBSCRIBE", {"destination": "/queue/jms.rebalance", "id": "s", "ack": "auto"})
+        assert c.expect("MESSAGE").body == b"rebalanced"
+    finally:
+        c.close()
 
 
 def test_a_producer_with_a_window_gets_its_room_back(broker, jms):

@@ -232,6 +232,14 @@ pub struct ClusterConfig {
     /// ConnectionControl after their ConnectionInfo and whenever the list
     /// changes; their failover transport then knows every broker.
     pub advertise_openwire: Vec<String>,
+    /// ActiveMQ's `rebalanceClusterClients`: those ConnectionControls also ask
+    /// the client to rebalance. A JMS failover client whose list of brokers
+    /// changed then moves to the first of them (`randomize=false`) or to one
+    /// picked at random (the default), which spreads clients over the brokers
+    /// that serve them. Only for brokers that all serve at once (a network of
+    /// brokers), not a master/slave pair: a client sent to a slave finds it
+    /// closed and comes back.
+    pub rebalance_clients: bool,
 }
 
 /// Threads serving connections when not configured: one per two CPUs, at

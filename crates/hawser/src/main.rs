@@ -142,6 +142,10 @@ struct ServeArgs {
     /// comma-separated); replaces the config file's [cluster] advertise_openwire list.
     #[arg(long, value_name = "URI", value_delimiter = ',')]
     advertise_openwire: Vec<String>,
+    /// Ask JMS clients to rebalance over the advertised OpenWire brokers
+    /// (ActiveMQ's rebalanceClusterClients); sets [cluster] rebalance_clients.
+    #[arg(long)]
+    rebalance_clients: bool,
     /// Master/slave: `shared-store` for brokers sharing one data directory [default: none].
     #[arg(long, value_enum)]
     ha: Option<HaMode>,
@@ -225,6 +229,9 @@ impl ServeArgs {
         }
         if !self.advertise.is_empty() {
             c.cluster.advertise = self.advertise.clone();
+        }
+        if self.rebalance_clients {
+            c.cluster.rebalance_clients = true;
         }
         Ok(c)
     }

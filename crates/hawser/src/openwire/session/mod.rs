@@ -380,12 +380,15 @@ impl Session {
     }
 
     /// A ConnectionControl naming the advertised OpenWire brokers (none: an
-    /// empty list, which the client ignores). Never a rebalance: the client
-    /// stays where it is unless it loses this broker.
+    /// empty list, which the client ignores). A rebalance only when
+    /// configured (`rebalance_clients`): otherwise the client stays where it
+    /// is unless it loses this broker.
     fn send_cluster(&self, cluster: &ClusterConfig) {
         self.send_out(Out::Frame {
             frame: Command::ConnectionControl(ow::ConnectionControl {
                 connected_brokers: Some(cluster.advertise_openwire.join(",")),
+                rebalance_connection: cluster.rebalance_clients
+                    && !cluster.advertise_openwire.is_empty(),
                 ..ow::ConnectionControl::default()
             }),
             seq: 0,
