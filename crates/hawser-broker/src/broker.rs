@@ -42,7 +42,9 @@ use crate::producer::{ProducerAudit, ProducerKey};
 use crate::publish::{Publish, Publisher};
 use crate::queue::Entry;
 use crate::state::{Connection, NoLocal, State, SubRef, TopicLink};
-use crate::store::{PreparedTransaction, Recovered, Seq, Store, StoreError, StoreKey, StoreOp};
+use crate::store::{
+    PreparedSend, PreparedTransaction, Recovered, Seq, Store, StoreError, StoreKey, StoreOp,
+};
 use crate::store_codec;
 use crate::transaction::Transaction;
 use crate::usage::{DestinationUsage, MemoryCharge, MemoryUsage};
@@ -198,12 +200,23 @@ impl Broker {
         }
         drop(held);
         for p in recovered.prepared {
-            let mut t = Transaction::default();
-            for data in p.sends {
+            // Its connection is gone; its client id still scopes its
+            // producers' windows, so a commit marks them as before the restart.
+            let mut t = Transaction {
+                prepared_by: Some(Publisher {
+                    conn: None,
+                    client_id: p.client_id,
+                }),
+                ..Transaction::default()
+            };
+            for send in p.sends {
+                let data = send.message;
                 let usage = broker.destination_usage(&data.destination);
                 let bytes = estimate_bytes(&data.fields, &data.body);
                 let charge = MemoryCharge::new(&broker.usage, Some(&usage), bytes);
-                t.sends.push((data.into_new(), charge));
+                let mut new = data.into_new();
+                new.producer = send.producer;
+                t.sends.push((new, charge));
             }
             t.acks = p
                 .acks
@@ -673,17 +686,21 @@ impl Broker {
             return Err(BrokerError::Limit("prepared transactions"));
         }
         let now = now_ms();
+        let from = Publisher::of(st, conn)?;
         let record = PreparedTransaction {
             xid: Arc::from(tx),
+            client_id: from.client_id.clone(),
             sends: t
                 .sends
                 .iter()
                 .filter(|(m, _)| m.persistent)
-                .map(|(m, _)| MessageData::accept(0, m.clone(), now))
+                .map(|(m, _)| PreparedSend {
+                    producer: m.producer.clone(),
+                    message: MessageData::accept(0, m.clone(), now),
+                })
                 .collect(),
             acks: stored_acks(st, &t.acks),
         };
-        let from = Publisher::of(st, conn)?;
         let seq = self.write(st, vec![StoreOp::Prepare(record)], true)?;
         let mut t = st
             .connections
@@ -712,7 +729,6 @@ impl Broker {
         ops.push(StoreOp::Resolve {
             xid: Arc::from(xid),
         });
-        // Recovered after a restart, it has no publisher (nor producer ids).
         let from = t.prepared_by.clone().unwrap_or_default();
         let mut plan = self.plan_publish(st, &from, sends, ops, None)?;
         let seq = self.write_plan(st, &mut plan)?;

@@ -54,7 +54,7 @@ pub use producer::{ProducerKey, SeqWindow};
 pub use property::{Properties, PropertyValue};
 pub use queue::LastDelivered;
 pub use store::{
-    wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore,
+    wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore, PreparedSend,
     PreparedTransaction, Recovered, Replay, Seq, Store, StoreError, StoreKey, StoreOp,
 };
 pub use usage::{DestinationPolicy, DestinationUsage, Full, MemoryUsage};

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::message::{AsMessageData, Message, MessageData, MessageId};
+use crate::message::{AsMessageData, Message, MessageData, MessageId, ProducerRef};
 use crate::producer::{ProducerKey, SeqWindow};
 
 /// A store-assigned sequence number for one appended record; increases by one per append.
@@ -70,11 +70,23 @@ impl DurableSubscription {
 pub struct PreparedTransaction {
     /// The transaction's global name (the protocol encodes the XA xid in it).
     pub xid: Arc<str>,
-    /// Its persistent sends, published (with new ids) when it commits. Their
-    /// `id` is 0: none is assigned before the commit.
-    pub sends: Vec<MessageData>,
+    /// The client id of the connection that prepared it: with each send's
+    /// producer, what a commit after a restart marks in that client's producer
+    /// windows, so that a resend of one of its messages is still recognised.
+    pub client_id: Option<Arc<str>>,
+    /// Its persistent sends, published (with new ids) when it commits.
+    pub sends: Vec<PreparedSend>,
     /// Stored messages it acknowledged: held from every consumer until it ends.
     pub acks: Vec<(StoreKey, MessageId)>,
+}
+
+/// A persistent send of a prepared transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreparedSend {
+    /// The message; its `id` is 0: none is assigned before the commit.
+    pub message: MessageData,
+    /// Who sent it, for duplicate detection (see [`PreparedTransaction::client_id`]).
+    pub producer: Option<ProducerRef>,
 }
 
 /// One change to remember. `M` is how the message is held: the engine writes

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::destination::{Destination, DestinationKind};
-use crate::message::{AsMessageData, BodyKind, MessageData, MessageFields};
+use crate::message::{AsMessageData, BodyKind, MessageData, MessageFields, ProducerRef};
 use crate::producer::{ProducerKey, SeqWindow, WINDOW_WORDS};
 use crate::property::PropertyValue;
-use crate::store::{DurableSubscription, PreparedTransaction, StoreKey, StoreOp};
+use crate::store::{DurableSubscription, PreparedSend, PreparedTransaction, StoreKey, StoreOp};
 
 /// The record format written by this version.
 pub const RECORD_FORMAT: u8 = 1;
@@ -41,8 +41,13 @@ const OP_PRODUCER_WINDOW: u8 = 9;
 const OP_PRODUCER_FORGET: u8 = 10;
 /// An enqueue of a message with JMS fields, typed properties and a body kind.
 const OP_ENQUEUE: u8 = 11;
-const OP_PREPARE: u8 = 12;
+/// A prepared XA transaction as the first builds of this format wrote it,
+/// without its client id or its sends' producers; read, never written.
+const OP_LEGACY_PREPARE: u8 = 12;
 const OP_RESOLVE: u8 = 13;
+/// A prepared XA transaction, with who sent what (for duplicate detection
+/// when it commits after a restart).
+const OP_PREPARE: u8 = 14;
 
 /// Bits of a message's field mask: which optional fields follow.
 const FIELD_MESSAGE_ID: u8 = 1;
@@ -171,9 +176,18 @@ fn encode_op<M: AsMessageData>(op: &StoreOp<M>, buf: &mut BytesMut) {
         StoreOp::Prepare(p) => {
             buf.put_u8(OP_PREPARE);
             put_str(buf, &p.xid);
+            put_opt_str(buf, p.client_id.as_deref());
             buf.put_u32_le(p.sends.len() as u32);
-            for m in &p.sends {
-                encode_message(m, buf);
+            for send in &p.sends {
+                encode_message(&send.message, buf);
+                match &send.producer {
+                    None => buf.put_u8(0),
+                    Some(producer) => {
+                        buf.put_u8(1);
+                        put_str(buf, &producer.id);
+                        buf.put_u64_le(producer.seq);
+                    }
+                }
             }
             buf.put_u32_le(p.acks.len() as u32);
             for (key, id) in &p.acks {
@@ -291,10 +305,17 @@ pub fn encoded_len<M: AsMessageData>(ops: &[StoreOp<M>]) -> usize {
                 StoreOp::Prepare(p) => {
                     1 + 4
                         + p.xid.len()
+                        + 1
+                        + p.client_id.as_ref().map_or(0, |c| 4 + c.len())
                         + 4
                         + p.sends
                             .iter()
-                            .map(|m| message_len(&m.destination, &m.fields, m.body.len()))
+                            .map(|s| {
+                                let m = &s.message;
+                                message_len(&m.destination, &m.fields, m.body.len())
+                                    + 1
+                                    + s.producer.as_ref().map_or(0, |p| 4 + p.id.len() + 8)
+                            })
                             .sum::<usize>()
                         + 4
                         + p.acks.iter().map(|(k, _)| key_len(k) + 8).sum::<usize>()
@@ -416,6 +437,17 @@ fn encode_key(key: &StoreKey, buf: &mut BytesMut) {
             buf.put_u8(KEY_DURABLE);
             put_str(buf, client_id);
             put_str(buf, name);
+        }
+    }
+}
+
+/// A flag byte (0: none), then the string.
+fn put_opt_str(buf: &mut BytesMut, s: Option<&str>) {
+    match s {
+        None => buf.put_u8(0),
+        Some(s) => {
+            buf.put_u8(1);
+            put_str(buf, s);
         }
     }
 }
@@ -553,20 +585,42 @@ fn decode_op(r: &mut Reader<'_>) -> Result<Option<StoreOp<MessageData>>, CodecEr
         OP_PRODUCER_FORGET => StoreOp::ProducerForget {
             producer: decode_producer(r)?,
         },
-        OP_PREPARE => {
+        tag @ (OP_PREPARE | OP_LEGACY_PREPARE) => {
+            let scoped = tag == OP_PREPARE;
             let xid = r.arc_str()?;
+            let client_id = if scoped { r.opt_arc_str()? } else { None };
             let n = r.u32()? as usize;
             // Counts are checked against what is left before they size anything.
             let mut sends = Vec::with_capacity(n.min(r.remaining() / 40));
             for _ in 0..n {
-                sends.push(decode_message(r)?);
+                let message = decode_message(r)?;
+                let producer = match scoped.then(|| r.u8()).transpose()? {
+                    None | Some(0) => None,
+                    Some(1) => Some(ProducerRef {
+                        id: r.arc_str()?,
+                        seq: r.u64()?,
+                    }),
+                    Some(tag) => {
+                        return Err(CodecError::UnknownTag {
+                            what: "prepared send's producer",
+                            tag,
+                            at: r.at - 1,
+                        })
+                    }
+                };
+                sends.push(PreparedSend { message, producer });
             }
             let n = r.u32()? as usize;
             let mut acks = Vec::with_capacity(n.min(r.remaining() / 14));
             for _ in 0..n {
                 acks.push((decode_key(r)?, r.u64()?));
             }
-            StoreOp::Prepare(PreparedTransaction { xid, sends, acks })
+            StoreOp::Prepare(PreparedTransaction {
+                xid,
+                client_id,
+                sends,
+                acks,
+            })
         }
         OP_RESOLVE => StoreOp::Resolve { xid: r.arc_str()? },
         tag => {
@@ -815,6 +869,19 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
 
+    /// What [`put_opt_str`] wrote.
+    fn opt_arc_str(&mut self) -> Result<Option<Arc<str>>, CodecError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.arc_str()?)),
+            tag => Err(CodecError::UnknownTag {
+                what: "optional string",
+                tag,
+                at: self.at - 1,
+            }),
+        }
+    }
+
     fn u32(&mut self) -> Result<u32, CodecError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -1010,14 +1077,33 @@ mod tests {
             producer_strategy().prop_map(|producer| StoreOp::ProducerForget { producer }),
             (
                 ".{0,12}",
-                proptest::collection::vec(message_strategy(), 0..3),
+                proptest::option::of(".{0,8}"),
+                proptest::collection::vec(
+                    (
+                        message_strategy(),
+                        proptest::option::of((".{0,8}", any::<u64>()))
+                    ),
+                    0..3
+                ),
                 proptest::collection::vec((key_strategy(), any::<u64>()), 0..4)
             )
-                .prop_map(|(xid, sends, acks)| StoreOp::Prepare(PreparedTransaction {
-                    xid: Arc::from(xid.as_str()),
-                    sends,
-                    acks
-                })),
+                .prop_map(|(xid, client_id, sends, acks)| StoreOp::Prepare(
+                    PreparedTransaction {
+                        xid: Arc::from(xid.as_str()),
+                        client_id: client_id.map(|c| Arc::from(c.as_str())),
+                        sends: sends
+                            .into_iter()
+                            .map(|(message, producer)| PreparedSend {
+                                message,
+                                producer: producer.map(|(id, seq)| ProducerRef {
+                                    id: Arc::from(id.as_str()),
+                                    seq,
+                                }),
+                            })
+                            .collect(),
+                        acks
+                    }
+                )),
             ".{0,12}".prop_map(|xid| StoreOp::Resolve {
                 xid: Arc::from(xid.as_str())
             }),
@@ -1043,6 +1129,39 @@ mod tests {
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode_record(&Bytes::from(data));
         }
+    }
+
+    #[test]
+    fn a_prepare_of_the_first_format_reads_without_its_senders() {
+        // Op 12 as the first builds wrote it: no client id, no producers.
+        let m = MessageData::accept(
+            0,
+            crate::message::NewMessage::new(Destination::queue("q"), Bytes::from_static(b"x")),
+            0,
+        );
+        let mut buf = BytesMut::new();
+        buf.put_u8(RECORD_FORMAT);
+        buf.put_u32_le(1);
+        buf.put_u8(OP_LEGACY_PREPARE);
+        put_str(&mut buf, "xa:1");
+        buf.put_u32_le(1);
+        encode_message(&m, &mut buf);
+        buf.put_u32_le(1);
+        encode_key(&StoreKey::Queue(Arc::from("q")), &mut buf);
+        buf.put_u64_le(7);
+        let ops = decode_record(&buf.freeze()).unwrap();
+        assert_eq!(
+            ops,
+            vec![StoreOp::Prepare(PreparedTransaction {
+                xid: Arc::from("xa:1"),
+                client_id: None,
+                sends: vec![PreparedSend {
+                    message: m,
+                    producer: None,
+                }],
+                acks: vec![(StoreKey::Queue(Arc::from("q")), 7)],
+            })]
+        );
     }
 
     #[test]

@@ -229,3 +229,49 @@ fn a_commit_from_another_connection_does_not_mark_that_connections_producers() {
     let (r, _) = consume(&b);
     assert_eq!(bodies(&r), vec!["sent in x", "the tm's own"]);
 }
+
+#[test]
+fn a_transaction_prepared_before_a_restart_commits_under_its_senders_producer_ids() {
+    // The prepare record keeps the sender's client id and each send's
+    // producer: committed after a restart (from the transaction manager's
+    // connection, of another client id), the message marks the sender's
+    // window, so the sender's resend of it after reconnecting is recognised,
+    // and the transaction manager's own producer "p" is not taken for it.
+    let store = RecordingStore::new();
+    let b = started(&store, BrokerConfig::default());
+    let q = Destination::queue("xa");
+    let sender = b
+        .connect(ConnectInfo::in_process(Some("sender")), Recorder::new())
+        .unwrap();
+    b.begin(sender, "x").unwrap();
+    b.send(
+        sender,
+        from_producer(q.clone(), "sent in x", "p", 1),
+        Some("x"),
+    )
+    .unwrap();
+    b.prepare(sender, "x").unwrap();
+    drop(b);
+
+    let b = started(&store, BrokerConfig::default());
+    assert_eq!(b.prepared_transactions(), vec![Arc::from("x")]);
+    let tm = b
+        .connect(ConnectInfo::in_process(Some("tm")), Recorder::new())
+        .unwrap();
+    b.commit_prepared(tm, "x").unwrap();
+    let key = |client: &str| ProducerKey {
+        client_id: Arc::from(client),
+        producer: Arc::from("p"),
+    };
+    assert!(b.producer_has(&key("sender"), 1));
+    assert!(!b.producer_has(&key("tm"), 1));
+    let sender = b
+        .connect(ConnectInfo::in_process(Some("sender")), Recorder::new())
+        .unwrap();
+    b.send(sender, from_producer(q.clone(), "sent in x", "p", 1), None)
+        .unwrap();
+    b.send(tm, from_producer(q, "the tm's own", "p", 1), None)
+        .unwrap();
+    let (r, _) = consume(&b);
+    assert_eq!(bodies(&r), vec!["sent in x", "the tm's own"]);
+}

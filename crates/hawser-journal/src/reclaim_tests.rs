@@ -163,7 +163,14 @@ fn a_prepared_transaction_is_copied_forward_until_it_is_resolved() {
     };
     let prepared = hawser_broker::PreparedTransaction {
         xid: Arc::from("xa:1"),
-        sends: vec![send],
+        client_id: Some(Arc::from("client")),
+        sends: vec![hawser_broker::PreparedSend {
+            message: send,
+            producer: Some(hawser_broker::ProducerRef {
+                id: Arc::from("p"),
+                seq: 1,
+            }),
+        }],
         acks: vec![(queue("q"), 1)],
     };
     append_durably(&store, vec![StoreOp::Prepare(prepared.clone())]);
