@@ -14,6 +14,8 @@
 //! counts whatever the journal grew since the sample as gone from the free space,
 //! so producers fast enough to write the reserve within one interval are held in
 //! time all the same (a deleted segment counts only from the next sample).
+//! What other processes write counts only from the next sample too: the reserve
+//! must also cover what they may write in one interval.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
