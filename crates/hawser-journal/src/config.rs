@@ -33,9 +33,11 @@ pub const MAX_QUEUED_BYTES: u64 = 64 * 1024 * 1024;
 /// Why: `append` wakes a sleeping writer, and a consumer acknowledging each message
 /// of a fast drain appended one such record at a time, each waking the writer for a
 /// write of its own: futex wakes and context switches were a fifth of the broker's
-/// CPU draining 1,024-byte messages at 120k msg/s (docs/benchmarks.md). Nothing waits
-/// on these records but a later fsync, which takes them along, so the wait costs
-/// nobody a confirmation.
+/// CPU draining 1,024-byte messages at 120k msg/s (docs/benchmarks.md). No
+/// confirmation of a persistent send waits on these records (a record that asks
+/// for an fsync takes them along); what does wait, on an otherwise idle broker,
+/// up to one linger: a delivery from the DLQ whose move was written this way, and
+/// the receipt of a send that was only duplicates.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(1);
 
 /// Queued bytes that end the writer's linger (see [`DEFAULT_LINGER`]).

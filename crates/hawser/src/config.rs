@@ -233,12 +233,12 @@ pub struct ClusterConfig {
     /// changes; their failover transport then knows every broker.
     pub advertise_openwire: Vec<String>,
     /// ActiveMQ's `rebalanceClusterClients`: those ConnectionControls also ask
-    /// the client to rebalance. A JMS failover client whose list of brokers
-    /// changed then moves to the first of them (`randomize=false`) or to one
-    /// picked at random (the default), which spreads clients over the brokers
-    /// that serve them. Only for brokers that all serve at once (a network of
-    /// brokers), not a master/slave pair: a client sent to a slave finds it
-    /// closed and comes back.
+    /// the client to rebalance (not one that just failed over or was moved
+    /// here). A JMS failover client whose list of brokers changed then moves to
+    /// the first of them (`randomize=false`; the list is turned by one for each
+    /// client, so they spread) or to one picked at random (the default). Only
+    /// for brokers that all serve at once (a network of brokers), not a
+    /// master/slave pair: a client sent to a slave finds it closed and comes back.
     pub rebalance_clients: bool,
 }
 

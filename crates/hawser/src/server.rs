@@ -248,6 +248,7 @@ async fn serve_store<F: FnOnce(&Running)>(
             .clone()
             .unwrap_or_else(|| "hawser".to_owned()),
         max_browse_messages: config.limits.max_browse_messages,
+        rebalance_turn: std::sync::atomic::AtomicUsize::new(0),
     });
     health.set_serving(Some(core));
     let tracker = TaskTracker::new();

@@ -29,8 +29,21 @@ const QUIET: Duration = Duration::from_millis(300);
 
 /// Serves OpenWire for `broker` on a loopback port until `shutdown`.
 async fn serve(broker: Arc<Broker>, shutdown: &CancellationToken) -> SocketAddr {
+    serve_advertising(broker, shutdown, crate::config::ClusterConfig::default()).await
+}
+
+/// As [`serve`], advertising `cluster` to clients.
+async fn serve_advertising(
+    broker: Arc<Broker>,
+    shutdown: &CancellationToken,
+    cluster: crate::config::ClusterConfig,
+) -> SocketAddr {
+    let core = crate::connection::CoreSettings {
+        cluster: tokio::sync::watch::channel(Arc::new(cluster)).1,
+        ..core_settings(broker)
+    };
     let settings = Arc::new(OpenWireSettings {
-        core: Arc::new(core_settings(broker)),
+        core: Arc::new(core),
         timeouts: ReadTimeouts {
             connect_ms: 5_000,
             frame_ms: 5_000,
@@ -40,6 +53,7 @@ async fn serve(broker: Arc<Broker>, shutdown: &CancellationToken) -> SocketAddr 
         broker_id: "ID:test-broker".into(),
         broker_name: "test".into(),
         max_browse_messages: 400,
+        rebalance_turn: std::sync::atomic::AtomicUsize::new(0),
     });
     accept_on_loopback(shutdown, move |sock, stop| {
         serve_connection(sock, Arc::clone(&settings), stop)
@@ -89,6 +103,23 @@ impl Peer {
             return Some(command);
         }
         self.read(wait).await
+    }
+
+    /// The next ConnectionControl from the socket (other commands dropped).
+    async fn connection_control(&mut self, wait: Duration) -> ow::ConnectionControl {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(command) = self.codec.decode(&mut self.buf).unwrap() {
+                if let Command::ConnectionControl(c) = command {
+                    return c;
+                }
+            }
+            let read = tokio::time::timeout_at(deadline, self.sock.read_buf(&mut self.buf)).await;
+            assert!(
+                matches!(read, Ok(Ok(n)) if n > 0),
+                "no ConnectionControl came"
+            );
+        }
     }
 
     /// The next command from the socket.
@@ -613,5 +644,44 @@ async fn a_rollback_leaves_what_it_acknowledged_with_the_consumer() {
     peer.send(client.remove_consumer(8, broker_id(&job))).await;
     peer.request(client.second_consumer(9)).await;
     assert!(peer.next(QUIET).await.is_none(), "the job is done");
+    shutdown.cancel();
+}
+
+/// ActiveMQ's rebalanceClusterClients: a new client is asked to rebalance, over
+/// a list turned by one for each, so that clients of `randomize=false` (which
+/// go to the first broker listed) spread; a client that arrives by failing over
+/// (or being rebalanced) is told the list but not asked to move again, or two
+/// brokers advertising each other would send it back and forth for ever.
+#[tokio::test]
+async fn rebalancing_spreads_new_clients_and_leaves_a_reconnected_one_where_it_is() {
+    let shutdown = CancellationToken::new();
+    let cluster = crate::config::ClusterConfig {
+        advertise_openwire: vec!["tcp://a:61616".into(), "tcp://b:61616".into()],
+        rebalance_clients: true,
+        ..crate::config::ClusterConfig::default()
+    };
+    let addr = serve_advertising(memory_broker(), &shutdown, cluster).await;
+    let mut seen = Vec::new();
+    for (n, failover_reconnect) in [(1, false), (2, false), (3, true)] {
+        let client = Client {
+            connection: format!("ID:peer-{n}-1700000000000-1:1"),
+        };
+        let mut peer = Peer::connect(addr).await;
+        peer.send(client.connection_info(1, failover_reconnect))
+            .await;
+        let control = peer.connection_control(WAIT).await;
+        seen.push((
+            control.connected_brokers.unwrap_or_default(),
+            control.rebalance_connection,
+        ));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("tcp://a:61616,tcp://b:61616".to_owned(), true),
+            ("tcp://b:61616,tcp://a:61616".to_owned(), true),
+            ("tcp://a:61616,tcp://b:61616".to_owned(), false),
+        ]
+    );
     shutdown.cancel();
 }

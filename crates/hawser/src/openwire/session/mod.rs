@@ -61,6 +61,9 @@ pub struct OpenWireSettings {
     pub broker_name: String,
     /// Most messages one queue browser is sent.
     pub max_browse_messages: usize,
+    /// Turns of the advertised list in rebalancing ConnectionControls (see
+    /// `send_cluster`).
+    pub rebalance_turn: std::sync::atomic::AtomicUsize,
 }
 
 /// What to do after a command.
@@ -191,7 +194,7 @@ impl Session {
             }
             match self.reader.wait().await? {
                 Wake::Read => {}
-                Wake::Cluster(cluster) => self.send_cluster(&cluster),
+                Wake::Cluster(cluster) => self.send_cluster(&cluster, cluster.rebalance_clients),
                 Wake::Stop => return Ok(()),
             }
         }
@@ -366,6 +369,7 @@ impl Session {
         }
         let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
         let client_id = info.client_id.as_deref().filter(|c| !c.is_empty());
+        let failover_reconnect = info.failover_reconnect;
         let info = ConnectInfo::new(Protocol::OpenWire, client_id, self.remote);
         let conn = self.broker().connect(info, outbox)?;
         self.conn = Some(conn);
@@ -374,21 +378,42 @@ impl Session {
         // learns every broker now, and again whenever the list changes.
         let mut cluster = self.settings.core.cluster.clone();
         let current = Arc::clone(&cluster.borrow_and_update());
-        self.send_cluster(&current);
+        // Not a client that was just moved (or failed over) here: sent on
+        // again by a broker whose list differs, it would never settle.
+        self.send_cluster(&current, current.rebalance_clients && !failover_reconnect);
         self.reader.follow_cluster(cluster);
         Ok(())
     }
 
     /// A ConnectionControl naming the advertised OpenWire brokers (none: an
-    /// empty list, which the client ignores). A rebalance only when
-    /// configured (`rebalance_clients`): otherwise the client stays where it
-    /// is unless it loses this broker.
-    fn send_cluster(&self, cluster: &ClusterConfig) {
+    /// empty list, which the client ignores), asking for a rebalance if
+    /// `rebalance` (only with `rebalance_clients`): otherwise the client stays
+    /// where it is unless it loses this broker. A rebalancing client goes to
+    /// the first broker of the list unless it randomizes, so each rebalancing
+    /// ConnectionControl turns the list by one, as ActiveMQ does: clients of
+    /// `randomize=false` spread too.
+    fn send_cluster(&self, cluster: &ClusterConfig, rebalance: bool) {
+        let list = &cluster.advertise_openwire;
+        let rebalance = rebalance && !list.is_empty();
+        let connected_brokers = if rebalance {
+            let turn = self
+                .settings
+                .rebalance_turn
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                % list.len();
+            list[turn..]
+                .iter()
+                .chain(&list[..turn])
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            list.join(",")
+        };
         self.send_out(Out::Frame {
             frame: Command::ConnectionControl(ow::ConnectionControl {
-                connected_brokers: Some(cluster.advertise_openwire.join(",")),
-                rebalance_connection: cluster.rebalance_clients
-                    && !cluster.advertise_openwire.is_empty(),
+                connected_brokers: Some(connected_brokers),
+                rebalance_connection: rebalance,
                 ..ow::ConnectionControl::default()
             }),
             seq: 0,
