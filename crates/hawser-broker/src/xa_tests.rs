@@ -34,6 +34,16 @@ fn prepared(store: &Arc<RecordingStore>, xid: &str) -> (Broker, ConnectionId) {
     (b, c)
 }
 
+/// Two connections of their own client ids: the sender of a transaction,
+/// and the transaction manager that commits it.
+fn sender_and_tm(b: &Broker) -> (ConnectionId, ConnectionId) {
+    let connect = |client: &str| {
+        b.connect(ConnectInfo::in_process(Some(client)), Recorder::new())
+            .unwrap()
+    };
+    (connect("sender"), connect("tm"))
+}
+
 /// A fresh consumer's deliveries on the queue "xa".
 fn consume(b: &Broker) -> (Arc<Recorder>, ConnectionId) {
     let r = Recorder::new();
@@ -171,12 +181,7 @@ fn a_commit_from_another_client_publishes_the_senders_messages_under_the_senders
     let store = RecordingStore::new();
     let b = started(&store, BrokerConfig::default());
     let q = Destination::queue("xa");
-    let sender = b
-        .connect(ConnectInfo::in_process(Some("sender")), Recorder::new())
-        .unwrap();
-    let tm = b
-        .connect(ConnectInfo::in_process(Some("tm")), Recorder::new())
-        .unwrap();
+    let (sender, tm) = sender_and_tm(&b);
     b.send(tm, from_producer(q.clone(), "the tm's own", "p", 1), None)
         .unwrap();
     b.begin(sender, "x").unwrap();
@@ -255,9 +260,7 @@ fn a_transaction_prepared_before_a_restart_commits_under_its_senders_producer_id
 
     let b = started(&store, BrokerConfig::default());
     assert_eq!(b.prepared_transactions(), vec![Arc::from("x")]);
-    let tm = b
-        .connect(ConnectInfo::in_process(Some("tm")), Recorder::new())
-        .unwrap();
+    let (sender, tm) = sender_and_tm(&b);
     b.commit_prepared(tm, "x").unwrap();
     let key = |client: &str| ProducerKey {
         client_id: Arc::from(client),
@@ -265,9 +268,6 @@ fn a_transaction_prepared_before_a_restart_commits_under_its_senders_producer_id
     };
     assert!(b.producer_has(&key("sender"), 1));
     assert!(!b.producer_has(&key("tm"), 1));
-    let sender = b
-        .connect(ConnectInfo::in_process(Some("sender")), Recorder::new())
-        .unwrap();
     b.send(sender, from_producer(q.clone(), "sent in x", "p", 1), None)
         .unwrap();
     b.send(tm, from_producer(q, "the tm's own", "p", 1), None)

@@ -393,16 +393,36 @@ impl World {
             .collect()
     }
 
+    /// True when `xas[i]` can no longer be ended (not `live`): then the broker
+    /// must have refused to end it (`result`) as an unknown transaction.
+    pub(crate) fn refused_once_ended(
+        &self,
+        i: usize,
+        live: bool,
+        result: &Result<Seq, BrokerError>,
+        ended: &str,
+    ) -> bool {
+        if !live {
+            assert!(
+                matches!(result, Err(BrokerError::UnknownTransaction(_))),
+                "{} ({:?}) {ended} again: {result:?}",
+                self.xas[i].xid,
+                self.xas[i].state
+            );
+        }
+        !live
+    }
+
     /// Commits `xas[i]` from `conn`; the broker must refuse an ended one.
     pub(crate) fn xa_commit(&mut self, i: usize, conn: ConnectionId) {
         let xid = self.xas[i].xid.clone();
         let result = self.broker.commit_prepared(conn, &xid);
-        if self.xas[i].state != XaState::Prepared {
-            assert!(
-                matches!(result, Err(BrokerError::UnknownTransaction(_))),
-                "{xid} ({:?}) committed again: {result:?}",
-                self.xas[i].state
-            );
+        if self.refused_once_ended(
+            i,
+            self.xas[i].state == XaState::Prepared,
+            &result,
+            "committed",
+        ) {
             return;
         }
         // A refusal leaves it prepared; the transaction manager tries again later.
@@ -418,12 +438,8 @@ impl World {
     pub(crate) fn xa_rollback(&mut self, i: usize) {
         let xid = self.xas[i].xid.clone();
         let result = self.broker.rollback_prepared(&xid);
-        if !matches!(self.xas[i].state, XaState::Preparing(_) | XaState::Prepared) {
-            assert!(
-                matches!(result, Err(BrokerError::UnknownTransaction(_))),
-                "{xid} ({:?}) rolled back again: {result:?}",
-                self.xas[i].state
-            );
+        let live = matches!(self.xas[i].state, XaState::Preparing(_) | XaState::Prepared);
+        if self.refused_once_ended(i, live, &result, "rolled back") {
             return;
         }
         if let Ok(record) = result {
