@@ -49,9 +49,9 @@ pub(crate) struct State {
     /// Records in `queue` that asked for an fsync.
     pub queued_syncs: usize,
     /// The writer is waiting for more records before writing a batch of records
-    /// that asked for no fsync (see [`DEFAULT_LINGER`](crate::config::DEFAULT_LINGER)): `append` wakes it early only
-    /// for a record that asks for one, or once [`LINGER_BYTES`](crate::config::LINGER_BYTES)
-    /// are queued.
+    /// that asked for no fsync (see [`DEFAULT_LINGER`](crate::config::DEFAULT_LINGER)):
+    /// `append` wakes it early only for a record that asks for one, or once
+    /// [`LINGER_BYTES`](crate::config::LINGER_BYTES) are queued.
     pub lingering: bool,
     /// Someone waits for a queued record to be written (`read`, `delete_segment`):
     /// the writer stops lingering.
