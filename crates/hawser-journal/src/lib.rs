@@ -70,7 +70,7 @@ mod store_crash_tests;
 pub use broker_store::{JournalStore, JournalStoreError};
 pub use config::{
     Fence, JournalConfig, DEFAULT_LINGER, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES,
-    DIRECT_WRITE_MIN_BYTES, MAX_QUEUED_BYTES, MIN_SEGMENT_BYTES, WRITE_BUFFER_BYTES,
+    DIRECT_WRITE_MIN_BYTES, LINGER_BYTES, MAX_QUEUED_BYTES, MIN_SEGMENT_BYTES, WRITE_BUFFER_BYTES,
 };
 pub use durable::Durable;
 pub use epochs::{epoch_dir_name, format_seals, parse_seals, Seals};
