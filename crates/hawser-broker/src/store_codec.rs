@@ -142,13 +142,7 @@ fn encode_op<M: AsMessageData>(op: &StoreOp<M>, buf: &mut BytesMut) {
             put_str(buf, &sub.client_id);
             put_str(buf, &sub.name);
             put_str(buf, &sub.topic);
-            match &sub.selector {
-                Some(s) => {
-                    buf.put_u8(1);
-                    put_str(buf, s);
-                }
-                None => buf.put_u8(0),
-            }
+            put_opt_str(buf, sub.selector.as_deref());
             buf.put_u8(u8::from(sub.no_local));
         }
         StoreOp::Unsubscribe { client_id, name } => {
@@ -292,8 +286,7 @@ pub fn encoded_len<M: AsMessageData>(ops: &[StoreOp<M>]) -> usize {
                         + s.client_id.len()
                         + s.name.len()
                         + s.topic.len()
-                        + 1
-                        + s.selector.as_ref().map_or(0, |sel| 4 + sel.len())
+                        + opt_str_len(s.selector.as_deref())
                         + 1
                 }
                 StoreOp::Unsubscribe { client_id, name } => 1 + 8 + client_id.len() + name.len(),
@@ -305,8 +298,7 @@ pub fn encoded_len<M: AsMessageData>(ops: &[StoreOp<M>]) -> usize {
                 StoreOp::Prepare(p) => {
                     1 + 4
                         + p.xid.len()
-                        + 1
-                        + p.client_id.as_ref().map_or(0, |c| 4 + c.len())
+                        + opt_str_len(p.client_id.as_deref())
                         + 4
                         + p.sends
                             .iter()
@@ -439,6 +431,11 @@ fn encode_key(key: &StoreKey, buf: &mut BytesMut) {
             put_str(buf, name);
         }
     }
+}
+
+/// Encoded bytes of what [`put_opt_str`] writes.
+fn opt_str_len(s: Option<&str>) -> usize {
+    1 + s.map_or(0, |s| 4 + s.len())
 }
 
 /// A flag byte (0: none), then the string.

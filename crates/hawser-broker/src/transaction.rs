@@ -20,9 +20,10 @@ pub(crate) struct Transaction {
     pub acks: Vec<(ContainerKey, MessageId)>,
     /// Upper bound of the commit record's encoded size so far.
     pub record_bytes: usize,
-    /// Set when an XA transaction is prepared: the connection that sent its
-    /// messages, whose they stay whoever commits them. `None` while open
-    /// (the connection it is on publishes it) and after a restart.
+    /// Set when an XA transaction is prepared (or recovered prepared): who
+    /// sent its messages, whose they stay whoever commits them (after a
+    /// restart, its client id without a connection). `None` while open: the
+    /// connection it is on publishes it.
     pub prepared_by: Option<Publisher>,
 }
 

@@ -44,6 +44,19 @@ fn sender_and_tm(b: &Broker) -> (ConnectionId, ConnectionId) {
     (connect("sender"), connect("tm"))
 }
 
+/// `sender` sends "sent in x" to `q` from producer "p", sequence 1, in XA
+/// transaction "x", and prepares it.
+fn prepare_sent_in_x(b: &Broker, sender: ConnectionId, q: &Destination) {
+    b.begin(sender, "x").unwrap();
+    b.send(
+        sender,
+        from_producer(q.clone(), "sent in x", "p", 1),
+        Some("x"),
+    )
+    .unwrap();
+    b.prepare(sender, "x").unwrap();
+}
+
 /// A fresh consumer's deliveries on the queue "xa".
 fn consume(b: &Broker) -> (Arc<Recorder>, ConnectionId) {
     let r = Recorder::new();
@@ -184,14 +197,7 @@ fn a_commit_from_another_client_publishes_the_senders_messages_under_the_senders
     let (sender, tm) = sender_and_tm(&b);
     b.send(tm, from_producer(q.clone(), "the tm's own", "p", 1), None)
         .unwrap();
-    b.begin(sender, "x").unwrap();
-    b.send(
-        sender,
-        from_producer(q.clone(), "sent in x", "p", 1),
-        Some("x"),
-    )
-    .unwrap();
-    b.prepare(sender, "x").unwrap();
+    prepare_sent_in_x(&b, sender, &q);
     b.commit_prepared(tm, "x").unwrap();
     let (r, _) = consume(&b);
     assert_eq!(bodies(&r), vec!["the tm's own", "sent in x"]);
@@ -219,14 +225,7 @@ fn a_commit_from_another_connection_does_not_mark_that_connections_producers() {
     let tm = b
         .connect(ConnectInfo::in_process(None), Recorder::new())
         .unwrap();
-    b.begin(sender, "x").unwrap();
-    b.send(
-        sender,
-        from_producer(q.clone(), "sent in x", "p", 1),
-        Some("x"),
-    )
-    .unwrap();
-    b.prepare(sender, "x").unwrap();
+    prepare_sent_in_x(&b, sender, &q);
     b.disconnect(sender);
     b.commit_prepared(tm, "x").unwrap();
     b.send(tm, from_producer(q, "the tm's own", "p", 1), None)
@@ -248,14 +247,7 @@ fn a_transaction_prepared_before_a_restart_commits_under_its_senders_producer_id
     let sender = b
         .connect(ConnectInfo::in_process(Some("sender")), Recorder::new())
         .unwrap();
-    b.begin(sender, "x").unwrap();
-    b.send(
-        sender,
-        from_producer(q.clone(), "sent in x", "p", 1),
-        Some("x"),
-    )
-    .unwrap();
-    b.prepare(sender, "x").unwrap();
+    prepare_sent_in_x(&b, sender, &q);
     drop(b);
 
     let b = started(&store, BrokerConfig::default());

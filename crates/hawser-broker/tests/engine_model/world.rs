@@ -10,7 +10,7 @@ use hawser_broker::ConnectInfo;
 use bytes::Bytes;
 use hawser_broker::{
     AckMode, Broker, BrokerConfig, BrokerError, ConnectionId, Consumed, Delivery, Destination,
-    NewMessage, Outbox, ProducerRef, Recovered, Seq, SubscribeSpec,
+    MessageId, NewMessage, Outbox, ProducerRef, Recovered, Seq, SubscribeSpec,
 };
 use parking_lot::Mutex;
 
@@ -413,6 +413,19 @@ impl World {
         !live
     }
 
+    /// Consumer `c`'s connection, and the `k`th (modulo) delivery it holds and
+    /// may acknowledge itself: its place and message id; none if it is not
+    /// connected, holds nothing, or acknowledges automatically.
+    pub(crate) fn ackable(&self, c: usize, k: usize) -> Option<(ConnectionId, usize, MessageId)> {
+        let consumer = &self.consumers[c];
+        let conn = consumer.conn?;
+        if consumer.held.is_empty() || consumer.mode == AckMode::Auto {
+            return None;
+        }
+        let k = k % consumer.held.len();
+        Some((conn, k, consumer.held[k].message.id))
+    }
+
     /// Commits `xas[i]` from `conn`; the broker must refuse an ended one.
     pub(crate) fn xa_commit(&mut self, i: usize, conn: ConnectionId) {
         let xid = self.xas[i].xid.clone();
@@ -599,14 +612,9 @@ impl World {
                 }
             }
             Op::Ack { c, k, sync } => {
-                let Some(conn) = self.consumers[c].conn else {
+                let Some((conn, k, id)) = self.ackable(c, k) else {
                     return;
                 };
-                if self.consumers[c].held.is_empty() || self.consumers[c].mode == AckMode::Auto {
-                    return;
-                }
-                let k = k % self.consumers[c].held.len();
-                let id = self.consumers[c].held[k].message.id;
                 match self.broker.ack(conn, Some("s"), id, None, sync) {
                     Ok(record) => {
                         let covered = self.take_covered(c, k);
@@ -620,14 +628,9 @@ impl World {
                 }
             }
             Op::Nack { c, k } => {
-                let Some(conn) = self.consumers[c].conn else {
+                let Some((conn, k, id)) = self.ackable(c, k) else {
                     return;
                 };
-                if self.consumers[c].held.is_empty() || self.consumers[c].mode == AckMode::Auto {
-                    return;
-                }
-                let k = k % self.consumers[c].held.len();
-                let id = self.consumers[c].held[k].message.id;
                 match self.broker.nack(conn, Some("s"), id) {
                     Ok(()) => {
                         self.take_covered(c, k);
@@ -636,20 +639,15 @@ impl World {
                 }
             }
             Op::TxAck { c, k } => {
-                let Some(conn) = self.consumers[c].conn else {
+                let Some((conn, k, id)) = self.ackable(c, k) else {
                     return;
                 };
-                if self.consumers[c].held.is_empty() || self.consumers[c].mode == AckMode::Auto {
-                    return;
-                }
                 if self.consumers[c].tx_acks.is_none() {
                     if self.broker.begin(conn, "ctx").is_err() {
                         return self.drop_consumer(c);
                     }
                     self.consumers[c].tx_acks = Some(Vec::new());
                 }
-                let k = k % self.consumers[c].held.len();
-                let id = self.consumers[c].held[k].message.id;
                 match self.broker.ack(conn, Some("s"), id, Some("ctx"), false) {
                     Ok(_) => {
                         let covered = self.take_covered(c, k);
@@ -719,17 +717,12 @@ impl World {
                 }
             }
             Op::XaAck { c, k } => {
-                let Some(conn) = self.consumers[c].conn else {
+                let Some((conn, k, id)) = self.ackable(c, k) else {
                     return;
                 };
-                if self.consumers[c].held.is_empty() || self.consumers[c].mode == AckMode::Auto {
-                    return;
-                }
                 if !self.xa_begin(c, conn) {
                     return;
                 }
-                let k = k % self.consumers[c].held.len();
-                let id = self.consumers[c].held[k].message.id;
                 let xid = self.consumers[c].xa.as_ref().expect("begun").xid.clone();
                 match self.broker.ack(conn, Some("s"), id, Some(&xid), false) {
                     Ok(_) => {

@@ -404,7 +404,7 @@ impl Session {
             list[turn..]
                 .iter()
                 .chain(&list[..turn])
-                .cloned()
+                .map(String::as_str)
                 .collect::<Vec<_>>()
                 .join(",")
         } else {
