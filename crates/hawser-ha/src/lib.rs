@@ -7,12 +7,15 @@
 //! lease_timer  the master's own lease deadline, pure: renewals in, "still holds?" out
 //! clock        CLOCK_BOOTTIME, which the lease is timed with (it counts through a suspend)
 //! fstype       which file system the store is on: network ones refuse the file-lock mode
-//! master       becoming master (file lock or lease), staying master, the fence, stepping down
+//! mastership   the interface: an Election to wait in, a Mastership while master, its Fence
+//! master       today's implementation: becoming master by file lock or lease, staying
+//!              master, the fence, stepping down
 //! ```
 //!
 //! The journal does the other half (see `hawser_journal`'s epoch directories): a
 //! new master inherits the segments sealed and writes only in its own directory,
-//! and its writer asks the [`Fence`](hawser_journal::Fence) before confirming.
+//! and its writer asks the master's [`Fence`] (as its `ConfirmCheck`) before
+//! confirming.
 
 mod clock;
 mod epochs;
@@ -20,12 +23,14 @@ mod fstype;
 mod lease;
 mod lease_timer;
 mod master;
+mod mastership;
 
 pub use clock::{boot_now, BootClock, BootInstant, Clock};
 pub use epochs::Epochs;
 pub use fstype::{file_system_type, network_file_system};
 pub use lease::{Lease, LeaseFile, LEASE_FILE};
 pub use master::{
-    acquire, check_lock_mode, AcquireError, HaSettings, LockMode, Mastership, Role,
-    DEFAULT_CLOCK_SKEW_MS, DEFAULT_LEASE_MS, DEFAULT_POLL_MS, DEFAULT_RENEW_MS, LOCK_FILE,
+    acquire, check_lock_mode, AcquireError, FileElection, FileMastership, HaSettings, LockMode,
+    Role, DEFAULT_CLOCK_SKEW_MS, DEFAULT_LEASE_MS, DEFAULT_POLL_MS, DEFAULT_RENEW_MS, LOCK_FILE,
 };
+pub use mastership::{Acquired, Election, Fence, Mastership};

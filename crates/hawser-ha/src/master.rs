@@ -6,7 +6,7 @@
 //! it to run out. Either way it then claims the next epoch (see `epochs`) and, having won
 //! it, is master. While master, a watcher looks for a later claim, and in lease
 //! mode a renewer keeps the lease fresh; either one failing cancels the
-//! [`Mastership`], and its [`Fence`] refuses from then on, so the journal confirms
+//! [`FileMastership`], and its [`Fence`] refuses from then on, so the journal confirms
 //! nothing more. Lease deadlines are kept on the boot clock (see `clock`), which
 //! counts through a suspended machine.
 
@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hawser_journal::Fence;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -26,6 +25,7 @@ use crate::epochs::Epochs;
 use crate::fstype;
 use crate::lease::{Lease, LeaseFile};
 use crate::lease_timer::LeaseTimer;
+use crate::mastership::{Acquired, Election, Fence, Mastership};
 
 /// Name of the lock file in the `ha/` directory (file-lock mode).
 pub const LOCK_FILE: &str = "master.lock";
@@ -110,9 +110,10 @@ impl Role {
     }
 }
 
-/// Being master of one epoch. Dropping it (or [`Mastership::step_down`]) gives
+/// Being master of one epoch, by a file lock or a lease. Dropping it (or
+/// [`Mastership::step_down`]) gives
 /// mastership up.
-pub struct Mastership {
+pub struct FileMastership {
     /// The epoch this broker is master of.
     pub epoch: u64,
     epochs: Epochs,
@@ -175,7 +176,7 @@ pub enum AcquireError {
     },
 }
 
-impl Mastership {
+impl FileMastership {
     /// The check the journal makes before confirming a batch: refuses once this
     /// mastership is lost, its lease ran out, or a later epoch was claimed.
     pub fn fence(&self) -> Fence {
@@ -205,21 +206,11 @@ impl Mastership {
     /// Resolves when mastership is lost, with the reason.
     pub async fn lost(&self) -> String {
         self.lost.cancelled().await;
-        self.reason
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or(None)
-            .unwrap_or_else(|| "mastership lost".into())
+        self.reason().unwrap_or_else(|| "mastership lost".into())
     }
 
-    /// A token cancelled when mastership is lost, to stop what depends on it.
-    pub fn lost_token(&self) -> CancellationToken {
-        self.lost.clone()
-    }
-
-    /// True once mastership is lost.
-    pub fn is_lost(&self) -> bool {
-        self.lost.is_cancelled()
+    fn reason(&self) -> Option<String> {
+        self.reason.lock().map(|r| r.clone()).unwrap_or(None)
     }
 
     /// Gives mastership up. In lease mode a master that still holds the lease
@@ -253,12 +244,62 @@ impl Mastership {
     }
 }
 
-impl Drop for Mastership {
+impl Drop for FileMastership {
     fn drop(&mut self) {
         self.lost.cancel();
         for t in self.tasks.drain(..) {
             t.abort();
         }
+    }
+}
+
+impl Mastership for FileMastership {
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    fn fence(&self) -> Fence {
+        FileMastership::fence(self)
+    }
+
+    fn watch(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    fn lost_reason(&self) -> Option<String> {
+        self.lost
+            .is_cancelled()
+            .then(|| self.reason().unwrap_or_else(|| "mastership lost".into()))
+    }
+
+    fn step_down(self: Box<Self>) {
+        FileMastership::step_down(*self);
+    }
+}
+
+/// Mastership of a shared directory, by file lock or lease (see the module).
+#[derive(Clone, Debug)]
+pub struct FileElection {
+    settings: HaSettings,
+}
+
+impl FileElection {
+    /// An election among the brokers pointed at `settings.data_dir`.
+    pub fn new(settings: HaSettings) -> FileElection {
+        FileElection { settings }
+    }
+}
+
+impl Election for FileElection {
+    fn acquire<'a>(
+        &'a self,
+        role: &'a tokio::sync::watch::Sender<Role>,
+        shutdown: &'a CancellationToken,
+    ) -> Acquired<'a> {
+        Box::pin(async move {
+            let m = acquire(&self.settings, role, shutdown).await?;
+            Ok(m.map(|m| Box::new(m) as Box<dyn Mastership>))
+        })
     }
 }
 
@@ -273,7 +314,7 @@ pub async fn acquire(
     settings: &HaSettings,
     role: &tokio::sync::watch::Sender<Role>,
     shutdown: &CancellationToken,
-) -> Result<Option<Mastership>, AcquireError> {
+) -> Result<Option<FileMastership>, AcquireError> {
     acquire_in(&Env::real(), settings, role, shutdown).await
 }
 
@@ -283,7 +324,7 @@ async fn acquire_in(
     settings: &HaSettings,
     role: &tokio::sync::watch::Sender<Role>,
     shutdown: &CancellationToken,
-) -> Result<Option<Mastership>, AcquireError> {
+) -> Result<Option<FileMastership>, AcquireError> {
     let dir = settings.ha_dir();
     let io_error = |source| AcquireError::Io {
         dir: dir.clone(),
@@ -325,7 +366,7 @@ async fn waiting(
     epochs: &Epochs,
     role: &tokio::sync::watch::Sender<Role>,
     shutdown: &CancellationToken,
-) -> io::Result<Option<Mastership>> {
+) -> io::Result<Option<FileMastership>> {
     let mut announced = None;
     loop {
         let current = epochs.current()?;
@@ -365,7 +406,7 @@ fn try_file_lock(
     settings: &HaSettings,
     epochs: &Epochs,
     current: u64,
-) -> io::Result<Option<Mastership>> {
+) -> io::Result<Option<FileMastership>> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -394,7 +435,7 @@ fn try_lease(
     settings: &HaSettings,
     epochs: &Epochs,
     current: u64,
-) -> io::Result<Option<Mastership>> {
+) -> io::Result<Option<FileMastership>> {
     let LockMode::Lease {
         lease_ms,
         renew_ms,
@@ -435,8 +476,8 @@ fn mastership(
     epochs: &Epochs,
     epoch: u64,
     lease: Option<Arc<LeaseTimer>>,
-) -> Mastership {
-    Mastership {
+) -> FileMastership {
+    FileMastership {
         epoch,
         epochs: epochs.clone(),
         settings: settings.clone(),
@@ -462,7 +503,7 @@ fn lose(lost: &CancellationToken, reason: &Mutex<Option<String>>, why: String) {
 }
 
 /// Looks for a later claim every poll interval.
-fn spawn_watcher(m: &Mastership) -> JoinHandle<()> {
+fn spawn_watcher(m: &FileMastership) -> JoinHandle<()> {
     let (epochs, epoch, lost, reason) = (
         m.epochs.clone(),
         m.epoch,
@@ -487,7 +528,12 @@ fn spawn_watcher(m: &Mastership) -> JoinHandle<()> {
 /// Renews the lease every `renew_ms`; gives up mastership when another epoch holds
 /// it, when renewals fail until it runs out, or when it ran out before a renewal
 /// could start (the process was paused or the machine suspended that long).
-fn spawn_renewer(m: &Mastership, file: LeaseFile, lease_ms: u64, renew_ms: u64) -> JoinHandle<()> {
+fn spawn_renewer(
+    m: &FileMastership,
+    file: LeaseFile,
+    lease_ms: u64,
+    renew_ms: u64,
+) -> JoinHandle<()> {
     let (epoch, node, lost, reason, clock) = (
         m.epoch,
         m.settings.node.clone(),

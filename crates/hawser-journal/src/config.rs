@@ -52,36 +52,37 @@ pub const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 pub const DIRECT_WRITE_MIN_BYTES: usize = 64 * 1024;
 
 /// Asked by the writer after every batch reached the disk and before anyone is told
-/// so: `Err(reason)` means another process now owns the store (a newer master of a
-/// shared store), and the journal fails rather than confirm a record. See `epochs`.
+/// so: `Err(reason)` fails the journal instead of confirming the batch. The journal
+/// does not know why a check says no; the broker passes its mastership's fence here,
+/// which refuses once another process owns a shared store (see `epochs`).
 #[derive(Clone)]
-pub struct Fence(pub Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
+pub struct ConfirmCheck(Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
 
-impl Fence {
-    /// A fence from a check.
-    pub fn new(check: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Fence {
-        Fence(Arc::new(check))
+impl ConfirmCheck {
+    /// A check from a function.
+    pub fn new(check: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> ConfirmCheck {
+        ConfirmCheck(Arc::new(check))
     }
 
-    /// Runs the check: `Err(reason)` once the store has another owner.
+    /// Runs the check: `Err(reason)` means confirm nothing more.
     pub fn check(&self) -> Result<(), String> {
         (self.0)()
     }
 }
 
-impl fmt::Debug for Fence {
+impl fmt::Debug for ConfirmCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Fence")
+        f.write_str("ConfirmCheck")
     }
 }
 
-impl PartialEq for Fence {
-    fn eq(&self, other: &Fence) -> bool {
+impl PartialEq for ConfirmCheck {
+    fn eq(&self, other: &ConfirmCheck) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
-impl Eq for Fence {}
+impl Eq for ConfirmCheck {}
 
 /// Where the journal lives and how large its files and records may grow.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,8 +103,8 @@ pub struct JournalConfig {
     /// that an older master can never write into it (see `epochs`). `None`: the
     /// journal is `dir` itself, for a broker that owns its store alone.
     pub epoch: Option<u64>,
-    /// Checked before any batch is confirmed; see [`Fence`].
-    pub fence: Option<Fence>,
+    /// Checked before any batch is confirmed; see [`ConfirmCheck`].
+    pub confirm_check: Option<ConfirmCheck>,
     /// Make each next segment file ahead of time, its blocks allocated to
     /// `segment_bytes`, so that commits overwrite instead of growing the file (see
     /// `preallocate`). Reserves up to a segment of disk space ahead of the data.
@@ -124,7 +125,7 @@ impl JournalConfig {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             epoch: None,
-            fence: None,
+            confirm_check: None,
             preallocate: true,
             linger: DEFAULT_LINGER,
             storage: StorageHandle::default(),

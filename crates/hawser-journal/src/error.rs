@@ -70,9 +70,10 @@ pub enum WriteError {
     /// The writer thread ended without answering (it panicked).
     #[error("journal writer thread is gone")]
     WriterGone,
-    /// The store has a newer owner: nothing written since may be confirmed.
-    #[error("fenced: {reason}")]
-    Fenced { reason: String },
+    /// The [`ConfirmCheck`](crate::ConfirmCheck) said no (for a broker's store:
+    /// a newer master owns it): nothing written since may be confirmed.
+    #[error("confirmation refused: {reason}")]
+    ConfirmRefused { reason: String },
 }
 
 /// Why [`Journal::read`](crate::Journal::read) failed.

@@ -36,10 +36,10 @@
 //! - `durable`: the [`Durable`] future an append returns.
 //! - `storage`: the [`Storage`] trait every file operation goes through, and the real
 //!   file system behind it; tests put a simulated disk that crashes there (`sim_disk`,
-//!   `crash_tests`).
+//!   `crash_tests`, `crash_harness`; public with the `sim-disk` feature, for the crash
+//!   tests of stores built on the journal).
 //! - `error`: one error enum per operation.
 
-mod broker_store;
 mod config;
 mod durable;
 mod epochs;
@@ -54,22 +54,18 @@ mod shared;
 mod storage;
 mod writer;
 
+#[cfg(any(test, feature = "sim-disk"))]
+pub mod crash_harness;
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
 mod linger_tests;
-#[cfg(test)]
-mod reclaim_tests;
-#[cfg(test)]
-mod sim_disk;
-#[cfg(test)]
-mod store_crash_tests;
-
-pub use broker_store::{JournalStore, JournalStoreError};
+#[cfg(any(test, feature = "sim-disk"))]
+pub mod sim_disk;
 pub use config::{
-    Fence, JournalConfig, DEFAULT_LINGER, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES,
+    ConfirmCheck, JournalConfig, DEFAULT_LINGER, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES,
     DIRECT_WRITE_MIN_BYTES, LINGER_BYTES, MAX_QUEUED_BYTES, MIN_SEGMENT_BYTES, WRITE_BUFFER_BYTES,
 };
 pub use durable::Durable;

@@ -32,7 +32,7 @@ const SECTOR_BYTES: u64 = 512;
 /// A small deterministic random number generator (SplitMix64): crash states follow from
 /// a seed, so a failing case can be run again.
 #[derive(Clone, Debug)]
-pub(crate) struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
@@ -440,7 +440,13 @@ fn crash_dir(dir: &DirNode, rng: &mut Rng) -> BTreeMap<String, NodeId> {
 
 /// A simulated disk; clones share it.
 #[derive(Clone, Debug)]
-pub(crate) struct SimDisk(Arc<Mutex<Disk>>);
+pub struct SimDisk(Arc<Mutex<Disk>>);
+
+impl Default for SimDisk {
+    fn default() -> SimDisk {
+        SimDisk::new()
+    }
+}
 
 impl SimDisk {
     pub fn new() -> SimDisk {

@@ -270,10 +270,10 @@ impl Writer {
         }
         // Last, after the bytes are down and before anyone hears of it: a master
         // that was superseded meanwhile must not confirm this batch.
-        if let Some(fence) = &self.shared.config.fence {
-            fence
+        if let Some(check) = &self.shared.config.confirm_check {
+            check
                 .check()
-                .map_err(|reason| WriteError::Fenced { reason })?;
+                .map_err(|reason| WriteError::ConfirmRefused { reason })?;
         }
         Ok(())
     }

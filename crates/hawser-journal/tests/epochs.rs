@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::{append_all, config, payloads};
-use hawser_journal::{epoch_dir_name, Fence, Journal, JournalConfig, OpenError, WriteError};
+use hawser_journal::{epoch_dir_name, ConfirmCheck, Journal, JournalConfig, OpenError, WriteError};
 
 fn epoch_config(base: &std::path::Path, epoch: u64, segment_bytes: u64) -> JournalConfig {
     JournalConfig {
@@ -119,12 +119,12 @@ fn an_incomplete_takeover_is_started_over() {
 }
 
 #[test]
-fn the_fence_stops_confirmations_for_good() {
+fn a_refused_confirm_check_stops_confirmations_for_good() {
     let tmp = tempfile::tempdir().unwrap();
     let superseded = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&superseded);
     let config = JournalConfig {
-        fence: Some(Fence::new(move || {
+        confirm_check: Some(ConfirmCheck::new(move || {
             if flag.load(Ordering::SeqCst) {
                 Err("epoch 2 was claimed".into())
             } else {
@@ -140,8 +140,8 @@ fn the_fence_stops_confirmations_for_good() {
         .append(Bytes::from_static(b"never confirmed"), true)
         .unwrap();
     match durable.wait_blocking() {
-        Err(WriteError::Fenced { reason }) => assert!(reason.contains("epoch 2")),
-        other => panic!("expected Fenced, got {other:?}"),
+        Err(WriteError::ConfirmRefused { reason }) => assert!(reason.contains("epoch 2")),
+        other => panic!("expected ConfirmRefused, got {other:?}"),
     }
     assert!(j.append(Bytes::from_static(b"later"), true).is_err());
     j.close();

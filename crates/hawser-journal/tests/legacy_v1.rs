@@ -10,8 +10,8 @@
 //!     -- --ignored write_fixtures
 //! ```
 //!
-//! then `/tmp/out/store` and `/tmp/out/journal` copied to `tests/fixtures/v1-store` and
-//! `tests/fixtures/v1-journal` (segment files only). Run today, the same generator writes
+//! then `/tmp/out/journal` copied to `tests/fixtures/v1-journal` (segment files only; the
+//! store's fixture of the same commit, `v1-store`, is the journal store's now). Run today, the same generator writes
 //! the current format: `tests/fixtures/v2-*` were made so, and `frozen_v2.rs` reads them.
 
 mod common;
@@ -21,8 +21,7 @@ use std::path::Path;
 
 use common::fixture::*;
 use common::*;
-use hawser_broker::Store;
-use hawser_journal::{parse_segment_file_name, JournalStore};
+use hawser_journal::parse_segment_file_name;
 
 /// Keeps only the segment files of a freshly written journal directory.
 fn keep_segments_only(dir: &Path) {
@@ -40,9 +39,6 @@ fn keep_segments_only(dir: &Path) {
 fn write_fixtures() {
     let out = std::env::var_os("HAWSER_FIXTURE_OUT").expect("set HAWSER_FIXTURE_OUT");
     let out = Path::new(&out);
-    let store = out.join("store");
-    write_store_fixture(&store);
-    keep_segments_only(&store);
     let journal = out.join("journal");
     {
         let (journal, _) = open(&config_without_preallocation(
@@ -52,28 +48,6 @@ fn write_fixtures() {
         append_all(&journal, &records(JOURNAL_RECORDS));
     }
     keep_segments_only(&journal);
-}
-
-#[test]
-fn a_v1_store_recovers_exactly_what_was_written_and_takes_more() {
-    let dir = copy_fixture("v1-store");
-    let config = store_config(dir.path());
-    {
-        let (store, recovered) = JournalStore::open(config.clone()).expect("open v1 store");
-        assert_store_state(&recovered, &[]);
-        append_more(&store, &[100, 101, 102]);
-        store.close();
-    }
-    {
-        let (store, recovered) = JournalStore::open(config.clone()).expect("reopen");
-        assert_store_state(&recovered, &[100, 101, 102]);
-        // Reclaiming may copy v1 records forward and delete v1 segments: same state.
-        store.reclaim_now();
-        append_more(&store, &[103]);
-        store.close();
-    }
-    let (_store, recovered) = JournalStore::open(config).expect("reopen after reclaim");
-    assert_store_state(&recovered, &[100, 101, 102, 103]);
 }
 
 #[test]

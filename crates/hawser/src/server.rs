@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hawser_broker::{Broker, MemoryStore, Recovered, Store};
-use hawser_journal::{JournalConfig, JournalStore};
+use hawser_journal::{ConfirmCheck, JournalConfig};
+use hawser_journal_store::JournalStore;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -33,7 +34,7 @@ use crate::disk::{self, DiskSpace};
 use crate::openwire::OpenWireSettings;
 use crate::status::{serve_status, Health, StatusSource};
 use crate::stomp::{serve_connection, SessionSettings};
-use hawser_ha::{Mastership, Role};
+use hawser_ha::{Election, FileElection, Mastership, Role};
 
 /// How long sessions get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -73,15 +74,18 @@ pub struct Running {
 /// master of a shared store opens the journal in its epoch, behind its fence.
 pub fn open_store(
     config: &Config,
-    mastership: Option<&Mastership>,
+    mastership: Option<&dyn Mastership>,
 ) -> anyhow::Result<(Arc<dyn Store>, Recovered)> {
     match config.persistence {
         Persistence::Memory => Ok((Arc::new(MemoryStore::new()), Recovered::default())),
         Persistence::Journal => {
             let mut jc = JournalConfig::new(config.data_dir.join("journal"));
             jc.segment_bytes = config.journal.segment_bytes;
-            jc.epoch = mastership.map(|m| m.epoch);
-            jc.fence = mastership.map(Mastership::fence);
+            jc.epoch = mastership.map(|m| m.epoch());
+            jc.confirm_check = mastership.map(|m| {
+                let fence = m.fence();
+                ConfirmCheck::new(move || fence.check())
+            });
             let (store, recovered) = JournalStore::open(jc)
                 .with_context(|| format!("cannot open journal in {}", config.data_dir.display()))?;
             Ok((Arc::new(store), recovered))
@@ -133,13 +137,14 @@ pub async fn serve(
     if config.persistence != Persistence::Journal {
         anyhow::bail!("a shared store needs persistence = \"journal\"");
     }
+    let election = FileElection::new(ha);
     let mut ready = Some(ready);
     loop {
-        let Some(mastership) = hawser_ha::acquire(&ha, &role, &shutdown).await? else {
+        let Some(mastership) = election.acquire(&role, &shutdown).await? else {
             return Ok(());
         };
         let stop = shutdown.child_token();
-        let lost = mastership.lost_token();
+        let lost = mastership.watch();
         let stop_on_loss = stop.clone();
         let watcher = tokio::spawn(async move {
             lost.cancelled().await;
@@ -147,7 +152,7 @@ pub async fn serve(
         });
         let served = serve_store(
             &config,
-            Some(&mastership),
+            Some(&*mastership),
             &role,
             &health,
             &cluster,
@@ -162,7 +167,7 @@ pub async fn serve(
             return served;
         }
         role.send_replace(Role::Slave {
-            epoch: mastership.epoch,
+            epoch: mastership.epoch(),
         });
         mastership.step_down();
     }
@@ -173,7 +178,7 @@ pub async fn serve(
 #[allow(clippy::too_many_arguments)]
 async fn serve_store<F: FnOnce(&Running)>(
     config: &Config,
-    mastership: Option<&Mastership>,
+    mastership: Option<&dyn Mastership>,
     role: &watch::Sender<Role>,
     health: &Arc<Health>,
     cluster: &ClusterView,
@@ -198,7 +203,7 @@ async fn serve_store<F: FnOnce(&Running)>(
         .with_context(|| format!("cannot listen for OpenWire on {}", config.openwire.listen))?;
     let openwire_addr = openwire_listener.local_addr()?;
     if let Some(m) = mastership {
-        role.send_replace(Role::Master { epoch: m.epoch });
+        role.send_replace(Role::Master { epoch: m.epoch() });
     }
     let journal_dir = config.data_dir.join("journal");
     let disk = Arc::new(match config.persistence {
@@ -308,7 +313,7 @@ async fn serve_store<F: FnOnce(&Running)>(
         pending_messages = pending,
         startup_ms = started.elapsed().as_millis() as u64,
         role = if mastership.is_some() { "master" } else { "standalone" },
-        epoch = mastership.map_or(0, |m| m.epoch),
+        epoch = mastership.map_or(0, |m| m.epoch()),
         "Hawser ready: accepting STOMP connections on {stomp_addr}, OpenWire on {openwire_addr}"
     );
     if let Some(ready) = ready {
@@ -372,7 +377,7 @@ async fn serve_store<F: FnOnce(&Running)>(
     drop(listener);
     drop(openwire_listener);
     let store_failed = store.durability().borrow().failed.clone();
-    let grace = if mastership.is_some_and(Mastership::is_lost) || store_failed.is_some() {
+    let grace = if mastership.is_some_and(|m| m.watch().is_cancelled()) || store_failed.is_some() {
         tracing::warn!("nothing more can be confirmed here: closing every connection");
         STEP_DOWN_GRACE
     } else {

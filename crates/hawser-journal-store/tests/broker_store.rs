@@ -10,7 +10,8 @@ use hawser_broker::{
     Destination, DurableSubscription, MemoryUsage, Message, MessageData, ProducerKey, Store,
     StoreKey, StoreOp,
 };
-use hawser_journal::{JournalConfig, JournalStore};
+use hawser_journal::JournalConfig;
+use hawser_journal_store::JournalStore;
 
 const SEGMENT_BYTES: u64 = 8 * 1024;
 

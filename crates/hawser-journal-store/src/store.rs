@@ -34,7 +34,7 @@ use hawser_broker::{
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::{Journal, JournalConfig, OpenError, Position};
+use hawser_journal::{Journal, JournalConfig, OpenError, Position};
 
 /// How often the reclaimer looks at the oldest segment.
 const RECLAIM_INTERVAL: Duration = Duration::from_millis(500);
@@ -276,7 +276,7 @@ impl JournalStore {
         for (pos, bytes) in &found.records {
             let ops = decode_record_with(bytes, &mut names).map_err(|source| {
                 JournalStoreError::Undecodable {
-                    file: dir.join(crate::segment_file_name(pos.segment)),
+                    file: dir.join(hawser_journal::segment_file_name(pos.segment)),
                     offset: pos.offset,
                     source,
                 }
@@ -319,7 +319,7 @@ impl JournalStore {
 }
 
 fn record_len(bytes: &Bytes) -> u64 {
-    bytes.len() as u64 + crate::RECORD_HEADER_BYTES
+    bytes.len() as u64 + hawser_journal::RECORD_HEADER_BYTES
 }
 
 impl Shared {
@@ -339,11 +339,11 @@ impl Shared {
             .journal
             .append_tagged(bytes, sync, Some(seq))
             .map_err(|e| match e {
-                crate::AppendError::TooLarge { len, max } => StoreError::TooLarge {
+                hawser_journal::AppendError::TooLarge { len, max } => StoreError::TooLarge {
                     len,
                     max: max as usize,
                 },
-                crate::AppendError::Closed => StoreError::Closed,
+                hawser_journal::AppendError::Closed => StoreError::Closed,
                 e => StoreError::Failed(e.to_string()),
             })?;
         tracker.seq = seq;
@@ -374,8 +374,8 @@ impl Store for JournalStore {
         if let Some(reason) = &self.shared.durability.borrow().failed {
             return Err(StoreError::Failed(reason.to_string()));
         }
-        match &self.shared.journal.config().fence {
-            Some(fence) => fence.check().map_err(StoreError::Failed),
+        match &self.shared.journal.config().confirm_check {
+            Some(check) => check.check().map_err(StoreError::Failed),
             None => Ok(()),
         }
     }
@@ -399,7 +399,7 @@ impl Drop for JournalStore {
 
 /// Raises the watermark as the journal's writer completes batches: a batch completes
 /// whole and in append order, so its highest seq covers every earlier one.
-fn progress_hook(durability: watch::Sender<Durability>) -> crate::ProgressHook {
+fn progress_hook(durability: watch::Sender<Durability>) -> hawser_journal::ProgressHook {
     Box::new(move |progress| match progress {
         Ok(seq) => durability.send_modify(|d| d.seq = d.seq.max(seq)),
         Err(e) => {

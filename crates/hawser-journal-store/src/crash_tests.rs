@@ -21,9 +21,10 @@ use hawser_broker::{
     StoreKey, StoreOp,
 };
 
-use crate::crash_tests::{end_phase, run_cases, Coverage, Ending};
-use crate::sim_disk::{Rng, SimDisk};
-use crate::{JournalConfig, JournalStore, JournalStoreError, OpenError, StorageHandle};
+use crate::{JournalStore, JournalStoreError};
+use hawser_journal::crash_harness::{end_phase, run_cases, Coverage, Ending};
+use hawser_journal::sim_disk::{Rng, SimDisk};
+use hawser_journal::{JournalConfig, OpenError, StorageHandle};
 
 const QUEUES: [&str; 3] = ["a", "b", "DLQ"];
 const PRODUCERS: [&str; 2] = ["p1", "p2"];

@@ -9,8 +9,9 @@ use hawser_broker::{
     Destination, MemoryUsage, Message, MessageData, Recovered, Store, StoreKey, StoreOp,
 };
 
-use crate::sim_disk::SimDisk;
-use crate::{JournalConfig, JournalStore, StorageHandle};
+use crate::JournalStore;
+use hawser_journal::sim_disk::SimDisk;
+use hawser_journal::{JournalConfig, StorageHandle};
 
 const SEGMENT_BYTES: u64 = 1024;
 
