@@ -278,13 +278,15 @@ HELD_AFTER_S = 2.0                   # a batch's last receipt this late means th
 
 
 def fill_until_held(raw: RawClient, queue: str) -> tuple[int, str]:
-    """Pipelines persistent 1 KiB sends with receipts to ``queue`` until one is not confirmed
-    within HELD_AFTER_S while the connection stays open. Returns (confirmed sends, held receipt)."""
+    """Pipelines non-persistent 1 KiB sends with receipts to ``queue`` until one is not
+    confirmed within HELD_AFTER_S while the connection stays open (persistent ones would stay
+    in the journal instead: test_paging.py). Returns (confirmed sends, held receipt)."""
     confirmed = 0
     for batch in range(FILL_MAX // FILL_BATCH):
         first = batch * FILL_BATCH
         ids = [f"f{first + i}" for i in range(FILL_BATCH)]
-        raw.send(b"".join(encode_frame("SEND", send_headers(queue, receipt=r), KIB) for r in ids))
+        raw.send(b"".join(encode_frame("SEND", {**send_headers(queue, receipt=r), "persistent": "false"}, KIB)
+                          for r in ids))
         for r in ids:
             try:
                 raw.expect_receipt(r, timeout=HELD_AFTER_S)

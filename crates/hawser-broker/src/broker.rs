@@ -38,6 +38,7 @@ use crate::error::BrokerError;
 use crate::identity::{ConnectInfo, Protocol};
 use crate::message::{estimate_bytes, Message, MessageData, MessageId, NewMessage};
 use crate::outbox::{AckMode, ConnectionId, Outbox};
+use crate::paging::Pager;
 use crate::producer::{ProducerAudit, ProducerKey};
 use crate::publish::{Publish, Publisher};
 use crate::queue::Entry;
@@ -111,6 +112,8 @@ pub struct Broker {
     usages: Mutex<HashMap<Destination, Arc<DestinationUsage>>>,
     /// Settings.
     pub(crate) config: BrokerConfig,
+    /// Wakes the pager (see [`crate::paging`]).
+    pub(crate) pager: Pager,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -142,6 +145,7 @@ impl Broker {
             usage,
             usages: Mutex::new(HashMap::default()),
             config,
+            pager: Pager::default(),
         };
         let mut st = State {
             // Ids stay unique across restarts even when the store kept nothing:
@@ -174,31 +178,28 @@ impl Broker {
             st.durables
                 .insert((Arc::clone(&sub.client_id), Arc::clone(&sub.name)), sub);
         }
-        // Messages that prepared transactions acknowledged stay held for them.
-        let held: std::collections::HashSet<(&StoreKey, MessageId)> = recovered
-            .prepared
-            .iter()
-            .flat_map(|p| p.acks.iter().map(|(k, id)| (k, *id)))
-            .collect();
-        for (skey, messages) in recovered.messages {
-            let container = st.containers.entry(container_key(&skey)).or_default();
-            for (data, redeliveries) in messages {
-                let usage = broker.destination_usage(&data.destination);
-                let id = data.id;
-                let entry = Entry {
-                    msg: Arc::new(Message::charged(data, &broker.usage, Some(&usage))),
-                    redeliveries,
-                    seq: 0,
-                    consumed: None,
-                };
-                if held.contains(&(&skey, id)) {
-                    container.hold_for_transaction(entry);
-                } else {
-                    container.enqueue(entry);
-                }
-            }
+        // The messages stay in the store: each container counts them and
+        // reads them back as its consumers need them (see `paging`).
+        for (skey, counts) in &recovered.pending {
+            st.containers
+                .entry(container_key(skey))
+                .or_default()
+                .recovered(counts);
         }
-        drop(held);
+        // Messages that prepared transactions acknowledged stay held for them.
+        for (skey, (data, redeliveries)) in recovered.held {
+            let usage = broker.destination_usage(&data.destination);
+            let entry = Entry {
+                msg: Arc::new(Message::charged(data, &broker.usage, Some(&usage))),
+                redeliveries,
+                seq: 0,
+                consumed: None,
+            };
+            st.containers
+                .entry(container_key(&skey))
+                .or_default()
+                .hold_for_transaction(entry);
+        }
         for p in recovered.prepared {
             // Its connection is gone; its client id still scopes its
             // producers' windows, so a commit marks them as before the restart.
@@ -224,6 +225,11 @@ impl Broker {
                 .map(|(k, id)| (container_key(k), *id))
                 .collect();
             st.prepared.insert(p.xid, t);
+        }
+        // Each container's first batch, so that browsers see it at once.
+        let keys: Vec<ContainerKey> = st.containers.keys().cloned().collect();
+        for key in &keys {
+            broker.want_pages(&mut st, key, true);
         }
         *broker.state.lock() = st;
         broker
@@ -848,10 +854,15 @@ impl Broker {
     /// The messages waiting in a queue, in the order they would be dispatched,
     /// without consuming them (JMS queue browsing), at most `max`. Each comes
     /// with its redelivery count and the store record it must not be shown before.
+    /// Of a queue larger than memory, what is in memory: a browser sees more
+    /// as consumers take messages and more are read back, as with ActiveMQ's
+    /// browse page.
     pub fn browse(&self, queue: &Destination, max: usize) -> Vec<(Arc<Message>, u32, Seq)> {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
+        let key = ContainerKey::Queue(queue.clone());
+        self.want_pages(&mut st, &key, true);
         st.containers
-            .get(&ContainerKey::Queue(queue.clone()))
+            .get(&key)
             .map(|q| {
                 q.browse()
                     .take(max)
@@ -875,7 +886,7 @@ impl Broker {
                     }
                     ContainerKey::TopicSub { conn, sub } => format!("topic-sub://{conn}:{sub}"),
                 },
-                pending: q.pending_len(),
+                pending: q.pending_len() + q.paged_len() as usize,
                 inflight: q.inflight_len(),
                 consumers: q.consumer_count(),
             })
@@ -1008,8 +1019,12 @@ impl Broker {
         };
         let mut expired = Vec::new();
         q.dispatch(now_ms(), &mut expired);
+        let paged = q.paged_len() > 0;
         if !expired.is_empty() {
             self.dispose_expired(st, key, expired);
+        }
+        if paged {
+            self.want_pages(st, key, false);
         }
     }
 

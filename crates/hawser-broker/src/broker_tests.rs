@@ -313,7 +313,7 @@ fn a_send_to_a_composite_destination_puts_a_copy_in_each_part_across_a_restart()
     // Every part is a queue or topic of its own; no queue is named after the composite.
     assert!(b.browse(&composite, 10).is_empty());
     drop(b);
-    let b = Broker::new(BrokerConfig::default(), store.clone(), store.recover());
+    let b = restarted(BrokerConfig::default(), &store);
     for name in ["a", "b"] {
         let held = b.browse(&Destination::queue(name), 10);
         assert_eq!(held.len(), 1, "queue {name}");
@@ -353,7 +353,7 @@ fn a_durable_subscription_to_a_pattern_keeps_what_matches_across_a_restart() {
         .unwrap();
     b.send(p, msg(Destination::topic("sport.eu"), "no", true), None)
         .unwrap();
-    let b2 = Broker::new(BrokerConfig::default(), store.clone(), store.recover());
+    let b2 = restarted(BrokerConfig::default(), &store);
     let p2 = b2
         .connect(ConnectInfo::in_process(None), Recorder::new())
         .unwrap();
@@ -524,7 +524,7 @@ fn durable_subscription_survives_absence_and_restart() {
     b.send(p, msg(t.clone(), "volatile", false), None).unwrap();
 
     // Restart from what the store holds: only the persistent message survives.
-    let b2 = Broker::new(BrokerConfig::default(), store.clone(), store.recover());
+    let b2 = restarted(BrokerConfig::default(), &store);
     let r = Recorder::new();
     let c = b2
         .connect(ConnectInfo::in_process(Some("reader")), r.clone())
@@ -630,12 +630,11 @@ fn persistent_queue_messages_are_written_and_recovered_with_redelivery_counts() 
     assert_eq!(d[2].seq, 0, "non-persistent never waits");
     b.ack(c, None, d[0].message.id, None, false).unwrap();
     b.disconnect(c); // "two" goes back with a redelivery count of 1
-    let rec = store.recover();
-    let jobs = &rec.messages[&StoreKey::Queue(Arc::from("jobs"))];
+    let jobs = store.stored(&StoreKey::Queue(Arc::from("jobs")));
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].0.body, Bytes::from_static(b"two"));
     assert_eq!(jobs[0].1, 1);
-    let b2 = Broker::new(BrokerConfig::default(), store.clone(), rec);
+    let b2 = restarted(BrokerConfig::default(), &store);
     let r = Recorder::new();
     let c = b2
         .connect(ConnectInfo::in_process(None), r.clone())
@@ -743,7 +742,7 @@ fn resends_from_a_producer_are_confirmed_but_not_stored_twice_even_after_restart
         .unwrap();
 
     // After a restart the window is still known to the same client id.
-    let b2 = Broker::new(BrokerConfig::default(), store.clone(), store.recover());
+    let b2 = restarted(BrokerConfig::default(), &store);
     let p2 = b2
         .connect(ConnectInfo::in_process(Some("app")), Recorder::new())
         .unwrap();

@@ -33,6 +33,15 @@ impl ContainerKey {
         }
     }
 
+    /// Whether the store keeps its persistent messages ([`ContainerKey::store_key`] is some).
+    pub(crate) fn is_stored(&self) -> bool {
+        match self {
+            ContainerKey::Queue(d) => d.kind == DestinationKind::Queue,
+            ContainerKey::Durable { .. } => true,
+            ContainerKey::TopicSub { .. } => false,
+        }
+    }
+
     /// The container of a durable subscription.
     pub(crate) fn durable(client_id: &Arc<str>, name: &Arc<str>) -> ContainerKey {
         ContainerKey::Durable {

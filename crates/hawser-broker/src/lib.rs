@@ -18,6 +18,7 @@ pub mod error;
 pub mod identity;
 pub mod message;
 pub mod outbox;
+mod paging;
 pub mod producer;
 pub mod property;
 mod publish;
@@ -33,6 +34,8 @@ pub mod usage;
 
 #[cfg(test)]
 mod broker_tests;
+#[cfg(test)]
+mod paging_tests;
 #[cfg(test)]
 mod promise_tests;
 #[cfg(test)]
@@ -54,7 +57,8 @@ pub use producer::{ProducerKey, SeqWindow};
 pub use property::{Properties, PropertyValue};
 pub use queue::LastDelivered;
 pub use store::{
-    wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore, PreparedSend,
-    PreparedTransaction, Recovered, Replay, Seq, Store, StoreError, StoreKey, StoreOp,
+    wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore, PendingCounts,
+    PreparedSend, PreparedTransaction, ReadFuture, Recovered, Replay, Seq, Store, StoreError,
+    StoreKey, StoreOp, StoredMessage, PRIORITIES,
 };
 pub use usage::{DestinationPolicy, DestinationUsage, Full, MemoryUsage};

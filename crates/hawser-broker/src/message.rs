@@ -282,6 +282,11 @@ impl Message {
     pub fn size_bytes(&self) -> u64 {
         self.charge.bytes()
     }
+
+    /// Whether the memory it is charged to has room for it (it counts itself).
+    pub fn room(&self) -> Result<(), crate::usage::Full> {
+        self.charge.room()
+    }
 }
 
 impl std::ops::Deref for Message {

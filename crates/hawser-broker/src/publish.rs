@@ -358,7 +358,11 @@ impl Publish {
         } else {
             seq
         };
+        // Beyond memory, a persistent message stays in the store (see `paging`).
+        let pages = seq != 0 && broker.store().pages();
         let consumed = match self.placed.as_slice() {
+            // Paged, the message is not consumed before it is durable: the
+            // flag is never set and its receipt waits for the record alone.
             [(ContainerKey::Queue(_), msg)]
                 if confirmable
                     && msg.persistent
@@ -376,15 +380,23 @@ impl Publish {
         let single = self.total == 1;
         let mut touched: Vec<ContainerKey> = Vec::new();
         for (key, msg) in self.placed {
-            let entry = Entry {
-                msg,
-                redeliveries: 0,
-                seq: visible_after,
-                consumed: consumed.clone(),
+            let q = match st.containers.get_mut(&key) {
+                Some(q) => q,
+                None => st.containers.entry(key.clone()).or_default(),
             };
-            match st.containers.get_mut(&key) {
-                Some(q) => q.enqueue(entry),
-                None => st.containers.entry(key.clone()).or_default().enqueue(entry),
+            let paged = pages
+                && msg.persistent
+                && key.is_stored()
+                && (q.is_paging(msg.priority) || msg.room().is_err());
+            if paged {
+                q.enqueue_paged(msg.id, msg.priority, seq);
+            } else {
+                q.enqueue(Entry {
+                    msg,
+                    redeliveries: 0,
+                    seq: visible_after,
+                    consumed: consumed.clone(),
+                });
             }
             if single {
                 broker.dispatch(st, &key);

@@ -9,6 +9,16 @@
 //!
 //! It performs no I/O and takes the time as an argument; the broker decides what
 //! to write to the store and where dead letters go.
+//!
+//! **Paging.** Beyond its memory limit a container keeps persistent messages in
+//! the store only: per priority a [`Tail`] counts them. They all entered after
+//! every message of that priority held in memory, so they are exactly the
+//! stored messages of that priority with ids above the tail's mark, and the
+//! store reads them back in that order ([`crate::Store::read`]). While a
+//! priority has a tail, later messages of it join the tail too (order), and
+//! dispatch does not go below it before its messages are read (priority). The
+//! broker asks for reads ([`MessageQueue::page_wanted`]) and hands what was
+//! read back ([`MessageQueue::take_page`]).
 
 use std::collections::VecDeque;
 
@@ -20,7 +30,14 @@ use hawser_selector::Selector;
 use crate::consumed::Consumed;
 use crate::message::{Message, MessageId, MAX_PRIORITY};
 use crate::outbox::{AckMode, ConsumerId, Delivery, Outbox};
-use crate::store::Seq;
+use crate::store::{Seq, PRIORITIES};
+
+/// Stored messages read back per request (ActiveMQ's cursors page in 200).
+pub const PAGE_BATCH: usize = 500;
+
+/// A priority's stored messages are read back when fewer than this many
+/// messages at or above it are in memory: ahead of the consumers.
+pub const PAGE_LOW: usize = PAGE_BATCH / 2;
 
 /// Most pending messages examined in one dispatch pass when consumers have
 /// selectors, so a long run of messages nobody selects cannot stall the broker.
@@ -150,13 +167,43 @@ pub enum AckError {
     UnknownMessage(MessageId),
 }
 
+/// The messages of one priority left in the store (see the module).
+#[derive(Clone, Copy, Debug, Default)]
+struct Tail {
+    /// How many.
+    count: u64,
+    /// Each has an id above this; every message of this priority at or below
+    /// it is in memory, delivered or gone.
+    after: MessageId,
+    /// The last store record that enqueued one: none of them may be shown
+    /// to a consumer before that record is durable.
+    seq: Seq,
+}
+
+/// A read of stored messages the container asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageWanted {
+    /// The priority to read.
+    pub priority: u8,
+    /// Read messages with ids above this.
+    pub after: MessageId,
+    /// How many it may read.
+    pub max: usize,
+}
+
 /// Pending messages by priority, the consumers, and what they hold.
 #[derive(Default)]
 pub struct MessageQueue {
-    /// Pending messages, one FIFO per priority 0..=9.
-    pending: [VecDeque<Entry>; MAX_PRIORITY as usize + 1],
+    /// Pending messages in memory, one FIFO per priority 0..=9.
+    pending: [VecDeque<Entry>; PRIORITIES],
     /// Total of all `pending` FIFOs.
     pending_len: usize,
+    /// Pending messages left in the store, per priority (paging).
+    tails: [Tail; PRIORITIES],
+    /// Total of the tails.
+    paged_len: u64,
+    /// The read of stored messages under way, by the token the broker gave it.
+    reading: Option<u64>,
     /// Attached consumers in subscription order (the first exclusive one wins).
     consumers: Vec<Consumer>,
     /// Where the next round-robin search starts.
@@ -186,9 +233,145 @@ impl MessageQueue {
         MessageQueue::default()
     }
 
-    /// Messages waiting for a consumer.
+    /// Messages waiting for a consumer, in memory.
     pub fn pending_len(&self) -> usize {
         self.pending_len
+    }
+
+    /// Messages waiting for a consumer in the store only (paged out).
+    pub fn paged_len(&self) -> u64 {
+        self.paged_len
+    }
+
+    /// True while messages of `priority` wait in the store: a new one of that
+    /// priority must wait there too, behind them.
+    pub fn is_paging(&self, priority: u8) -> bool {
+        self.tails[usize::from(priority.min(MAX_PRIORITY))].count > 0
+    }
+
+    /// Per priority with messages in the store: the priority, the id they
+    /// are all above, and how many (highest priority first).
+    pub fn tails(&self) -> Vec<(u8, MessageId, u64)> {
+        (0..PRIORITIES)
+            .rev()
+            .filter(|&p| self.tails[p].count > 0)
+            .map(|p| (p as u8, self.tails[p].after, self.tails[p].count))
+            .collect()
+    }
+
+    /// Messages of `priority` waiting in the store.
+    pub fn paged_count(&self, priority: u8) -> u64 {
+        self.tails[usize::from(priority.min(MAX_PRIORITY))].count
+    }
+
+    /// Counts a message left in the store, written by record `seq` (see the module).
+    pub fn enqueue_paged(&mut self, id: MessageId, priority: u8, seq: Seq) {
+        let tail = &mut self.tails[usize::from(priority.min(MAX_PRIORITY))];
+        debug_assert!(id > tail.after, "ids grow");
+        tail.count += 1;
+        tail.seq = tail.seq.max(seq);
+        self.paged_len += 1;
+    }
+
+    /// Counts the messages a store recovered, all left in the store.
+    pub fn recovered(&mut self, counts: &[u64; PRIORITIES]) {
+        for (tail, &count) in self.tails.iter_mut().zip(counts) {
+            tail.count += count;
+            self.paged_len += count;
+        }
+    }
+
+    /// The read of stored messages this container needs, if any and none is
+    /// under way: the highest priority that has some, once fewer than
+    /// [`PAGE_LOW`] messages at or above it are in memory. With `room` false
+    /// (its memory is full) only when nothing at all is in memory, or when
+    /// its consumers can take nothing of what is (up to [`MAX_DISPATCH_SCAN`]
+    /// messages in memory).
+    pub fn page_wanted(&self, room: bool) -> Option<PageWanted> {
+        if self.paged_len == 0 || self.reading.is_some() {
+            return None;
+        }
+        // Consumers with credit and messages in memory after a dispatch: none
+        // of them takes what is in memory (selectors, groups). Reading on,
+        // beyond the memory limit if need be, up to what one dispatch pass
+        // examines, is what keeps a selective consumer from starving behind
+        // messages only others want.
+        let starved = self.pending_len > 0
+            && self.pending_len < MAX_DISPATCH_SCAN
+            && self.consumers.iter().any(Consumer::has_credit);
+        let mut loaded = 0;
+        for priority in (0..PRIORITIES).rev() {
+            loaded += self.pending[priority].len();
+            let tail = &self.tails[priority];
+            if tail.count == 0 {
+                continue;
+            }
+            let wanted = starved
+                || if room {
+                    loaded < PAGE_LOW
+                } else {
+                    self.pending_len == 0
+                };
+            return wanted.then_some(PageWanted {
+                priority: priority as u8,
+                after: tail.after,
+                max: PAGE_BATCH,
+            });
+        }
+        None
+    }
+
+    /// Marks a read as under way, with the broker's `token` for it.
+    pub fn start_reading(&mut self, token: u64) {
+        self.reading = Some(token);
+    }
+
+    /// Takes what read `token` found for `priority` (in id order): messages
+    /// above the tail's mark join the pending ones, behind those in memory.
+    /// `expected` is how many the tail held when the read was asked for, at
+    /// most its `max`. Returns how many of those the store did not have (a
+    /// store that lost messages: they are dropped from the count), or `None`
+    /// if the read is not this container's (it was replaced meanwhile).
+    pub fn take_page(
+        &mut self,
+        token: u64,
+        priority: u8,
+        entries: Vec<Entry>,
+        expected: u64,
+    ) -> Option<u64> {
+        if self.reading != Some(token) {
+            return None;
+        }
+        self.reading = None;
+        let p = usize::from(priority.min(MAX_PRIORITY));
+        let mut taken = 0;
+        for mut entry in entries {
+            let tail = &mut self.tails[p];
+            if entry.msg.id <= tail.after {
+                continue;
+            }
+            tail.after = entry.msg.id;
+            taken += 1;
+            if self.inflight.contains_key(&entry.msg.id) {
+                // Held for a prepared transaction since recovery.
+                continue;
+            }
+            entry.seq = entry.seq.max(tail.seq);
+            self.push_back(entry);
+        }
+        let missing = expected.saturating_sub(taken);
+        let tail = &mut self.tails[p];
+        let gone = (taken + missing).min(tail.count);
+        tail.count -= gone;
+        self.paged_len -= gone;
+        Some(missing)
+    }
+
+    /// Ends a read that failed; the broker asks again later.
+    pub fn read_failed(&mut self, token: u64) {
+        if self.reading == Some(token) {
+            self.reading = None;
+        }
     }
 
     /// Messages delivered and not settled.
@@ -201,13 +384,27 @@ impl MessageQueue {
         self.consumers.len()
     }
 
-    /// True if nothing is pending, inflight or attached.
+    /// True if nothing is pending (in memory or the store), inflight or attached.
     pub fn is_idle(&self) -> bool {
-        self.pending_len == 0 && self.inflight.is_empty() && self.consumers.is_empty()
+        self.pending_len == 0
+            && self.paged_len == 0
+            && self.inflight.is_empty()
+            && self.consumers.is_empty()
     }
 
-    /// Adds a message at the back of its priority.
+    /// Adds a message at the back of its priority, in memory. A message that
+    /// could stay in the store joins its priority's tail instead while there
+    /// is one ([`MessageQueue::is_paging`]); one that cannot (non-persistent)
+    /// goes ahead of the tail: JMS orders messages only within a delivery mode.
     pub fn enqueue(&mut self, entry: Entry) {
+        let tail = &mut self.tails[usize::from(entry.msg.priority)];
+        if tail.count == 0 {
+            tail.after = tail.after.max(entry.msg.id);
+        }
+        self.push_back(entry);
+    }
+
+    fn push_back(&mut self, entry: Entry) {
         if entry.msg.expires_ms.is_some() {
             self.expiring += 1;
         }
@@ -411,6 +608,10 @@ impl MessageQueue {
                         i += 1;
                     }
                 }
+            }
+            if self.tails[priority].count > 0 {
+                // Lower priorities wait until this one's stored messages are read.
+                return;
             }
         }
     }
@@ -675,7 +876,8 @@ impl MessageQueue {
         all
     }
 
-    /// Pending messages in dispatch order (highest priority first), for browsing.
+    /// Pending messages in memory in dispatch order (highest priority first),
+    /// for browsing.
     pub fn browse(&self) -> impl Iterator<Item = &Entry> {
         self.pending.iter().rev().flat_map(|p| p.iter())
     }

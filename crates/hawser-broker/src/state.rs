@@ -23,6 +23,7 @@ use crate::error::BrokerError;
 use crate::identity::ConnectInfo;
 use crate::message::MessageId;
 use crate::outbox::{AckMode, ConnectionId, ConsumerId, Outbox};
+use crate::paging::PageRequest;
 use crate::producer::{ProducerAudit, SeqWindow};
 use crate::queue::MessageQueue;
 use crate::store::{DurableSubscription, Seq};
@@ -123,6 +124,10 @@ pub(crate) struct State {
     pub prepared: HashMap<Arc<str>, Transaction>,
     /// The last store record this engine appended (a duplicate's receipt waits for it).
     pub last_seq: Seq,
+    /// Reads of stored messages containers asked for, for the pager (see [`crate::paging`]).
+    pub page_requests: Vec<PageRequest>,
+    /// The last read's token.
+    pub next_page_token: u64,
 }
 
 /// The live connections, by id.

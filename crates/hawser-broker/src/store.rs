@@ -12,13 +12,15 @@
 //! a future per record: a connection holds back a receipt or a delivery until the
 //! watermark reaches the record's sequence, so one fsync wakes every waiter at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::message::{AsMessageData, Message, MessageData, MessageId, ProducerRef};
+use crate::message::{AsMessageData, Message, MessageData, MessageId, ProducerRef, MAX_PRIORITY};
 use crate::producer::{ProducerKey, SeqWindow};
 
 /// A store-assigned sequence number for one appended record; increases by one per append.
@@ -228,11 +230,33 @@ pub async fn wait_durable(watch: &mut DurabilityWatch, seq: Seq) -> Result<(), S
     }
 }
 
+/// Levels of JMS priority (0..=9).
+pub const PRIORITIES: usize = MAX_PRIORITY as usize + 1;
+
+/// Stored messages of one container, counted per priority.
+pub type PendingCounts = [u64; PRIORITIES];
+
+/// A stored message as [`Store::read`] returns it: the message and how often
+/// it was handed back for redelivery.
+pub type StoredMessage = (MessageData, u32);
+
+/// What [`Store::read`] resolves to.
+pub type ReadFuture = Pin<Box<dyn Future<Output = Result<Vec<StoredMessage>, StoreError>> + Send>>;
+
 /// What a store found when it opened: the state the engine resumes from.
+///
+/// Not the messages themselves: a backlog may be far larger than memory. The
+/// engine learns how many messages each container holds at each priority, and
+/// reads them with [`Store::read`] as consumers need them.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Live messages per container, in the order they were enqueued, with their redelivery counts.
-    pub messages: HashMap<StoreKey, Vec<(MessageData, u32)>>,
+    /// Stored messages per container, counted per priority (only containers
+    /// that hold any).
+    pub pending: HashMap<StoreKey, PendingCounts>,
+    /// The stored messages that prepared transactions acknowledged, with
+    /// their redelivery counts: the engine holds them for their transaction
+    /// from the start (they are also among `pending` and what `read` returns).
+    pub held: Vec<(StoreKey, StoredMessage)>,
     /// Durable subscriptions that exist.
     pub subscriptions: Vec<DurableSubscription>,
     /// The highest message id the store has seen; new ids must be above it.
@@ -243,15 +267,24 @@ pub struct Recovered {
     pub prepared: Vec<PreparedTransaction>,
 }
 
+impl Recovered {
+    /// Stored messages of all containers.
+    pub fn pending_total(&self) -> u64 {
+        self.pending.values().flatten().sum()
+    }
+}
+
 /// Replaying records as a store recovers them: every store (and the tests'
 /// model stores) turns its records back into [`Recovered`] with this one piece.
 ///
-/// Messages per container come back in id order, which is send order (a copy
-/// a store made of a record, re-enqueuing the same id later, takes the
-/// original's place).
-#[derive(Debug, Default)]
+/// A store that keeps its own index of where messages are (the journal's)
+/// replays [`Replay::without_messages`] and fills in `pending` and `held`
+/// itself; a store that keeps everything in memory keeps the messages here,
+/// and serves [`Store::read`] from [`Replay::read`].
+#[derive(Debug)]
 pub struct Replay {
-    messages: HashMap<StoreKey, std::collections::BTreeMap<MessageId, (MessageData, u32)>>,
+    /// Live messages per container, by id (send order); `None`: not kept.
+    messages: Option<HashMap<StoreKey, BTreeMap<MessageId, StoredMessage>>>,
     subscriptions: HashMap<StoreKey, DurableSubscription>,
     producers: HashMap<ProducerKey, SeqWindow>,
     /// Prepared and unresolved, by name, with the order they were prepared in.
@@ -260,7 +293,33 @@ pub struct Replay {
     max_id: MessageId,
 }
 
+impl Default for Replay {
+    fn default() -> Self {
+        Replay {
+            messages: Some(HashMap::new()),
+            subscriptions: HashMap::new(),
+            producers: HashMap::new(),
+            prepared: HashMap::new(),
+            prepares: 0,
+            max_id: 0,
+        }
+    }
+}
+
 impl Replay {
+    /// A replay that keeps messages, for [`Replay::read`].
+    pub fn new() -> Replay {
+        Replay::default()
+    }
+
+    /// A replay of everything but the messages, for a store with an index of its own.
+    pub fn without_messages() -> Replay {
+        Replay {
+            messages: None,
+            ..Replay::default()
+        }
+    }
+
     /// Applies one record's ops, taking its messages (recovery decodes each
     /// record once and keeps what it decoded; nothing is copied).
     pub fn apply(&mut self, ops: Vec<StoreOp<MessageData>>) {
@@ -268,6 +327,9 @@ impl Replay {
             match op {
                 StoreOp::Enqueue { message, targets } => {
                     self.max_id = self.max_id.max(message.id);
+                    let Some(messages) = &mut self.messages else {
+                        continue;
+                    };
                     // Each target but the last gets a copy (sharing the body); the last takes it.
                     let last = targets.len().saturating_sub(1);
                     let mut message = Some(message);
@@ -278,20 +340,23 @@ impl Replay {
                             message.clone()
                         };
                         if let Some(data) = data {
-                            self.messages
-                                .entry(key)
-                                .or_default()
-                                .insert(data.id, (data, 0));
+                            // A copy a store made of a record takes the original's place.
+                            messages.entry(key).or_default().insert(data.id, (data, 0));
                         }
                     }
                 }
                 StoreOp::Dequeue { key, id } => {
-                    if let Some(m) = self.messages.get_mut(&key) {
+                    if let Some(m) = self.messages.as_mut().and_then(|m| m.get_mut(&key)) {
                         m.remove(&id);
                     }
                 }
                 StoreOp::Redelivered { key, id, count } => {
-                    if let Some(e) = self.messages.get_mut(&key).and_then(|m| m.get_mut(&id)) {
+                    if let Some(e) = self
+                        .messages
+                        .as_mut()
+                        .and_then(|m| m.get_mut(&key))
+                        .and_then(|m| m.get_mut(&id))
+                    {
                         e.1 = count;
                     }
                 }
@@ -310,7 +375,9 @@ impl Replay {
                 StoreOp::Unsubscribe { client_id, name } => {
                     let key = StoreKey::Durable { client_id, name };
                     self.subscriptions.remove(&key);
-                    self.messages.remove(&key);
+                    if let Some(m) = &mut self.messages {
+                        m.remove(&key);
+                    }
                 }
                 StoreOp::Prepare(p) => {
                     self.prepares += 1;
@@ -323,23 +390,57 @@ impl Replay {
         }
     }
 
-    /// What was recovered.
+    /// [`Store::read`] over the messages kept: up to `max` of `key`'s at
+    /// `priority`, with ids above `after`, in id order.
+    pub fn read(
+        &self,
+        key: &StoreKey,
+        priority: u8,
+        after: MessageId,
+        max: usize,
+    ) -> Vec<StoredMessage> {
+        self.messages
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .map(|m| {
+                m.range(after.saturating_add(1)..)
+                    .map(|(_, e)| e)
+                    .filter(|(data, _)| data.priority == priority)
+                    .take(max)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// What was recovered. Without messages kept, `pending` and `held` are
+    /// left for the store to fill in.
     pub fn into_recovered(self) -> Recovered {
+        let mut prepared: Vec<_> = self.prepared.into_values().collect();
+        prepared.sort_by_key(|(order, _)| *order);
+        let prepared: Vec<PreparedTransaction> = prepared.into_iter().map(|(_, p)| p).collect();
+        let mut pending = HashMap::new();
+        let mut held = Vec::new();
+        if let Some(messages) = &self.messages {
+            for (key, m) in messages.iter().filter(|(_, m)| !m.is_empty()) {
+                let counts: &mut PendingCounts = pending.entry(key.clone()).or_default();
+                for (data, _) in m.values() {
+                    counts[usize::from(data.priority.min(MAX_PRIORITY))] += 1;
+                }
+            }
+            for (key, id) in prepared.iter().flat_map(|p| &p.acks) {
+                if let Some(e) = messages.get(key).and_then(|m| m.get(id)) {
+                    held.push((key.clone(), e.clone()));
+                }
+            }
+        }
         Recovered {
-            messages: self
-                .messages
-                .into_iter()
-                .filter(|(_, m)| !m.is_empty())
-                .map(|(k, m)| (k, m.into_values().collect()))
-                .collect(),
+            pending,
+            held,
             subscriptions: self.subscriptions.into_values().collect(),
             max_message_id: self.max_id,
             producers: self.producers,
-            prepared: {
-                let mut p: Vec<_> = self.prepared.into_values().collect();
-                p.sort_by_key(|(order, _)| *order);
-                p.into_iter().map(|(_, p)| p).collect()
-            },
+            prepared,
         }
     }
 }
@@ -397,6 +498,23 @@ pub trait Store: Send + Sync {
     /// its consumer's acknowledgement), so it passes the same fence.
     fn check_confirmable(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+    /// Whether the engine may leave new messages in this store and read them
+    /// back ([`Store::read`]) instead of keeping them in memory: paging. A
+    /// store that keeps nothing (persistence off) says no. (What a store
+    /// recovered is always read back; a store that recovers messages must
+    /// serve `read`.)
+    fn pages(&self) -> bool {
+        false
+    }
+    /// Reads up to `max` stored messages of container `key` at `priority`
+    /// with ids above `after`, in id order (which is the order they entered
+    /// the container), with their redelivery counts. Messages appended before
+    /// the call are seen, durable or not. The future is the store's: the
+    /// engine awaits it without holding its lock.
+    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, max: usize) -> ReadFuture {
+        let _ = (key, priority, after, max);
+        Box::pin(std::future::ready(Ok(Vec::new())))
     }
     /// Flushes and stops; later appends fail.
     fn close(&self);

@@ -38,15 +38,64 @@ impl RecordingStore {
             .collect()
     }
 
+    fn replay(&self) -> Replay {
+        let mut replay = Replay::new();
+        replay.apply(self.ops());
+        replay
+    }
+
     /// What a store would recover from these records.
     pub(crate) fn recover(&self) -> Recovered {
-        let mut replay = Replay::default();
-        replay.apply(self.ops());
-        replay.into_recovered()
+        self.replay().into_recovered()
+    }
+
+    /// The messages stored for `key`, in id order, with their redelivery counts.
+    pub(crate) fn stored(&self, key: &StoreKey) -> Vec<StoredMessage> {
+        let replay = self.replay();
+        let mut all: Vec<StoredMessage> = (0..PRIORITIES as u8)
+            .flat_map(|p| replay.read(key, p, 0, usize::MAX))
+            .collect();
+        all.sort_by_key(|(m, _)| m.id);
+        all
+    }
+
+    /// Every message stored, in no particular order.
+    pub(crate) fn stored_all(&self) -> Vec<StoredMessage> {
+        let recovered = self.recover();
+        recovered
+            .pending
+            .keys()
+            .flat_map(|k| self.stored(k))
+            .collect()
     }
 }
 
+/// A broker restarted on `store`: recovered from its records, with the
+/// first batch of each container read back (what the pager task does in a
+/// server).
+pub(crate) fn restarted(config: BrokerConfig, store: &Arc<RecordingStore>) -> Broker {
+    let b = Broker::new(config, store.clone(), store.recover());
+    page_in(&b);
+    b
+}
+
+/// Serves every read the broker asked for, until it asks for no more.
+pub(crate) fn page_in(b: &Broker) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    rt.block_on(async { while b.page_in().await > 0 {} });
+}
+
 impl Store for RecordingStore {
+    fn pages(&self) -> bool {
+        true
+    }
+    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, max: usize) -> ReadFuture {
+        let read = self.replay().read(key, priority, after, max);
+        Box::pin(std::future::ready(Ok(read)))
+    }
     fn append(&self, ops: Vec<StoreOp>, sync: bool) -> Result<Seq, StoreError> {
         if self.refuse.load(Ordering::SeqCst) {
             return Err(StoreError::Failed("refused by the test".into()));

@@ -18,8 +18,10 @@
 //!   the broker-wide limit, but by at most about the limit again (each other
 //!   destination stops at its share), plus one message per destination.
 //!
-//! Paging backlogs to disk (a later capability) will replace holding producers
-//! of a full destination; the accounting stays.
+//! Persistent messages of queues and durable subscriptions are not held back:
+//! beyond the limits they stay in the store (see `paging`); producer flow
+//! control holds the others (non-persistent messages, topics' non-durable
+//! subscribers, a store that keeps nothing).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -235,6 +237,15 @@ impl MemoryCharge {
     /// Bytes charged.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Whether what this charge counts against has room (see [`DestinationUsage::room`]).
+    pub fn room(&self) -> Result<(), Full> {
+        match &self.destination {
+            Some(d) => d.room(),
+            None if self.global.is_full() => Err(Full::Broker),
+            None => Ok(()),
+        }
     }
 }
 

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use crate::identity::ConnectInfo;
 use crate::outbox::test_support::Recorder;
-use crate::test_support::{bodies, from_producer, msg, spec, RecordingStore};
+use crate::test_support::{bodies, from_producer, msg, restarted, spec, RecordingStore};
 use crate::*;
 
 /// A broker on `store`, recovered from what the store holds (a restart).
 fn started(store: &Arc<RecordingStore>, config: BrokerConfig) -> Broker {
-    Broker::new(config, store.clone(), store.recover())
+    restarted(config, store)
 }
 
 /// A queue with "old" in it; a transaction `xid` that acknowledged "old" and

@@ -24,17 +24,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use foldhash::HashMap;
+use hawser_broker::message::MAX_PRIORITY;
 use hawser_broker::store_codec::{
     decode_record, decode_record_with, encode_record, CodecError, Names,
 };
 use hawser_broker::{
-    Durability, DurabilityWatch, MessageData, MessageId, ProducerKey, Recovered, Replay, Seq,
-    SeqWindow, Store, StoreError, StoreKey, StoreOp,
+    Durability, DurabilityWatch, MessageData, MessageId, PendingCounts, ProducerKey, ReadFuture,
+    Recovered, Replay, Seq, SeqWindow, Store, StoreError, StoreKey, StoreOp, StoredMessage,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use hawser_journal::{Journal, JournalConfig, OpenError, Position};
+use hawser_journal::{Journal, JournalConfig, OpenError, Position, ReadError};
 
 /// How often the reclaimer looks at the oldest segment.
 const RECLAIM_INTERVAL: Duration = Duration::from_millis(500);
@@ -70,6 +71,20 @@ struct LiveRef {
     bytes: u64,
     /// Redeliveries so far (copied forward with the message).
     redeliveries: u32,
+    /// The message's priority (0 for holds that are not messages): reads
+    /// (`Store::read`) are per priority.
+    priority: u8,
+}
+
+impl LiveRef {
+    fn at(pos: Position, bytes: u64) -> LiveRef {
+        LiveRef {
+            pos,
+            bytes,
+            redeliveries: 0,
+            priority: 0,
+        }
+    }
 }
 
 /// Live holds counted per segment.
@@ -143,9 +158,8 @@ impl Tracker {
                     let data = message.message_data();
                     for key in targets {
                         let r = LiveRef {
-                            pos,
-                            bytes: share,
-                            redeliveries: 0,
+                            priority: data.priority,
+                            ..LiveRef::at(pos, share)
                         };
                         if let Some(old) = self
                             .messages
@@ -170,11 +184,7 @@ impl Tracker {
                     }
                 }
                 StoreOp::Subscribe(sub) => {
-                    let r = LiveRef {
-                        pos,
-                        bytes: share,
-                        redeliveries: 0,
-                    };
+                    let r = LiveRef::at(pos, share);
                     if let Some(old) = self.subscriptions.insert(sub.key(), r) {
                         self.release(old);
                     }
@@ -184,11 +194,7 @@ impl Tracker {
                     // Pinned already, at an older record.
                     Some((_, window)) => window.insert(*seq),
                     None => {
-                        let r = LiveRef {
-                            pos,
-                            bytes: share,
-                            redeliveries: 0,
-                        };
+                        let r = LiveRef::at(pos, share);
                         let mut window = SeqWindow::new();
                         window.insert(*seq);
                         self.producers.insert(producer.clone(), (r, window));
@@ -196,11 +202,7 @@ impl Tracker {
                     }
                 },
                 StoreOp::ProducerWindow { producer, window } => {
-                    let r = LiveRef {
-                        pos,
-                        bytes: share,
-                        redeliveries: 0,
-                    };
+                    let r = LiveRef::at(pos, share);
                     if let Some((old, _)) =
                         self.producers.insert(producer.clone(), (r, window.clone()))
                     {
@@ -226,11 +228,7 @@ impl Tracker {
                     }
                 }
                 StoreOp::Prepare(p) => {
-                    let r = LiveRef {
-                        pos,
-                        bytes: share,
-                        redeliveries: 0,
-                    };
+                    let r = LiveRef::at(pos, share);
                     if let Some(old) = self.prepared.insert(Arc::clone(&p.xid), r) {
                         // A copy made by reclaiming replaces the original.
                         self.release(old);
@@ -271,7 +269,9 @@ impl JournalStore {
         // The segments' directory: an epoch's own, on a shared store.
         let dir = journal.config().dir.clone();
         let mut tracker = Tracker::default();
-        let mut replay = Replay::default();
+        // The tracker is the index of messages: recovery keeps no message,
+        // only where each is (the engine reads them back, `Store::read`).
+        let mut replay = Replay::without_messages();
         let mut names = Names::default();
         for (pos, bytes) in &found.records {
             let ops = decode_record_with(bytes, &mut names).map_err(|source| {
@@ -284,7 +284,35 @@ impl JournalStore {
             tracker.apply(&ops, *pos, record_len(bytes));
             replay.apply(ops);
         }
-        let recovered = replay.into_recovered();
+        let mut recovered = replay.into_recovered();
+        for (key, messages) in &tracker.messages {
+            if messages.is_empty() {
+                continue;
+            }
+            let counts: &mut PendingCounts = recovered.pending.entry(key.clone()).or_default();
+            for r in messages.values() {
+                counts[usize::from(r.priority.min(MAX_PRIORITY))] += 1;
+            }
+        }
+        // What prepared transactions acknowledged, which the engine holds from the start.
+        let record_at = |pos: Position| {
+            found
+                .records
+                .binary_search_by_key(&pos, |(p, _)| *p)
+                .ok()
+                .map(|i| &found.records[i].1)
+        };
+        for (key, id) in recovered.prepared.iter().flat_map(|p| &p.acks) {
+            let Some(r) = tracker.messages.get(key).and_then(|m| m.get(id)) else {
+                continue;
+            };
+            let message = record_at(r.pos)
+                .and_then(|bytes| decode_record(bytes).ok())
+                .and_then(|ops| message_in(ops, *id));
+            if let Some(data) = message {
+                recovered.held.push((key.clone(), (data, r.redeliveries)));
+            }
+        }
         let durability = watch::channel(Durability::default()).0;
         journal.set_progress_hook(progress_hook(durability.clone()));
         let shared = Arc::new(Shared {
@@ -310,6 +338,35 @@ impl JournalStore {
     /// The journal underneath (for tools and tests).
     pub fn journal(&self) -> &Journal {
         &self.shared.journal
+    }
+
+    /// Every stored message, per container in id order, read now on this
+    /// thread (tests, tools; the engine reads with `Store::read`).
+    ///
+    /// # Errors
+    /// If a record cannot be read back.
+    pub fn stored_messages(
+        &self,
+    ) -> Result<std::collections::HashMap<StoreKey, Vec<StoredMessage>>, StoreError> {
+        let keys: Vec<StoreKey> = {
+            let tracker = self.shared.tracker.lock();
+            tracker
+                .messages
+                .iter()
+                .filter(|(_, m)| !m.is_empty())
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        let mut all = std::collections::HashMap::new();
+        for key in keys {
+            let mut messages = Vec::new();
+            for priority in 0..=MAX_PRIORITY {
+                messages.extend(self.shared.read_messages(&key, priority, 0, usize::MAX)?);
+            }
+            messages.sort_by_key(|(m, _): &StoredMessage| m.id);
+            all.insert(key, messages);
+        }
+        Ok(all)
     }
 
     /// Reclaims what it can now rather than at the next interval (tests, tools).
@@ -352,10 +409,117 @@ impl Shared {
     }
 }
 
+/// The message `id` among a record's ops.
+fn message_in(ops: Vec<StoreOp<MessageData>>, id: MessageId) -> Option<MessageData> {
+    ops.into_iter().find_map(|op| match op {
+        StoreOp::Enqueue { message, .. } if message.id == id => Some(message),
+        _ => None,
+    })
+}
+
+/// Why a read did not get its messages.
+enum Unread {
+    /// A segment was deleted under it: look again.
+    Moved(ReadError),
+    /// Anything else.
+    Failed(String),
+}
+
+/// Attempts at a read whose segment was deleted under it (its live records
+/// were copied forward, so a second look finds them elsewhere).
+const READ_ATTEMPTS: usize = 3;
+
+impl Shared {
+    /// [`Store::read`], on the calling thread.
+    fn read_messages(
+        &self,
+        key: &StoreKey,
+        priority: u8,
+        after: MessageId,
+        max: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut last = None;
+        for _ in 0..READ_ATTEMPTS {
+            let wanted: Vec<(MessageId, LiveRef)> = {
+                let tracker = self.tracker.lock();
+                tracker
+                    .messages
+                    .get(key)
+                    .map(|m| {
+                        m.range(after.saturating_add(1)..)
+                            .filter(|(_, r)| r.priority == priority)
+                            .take(max)
+                            .map(|(id, r)| (*id, *r))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            match self.read_at(&wanted) {
+                Ok(read) => return Ok(read),
+                Err(Unread::Moved(e)) => last = Some(e),
+                Err(Unread::Failed(e)) => {
+                    return Err(StoreError::Failed(format!(
+                        "reading stored messages of {key:?}: {e}"
+                    )))
+                }
+            }
+        }
+        Err(StoreError::Failed(format!(
+            "reading stored messages of {key:?}: {}",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )))
+    }
+
+    /// Reads the messages `wanted` names, decoding each record once.
+    fn read_at(&self, wanted: &[(MessageId, LiveRef)]) -> Result<Vec<StoredMessage>, Unread> {
+        let mut out = Vec::with_capacity(wanted.len());
+        let mut record: Option<(Position, Vec<StoreOp<MessageData>>)> = None;
+        for (id, r) in wanted {
+            if record.as_ref().is_none_or(|(pos, _)| *pos != r.pos) {
+                let bytes = self.journal.read(r.pos).map_err(|e| match e {
+                    ReadError::NoSuchSegment { .. } => Unread::Moved(e),
+                    e => Unread::Failed(e.to_string()),
+                })?;
+                let ops = decode_record(&bytes).map_err(|e| {
+                    Unread::Failed(format!("undecodable record at {:?}: {e}", r.pos))
+                })?;
+                record = Some((r.pos, ops));
+            }
+            let ops = record
+                .as_ref()
+                .map(|(_, ops)| ops.as_slice())
+                .unwrap_or_default();
+            let found = ops.iter().find_map(|op| match op {
+                StoreOp::Enqueue { message, .. } if message.id == *id => Some(message.clone()),
+                _ => None,
+            });
+            if let Some(data) = found {
+                out.push((data, r.redeliveries));
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Store for JournalStore {
     fn append(&self, ops: Vec<StoreOp>, sync: bool) -> Result<Seq, StoreError> {
         let mut tracker = self.shared.tracker.lock();
         self.shared.append_locked(&mut tracker, &ops, sync)
+    }
+
+    fn pages(&self) -> bool {
+        true
+    }
+
+    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, max: usize) -> ReadFuture {
+        let shared = Arc::clone(&self.shared);
+        let key = key.clone();
+        // Reading is file I/O: on a blocking thread, never the engine's.
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || shared.read_messages(&key, priority, after, max))
+                .await
+                .map_err(|e| StoreError::Failed(format!("read task: {e}")))?
+        })
     }
 
     fn durability(&self) -> DurabilityWatch {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hawser_broker::{
     Destination, DurableSubscription, MemoryUsage, Message, MessageData, ProducerKey, Store,
-    StoreKey, StoreOp,
+    StoreKey, StoreOp, StoredMessage,
 };
 use hawser_journal::JournalConfig;
 use hawser_journal_store::JournalStore;
@@ -79,9 +79,12 @@ fn wait_durable(store: &JournalStore, seq: u64) {
     }
 }
 
-fn ids(recovered: &hawser_broker::Recovered) -> Vec<u64> {
-    recovered
-        .messages
+fn stored(store: &JournalStore) -> std::collections::HashMap<StoreKey, Vec<StoredMessage>> {
+    store.stored_messages().expect("read back")
+}
+
+fn ids(store: &JournalStore) -> Vec<u64> {
+    stored(store)
         .get(&queue())
         .map(|v| v.iter().map(|(m, _)| m.id).collect())
         .unwrap_or_default()
@@ -92,7 +95,7 @@ fn recovers_pending_messages_in_order_with_redelivery_counts() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (store, recovered) = open(dir.path());
-        assert!(recovered.messages.is_empty());
+        assert!(recovered.pending.is_empty());
         for id in 1..=10 {
             enqueue(&store, id, 100);
         }
@@ -111,9 +114,10 @@ fn recovers_pending_messages_in_order_with_redelivery_counts() {
         wait_durable(&store, seq);
         store.close();
     }
-    let (_store, recovered) = open(dir.path());
-    assert_eq!(ids(&recovered), vec![1, 2, 4, 5, 6, 8, 9, 10]);
-    let five = &recovered.messages[&queue()][3];
+    let (store, recovered) = open(dir.path());
+    assert_eq!(ids(&store), vec![1, 2, 4, 5, 6, 8, 9, 10]);
+    assert_eq!(recovered.pending_total(), 8);
+    let five = &stored(&store)[&queue()][3];
     assert_eq!((five.0.id, five.1), (5, 2));
     assert_eq!(five.0.body.len(), 100);
     assert_eq!(recovered.max_message_id, 10);
@@ -153,8 +157,8 @@ fn dead_segments_are_deleted_and_disk_follows_what_is_pending() {
     assert!(after.len() <= 2, "dead segments remain: {after:?}");
     assert!(store.disk_bytes() < 3 * SEGMENT_BYTES);
     store.close();
-    let (_store, recovered) = open(dir.path());
-    assert_eq!(ids(&recovered), vec![1000]);
+    let (store, _) = open(dir.path());
+    assert_eq!(ids(&store), vec![1000]);
 }
 
 #[test]
@@ -185,13 +189,9 @@ fn a_stuck_message_is_copied_forward_so_its_segment_can_go() {
         "the oldest segment was reclaimed despite its live message"
     );
     store.close();
-    let (_store, recovered) = open(dir.path());
-    assert_eq!(ids(&recovered), vec![1]);
-    assert_eq!(
-        recovered.messages[&queue()][0].1,
-        3,
-        "redelivery count kept"
-    );
+    let (store, _) = open(dir.path());
+    assert_eq!(ids(&store), vec![1]);
+    assert_eq!(stored(&store)[&queue()][0].1, 3, "redelivery count kept");
 }
 
 #[test]
@@ -246,10 +246,11 @@ fn durable_subscriptions_survive_reclaim_and_unsubscribe_drops_their_messages() 
         store.reclaim_now();
         store.close();
     }
-    let (_store, recovered) = open(dir.path());
+    let (store, recovered) = open(dir.path());
     assert_eq!(recovered.subscriptions, vec![sub.clone()]);
-    assert_eq!(recovered.messages[&sub.key()].len(), 1);
-    assert!(!recovered.messages.contains_key(&gone.key()));
+    assert_eq!(stored(&store)[&sub.key()].len(), 1);
+    assert!(!stored(&store).contains_key(&gone.key()));
+    assert!(!recovered.pending.contains_key(&gone.key()));
 }
 
 #[test]
@@ -356,6 +357,6 @@ fn disk_use_follows_live_data_while_a_few_messages_stay_pending_for_long() {
         "the journal grew with the traffic: {most_segments} segments at most"
     );
     store.close();
-    let (_store, recovered) = open(dir.path());
-    assert_eq!(ids(&recovered), vec![1, 2, 3]);
+    let (store, _) = open(dir.path());
+    assert_eq!(ids(&store), vec![1, 2, 3]);
 }

@@ -40,20 +40,20 @@ fn a_v1_store_recovers_exactly_what_was_written_and_takes_more() {
     let config = store_config(dir.path());
     {
         let (store, recovered) = JournalStore::open(config.clone()).expect("open v1 store");
-        assert_store_state(&recovered, &[]);
+        assert_store_state(&store, &recovered, &[]);
         append_more(&store, &[100, 101, 102]);
         store.close();
     }
     {
         let (store, recovered) = JournalStore::open(config.clone()).expect("reopen");
-        assert_store_state(&recovered, &[100, 101, 102]);
+        assert_store_state(&store, &recovered, &[100, 101, 102]);
         // Reclaiming may copy v1 records forward and delete v1 segments: same state.
         store.reclaim_now();
         append_more(&store, &[103]);
         store.close();
     }
-    let (_store, recovered) = JournalStore::open(config).expect("reopen after reclaim");
-    assert_store_state(&recovered, &[100, 101, 102, 103]);
+    let (store, recovered) = JournalStore::open(config).expect("reopen after reclaim");
+    assert_store_state(&store, &recovered, &[100, 101, 102, 103]);
 }
 
 #[test]
@@ -62,10 +62,10 @@ fn a_v2_store_recovers_exactly_what_was_written_and_takes_more() {
     let config = store_config(dir.path());
     {
         let (store, recovered) = JournalStore::open(config.clone()).expect("open v2 store");
-        assert_store_state(&recovered, &[]);
+        assert_store_state(&store, &recovered, &[]);
         append_more(&store, &[100, 101]);
         store.close();
     }
-    let (_store, recovered) = JournalStore::open(config).expect("reopen");
-    assert_store_state(&recovered, &[100, 101]);
+    let (store, recovered) = JournalStore::open(config).expect("reopen");
+    assert_store_state(&store, &recovered, &[100, 101]);
 }

@@ -49,6 +49,10 @@ pub type ClusterView = watch::Sender<Arc<ClusterConfig>>;
 /// nothing they wait for can be confirmed any more.
 const STEP_DOWN_GRACE: Duration = Duration::from_millis(100);
 
+/// Longest a start waits for the first batch of each container's stored
+/// messages before it takes clients.
+const WARM_UP: Duration = Duration::from_millis(500);
+
 /// Exit code of `hawser serve` when its store failed (sysexits.h's `EX_IOERR`).
 pub const EXIT_STORE_FAILED: u8 = 74;
 
@@ -188,12 +192,15 @@ async fn serve_store<F: FnOnce(&Running)>(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let (store, recovered) = open_store(config, mastership)?;
-    let pending: usize = recovered.messages.values().map(Vec::len).sum();
+    let pending = recovered.pending_total();
     let broker = Arc::new(Broker::new(
         config.broker_config()?,
         Arc::clone(&store),
         recovered,
     ));
+    // Each container's first batch of stored messages before the first client
+    // (a browser then sees them), but never for long: the rest is the pager's.
+    let _ = tokio::time::timeout(WARM_UP, async { while broker.page_in().await > 0 {} }).await;
     let listener = TcpListener::bind(config.stomp.listen)
         .await
         .with_context(|| format!("cannot listen for STOMP on {}", config.stomp.listen))?;
@@ -286,6 +293,17 @@ async fn serve_store<F: FnOnce(&Running)>(
                     changed = durability.changed() => if changed.is_err() { return },
                     _ = stop.cancelled() => return,
                 }
+            }
+        });
+    }
+    {
+        // Reads paged-out messages back as consumers need them (broker::paging).
+        let pager = broker.pager();
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            tokio::select! {
+                () = pager => {}
+                () = stop.cancelled() => {}
             }
         });
     }

@@ -127,6 +127,7 @@ impl World {
         self.store.crash();
         let store = Arc::clone(&self.store);
         self.broker = Broker::new(self.config.clone(), store.clone(), store.recover());
+        self.page_in();
         for p in &mut self.producers {
             p.conn = None;
             p.tx = None;
@@ -222,7 +223,7 @@ impl World {
     pub(crate) fn check_single_copies(&self) {
         let mut copies: BTreeMap<String, usize> = BTreeMap::new();
         for q in QUEUES {
-            for (m, _, _) in self.broker.browse(&Destination::queue(q), usize::MAX) {
+            for m in self.waiting(&Destination::queue(q)) {
                 *copies
                     .entry(copy(q, &String::from_utf8_lossy(&m.body)))
                     .or_default() += 1;
@@ -274,7 +275,7 @@ impl World {
         assert!(self.broker.prepared_transactions().is_empty());
         let mut left: Vec<String> = Vec::new();
         for q in QUEUES {
-            for (m, _, _) in self.broker.browse(&Destination::queue(q), usize::MAX) {
+            for m in self.waiting(&Destination::queue(q)) {
                 left.push(copy(q, &String::from_utf8_lossy(&m.body)));
             }
         }

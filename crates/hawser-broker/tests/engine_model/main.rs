@@ -50,11 +50,15 @@ use crate::ops::op_strategy;
 use crate::world::World;
 
 fn config_strategy() -> impl Strategy<Value = BrokerConfig> {
-    (any::<bool>(), any::<bool>(), 1u32..4).prop_map(
-        |(concurrent, confirm_consumed, redeliveries)| BrokerConfig {
+    // Memory for a few messages or none, so that queues page (a queue
+    // beyond its memory must behave as one within it), or plenty.
+    let memory = prop_oneof![2 => Just(u64::MAX), 1 => Just(1u64), 1 => Just(1500u64)];
+    (any::<bool>(), any::<bool>(), 1u32..4, memory).prop_map(
+        |(concurrent, confirm_consumed, redeliveries, memory)| BrokerConfig {
             concurrent_store_and_dispatch: concurrent,
             confirm_consumed,
             max_redeliveries: redeliveries,
+            max_pending_memory_bytes: memory,
             ..BrokerConfig::default()
         },
     )

@@ -112,6 +112,8 @@ pub(crate) enum Op {
     Flush,
     Refuse,
     Crash,
+    /// The pager serves the reads of stored messages the broker asked for.
+    PageIn,
 }
 
 pub(crate) fn op_strategy() -> impl Strategy<Value = Op> {
@@ -141,5 +143,6 @@ pub(crate) fn op_strategy() -> impl Strategy<Value = Op> {
         4 => Just(Op::Flush),
         1 => Just(Op::Refuse),
         1 => Just(Op::Crash),
+        3 => Just(Op::PageIn),
     ]
 }

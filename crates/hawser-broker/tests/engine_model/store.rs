@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use hawser_broker::{
-    Durability, DurabilityWatch, MessageData, Recovered, Replay, Seq, Store, StoreError, StoreOp,
+    Durability, DurabilityWatch, MessageData, MessageId, ReadFuture, Recovered, Replay, Seq, Store,
+    StoreError, StoreKey, StoreOp,
 };
 use parking_lot::Mutex;
 
@@ -46,17 +47,39 @@ impl ModelStore {
         self.failed.store(false, Ordering::SeqCst);
     }
 
-    /// What the journal's replay recovers from the records.
-    pub(crate) fn recover(&self) -> Recovered {
-        let mut replay = Replay::default();
+    fn replay(&self) -> Replay {
+        let mut replay = Replay::new();
         for (_, ops) in self.records.lock().iter() {
             replay.apply(ops.clone());
         }
-        replay.into_recovered()
+        replay
+    }
+
+    /// [`Store::read`], at once.
+    pub(crate) fn read_now(
+        &self,
+        key: &StoreKey,
+        priority: u8,
+        after: MessageId,
+        max: usize,
+    ) -> Vec<hawser_broker::StoredMessage> {
+        self.replay().read(key, priority, after, max)
+    }
+
+    /// What the journal's replay recovers from the records.
+    pub(crate) fn recover(&self) -> Recovered {
+        self.replay().into_recovered()
     }
 }
 
 impl Store for ModelStore {
+    fn pages(&self) -> bool {
+        true
+    }
+    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, max: usize) -> ReadFuture {
+        let read = self.read_now(key, priority, after, max);
+        Box::pin(std::future::ready(Ok(read)))
+    }
     fn append(&self, ops: Vec<StoreOp>, _sync: bool) -> Result<Seq, StoreError> {
         if self.failed.load(Ordering::SeqCst) {
             return Err(StoreError::Failed("the model's disk failed".into()));

@@ -10,7 +10,8 @@ use hawser_broker::ConnectInfo;
 use bytes::Bytes;
 use hawser_broker::{
     AckMode, Broker, BrokerConfig, BrokerError, ConnectionId, Consumed, Delivery, Destination,
-    MessageId, NewMessage, Outbox, ProducerRef, Recovered, Seq, SubscribeSpec,
+    MessageData, MessageId, NewMessage, Outbox, ProducerRef, Recovered, Seq, StoreKey,
+    SubscribeSpec,
 };
 use parking_lot::Mutex;
 
@@ -136,6 +137,8 @@ pub(crate) struct World {
     pub(crate) xa_sent: BTreeSet<String>,
     /// Copies of XA sends whose commit the broker accepted (and kept).
     pub(crate) xa_committed: BTreeSet<String>,
+    /// Runs the broker's reads of stored messages (its pager).
+    pub(crate) runtime: tokio::runtime::Runtime,
 }
 
 pub(crate) fn body(p: usize, seq: u64) -> String {
@@ -186,6 +189,10 @@ impl World {
             scoped: BTreeSet::new(),
             xa_sent: BTreeSet::new(),
             xa_committed: BTreeSet::new(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("runtime"),
         }
     }
 
@@ -352,6 +359,13 @@ impl World {
         (!candidates.is_empty()).then(|| candidates[x % candidates.len()])
     }
 
+    /// Serves the reads of stored messages the broker asked for (the pager
+    /// task of a server), until it asks for no more.
+    pub(crate) fn page_in(&self) {
+        self.runtime
+            .block_on(async { while self.broker.page_in().await > 0 {} });
+    }
+
     /// Every copy the engine holds where a consumer can get it, or has just
     /// handed to a consumer, or dead-lettered.
     pub(crate) fn present_now(&self) -> BTreeSet<String> {
@@ -368,7 +382,7 @@ impl World {
     pub(crate) fn stored_copies(&self) -> BTreeSet<String> {
         let mut present: BTreeSet<String> = BTreeSet::new();
         for q in QUEUES {
-            for (m, _, _) in self.broker.browse(&Destination::queue(q), usize::MAX) {
+            for m in self.waiting(&Destination::queue(q)) {
                 present.insert(copy(q, &String::from_utf8_lossy(&m.body)));
             }
         }
@@ -376,13 +390,34 @@ impl World {
         present
     }
 
+    /// What waits in `queue` for a consumer: in memory, and paged out (the
+    /// store's messages above each priority's mark).
+    pub(crate) fn waiting(&self, queue: &Destination) -> Vec<MessageData> {
+        let mut all: Vec<MessageData> = self
+            .broker
+            .browse(queue, usize::MAX)
+            .into_iter()
+            .map(|(m, _, _)| MessageData::clone(&m))
+            .collect();
+        let key = StoreKey::Queue(Arc::clone(&queue.name));
+        for (priority, after, count) in self.broker.paged_out(queue) {
+            let paged = self.store.read_now(&key, priority, after, count as usize);
+            assert_eq!(
+                paged.len() as u64,
+                count,
+                "{queue}: the store has what the broker counts"
+            );
+            all.extend(paged.into_iter().map(|(m, _)| m));
+        }
+        all
+    }
+
     /// The copies in the DLQ, by the queue they died in.
     pub(crate) fn dead_letters(&self) -> Vec<String> {
         let dlq = Destination::queue(&self.config.dead_letter_queue);
-        self.broker
-            .browse(&dlq, usize::MAX)
+        self.waiting(&dlq)
             .iter()
-            .map(|(m, _, _)| {
+            .map(|m| {
                 let from = m
                     .fields
                     .original_destination
@@ -791,6 +826,7 @@ impl World {
             }
             Op::Refuse => self.store.failed.store(true, Ordering::SeqCst),
             Op::Crash => self.crash(),
+            Op::PageIn => self.page_in(),
         }
         self.settle();
     }

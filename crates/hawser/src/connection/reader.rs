@@ -259,16 +259,22 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// of asynchronous sends held longer than its keep-alive interval would be
     /// closed for being late. ActiveMQ does not time out a connection whose
     /// command is being handled either.
+    ///
+    /// With `pages` (a persistent message the store can keep out of memory,
+    /// see the engine's `paging`) memory does not hold the producer: only the
+    /// store's size and the disk's space do.
     pub async fn wait_for_room(
         &mut self,
         usage: &DestinationUsage,
+        pages: bool,
         read_limit: usize,
     ) -> Result<(), ReadError> {
         let core = Arc::clone(&self.core);
         loop {
             // `Some(full)`: memory, signalled when it frees; `None`: the store's
             // size or the disk's space, sampled.
-            let (which, memory) = match usage.room() {
+            let memory_room = if pages { Ok(()) } else { usage.room() };
+            let (which, memory) = match memory_room {
                 Err(full) => (full.as_str(), Some(full)),
                 Ok(()) => match core.store_room() {
                     Err(which) => (which, None),

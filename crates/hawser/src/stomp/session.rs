@@ -250,7 +250,7 @@ impl Session {
                     _ => None,
                 };
                 let message = mapping::new_message(frame, conn, &mut self.last_producer)?;
-                self.wait_for_room(&message.destination).await?;
+                self.wait_for_room(&message).await?;
                 if owned {
                     broker.register_temporary(conn, &message.destination)?;
                 }
@@ -504,11 +504,15 @@ impl Session {
         }
     }
 
-    /// Producer flow control for a send to `dest` (see [`Reader::wait_for_room`]).
-    async fn wait_for_room(&mut self, dest: &Destination) -> Result<(), SessionError> {
-        let usage = self.usage_for(dest);
+    /// Producer flow control for a send of `message` (see [`Reader::wait_for_room`]).
+    async fn wait_for_room(
+        &mut self,
+        message: &hawser_broker::NewMessage,
+    ) -> Result<(), SessionError> {
+        let usage = self.usage_for(&message.destination);
+        let pages = self.settings.core.broker.pages(message);
         let read_limit = self.settings.limits.max_frame_bytes + READ_CHUNK_BYTES;
-        Ok(self.reader.wait_for_room(&usage, read_limit).await?)
+        Ok(self.reader.wait_for_room(&usage, pages, read_limit).await?)
     }
 }
 

@@ -567,12 +567,16 @@ impl Session {
         }
     }
 
-    /// Producer flow control for a send to `dest` (see [`Reader::wait_for_room`]).
-    async fn wait_for_room(&mut self, dest: &Destination) -> Result<(), SessionError> {
-        let usage = self.usage_for(dest);
+    /// Producer flow control for a send of `message` (see [`Reader::wait_for_room`]).
+    async fn wait_for_room(
+        &mut self,
+        message: &hawser_broker::NewMessage,
+    ) -> Result<(), SessionError> {
+        let usage = self.usage_for(&message.destination);
+        let pages = self.settings.core.broker.pages(message);
         let read_limit = usize::try_from(self.settings.max_frame_bytes)
             .unwrap_or(usize::MAX)
             .saturating_add(READ_CHUNK_BYTES);
-        Ok(self.reader.wait_for_room(&usage, read_limit).await?)
+        Ok(self.reader.wait_for_room(&usage, pages, read_limit).await?)
     }
 }

@@ -1,0 +1,210 @@
+//! Paging: backlogs larger than memory.
+//!
+//! A persistent message for a queue or durable subscription whose memory is
+//! full (its destination's limit, or its share of the broker's) stays in the
+//! store only; its container counts it in a tail (see [`crate::queue`]) and
+//! the producer goes on at the store's pace. The messages come back from the
+//! store, a batch at a time, ahead of the consumers: a container asks for a
+//! read when it has consumers and little in memory ([`MessageQueue::page_wanted`]),
+//! and [`Broker::pager`], a task of its own, reads (`Store::read`) without the
+//! engine's lock and hands the batch back ([`MessageQueue::take_page`]).
+//!
+//! A restart starts here too: the store recovers counts, not messages
+//! (`Recovered::pending`), so start-up does not grow with the backlog; each
+//! container reads its first batch at once, so that a browser sees it.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::broker::Broker;
+use crate::container::ContainerKey;
+use crate::destination::{Destination, DestinationKind};
+use crate::message::{Message, MessageId, NewMessage};
+use crate::queue::{Entry, PageWanted};
+use crate::state::State;
+use crate::store::{StoreError, StoredMessage};
+use crate::usage::DestinationUsage;
+
+/// How long a read the store refused waits before it is asked again.
+const READ_RETRY: Duration = Duration::from_millis(200);
+
+/// A read a container asked for, waiting for the pager.
+#[derive(Clone, Debug)]
+pub(crate) struct PageRequest {
+    /// The container.
+    key: ContainerKey,
+    /// The read.
+    wanted: PageWanted,
+    /// Its token: the container takes only the read it is waiting for.
+    token: u64,
+    /// How many of the tail's messages the store should have for it.
+    expected: u64,
+}
+
+/// Reads waiting for the pager, and the wake-up that tells it.
+#[derive(Debug, Default)]
+pub(crate) struct Pager {
+    /// Woken when a request is added (a permit is kept if the pager is busy).
+    wake: Arc<Notify>,
+}
+
+impl Broker {
+    /// Whether `message` would stay in the store rather than memory when its
+    /// destination's memory is full, so that producer flow control need not
+    /// hold it for memory: persistent, for a queue, on a store that pages.
+    pub fn pages(&self, message: &NewMessage) -> bool {
+        message.persistent
+            && message.destination.kind == DestinationKind::Queue
+            && message.destination.composite_parts().is_none()
+            && self.store().pages()
+    }
+
+    /// Asks for the read `key`'s container needs, if any (see the module);
+    /// `force`: even without consumers (a browser, the first batch after a
+    /// restart).
+    pub(crate) fn want_pages(&self, st: &mut State, key: &ContainerKey, force: bool) {
+        let Some(q) = st.containers.get(key) else {
+            return;
+        };
+        if q.paged_len() == 0 || (!force && q.consumer_count() == 0) {
+            return;
+        }
+        let room = match container_destination(st, key) {
+            Some(d) => self.destination_usage(&d).room().is_ok(),
+            None => true,
+        };
+        let Some(q) = st.containers.get_mut(key) else {
+            return;
+        };
+        let Some(wanted) = q.page_wanted(room) else {
+            return;
+        };
+        st.next_page_token += 1;
+        let token = st.next_page_token;
+        q.start_reading(token);
+        let expected = q.paged_count(wanted.priority).min(wanted.max as u64);
+        st.page_requests.push(PageRequest {
+            key: key.clone(),
+            wanted,
+            token,
+            expected,
+        });
+        self.pager.wake.notify_one();
+    }
+
+    /// What of `queue` waits in the store only: per priority that has any,
+    /// how many and the id they are all above (tools and tests; the store's
+    /// `read` from there returns them).
+    pub fn paged_out(&self, queue: &Destination) -> Vec<(u8, MessageId, u64)> {
+        let st = self.state.lock();
+        st.containers
+            .get(&ContainerKey::Queue(queue.clone()))
+            .map(|q| q.tails())
+            .unwrap_or_default()
+    }
+
+    /// Serves the reads asked for so far; returns how many. The pager task
+    /// calls it; tests call it to page in at a point of their choosing.
+    pub async fn page_in(&self) -> usize {
+        let requests = std::mem::take(&mut self.state.lock().page_requests);
+        for r in &requests {
+            let Some(skey) = r.key.store_key() else {
+                continue;
+            };
+            let read = self
+                .store()
+                .read(&skey, r.wanted.priority, r.wanted.after, r.wanted.max)
+                .await;
+            if let Err(e) = &read {
+                tracing::warn!(
+                    "reading stored messages of {skey:?} failed, trying again in {READ_RETRY:?}: {e}"
+                );
+                tokio::time::sleep(READ_RETRY).await;
+            }
+            self.take_page(r, read);
+        }
+        requests.len()
+    }
+
+    /// The pager: serves reads as they are asked for, until the broker is
+    /// dropped. Spawned by whoever runs the broker.
+    pub fn pager(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let broker: Weak<Broker> = Arc::downgrade(self);
+        let wake = Arc::clone(&self.pager.wake);
+        async move {
+            loop {
+                wake.notified().await;
+                let Some(b) = broker.upgrade() else {
+                    return;
+                };
+                while b.page_in().await > 0 {}
+            }
+        }
+    }
+
+    /// Hands a read's messages to its container and dispatches them.
+    fn take_page(&self, r: &PageRequest, read: Result<Vec<StoredMessage>, StoreError>) {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let read = match read {
+            Ok(read) => read,
+            Err(_) => {
+                if let Some(q) = st.containers.get_mut(&r.key) {
+                    q.read_failed(r.token);
+                }
+                // Asked again by the next dispatch, or now if nothing else will.
+                self.want_pages(st, &r.key, true);
+                return;
+            }
+        };
+        let mut usage: Option<Arc<DestinationUsage>> = None;
+        let entries: Vec<Entry> = read
+            .into_iter()
+            .map(|(data, redeliveries)| {
+                let u = match &usage {
+                    Some(u) if u.destination() == &data.destination => Arc::clone(u),
+                    _ => {
+                        let u = self.destination_usage(&data.destination);
+                        usage = Some(Arc::clone(&u));
+                        u
+                    }
+                };
+                Entry {
+                    msg: Arc::new(Message::charged(data, self.memory(), Some(&u))),
+                    redeliveries,
+                    seq: 0,
+                    consumed: None,
+                }
+            })
+            .collect();
+        let Some(q) = st.containers.get_mut(&r.key) else {
+            return;
+        };
+        match q.take_page(r.token, r.wanted.priority, entries, r.expected) {
+            None => return,
+            Some(0) => {}
+            Some(missing) => tracing::error!(
+                "the store has {missing} fewer messages of {:?} at priority {} than it counted; \
+                 they are not delivered",
+                r.key,
+                r.wanted.priority
+            ),
+        }
+        self.dispatch(st, &r.key);
+        self.want_pages(st, &r.key, false);
+    }
+}
+
+/// The destination whose memory a container's messages count against.
+fn container_destination(st: &State, key: &ContainerKey) -> Option<Destination> {
+    match key {
+        ContainerKey::Queue(d) => Some(d.clone()),
+        ContainerKey::Durable { client_id, name } => st
+            .durables
+            .get(&(Arc::clone(client_id), Arc::clone(name)))
+            .map(|s| Destination::topic(&s.topic)),
+        ContainerKey::TopicSub { .. } => None,
+    }
+}

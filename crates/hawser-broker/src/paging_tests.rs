@@ -1,0 +1,356 @@
+//! Paging: a queue far beyond its memory limit keeps its producers going,
+//! holds little in memory, and delivers exactly what a queue within its limit
+//! would (order, priority, selectors, redelivery counts), across a restart;
+//! and the engine never waits for the store's reads.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use crate::identity::ConnectInfo;
+use crate::outbox::test_support::Recorder;
+use crate::store::{DurabilityWatch, ReadFuture};
+use crate::test_support::{msg, page_in, restarted, spec, RecordingStore};
+use crate::*;
+
+/// Memory a destination may hold in these tests: ten 1 KiB messages.
+const LIMIT: u64 = 10 * 1024;
+
+fn limited() -> BrokerConfig {
+    BrokerConfig {
+        policies: vec![PolicyEntry {
+            pattern: DestinationPattern::new(false, ">").unwrap(),
+            policy: DestinationPolicy {
+                memory_limit_bytes: LIMIT,
+                producer_flow_control: None,
+            },
+        }],
+        ..BrokerConfig::default()
+    }
+}
+
+/// A 1 KiB persistent message "<n>" at `priority`, with property `kind`.
+fn numbered(q: &Destination, n: usize, priority: u8, kind: &str) -> NewMessage {
+    let mut m = msg(q.clone(), &format!("{n:<1024}"), true);
+    m.priority = priority;
+    m.fields
+        .properties
+        .push((Arc::from("kind"), PropertyValue::String(Arc::from(kind))));
+    m
+}
+
+fn body(d: &Delivery) -> String {
+    String::from_utf8_lossy(&d.message.body)
+        .trim_end()
+        .to_owned()
+}
+
+/// Takes and acknowledges what `rec` received until nothing more comes,
+/// serving the broker's reads in between (its pager); returns the bodies in
+/// delivery order, with redelivery counts.
+fn drain(b: &Broker, c: ConnectionId, sub: &str, rec: &Recorder) -> Vec<(String, u32)> {
+    let mut got = Vec::new();
+    for _ in 0..100_000 {
+        let d = rec.take();
+        if d.is_empty() {
+            page_in(b);
+            if rec.deliveries.lock().is_empty() {
+                break;
+            }
+            continue;
+        }
+        for d in d {
+            got.push((body(&d), d.redelivery_count));
+            b.ack(c, Some(sub), d.message.id, None, false).unwrap();
+        }
+    }
+    got
+}
+
+/// Sends `sends` to a fresh broker with `config`, then (optionally after a
+/// restart) drains them with one consumer per selector; returns what each got.
+fn run(
+    config: BrokerConfig,
+    sends: &[(u8, &str)],
+    selectors: &[Option<&str>],
+    restart: bool,
+) -> Vec<Vec<(String, u32)>> {
+    let store = RecordingStore::new();
+    let mut b = Broker::new(config.clone(), store.clone(), Recovered::default());
+    let q = Destination::queue("big");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    for (n, (priority, kind)) in sends.iter().enumerate() {
+        b.send(p, numbered(&q, n, *priority, kind), None).unwrap();
+    }
+    assert!(
+        b.destination_usage(&q).used() <= LIMIT + 2048 || config.policies.is_empty(),
+        "a paging queue holds about its limit in memory, not {} bytes",
+        b.destination_usage(&q).used()
+    );
+    let stats = b.stats();
+    assert_eq!(stats[0].pending, sends.len(), "paged messages are counted");
+    if restart {
+        drop(b);
+        b = restarted(config, &store);
+    }
+    let mut got = Vec::new();
+    for (i, selector) in selectors.iter().enumerate() {
+        let rec = Recorder::new();
+        let c = b
+            .connect(ConnectInfo::in_process(None), rec.clone())
+            .unwrap();
+        let mut s = spec(&format!("s{i}"), q.clone(), AckMode::ClientIndividual);
+        s.selector = selector.map(str::to_owned);
+        b.subscribe(c, s).unwrap();
+        got.push(drain(&b, c, &format!("s{i}"), &rec));
+    }
+    assert!(store.stored_all().is_empty(), "everything was consumed");
+    got
+}
+
+fn sends(n: usize) -> Vec<(u8, &'static str)> {
+    (0..n)
+        .map(|i| ((i * 7 % 10) as u8, if i % 3 == 0 { "a" } else { "b" }))
+        .collect()
+}
+
+#[test]
+fn a_queue_far_beyond_its_limit_delivers_what_an_unlimited_one_would() {
+    let sends = sends(1500);
+    let selectors = [None];
+    let unlimited = run(BrokerConfig::default(), &sends, &selectors, false);
+    assert_eq!(unlimited[0].len(), 1500);
+    let paged = run(limited(), &sends, &selectors, false);
+    assert_eq!(paged, unlimited, "same messages, same order");
+    // Priorities first, then send order.
+    let mut expected: Vec<(u8, usize)> = sends
+        .iter()
+        .enumerate()
+        .map(|(n, (p, _))| (*p, n))
+        .collect();
+    expected.sort_by_key(|(p, n)| (std::cmp::Reverse(*p), *n));
+    let order: Vec<String> = expected.iter().map(|(_, n)| n.to_string()).collect();
+    let got: Vec<String> = paged[0].iter().map(|(b, _)| b.clone()).collect();
+    assert_eq!(got, order);
+}
+
+#[test]
+fn selectors_and_a_restart_see_the_same_paged_messages() {
+    let sends = sends(1200);
+    let selectors = [Some("kind = 'a'"), Some("kind = 'b'")];
+    for restart in [false, true] {
+        let unlimited = run(BrokerConfig::default(), &sends, &selectors, restart);
+        assert_eq!(unlimited[0].len() + unlimited[1].len(), 1200);
+        let paged = run(limited(), &sends, &selectors, restart);
+        assert_eq!(paged, unlimited, "restart: {restart}");
+    }
+}
+
+#[test]
+fn redelivery_counts_and_other_queues_are_unaffected_by_paging() {
+    let store = RecordingStore::new();
+    let b = Broker::new(limited(), store.clone(), Recovered::default());
+    let q = Destination::queue("big");
+    let small = Destination::queue("small");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    let rec = Recorder::new();
+    let c = b
+        .connect(ConnectInfo::in_process(None), rec.clone())
+        .unwrap();
+    b.subscribe(c, spec("small", small.clone(), AckMode::ClientIndividual))
+        .unwrap();
+    for n in 0..300 {
+        b.send(p, numbered(&q, n, 4, "a"), None).unwrap();
+        if n % 100 == 0 {
+            // Another queue's consumer is served at once while "big" fills.
+            b.send(p, numbered(&small, n, 4, "a"), None).unwrap();
+            let d = rec.take();
+            assert_eq!(d.len(), 1, "small is delivered while big pages");
+            b.ack(c, Some("small"), d[0].message.id, None, false)
+                .unwrap();
+        }
+    }
+    // The first message goes back once: it comes back first, counted.
+    let rec = Recorder::new();
+    let c = b
+        .connect(ConnectInfo::in_process(None), rec.clone())
+        .unwrap();
+    let mut s = spec("s", q.clone(), AckMode::ClientIndividual);
+    s.prefetch = 1;
+    b.subscribe(c, s).unwrap();
+    let first = rec.take().remove(0);
+    assert_eq!(body(&first), "0");
+    b.nack(c, Some("s"), first.message.id).unwrap();
+    let got = drain(&b, c, "s", &rec);
+    assert_eq!(got.len(), 300);
+    assert_eq!(got[0], ("0".to_owned(), 1));
+    let rest: Vec<String> = got[1..].iter().map(|(b, _)| b.clone()).collect();
+    let expected: Vec<String> = (1..300).map(|n| n.to_string()).collect();
+    assert_eq!(rest, expected);
+}
+
+/// A store whose reads wait until the test releases them, and fail while
+/// `failures` lasts: the engine must go on meanwhile.
+struct SlowStore {
+    inner: Arc<RecordingStore>,
+    /// Reads still to fail.
+    failures: AtomicUsize,
+    /// Reads started.
+    reads: AtomicUsize,
+    /// Released reads may complete.
+    released: parking_lot::Mutex<bool>,
+    wakers: parking_lot::Mutex<Vec<Waker>>,
+}
+
+impl SlowStore {
+    fn release(&self) {
+        *self.released.lock() = true;
+        for w in self.wakers.lock().drain(..) {
+            w.wake();
+        }
+    }
+}
+
+/// A read of [`SlowStore`].
+struct SlowRead {
+    store: Arc<SlowStore>,
+    inner: ReadFuture,
+}
+
+impl Future for SlowRead {
+    type Output = Result<Vec<StoredMessage>, StoreError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if !*self.store.released.lock() {
+            self.store.wakers.lock().push(cx.waker().clone());
+            return Poll::Pending;
+        }
+        if self
+            .store
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Poll::Ready(Err(StoreError::Failed("injected read failure".into())));
+        }
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// [`SlowStore`] as the broker's store.
+struct Slow(Arc<SlowStore>);
+
+impl Store for Slow {
+    fn append(&self, ops: Vec<StoreOp>, sync: bool) -> Result<Seq, StoreError> {
+        self.0.inner.append(ops, sync)
+    }
+    fn durability(&self) -> DurabilityWatch {
+        self.0.inner.durability()
+    }
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
+    fn pages(&self) -> bool {
+        true
+    }
+    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, max: usize) -> ReadFuture {
+        self.0.reads.fetch_add(1, Ordering::SeqCst);
+        Box::pin(SlowRead {
+            store: Arc::clone(&self.0),
+            inner: self.0.inner.read(key, priority, after, max),
+        })
+    }
+    fn close(&self) {}
+}
+
+#[test]
+fn the_engine_never_waits_for_a_slow_or_failing_read() {
+    let slow = Arc::new(SlowStore {
+        inner: RecordingStore::new(),
+        failures: AtomicUsize::new(2),
+        reads: AtomicUsize::new(0),
+        released: parking_lot::Mutex::new(false),
+        wakers: parking_lot::Mutex::new(Vec::new()),
+    });
+    let b = Arc::new(Broker::new(
+        limited(),
+        Arc::new(Slow(Arc::clone(&slow))),
+        Recovered::default(),
+    ));
+    let q = Destination::queue("big");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    for n in 0..100 {
+        b.send(p, numbered(&q, n, 4, "a"), None).unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let pager = rt.spawn(b.pager());
+    let rec = Recorder::new();
+    let c = b
+        .connect(ConnectInfo::in_process(None), rec.clone())
+        .unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
+        .unwrap();
+    let delivered_in_memory = rec.take();
+    assert!(!delivered_in_memory.is_empty() && delivered_in_memory.len() < 100);
+    for d in &delivered_in_memory {
+        b.ack(c, Some("s"), d.message.id, None, false).unwrap();
+    }
+    // A read is under way and does not finish: every engine call still does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while slow.reads.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no read was asked for"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let other = Destination::queue("other");
+    let r2 = Recorder::new();
+    let c2 = b
+        .connect(ConnectInfo::in_process(None), r2.clone())
+        .unwrap();
+    b.subscribe(c2, spec("o", other.clone(), AckMode::Auto))
+        .unwrap();
+    b.send(p, numbered(&other, 0, 4, "a"), None).unwrap();
+    assert_eq!(
+        r2.take().len(),
+        1,
+        "another queue is served while a read waits"
+    );
+    b.send(p, numbered(&q, 100, 4, "a"), None).unwrap();
+    assert!(
+        rec.take().is_empty(),
+        "nothing of big before its read completes"
+    );
+    // Released, the reads fail twice, are asked again, and then deliver everything.
+    slow.release();
+    let mut got = delivered_in_memory.len();
+    while got < 101 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {got} of 101 delivered"
+        );
+        for d in rec.take() {
+            got += 1;
+            b.ack(c, Some("s"), d.message.id, None, false).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(
+        slow.reads.load(Ordering::SeqCst) >= 3,
+        "failed reads were retried"
+    );
+    assert_eq!(slow.failures.load(Ordering::SeqCst), 0);
+    pager.abort();
+}
