@@ -198,7 +198,7 @@ impl Broker {
             st.containers
                 .entry(container_key(&skey))
                 .or_default()
-                .hold_for_transaction(entry);
+                .hold_recovered(entry);
         }
         for p in recovered.prepared {
             // Its connection is gone; its client id still scopes its

@@ -55,7 +55,7 @@ pub use message::{
 pub use outbox::{AckMode, ConnectionId, ConsumerId, Delivery, Outbox};
 pub use producer::{ProducerKey, SeqWindow};
 pub use property::{Properties, PropertyValue};
-pub use queue::LastDelivered;
+pub use queue::{LastDelivered, PagedOut};
 pub use store::{
     wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore, PendingCounts,
     PreparedSend, PreparedTransaction, ReadFuture, Recovered, Replay, Seq, Store, StoreError,

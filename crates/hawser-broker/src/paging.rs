@@ -21,14 +21,37 @@ use tokio::sync::Notify;
 use crate::broker::Broker;
 use crate::container::ContainerKey;
 use crate::destination::{Destination, DestinationKind};
-use crate::message::{Message, MessageId, NewMessage};
-use crate::queue::{Entry, PageWanted};
+use crate::message::{Message, NewMessage};
+use crate::queue::{Entry, Memory, MessageQueue, PageWanted, PagedOut};
 use crate::state::State;
-use crate::store::{StoreError, StoredMessage};
+use crate::store::{Seq, StoreError, StoredMessage};
 use crate::usage::DestinationUsage;
 
 /// How long a read the store refused waits before it is asked again.
 const READ_RETRY: Duration = Duration::from_millis(200);
+
+/// How far past its memory limits a container reads ahead for consumers that
+/// can take nothing of what is in memory (selectors): this many times the
+/// limits (see [`MessageQueue::page_wanted`](crate::queue::MessageQueue::page_wanted)).
+const READ_AHEAD_TIMES: u64 = 2;
+
+/// A read taken from the requests and not yet handed back: dropped unfinished
+/// (its future cancelled), it tells its container, which asks again.
+struct Unfinished<'a> {
+    broker: &'a Broker,
+    request: Option<PageRequest>,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(r) = self.request.take() {
+            let mut st = self.broker.state.lock();
+            if let Some(q) = st.containers.get_mut(&r.key) {
+                q.read_failed(r.token);
+            }
+        }
+    }
+}
 
 /// A read a container asked for, waiting for the pager.
 #[derive(Clone, Debug)]
@@ -54,8 +77,10 @@ impl Broker {
     /// Whether `message` would stay in the store rather than memory when its
     /// destination's memory is full, so that producer flow control need not
     /// hold it for memory: persistent, for a queue, on a store that pages.
-    pub fn pages(&self, message: &NewMessage) -> bool {
-        message.persistent
+    /// A transaction's sends wait in memory until it commits: they do not.
+    pub fn pages(&self, message: &NewMessage, transactional: bool) -> bool {
+        !transactional
+            && message.persistent
             && message.destination.kind == DestinationKind::Queue
             && message.destination.composite_parts().is_none()
             && self.store().pages()
@@ -71,14 +96,23 @@ impl Broker {
         if q.paged_len() == 0 || (!force && q.consumer_count() == 0) {
             return;
         }
-        let room = match container_destination(st, key) {
-            Some(d) => self.destination_usage(&d).room().is_ok(),
-            None => true,
+        let memory = match container_destination(st, key) {
+            Some(d) => {
+                let usage = self.destination_usage(&d);
+                if usage.room().is_ok() {
+                    Memory::Room
+                } else if usage.room_times(READ_AHEAD_TIMES).is_ok() {
+                    Memory::Slack
+                } else {
+                    Memory::Full
+                }
+            }
+            None => Memory::Room,
         };
         let Some(q) = st.containers.get_mut(key) else {
             return;
         };
-        let Some(wanted) = q.page_wanted(room) else {
+        let Some(wanted) = q.page_wanted(memory) else {
             return;
         };
         st.next_page_token += 1;
@@ -94,10 +128,32 @@ impl Broker {
         self.pager.wake.notify_one();
     }
 
-    /// What of `queue` waits in the store only: per priority that has any,
-    /// how many and the id they are all above (tools and tests; the store's
-    /// `read` from there returns them).
-    pub fn paged_out(&self, queue: &Destination) -> Vec<(u8, MessageId, u64)> {
+    /// Puts a message written by record `seq` into container `key`: in memory,
+    /// or, beyond memory, in the store only (see the module). Every placement
+    /// of a message goes through here, so that none passes a tail.
+    pub(crate) fn place(
+        q: &mut MessageQueue,
+        key: &ContainerKey,
+        entry: Entry,
+        seq: Seq,
+        pages: bool,
+    ) {
+        let msg = &entry.msg;
+        let paged = pages
+            && seq != 0
+            && msg.persistent
+            && key.is_stored()
+            && (q.is_paging(msg.priority) || msg.room().is_err());
+        if paged {
+            q.enqueue_paged(msg.id, msg.priority, seq);
+        } else {
+            q.enqueue(entry);
+        }
+    }
+
+    /// What of `queue` waits in the store only, per priority that has any
+    /// (tools and tests; the store's `read` from there returns them).
+    pub fn paged_out(&self, queue: &Destination) -> Vec<PagedOut> {
         let st = self.state.lock();
         st.containers
             .get(&ContainerKey::Queue(queue.clone()))
@@ -105,42 +161,66 @@ impl Broker {
             .unwrap_or_default()
     }
 
-    /// Serves the reads asked for so far; returns how many. The pager task
-    /// calls it; tests call it to page in at a point of their choosing.
+    /// Serves the reads asked for so far, one at a time; returns how many.
+    /// The pager task calls it; tests call it to page in at a point of their
+    /// choosing. Cancelling it (the start-up's time limit) loses no read: one
+    /// under way is given back to its container, which asks again.
     pub async fn page_in(&self) -> usize {
-        let requests = std::mem::take(&mut self.state.lock().page_requests);
-        for r in &requests {
-            let Some(skey) = r.key.store_key() else {
-                continue;
+        let mut served = 0;
+        loop {
+            let Some(r) = self.state.lock().page_requests.pop() else {
+                return served;
             };
-            let read = self
-                .store()
-                .read(&skey, r.wanted.priority, r.wanted.after, r.wanted.max)
-                .await;
-            if let Err(e) = &read {
-                tracing::warn!(
-                    "reading stored messages of {skey:?} failed, trying again in {READ_RETRY:?}: {e}"
-                );
-                tokio::time::sleep(READ_RETRY).await;
-            }
-            self.take_page(r, read);
+            served += 1;
+            let mut guard = Unfinished {
+                broker: self,
+                request: Some(r),
+            };
+            let r = guard.request.as_ref().expect("set above");
+            let read = match r.key.store_key() {
+                Some(skey) => {
+                    self.store()
+                        .read(&skey, r.wanted.priority, r.wanted.after, r.wanted.max)
+                        .await
+                }
+                None => Err(StoreError::Failed("not a stored container".into())),
+            };
+            let r = guard.request.take().expect("set above");
+            self.take_page(&r, read);
         }
-        requests.len()
     }
 
-    /// The pager: serves reads as they are asked for, until the broker is
-    /// dropped. Spawned by whoever runs the broker.
+    /// The pager: serves reads as they are asked for, and asks again, every
+    /// [`READ_RETRY`], for those that failed, until the broker is dropped.
+    /// Spawned by whoever runs the broker.
     pub fn pager(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
         let broker: Weak<Broker> = Arc::downgrade(self);
         let wake = Arc::clone(&self.pager.wake);
         async move {
             loop {
-                wake.notified().await;
+                let retrying = broker
+                    .upgrade()
+                    .is_some_and(|b| !b.state.lock().page_retries.is_empty());
+                if retrying {
+                    let _ = tokio::time::timeout(READ_RETRY, wake.notified()).await;
+                } else {
+                    wake.notified().await;
+                }
                 let Some(b) = broker.upgrade() else {
                     return;
                 };
+                b.retry_reads();
                 while b.page_in().await > 0 {}
             }
+        }
+    }
+
+    /// Asks again for the reads that failed.
+    fn retry_reads(&self) {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        for key in std::mem::take(&mut st.page_retries) {
+            self.want_pages(st, &key, true);
         }
     }
 
@@ -150,12 +230,17 @@ impl Broker {
         let st = &mut *guard;
         let read = match read {
             Ok(read) => read,
-            Err(_) => {
+            Err(e) => {
+                tracing::warn!(
+                    "reading stored messages of {:?} failed, asking again in {READ_RETRY:?}: {e}",
+                    r.key
+                );
                 if let Some(q) = st.containers.get_mut(&r.key) {
                     q.read_failed(r.token);
                 }
-                // Asked again by the next dispatch, or now if nothing else will.
-                self.want_pages(st, &r.key, true);
+                if !st.page_retries.contains(&r.key) {
+                    st.page_retries.push(r.key.clone());
+                }
                 return;
             }
         };

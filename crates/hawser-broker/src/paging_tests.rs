@@ -97,7 +97,9 @@ fn run(
         drop(b);
         b = restarted(config, &store);
     }
-    let mut got = Vec::new();
+    // Every consumer attached before any drains, as selective consumers
+    // that share a queue are: what one leaves in memory, the other takes.
+    let mut consumers = Vec::new();
     for (i, selector) in selectors.iter().enumerate() {
         let rec = Recorder::new();
         let c = b
@@ -106,7 +108,27 @@ fn run(
         let mut s = spec(&format!("s{i}"), q.clone(), AckMode::ClientIndividual);
         s.selector = selector.map(str::to_owned);
         b.subscribe(c, s).unwrap();
-        got.push(drain(&b, c, &format!("s{i}"), &rec));
+        consumers.push((c, format!("s{i}"), rec));
+    }
+    let mut got = vec![Vec::new(); consumers.len()];
+    for _ in 0..100_000 {
+        let mut any = false;
+        for (i, (c, sub, rec)) in consumers.iter().enumerate() {
+            for d in rec.take() {
+                any = true;
+                got[i].push((body(&d), d.redelivery_count));
+                b.ack(*c, Some(sub), d.message.id, None, false).unwrap();
+            }
+        }
+        if !any {
+            page_in(&b);
+            if consumers
+                .iter()
+                .all(|(_, _, r)| r.deliveries.lock().is_empty())
+            {
+                break;
+            }
+        }
     }
     assert!(store.stored_all().is_empty(), "everything was consumed");
     got
@@ -353,4 +375,118 @@ fn the_engine_never_waits_for_a_slow_or_failing_read() {
     );
     assert_eq!(slow.failures.load(Ordering::SeqCst), 0);
     pager.abort();
+}
+
+/// Deliveries of `q` to a fresh consumer with `prefetch`, drained as in [`drain`].
+fn consume_all(b: &Broker, q: &Destination, prefetch: u32) -> Vec<(String, u32)> {
+    let rec = Recorder::new();
+    let c = b
+        .connect(ConnectInfo::in_process(None), rec.clone())
+        .unwrap();
+    let mut s = spec("all", q.clone(), AckMode::ClientIndividual);
+    s.prefetch = prefetch;
+    b.subscribe(c, s).unwrap();
+    drain(b, c, "all", &rec)
+}
+
+#[test]
+fn a_higher_priority_message_in_the_store_is_read_even_when_memory_is_full() {
+    let store = RecordingStore::new();
+    let b = Broker::new(limited(), store.clone(), Recovered::default());
+    let q = Destination::queue("big");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    // Non-persistent messages fill memory far past its limit (they cannot page)...
+    for n in 0..40 {
+        let mut m = numbered(&q, n, 4, "a");
+        m.persistent = false;
+        b.send(p, m, None).unwrap();
+    }
+    // ...and a persistent one of a higher priority stays in the store.
+    b.send(p, numbered(&q, 40, 9, "a"), None).unwrap();
+    assert_eq!(
+        b.paged_out(&q).len(),
+        1,
+        "the priority-9 message is paged out"
+    );
+    let got = consume_all(&b, &q, 1000);
+    assert_eq!(got.len(), 41);
+    assert_eq!(
+        got[0].0, "40",
+        "the highest priority first, though memory was full"
+    );
+}
+
+#[test]
+fn a_dead_letter_joins_the_dead_letter_queues_tail() {
+    let config = BrokerConfig {
+        max_redeliveries: 0,
+        ..limited()
+    };
+    let store = RecordingStore::new();
+    let b = Broker::new(config.clone(), store.clone(), Recovered::default());
+    let dlq = Destination::queue(&config.dead_letter_queue);
+    let q = Destination::queue("work");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    for n in 0..30 {
+        b.send(p, numbered(&dlq, n, 4, "a"), None).unwrap();
+    }
+    assert!(!b.paged_out(&dlq).is_empty(), "the DLQ pages");
+    b.send(p, numbered(&q, 30, 4, "a"), None).unwrap();
+    let rec = Recorder::new();
+    let c = b
+        .connect(ConnectInfo::in_process(None), rec.clone())
+        .unwrap();
+    b.subscribe(c, spec("w", q.clone(), AckMode::ClientIndividual))
+        .unwrap();
+    let d = rec.take().remove(0);
+    b.nack(c, Some("w"), d.message.id).unwrap(); // no redeliveries allowed: dead-lettered
+    let got: Vec<String> = consume_all(&b, &dlq, 1000)
+        .into_iter()
+        .map(|(body, _)| body)
+        .collect();
+    let expected: Vec<String> = (0..=30).map(|n| n.to_string()).collect();
+    assert_eq!(
+        got, expected,
+        "each once, in the order they entered the DLQ"
+    );
+}
+
+#[test]
+fn a_recovered_transactions_message_given_back_before_its_batch_is_read_comes_once() {
+    let store = RecordingStore::new();
+    let b = Broker::new(BrokerConfig::default(), store.clone(), Recovered::default());
+    let q = Destination::queue("xa");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    for n in 0..600 {
+        b.send(p, numbered(&q, n, 4, "a"), None).unwrap();
+    }
+    let rec = Recorder::new();
+    let c = b
+        .connect(ConnectInfo::in_process(None), rec.clone())
+        .unwrap();
+    let mut s = spec("s", q.clone(), AckMode::ClientIndividual);
+    s.prefetch = 1000;
+    b.subscribe(c, s).unwrap();
+    let d = rec.take();
+    let late = d.iter().find(|d| body(d) == "550").unwrap().message.id;
+    b.begin(c, "x").unwrap();
+    b.ack(c, Some("s"), late, Some("x"), false).unwrap();
+    b.prepare(c, "x").unwrap();
+    drop(b);
+    // Restarted: the first batch (500) is read; 550 is held for "x".
+    let b = restarted(BrokerConfig::default(), &store);
+    b.rollback_prepared("x").unwrap();
+    let got: Vec<String> = consume_all(&b, &q, 1000)
+        .into_iter()
+        .map(|(body, _)| body)
+        .collect();
+    assert_eq!(got.len(), 600, "each once: {} deliveries", got.len());
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len(), 600);
 }

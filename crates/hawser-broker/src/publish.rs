@@ -358,8 +358,7 @@ impl Publish {
         } else {
             seq
         };
-        // Beyond memory, a persistent message stays in the store (see `paging`).
-        let pages = seq != 0 && broker.store().pages();
+        let pages = broker.store().pages();
         let consumed = match self.placed.as_slice() {
             // Paged, the message is not consumed before it is durable: the
             // flag is never set and its receipt waits for the record alone.
@@ -384,20 +383,13 @@ impl Publish {
                 Some(q) => q,
                 None => st.containers.entry(key.clone()).or_default(),
             };
-            let paged = pages
-                && msg.persistent
-                && key.is_stored()
-                && (q.is_paging(msg.priority) || msg.room().is_err());
-            if paged {
-                q.enqueue_paged(msg.id, msg.priority, seq);
-            } else {
-                q.enqueue(Entry {
-                    msg,
-                    redeliveries: 0,
-                    seq: visible_after,
-                    consumed: consumed.clone(),
-                });
-            }
+            let entry = Entry {
+                msg,
+                redeliveries: 0,
+                seq: visible_after,
+                consumed: consumed.clone(),
+            };
+            Broker::place(q, &key, entry, seq, pages);
             if single {
                 broker.dispatch(st, &key);
             } else if !touched.contains(&key) {

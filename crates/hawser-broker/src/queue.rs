@@ -180,6 +180,33 @@ struct Tail {
     seq: Seq,
 }
 
+/// The messages of one priority of a container that wait in the store only:
+/// the first `count` stored messages of that priority with ids above
+/// `after`, leaving out those with ids in `in_memory` (held in memory for a
+/// recovered transaction, or given back by it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PagedOut {
+    /// The priority.
+    pub priority: u8,
+    /// Every one has an id above this.
+    pub after: MessageId,
+    /// How many.
+    pub count: u64,
+    /// Stored messages above `after` that are not among them.
+    pub in_memory: Vec<MessageId>,
+}
+
+/// How full a container's memory is, for [`MessageQueue::page_wanted`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Memory {
+    /// Under its limit.
+    Room,
+    /// Over its limit, under twice it.
+    Slack,
+    /// Twice its limit or more.
+    Full,
+}
+
 /// A read of stored messages the container asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageWanted {
@@ -204,6 +231,9 @@ pub struct MessageQueue {
     paged_len: u64,
     /// The read of stored messages under way, by the token the broker gave it.
     reading: Option<u64>,
+    /// Stored messages held in memory since recovery for prepared
+    /// transactions, left out of the tails: a read skips them.
+    held: Vec<(u8, MessageId)>,
     /// Attached consumers in subscription order (the first exclusive one wins).
     consumers: Vec<Consumer>,
     /// Where the next round-robin search starts.
@@ -249,13 +279,23 @@ impl MessageQueue {
         self.tails[usize::from(priority.min(MAX_PRIORITY))].count > 0
     }
 
-    /// Per priority with messages in the store: the priority, the id they
-    /// are all above, and how many (highest priority first).
-    pub fn tails(&self) -> Vec<(u8, MessageId, u64)> {
+    /// Per priority with messages in the store (highest first): what
+    /// [`PagedOut`] says.
+    pub fn tails(&self) -> Vec<PagedOut> {
         (0..PRIORITIES)
             .rev()
             .filter(|&p| self.tails[p].count > 0)
-            .map(|p| (p as u8, self.tails[p].after, self.tails[p].count))
+            .map(|p| PagedOut {
+                priority: p as u8,
+                after: self.tails[p].after,
+                count: self.tails[p].count,
+                in_memory: self
+                    .held
+                    .iter()
+                    .filter(|(hp, _)| usize::from(*hp) == p)
+                    .map(|(_, id)| *id)
+                    .collect(),
+            })
             .collect()
     }
 
@@ -273,6 +313,19 @@ impl MessageQueue {
         self.paged_len += 1;
     }
 
+    /// Holds a recovered message for the prepared transaction that
+    /// acknowledged it ([`MessageQueue::hold_for_transaction`]); the store
+    /// counted it among the recovered ones, which it leaves: reads skip it.
+    pub fn hold_recovered(&mut self, entry: Entry) {
+        let tail = &mut self.tails[usize::from(entry.msg.priority)];
+        if tail.count > 0 {
+            tail.count -= 1;
+            self.paged_len -= 1;
+        }
+        self.held.push((entry.msg.priority, entry.msg.id));
+        self.hold_for_transaction(entry);
+    }
+
     /// Counts the messages a store recovered, all left in the store.
     pub fn recovered(&mut self, counts: &[u64; PRIORITIES]) {
         for (tail, &count) in self.tails.iter_mut().zip(counts) {
@@ -282,23 +335,30 @@ impl MessageQueue {
     }
 
     /// The read of stored messages this container needs, if any and none is
-    /// under way: the highest priority that has some, once fewer than
-    /// [`PAGE_LOW`] messages at or above it are in memory. With `room` false
-    /// (its memory is full) only when nothing at all is in memory, or when
-    /// its consumers can take nothing of what is (up to [`MAX_DISPATCH_SCAN`]
-    /// messages in memory).
-    pub fn page_wanted(&self, room: bool) -> Option<PageWanted> {
+    /// under way: the highest priority that has some,
+    /// - with [`Memory::Room`], once fewer than [`PAGE_LOW`] messages at or
+    ///   above it are in memory;
+    /// - up to [`Memory::Slack`] (twice the limit), also when its consumers
+    ///   can take nothing of what is in memory (selectors), up to
+    ///   [`MAX_DISPATCH_SCAN`] messages: what keeps a selective consumer from
+    ///   starving behind messages only others want;
+    /// - whatever the memory, when nothing at or above it is in memory:
+    ///   dispatch cannot pass it, so without the read nothing moves.
+    pub fn page_wanted(&self, memory: Memory) -> Option<PageWanted> {
         if self.paged_len == 0 || self.reading.is_some() {
             return None;
         }
         // Consumers with credit and messages in memory after a dispatch: none
-        // of them takes what is in memory (selectors, groups). Reading on,
-        // beyond the memory limit if need be, up to what one dispatch pass
-        // examines, is what keeps a selective consumer from starving behind
-        // messages only others want.
-        let starved = self.pending_len > 0
+        // of them takes what is in memory. An exclusive consumer shuts the
+        // others out, so only its credit counts.
+        let takers = match self.consumers.iter().find(|c| c.exclusive) {
+            Some(owner) => owner.has_credit(),
+            None => self.consumers.iter().any(Consumer::has_credit),
+        };
+        let starved = memory != Memory::Full
+            && self.pending_len > 0
             && self.pending_len < MAX_DISPATCH_SCAN
-            && self.consumers.iter().any(Consumer::has_credit);
+            && takers;
         let mut loaded = 0;
         for priority in (0..PRIORITIES).rev() {
             loaded += self.pending[priority].len();
@@ -306,12 +366,7 @@ impl MessageQueue {
             if tail.count == 0 {
                 continue;
             }
-            let wanted = starved
-                || if room {
-                    loaded < PAGE_LOW
-                } else {
-                    self.pending_len == 0
-                };
+            let wanted = loaded == 0 || starved || (memory == Memory::Room && loaded < PAGE_LOW);
             return wanted.then_some(PageWanted {
                 priority: priority as u8,
                 after: tail.after,
@@ -345,21 +400,28 @@ impl MessageQueue {
         self.reading = None;
         let p = usize::from(priority.min(MAX_PRIORITY));
         let mut taken = 0;
+        let mut skipped = 0;
         for mut entry in entries {
             let tail = &mut self.tails[p];
             if entry.msg.id <= tail.after {
                 continue;
             }
             tail.after = entry.msg.id;
-            taken += 1;
-            if self.inflight.contains_key(&entry.msg.id) {
-                // Held for a prepared transaction since recovery.
+            if let Some(i) = self.held.iter().position(|&(_, id)| id == entry.msg.id) {
+                // Held for a prepared transaction since recovery (or given
+                // back by it already): it is in memory, not in the tail.
+                self.held.swap_remove(i);
+                skipped += 1;
                 continue;
             }
+            taken += 1;
             entry.seq = entry.seq.max(tail.seq);
             self.push_back(entry);
         }
-        let missing = expected.saturating_sub(taken);
+        let after = self.tails[p].after;
+        self.held
+            .retain(|&(held_priority, id)| usize::from(held_priority) != p || id > after);
+        let missing = expected.saturating_sub(taken + skipped);
         let tail = &mut self.tails[p];
         let gone = (taken + missing).min(tail.count);
         tail.count -= gone;
@@ -398,6 +460,10 @@ impl MessageQueue {
     /// goes ahead of the tail: JMS orders messages only within a delivery mode.
     pub fn enqueue(&mut self, entry: Entry) {
         let tail = &mut self.tails[usize::from(entry.msg.priority)];
+        debug_assert!(
+            !entry.msg.persistent || tail.count == 0,
+            "a persistent message joins its priority's tail"
+        );
         if tail.count == 0 {
             tail.after = tail.after.max(entry.msg.id);
         }

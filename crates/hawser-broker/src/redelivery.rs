@@ -128,14 +128,16 @@ impl Broker {
         };
         st.next_message_id = first_id + moved.len() as u64;
         drop(entries);
+        let pages = self.store().pages();
         let q = st.containers.entry(dlq_key.clone()).or_default();
         for msg in moved {
-            q.enqueue(Entry {
+            let entry = Entry {
                 msg,
                 redeliveries: 0,
                 seq,
                 consumed: None,
-            });
+            };
+            Broker::place(q, &dlq_key, entry, seq, pages);
         }
         self.dispatch(st, &dlq_key);
     }

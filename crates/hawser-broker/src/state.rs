@@ -128,6 +128,8 @@ pub(crate) struct State {
     pub page_requests: Vec<PageRequest>,
     /// The last read's token.
     pub next_page_token: u64,
+    /// Containers whose read failed, to ask again (by the pager, later).
+    pub page_retries: Vec<ContainerKey>,
 }
 
 /// The live connections, by id.

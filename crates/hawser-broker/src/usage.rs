@@ -177,13 +177,20 @@ impl DestinationUsage {
 
     /// `Ok` if a producer of this destination may send now, else which limit holds it.
     pub fn room(&self) -> Result<(), Full> {
+        self.room_times(1)
+    }
+
+    /// [`DestinationUsage::room`] with every limit `n` times as large: how
+    /// far paging may read ahead past the limits (see `paging`).
+    pub fn room_times(&self, n: u64) -> Result<(), Full> {
         let used = self.used();
-        if used >= self.policy.memory_limit_bytes {
+        if used >= self.policy.memory_limit_bytes.saturating_mul(n) {
             return Err(Full::Destination);
         }
-        if self.global.is_full() {
+        let limit = self.global.limit.saturating_mul(n);
+        if self.global.used() >= limit {
             let active = self.global.active_destinations().max(1);
-            if used.saturating_mul(active) >= self.global.limit {
+            if used.saturating_mul(active) >= limit {
                 return Err(Full::Broker);
             }
         }

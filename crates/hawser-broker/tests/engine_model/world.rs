@@ -400,14 +400,21 @@ impl World {
             .map(|(m, _, _)| MessageData::clone(&m))
             .collect();
         let key = StoreKey::Queue(Arc::clone(&queue.name));
-        for (priority, after, count) in self.broker.paged_out(queue) {
-            let paged = self.store.read_now(&key, priority, after, count as usize);
+        for tail in self.broker.paged_out(queue) {
+            let paged: Vec<MessageData> = self
+                .store
+                .read_now(&key, tail.priority, tail.after, usize::MAX)
+                .into_iter()
+                .map(|(m, _)| m)
+                .filter(|m| !tail.in_memory.contains(&m.id))
+                .take(tail.count as usize)
+                .collect();
             assert_eq!(
                 paged.len() as u64,
-                count,
+                tail.count,
                 "{queue}: the store has what the broker counts"
             );
-            all.extend(paged.into_iter().map(|(m, _)| m));
+            all.extend(paged);
         }
         all
     }

@@ -250,7 +250,7 @@ impl Session {
                     _ => None,
                 };
                 let message = mapping::new_message(frame, conn, &mut self.last_producer)?;
-                self.wait_for_room(&message).await?;
+                self.wait_for_room(&message, tx.is_some()).await?;
                 if owned {
                     broker.register_temporary(conn, &message.destination)?;
                 }
@@ -508,9 +508,10 @@ impl Session {
     async fn wait_for_room(
         &mut self,
         message: &hawser_broker::NewMessage,
+        transactional: bool,
     ) -> Result<(), SessionError> {
         let usage = self.usage_for(&message.destination);
-        let pages = self.settings.core.broker.pages(message);
+        let pages = self.settings.core.broker.pages(message, transactional);
         let read_limit = self.settings.limits.max_frame_bytes + READ_CHUNK_BYTES;
         Ok(self.reader.wait_for_room(&usage, pages, read_limit).await?)
     }

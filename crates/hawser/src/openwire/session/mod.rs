@@ -571,9 +571,10 @@ impl Session {
     async fn wait_for_room(
         &mut self,
         message: &hawser_broker::NewMessage,
+        transactional: bool,
     ) -> Result<(), SessionError> {
         let usage = self.usage_for(&message.destination);
-        let pages = self.settings.core.broker.pages(message);
+        let pages = self.settings.core.broker.pages(message, transactional);
         let read_limit = usize::try_from(self.settings.max_frame_bytes)
             .unwrap_or(usize::MAX)
             .saturating_add(READ_CHUNK_BYTES);

@@ -19,7 +19,7 @@ impl Session {
             .as_ref()
             .map(transaction_name)
             .transpose()?;
-        self.wait_for_room(&message).await?;
+        self.wait_for_room(&message, tx.is_some()).await?;
         let broker = Arc::clone(self.broker());
         let (seq, consumed) = if m.response_required {
             broker.send_confirmable(conn, message, tx.as_deref())?
