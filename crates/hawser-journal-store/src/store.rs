@@ -515,15 +515,24 @@ impl Shared {
     /// Reads the messages `wanted` names, decoding each record once.
     fn read_at(&self, wanted: &[(MessageId, LiveRef)]) -> Result<Vec<StoredMessage>, Unread> {
         let mut out = Vec::with_capacity(wanted.len());
+        // Each record once (a commit's holds many of the messages), all in one
+        // read of the journal.
+        let mut positions: Vec<Position> = wanted.iter().map(|(_, r)| r.pos).collect();
+        positions.dedup();
+        let records = self.journal.read_many(&positions).map_err(|e| match e {
+            ReadError::NoSuchSegment { .. } => Unread::Moved(e),
+            e => Unread::Failed(e.to_string()),
+        })?;
+        let mut records = positions.into_iter().zip(records);
         let mut record: Option<(Position, Vec<StoreOp<MessageData>>)> = None;
         let mut next = 0;
         for (id, r) in wanted {
             if record.as_ref().is_none_or(|(pos, _)| *pos != r.pos) {
                 next = 0;
-                let bytes = self.journal.read(r.pos).map_err(|e| match e {
-                    ReadError::NoSuchSegment { .. } => Unread::Moved(e),
-                    e => Unread::Failed(e.to_string()),
-                })?;
+                let bytes = match records.next() {
+                    Some((pos, bytes)) if pos == r.pos => bytes,
+                    _ => return Err(Unread::Failed("records read out of order".into())),
+                };
                 let ops = decode_record(&bytes).map_err(|e| {
                     Unread::Failed(format!("undecodable record at {:?}: {e}", r.pos))
                 })?;

@@ -2,7 +2,6 @@
 //! every write to the single writer thread (see `writer`).
 
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,12 +15,9 @@ use tracing::{error, info};
 use crate::config::{JournalConfig, LINGER_BYTES, MAX_QUEUED_BYTES, MIN_SEGMENT_BYTES};
 use crate::durable::Durable;
 use crate::epochs::Seals;
-use crate::error::{AppendError, DeleteError, OpenError, ReadError};
+use crate::error::{AppendError, DeleteError, OpenError};
 use crate::format::MAX_SEGMENT_BYTES;
-use crate::format::{
-    decode_record_header, decode_segment_header, verify_payload, Corruption, RECORD_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES,
-};
+use crate::format::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::position::Position;
 use crate::recovery::recover;
 use crate::shared::{Pending, ProgressHook, Shared, State};
@@ -45,7 +41,7 @@ pub struct Recovered {
 
 /// An open journal. `Send + Sync`: share it behind an `Arc`; every method takes `&self`.
 pub struct Journal {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     /// The writer thread and the preallocator, joined (and taken) by `close`.
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Holds the directory lock until `close`.
@@ -277,90 +273,6 @@ impl Journal {
     /// of group commits as they happen. Only the first hook set counts.
     pub fn set_progress_hook(&self, hook: ProgressHook) {
         let _ = self.shared.progress_hook.set(hook);
-    }
-
-    /// Reads back a record appended earlier, verifying its CRC. A record still queued is
-    /// waited for. Meant for copying live records forward before deleting a segment.
-    ///
-    /// # Errors
-    /// `NoSuchSegment` for a deleted segment; `NotAppended` for a position past the end;
-    /// `Corrupt` if the bytes there are not a record with a matching CRC; `Io`.
-    pub fn read(&self, position: Position) -> Result<Bytes, ReadError> {
-        {
-            let mut state = self.shared.state.lock();
-            if !state.segments.contains(&position.segment) {
-                return Err(ReadError::NoSuchSegment {
-                    segment: position.segment,
-                });
-            }
-            if position >= state.next || position.offset < SEGMENT_HEADER_BYTES {
-                return Err(ReadError::NotAppended { position });
-            }
-            while !state.is_written(position) && state.writer_can_progress() {
-                self.shared.hurry(&mut state);
-                self.shared.progress.wait(&mut state);
-            }
-        }
-        let file = self.shared.segment_path(position.segment);
-        let storage = &*self.shared.config.storage;
-        let io_error = |source: io::Error| {
-            if source.kind() == io::ErrorKind::NotFound {
-                ReadError::NoSuchSegment {
-                    segment: position.segment,
-                }
-            } else {
-                ReadError::Io {
-                    file: file.clone(),
-                    source,
-                }
-            }
-        };
-        let corrupt = |reason| ReadError::Corrupt {
-            file: file.clone(),
-            offset: position.offset,
-            reason,
-        };
-        // The segment's header says how its records are framed (older segments may be
-        // of an older format).
-        let mut segment_header = [0u8; SEGMENT_HEADER_BYTES as usize];
-        let read = storage
-            .read_at(&file, 0, &mut segment_header)
-            .map_err(io_error)?;
-        let framing = decode_segment_header(&segment_header[..read])
-            .map_err(|reason| ReadError::Corrupt {
-                file: file.clone(),
-                offset: 0,
-                reason,
-            })?
-            .framing;
-        let mut framing_bytes = [0u8; RECORD_HEADER_BYTES as usize];
-        let framing_bytes = &mut framing_bytes[..framing.header_bytes() as usize];
-        let read = storage
-            .read_at(&file, position.offset, framing_bytes)
-            .map_err(io_error)?;
-        let header = decode_record_header(
-            framing,
-            &framing_bytes[..read],
-            position,
-            self.shared.config.max_record_bytes,
-        )
-        .map_err(corrupt)?;
-        let mut payload = vec![0u8; header.len as usize];
-        let read = storage
-            .read_at(
-                &file,
-                position.offset + framing.header_bytes(),
-                &mut payload,
-            )
-            .map_err(io_error)?;
-        if read < payload.len() {
-            return Err(corrupt(Corruption::ShortPayload {
-                len: header.len,
-                available: read as u64,
-            }));
-        }
-        verify_payload(header, &payload).map_err(corrupt)?;
-        Ok(Bytes::from(payload))
     }
 
     /// Deletes a whole segment file (and fsyncs the directory, so it stays deleted after

@@ -33,6 +33,7 @@
 //! - `writer`: the single writer thread and its group commit.
 //! - `preallocate`: the thread that makes the next segment file (header, allocated blocks) ahead of time.
 //! - `journal`: the [`Journal`] handle shared by producers.
+//! - `read`: reading records back, one or a batch of nearby ones with one `pread`.
 //! - `durable`: the [`Durable`] future an append returns.
 //! - `storage`: the [`Storage`] trait every file operation goes through, and the real
 //!   file system behind it; tests put a simulated disk that crashes there (`sim_disk`,
@@ -48,6 +49,7 @@ mod format;
 mod journal;
 mod position;
 mod preallocate;
+mod read;
 mod recovery;
 mod scan;
 mod shared;
