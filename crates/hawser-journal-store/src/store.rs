@@ -311,25 +311,39 @@ pub struct JournalStore {
 impl JournalStore {
     /// Opens the journal in `config.dir` and replays it.
     pub fn open(config: JournalConfig) -> Result<(JournalStore, Recovered), JournalStoreError> {
-        let (journal, found) = Journal::open(config)?;
-        // The segments' directory: an epoch's own, on a shared store.
-        let dir = journal.config().dir.clone();
         let mut tracker = Tracker::default();
         // The tracker is the index of messages: recovery keeps no message,
-        // only where each is (the engine reads them back, `Store::read`).
+        // only where each is (the engine reads them back, `Store::read`), and
+        // the journal hands over one record at a time, so that opening a
+        // backlog larger than memory does not hold it.
         let mut replay = Replay::without_messages();
         let mut names = Names::default();
-        for (pos, bytes) in &found.records {
-            let ops = decode_record_with(bytes, &mut names).map_err(|source| {
-                JournalStoreError::Undecodable {
-                    file: dir.join(hawser_journal::segment_file_name(pos.segment)),
-                    offset: pos.offset,
-                    source,
+        let mut undecodable = None;
+        let opened = Journal::open_with(config, &mut |pos, payload| {
+            let bytes = Bytes::copy_from_slice(payload);
+            match decode_record_with(&bytes, &mut names) {
+                Ok(ops) => {
+                    tracker.apply(&ops, pos, record_len(&bytes));
+                    replay.apply(ops);
+                    Ok(())
                 }
-            })?;
-            tracker.apply(&ops, *pos, record_len(bytes));
-            replay.apply(ops);
-        }
+                Err(e) => {
+                    undecodable = Some(e);
+                    Err(())
+                }
+            }
+        });
+        let journal = match (opened, undecodable) {
+            (Ok((journal, _)), _) => journal,
+            (Err(OpenError::Stopped { file, offset }), Some(source)) => {
+                return Err(JournalStoreError::Undecodable {
+                    file,
+                    offset,
+                    source,
+                })
+            }
+            (Err(e), _) => return Err(e.into()),
+        };
         let mut recovered = replay.into_recovered();
         for (key, messages) in &tracker.messages {
             if !messages.is_empty() {
@@ -337,19 +351,14 @@ impl JournalStore {
             }
         }
         // What prepared transactions acknowledged, which the engine holds from the start.
-        let record_at = |pos: Position| {
-            found
-                .records
-                .binary_search_by_key(&pos, |(p, _)| *p)
-                .ok()
-                .map(|i| &found.records[i].1)
-        };
         for (key, id) in recovered.prepared.iter().flat_map(|p| &p.acks) {
             let Some(r) = tracker.messages.get(key).and_then(|m| m.get(id)) else {
                 continue;
             };
-            let message = record_at(r.pos)
-                .and_then(|bytes| decode_record(bytes).ok())
+            let message = journal
+                .read(r.pos)
+                .ok()
+                .and_then(|bytes| decode_record(&bytes).ok())
                 .and_then(|ops| message_in(ops, *id));
             if let Some(data) = message {
                 recovered.held.push((key.clone(), (data, r.redeliveries)));

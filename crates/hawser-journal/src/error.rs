@@ -13,6 +13,10 @@ use crate::position::Position;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum OpenError {
+    /// The caller's record visitor ([`Journal::open_with`](crate::Journal::open_with))
+    /// stopped the open at this record.
+    #[error("opening stopped at the record in {file} at offset {offset}")]
+    Stopped { file: PathBuf, offset: u64 },
     #[error("segment_bytes {segment_bytes} is below the minimum {min}")]
     SegmentTooSmall { segment_bytes: u64, min: u64 },
     /// Record offsets are stored in 32 bits (see `format`).

@@ -19,7 +19,7 @@ use crate::error::{AppendError, DeleteError, OpenError};
 use crate::format::MAX_SEGMENT_BYTES;
 use crate::format::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::position::Position;
-use crate::recovery::recover;
+use crate::recovery::{recover, RecordVisitor};
 use crate::shared::{Pending, ProgressHook, Shared, State};
 use crate::storage::{create_dir_all_durable, LockGuard, Storage};
 use crate::writer;
@@ -63,7 +63,33 @@ impl Journal {
     /// `Corrupt` as above; `Locked` if another journal has the directory open;
     /// `SegmentTooSmall` or `SegmentTooLarge` for a bad configuration; `Io` if the file
     /// system fails.
-    pub fn open(mut config: JournalConfig) -> Result<(Journal, Recovered), OpenError> {
+    pub fn open(config: JournalConfig) -> Result<(Journal, Recovered), OpenError> {
+        let mut records = Vec::new();
+        let (journal, found) = Journal::open_with(config, &mut |position, payload| {
+            records.push((position, Bytes::copy_from_slice(payload)));
+            Ok(())
+        })?;
+        Ok((
+            journal,
+            Recovered {
+                records,
+                truncated: found.truncated,
+                torn_tail_copy: found.torn_tail_copy,
+            },
+        ))
+    }
+
+    /// [`Journal::open`], handing each record to `visit` as the scan meets it
+    /// instead of keeping them all: a store recovering a backlog larger than
+    /// memory keeps what it needs of each (where it is) and lets its bytes go.
+    /// The returned [`Recovered`] holds no records.
+    ///
+    /// # Errors
+    /// As [`Journal::open`]; `Stopped` if `visit` said so.
+    pub fn open_with(
+        mut config: JournalConfig,
+        visit: &mut RecordVisitor<'_>,
+    ) -> Result<(Journal, Recovered), OpenError> {
         if config.segment_bytes < MIN_SEGMENT_BYTES {
             return Err(OpenError::SegmentTooSmall {
                 segment_bytes: config.segment_bytes,
@@ -104,11 +130,11 @@ impl Journal {
                 source,
             }
         })?;
-        let recovery = recover(&config, &seals)?;
+        let recovery = recover(&config, &seals, visit)?;
         info!(
             dir = %config.dir.display(),
             segments = recovery.segments.len(),
-            records = recovery.records.len(),
+            records = recovery.records,
             end = %recovery.end,
             "journal: opened"
         );
@@ -165,7 +191,7 @@ impl Journal {
             lock_file: Mutex::new(Some(lock_file)),
         };
         let recovered = Recovered {
-            records: recovery.records,
+            records: Vec::new(),
             truncated: recovery.truncated,
             torn_tail_copy: recovery.torn_tail_copy,
         };

@@ -26,7 +26,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use tracing::{debug, warn};
 
 use crate::config::JournalConfig;
@@ -43,10 +42,15 @@ use crate::storage::{OpenMode, Storage, StorageFile};
 /// Id of the segment a new journal starts with.
 const FIRST_SEGMENT: u64 = 1;
 
+/// What recovery calls with every good record, oldest first, as it scans: the
+/// record's position and payload (borrowed from the segment being scanned).
+/// `Err(())` stops the open ([`OpenError::Stopped`]).
+pub type RecordVisitor<'a> = dyn FnMut(Position, &[u8]) -> Result<(), ()> + 'a;
+
 /// The directory's state after recovery, ready for the writer.
 pub(crate) struct Recovery {
-    /// Every good record, oldest first.
-    pub records: Vec<(Position, Bytes)>,
+    /// How many good records there were.
+    pub records: usize,
     /// The last segment's file and the length it was cut to, if a torn tail was cut.
     pub truncated: Option<(PathBuf, u64)>,
     /// Where the bytes of that torn tail were kept, if any were not zero.
@@ -64,13 +68,17 @@ pub(crate) struct Recovery {
 /// Recovers `config.dir`. Segments in `seals` were inherited from an earlier epoch
 /// (see `epochs`): only their sealed length is read, they are never cut or appended
 /// to, and damage inside it is corruption.
-pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery, OpenError> {
+pub(crate) fn recover(
+    config: &JournalConfig,
+    seals: &Seals,
+    visit: &mut RecordVisitor<'_>,
+) -> Result<Recovery, OpenError> {
     let storage = &*config.storage;
     let found = list_segments(storage, &config.dir)?;
     let Some(&(last, _)) = found.last() else {
         return start_empty(config);
     };
-    let mut records = Vec::new();
+    let mut records = 0;
     let mut truncated = None;
     let mut torn_tail_copy = None;
     let mut end_offset = 0;
@@ -153,15 +161,17 @@ pub(crate) fn recover(config: &JournalConfig, seals: &Seals) -> Result<Recovery,
             end_offset = length;
             last_framing = scan.framing.unwrap_or(Framing::CURRENT);
         }
-        records.extend(scan.records.into_iter().map(|record| {
+        for record in scan.records {
             let position = Position {
                 segment: *segment,
                 offset: record.offset,
             };
-            // Copied out rather than sliced from `data`, so that a caller keeping one
-            // payload does not pin the whole segment in memory.
-            (position, Bytes::copy_from_slice(&data[record.payload]))
-        }));
+            records += 1;
+            visit(position, &data[record.payload]).map_err(|()| OpenError::Stopped {
+                file: path.clone(),
+                offset: record.offset,
+            })?;
+        }
         disk_bytes += length;
     }
     let mut segments: BTreeSet<u64> = found.iter().map(|(segment, _)| *segment).collect();
@@ -269,7 +279,7 @@ pub(crate) fn list_segments(
 fn start_empty(config: &JournalConfig) -> Result<Recovery, OpenError> {
     let file = create_segment(config, FIRST_SEGMENT)?;
     Ok(Recovery {
-        records: Vec::new(),
+        records: 0,
         truncated: None,
         torn_tail_copy: None,
         segments: BTreeSet::from([FIRST_SEGMENT]),
