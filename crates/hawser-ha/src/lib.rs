@@ -30,7 +30,7 @@ pub use epochs::Epochs;
 pub use fstype::{file_system_type, network_file_system};
 pub use lease::{Lease, LeaseFile, LEASE_FILE};
 pub use master::{
-    acquire, check_lock_mode, AcquireError, FileElection, FileMastership, HaSettings, LockMode,
-    Role, DEFAULT_CLOCK_SKEW_MS, DEFAULT_LEASE_MS, DEFAULT_POLL_MS, DEFAULT_RENEW_MS, LOCK_FILE,
+    acquire, check_lock_mode, FileElection, FileMastership, HaSettings, LockMode,
+    DEFAULT_CLOCK_SKEW_MS, DEFAULT_LEASE_MS, DEFAULT_POLL_MS, DEFAULT_RENEW_MS, LOCK_FILE,
 };
-pub use mastership::{Acquired, Election, Fence, Mastership};
+pub use mastership::{AcquireError, Acquired, Election, Fence, Mastership, Role};

@@ -25,7 +25,7 @@ use crate::epochs::Epochs;
 use crate::fstype;
 use crate::lease::{Lease, LeaseFile};
 use crate::lease_timer::LeaseTimer;
-use crate::mastership::{Acquired, Election, Fence, Mastership};
+use crate::mastership::{AcquireError, Acquired, Election, Fence, Mastership, Role};
 
 /// Name of the lock file in the `ha/` directory (file-lock mode).
 pub const LOCK_FILE: &str = "master.lock";
@@ -74,42 +74,6 @@ impl HaSettings {
     }
 }
 
-/// What a broker of a shared store is, for its log and status.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Not part of a shared store.
-    Standalone,
-    /// Waiting to become master; `epoch` is the master's as last seen.
-    Slave {
-        /// The current master's epoch (0: none yet).
-        epoch: u64,
-    },
-    /// Serving, as master of `epoch`.
-    Master {
-        /// This master's epoch.
-        epoch: u64,
-    },
-}
-
-impl Role {
-    /// `standalone`, `slave` or `master`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Role::Standalone => "standalone",
-            Role::Slave { .. } => "slave",
-            Role::Master { .. } => "master",
-        }
-    }
-
-    /// The epoch the role refers to.
-    pub fn epoch(&self) -> u64 {
-        match self {
-            Role::Standalone => 0,
-            Role::Slave { epoch } | Role::Master { epoch } => *epoch,
-        }
-    }
-}
-
 /// Being master of one epoch, by a file lock or a lease. Dropping it (or
 /// [`Mastership::step_down`]) gives
 /// mastership up.
@@ -147,33 +111,6 @@ impl Env {
             fs_type: fstype::file_system_type,
         }
     }
-}
-
-/// Why a broker could not wait for mastership of a shared store.
-#[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
-pub enum AcquireError {
-    /// File-lock mode on a network file system: its locks cannot keep one master.
-    #[error(
-        "the shared store {dir} is on {file_system}, a network file system whose file locks \
-         cannot be trusted to keep a single master: use lease mode (--ha-lock lease, or \
-         lock = \"lease\" in [ha]) on every broker of this store (docs/failover.md)"
-    )]
-    NetworkFileSystem {
-        /// The store's `ha/` directory.
-        dir: PathBuf,
-        /// What the file system was recognised as.
-        file_system: &'static str,
-    },
-    /// The `ha/` directory could not be used.
-    #[error("shared store {dir}: {source}")]
-    Io {
-        /// The store's `ha/` directory.
-        dir: PathBuf,
-        /// What failed.
-        #[source]
-        source: io::Error,
-    },
 }
 
 impl FileMastership {

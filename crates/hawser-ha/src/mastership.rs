@@ -4,17 +4,19 @@
 //! and stepping down. Today's implementation is a file lock or a lease on a
 //! shared directory (`master`: [`FileElection`](crate::FileElection)); a store
 //! with its own notion of an owner (a database, a replicated log) implements
-//! the same two traits, and the server runs any of them the same way.
+//! the same two traits, and the server runs any of them the same way. What a
+//! broker is meanwhile ([`Role`]) and why it could not wait
+//! ([`AcquireError`]) are the interface's too.
 
 use std::fmt;
 use std::future::Future;
+use std::io;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-
-use crate::master::{AcquireError, Role};
 
 /// The check a store makes after its writes reached the disk (or the
 /// database, or a majority) and before it confirms them: `Err(reason)` once
@@ -70,4 +72,67 @@ pub trait Election: Send + Sync {
         role: &'a watch::Sender<Role>,
         shutdown: &'a CancellationToken,
     ) -> Acquired<'a>;
+}
+
+/// What a broker of a shared store is, for its log and status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Not part of a shared store.
+    Standalone,
+    /// Waiting to become master; `epoch` is the master's as last seen.
+    Slave {
+        /// The current master's epoch (0: none yet).
+        epoch: u64,
+    },
+    /// Serving, as master of `epoch`.
+    Master {
+        /// This master's epoch.
+        epoch: u64,
+    },
+}
+
+impl Role {
+    /// `standalone`, `slave` or `master`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Slave { .. } => "slave",
+            Role::Master { .. } => "master",
+        }
+    }
+
+    /// The epoch the role refers to.
+    pub fn epoch(&self) -> u64 {
+        match self {
+            Role::Standalone => 0,
+            Role::Slave { epoch } | Role::Master { epoch } => *epoch,
+        }
+    }
+}
+
+/// Why a broker could not wait for mastership of a shared store.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum AcquireError {
+    /// File-lock mode on a network file system: its locks cannot keep one master.
+    #[error(
+        "the shared store {dir} is on {file_system}, a network file system whose file locks \
+         cannot be trusted to keep a single master: use lease mode (--ha-lock lease, or \
+         lock = \"lease\" in [ha]) on every broker of this store (docs/failover.md)"
+    )]
+    NetworkFileSystem {
+        /// The store's `ha/` directory.
+        dir: PathBuf,
+        /// What the file system was recognised as.
+        file_system: &'static str,
+    },
+    /// The `ha/` directory could not be used.
+    #[error("shared store {dir}: {source}")]
+    Io {
+        /// The store's `ha/` directory.
+        dir: PathBuf,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
 }
