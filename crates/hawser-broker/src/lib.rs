@@ -58,7 +58,7 @@ pub use property::{Properties, PropertyValue};
 pub use queue::{LastDelivered, PagedOut};
 pub use store::{
     wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore, PendingCounts,
-    PreparedSend, PreparedTransaction, ReadFuture, Recovered, Replay, Seq, Store, StoreError,
-    StoreKey, StoreOp, StoredMessage, PRIORITIES,
+    PreparedSend, PreparedTransaction, ReadFuture, ReadLimit, Recovered, Replay, Seq, Store,
+    StoreError, StoreKey, StoreOp, StoredMessage, PRIORITIES,
 };
 pub use usage::{DestinationPolicy, DestinationUsage, Full, MemoryUsage};

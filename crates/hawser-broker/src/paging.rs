@@ -118,7 +118,7 @@ impl Broker {
         st.next_page_token += 1;
         let token = st.next_page_token;
         q.start_reading(token);
-        let expected = q.paged_count(wanted.priority).min(wanted.max as u64);
+        let expected = q.paged_count(wanted.priority);
         st.page_requests.push(PageRequest {
             key: key.clone(),
             wanted,
@@ -180,7 +180,7 @@ impl Broker {
             let read = match r.key.store_key() {
                 Some(skey) => {
                     self.store()
-                        .read(&skey, r.wanted.priority, r.wanted.after, r.wanted.max)
+                        .read(&skey, r.wanted.priority, r.wanted.after, r.wanted.limit)
                         .await
                 }
                 None => Err(StoreError::Failed("not a stored container".into())),

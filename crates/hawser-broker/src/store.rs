@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::message::{AsMessageData, Message, MessageData, MessageId, ProducerRef, MAX_PRIORITY};
+use crate::message::{
+    estimate_bytes, AsMessageData, Message, MessageData, MessageId, ProducerRef, MAX_PRIORITY,
+};
 use crate::producer::{ProducerKey, SeqWindow};
 
 /// A store-assigned sequence number for one appended record; increases by one per append.
@@ -240,6 +242,26 @@ pub type PendingCounts = [u64; PRIORITIES];
 /// it was handed back for redelivery.
 pub type StoredMessage = (MessageData, u32);
 
+/// How much one [`Store::read`] returns at most: `messages`, and no more
+/// once the messages' bytes reach `bytes` (one message at least, whatever its
+/// size, so that a read always makes progress).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadLimit {
+    /// Most messages.
+    pub messages: usize,
+    /// Bytes (bodies and properties, as the memory limits count them) after
+    /// which no further message is added.
+    pub bytes: u64,
+}
+
+impl ReadLimit {
+    /// No limit: everything (tools and tests).
+    pub const ALL: ReadLimit = ReadLimit {
+        messages: usize::MAX,
+        bytes: u64::MAX,
+    };
+}
+
 /// What [`Store::read`] resolves to.
 pub type ReadFuture = Pin<Box<dyn Future<Output = Result<Vec<StoredMessage>, StoreError>> + Send>>;
 
@@ -390,27 +412,31 @@ impl Replay {
         }
     }
 
-    /// [`Store::read`] over the messages kept: up to `max` of `key`'s at
-    /// `priority`, with ids above `after`, in id order.
+    /// [`Store::read`] over the messages kept: `key`'s at `priority`, with
+    /// ids above `after`, in id order, within `limit`.
     pub fn read(
         &self,
         key: &StoreKey,
         priority: u8,
         after: MessageId,
-        max: usize,
+        limit: ReadLimit,
     ) -> Vec<StoredMessage> {
-        self.messages
-            .as_ref()
-            .and_then(|m| m.get(key))
-            .map(|m| {
-                m.range(after.saturating_add(1)..)
-                    .map(|(_, e)| e)
-                    .filter(|(data, _)| data.priority == priority)
-                    .take(max)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
+        let Some(m) = self.messages.as_ref().and_then(|m| m.get(key)) else {
+            return Vec::new();
+        };
+        let mut bytes = 0u64;
+        let mut out = Vec::new();
+        for (data, count) in m.range(after.saturating_add(1)..).map(|(_, e)| e) {
+            if data.priority != priority {
+                continue;
+            }
+            if out.len() >= limit.messages || (!out.is_empty() && bytes >= limit.bytes) {
+                break;
+            }
+            bytes += estimate_bytes(&data.fields, &data.body);
+            out.push((data.clone(), *count));
+        }
+        out
     }
 
     /// What was recovered. Without messages kept, `pending` and `held` are
@@ -507,13 +533,13 @@ pub trait Store: Send + Sync {
     fn pages(&self) -> bool {
         false
     }
-    /// Reads up to `max` stored messages of container `key` at `priority`
-    /// with ids above `after`, in id order (which is the order they entered
-    /// the container), with their redelivery counts. Messages appended before
+    /// Reads stored messages of container `key` at `priority` with ids above
+    /// `after`, in id order (which is the order they entered the container),
+    /// with their redelivery counts, within `limit`. Messages appended before
     /// the call are seen, durable or not. The future is the store's: the
     /// engine awaits it without holding its lock.
-    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, max: usize) -> ReadFuture {
-        let _ = (key, priority, after, max);
+    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, limit: ReadLimit) -> ReadFuture {
+        let _ = (key, priority, after, limit);
         Box::pin(std::future::ready(Ok(Vec::new())))
     }
     /// Flushes and stops; later appends fail.

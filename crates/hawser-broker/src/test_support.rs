@@ -53,7 +53,7 @@ impl RecordingStore {
     pub(crate) fn stored(&self, key: &StoreKey) -> Vec<StoredMessage> {
         let replay = self.replay();
         let mut all: Vec<StoredMessage> = (0..PRIORITIES as u8)
-            .flat_map(|p| replay.read(key, p, 0, usize::MAX))
+            .flat_map(|p| replay.read(key, p, 0, ReadLimit::ALL))
             .collect();
         all.sort_by_key(|(m, _)| m.id);
         all
@@ -92,8 +92,8 @@ impl Store for RecordingStore {
     fn pages(&self) -> bool {
         true
     }
-    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, max: usize) -> ReadFuture {
-        let read = self.replay().read(key, priority, after, max);
+    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, limit: ReadLimit) -> ReadFuture {
+        let read = self.replay().read(key, priority, after, limit);
         Box::pin(std::future::ready(Ok(read)))
     }
     fn append(&self, ops: Vec<StoreOp>, sync: bool) -> Result<Seq, StoreError> {

@@ -31,7 +31,8 @@ use hawser_broker::store_codec::{
 use hawser_broker::PRIORITIES;
 use hawser_broker::{
     Durability, DurabilityWatch, MessageData, MessageId, PendingCounts, ProducerKey, ReadFuture,
-    Recovered, Replay, Seq, SeqWindow, Store, StoreError, StoreKey, StoreOp, StoredMessage,
+    ReadLimit, Recovered, Replay, Seq, SeqWindow, Store, StoreError, StoreKey, StoreOp,
+    StoredMessage,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -412,7 +413,10 @@ impl JournalStore {
         for key in keys {
             let mut messages = Vec::new();
             for priority in 0..=MAX_PRIORITY {
-                messages.extend(self.shared.read_messages(&key, priority, 0, usize::MAX)?);
+                messages.extend(
+                    self.shared
+                        .read_messages(&key, priority, 0, ReadLimit::ALL)?,
+                );
             }
             messages.sort_by_key(|(m, _): &StoredMessage| m.id);
             all.insert(key, messages);
@@ -487,7 +491,7 @@ impl Shared {
         key: &StoreKey,
         priority: u8,
         after: MessageId,
-        max: usize,
+        limit: ReadLimit,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut last = None;
         for _ in 0..READ_ATTEMPTS {
@@ -497,9 +501,16 @@ impl Shared {
                     .messages
                     .get(key)
                     .map(|m| {
+                        // The record's share stands for the message's size.
+                        let mut bytes = 0u64;
                         m.level(priority)
                             .range(after.saturating_add(1)..)
-                            .take(max)
+                            .take(limit.messages)
+                            .take_while(|(_, r)| {
+                                let more = bytes < limit.bytes;
+                                bytes += r.bytes;
+                                more
+                            })
                             .map(|(id, r)| (*id, *r))
                             .collect()
                     })
@@ -580,12 +591,12 @@ impl Store for JournalStore {
         true
     }
 
-    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, max: usize) -> ReadFuture {
+    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, limit: ReadLimit) -> ReadFuture {
         let shared = Arc::clone(&self.shared);
         let key = key.clone();
         // Reading is file I/O: on a blocking thread, never the engine's.
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || shared.read_messages(&key, priority, after, max))
+            tokio::task::spawn_blocking(move || shared.read_messages(&key, priority, after, limit))
                 .await
                 .map_err(|e| StoreError::Failed(format!("read task: {e}")))?
         })

@@ -114,7 +114,10 @@ pub struct PolicyConfig {
     /// Topics it applies to.
     pub topic: Option<String>,
     /// Bytes of messages a matching destination may hold in memory before its
-    /// producers are held (ActiveMQ's `memoryLimit`) [default: no own limit].
+    /// persistent queue messages stay in the journal and its other producers
+    /// are held (ActiveMQ's `memoryLimit`, also accepted under that name)
+    /// [default: no own limit].
+    #[serde(alias = "memoryLimit", alias = "memory_limit")]
     pub memory_limit_bytes: Option<u64>,
     /// Hold producers when there is no room (`true`), or refuse their sends
     /// with an ERROR (`false`) [default: `limits.flow_control`].
@@ -333,9 +336,14 @@ pub struct LimitsConfig {
     pub max_headers: usize,
     /// Longest header line (bytes).
     pub max_header_bytes: usize,
-    /// Memory held by pending messages before flow control (bytes).
+    /// Memory held by pending messages (bytes): beyond it persistent queue
+    /// messages stay in the journal (paging), others are flow-controlled.
+    /// ActiveMQ's `memoryUsage` (also accepted under that name).
+    #[serde(alias = "memoryUsage", alias = "memory_usage")]
     pub max_pending_memory_bytes: u64,
-    /// Journal size before flow control (bytes).
+    /// Journal size before flow control (bytes). ActiveMQ's `storeUsage`
+    /// (also accepted under that name).
+    #[serde(alias = "storeUsage", alias = "store_usage")]
     pub max_store_bytes: u64,
     /// Free space on the journal's file system below which producers are held
     /// (bytes; 0: off). Unset: [`DEFAULT_MIN_FREE_DISK_SEGMENTS`] segments.
@@ -580,6 +588,19 @@ mod tests {
         assert_eq!(b.policy_for(&other).memory_limit_bytes, u64::MAX);
         let both: Config = toml::from_str("[[policy]]\nqueue = \"a\"\ntopic = \"b\"\n").unwrap();
         assert!(both.broker_config().is_err());
+    }
+
+    #[test]
+    fn activemqs_names_of_the_limits_are_understood() {
+        let c: Config = toml::from_str(
+            "[limits]\nmemoryUsage = 1048576\nstoreUsage = 2097152\n\n[[policy]]\nqueue = \">\"\nmemoryLimit = 4096\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_pending_memory_bytes, 1 << 20);
+        assert_eq!(c.limits.max_store_bytes, 2 << 20);
+        let b = c.broker_config().unwrap();
+        let q = hawser_broker::Destination::queue("any");
+        assert_eq!(b.policy_for(&q).memory_limit_bytes, 4096);
     }
 
     #[test]

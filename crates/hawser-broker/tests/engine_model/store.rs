@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use hawser_broker::{
-    Durability, DurabilityWatch, MessageData, MessageId, ReadFuture, Recovered, Replay, Seq, Store,
-    StoreError, StoreKey, StoreOp,
+    Durability, DurabilityWatch, MessageData, MessageId, ReadFuture, ReadLimit, Recovered, Replay,
+    Seq, Store, StoreError, StoreKey, StoreOp,
 };
 use parking_lot::Mutex;
 
@@ -61,9 +61,9 @@ impl ModelStore {
         key: &StoreKey,
         priority: u8,
         after: MessageId,
-        max: usize,
+        limit: ReadLimit,
     ) -> Vec<hawser_broker::StoredMessage> {
-        self.replay().read(key, priority, after, max)
+        self.replay().read(key, priority, after, limit)
     }
 
     /// What the journal's replay recovers from the records.
@@ -76,8 +76,8 @@ impl Store for ModelStore {
     fn pages(&self) -> bool {
         true
     }
-    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, max: usize) -> ReadFuture {
-        let read = self.read_now(key, priority, after, max);
+    fn read(&self, key: &StoreKey, priority: u8, after: MessageId, limit: ReadLimit) -> ReadFuture {
+        let read = self.read_now(key, priority, after, limit);
         Box::pin(std::future::ready(Ok(read)))
     }
     fn append(&self, ops: Vec<StoreOp>, _sync: bool) -> Result<Seq, StoreError> {

@@ -403,7 +403,12 @@ impl World {
         for tail in self.broker.paged_out(queue) {
             let paged: Vec<MessageData> = self
                 .store
-                .read_now(&key, tail.priority, tail.after, usize::MAX)
+                .read_now(
+                    &key,
+                    tail.priority,
+                    tail.after,
+                    hawser_broker::ReadLimit::ALL,
+                )
                 .into_iter()
                 .map(|(m, _)| m)
                 .filter(|m| !tail.in_memory.contains(&m.id))
