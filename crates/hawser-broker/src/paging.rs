@@ -36,7 +36,9 @@ const READ_RETRY: Duration = Duration::from_millis(200);
 const READ_AHEAD_TIMES: u64 = 2;
 
 /// A read taken from the requests and not yet handed back: dropped unfinished
-/// (its future cancelled), it tells its container, which asks again.
+/// (its future cancelled: the start-up's time limit), it gives the read back
+/// to its container and to the pager's retries, so that the pager reads it
+/// again (the first batch of a container nobody consumes yet, for browsers).
 struct Unfinished<'a> {
     broker: &'a Broker,
     request: Option<PageRequest>,
@@ -48,6 +50,9 @@ impl Drop for Unfinished<'_> {
             let mut st = self.broker.state.lock();
             if let Some(q) = st.containers.get_mut(&r.key) {
                 q.read_failed(r.token);
+            }
+            if !st.page_retries.contains(&r.key) {
+                st.page_retries.push(r.key);
             }
         }
     }

@@ -516,3 +516,55 @@ fn large_messages_are_read_back_a_few_at_a_time_and_none_is_lost() {
     let expected: Vec<String> = (0..200).map(|n| n.to_string()).collect();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn a_read_cut_short_is_read_again_by_the_pager() {
+    let slow = Arc::new(SlowStore {
+        inner: RecordingStore::new(),
+        failures: AtomicUsize::new(0),
+        reads: AtomicUsize::new(0),
+        released: parking_lot::Mutex::new(false),
+        wakers: parking_lot::Mutex::new(Vec::new()),
+    });
+    let store: Arc<dyn Store> = Arc::new(Slow(Arc::clone(&slow)));
+    let q = Destination::queue("big");
+    {
+        let b = Broker::new(limited(), Arc::clone(&store), Recovered::default());
+        let p = b
+            .connect(ConnectInfo::in_process(None), Recorder::new())
+            .unwrap();
+        for n in 0..50 {
+            b.send(p, numbered(&q, n, 4, "a"), None).unwrap();
+        }
+    }
+    // Restarted: the first batch's read is asked for, and cut short.
+    let b = Arc::new(Broker::new(
+        limited(),
+        Arc::clone(&store),
+        slow.inner.recover(),
+    ));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let cut = rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_millis(20), b.page_in()).await
+    });
+    assert!(cut.is_err(), "the read waited for the store");
+    assert_eq!(b.paged_out(&q)[0].count, 50, "nothing read yet");
+    // The pager reads it again by itself once the store answers: no
+    // consumer, no browser asks.
+    slow.release();
+    let pager = rt.spawn(b.pager());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !b.paged_out(&q).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cut read was never read again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    pager.abort();
+    assert!(b.paged_out(&q).is_empty(), "the first batch is in memory");
+}
