@@ -134,6 +134,16 @@ fn run(
     got
 }
 
+/// A broker with [`limited`] memory on a recording store, the queue "big",
+/// and a producer's connection.
+fn limited_queue() -> (Broker, Destination, ConnectionId) {
+    let b = Broker::new(limited(), RecordingStore::new(), Recovered::default());
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    (b, Destination::queue("big"), p)
+}
+
 fn sends(n: usize) -> Vec<(u8, &'static str)> {
     (0..n)
         .map(|i| ((i * 7 % 10) as u8, if i % 3 == 0 { "a" } else { "b" }))
@@ -231,6 +241,17 @@ struct SlowStore {
 }
 
 impl SlowStore {
+    /// Reads wait until released, then the first `failures` fail.
+    fn new(failures: usize) -> Arc<SlowStore> {
+        Arc::new(SlowStore {
+            inner: RecordingStore::new(),
+            failures: AtomicUsize::new(failures),
+            reads: AtomicUsize::new(0),
+            released: parking_lot::Mutex::new(false),
+            wakers: parking_lot::Mutex::new(Vec::new()),
+        })
+    }
+
     fn release(&self) {
         *self.released.lock() = true;
         for w in self.wakers.lock().drain(..) {
@@ -292,13 +313,7 @@ impl Store for Slow {
 
 #[test]
 fn the_engine_never_waits_for_a_slow_or_failing_read() {
-    let slow = Arc::new(SlowStore {
-        inner: RecordingStore::new(),
-        failures: AtomicUsize::new(2),
-        reads: AtomicUsize::new(0),
-        released: parking_lot::Mutex::new(false),
-        wakers: parking_lot::Mutex::new(Vec::new()),
-    });
+    let slow = SlowStore::new(2);
     let b = Arc::new(Broker::new(
         limited(),
         Arc::new(Slow(Arc::clone(&slow))),
@@ -391,12 +406,7 @@ fn consume_all(b: &Broker, q: &Destination, prefetch: u32) -> Vec<(String, u32)>
 
 #[test]
 fn a_higher_priority_message_in_the_store_is_read_even_when_memory_is_full() {
-    let store = RecordingStore::new();
-    let b = Broker::new(limited(), store.clone(), Recovered::default());
-    let q = Destination::queue("big");
-    let p = b
-        .connect(ConnectInfo::in_process(None), Recorder::new())
-        .unwrap();
+    let (b, q, p) = limited_queue();
     // Non-persistent messages fill memory far past its limit (they cannot page)...
     for n in 0..40 {
         let mut m = numbered(&q, n, 4, "a");
@@ -493,12 +503,7 @@ fn a_recovered_transactions_message_given_back_before_its_batch_is_read_comes_on
 
 #[test]
 fn large_messages_are_read_back_a_few_at_a_time_and_none_is_lost() {
-    let store = RecordingStore::new();
-    let b = Broker::new(limited(), store.clone(), Recovered::default());
-    let q = Destination::queue("big");
-    let p = b
-        .connect(ConnectInfo::in_process(None), Recorder::new())
-        .unwrap();
+    let (b, q, p) = limited_queue();
     // 100 KiB each: a read's byte budget (PAGE_BYTES) holds about 40 of them.
     for n in 0..200 {
         let mut m = msg(
@@ -519,13 +524,7 @@ fn large_messages_are_read_back_a_few_at_a_time_and_none_is_lost() {
 
 #[test]
 fn a_read_cut_short_is_read_again_by_the_pager() {
-    let slow = Arc::new(SlowStore {
-        inner: RecordingStore::new(),
-        failures: AtomicUsize::new(0),
-        reads: AtomicUsize::new(0),
-        released: parking_lot::Mutex::new(false),
-        wakers: parking_lot::Mutex::new(Vec::new()),
-    });
+    let slow = SlowStore::new(0);
     let store: Arc<dyn Store> = Arc::new(Slow(Arc::clone(&slow)));
     let q = Destination::queue("big");
     {
