@@ -621,8 +621,8 @@ def markdown(data: dict) -> str:
           "connection; BytesMessage bodies of random bytes |",
           f"| Hawser | {v.get('hawser', '?')}, commit {v.get('hawser_commit', '?')}: `hawser serve` with a "
           "fresh data directory, STOMP and OpenWire on 127.0.0.1, `--max-pending-memory-bytes "
-          f"{data.get('hawser_memory_bytes', compare.HAWSER_MEMORY)}` (it keeps pending messages in memory; "
-          "room for every message of a send-async run), fsync and everything else at their defaults |",
+          f"{data.get('hawser_memory_bytes', compare.HAWSER_MEMORY)}` (its memory limit: beyond it persistent "
+          "messages stay in the journal and are read back as consumers need them), fsync and everything else at their defaults |",
           f"| ActiveMQ | {v.get('activemq', '?')}: bench/compare.py's broker (`{' '.join(compare.ACTIVEMQ_JVM)}`, "
           "JMX off, KahaDB with its defaults in a fresh directory) with an OpenWire `tcp://` connector "
           "added, and log4j at WARN to its log (without a configuration it logs nothing) |", ""]
