@@ -840,6 +840,32 @@ fn decode_key(r: &mut Reader<'_>) -> Result<StoreKey, CodecError> {
     }
 }
 
+/// Encodes a container's key by itself, as records do: for a store's own
+/// files (the journal store's checkpoint).
+pub fn encode_store_key(key: &StoreKey, buf: &mut BytesMut) {
+    encode_key(key, buf);
+}
+
+/// Decodes a key [`encode_store_key`] wrote at `*at` in `data`, and moves
+/// `at` past it.
+///
+/// # Errors
+/// If the bytes there are not a key.
+pub fn decode_store_key(
+    data: &Bytes,
+    at: &mut usize,
+    names: &mut Names,
+) -> Result<StoreKey, CodecError> {
+    let mut r = Reader {
+        data,
+        at: *at,
+        names,
+    };
+    let key = decode_key(&mut r)?;
+    *at = r.at;
+    Ok(key)
+}
+
 /// A bounds-checked cursor over a record.
 struct Reader<'a> {
     data: &'a Bytes,

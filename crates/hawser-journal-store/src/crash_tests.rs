@@ -1,7 +1,8 @@
 //! Crash consistency of the broker's store (`JournalStore`) on the simulated disk, with
 //! the harness of `crash_tests`: sends, acknowledgements, redeliveries, dead-letter moves
 //! and producer marks, reclaiming (deleting dead segments, copying live records forward)
-//! in between, then a random crash and the real store recovery.
+//! in between, then a random crash and the real store recovery, from the
+//! store's checkpoint when it wrote one (reclaiming and closing do).
 //!
 //! The checker keeps a model of the store's state after each record the test appended.
 //! Records are recovered as a prefix (reclaiming only copies and deletes, which change no
@@ -188,6 +189,9 @@ impl Phase {
     }
 }
 
+/// Opens that resumed from a checkpoint (written by reclaiming, or at close).
+static FROM_CHECKPOINT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn store_case(seed: u64, coverage: &Coverage) {
     let mut rng = Rng::new(seed);
     let segment_bytes = [512, 1024, 4096][rng.below(3) as usize];
@@ -210,6 +214,9 @@ fn store_case(seed: u64, coverage: &Coverage) {
             Err(e) => panic!("phase {phase}: open failed: {e}"),
         };
         Coverage::add(&coverage.opens, 1);
+        if store.opened_from().is_some() {
+            FROM_CHECKPOINT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if crash_in_recovery {
             // The open got through; reading the messages back is the phase's work,
             // unless the stop came meanwhile (a background thread's write): then
@@ -339,8 +346,9 @@ fn every_confirmed_message_survives_crashes_and_reclaiming() {
     let load =
         |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "store crash cases: {} opens, {} power losses, {} process crashes, {} crashed recoveries, {} reclaims that deleted segments",
+        "store crash cases: {} opens ({} from a checkpoint), {} power losses, {} process crashes, {} crashed recoveries, {} reclaims that deleted segments",
         load(&coverage.opens),
+        load(&FROM_CHECKPOINT),
         load(&coverage.power_losses),
         load(&coverage.process_crashes),
         load(&coverage.crashed_recoveries),
@@ -348,5 +356,6 @@ fn every_confirmed_message_survives_crashes_and_reclaiming() {
     );
     if std::env::var("HAWSER_CRASH_SEED").is_err() {
         assert!(load(&coverage.reclaims) > 0, "no case reclaimed a segment");
+        assert!(load(&FROM_CHECKPOINT) > 0, "no case opened from a checkpoint");
     }
 }

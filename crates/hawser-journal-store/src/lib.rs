@@ -5,11 +5,17 @@
 //!
 //! - `store`: [`JournalStore`]: appends, the durability watermark, recovery,
 //!   and reclaiming segments nobody needs.
+//! - `tracker`: which records are live, and where (the index of messages).
+//! - `checkpoint`: the tracker saved, so that opening replays only what follows.
 //! - `reclaim_tests`, `crash_tests`: reclaiming, and crash consistency of the
 //!   store on the journal's simulated disk (`hawser_journal`'s `sim-disk` feature).
 
+mod checkpoint;
 mod store;
+mod tracker;
 
+#[cfg(test)]
+mod checkpoint_tests;
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]

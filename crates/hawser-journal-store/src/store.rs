@@ -15,23 +15,20 @@
 //! copied forward (re-appended at the head) and the segment goes. Disk use and
 //! recovery time therefore follow what is pending, not history.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use foldhash::HashMap;
 use hawser_broker::message::MAX_PRIORITY;
 use hawser_broker::store_codec::{
     decode_record, decode_record_with, encode_record, CodecError, Names,
 };
-use hawser_broker::PRIORITIES;
 use hawser_broker::{
-    Durability, DurabilityWatch, MessageData, MessageId, PendingCounts, ProducerKey, ReadFuture,
-    ReadLimit, Recovered, Replay, Seq, SeqWindow, Store, StoreError, StoreKey, StoreOp,
+    Durability, DurabilityWatch, MessageData, MessageId, ReadFuture,
+    ReadLimit, Recovered, Replay, Seq, Store, StoreError, StoreKey, StoreOp,
     StoredMessage,
 };
 use parking_lot::Mutex;
@@ -39,8 +36,16 @@ use tokio::sync::watch;
 
 use hawser_journal::{Journal, JournalConfig, OpenError, Position, ReadError};
 
+use crate::checkpoint;
+use crate::tracker::{LiveRef, Tracker};
+
 /// How often the reclaimer looks at the oldest segment.
 const RECLAIM_INTERVAL: Duration = Duration::from_millis(500);
+/// Segments' worth of records after which a checkpoint is due (see `checkpoint_due`).
+const CHECKPOINT_SEGMENTS: u64 = 2;
+/// How long reclaiming waits for a newer checkpoint before writing one so that
+/// it can delete the segment the last one resumes in.
+const CHECKPOINT_FOR_RECLAIM_AFTER: Duration = Duration::from_secs(5);
 /// Copy the oldest segment's live records forward when they are under this
 /// fraction (1/N) of its size; above it, waiting for consumers is cheaper.
 const COPY_FORWARD_BELOW_ONE_IN: u64 = 4;
@@ -64,234 +69,6 @@ pub enum JournalStoreError {
     },
 }
 
-/// One container's hold on a record.
-#[derive(Clone, Copy, Debug)]
-struct LiveRef {
-    /// Where the record is.
-    pos: Position,
-    /// This hold's share of the record's bytes.
-    bytes: u64,
-    /// Redeliveries so far (copied forward with the message).
-    redeliveries: u32,
-    /// The message's priority (0 for holds that are not messages): reads
-    /// (`Store::read`) are per priority.
-    priority: u8,
-}
-
-impl LiveRef {
-    fn at(pos: Position, bytes: u64) -> LiveRef {
-        LiveRef {
-            pos,
-            bytes,
-            redeliveries: 0,
-            priority: 0,
-        }
-    }
-}
-
-/// One container's live messages: per priority, in id order (the order reads
-/// return them in). A dequeue names no priority: it looks in the levels that
-/// hold anything, which is one or a few.
-#[derive(Default)]
-struct Levels([BTreeMap<MessageId, LiveRef>; PRIORITIES]);
-
-impl Levels {
-    fn insert(&mut self, id: MessageId, r: LiveRef) -> Option<LiveRef> {
-        self.0[usize::from(r.priority.min(MAX_PRIORITY))].insert(id, r)
-    }
-
-    fn get(&self, id: &MessageId) -> Option<&LiveRef> {
-        self.0.iter().find_map(|level| level.get(id))
-    }
-
-    fn get_mut(&mut self, id: &MessageId) -> Option<&mut LiveRef> {
-        self.0.iter_mut().find_map(|level| level.get_mut(id))
-    }
-
-    fn remove(&mut self, id: &MessageId) -> Option<LiveRef> {
-        self.0.iter_mut().find_map(|level| level.remove(id))
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.iter().all(BTreeMap::is_empty)
-    }
-
-    fn values(&self) -> impl Iterator<Item = &LiveRef> {
-        self.0.iter().flat_map(BTreeMap::values)
-    }
-
-    /// Messages per priority.
-    fn counts(&self) -> PendingCounts {
-        let mut counts = [0; PRIORITIES];
-        for (count, level) in counts.iter_mut().zip(&self.0) {
-            *count = level.len() as u64;
-        }
-        counts
-    }
-
-    fn level(&self, priority: u8) -> &BTreeMap<MessageId, LiveRef> {
-        &self.0[usize::from(priority.min(MAX_PRIORITY))]
-    }
-}
-
-/// Live holds counted per segment.
-#[derive(Clone, Copy, Debug, Default)]
-struct SegmentLive {
-    refs: u64,
-    bytes: u64,
-}
-
-/// Which records are live, and where.
-#[derive(Default)]
-struct Tracker {
-    /// Last sequence handed out.
-    seq: Seq,
-    /// Live messages per container. Ordered by id, which is the order they were
-    /// stored in: a queue consumed in order removes from one end, which stays in
-    /// the cache; in a hash map of a large backlog every removal was a cache and
-    /// TLB miss (8.6 % of the broker's CPU draining 1.5 million messages).
-    messages: HashMap<StoreKey, Levels>,
-    /// Live durable subscriptions.
-    subscriptions: HashMap<StoreKey, LiveRef>,
-    /// Each tracked producer's window, and the oldest record it still needs:
-    /// its marks since its last snapshot (`ProducerWindow`) start there, so
-    /// that segment must stay, or the window be copied forward, for a restart
-    /// to know the window.
-    producers: HashMap<ProducerKey, (LiveRef, SeqWindow)>,
-    /// Prepared XA transactions not yet resolved: their record stays (or is
-    /// copied forward) until a commit or rollback says what became of them.
-    prepared: HashMap<Arc<str>, LiveRef>,
-    /// Live holds per segment.
-    segments: BTreeMap<u64, SegmentLive>,
-}
-
-impl Tracker {
-    fn hold(&mut self, r: LiveRef) {
-        let s = self.segments.entry(r.pos.segment).or_default();
-        s.refs += 1;
-        s.bytes += r.bytes;
-    }
-
-    fn release(&mut self, r: LiveRef) {
-        if let Some(s) = self.segments.get_mut(&r.pos.segment) {
-            s.refs = s.refs.saturating_sub(1);
-            s.bytes = s.bytes.saturating_sub(r.bytes);
-        }
-    }
-
-    /// Applies one record's ops (written at `pos`, `len` bytes) to the live set,
-    /// and to `replay` when recovering.
-    fn apply(
-        &mut self,
-        ops: &[StoreOp<impl hawser_broker::message::AsMessageData>],
-        pos: Position,
-        len: u64,
-    ) {
-        let holds: usize = ops
-            .iter()
-            .map(|op| match op {
-                StoreOp::Enqueue { targets, .. } => targets.len(),
-                StoreOp::Subscribe(_)
-                | StoreOp::ProducerSeen { .. }
-                | StoreOp::ProducerWindow { .. }
-                | StoreOp::Prepare(_) => 1,
-                _ => 0,
-            })
-            .sum();
-        let share = len / holds.max(1) as u64;
-        for op in ops {
-            match op {
-                StoreOp::Enqueue { message, targets } => {
-                    let data = message.message_data();
-                    for key in targets {
-                        let r = LiveRef {
-                            priority: data.priority,
-                            ..LiveRef::at(pos, share)
-                        };
-                        if let Some(old) = self
-                            .messages
-                            .entry(key.clone())
-                            .or_default()
-                            .insert(data.id, r)
-                        {
-                            // A copy made by reclaiming replaces the original.
-                            self.release(old);
-                        }
-                        self.hold(r);
-                    }
-                }
-                StoreOp::Dequeue { key, id } => {
-                    if let Some(r) = self.messages.get_mut(key).and_then(|m| m.remove(id)) {
-                        self.release(r);
-                    }
-                }
-                StoreOp::Redelivered { key, id, count } => {
-                    if let Some(r) = self.messages.get_mut(key).and_then(|m| m.get_mut(id)) {
-                        r.redeliveries = *count;
-                    }
-                }
-                StoreOp::Subscribe(sub) => {
-                    let r = LiveRef::at(pos, share);
-                    if let Some(old) = self.subscriptions.insert(sub.key(), r) {
-                        self.release(old);
-                    }
-                    self.hold(r);
-                }
-                StoreOp::ProducerSeen { producer, seq } => match self.producers.get_mut(producer) {
-                    // Pinned already, at an older record.
-                    Some((_, window)) => window.insert(*seq),
-                    None => {
-                        let r = LiveRef::at(pos, share);
-                        let mut window = SeqWindow::new();
-                        window.insert(*seq);
-                        self.producers.insert(producer.clone(), (r, window));
-                        self.hold(r);
-                    }
-                },
-                StoreOp::ProducerWindow { producer, window } => {
-                    let r = LiveRef::at(pos, share);
-                    if let Some((old, _)) =
-                        self.producers.insert(producer.clone(), (r, window.clone()))
-                    {
-                        self.release(old);
-                    }
-                    self.hold(r);
-                }
-                StoreOp::ProducerForget { producer } => {
-                    if let Some((r, _)) = self.producers.remove(producer) {
-                        self.release(r);
-                    }
-                }
-                StoreOp::Unsubscribe { client_id, name } => {
-                    let key = StoreKey::Durable {
-                        client_id: Arc::clone(client_id),
-                        name: Arc::clone(name),
-                    };
-                    if let Some(r) = self.subscriptions.remove(&key) {
-                        self.release(r);
-                    }
-                    for r in self.messages.remove(&key).unwrap_or_default().values() {
-                        self.release(*r);
-                    }
-                }
-                StoreOp::Prepare(p) => {
-                    let r = LiveRef::at(pos, share);
-                    if let Some(old) = self.prepared.insert(Arc::clone(&p.xid), r) {
-                        // A copy made by reclaiming replaces the original.
-                        self.release(old);
-                    }
-                    self.hold(r);
-                }
-                StoreOp::Resolve { xid } => {
-                    if let Some(r) = self.prepared.remove(xid) {
-                        self.release(r);
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// What the store threads share.
 struct Shared {
     journal: Journal,
@@ -301,39 +78,95 @@ struct Shared {
     durability: watch::Sender<Durability>,
     /// Set by `close`; the reclaimer stops.
     closing: AtomicBool,
+    /// The newest checkpoint on disk, if any (the reclaim thread and `close`
+    /// write them).
+    checkpointed: Mutex<Option<Checkpointed>>,
+}
+
+/// The newest checkpoint written (or opened from).
+#[derive(Clone, Copy, Debug)]
+struct Checkpointed {
+    /// Its last record's segment: recovery resumes there, so reclaiming
+    /// leaves that segment and later ones until a newer checkpoint.
+    segment: u64,
+    /// Its last record.
+    last: Position,
+    /// `Tracker::applied_bytes` when it was taken.
+    applied_bytes: u64,
+    /// Its size.
+    bytes: u64,
+    /// When it was written.
+    at: Instant,
 }
 
 /// The broker's store on a local journal.
 pub struct JournalStore {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// See [`JournalStore::opened_from`].
+    opened_from: Option<Position>,
 }
 
 impl JournalStore {
-    /// Opens the journal in `config.dir` and replays it.
+    /// Opens the journal in `config.dir` and replays it: from its checkpoint
+    /// on if it has a usable one (see `checkpoint`), else from the start.
     pub fn open(config: JournalConfig) -> Result<(JournalStore, Recovered), JournalStoreError> {
-        let mut tracker = Tracker::default();
+        match JournalStore::open_once(config.clone(), true) {
+            Err(JournalStoreError::Open(OpenError::NoResume { at })) => {
+                tracing::warn!(
+                    "journal store: the checkpoint's last record {at} is not in the journal; replaying all of it"
+                );
+                JournalStore::open_once(config, false)
+            }
+            opened => opened,
+        }
+    }
+
+    fn open_once(
+        config: JournalConfig,
+        use_checkpoint: bool,
+    ) -> Result<(JournalStore, Recovered), JournalStoreError> {
+        let storage = config.storage.clone();
         // The tracker is the index of messages: recovery keeps no message,
         // only where each is (the engine reads them back, `Store::read`), and
         // the journal hands over one record at a time, so that opening a
-        // backlog larger than memory does not hold it.
-        let mut replay = Replay::without_messages();
+        // backlog larger than memory does not hold it. A checkpoint gives the
+        // tracker as of its last record, and the scan starts there.
+        let state = std::cell::RefCell::new((Tracker::default(), Replay::without_messages()));
+        let resumed: std::cell::Cell<Option<(Position, u64)>> = std::cell::Cell::new(None);
         let mut names = Names::default();
         let mut undecodable = None;
-        let opened = Journal::open_with(config, &mut |pos, payload| {
-            let bytes = Bytes::copy_from_slice(payload);
-            match decode_record_with(&bytes, &mut names) {
-                Ok(ops) => {
-                    tracker.apply(&ops, pos, record_len(&bytes));
-                    replay.apply(ops);
-                    Ok(())
+        let opened = Journal::open_from(
+            config,
+            &mut |layout| {
+                if !use_checkpoint {
+                    return None;
                 }
-                Err(e) => {
-                    undecodable = Some(e);
-                    Err(())
+                let loaded = checkpoint::find(&*storage, layout)?;
+                *state.borrow_mut() = (loaded.tracker, loaded.replay);
+                resumed.set(Some((loaded.last, loaded.bytes)));
+                Some(loaded.last)
+            },
+            &mut |pos, payload| {
+                if resumed.get().is_some_and(|(last, _)| last == pos) {
+                    // The checkpoint's last record: in it already.
+                    return Ok(());
                 }
-            }
-        });
+                let bytes = Bytes::copy_from_slice(payload);
+                match decode_record_with(&bytes, &mut names) {
+                    Ok(ops) => {
+                        let (tracker, replay) = &mut *state.borrow_mut();
+                        tracker.apply(&ops, pos, record_len(&bytes));
+                        replay.apply(ops);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        undecodable = Some(e);
+                        Err(())
+                    }
+                }
+            },
+        );
         let journal = match (opened, undecodable) {
             (Ok((journal, _)), _) => journal,
             (Err(OpenError::Stopped { file, offset }), Some(source)) => {
@@ -345,7 +178,9 @@ impl JournalStore {
             }
             (Err(e), _) => return Err(e.into()),
         };
+        let (mut tracker, replay) = state.into_inner();
         let mut recovered = replay.into_recovered();
+        recovered.max_message_id = recovered.max_message_id.max(tracker.max_id);
         for (key, messages) in &tracker.messages {
             if !messages.is_empty() {
                 recovered.pending.insert(key.clone(), messages.counts());
@@ -365,6 +200,15 @@ impl JournalStore {
                 recovered.held.push((key.clone(), (data, r.redeliveries)));
             }
         }
+        // Bytes applied count from the checkpoint (when the next one is due).
+        tracker.applied_bytes = 0;
+        let checkpointed = resumed.get().map(|(last, bytes)| Checkpointed {
+            segment: last.segment,
+            last,
+            applied_bytes: 0,
+            bytes,
+            at: Instant::now(),
+        });
         let durability = watch::channel(Durability::default()).0;
         journal.set_progress_hook(progress_hook(durability.clone()));
         let shared = Arc::new(Shared {
@@ -372,6 +216,7 @@ impl JournalStore {
             tracker: Mutex::new(tracker),
             durability,
             closing: AtomicBool::new(false),
+            checkpointed: Mutex::new(checkpointed),
         });
         let s = Arc::clone(&shared);
         let reclaimer = std::thread::Builder::new()
@@ -382,6 +227,7 @@ impl JournalStore {
             JournalStore {
                 shared,
                 threads: Mutex::new(vec![reclaimer]),
+                opened_from: resumed.get().map(|(last, _)| last),
             },
             recovered,
         ))
@@ -422,6 +268,30 @@ impl JournalStore {
             all.insert(key, messages);
         }
         Ok(all)
+    }
+
+    /// Opens as [`JournalStore::open`] does, but replays the whole journal
+    /// whatever checkpoint there is (tests and tools check checkpoints with it).
+    ///
+    /// # Errors
+    /// As [`JournalStore::open`].
+    pub fn open_replaying_all(
+        config: JournalConfig,
+    ) -> Result<(JournalStore, Recovered), JournalStoreError> {
+        JournalStore::open_once(config, false)
+    }
+
+    /// The last record of the checkpoint this store opened from, if it did.
+    pub fn opened_from(&self) -> Option<Position> {
+        self.opened_from
+    }
+
+    /// Writes a checkpoint now rather than when one is due (tests, tools).
+    ///
+    /// # Errors
+    /// If the store cannot write one (it failed, or may no longer confirm).
+    pub fn checkpoint_now(&self) -> Result<(), StoreError> {
+        write_checkpoint(&self.shared).map_err(StoreError::Failed)
     }
 
     /// Reclaims what it can now rather than at the next interval (tests, tools).
@@ -625,11 +495,17 @@ impl Store for JournalStore {
     }
 
     fn close(&self) {
-        self.shared.closing.store(true, Ordering::SeqCst);
+        let first = !self.shared.closing.swap(true, Ordering::SeqCst);
         // The reclaimer first, while the journal it works on is still open.
         for t in self.threads.lock().drain(..) {
             t.thread().unpark();
             let _ = t.join();
+        }
+        if first {
+            // So that the next start reads the checkpoint and nothing after it.
+            if let Err(e) = write_checkpoint(&self.shared) {
+                tracing::info!("journal store: no checkpoint at close: {e}");
+            }
         }
         self.shared.journal.close();
     }
@@ -663,8 +539,65 @@ fn reclaim_loop(shared: &Shared) {
         if shared.closing.load(Ordering::SeqCst) {
             return;
         }
+        if checkpoint_due(shared) {
+            if let Err(e) = write_checkpoint(shared) {
+                tracing::warn!("journal store: checkpoint not written: {e}");
+            }
+        }
         reclaim(shared, Some(&mut pinned));
     }
+}
+
+/// A checkpoint is due once the records applied since the last one are
+/// `CHECKPOINT_SEGMENTS` segments' worth, and at least twice its size: a
+/// recovery reads about that much of the journal after the checkpoint, and
+/// checkpoints of a large index cost at most half of what the journal writes.
+fn checkpoint_due(shared: &Shared) -> bool {
+    let applied = shared.tracker.lock().applied_bytes;
+    let last = *shared.checkpointed.lock();
+    let (since, size) = last.map_or((applied, 0), |c| (applied - c.applied_bytes, c.bytes));
+    since >= (CHECKPOINT_SEGMENTS * shared.journal.config().segment_bytes).max(2 * size)
+}
+
+/// Writes a checkpoint of the tracker as it is now (see `checkpoint`).
+fn write_checkpoint(shared: &Shared) -> Result<(), String> {
+    let config = shared.journal.config();
+    let (draft, applied_bytes) = {
+        let mut tracker = shared.tracker.lock();
+        if shared
+            .checkpointed
+            .lock()
+            .is_some_and(|c| Some(c.last) == tracker.last)
+        {
+            return Ok(());
+        }
+        // A synced empty record: once it is durable, so is every record the
+        // checkpoint stands for (some were appended without an fsync).
+        shared
+            .append_locked(&mut tracker, &[] as &[StoreOp<MessageData>], true)
+            .map_err(|e| e.to_string())?;
+        let Some(draft) = checkpoint::draft(&tracker, config.epoch) else {
+            return Ok(());
+        };
+        (draft, tracker.applied_bytes)
+    };
+    let (seq, last) = (draft.seq, draft.last);
+    let bytes = draft.finish(&shared.journal)?;
+    wait_durable(shared, seq)?;
+    if let Some(check) = &config.confirm_check {
+        // A master that lost the store writes no checkpoint into it.
+        check.check()?;
+    }
+    checkpoint::write(&*config.storage, &config.dir, &bytes).map_err(|e| e.to_string())?;
+    tracing::debug!(bytes = bytes.len(), %last, "journal store: checkpoint written");
+    *shared.checkpointed.lock() = Some(Checkpointed {
+        segment: last.segment,
+        last,
+        applied_bytes,
+        bytes: bytes.len() as u64,
+        at: Instant::now(),
+    });
+    Ok(())
 }
 
 /// What the reclaimer saw of the oldest segment with live records last time.
@@ -734,6 +667,9 @@ fn reclaim(shared: &Shared, mut pinned: Option<&mut Pinned>) {
                 break;
             }
         }
+        if !checkpointed_past(shared, segment, pinned.is_none()) {
+            break;
+        }
         let mut tracker = shared.tracker.lock();
         if tracker.segments.get(&segment).is_some_and(|s| s.refs > 0) {
             break;
@@ -766,6 +702,32 @@ fn reclaim(shared: &Shared, mut pinned: Option<&mut Pinned>) {
             }
         }
     }
+}
+
+/// True if a recovery would not need `segment`: the newest checkpoint's last
+/// record is in a later one. If not, a new checkpoint is written when `now`,
+/// or when the last is `CHECKPOINT_FOR_RECLAIM_AFTER` old (while a backlog
+/// drains, few records are appended and checkpoints would otherwise hold
+/// every drained segment on disk).
+fn checkpointed_past(shared: &Shared, segment: u64, now: bool) -> bool {
+    let last = *shared.checkpointed.lock();
+    let Some(c) = last else {
+        return true;
+    };
+    if c.segment > segment {
+        return true;
+    }
+    if !now && c.at.elapsed() < CHECKPOINT_FOR_RECLAIM_AFTER {
+        return false;
+    }
+    if let Err(e) = write_checkpoint(shared) {
+        tracing::warn!("reclaim: checkpoint not written: {e}");
+        return false;
+    }
+    shared
+        .checkpointed
+        .lock()
+        .is_some_and(|c| c.segment > segment)
 }
 
 /// Blocks the calling thread until the watermark passes `seq`, or the store fails.

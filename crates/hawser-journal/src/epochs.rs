@@ -59,17 +59,29 @@ fn parse_epoch_dir_name(name: &str) -> Option<u64> {
         .flatten()
 }
 
-/// Makes `base/epoch-<epoch>` ready for recovery and returns it with its seals.
+/// An epoch directory made ready for recovery.
+pub(crate) struct Prepared {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its sealed segments.
+    pub seals: Seals,
+    /// Where they were inherited from: the epoch before, or `base`.
+    pub from: PathBuf,
+}
+
+/// Makes `base/epoch-<epoch>` ready for recovery.
 pub(crate) fn prepare(
     storage: &dyn Storage,
     base: &Path,
     epoch: u64,
     max_record_bytes: u32,
-) -> Result<(PathBuf, Seals), OpenError> {
+) -> Result<Prepared, OpenError> {
     let dir = base.join(epoch_dir_name(epoch));
     if let Some(seals) = read_seals(storage, &dir)? {
         // Reopened by the epoch that made it (a broker restarting in place).
-        return Ok((dir, seals));
+        let from = predecessor(storage, base, epoch)?
+            .map_or_else(|| base.to_path_buf(), |(from, _)| from);
+        return Ok(Prepared { dir, seals, from });
     }
     if storage.exists(&dir).map_err(io_error("look for", &dir))? {
         // A takeover that died half-way: nothing in it was ever served from.
@@ -119,7 +131,7 @@ pub(crate) fn prepare(
         "journal: took over the store's segments, sealed"
     );
     remove_older_epochs(storage, base, &from, epoch);
-    Ok((dir, seals))
+    Ok(Prepared { dir, seals, from })
 }
 
 /// True if `base` holds a complete epoch directory.

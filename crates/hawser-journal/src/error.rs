@@ -17,6 +17,10 @@ pub enum OpenError {
     /// stopped the open at this record.
     #[error("opening stopped at the record in {file} at offset {offset}")]
     Stopped { file: PathBuf, offset: u64 },
+    /// The position [`Journal::open_from`](crate::Journal::open_from) was asked to
+    /// resume at is not a record's (its segment is gone, or it falls inside one).
+    #[error("no record to resume at {at}")]
+    NoResume { at: crate::Position },
     #[error("segment_bytes {segment_bytes} is below the minimum {min}")]
     SegmentTooSmall { segment_bytes: u64, min: u64 },
     /// Record offsets are stored in 32 bits (see `format`).

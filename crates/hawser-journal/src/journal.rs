@@ -19,7 +19,7 @@ use crate::error::{AppendError, DeleteError, OpenError};
 use crate::format::MAX_SEGMENT_BYTES;
 use crate::format::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::position::Position;
-use crate::recovery::{recover, RecordVisitor};
+use crate::recovery::{recover, Layout, RecordVisitor, ResumeChooser};
 use crate::shared::{Pending, ProgressHook, Shared, State};
 use crate::storage::{create_dir_all_durable, LockGuard, Storage};
 use crate::writer;
@@ -87,7 +87,24 @@ impl Journal {
     /// # Errors
     /// As [`Journal::open`]; `Stopped` if `visit` said so.
     pub fn open_with(
+        config: JournalConfig,
+        visit: &mut RecordVisitor<'_>,
+    ) -> Result<(Journal, Recovered), OpenError> {
+        Journal::open_from(config, &mut |_| None, visit)
+    }
+
+    /// [`Journal::open_with`], visiting only the records from the position
+    /// `resume` chooses on, once the directory is locked and its segments
+    /// known: a caller that keeps a checkpoint of what the records before it
+    /// said opens in the time the records after it take, whatever the size of
+    /// the journal. Segments before that position are not read or verified.
+    ///
+    /// # Errors
+    /// As [`Journal::open_with`]; `NoResume` if the position chosen is not a
+    /// record's (the caller opens again from the start).
+    pub fn open_from(
         mut config: JournalConfig,
+        resume: &mut ResumeChooser<'_>,
         visit: &mut RecordVisitor<'_>,
     ) -> Result<(Journal, Recovered), OpenError> {
         if config.segment_bytes < MIN_SEGMENT_BYTES {
@@ -108,19 +125,19 @@ impl Journal {
             path: config.dir.clone(),
             source,
         })?;
-        let seals = match config.epoch {
+        let (seals, inherited_from) = match config.epoch {
             Some(epoch) => {
-                let (dir, seals) =
+                let prepared =
                     crate::epochs::prepare(&*storage, &config.dir, epoch, config.max_record_bytes)?;
-                config.dir = dir;
-                seals
+                config.dir = prepared.dir;
+                (prepared.seals, Some(prepared.from))
             }
             None if crate::epochs::has_epochs(&*storage, &config.dir) => {
                 return Err(OpenError::SharedStore {
                     dir: config.dir.clone(),
                 })
             }
-            None => Seals::new(),
+            None => (Seals::new(), None),
         };
         let lock_file = lock_dir(&config)?;
         crate::preallocate::remove_leftovers(&*storage, &config.dir).map_err(|source| {
@@ -130,7 +147,18 @@ impl Journal {
                 source,
             }
         })?;
-        let recovery = recover(&config, &seals, visit)?;
+        let segments: Vec<u64> = crate::recovery::list_segments(&*storage, &config.dir)?
+            .into_iter()
+            .map(|(segment, _)| segment)
+            .collect();
+        let start = resume(&Layout {
+            dir: &config.dir,
+            epoch: config.epoch,
+            inherited_from: inherited_from.as_deref(),
+            seals: &seals,
+            segments: &segments,
+        });
+        let recovery = recover(&config, &seals, start, visit)?;
         info!(
             dir = %config.dir.display(),
             segments = recovery.segments.len(),

@@ -83,7 +83,7 @@ pub use format::{
 pub use journal::{Journal, Recovered};
 pub use position::Position;
 pub use preallocate::MIN_FREE_SEGMENTS;
-pub use recovery::RecordVisitor;
+pub use recovery::{Layout, RecordVisitor, ResumeChooser};
 pub use scan::{
     judge_tail, scan_segment_bytes, ScanResult, ScannedRecord, Tail, V1_SEARCH_BUDGET_BYTES,
 };

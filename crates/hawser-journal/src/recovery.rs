@@ -47,6 +47,28 @@ const FIRST_SEGMENT: u64 = 1;
 /// `Err(())` stops the open ([`OpenError::Stopped`]).
 pub type RecordVisitor<'a> = dyn FnMut(Position, &[u8]) -> Result<(), ()> + 'a;
 
+/// What a journal directory holds, shown to the caller of
+/// [`Journal::open_from`](crate::Journal::open_from) before the scan so that it
+/// can say where the records it needs start (a checkpoint of its own).
+#[derive(Debug)]
+pub struct Layout<'a> {
+    /// The directory the journal writes to (an epoch directory on a shared store).
+    pub dir: &'a Path,
+    /// The shared store's epoch this journal opens as, if any.
+    pub epoch: Option<u64>,
+    /// Where the sealed segments were inherited from (the epoch before, or the
+    /// store's own directory the first time), if any were.
+    pub inherited_from: Option<&'a Path>,
+    /// Inherited segments and the lengths they were sealed at.
+    pub seals: &'a Seals,
+    /// Every segment in `dir`, oldest first.
+    pub segments: &'a [u64],
+}
+
+/// What [`Journal::open_from`](crate::Journal::open_from) asks before the scan:
+/// the position of the first record to visit (`None`: all of them).
+pub type ResumeChooser<'a> = dyn FnMut(&Layout<'_>) -> Option<Position> + 'a;
+
 /// The directory's state after recovery, ready for the writer.
 pub(crate) struct Recovery {
     /// How many good records there were.
@@ -68,16 +90,30 @@ pub(crate) struct Recovery {
 /// Recovers `config.dir`. Segments in `seals` were inherited from an earlier epoch
 /// (see `epochs`): only their sealed length is read, they are never cut or appended
 /// to, and damage inside it is corruption.
+///
+/// With `resume`, segments before its segment are neither read nor verified
+/// (their sizes are taken from the file system), and records before it are not
+/// visited: the caller has what they hold. It must be the position of a record
+/// or the end of its segment's records, else `OpenError::NoResume`.
 pub(crate) fn recover(
     config: &JournalConfig,
     seals: &Seals,
+    resume: Option<Position>,
     visit: &mut RecordVisitor<'_>,
 ) -> Result<Recovery, OpenError> {
     let storage = &*config.storage;
     let found = list_segments(storage, &config.dir)?;
     let Some(&(last, _)) = found.last() else {
-        return start_empty(config);
+        return match resume {
+            Some(at) => Err(OpenError::NoResume { at }),
+            None => start_empty(config),
+        };
     };
+    if let Some(at) = resume {
+        if !found.iter().any(|(segment, _)| *segment == at.segment) {
+            return Err(OpenError::NoResume { at });
+        }
+    }
     let mut records = 0;
     let mut truncated = None;
     let mut torn_tail_copy = None;
@@ -89,6 +125,18 @@ pub(crate) fn recover(
     for (segment, path) in &found {
         let sealed = seals.get(segment).copied();
         let is_last = *segment == last && sealed.is_none();
+        if resume.is_some_and(|at| *segment < at.segment) {
+            // Before the resume point: what the caller needs of it, it has.
+            disk_bytes += match sealed {
+                Some(sealed) => sealed,
+                None => storage.len(path).map_err(|source| OpenError::Io {
+                    op: "stat segment",
+                    path: path.clone(),
+                    source,
+                })?,
+            };
+            continue;
+        }
         data.clear();
         storage
             .read(path, &mut data)
@@ -161,7 +209,16 @@ pub(crate) fn recover(
             end_offset = length;
             last_framing = scan.framing.unwrap_or(Framing::CURRENT);
         }
-        for record in scan.records {
+        let first = match resume.filter(|at| at.segment == *segment) {
+            None => 0,
+            Some(at) if at.offset == length => scan.records.len(),
+            Some(at) => scan
+                .records
+                .iter()
+                .position(|r| r.offset == at.offset)
+                .ok_or(OpenError::NoResume { at })?,
+        };
+        for record in scan.records.into_iter().skip(first) {
             let position = Position {
                 segment: *segment,
                 offset: record.offset,

@@ -1,0 +1,443 @@
+//! The tracker's checkpoint: what every record up to one position said, so
+//! that opening reads the checkpoint and the records after it rather than the
+//! whole journal (ActiveMQ's KahaDB checkpoints its index for the same reason).
+//!
+//! A checkpoint is written by the reclaim thread (see `store`): the tracker is
+//! encoded under its lock (the message index only: positions, not bodies),
+//! the few records it needs whole (durable subscriptions, prepared
+//! transactions) are read back from the journal outside it, and the file is
+//! written only once every record it stands for is durable and the store may
+//! still confirm (a deposed master writes none): to a temporary file, fsynced,
+//! renamed over the last one, the directory fsynced. A crash therefore leaves
+//! the old checkpoint or the new one, and either is true of the journal.
+//!
+//! Opening takes a checkpoint only if it is of this journal: its own (same
+//! epoch), or, right after a takeover, the predecessor's if its last record is
+//! within what was sealed. Anything else (no file, a bad checksum, a record the
+//! journal cannot resume at) means replaying from the start, as before there
+//! were checkpoints: slower, never wrong.
+//!
+//! The file: magic, version, epoch, the last record's position, the highest
+//! message id; then the messages, per container and priority in id order, as
+//! varint deltas (a few bytes each: ids and offsets grow); then producers,
+//! subscriptions and prepared transactions, each a list of holds followed by
+//! one store record of their ops; then a CRC32C of everything before it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use hawser_broker::store_codec::{
+    decode_record_with, decode_store_key, encode_record, encode_store_key, CodecError, Names,
+};
+use hawser_broker::{MessageData, MessageId, Replay, StoreKey, StoreOp, PRIORITIES};
+use hawser_journal::{Journal, Layout, OpenMode, Position, Storage};
+
+use crate::tracker::{LiveRef, Tracker};
+
+/// The checkpoint's file name, in the journal's directory.
+pub(crate) const FILE: &str = "index-checkpoint";
+/// Where the next one is written before it is renamed into place.
+const TEMP_FILE: &str = "index-checkpoint.tmp";
+const MAGIC: &[u8; 8] = b"HWSRCKPT";
+const VERSION: u32 = 1;
+
+/// Why a checkpoint file is not used.
+#[derive(thiserror::Error, Debug)]
+pub(crate) enum CheckpointError {
+    #[error("not a checkpoint (bad magic)")]
+    Magic,
+    #[error("checkpoint version {0}, this broker reads {VERSION}")]
+    Version(u32),
+    #[error("checksum mismatch")]
+    Checksum,
+    #[error("truncated")]
+    Truncated,
+    #[error("undecodable: {0}")]
+    Codec(#[from] CodecError),
+    #[error("inconsistent: {0}")]
+    Inconsistent(&'static str),
+    #[error("of epoch {found:?}, the journal is {wanted:?}")]
+    OtherEpoch {
+        found: Option<u64>,
+        wanted: Option<u64>,
+    },
+    #[error("inherited, but its last record {0} is not in what was sealed")]
+    NotSealed(Position),
+}
+
+/// A checkpoint begun under the tracker's lock, finished outside it.
+pub(crate) struct Draft {
+    /// Header, messages and producers.
+    buf: BytesMut,
+    /// The tracker's seq then: the file waits until it is durable.
+    pub(crate) seq: hawser_broker::Seq,
+    /// The last record it stands for.
+    pub(crate) last: Position,
+    subscriptions: Vec<(StoreKey, LiveRef)>,
+    prepared: Vec<(Arc<str>, LiveRef)>,
+}
+
+/// Begins a checkpoint of `t` (its lock held); `None` if no record was applied.
+pub(crate) fn draft(t: &Tracker, epoch: Option<u64>) -> Option<Draft> {
+    let last = t.last?;
+    let live: usize = t
+        .messages
+        .values()
+        .flat_map(|l| l.0.iter())
+        .map(|l| l.len())
+        .sum();
+    let mut buf = BytesMut::with_capacity(64 + live * 8);
+    buf.put_slice(MAGIC);
+    buf.put_u32_le(VERSION);
+    buf.put_u64_le(epoch.map_or(0, |e| e.saturating_add(1)));
+    put_pos(&mut buf, last);
+    buf.put_u64_le(t.max_id);
+    let containers: Vec<_> = t.messages.iter().filter(|(_, l)| !l.is_empty()).collect();
+    buf.put_u32_le(containers.len() as u32);
+    for (key, levels) in containers {
+        encode_store_key(key, &mut buf);
+        for level in &levels.0 {
+            put_varint(&mut buf, level.len() as u64);
+            let mut prev = (0, Position { segment: 0, offset: 0 });
+            for (&id, r) in level {
+                put_varint(&mut buf, id - prev.0);
+                put_varint(&mut buf, zigzag(r.pos.segment, prev.1.segment));
+                put_varint(&mut buf, zigzag(r.pos.offset, prev.1.offset));
+                put_varint(&mut buf, r.bytes);
+                put_varint(&mut buf, u64::from(r.redeliveries));
+                prev = (id, r.pos);
+            }
+        }
+    }
+    let (holds, producers): (Vec<LiveRef>, Vec<StoreOp<MessageData>>) = t
+        .producers
+        .iter()
+        .map(|(producer, (r, window))| {
+            let op = StoreOp::ProducerWindow {
+                producer: producer.clone(),
+                window: window.clone(),
+            };
+            (*r, op)
+        })
+        .unzip();
+    put_section(&mut buf, &holds, &producers);
+    let mut prepared: Vec<_> = t
+        .prepared
+        .iter()
+        .map(|(x, r)| (Arc::clone(x), *r))
+        .collect();
+    // In the order they were prepared (a recovery lists them so).
+    prepared.sort_by_key(|(_, r)| r.pos);
+    Some(Draft {
+        buf,
+        seq: t.seq,
+        last,
+        subscriptions: t
+            .subscriptions
+            .iter()
+            .map(|(k, r)| (k.clone(), *r))
+            .collect(),
+        prepared,
+    })
+}
+
+impl Draft {
+    /// Adds the subscriptions and prepared transactions, read from `journal`
+    /// (their records cannot go meanwhile: only the thread writing this
+    /// checkpoint deletes segments), and the checksum.
+    pub(crate) fn finish(mut self, journal: &Journal) -> Result<Bytes, String> {
+        let read = |pos: Position| -> Result<Vec<StoreOp<MessageData>>, String> {
+            let bytes = journal.read(pos).map_err(|e| e.to_string())?;
+            decode_record_with(&bytes, &mut Names::default()).map_err(|e| e.to_string())
+        };
+        let mut holds = Vec::with_capacity(self.subscriptions.len());
+        let mut ops = Vec::with_capacity(self.subscriptions.len());
+        for (key, r) in &self.subscriptions {
+            let op = read(r.pos)?
+                .into_iter()
+                .find(|op| matches!(op, StoreOp::Subscribe(s) if s.key() == *key))
+                .ok_or_else(|| format!("no subscription {key:?} at {}", r.pos))?;
+            holds.push(*r);
+            ops.push(op);
+        }
+        put_section(&mut self.buf, &holds, &ops);
+        holds.clear();
+        ops.clear();
+        for (xid, r) in &self.prepared {
+            let op = read(r.pos)?
+                .into_iter()
+                .find(|op| matches!(op, StoreOp::Prepare(p) if p.xid == *xid))
+                .ok_or_else(|| format!("no prepared transaction {xid} at {}", r.pos))?;
+            holds.push(*r);
+            ops.push(op);
+        }
+        put_section(&mut self.buf, &holds, &ops);
+        let crc = crc32c::crc32c(&self.buf);
+        self.buf.put_u32_le(crc);
+        Ok(self.buf.freeze())
+    }
+}
+
+/// Writes `bytes` as the checkpoint of the journal in `dir`, durably.
+pub(crate) fn write(storage: &dyn Storage, dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = dir.join(TEMP_FILE);
+    {
+        let file = storage.open(&temp, OpenMode::CreateTruncate)?;
+        file.write_at(0, bytes, &[])?;
+        file.sync_all()?;
+    }
+    storage.rename(&temp, &dir.join(FILE))?;
+    storage.sync_dir(dir)
+}
+
+/// A checkpoint read back: the tracker and the replay it stands for.
+pub(crate) struct Loaded {
+    pub(crate) tracker: Tracker,
+    pub(crate) replay: Replay,
+    /// The last record it stands for.
+    pub(crate) last: Position,
+    /// Its size in bytes.
+    pub(crate) bytes: u64,
+}
+
+/// The checkpoint recovery may resume from in the journal `layout` shows:
+/// its own, else the one it inherited. A file that is there but not usable is
+/// logged and passed over.
+pub(crate) fn find(storage: &dyn Storage, layout: &Layout<'_>) -> Option<Loaded> {
+    let own = std::iter::once((layout.dir, false));
+    let inherited = layout.inherited_from.map(|dir| (dir, true));
+    for (dir, is_inherited) in own.chain(inherited) {
+        let path = dir.join(FILE);
+        if !storage.exists(&path).unwrap_or(false) {
+            continue;
+        }
+        let mut data = Vec::new();
+        if let Err(e) = storage.read(&path, &mut data) {
+            tracing::warn!(file = %path.display(), "checkpoint not read ({e}); replaying the journal");
+            continue;
+        }
+        let checked = load(Bytes::from(data)).and_then(|(loaded, epoch)| {
+            if is_inherited {
+                let sealed = layout.seals.get(&loaded.last.segment);
+                if sealed.is_none_or(|&len| loaded.last.offset >= len) {
+                    return Err(CheckpointError::NotSealed(loaded.last));
+                }
+            } else if epoch != layout.epoch {
+                return Err(CheckpointError::OtherEpoch {
+                    found: epoch,
+                    wanted: layout.epoch,
+                });
+            }
+            Ok(loaded)
+        });
+        match checked {
+            Ok(loaded) => return Some(loaded),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), "checkpoint not used ({e}); looking further");
+            }
+        }
+    }
+    None
+}
+
+/// Decodes a checkpoint, and the epoch it was written in.
+pub(crate) fn load(data: Bytes) -> Result<(Loaded, Option<u64>), CheckpointError> {
+    let size = data.len() as u64;
+    if data.len() < MAGIC.len() + 4 + 4 || &data[..MAGIC.len()] != MAGIC {
+        return Err(CheckpointError::Magic);
+    }
+    let (body, crc) = data.split_at(data.len() - 4);
+    if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+        return Err(CheckpointError::Checksum);
+    }
+    let body = data.slice(MAGIC.len()..data.len() - 4);
+    let mut r = Reader {
+        data: body,
+        at: 0,
+        names: Names::default(),
+    };
+    let version = r.u32()?;
+    if version != VERSION {
+        return Err(CheckpointError::Version(version));
+    }
+    let epoch = r.u64()?.checked_sub(1);
+    let last = r.pos()?;
+    let mut t = Tracker {
+        last: Some(last),
+        max_id: r.u64()?,
+        ..Tracker::default()
+    };
+    let mut replay = Replay::without_messages();
+    for _ in 0..r.u32()? {
+        let key = decode_store_key(&r.data, &mut r.at, &mut r.names)?;
+        let levels = t.messages.entry(key).or_default();
+        for priority in 0..PRIORITIES {
+            let mut prev = (0, Position { segment: 0, offset: 0 });
+            for _ in 0..r.varint()? {
+                let id: MessageId = prev.0 + r.varint()?;
+                let pos = Position {
+                    segment: unzigzag(r.varint()?, prev.1.segment),
+                    offset: unzigzag(r.varint()?, prev.1.offset),
+                };
+                let bytes = r.varint()?;
+                let redeliveries = u32::try_from(r.varint()?)
+                    .map_err(|_| CheckpointError::Inconsistent("redelivery count"))?;
+                let live = LiveRef {
+                    pos,
+                    bytes,
+                    redeliveries,
+                    priority: priority as u8,
+                };
+                levels.0[priority].insert(id, live);
+                prev = (id, pos);
+            }
+        }
+    }
+    let holds: Vec<LiveRef> = t.messages.values().flat_map(|l| l.values()).copied().collect();
+    for h in holds {
+        t.hold(h);
+    }
+    for (r_, op) in r.section()? {
+        let StoreOp::ProducerWindow { producer, window } = &op else {
+            return Err(CheckpointError::Inconsistent("a producer's op"));
+        };
+        t.producers.insert(producer.clone(), (r_, window.clone()));
+        t.hold(r_);
+        replay.apply(vec![op]);
+    }
+    for (r_, op) in r.section()? {
+        let StoreOp::Subscribe(sub) = &op else {
+            return Err(CheckpointError::Inconsistent("a subscription's op"));
+        };
+        t.subscriptions.insert(sub.key(), r_);
+        t.hold(r_);
+        replay.apply(vec![op]);
+    }
+    for (r_, op) in r.section()? {
+        let StoreOp::Prepare(p) = &op else {
+            return Err(CheckpointError::Inconsistent("a prepared transaction's op"));
+        };
+        t.prepared.insert(Arc::clone(&p.xid), r_);
+        t.hold(r_);
+        replay.apply(vec![op]);
+    }
+    if r.at != r.data.len() {
+        return Err(CheckpointError::Inconsistent("bytes after the last section"));
+    }
+    Ok((
+        Loaded {
+            tracker: t,
+            replay,
+            last,
+            bytes: size,
+        },
+        epoch,
+    ))
+}
+
+fn put_pos(buf: &mut BytesMut, pos: Position) {
+    buf.put_u64_le(pos.segment);
+    buf.put_u64_le(pos.offset);
+}
+
+fn put_ref(buf: &mut BytesMut, r: &LiveRef) {
+    put_pos(buf, r.pos);
+    buf.put_u64_le(r.bytes);
+}
+
+/// Holds, and one store record of their ops in the same order.
+fn put_section(buf: &mut BytesMut, holds: &[LiveRef], ops: &[StoreOp<MessageData>]) {
+    buf.put_u32_le(holds.len() as u32);
+    for r in holds {
+        put_ref(buf, r);
+    }
+    let record = encode_record(ops);
+    buf.put_u64_le(record.len() as u64);
+    buf.put_slice(&record);
+}
+
+/// LEB128: seven bits a byte, low first.
+fn put_varint(buf: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        buf.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.put_u8(v as u8);
+}
+
+/// `v - prev` as an unsigned varint-friendly number (small either way).
+fn zigzag(v: u64, prev: u64) -> u64 {
+    let d = v.wrapping_sub(prev) as i64;
+    ((d << 1) ^ (d >> 63)) as u64
+}
+
+fn unzigzag(z: u64, prev: u64) -> u64 {
+    let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
+    prev.wrapping_add(d as u64)
+}
+
+/// A bounds-checked cursor over the checkpoint.
+struct Reader {
+    data: Bytes,
+    at: usize,
+    names: Names,
+}
+
+impl Reader {
+    fn take(&mut self, n: usize) -> Result<&[u8], CheckpointError> {
+        if self.data.len() - self.at < n {
+            return Err(CheckpointError::Truncated);
+        }
+        self.at += n;
+        Ok(&self.data[self.at - n..self.at])
+    }
+
+    fn u32(&mut self) -> Result<u32, CheckpointError> {
+        Ok(self.take(4)?.get_u32_le())
+    }
+
+    fn u64(&mut self) -> Result<u64, CheckpointError> {
+        Ok(self.take(8)?.get_u64_le())
+    }
+
+    fn pos(&mut self) -> Result<Position, CheckpointError> {
+        Ok(Position {
+            segment: self.u64()?,
+            offset: self.u64()?,
+        })
+    }
+
+    fn varint(&mut self) -> Result<u64, CheckpointError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.take(1)?[0];
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(CheckpointError::Inconsistent("a varint longer than 64 bits"))
+    }
+
+    /// What [`put_section`] wrote: holds paired with their ops.
+    fn section(&mut self) -> Result<Vec<(LiveRef, StoreOp<MessageData>)>, CheckpointError> {
+        let count = self.u32()? as usize;
+        let mut holds = Vec::with_capacity(count.min(self.data.len() / 24));
+        for _ in 0..count {
+            let pos = self.pos()?;
+            holds.push(LiveRef::at(pos, self.u64()?));
+        }
+        let len = usize::try_from(self.u64()?).map_err(|_| CheckpointError::Truncated)?;
+        if self.data.len() - self.at < len {
+            return Err(CheckpointError::Truncated);
+        }
+        let record = self.data.slice(self.at..self.at + len);
+        self.at += len;
+        let ops = decode_record_with(&record, &mut self.names)?;
+        if ops.len() != holds.len() {
+            return Err(CheckpointError::Inconsistent("a section's holds and ops"));
+        }
+        Ok(holds.into_iter().zip(ops).collect())
+    }
+}
