@@ -199,6 +199,8 @@ pub(crate) struct Loaded {
     pub(crate) last: Position,
     /// Its size in bytes.
     pub(crate) bytes: u64,
+    /// True if it is the predecessor's (a takeover): this journal has none yet.
+    pub(crate) inherited: bool,
 }
 
 /// The checkpoint recovery may resume from in the journal `layout` shows:
@@ -229,7 +231,10 @@ pub(crate) fn find(storage: &dyn Storage, layout: &Layout<'_>) -> Option<Loaded>
                     wanted: layout.epoch,
                 });
             }
-            Ok(loaded)
+            Ok(Loaded {
+                inherited: is_inherited,
+                ..loaded
+            })
         });
         match checked {
             Ok(loaded) => return Some(loaded),
@@ -331,6 +336,7 @@ pub(crate) fn load(data: Bytes) -> Result<(Loaded, Option<u64>), CheckpointError
             replay,
             last,
             bytes: size,
+            inherited: false,
         },
         epoch,
     ))

@@ -95,6 +95,8 @@ struct Checkpointed {
     applied_bytes: u64,
     /// Its size.
     bytes: u64,
+    /// It is the predecessor's, opened from after a takeover.
+    inherited: bool,
     /// When it was written.
     at: Instant,
 }
@@ -133,7 +135,8 @@ impl JournalStore {
         // backlog larger than memory does not hold it. A checkpoint gives the
         // tracker as of its last record, and the scan starts there.
         let state = std::cell::RefCell::new((Tracker::default(), Replay::without_messages()));
-        let resumed: std::cell::Cell<Option<(Position, u64)>> = std::cell::Cell::new(None);
+        let resumed: std::cell::Cell<Option<(Position, u64, bool)>> = std::cell::Cell::new(None);
+        let started = Instant::now();
         let mut names = Names::default();
         let mut undecodable = None;
         let opened = Journal::open_from(
@@ -144,11 +147,11 @@ impl JournalStore {
                 }
                 let loaded = checkpoint::find(&*storage, layout)?;
                 *state.borrow_mut() = (loaded.tracker, loaded.replay);
-                resumed.set(Some((loaded.last, loaded.bytes)));
+                resumed.set(Some((loaded.last, loaded.bytes, loaded.inherited)));
                 Some(loaded.last)
             },
             &mut |pos, payload| {
-                if resumed.get().is_some_and(|(last, _)| last == pos) {
+                if resumed.get().is_some_and(|(last, _, _)| last == pos) {
                     // The checkpoint's last record: in it already.
                     return Ok(());
                 }
@@ -178,7 +181,7 @@ impl JournalStore {
             }
             (Err(e), _) => return Err(e.into()),
         };
-        let (mut tracker, replay) = state.into_inner();
+        let (tracker, replay) = state.into_inner();
         let mut recovered = replay.into_recovered();
         recovered.max_message_id = recovered.max_message_id.max(tracker.max_id);
         for (key, messages) in &tracker.messages {
@@ -200,14 +203,23 @@ impl JournalStore {
                 recovered.held.push((key.clone(), (data, r.redeliveries)));
             }
         }
-        // Bytes applied count from the checkpoint (when the next one is due).
-        tracker.applied_bytes = 0;
-        let checkpointed = resumed.get().map(|(last, bytes)| Checkpointed {
+        tracing::info!(
+            checkpoint = ?resumed.get().map(|(last, bytes, _)| (last.to_string(), bytes)),
+            replayed_bytes = tracker.applied_bytes,
+            pending = recovered.pending_total(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "journal store: opened"
+        );
+        // The records replayed count towards the next checkpoint (see
+        // `checkpoint_due`); an inherited checkpoint is not this journal's
+        // own, and the next takeover needs one here: one is due at once.
+        let checkpointed = resumed.get().map(|(last, bytes, inherited)| Checkpointed {
             segment: last.segment,
             last,
             applied_bytes: 0,
             bytes,
             at: Instant::now(),
+            inherited,
         });
         let durability = watch::channel(Durability::default()).0;
         journal.set_progress_hook(progress_hook(durability.clone()));
@@ -227,7 +239,7 @@ impl JournalStore {
             JournalStore {
                 shared,
                 threads: Mutex::new(vec![reclaimer]),
-                opened_from: resumed.get().map(|(last, _)| last),
+                opened_from: resumed.get().map(|(last, _, _)| last),
             },
             recovered,
         ))
@@ -552,9 +564,14 @@ fn reclaim_loop(shared: &Shared) {
 /// `CHECKPOINT_SEGMENTS` segments' worth, and at least twice its size: a
 /// recovery reads about that much of the journal after the checkpoint, and
 /// checkpoints of a large index cost at most half of what the journal writes.
+/// After a takeover one is due at once: the checkpoint opened from is the
+/// predecessor's, which the next takeover will not look for.
 fn checkpoint_due(shared: &Shared) -> bool {
     let applied = shared.tracker.lock().applied_bytes;
     let last = *shared.checkpointed.lock();
+    if last.is_some_and(|c| c.inherited) {
+        return true;
+    }
     let (since, size) = last.map_or((applied, 0), |c| (applied - c.applied_bytes, c.bytes));
     since >= (CHECKPOINT_SEGMENTS * shared.journal.config().segment_bytes).max(2 * size)
 }
@@ -596,6 +613,7 @@ fn write_checkpoint(shared: &Shared) -> Result<(), String> {
         applied_bytes,
         bytes: bytes.len() as u64,
         at: Instant::now(),
+        inherited: false,
     });
     Ok(())
 }
