@@ -3,7 +3,7 @@
 //! whole journal (ActiveMQ's KahaDB checkpoints its index for the same reason).
 //!
 //! A checkpoint is written by the reclaim thread (see `store`): the tracker is
-//! encoded under its lock (the message index only: positions, not bodies),
+//! copied under its lock (the message index only: positions, not bodies),
 //! the few records it needs whole (durable subscriptions, prepared
 //! transactions) are read back from the journal outside it, and the file is
 //! written only once every record it stands for is durable and the store may
@@ -18,10 +18,11 @@
 //! were checkpoints: slower, never wrong.
 //!
 //! The file: magic, version, epoch, the last record's position, the highest
-//! message id; then the messages, per container and priority in id order, as
-//! varint deltas (a few bytes each: ids and offsets grow); then producers,
-//! subscriptions and prepared transactions, each a list of holds followed by
-//! one store record of their ops; then a CRC32C of everything before it.
+//! message id; then the index of messages per container and priority, as it
+//! is in memory (`level`: runs of varint deltas, a few bytes a message, so
+//! taking it under the lock is a copy); the live holds per segment; then
+//! producers, subscriptions and prepared transactions, each a list of holds
+//! followed by one store record of their ops; then a CRC32C of all before it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,17 +31,18 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use hawser_broker::store_codec::{
     decode_record_with, decode_store_key, encode_record, encode_store_key, CodecError, Names,
 };
-use hawser_broker::{MessageData, MessageId, Replay, StoreKey, StoreOp, PRIORITIES};
+use hawser_broker::{MessageData, Replay, StoreKey, StoreOp};
 use hawser_journal::{Journal, Layout, OpenMode, Position, Storage};
 
-use crate::tracker::{LiveRef, Tracker};
+use crate::level::{put_varint, varint, Level};
+use crate::tracker::{LiveRef, SegmentLive, Tracker};
 
 /// The checkpoint's file name, in the journal's directory.
 pub(crate) const FILE: &str = "index-checkpoint";
 /// Where the next one is written before it is renamed into place.
 const TEMP_FILE: &str = "index-checkpoint.tmp";
 const MAGIC: &[u8; 8] = b"HWSRCKPT";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// Why a checkpoint file is not used.
 #[derive(thiserror::Error, Debug)]
@@ -81,13 +83,8 @@ pub(crate) struct Draft {
 /// Begins a checkpoint of `t` (its lock held); `None` if no record was applied.
 pub(crate) fn draft(t: &Tracker, epoch: Option<u64>) -> Option<Draft> {
     let last = t.last?;
-    let live: usize = t
-        .messages
-        .values()
-        .flat_map(|l| l.0.iter())
-        .map(|l| l.len())
-        .sum();
-    let mut buf = BytesMut::with_capacity(64 + live * 8);
+    let live: u64 = t.messages.values().flat_map(|l| l.0.iter()).map(|l| l.len()).sum();
+    let mut buf = BytesMut::with_capacity(64 + live as usize * 8);
     buf.put_slice(MAGIC);
     buf.put_u32_le(VERSION);
     buf.put_u64_le(epoch.map_or(0, |e| e.saturating_add(1)));
@@ -98,17 +95,14 @@ pub(crate) fn draft(t: &Tracker, epoch: Option<u64>) -> Option<Draft> {
     for (key, levels) in containers {
         encode_store_key(key, &mut buf);
         for level in &levels.0 {
-            put_varint(&mut buf, level.len() as u64);
-            let mut prev = (0, Position { segment: 0, offset: 0 });
-            for (&id, r) in level {
-                put_varint(&mut buf, id - prev.0);
-                put_varint(&mut buf, zigzag(r.pos.segment, prev.1.segment));
-                put_varint(&mut buf, zigzag(r.pos.offset, prev.1.offset));
-                put_varint(&mut buf, r.bytes);
-                put_varint(&mut buf, u64::from(r.redeliveries));
-                prev = (id, r.pos);
-            }
+            level.dump(&mut buf);
         }
+    }
+    put_varint(&mut buf, t.segments.len() as u64);
+    for (segment, live) in &t.segments {
+        put_varint(&mut buf, *segment);
+        put_varint(&mut buf, live.refs);
+        put_varint(&mut buf, live.bytes);
     }
     let (holds, producers): (Vec<LiveRef>, Vec<StoreOp<MessageData>>) = t
         .producers
@@ -277,38 +271,25 @@ pub(crate) fn load(data: Bytes) -> Result<(Loaded, Option<u64>), CheckpointError
     for _ in 0..r.u32()? {
         let key = decode_store_key(&r.data, &mut r.at, &mut r.names)?;
         let levels = t.messages.entry(key).or_default();
-        for priority in 0..PRIORITIES {
-            let mut prev = (0, Position { segment: 0, offset: 0 });
-            for _ in 0..r.varint()? {
-                let id: MessageId = prev.0 + r.varint()?;
-                let pos = Position {
-                    segment: unzigzag(r.varint()?, prev.1.segment),
-                    offset: unzigzag(r.varint()?, prev.1.offset),
-                };
-                let bytes = r.varint()?;
-                let redeliveries = u32::try_from(r.varint()?)
-                    .map_err(|_| CheckpointError::Inconsistent("redelivery count"))?;
-                let live = LiveRef {
-                    pos,
-                    bytes,
-                    redeliveries,
-                    priority: priority as u8,
-                };
-                levels.0[priority].insert(id, live);
-                prev = (id, pos);
-            }
+        for level in &mut levels.0 {
+            *level = Level::undump(&r.data, &mut r.at).map_err(CheckpointError::Inconsistent)?;
         }
     }
-    let holds: Vec<LiveRef> = t.messages.values().flat_map(|l| l.values()).copied().collect();
-    for h in holds {
-        t.hold(h);
+    // The holds per segment as they were (not recounted: that would decode
+    // every entry of a large index).
+    for _ in 0..r.varint()? {
+        let segment = r.varint()?;
+        let live = SegmentLive {
+            refs: r.varint()?,
+            bytes: r.varint()?,
+        };
+        t.segments.insert(segment, live);
     }
     for (r_, op) in r.section()? {
         let StoreOp::ProducerWindow { producer, window } = &op else {
             return Err(CheckpointError::Inconsistent("a producer's op"));
         };
         t.producers.insert(producer.clone(), (r_, window.clone()));
-        t.hold(r_);
         replay.apply(vec![op]);
     }
     for (r_, op) in r.section()? {
@@ -316,7 +297,6 @@ pub(crate) fn load(data: Bytes) -> Result<(Loaded, Option<u64>), CheckpointError
             return Err(CheckpointError::Inconsistent("a subscription's op"));
         };
         t.subscriptions.insert(sub.key(), r_);
-        t.hold(r_);
         replay.apply(vec![op]);
     }
     for (r_, op) in r.section()? {
@@ -324,7 +304,6 @@ pub(crate) fn load(data: Bytes) -> Result<(Loaded, Option<u64>), CheckpointError
             return Err(CheckpointError::Inconsistent("a prepared transaction's op"));
         };
         t.prepared.insert(Arc::clone(&p.xid), r_);
-        t.hold(r_);
         replay.apply(vec![op]);
     }
     if r.at != r.data.len() {
@@ -363,26 +342,6 @@ fn put_section(buf: &mut BytesMut, holds: &[LiveRef], ops: &[StoreOp<MessageData
     buf.put_slice(&record);
 }
 
-/// LEB128: seven bits a byte, low first.
-fn put_varint(buf: &mut BytesMut, mut v: u64) {
-    while v >= 0x80 {
-        buf.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.put_u8(v as u8);
-}
-
-/// `v - prev` as an unsigned varint-friendly number (small either way).
-fn zigzag(v: u64, prev: u64) -> u64 {
-    let d = v.wrapping_sub(prev) as i64;
-    ((d << 1) ^ (d >> 63)) as u64
-}
-
-fn unzigzag(z: u64, prev: u64) -> u64 {
-    let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
-    prev.wrapping_add(d as u64)
-}
-
 /// A bounds-checked cursor over the checkpoint.
 struct Reader {
     data: Bytes,
@@ -415,15 +374,7 @@ impl Reader {
     }
 
     fn varint(&mut self) -> Result<u64, CheckpointError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.take(1)?[0];
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(CheckpointError::Inconsistent("a varint longer than 64 bits"))
+        varint(&self.data, &mut self.at).map_err(CheckpointError::Inconsistent)
     }
 
     /// What [`put_section`] wrote: holds paired with their ops.

@@ -221,6 +221,7 @@ struct Found {
     producers: BTreeMap<String, String>,
     prepared: Vec<String>,
     messages: BTreeMap<String, Vec<String>>,
+    segment_holds: Vec<(u64, u64, u64)>,
 }
 
 fn found(store: &JournalStore, r: &Recovered) -> Found {
@@ -247,6 +248,7 @@ fn found(store: &JournalStore, r: &Recovered) -> Found {
             .iter()
             .map(|(k, m)| (show(k), m.iter().map(|m| format!("{m:?}")).collect()))
             .collect(),
+        segment_holds: store.segment_holds(),
     }
 }
 

@@ -5,12 +5,14 @@
 //!
 //! - `store`: [`JournalStore`]: appends, the durability watermark, recovery,
 //!   and reclaiming segments nobody needs.
-//! - `tracker`: which records are live, and where (the index of messages).
+//! - `tracker`: which records are live, and where; `level`: the index of
+//!   messages in it, a few bytes each.
 //! - `checkpoint`: the tracker saved, so that opening replays only what follows.
 //! - `reclaim_tests`, `crash_tests`: reclaiming, and crash consistency of the
 //!   store on the journal's simulated disk (`hawser_journal`'s `sim-disk` feature).
 
 mod checkpoint;
+mod level;
 mod store;
 mod tracker;
 

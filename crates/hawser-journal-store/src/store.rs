@@ -191,7 +191,7 @@ impl JournalStore {
         }
         // What prepared transactions acknowledged, which the engine holds from the start.
         for (key, id) in recovered.prepared.iter().flat_map(|p| &p.acks) {
-            let Some(r) = tracker.messages.get(key).and_then(|m| m.get(id)) else {
+            let Some(r) = tracker.messages.get(key).and_then(|m| m.get(*id)) else {
                 continue;
             };
             let message = journal
@@ -298,6 +298,18 @@ impl JournalStore {
         self.opened_from
     }
 
+    /// Live holds per segment with any: segment, holds, their bytes (tests
+    /// compare a checkpointed open with a full replay by it).
+    pub fn segment_holds(&self) -> Vec<(u64, u64, u64)> {
+        let tracker = self.shared.tracker.lock();
+        tracker
+            .segments
+            .iter()
+            .filter(|(_, live)| live.refs > 0)
+            .map(|(segment, live)| (*segment, live.refs, live.bytes))
+            .collect()
+    }
+
     /// Writes a checkpoint now rather than when one is due (tests, tools).
     ///
     /// # Errors
@@ -385,15 +397,13 @@ impl Shared {
                     .map(|m| {
                         // The record's share stands for the message's size.
                         let mut bytes = 0u64;
-                        m.level(priority)
-                            .range(after.saturating_add(1)..)
+                        m.after(priority, after)
                             .take(limit.messages)
                             .take_while(|(_, r)| {
                                 let more = bytes < limit.bytes;
                                 bytes += r.bytes;
                                 more
                             })
-                            .map(|(id, r)| (*id, *r))
                             .collect()
                     })
                     .unwrap_or_default()
@@ -793,9 +803,9 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<(), String> {
         let mut p: Vec<Position> = t
             .messages
             .values()
-            .flat_map(|m| m.values())
-            .chain(t.subscriptions.values())
-            .chain(t.prepared.values())
+            .flat_map(|m| m.in_segment(segment).map(|(_, r)| r))
+            .chain(t.subscriptions.values().copied())
+            .chain(t.prepared.values().copied())
             .filter(|r| r.pos.segment == segment)
             .map(|r| r.pos)
             .collect();
@@ -814,7 +824,7 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<(), String> {
                     let mut still = Vec::new();
                     let mut redeliveries = Vec::new();
                     for key in targets {
-                        if let Some(r) = tracker.messages.get(&key).and_then(|m| m.get(&message.id))
+                        if let Some(r) = tracker.messages.get(&key).and_then(|m| m.get(message.id))
                         {
                             if r.pos == pos {
                                 if r.redeliveries > 0 {

@@ -13,6 +13,8 @@ use hawser_broker::PRIORITIES;
 use hawser_broker::{MessageId, PendingCounts, ProducerKey, Seq, SeqWindow, StoreKey, StoreOp};
 use hawser_journal::Position;
 
+use crate::level::{Entry, Level};
+
 /// One container's hold on a record.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LiveRef {
@@ -42,44 +44,109 @@ impl LiveRef {
 /// return them in). A dequeue names no priority: it looks in the levels that
 /// hold anything, which is one or a few.
 #[derive(Default)]
-pub(crate) struct Levels(pub(crate) [BTreeMap<MessageId, LiveRef>; PRIORITIES]);
+pub(crate) struct Levels(pub(crate) [Level; PRIORITIES]);
 
 impl Levels {
+    fn slot(priority: u8) -> usize {
+        usize::from(priority.min(MAX_PRIORITY))
+    }
+
+    fn live(level: &Level, priority: usize, e: Entry) -> LiveRef {
+        LiveRef {
+            pos: e.pos,
+            bytes: e.bytes,
+            redeliveries: level.redeliveries(e.id),
+            priority: priority as u8,
+        }
+    }
+
+    /// Adds a hold; returns the one it replaced (a copy replaces its original).
     pub(crate) fn insert(&mut self, id: MessageId, r: LiveRef) -> Option<LiveRef> {
-        self.0[usize::from(r.priority.min(MAX_PRIORITY))].insert(id, r)
+        let p = Levels::slot(r.priority);
+        let level = &mut self.0[p];
+        let count = level.redeliveries(id);
+        let old = level.insert(Entry {
+            id,
+            pos: r.pos,
+            bytes: r.bytes,
+        });
+        level.set_redeliveries(id, r.redeliveries);
+        old.map(|e| LiveRef {
+            redeliveries: count,
+            ..Levels::live(level, p, e)
+        })
     }
 
-    pub(crate) fn get(&self, id: &MessageId) -> Option<&LiveRef> {
-        self.0.iter().find_map(|level| level.get(id))
+    pub(crate) fn get(&self, id: MessageId) -> Option<LiveRef> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, level)| !level.is_empty())
+            .find_map(|(p, level)| level.get(id).map(|e| Levels::live(level, p, e)))
     }
 
-    pub(crate) fn get_mut(&mut self, id: &MessageId) -> Option<&mut LiveRef> {
-        self.0.iter_mut().find_map(|level| level.get_mut(id))
+    /// Sets a live message's redelivery count.
+    pub(crate) fn set_redeliveries(&mut self, id: MessageId, count: u32) {
+        for level in self.0.iter_mut().filter(|level| !level.is_empty()) {
+            if level.set_redeliveries(id, count) {
+                return;
+            }
+        }
     }
 
-    pub(crate) fn remove(&mut self, id: &MessageId) -> Option<LiveRef> {
-        self.0.iter_mut().find_map(|level| level.remove(id))
+    pub(crate) fn remove(&mut self, id: MessageId) -> Option<LiveRef> {
+        self.0
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, level)| !level.is_empty())
+            .find_map(|(p, level)| {
+                let count = level.redeliveries(id);
+                level.remove(id).map(|e| LiveRef {
+                    redeliveries: count,
+                    ..Levels::live(level, p, e)
+                })
+            })
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.iter().all(BTreeMap::is_empty)
+        self.0.iter().all(Level::is_empty)
     }
 
-    pub(crate) fn values(&self) -> impl Iterator<Item = &LiveRef> {
-        self.0.iter().flat_map(BTreeMap::values)
+    /// Every live message's hold.
+    pub(crate) fn values(&self) -> impl Iterator<Item = LiveRef> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .flat_map(|(p, level)| level.iter().map(move |e| Levels::live(level, p, e)))
+    }
+
+    /// The holds of messages whose record is in `segment`, with their ids.
+    pub(crate) fn in_segment(&self, segment: u64) -> impl Iterator<Item = (MessageId, LiveRef)> + '_ {
+        self.0.iter().enumerate().flat_map(move |(p, level)| {
+            level
+                .in_segment(segment)
+                .map(move |e| (e.id, Levels::live(level, p, e)))
+        })
+    }
+
+    /// Messages of `priority` with ids above `after`, in id order.
+    pub(crate) fn after(
+        &self,
+        priority: u8,
+        after: MessageId,
+    ) -> impl Iterator<Item = (MessageId, LiveRef)> + '_ {
+        let p = Levels::slot(priority);
+        let level = &self.0[p];
+        level.after(after).map(move |e| (e.id, Levels::live(level, p, e)))
     }
 
     /// Messages per priority.
     pub(crate) fn counts(&self) -> PendingCounts {
         let mut counts = [0; PRIORITIES];
         for (count, level) in counts.iter_mut().zip(&self.0) {
-            *count = level.len() as u64;
+            *count = level.len();
         }
         counts
-    }
-
-    pub(crate) fn level(&self, priority: u8) -> &BTreeMap<MessageId, LiveRef> {
-        &self.0[usize::from(priority.min(MAX_PRIORITY))]
     }
 }
 
@@ -180,13 +247,13 @@ impl Tracker {
                     }
                 }
                 StoreOp::Dequeue { key, id } => {
-                    if let Some(r) = self.messages.get_mut(key).and_then(|m| m.remove(id)) {
+                    if let Some(r) = self.messages.get_mut(key).and_then(|m| m.remove(*id)) {
                         self.release(r);
                     }
                 }
                 StoreOp::Redelivered { key, id, count } => {
-                    if let Some(r) = self.messages.get_mut(key).and_then(|m| m.get_mut(id)) {
-                        r.redeliveries = *count;
+                    if let Some(m) = self.messages.get_mut(key) {
+                        m.set_redeliveries(*id, *count);
                     }
                 }
                 StoreOp::Subscribe(sub) => {
@@ -230,7 +297,7 @@ impl Tracker {
                         self.release(r);
                     }
                     for r in self.messages.remove(&key).unwrap_or_default().values() {
-                        self.release(*r);
+                        self.release(r);
                     }
                 }
                 StoreOp::Prepare(p) => {
