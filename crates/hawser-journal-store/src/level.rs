@@ -55,9 +55,30 @@ struct Run {
     live: u64,
     /// Entries encoded.
     len: u8,
+    /// Where lookups start: every entry before it is dead (a queue consumed
+    /// in order removes its runs' entries first to last, each found without
+    /// decoding the ones gone before it).
+    head: Cursor,
     /// The entries (see [`put_entry`]).
     data: Vec<u8>,
 }
+
+/// A place in a run's entries, with what decoding the next one needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cursor {
+    /// The entry's index.
+    index: u8,
+    /// Its byte offset.
+    at: u32,
+    /// The id and record of the entry before it (`ORIGIN` for the first).
+    prev: (MessageId, Position),
+}
+
+const START: Cursor = Cursor {
+    index: 0,
+    at: 0,
+    prev: (0, ORIGIN),
+};
 
 impl Run {
     fn new() -> Run {
@@ -68,6 +89,7 @@ impl Run {
             max_segment: 0,
             live: 0,
             len: 0,
+            head: START,
             data: Vec::new(),
         }
     }
@@ -99,12 +121,22 @@ impl Run {
 
     /// Every entry, live or not, with its index.
     fn all(&self) -> impl Iterator<Item = (usize, Entry)> + '_ {
-        let mut at = 0;
-        let mut prev = (0, ORIGIN);
-        (0..usize::from(self.len)).map(move |i| {
+        self.from(START).map(|(i, e, _)| (i, e))
+    }
+
+    /// The entries from `c` on, each with its index and its own cursor.
+    fn from(&self, c: Cursor) -> impl Iterator<Item = (usize, Entry, Cursor)> + '_ {
+        let mut at = c.at as usize;
+        let mut prev = c.prev;
+        (usize::from(c.index)..usize::from(self.len)).map(move |i| {
+            let here = Cursor {
+                index: i as u8,
+                at: at as u32,
+                prev,
+            };
             let e = get_entry(&self.data, &mut at, prev);
             prev = (e.id, e.pos);
-            (i, e)
+            (i, e, here)
         })
     }
 
@@ -113,14 +145,28 @@ impl Run {
     }
 
     fn live_entries(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.all().filter(|(i, _)| self.is_live(*i)).map(|(_, e)| e)
+        self.from(self.head)
+            .filter(|(i, _, _)| self.is_live(*i))
+            .map(|(_, e, _)| e)
     }
 
     /// The live entry `id`, with its index.
     fn find(&self, id: MessageId) -> Option<(usize, Entry)> {
-        self.all()
-            .take_while(|(_, e)| e.id <= id)
-            .find(|(i, e)| e.id == id && self.is_live(*i))
+        self.from(self.head)
+            .take_while(|(_, e, _)| e.id <= id)
+            .find(|(i, e, _)| e.id == id && self.is_live(*i))
+            .map(|(i, e, _)| (i, e))
+    }
+
+    /// Marks entry `i` dead, and moves the head past the dead ones.
+    fn kill(&mut self, i: usize) {
+        self.live &= !(1 << i);
+        if i == usize::from(self.head.index) {
+            let head = self.from(self.head).find(|(j, _, _)| self.is_live(*j));
+            if let Some((_, _, c)) = head {
+                self.head = c;
+            }
+        }
     }
 
     fn live_count(&self) -> usize {
@@ -193,7 +239,7 @@ impl Level {
     pub(crate) fn remove(&mut self, id: MessageId) -> Option<Entry> {
         let (&key, run) = self.runs.range_mut(..=id).next_back()?;
         let (i, e) = run.find(id)?;
-        run.live &= !(1 << i);
+        run.kill(i);
         self.len -= 1;
         self.redeliveries.remove(&id);
         let live = run.live_count();
@@ -310,6 +356,7 @@ impl Level {
                 max_segment: varint(data, at)?,
                 live: u64::from_le_bytes(take(data, at, 8)?.try_into().expect("8 bytes")),
                 len: take(data, at, 1)?[0],
+                head: START,
                 data: Vec::new(),
             };
             let n = usize::try_from(varint(data, at)?).map_err(|_| "run length")?;
@@ -336,6 +383,10 @@ impl Level {
                 return Err("a run's last entry");
             }
             let first = first.expect("a run has entries");
+            let head = run.from(START).find(|(i, _, _)| run.is_live(*i));
+            if let Some((_, _, c)) = head {
+                run.head = c;
+            }
             if level.runs.last_key_value().is_some_and(|(_, r)| r.last_id >= first) {
                 return Err("runs out of order");
             }
@@ -439,6 +490,8 @@ mod tests {
     enum Op {
         Insert(u64),
         Remove(u64),
+        /// The oldest live message (a queue consumed in order).
+        RemoveFirst,
         Redeliver(u64, u32),
         Dump,
     }
@@ -451,6 +504,7 @@ mod tests {
             // Mostly appends, as messages arrive; some far below (dead-letter moves).
             6 => (0u64..400).prop_map(Op::Insert),
             4 => (0u64..400).prop_map(Op::Remove),
+            4 => Just(Op::RemoveFirst),
             1 => (0u64..400, 0u32..4).prop_map(|(id, n)| Op::Redeliver(id, n)),
             1 => Just(Op::Dump),
         ], 1..600)) {
@@ -473,6 +527,12 @@ mod tests {
                     }
                     Op::Remove(id) => {
                         prop_assert_eq!(level.remove(id), model.remove(&id).map(|(e, _)| e));
+                    }
+                    Op::RemoveFirst => {
+                        let first = model.keys().next().copied();
+                        if let Some(id) = first {
+                            prop_assert_eq!(level.remove(id), model.remove(&id).map(|(e, _)| e));
+                        }
                     }
                     Op::Redeliver(id, n) => {
                         let live = model.get_mut(&id).map(|m| m.1 = n).is_some();

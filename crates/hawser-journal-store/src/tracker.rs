@@ -70,7 +70,10 @@ impl Levels {
             pos: r.pos,
             bytes: r.bytes,
         });
-        level.set_redeliveries(id, r.redeliveries);
+        if old.is_some() || r.redeliveries > 0 {
+            // (A new message has none: no lookup for it.)
+            level.set_redeliveries(id, r.redeliveries);
+        }
         old.map(|e| LiveRef {
             redeliveries: count,
             ..Levels::live(level, p, e)
