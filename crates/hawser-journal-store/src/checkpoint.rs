@@ -2,13 +2,14 @@
 //! that opening reads the checkpoint and the records after it rather than the
 //! whole journal (ActiveMQ's KahaDB checkpoints its index for the same reason).
 //!
-//! A checkpoint is written by the reclaim thread (see `store`): the tracker is
-//! copied under its lock (the message index only: positions, not bodies),
-//! the few records it needs whole (durable subscriptions, prepared
-//! transactions) are read back from the journal outside it, and the file is
-//! written only once every record it stands for is durable and the store may
-//! still confirm (a deposed master writes none): to a temporary file, fsynced,
-//! renamed over the last one, the directory fsynced. A crash therefore leaves
+//! A checkpoint is written by the reclaim thread (see `store`): the tracker's
+//! state is taken under its lock (cheaply: the index's runs are shared and
+//! copied only if they change meanwhile), the few records it needs whole
+//! (durable subscriptions, prepared transactions) are read back from the
+//! journal outside it, and the file is written a chunk at a time once every
+//! record it stands for is durable and the store may still confirm (a deposed
+//! master writes none): to a temporary file, fsynced, renamed over the last
+//! one, the directory fsynced. A crash therefore leaves
 //! the old checkpoint or the new one, and either is true of the journal.
 //!
 //! Opening takes a checkpoint only if it is of this journal: its own (same
@@ -32,17 +33,17 @@ use hawser_broker::store_codec::{
     decode_record_with, decode_store_key, encode_record, encode_store_key, CodecError, Names,
 };
 use hawser_broker::{MessageData, Replay, StoreKey, StoreOp};
-use hawser_journal::{Journal, Layout, OpenMode, Position, Storage};
+use hawser_journal::{Journal, Layout, OpenMode, Position, Storage, StorageFile};
 
 use crate::level::{put_varint, varint, Level};
-use crate::tracker::{LiveRef, SegmentLive, Tracker};
+use crate::tracker::{Levels, LiveRef, SegmentLive, Tracker};
 
 /// The checkpoint's file name, in the journal's directory.
 pub(crate) const FILE: &str = "index-checkpoint";
 /// Where the next one is written before it is renamed into place.
 const TEMP_FILE: &str = "index-checkpoint.tmp";
 const MAGIC: &[u8; 8] = b"HWSRCKPT";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// Why a checkpoint file is not used.
 #[derive(thiserror::Error, Debug)]
@@ -68,14 +69,19 @@ pub(crate) enum CheckpointError {
     NotSealed(Position),
 }
 
-/// A checkpoint begun under the tracker's lock, finished outside it.
+/// A checkpoint begun under the tracker's lock, written outside it: the
+/// tracker's state then, taken cheaply (the index's runs are shared, copied
+/// only if changed while the file is written).
 pub(crate) struct Draft {
-    /// Header, messages and producers.
-    buf: BytesMut,
+    epoch: Option<u64>,
     /// The tracker's seq then: the file waits until it is durable.
     pub(crate) seq: hawser_broker::Seq,
     /// The last record it stands for.
     pub(crate) last: Position,
+    max_id: hawser_broker::MessageId,
+    messages: Vec<(StoreKey, Levels)>,
+    segments: Vec<(u64, SegmentLive)>,
+    producers: Vec<(LiveRef, StoreOp<MessageData>)>,
     subscriptions: Vec<(StoreKey, LiveRef)>,
     prepared: Vec<(Arc<str>, LiveRef)>,
 }
@@ -83,39 +89,6 @@ pub(crate) struct Draft {
 /// Begins a checkpoint of `t` (its lock held); `None` if no record was applied.
 pub(crate) fn draft(t: &Tracker, epoch: Option<u64>) -> Option<Draft> {
     let last = t.last?;
-    let live: u64 = t.messages.values().flat_map(|l| l.0.iter()).map(|l| l.len()).sum();
-    let mut buf = BytesMut::with_capacity(64 + live as usize * 8);
-    buf.put_slice(MAGIC);
-    buf.put_u32_le(VERSION);
-    buf.put_u64_le(epoch.map_or(0, |e| e.saturating_add(1)));
-    put_pos(&mut buf, last);
-    buf.put_u64_le(t.max_id);
-    let containers: Vec<_> = t.messages.iter().filter(|(_, l)| !l.is_empty()).collect();
-    buf.put_u32_le(containers.len() as u32);
-    for (key, levels) in containers {
-        encode_store_key(key, &mut buf);
-        for level in &levels.0 {
-            level.dump(&mut buf);
-        }
-    }
-    put_varint(&mut buf, t.segments.len() as u64);
-    for (segment, live) in &t.segments {
-        put_varint(&mut buf, *segment);
-        put_varint(&mut buf, live.refs);
-        put_varint(&mut buf, live.bytes);
-    }
-    let (holds, producers): (Vec<LiveRef>, Vec<StoreOp<MessageData>>) = t
-        .producers
-        .iter()
-        .map(|(producer, (r, window))| {
-            let op = StoreOp::ProducerWindow {
-                producer: producer.clone(),
-                window: window.clone(),
-            };
-            (*r, op)
-        })
-        .unzip();
-    put_section(&mut buf, &holds, &producers);
     let mut prepared: Vec<_> = t
         .prepared
         .iter()
@@ -124,9 +97,28 @@ pub(crate) fn draft(t: &Tracker, epoch: Option<u64>) -> Option<Draft> {
     // In the order they were prepared (a recovery lists them so).
     prepared.sort_by_key(|(_, r)| r.pos);
     Some(Draft {
-        buf,
+        epoch,
         seq: t.seq,
         last,
+        max_id: t.max_id,
+        messages: t
+            .messages
+            .iter()
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(k, l)| (k.clone(), l.clone()))
+            .collect(),
+        segments: t.segments.iter().map(|(s, l)| (*s, *l)).collect(),
+        producers: t
+            .producers
+            .iter()
+            .map(|(producer, (r, window))| {
+                let op = StoreOp::ProducerWindow {
+                    producer: producer.clone(),
+                    window: window.clone(),
+                };
+                (*r, op)
+            })
+            .collect(),
         subscriptions: t
             .subscriptions
             .iter()
@@ -136,53 +128,108 @@ pub(crate) fn draft(t: &Tracker, epoch: Option<u64>) -> Option<Draft> {
     })
 }
 
+/// Bytes gathered before they go to the file: the checkpoint of a large
+/// index is streamed, never held whole.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Writes the checkpoint file a chunk at a time, with its running checksum.
+struct Sink {
+    file: Box<dyn StorageFile>,
+    written: u64,
+    crc: u32,
+}
+
+impl Sink {
+    /// Sends what `buf` gathered to the file once it is a chunk.
+    fn spill(&mut self, buf: &mut BytesMut) -> std::io::Result<()> {
+        if buf.len() >= CHUNK_BYTES {
+            self.flush(buf)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, buf: &mut BytesMut) -> std::io::Result<()> {
+        self.crc = crc32c::crc32c_append(self.crc, buf);
+        self.file.write_at(self.written, buf, &[])?;
+        self.written += buf.len() as u64;
+        buf.clear();
+        Ok(())
+    }
+}
+
 impl Draft {
-    /// Adds the subscriptions and prepared transactions, read from `journal`
+    /// Writes the checkpoint of the journal in `dir`: everything drafted,
+    /// the subscriptions and prepared transactions read from `journal`
     /// (their records cannot go meanwhile: only the thread writing this
-    /// checkpoint deletes segments), and the checksum.
-    pub(crate) fn finish(mut self, journal: &Journal) -> Result<Bytes, String> {
+    /// checkpoint deletes segments), then the checksum; durably, in place of
+    /// the last. Returns its size.
+    pub(crate) fn write(
+        self,
+        journal: &Journal,
+        storage: &dyn Storage,
+        dir: &Path,
+    ) -> Result<u64, String> {
         let read = |pos: Position| -> Result<Vec<StoreOp<MessageData>>, String> {
             let bytes = journal.read(pos).map_err(|e| e.to_string())?;
             decode_record_with(&bytes, &mut Names::default()).map_err(|e| e.to_string())
         };
-        let mut holds = Vec::with_capacity(self.subscriptions.len());
-        let mut ops = Vec::with_capacity(self.subscriptions.len());
+        let mut subscriptions = Vec::with_capacity(self.subscriptions.len());
         for (key, r) in &self.subscriptions {
             let op = read(r.pos)?
                 .into_iter()
                 .find(|op| matches!(op, StoreOp::Subscribe(s) if s.key() == *key))
                 .ok_or_else(|| format!("no subscription {key:?} at {}", r.pos))?;
-            holds.push(*r);
-            ops.push(op);
+            subscriptions.push((*r, op));
         }
-        put_section(&mut self.buf, &holds, &ops);
-        holds.clear();
-        ops.clear();
+        let mut prepared = Vec::with_capacity(self.prepared.len());
         for (xid, r) in &self.prepared {
             let op = read(r.pos)?
                 .into_iter()
                 .find(|op| matches!(op, StoreOp::Prepare(p) if p.xid == *xid))
                 .ok_or_else(|| format!("no prepared transaction {xid} at {}", r.pos))?;
-            holds.push(*r);
-            ops.push(op);
+            prepared.push((*r, op));
         }
-        put_section(&mut self.buf, &holds, &ops);
-        let crc = crc32c::crc32c(&self.buf);
-        self.buf.put_u32_le(crc);
-        Ok(self.buf.freeze())
+        let temp = dir.join(TEMP_FILE);
+        let io = |e: std::io::Error| format!("{}: {e}", temp.display());
+        let file = storage.open(&temp, OpenMode::CreateTruncate).map_err(io)?;
+        let mut sink = Sink {
+            file,
+            written: 0,
+            crc: 0,
+        };
+        let mut buf = BytesMut::with_capacity(2 * CHUNK_BYTES);
+        buf.put_slice(MAGIC);
+        buf.put_u32_le(VERSION);
+        buf.put_u64_le(self.epoch.map_or(0, |e| e.saturating_add(1)));
+        put_pos(&mut buf, self.last);
+        buf.put_u64_le(self.max_id);
+        buf.put_u32_le(self.messages.len() as u32);
+        for (key, levels) in &self.messages {
+            encode_store_key(key, &mut buf);
+            for level in &levels.0 {
+                // Chunk by chunk: one queue's level can be the whole index.
+                level.dump(&mut buf, |buf| sink.spill(buf)).map_err(io)?;
+            }
+        }
+        put_varint(&mut buf, self.segments.len() as u64);
+        for (segment, live) in &self.segments {
+            put_varint(&mut buf, *segment);
+            put_varint(&mut buf, live.refs);
+            put_varint(&mut buf, live.bytes);
+        }
+        put_section(&mut buf, &self.producers);
+        put_section(&mut buf, &subscriptions);
+        put_section(&mut buf, &prepared);
+        sink.flush(&mut buf).map_err(io)?;
+        buf.put_u32_le(sink.crc);
+        sink.flush(&mut buf).map_err(io)?;
+        sink.file.sync_all().map_err(io)?;
+        let written = sink.written;
+        drop(sink);
+        storage.rename(&temp, &dir.join(FILE)).map_err(io)?;
+        storage.sync_dir(dir).map_err(io)?;
+        Ok(written)
     }
-}
-
-/// Writes `bytes` as the checkpoint of the journal in `dir`, durably.
-pub(crate) fn write(storage: &dyn Storage, dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temp = dir.join(TEMP_FILE);
-    {
-        let file = storage.open(&temp, OpenMode::CreateTruncate)?;
-        file.write_at(0, bytes, &[])?;
-        file.sync_all()?;
-    }
-    storage.rename(&temp, &dir.join(FILE))?;
-    storage.sync_dir(dir)
 }
 
 /// A checkpoint read back: the tracker and the replay it stands for.
@@ -307,7 +354,9 @@ pub(crate) fn load(data: Bytes) -> Result<(Loaded, Option<u64>), CheckpointError
         replay.apply(vec![op]);
     }
     if r.at != r.data.len() {
-        return Err(CheckpointError::Inconsistent("bytes after the last section"));
+        return Err(CheckpointError::Inconsistent(
+            "bytes after the last section",
+        ));
     }
     Ok((
         Loaded {
@@ -332,12 +381,13 @@ fn put_ref(buf: &mut BytesMut, r: &LiveRef) {
 }
 
 /// Holds, and one store record of their ops in the same order.
-fn put_section(buf: &mut BytesMut, holds: &[LiveRef], ops: &[StoreOp<MessageData>]) {
-    buf.put_u32_le(holds.len() as u32);
-    for r in holds {
+fn put_section(buf: &mut BytesMut, items: &[(LiveRef, StoreOp<MessageData>)]) {
+    buf.put_u32_le(items.len() as u32);
+    for (r, _) in items {
         put_ref(buf, r);
     }
-    let record = encode_record(ops);
+    let ops: Vec<StoreOp<MessageData>> = items.iter().map(|(_, op)| op.clone()).collect();
+    let record = encode_record(&ops);
     buf.put_u64_le(record.len() as u64);
     buf.put_slice(&record);
 }

@@ -22,13 +22,24 @@ use crate::JournalStore;
 #[derive(Clone, Debug)]
 enum Step {
     /// A persistent send to the containers in the mask (queue a, queue b, the durable).
-    Send { mask: u8, priority: u8, len: usize },
+    Send {
+        mask: u8,
+        priority: u8,
+        len: usize,
+    },
     Ack(prop::sample::Index),
     Redeliver(prop::sample::Index),
-    Subscribe { selector: bool },
+    Subscribe {
+        selector: bool,
+    },
     Unsubscribe,
-    ProducerSeen { producer: u8, seq: u64 },
-    ProducerForget { producer: u8 },
+    ProducerSeen {
+        producer: u8,
+        seq: u64,
+    },
+    ProducerForget {
+        producer: u8,
+    },
     Prepare(prop::sample::Index),
     Resolve,
     Checkpoint,
@@ -228,11 +239,14 @@ fn found(store: &JournalStore, r: &Recovered) -> Found {
     let show = |k: &StoreKey| format!("{k:?}");
     let mut held: Vec<String> = r.held.iter().map(|h| format!("{h:?}")).collect();
     held.sort();
-    let mut subscriptions: Vec<String> =
-        r.subscriptions.iter().map(|s| format!("{s:?}")).collect();
+    let mut subscriptions: Vec<String> = r.subscriptions.iter().map(|s| format!("{s:?}")).collect();
     subscriptions.sort();
     Found {
-        pending: r.pending.iter().map(|(k, c)| (show(k), c.to_vec())).collect(),
+        pending: r
+            .pending
+            .iter()
+            .map(|(k, c)| (show(k), c.to_vec()))
+            .collect(),
         held,
         subscriptions,
         max_message_id: r.max_message_id,

@@ -356,6 +356,9 @@ fn every_confirmed_message_survives_crashes_and_reclaiming() {
     );
     if std::env::var("HAWSER_CRASH_SEED").is_err() {
         assert!(load(&coverage.reclaims) > 0, "no case reclaimed a segment");
-        assert!(load(&FROM_CHECKPOINT) > 0, "no case opened from a checkpoint");
+        assert!(
+            load(&FROM_CHECKPOINT) > 0,
+            "no case opened from a checkpoint"
+        );
     }
 }

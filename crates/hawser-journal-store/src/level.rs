@@ -3,8 +3,9 @@
 //! tens of megabytes, not the gigabyte a tree node per message did.
 //!
 //! Messages are kept in runs of up to [`RUN_ENTRIES`], in id order. A run is
-//! a byte string of entries, each a few varints that differ from the entry
-//! before (id, segment, offset: all grow as messages arrive), a bitmap of which
+//! a byte string of entries, each four varints of how it differs from the
+//! entry before (id, segment, offset, size: messages arrive in order, one
+//! record after another, alike: four bytes a message), a bitmap of which
 //! entries are still live, and the run's last entry, from which the next one
 //! is encoded: an append costs a few bytes and no allocation. Runs are found by
 //! their first id in a tree of runs, one node per run instead of per message.
@@ -17,6 +18,7 @@
 //! Redelivery counts, rarely above zero, sit in a map beside the runs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use foldhash::HashMap;
@@ -24,7 +26,7 @@ use hawser_broker::MessageId;
 use hawser_journal::Position;
 
 /// Entries per run (the width of its live bitmap).
-pub(crate) const RUN_ENTRIES: usize = 64;
+pub(crate) const RUN_ENTRIES: usize = 128;
 
 /// A message's place in the journal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,17 +44,23 @@ const ORIGIN: Position = Position {
     offset: 0,
 };
 
+/// What the first entry of a run is encoded from.
+const NONE: Entry = Entry {
+    id: 0,
+    pos: ORIGIN,
+    bytes: 0,
+};
+
 /// Up to [`RUN_ENTRIES`] entries in id order (see the module).
 #[derive(Clone, Debug)]
 struct Run {
-    /// Its last entry's id and record: the next entry is encoded from them.
-    last_id: MessageId,
-    last_pos: Position,
+    /// Its last entry: the next one is encoded from it.
+    last: Entry,
     /// The lowest and highest segment of its entries.
     min_segment: u64,
     max_segment: u64,
     /// Bit i: entry i is live.
-    live: u64,
+    live: u128,
     /// Entries encoded.
     len: u8,
     /// Where lookups start: every entry before it is dead (a queue consumed
@@ -70,21 +78,20 @@ struct Cursor {
     index: u8,
     /// Its byte offset.
     at: u32,
-    /// The id and record of the entry before it (`ORIGIN` for the first).
-    prev: (MessageId, Position),
+    /// The entry before it (`NONE` for the first).
+    prev: Entry,
 }
 
 const START: Cursor = Cursor {
     index: 0,
     at: 0,
-    prev: (0, ORIGIN),
+    prev: NONE,
 };
 
 impl Run {
     fn new() -> Run {
         Run {
-            last_id: 0,
-            last_pos: ORIGIN,
+            last: NONE,
             min_segment: u64::MAX,
             max_segment: 0,
             live: 0,
@@ -100,18 +107,17 @@ impl Run {
 
     /// Appends `e`, whose id is above every entry's.
     fn push(&mut self, e: Entry) {
-        debug_assert!(!self.is_full() && (self.len == 0 || e.id > self.last_id));
+        debug_assert!(!self.is_full() && (self.len == 0 || e.id > self.last.id));
         let mut buf = Vec::with_capacity(24);
-        put_entry(&mut buf, (self.last_id, self.last_pos), e);
+        put_entry(&mut buf, self.last, e);
         if self.data.capacity() == 0 {
             // About what a full run of sequential messages takes.
-            self.data.reserve(RUN_ENTRIES * 6);
+            self.data.reserve(RUN_ENTRIES * 4 + 16);
         }
         self.data.extend_from_slice(&buf);
         self.live |= 1 << self.len;
         self.len += 1;
-        self.last_id = e.id;
-        self.last_pos = e.pos;
+        self.last = e;
         self.min_segment = self.min_segment.min(e.pos.segment);
         self.max_segment = self.max_segment.max(e.pos.segment);
         if self.is_full() {
@@ -135,7 +141,7 @@ impl Run {
                 prev,
             };
             let e = get_entry(&self.data, &mut at, prev);
-            prev = (e.id, e.pos);
+            prev = e;
             (i, e, here)
         })
     }
@@ -193,7 +199,9 @@ impl Run {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Level {
     /// Runs by their first entry's id (live or not); their ids do not overlap.
-    runs: BTreeMap<MessageId, Run>,
+    /// Shared: a checkpoint takes the level by cloning the tree (see
+    /// `checkpoint`), and a run changed meanwhile is copied first.
+    runs: BTreeMap<MessageId, Arc<Run>>,
     /// Live entries.
     len: u64,
     /// Redelivery counts above zero.
@@ -213,16 +221,16 @@ impl Level {
     pub(crate) fn insert(&mut self, e: Entry) -> Option<Entry> {
         let covering = self.runs.range_mut(..=e.id).next_back();
         match covering {
-            Some((_, run)) if e.id > run.last_id && !run.is_full() => {
+            Some((_, run)) if e.id > run.last.id && !run.is_full() => {
                 // Later runs start above e.id: it goes at this one's end.
-                run.push(e);
+                Arc::make_mut(run).push(e);
             }
-            Some((&key, run)) if e.id <= run.last_id => return self.rewrite(key, Some(e)),
+            Some((&key, run)) if e.id <= run.last.id => return self.rewrite(key, Some(e)),
             // After a full run, or before the first.
             _ => {
                 let mut new = Run::new();
                 new.push(e);
-                self.runs.insert(e.id, new);
+                self.runs.insert(e.id, Arc::new(new));
             }
         }
         self.len += 1;
@@ -239,6 +247,7 @@ impl Level {
     pub(crate) fn remove(&mut self, id: MessageId) -> Option<Entry> {
         let (&key, run) = self.runs.range_mut(..=id).next_back()?;
         let (i, e) = run.find(id)?;
+        let run = Arc::make_mut(run);
         run.kill(i);
         self.len -= 1;
         self.redeliveries.remove(&id);
@@ -268,8 +277,12 @@ impl Level {
             }
         }
         for run in Run::from_entries(&entries) {
-            let first = run.all().next().map(|(_, e)| e.id).expect("a run has entries");
-            self.runs.insert(first, run);
+            let first = run
+                .all()
+                .next()
+                .map(|(_, e)| e.id)
+                .expect("a run has entries");
+            self.runs.insert(first, Arc::new(run));
         }
         replaced
     }
@@ -293,7 +306,7 @@ impl Level {
 
     /// Live entries in id order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.runs.values().flat_map(Run::live_entries)
+        self.runs.values().flat_map(|run| run.live_entries())
     }
 
     /// Live entries with ids above `after`, in id order.
@@ -314,30 +327,38 @@ impl Level {
         self.runs
             .values()
             .filter(move |run| run.min_segment <= segment && segment <= run.max_segment)
-            .flat_map(Run::live_entries)
+            .flat_map(|run| run.live_entries())
             .filter(move |e| e.pos.segment == segment)
     }
 
     /// Writes the level as it is in memory (runs, then redelivery counts):
-    /// a copy, not an encoding, so a checkpoint under the lock is quick.
-    pub(crate) fn dump(&self, buf: &mut BytesMut) {
+    /// a copy, not an encoding. `spill` is called after each run, to send
+    /// what is gathered on before it grows large.
+    pub(crate) fn dump<E>(
+        &self,
+        buf: &mut BytesMut,
+        mut spill: impl FnMut(&mut BytesMut) -> Result<(), E>,
+    ) -> Result<(), E> {
         put_varint(buf, self.runs.len() as u64);
         for run in self.runs.values() {
-            put_varint(buf, run.last_id);
-            put_varint(buf, run.last_pos.segment);
-            put_varint(buf, run.last_pos.offset);
+            put_varint(buf, run.last.id);
+            put_varint(buf, run.last.pos.segment);
+            put_varint(buf, run.last.pos.offset);
+            put_varint(buf, run.last.bytes);
             put_varint(buf, run.min_segment);
             put_varint(buf, run.max_segment);
-            buf.put_u64_le(run.live);
+            buf.put_u128_le(run.live);
             buf.put_u8(run.len);
             put_varint(buf, run.data.len() as u64);
             buf.put_slice(&run.data);
+            spill(buf)?;
         }
         put_varint(buf, self.redeliveries.len() as u64);
         for (id, count) in &self.redeliveries {
             put_varint(buf, *id);
             put_varint(buf, u64::from(*count));
         }
+        Ok(())
     }
 
     /// Reads what [`Level::dump`] wrote at `*at`, checking each run against
@@ -347,39 +368,44 @@ impl Level {
         let mut level = Level::default();
         for _ in 0..varint(data, at)? {
             let mut run = Run {
-                last_id: varint(data, at)?,
-                last_pos: Position {
-                    segment: varint(data, at)?,
-                    offset: varint(data, at)?,
+                last: Entry {
+                    id: varint(data, at)?,
+                    pos: Position {
+                        segment: varint(data, at)?,
+                        offset: varint(data, at)?,
+                    },
+                    bytes: varint(data, at)?,
                 },
                 min_segment: varint(data, at)?,
                 max_segment: varint(data, at)?,
-                live: u64::from_le_bytes(take(data, at, 8)?.try_into().expect("8 bytes")),
+                live: u128::from_le_bytes(take(data, at, 16)?.try_into().expect("16 bytes")),
                 len: take(data, at, 1)?[0],
                 head: START,
                 data: Vec::new(),
             };
             let n = usize::try_from(varint(data, at)?).map_err(|_| "run length")?;
             run.data = take(data, at, n)?.to_vec();
-            if run.len == 0 || usize::from(run.len) > RUN_ENTRIES || run.live >> (run.len - 1) >> 1 != 0
+            if run.len == 0
+                || usize::from(run.len) > RUN_ENTRIES
+                || run.live >> (run.len - 1) >> 1 != 0
             {
                 return Err("a run's entry count");
             }
             let mut end = 0;
-            let mut prev = (0, ORIGIN);
+            let mut prev = NONE;
             let mut first = None;
             for _ in 0..run.len {
                 let e = try_get_entry(&run.data, &mut end, prev).ok_or("a run's entries")?;
-                if first.is_some() && e.id <= prev.0 {
+                if first.is_some() && e.id <= prev.id {
                     return Err("a run's ids");
                 }
                 if e.pos.segment < run.min_segment || e.pos.segment > run.max_segment {
                     return Err("a run's segments");
                 }
                 first.get_or_insert(e.id);
-                prev = (e.id, e.pos);
+                prev = e;
             }
-            if end != run.data.len() || prev != (run.last_id, run.last_pos) {
+            if end != run.data.len() || prev != run.last {
                 return Err("a run's last entry");
             }
             let first = first.expect("a run has entries");
@@ -387,11 +413,15 @@ impl Level {
             if let Some((_, _, c)) = head {
                 run.head = c;
             }
-            if level.runs.last_key_value().is_some_and(|(_, r)| r.last_id >= first) {
+            if level
+                .runs
+                .last_key_value()
+                .is_some_and(|(_, r)| r.last.id >= first)
+            {
                 return Err("runs out of order");
             }
             level.len += run.live.count_ones() as u64;
-            level.runs.insert(first, run);
+            level.runs.insert(first, Arc::new(run));
         }
         for _ in 0..varint(data, at)? {
             let id = varint(data, at)?;
@@ -402,26 +432,40 @@ impl Level {
     }
 }
 
-/// An entry as varints from the one before: id, segment and offset as
-/// differences (zigzag for the positions: a copy may sit before its
-/// neighbour), then its bytes.
-fn put_entry(buf: &mut impl BufMut, prev: (MessageId, Position), e: Entry) {
-    put_varint(buf, e.id.wrapping_sub(prev.0));
-    put_varint(buf, zigzag(e.pos.segment, prev.1.segment));
-    put_varint(buf, zigzag(e.pos.offset, prev.1.offset));
-    put_varint(buf, e.bytes);
+/// An entry as varints from the one before: the id's difference; the
+/// segment's (zigzag: a copy may sit before its neighbour); the offset's from
+/// where the entry before ended, in the same segment (0 when messages were
+/// written one after another), else the offset; the size's difference (0
+/// when messages are alike). A backlog of like messages takes four bytes each.
+fn put_entry(buf: &mut impl BufMut, prev: Entry, e: Entry) {
+    put_varint(buf, e.id.wrapping_sub(prev.id));
+    put_varint(buf, zigzag(e.pos.segment, prev.pos.segment));
+    put_varint(
+        buf,
+        zigzag(e.pos.offset, expected_offset(prev, e.pos.segment)),
+    );
+    put_varint(buf, zigzag(e.bytes, prev.bytes));
+}
+
+/// Where an entry in `segment` after `prev` most likely starts.
+fn expected_offset(prev: Entry, segment: u64) -> u64 {
+    if segment == prev.pos.segment {
+        prev.pos.offset.wrapping_add(prev.bytes)
+    } else {
+        0
+    }
 }
 
 /// What [`put_entry`] wrote at `*at` (in a run this process encoded).
-fn get_entry(data: &[u8], at: &mut usize, prev: (MessageId, Position)) -> Entry {
+fn get_entry(data: &[u8], at: &mut usize, prev: Entry) -> Entry {
     try_get_entry(data, at, prev).expect("a run's entries are well formed")
 }
 
-fn try_get_entry(data: &[u8], at: &mut usize, prev: (MessageId, Position)) -> Option<Entry> {
-    let id = prev.0.wrapping_add(varint(data, at).ok()?);
-    let segment = unzigzag(varint(data, at).ok()?, prev.1.segment);
-    let offset = unzigzag(varint(data, at).ok()?, prev.1.offset);
-    let bytes = varint(data, at).ok()?;
+fn try_get_entry(data: &[u8], at: &mut usize, prev: Entry) -> Option<Entry> {
+    let id = prev.id.wrapping_add(varint(data, at).ok()?);
+    let segment = unzigzag(varint(data, at).ok()?, prev.pos.segment);
+    let offset = unzigzag(varint(data, at).ok()?, expected_offset(prev, segment));
+    let bytes = unzigzag(varint(data, at).ok()?, prev.bytes);
     Some(Entry {
         id,
         pos: Position { segment, offset },
@@ -453,7 +497,10 @@ pub(crate) fn varint(data: &[u8], at: &mut usize) -> Result<u64, &'static str> {
 }
 
 fn take<'a>(data: &'a [u8], at: &mut usize, n: usize) -> Result<&'a [u8], &'static str> {
-    let end = at.checked_add(n).filter(|&end| end <= data.len()).ok_or("truncated")?;
+    let end = at
+        .checked_add(n)
+        .filter(|&end| end <= data.len())
+        .ok_or("truncated")?;
     let s = &data[*at..end];
     *at = end;
     Ok(s)
@@ -540,7 +587,7 @@ mod tests {
                     }
                     Op::Dump => {
                         let mut buf = BytesMut::new();
-                        level.dump(&mut buf);
+                        level.dump(&mut buf, |_| Ok::<(), ()>(())).unwrap();
                         let mut at = 0;
                         level = Level::undump(&buf, &mut at).unwrap();
                         prop_assert_eq!(at, buf.len());
@@ -570,14 +617,27 @@ mod tests {
 
     #[test]
     fn a_sequential_backlog_takes_a_few_bytes_a_message() {
+        // Records one after another, segments of 64 MiB, as a filling queue's.
         let mut level = Level::default();
+        let mut pos = Position {
+            segment: 1,
+            offset: 64,
+        };
         for id in 1..=100_000 {
-            level.insert(entry(id));
+            let bytes = 1100 + id % 3;
+            if pos.offset + bytes > 64 << 20 {
+                pos = Position {
+                    segment: pos.segment + 1,
+                    offset: 64,
+                };
+            }
+            level.insert(Entry { id, pos, bytes });
+            pos.offset += bytes;
         }
         let mut buf = BytesMut::new();
-        level.dump(&mut buf);
+        level.dump(&mut buf, |_| Ok::<(), ()>(())).unwrap();
         let per_message = buf.len() as f64 / 100_000.0;
-        assert!(per_message < 8.0, "{per_message} bytes a message");
+        assert!(per_message < 5.0, "{per_message} bytes a message");
     }
 
     #[test]
@@ -587,7 +647,7 @@ mod tests {
             level.insert(entry(id));
         }
         let mut buf = BytesMut::new();
-        level.dump(&mut buf);
+        level.dump(&mut buf, |_| Ok::<(), ()>(())).unwrap();
         for i in 0..buf.len() {
             let mut bad = buf.to_vec();
             bad[i] ^= 0x5a;

@@ -27,9 +27,8 @@ use hawser_broker::store_codec::{
     decode_record, decode_record_with, encode_record, CodecError, Names,
 };
 use hawser_broker::{
-    Durability, DurabilityWatch, MessageData, MessageId, ReadFuture,
-    ReadLimit, Recovered, Replay, Seq, Store, StoreError, StoreKey, StoreOp,
-    StoredMessage,
+    Durability, DurabilityWatch, MessageData, MessageId, ReadFuture, ReadLimit, Recovered, Replay,
+    Seq, Store, StoreError, StoreKey, StoreOp, StoredMessage,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -609,19 +608,18 @@ fn write_checkpoint(shared: &Shared) -> Result<(), String> {
         (draft, tracker.applied_bytes)
     };
     let (seq, last) = (draft.seq, draft.last);
-    let bytes = draft.finish(&shared.journal)?;
     wait_durable(shared, seq)?;
     if let Some(check) = &config.confirm_check {
         // A master that lost the store writes no checkpoint into it.
         check.check()?;
     }
-    checkpoint::write(&*config.storage, &config.dir, &bytes).map_err(|e| e.to_string())?;
-    tracing::debug!(bytes = bytes.len(), %last, "journal store: checkpoint written");
+    let bytes = draft.write(&shared.journal, &*config.storage, &config.dir)?;
+    tracing::debug!(bytes, %last, "journal store: checkpoint written");
     *shared.checkpointed.lock() = Some(Checkpointed {
         segment: last.segment,
         last,
         applied_bytes,
-        bytes: bytes.len() as u64,
+        bytes,
         at: Instant::now(),
         inherited: false,
     });

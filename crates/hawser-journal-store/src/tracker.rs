@@ -43,7 +43,7 @@ impl LiveRef {
 /// One container's live messages: per priority, in id order (the order reads
 /// return them in). A dequeue names no priority: it looks in the levels that
 /// hold anything, which is one or a few.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Levels(pub(crate) [Level; PRIORITIES]);
 
 impl Levels {
@@ -124,7 +124,10 @@ impl Levels {
     }
 
     /// The holds of messages whose record is in `segment`, with their ids.
-    pub(crate) fn in_segment(&self, segment: u64) -> impl Iterator<Item = (MessageId, LiveRef)> + '_ {
+    pub(crate) fn in_segment(
+        &self,
+        segment: u64,
+    ) -> impl Iterator<Item = (MessageId, LiveRef)> + '_ {
         self.0.iter().enumerate().flat_map(move |(p, level)| {
             level
                 .in_segment(segment)
@@ -140,7 +143,9 @@ impl Levels {
     ) -> impl Iterator<Item = (MessageId, LiveRef)> + '_ {
         let p = Levels::slot(priority);
         let level = &self.0[p];
-        level.after(after).map(move |e| (e.id, Levels::live(level, p, e)))
+        level
+            .after(after)
+            .map(move |e| (e.id, Levels::live(level, p, e)))
     }
 
     /// Messages per priority.
@@ -320,4 +325,3 @@ impl Tracker {
         }
     }
 }
-

@@ -79,8 +79,8 @@ pub(crate) fn prepare(
     let dir = base.join(epoch_dir_name(epoch));
     if let Some(seals) = read_seals(storage, &dir)? {
         // Reopened by the epoch that made it (a broker restarting in place).
-        let from = predecessor(storage, base, epoch)?
-            .map_or_else(|| base.to_path_buf(), |(from, _)| from);
+        let from =
+            predecessor(storage, base, epoch)?.map_or_else(|| base.to_path_buf(), |(from, _)| from);
         return Ok(Prepared { dir, seals, from });
     }
     if storage.exists(&dir).map_err(io_error("look for", &dir))? {

@@ -128,7 +128,10 @@ fn a_new_epoch_shows_where_it_inherited_its_segments_from() {
         ..config(base, 4096)
     };
     let (first, _) = Journal::open(epoch(1)).unwrap();
-    let positions = append_all(&first, &[Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+    let positions = append_all(
+        &first,
+        &[Bytes::from_static(b"a"), Bytes::from_static(b"b")],
+    );
     first.close();
     let mut shown = None;
     let (second, _) = Journal::open_from(
