@@ -513,6 +513,15 @@ pub trait Store: Send + Sync {
     fn durability(&self) -> DurabilityWatch;
     /// Bytes the store occupies, for the store-size limit.
     fn disk_bytes(&self) -> u64;
+    /// True while the store's appends are behind (a slow disk, a far
+    /// replica): `append` must never wait under the engine's lock, so
+    /// producers are held before their sends reach the engine until this is
+    /// false again (the connection core asks before each send, and again at
+    /// each change of the durability watermark). Not a limit: nothing is
+    /// refused for it.
+    fn writes_behind(&self) -> bool {
+        false
+    }
     /// The largest record (encoded by `store_codec`) `append` accepts. The
     /// engine refuses a message or transaction that could not fit up front.
     fn max_record_bytes(&self) -> usize {

@@ -160,9 +160,9 @@ impl Sink {
 impl Draft {
     /// Writes the checkpoint of the journal in `dir`: everything drafted,
     /// the subscriptions and prepared transactions read from `journal`
-    /// (their records cannot go meanwhile: only the thread writing this
-    /// checkpoint deletes segments), then the checksum; durably, in place of
-    /// the last. Returns its size.
+    /// (their records cannot go meanwhile: the caller holds the store's
+    /// maintenance lock, which reclaiming takes), then the checksum; durably,
+    /// in place of the last. Returns its size.
     pub(crate) fn write(
         self,
         journal: &Journal,

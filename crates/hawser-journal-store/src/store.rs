@@ -40,6 +40,9 @@ use crate::tracker::{LiveRef, Tracker};
 
 /// How often the reclaimer looks at the oldest segment.
 const RECLAIM_INTERVAL: Duration = Duration::from_millis(500);
+/// Bytes queued for the journal's writer from which the store says its
+/// writes are behind (`Store::writes_behind`).
+const WRITES_BEHIND_BYTES: u64 = hawser_journal::MAX_QUEUED_BYTES / 2;
 /// Segments' worth of records after which a checkpoint is due (see `checkpoint_due`).
 const CHECKPOINT_SEGMENTS: u64 = 2;
 /// How long reclaiming waits for a newer checkpoint before writing one so that
@@ -80,6 +83,11 @@ struct Shared {
     /// The newest checkpoint on disk, if any (the reclaim thread and `close`
     /// write them).
     checkpointed: Mutex<Option<Checkpointed>>,
+    /// Held by whoever reclaims or writes a checkpoint (the reclaim thread;
+    /// `close` and tools otherwise): one at a time, so that two checkpoints
+    /// never share the temporary file, and no segment goes while a
+    /// checkpoint reads records from it.
+    maintenance: Mutex<()>,
 }
 
 /// The newest checkpoint written (or opened from).
@@ -228,6 +236,7 @@ impl JournalStore {
             durability,
             closing: AtomicBool::new(false),
             checkpointed: Mutex::new(checkpointed),
+            maintenance: Mutex::new(()),
         });
         let s = Arc::clone(&shared);
         let reclaimer = std::thread::Builder::new()
@@ -314,11 +323,13 @@ impl JournalStore {
     /// # Errors
     /// If the store cannot write one (it failed, or may no longer confirm).
     pub fn checkpoint_now(&self) -> Result<(), StoreError> {
+        let _one = self.shared.maintenance.lock();
         write_checkpoint(&self.shared).map_err(StoreError::Failed)
     }
 
     /// Reclaims what it can now rather than at the next interval (tests, tools).
     pub fn reclaim_now(&self) {
+        let _one = self.shared.maintenance.lock();
         reclaim(&self.shared, None);
     }
 }
@@ -501,6 +512,12 @@ impl Store for JournalStore {
         self.shared.journal.disk_bytes()
     }
 
+    fn writes_behind(&self) -> bool {
+        // Half the journal's queue: producers wait well before an append
+        // would (acknowledgements and the store's own records still fit).
+        self.shared.journal.queued_bytes() >= WRITES_BEHIND_BYTES
+    }
+
     fn max_record_bytes(&self) -> usize {
         self.shared.journal.config().max_record_bytes as usize
     }
@@ -524,6 +541,7 @@ impl Store for JournalStore {
         }
         if first {
             // So that the next start reads the checkpoint and nothing after it.
+            let _one = self.shared.maintenance.lock();
             if let Err(e) = write_checkpoint(&self.shared) {
                 tracing::info!("journal store: no checkpoint at close: {e}");
             }
@@ -560,6 +578,7 @@ fn reclaim_loop(shared: &Shared) {
         if shared.closing.load(Ordering::SeqCst) {
             return;
         }
+        let _one = shared.maintenance.lock();
         if checkpoint_due(shared) {
             if let Err(e) = write_checkpoint(shared) {
                 tracing::warn!("journal store: checkpoint not written: {e}");

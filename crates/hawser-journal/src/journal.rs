@@ -190,6 +190,7 @@ impl Journal {
             sync_count: AtomicU64::new(0),
             batch_count: AtomicU64::new(0),
             written_bytes: AtomicU64::new(0),
+            queued_bytes: AtomicU64::new(0),
             disk_bytes: AtomicU64::new(recovery.disk_bytes),
             progress_hook: std::sync::OnceLock::new(),
             #[cfg(test)]
@@ -301,6 +302,9 @@ impl Journal {
         let position = state.next;
         state.next.offset += size;
         state.queued_bytes += size;
+        self.shared
+            .queued_bytes
+            .store(state.queued_bytes, Ordering::Relaxed);
         state.queued_syncs += usize::from(sync);
         state.queue.push(Pending {
             position,
@@ -384,6 +388,14 @@ impl Journal {
                 path: self.shared.config.dir.clone(),
                 source,
             })
+    }
+
+    /// Bytes of records appended and not yet taken by the writer. `append`
+    /// blocks once [`MAX_QUEUED_BYTES`] wait; a caller that must not block
+    /// (the broker's engine appends under its lock) holds its own producers
+    /// back well before that.
+    pub fn queued_bytes(&self) -> u64 {
+        self.shared.queued_bytes.load(Ordering::Relaxed)
     }
 
     /// Ids of the existing segments, oldest first (including one just assigned whose

@@ -110,6 +110,9 @@ pub(crate) struct Shared {
     /// Record bytes the writer has written to segment files; with `sync_count`, what
     /// tells the preallocator how large commits are.
     pub written_bytes: AtomicU64,
+    /// `State::queued_bytes`, readable without the lock (a store's producers
+    /// are held while it is long: `Journal::queued_bytes`).
+    pub queued_bytes: AtomicU64,
     /// Size of all segments, counting records as soon as they are queued.
     pub disk_bytes: AtomicU64,
     /// Set once, by `Journal::set_progress_hook`.

@@ -221,6 +221,7 @@ impl Writer {
         }
         std::mem::swap(&mut state.queue, batch);
         state.queued_bytes = 0;
+        self.shared.queued_bytes.store(0, Ordering::Relaxed);
         state.queued_syncs = 0;
         drop(state);
         // Producers held back by MAX_QUEUED_BYTES may go on.
@@ -424,6 +425,7 @@ impl Writer {
             let mut state = self.shared.state.lock();
             state.failed = Some(failure.clone());
             state.queued_bytes = 0;
+            self.shared.queued_bytes.store(0, Ordering::Relaxed);
             state.queued_syncs = 0;
             std::mem::take(&mut state.queue)
         };
@@ -489,6 +491,7 @@ impl Drop for ExitGuard {
                 state.failed.get_or_insert(WriteError::WriterGone);
             }
             state.queued_bytes = 0;
+            self.0.queued_bytes.store(0, Ordering::Relaxed);
             state.queued_syncs = 0;
             std::mem::take(&mut state.queue)
         };

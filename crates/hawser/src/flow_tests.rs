@@ -270,3 +270,85 @@ async fn a_receipt_the_failed_store_cannot_give_is_an_error_without_server_paths
     );
     shutdown.cancel();
 }
+
+/// A store whose writes can be behind (`Store::writes_behind`): appends are
+/// counted and durable at once, as a memory store's.
+#[derive(Default)]
+struct BehindStore {
+    behind: std::sync::atomic::AtomicBool,
+    seq: AtomicU64,
+    durability: std::sync::OnceLock<watch::Sender<Durability>>,
+}
+
+impl BehindStore {
+    fn watermark(&self) -> &watch::Sender<Durability> {
+        self.durability
+            .get_or_init(|| watch::channel(Durability::default()).0)
+    }
+
+    /// The writes catch up: a commit moves the watermark, as a journal's does.
+    fn catch_up(&self) {
+        self.behind.store(false, Ordering::SeqCst);
+        // (No new record: the watch is told all the same, as after a commit.)
+        self.watermark().send_modify(|_| {});
+    }
+}
+
+impl Store for BehindStore {
+    fn append(&self, _ops: Vec<StoreOp>, _sync: bool) -> Result<Seq, StoreError> {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.watermark().send_modify(|d| d.seq = seq);
+        Ok(seq)
+    }
+    fn durability(&self) -> DurabilityWatch {
+        self.watermark().subscribe()
+    }
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
+    fn writes_behind(&self) -> bool {
+        self.behind.load(Ordering::SeqCst)
+    }
+    fn close(&self) {}
+}
+
+#[tokio::test]
+async fn a_producer_waits_while_the_stores_writes_are_behind_and_is_never_refused_for_it() {
+    let shutdown = CancellationToken::new();
+    let store = Arc::new(BehindStore::default());
+    store.behind.store(true, Ordering::SeqCst);
+    // Flow control that refuses rather than holds: writes behind are not a
+    // limit the client could do anything about, so even then it waits.
+    let addr = start(
+        store.clone(),
+        Arc::new(DiskSpace::unchecked()),
+        FlowControl::Fail,
+        &shutdown,
+    )
+    .await;
+    let mut producer = Peer::connect(addr).await;
+    producer
+        .send("SEND\ndestination:/queue/q\npersistent:true\nreceipt:held\n\nwaits")
+        .await;
+    let mut consumer = Peer::connect(addr).await;
+    consumer
+        .send("SUBSCRIBE\nid:s\ndestination:/queue/q\nack:auto\nreceipt:sub\n\n")
+        .await;
+    let first = consumer.expect("RECEIPT").await;
+    assert_eq!(first.header("receipt-id"), Some("sub"));
+    assert!(
+        producer.next(Duration::from_millis(300)).await.is_none(),
+        "the send was answered while the store's writes were behind"
+    );
+    assert_eq!(
+        store.seq.load(Ordering::SeqCst),
+        0,
+        "the send reached the engine (and the store) while its writes were behind"
+    );
+    store.catch_up();
+    let receipt = producer.expect("RECEIPT").await;
+    assert_eq!(receipt.header("receipt-id"), Some("held"));
+    let msg = consumer.expect("MESSAGE").await;
+    assert_eq!(&msg.body[..], b"waits");
+    shutdown.cancel();
+}

@@ -24,6 +24,22 @@ const KEEP_ALIVE_GRACE_DEN: u64 = 2;
 /// How often a producer held by a full store or disk checks again.
 const STORE_FULL_POLL: Duration = Duration::from_millis(100);
 
+/// How long a producer held for the store's writes waits at most before it
+/// looks again, should no commit say so sooner.
+const WRITES_POLL: Duration = Duration::from_millis(10);
+
+/// What a held producer waits for.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// Memory, signalled when it frees; refused instead if the policy says.
+    Memory(&'static str),
+    /// The store's size or the disk's space, sampled; refused instead if
+    /// the policy says.
+    Sampled(&'static str),
+    /// The store's writes to catch up (`Store::writes_behind`): never refused.
+    Writes,
+}
+
 /// The deadlines of a protocol's connections (ms; 0 where it says never).
 #[derive(Clone, Copy, Debug)]
 pub struct ReadTimeouts {
@@ -263,6 +279,11 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// With `pages` (a persistent message the store can keep out of memory,
     /// see the engine's `paging`) memory does not hold the producer: only the
     /// store's size and the disk's space do.
+    ///
+    /// And every producer waits, whatever the policy, while the store's
+    /// writes are behind (`Store::writes_behind`): the engine appends under
+    /// its lock, and an append that had to wait there would hold every
+    /// connection, not just the producers that fill the store.
     pub async fn wait_for_room(
         &mut self,
         usage: &DestinationUsage,
@@ -270,14 +291,14 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         read_limit: usize,
     ) -> Result<(), ReadError> {
         let core = Arc::clone(&self.core);
+        let store = core.broker.store();
         loop {
-            // `Some(full)`: memory, signalled when it frees; `None`: the store's
-            // size or the disk's space, sampled.
             let memory_room = if pages { Ok(()) } else { usage.room() };
-            let (which, memory) = match memory_room {
-                Err(full) => (full.as_str(), Some(full)),
+            let wait = match memory_room {
+                Err(full) => Wait::Memory(full.as_str()),
                 Ok(()) => match core.store_room() {
-                    Err(which) => (which, None),
+                    Err(which) => Wait::Sampled(which),
+                    Ok(()) if store.writes_behind() => Wait::Writes,
                     Ok(()) => return Ok(()),
                 },
             };
@@ -285,8 +306,11 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 .policy()
                 .producer_flow_control
                 .unwrap_or(core.flow_control == FlowControl::Block);
-            if !block {
-                return Err(ReadError::ResourceFull(which));
+            match wait {
+                Wait::Memory(which) | Wait::Sampled(which) if !block => {
+                    return Err(ReadError::ResourceFull(which));
+                }
+                _ => {}
             }
             let can_read = self.buf.len() < read_limit;
             let (deadline, timeout) = if can_read {
@@ -294,10 +318,16 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             } else {
                 (None, None)
             };
+            let mut durability = store.durability();
             let room = async {
-                match memory {
-                    Some(_) => usage.wait_for_room().await,
-                    None => tokio::time::sleep(STORE_FULL_POLL).await,
+                match wait {
+                    Wait::Memory(_) => usage.wait_for_room().await,
+                    Wait::Sampled(_) => tokio::time::sleep(STORE_FULL_POLL).await,
+                    // The writer takes its whole queue at each commit, and each
+                    // commit moves the watermark: look again then (or soon).
+                    Wait::Writes => {
+                        let _ = tokio::time::timeout(WRITES_POLL, durability.changed()).await;
+                    }
                 }
             };
             let (shutdown, writer_done) = (self.shutdown.clone(), self.writer_done.clone());
