@@ -26,14 +26,20 @@ fn visited(
     Ok((journal, seen))
 }
 
-#[test]
-fn only_the_records_from_the_position_on_are_visited() {
+/// A closed journal of `count` records of 300 bytes in segments of 4 KiB.
+fn written(count: u8) -> (tempfile::TempDir, JournalConfig, Vec<Bytes>, Vec<Position>) {
     let dir = tempfile::tempdir().unwrap();
     let config = config_without_preallocation(dir.path(), 4096);
     let (journal, _) = open(&config);
-    let records: Vec<Bytes> = (0..60).map(|i| Bytes::from(vec![i as u8; 300])).collect();
+    let records: Vec<Bytes> = (0..count).map(|i| Bytes::from(vec![i; 300])).collect();
     let positions = append_all(&journal, &records);
     journal.close();
+    (dir, config, records, positions)
+}
+
+#[test]
+fn only_the_records_from_the_position_on_are_visited() {
+    let (dir, config, records, positions) = written(60);
     assert!(positions.last().unwrap().segment >= positions[0].segment + 3);
     let disk_bytes = {
         let (journal, _) = open(&config);
@@ -70,12 +76,7 @@ fn only_the_records_from_the_position_on_are_visited() {
 
 #[test]
 fn the_end_of_a_segments_records_resumes_with_the_next_segment() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_without_preallocation(dir.path(), 4096);
-    let (journal, _) = open(&config);
-    let records: Vec<Bytes> = (0..30).map(|i| Bytes::from(vec![i as u8; 300])).collect();
-    let positions = append_all(&journal, &records);
-    journal.close();
+    let (dir, config, records, positions) = written(30);
     let first_of_next = positions
         .iter()
         .position(|p| p.segment > positions[0].segment)
@@ -92,12 +93,7 @@ fn the_end_of_a_segments_records_resumes_with_the_next_segment() {
 
 #[test]
 fn a_position_that_is_not_a_records_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_without_preallocation(dir.path(), 4096);
-    let (journal, _) = open(&config);
-    let records: Vec<Bytes> = (0..30).map(|i| Bytes::from(vec![i as u8; 300])).collect();
-    let positions = append_all(&journal, &records);
-    journal.close();
+    let (_dir, config, records, positions) = written(30);
     let inside = Position {
         offset: positions[3].offset + 1,
         ..positions[3]

@@ -68,12 +68,21 @@ async fn a_producer_waits_while_the_disk_is_low_and_resumes_by_itself() {
         &shutdown,
     )
     .await;
+    let (mut producer, mut consumer) = held_send(addr, "the disk was low").await;
+    // Space comes back: the held send goes through without anything else happening.
+    disk.record(1_000, 0);
+    released(&mut producer, &mut consumer).await;
+    shutdown.cancel();
+}
+
+/// A producer's send to /queue/q held, and a consumer of the queue going on
+/// meanwhile: its subscription is made and confirmed, and the producer's
+/// message is not there to be delivered (held while `why`).
+async fn held_send(addr: std::net::SocketAddr, why: &str) -> (Peer, Peer) {
     let mut producer = Peer::connect(addr).await;
     producer
         .send("SEND\ndestination:/queue/q\npersistent:true\nreceipt:held\n\nwaits")
         .await;
-    // Consumers go on meanwhile: a subscription is made and confirmed, and the
-    // producer's message is not there to be delivered.
     let mut consumer = Peer::connect(addr).await;
     consumer
         .send("SUBSCRIBE\nid:s\ndestination:/queue/q\nack:auto\nreceipt:sub\n\n")
@@ -82,15 +91,17 @@ async fn a_producer_waits_while_the_disk_is_low_and_resumes_by_itself() {
     assert_eq!(first.header("receipt-id"), Some("sub"));
     assert!(
         producer.next(Duration::from_millis(300)).await.is_none(),
-        "the send went through while the disk was low"
+        "the send went through while {why}"
     );
-    // Space comes back: the held send goes through without anything else happening.
-    disk.record(1_000, 0);
+    (producer, consumer)
+}
+
+/// The held send of [`held_send`] goes through: receipt, then delivery.
+async fn released(producer: &mut Peer, consumer: &mut Peer) {
     let receipt = producer.expect("RECEIPT").await;
     assert_eq!(receipt.header("receipt-id"), Some("held"));
     let msg = consumer.expect("MESSAGE").await;
     assert_eq!(&msg.body[..], b"waits");
-    shutdown.cancel();
 }
 
 #[tokio::test]
@@ -326,29 +337,13 @@ async fn a_producer_waits_while_the_stores_writes_are_behind_and_is_never_refuse
         &shutdown,
     )
     .await;
-    let mut producer = Peer::connect(addr).await;
-    producer
-        .send("SEND\ndestination:/queue/q\npersistent:true\nreceipt:held\n\nwaits")
-        .await;
-    let mut consumer = Peer::connect(addr).await;
-    consumer
-        .send("SUBSCRIBE\nid:s\ndestination:/queue/q\nack:auto\nreceipt:sub\n\n")
-        .await;
-    let first = consumer.expect("RECEIPT").await;
-    assert_eq!(first.header("receipt-id"), Some("sub"));
-    assert!(
-        producer.next(Duration::from_millis(300)).await.is_none(),
-        "the send was answered while the store's writes were behind"
-    );
+    let (mut producer, mut consumer) = held_send(addr, "the store's writes were behind").await;
     assert_eq!(
         store.seq.load(Ordering::SeqCst),
         0,
         "the send reached the engine (and the store) while its writes were behind"
     );
     store.catch_up();
-    let receipt = producer.expect("RECEIPT").await;
-    assert_eq!(receipt.header("receipt-id"), Some("held"));
-    let msg = consumer.expect("MESSAGE").await;
-    assert_eq!(&msg.body[..], b"waits");
+    released(&mut producer, &mut consumer).await;
     shutdown.cancel();
 }
