@@ -296,3 +296,50 @@ proptest! {
         prop_assert_eq!(found(&store, &r), replayed);
     }
 }
+
+#[test]
+fn a_checkpoint_larger_than_its_chunks_reads_back_whole() {
+    // 300,000 messages: a checkpoint of about 1.5 MiB, written in pieces of
+    // 1 MiB (`CHUNK_BYTES`), with its checksum running across them.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let config = JournalConfig {
+        preallocate: false,
+        ..JournalConfig::new(&dir)
+    };
+    let (store, _) = JournalStore::open(config.clone()).unwrap();
+    let queue = StoreKey::Queue(Arc::from("big"));
+    let mut id = 0;
+    for _ in 0..300 {
+        let ops: Vec<StoreOp> = (0..1000)
+            .map(|_| {
+                id += 1;
+                StoreOp::Enqueue {
+                    message: Arc::new(Message::new(
+                        data(id, (id % 3) as u8, 16),
+                        &MemoryUsage::new(u64::MAX),
+                    )),
+                    targets: vec![queue.clone()],
+                }
+            })
+            .collect();
+        store.append(ops, false).unwrap();
+    }
+    store.checkpoint_now().unwrap();
+    let size = std::fs::metadata(dir.join(crate::checkpoint::FILE))
+        .unwrap()
+        .len();
+    assert!(size > 1 << 20, "a checkpoint of {size} bytes is one chunk");
+    let summary =
+        crate::inspect_checkpoint(&std::fs::read(dir.join(crate::checkpoint::FILE)).unwrap())
+            .unwrap();
+    assert_eq!(summary.pending, 300_000);
+    drop(store);
+    let (store, recovered) = JournalStore::open(config).unwrap();
+    assert!(store.opened_from().is_some());
+    assert_eq!(recovered.pending_total(), 300_000);
+    assert_eq!(recovered.max_message_id, 300_000);
+    let stored = store.stored_messages().unwrap();
+    let ids: Vec<u64> = stored[&queue].iter().map(|(m, _)| m.id).collect();
+    assert_eq!(ids, (1..=300_000).collect::<Vec<u64>>());
+}

@@ -23,4 +23,5 @@ mod crash_tests;
 #[cfg(test)]
 mod reclaim_tests;
 
+pub use checkpoint::{inspect_checkpoint, CheckpointSummary};
 pub use store::{JournalStore, JournalStoreError};
