@@ -122,7 +122,7 @@ impl Broker {
         };
         st.next_page_token += 1;
         let token = st.next_page_token;
-        q.start_reading(token);
+        q.start_reading(token, &wanted);
         let expected = q.paged_count(wanted.priority);
         st.page_requests.push(PageRequest {
             key: key.clone(),

@@ -567,3 +567,111 @@ fn a_read_cut_short_is_read_again_by_the_pager() {
     pager.abort();
     assert!(b.paged_out(&q).is_empty(), "the first batch is in memory");
 }
+
+/// Bodies a consumer received, in order, with their redelivery counts.
+type Received = Vec<(String, u32)>;
+
+/// Sends `sends` to a fresh broker with `config`; a consumer with
+/// `selector` drains what it matches while alone on the queue; then a
+/// consumer without one takes the rest. Returns both, and the most memory
+/// the queue held while the first drained.
+fn selective_then_rest(
+    config: BrokerConfig,
+    sends: &[(u8, &str)],
+    selector: &str,
+) -> (Received, Received, u64) {
+    let store = RecordingStore::new();
+    let b = Broker::new(config, store.clone(), Recovered::default());
+    let q = Destination::queue("big");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    for (n, (priority, kind)) in sends.iter().enumerate() {
+        b.send(p, numbered(&q, n, *priority, kind), None).unwrap();
+    }
+    let attach = |sub: &str, selector: Option<&str>, prefetch: u32| {
+        let rec = Recorder::new();
+        let c = b
+            .connect(ConnectInfo::in_process(None), rec.clone())
+            .unwrap();
+        let mut s = spec(sub, q.clone(), AckMode::ClientIndividual);
+        s.selector = selector.map(str::to_owned);
+        s.prefetch = prefetch;
+        b.subscribe(c, s).unwrap();
+        (c, rec)
+    };
+    let (c1, rec1) = attach("rare", Some(selector), 3);
+    let mut most = 0;
+    let mut first = Vec::new();
+    for _ in 0..100_000 {
+        most = most.max(b.destination_usage(&q).used());
+        let d = rec1.take();
+        if d.is_empty() {
+            page_in(&b);
+            if rec1.deliveries.lock().is_empty() {
+                break;
+            }
+            continue;
+        }
+        for d in d {
+            first.push((body(&d), d.redelivery_count));
+            b.ack(c1, Some("rare"), d.message.id, None, false).unwrap();
+        }
+    }
+    let (c2, rec2) = attach("rest", None, 100);
+    let rest = drain(&b, c2, "rest", &rec2);
+    assert!(store.stored_all().is_empty(), "everything was consumed");
+    (first, rest, most)
+}
+
+#[test]
+fn a_selector_matching_few_messages_far_beyond_memory_is_served_in_bounded_memory() {
+    // One message in 400 matches, at all priorities; the queue holds ten
+    // messages' worth of memory, so all but the first matches lie far past
+    // twice its limit, behind messages nobody attached wants.
+    let sends: Vec<(u8, &str)> = (0..4000)
+        .map(|i| {
+            (
+                (i * 7 % 10) as u8,
+                if i % 400 == 399 { "rare" } else { "b" },
+            )
+        })
+        .collect();
+    let selector = "kind = 'rare'";
+    let (want_first, want_rest, _) = selective_then_rest(BrokerConfig::default(), &sends, selector);
+    assert_eq!(want_first.len(), 10);
+    let (first, rest, most) = selective_then_rest(limited(), &sends, selector);
+    assert_eq!(first, want_first, "every match, in priority and send order");
+    assert_eq!(
+        rest, want_rest,
+        "the rest once each, in order, after the scans"
+    );
+    // Twice the limit, and one read-ahead batch (what a queue may hold with
+    // consumers before scans begin): not the 4 MiB of the whole queue.
+    let bound = 2 * LIMIT + crate::queue::PAGE_BATCH as u64 * 1200;
+    assert!(
+        most <= bound,
+        "the queue held {most} bytes while the selective consumer drained (at most {bound})"
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Whatever the mix of priorities and of kinds (some rare, so that scans
+    /// run past messages nobody attached wants), each selective consumer of
+    /// a queue far beyond its limit gets exactly what it would within it,
+    /// in the same order.
+    #[test]
+    fn selective_consumers_beyond_the_limit_get_what_they_would_within_it(
+        sends in proptest::collection::vec(
+            (0u8..10, proptest::sample::select(vec!["a", "a", "a", "a", "a", "a", "b", "b", "c"])),
+            1..700,
+        ),
+    ) {
+        let selectors = [Some("kind = 'a'"), Some("kind = 'b'"), Some("kind = 'c'")];
+        let unlimited = run(BrokerConfig::default(), &sends, &selectors, false);
+        let paged = run(limited(), &sends, &selectors, false);
+        proptest::prop_assert_eq!(paged, unlimited);
+    }
+}

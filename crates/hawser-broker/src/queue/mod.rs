@@ -115,6 +115,13 @@ impl Consumer {
     fn has_credit(&self) -> bool {
         self.in_window < self.prefetch || self.pulls > 0
     }
+
+    /// Messages it may be given now.
+    fn credit(&self) -> u32 {
+        self.prefetch
+            .saturating_sub(self.in_window)
+            .saturating_add(self.pulls)
+    }
 }
 
 /// A delivered message not yet settled.
@@ -178,9 +185,16 @@ pub struct MessageQueue {
     paged_len: u64,
     /// The read of stored messages under way, by the token the broker gave it.
     reading: Option<u64>,
-    /// Stored messages held in memory since recovery for prepared
-    /// transactions, left out of the tails: a read skips them.
-    held: Vec<(u8, MessageId)>,
+    /// That read is a scan (see [`MessageQueue::page_wanted`]).
+    reading_scan: bool,
+    /// The consumers the last scan stopped for: the next message wanted
+    /// one of them, and none had credit. No scan until one has (or goes).
+    scan_stalled_on: Vec<ConsumerId>,
+    /// Stored messages in memory with ids above their tail's mark, by id,
+    /// with their priority: held since recovery for prepared transactions,
+    /// or taken by a scan. A read from the mark skips them; one settled
+    /// leaves (the store no longer has it either).
+    held: HashMap<MessageId, u8>,
     /// Attached consumers in subscription order (the first exclusive one wins).
     consumers: Vec<Consumer>,
     /// Where the next round-robin search starts.
@@ -279,6 +293,13 @@ impl MessageQueue {
     /// Puts messages back in front of their priority, keeping their relative order.
     pub fn requeue_front(&mut self, entries: Vec<Entry>) {
         for entry in entries.into_iter().rev() {
+            let p = usize::from(entry.msg.priority.min(MAX_PRIORITY));
+            if entry.msg.id > self.tails[p].after {
+                // Taken by a scan (or held for a recovered transaction), and
+                // given back: still in the store above the mark, so a read,
+                // now or once a tail forms again, must pass over it.
+                self.held.insert(entry.msg.id, p as u8);
+            }
             if entry.msg.expires_ms.is_some() {
                 self.expiring += 1;
             }
@@ -287,9 +308,13 @@ impl MessageQueue {
         }
     }
 
-    /// Attaches a consumer.
+    /// Attaches a consumer. What scans left in the store may be for it: the
+    /// next reads look at those messages again.
     pub fn add_consumer(&mut self, consumer: Consumer) {
         self.consumers.push(consumer);
+        for tail in &mut self.tails {
+            tail.rescan();
+        }
     }
 
     /// Detaches a consumer and returns what it held unacknowledged (not what it
@@ -408,6 +433,8 @@ impl MessageQueue {
 
     fn take_inflight(&mut self, id: MessageId) -> Option<Entry> {
         let inflight = self.inflight.remove(&id)?;
+        // Settled, or given back (`requeue_front` holds it again).
+        self.held.remove(&id);
         if inflight.entry.msg.expires_ms.is_some() {
             self.expiring -= 1;
         }
@@ -454,8 +481,10 @@ impl MessageQueue {
                     }
                 }
             }
-            if self.tails[priority].count > 0 {
-                // Lower priorities wait until this one's stored messages are read.
+            let tail = &self.tails[priority];
+            if tail.count > 0 && !tail.scanned_all() {
+                // Lower priorities wait until this one's stored messages are
+                // read (or scanned, and found to be for none of these consumers).
                 return;
             }
         }

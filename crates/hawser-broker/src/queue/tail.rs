@@ -2,7 +2,9 @@
 //! the parent module), and the reads that bring them back.
 
 use super::{Consumer, Entry, MessageQueue, MAX_DISPATCH_SCAN};
-use crate::message::{MessageId, MAX_PRIORITY};
+use crate::outbox::ConsumerId;
+
+use crate::message::{Message, MessageId, MAX_PRIORITY};
 use crate::store::{ReadLimit, Seq, PRIORITIES};
 
 /// Stored messages read back per request (ActiveMQ's cursors page in 200).
@@ -27,6 +29,28 @@ pub(super) struct Tail {
     /// The last store record that enqueued one: none of them may be shown
     /// to a consumer before that record is durable.
     pub(super) seq: Seq,
+    /// How far a scan has looked (at least `after` when one has): a scan
+    /// reads on past messages kept in memory that consumers cannot take, for
+    /// the ones they can ([`MessageQueue::page_wanted`]).
+    pub(super) scan: MessageId,
+    /// Of `count`, those with ids up to `scan`: looked at by a scan, wanted
+    /// by none of the consumers there were, and left in the store.
+    pub(super) skipped: u64,
+}
+
+impl Tail {
+    /// True if every one of its messages was looked at by a scan and left:
+    /// dispatch may go below it, and only a read with room in memory (or a
+    /// new consumer) brings them back.
+    pub(super) fn scanned_all(&self) -> bool {
+        self.count > 0 && self.count == self.skipped
+    }
+
+    /// Forgets what scans found (a new consumer may want what they left).
+    pub(super) fn rescan(&mut self) {
+        self.scan = self.after;
+        self.skipped = 0;
+    }
 }
 
 /// The messages of one priority of a container that wait in the store only:
@@ -43,6 +67,16 @@ pub struct PagedOut {
     pub count: u64,
     /// Stored messages above `after` that are not among them.
     pub in_memory: Vec<MessageId>,
+}
+
+/// What a scan makes of a message it read.
+enum Scanned {
+    /// A consumer with credit takes it.
+    Taken,
+    /// No consumer's selector (or group) wants it: it stays in the store.
+    Unwanted,
+    /// These consumers want it but have no credit left: the scan stops there.
+    NoCredit(Vec<ConsumerId>),
 }
 
 /// How full a container's memory is, for [`MessageQueue::page_wanted`].
@@ -65,6 +99,9 @@ pub struct PageWanted {
     pub after: MessageId,
     /// How much it may read.
     pub limit: ReadLimit,
+    /// A scan: the container keeps only what a waiting consumer can take
+    /// now, and leaves the rest in the store.
+    pub scan: bool,
 }
 
 impl MessageQueue {
@@ -89,12 +126,16 @@ impl MessageQueue {
                 priority: p as u8,
                 after: self.tails[p].after,
                 count: self.tails[p].count,
-                in_memory: self
-                    .held
-                    .iter()
-                    .filter(|(hp, _)| usize::from(*hp) == p)
-                    .map(|(_, id)| *id)
-                    .collect(),
+                in_memory: {
+                    let mut ids: Vec<MessageId> = self
+                        .held
+                        .iter()
+                        .filter(|(_, hp)| usize::from(**hp) == p)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    ids.sort_unstable();
+                    ids
+                },
             })
             .collect()
     }
@@ -122,7 +163,7 @@ impl MessageQueue {
             tail.count -= 1;
             self.paged_len -= 1;
         }
-        self.held.push((entry.msg.priority, entry.msg.id));
+        self.held.insert(entry.msg.id, entry.msg.priority);
         self.hold_for_transaction(entry);
     }
 
@@ -144,6 +185,17 @@ impl MessageQueue {
     ///   starving behind messages only others want;
     /// - whatever the memory, when nothing at or above it is in memory:
     ///   dispatch cannot pass it, so without the read nothing moves.
+    ///
+    /// Past twice the limit, a consumer that can take nothing in memory (of
+    /// fewer than [`MAX_DISPATCH_SCAN`] messages, all of which dispatch
+    /// looked at, so none it could take is passed over) gets a *scan*: the next batch
+    /// after what earlier scans looked at, of which the container keeps only
+    /// what its consumers with credit can take now (`take_page`), leaving the
+    /// rest in the store (`Tail::skipped`). A selector that matches one
+    /// stored message in a million is served in bounded memory; the messages
+    /// it passed over are read again in order once memory has room, or a new
+    /// consumer comes. A priority scanned to its end does not hold dispatch
+    /// of lower ones: nothing in it is for the consumers there are.
     pub fn page_wanted(&self, memory: Memory) -> Option<PageWanted> {
         if self.paged_len == 0 || self.reading.is_some() {
             return None;
@@ -155,10 +207,23 @@ impl MessageQueue {
             Some(owner) => owner.has_credit(),
             None => self.consumers.iter().any(Consumer::has_credit),
         };
-        let starved = memory != Memory::Full
-            && self.pending_len > 0
-            && self.pending_len < MAX_DISPATCH_SCAN
-            && takers;
+        // Dispatch looked at every message in memory (fewer than it scans)
+        // and gave none to a consumer with credit.
+        let stuck = self.pending_len > 0 && self.pending_len < MAX_DISPATCH_SCAN && takers;
+        let starved = stuck && memory != Memory::Full;
+        // A scan that stopped for a consumer without credit goes on once one
+        // of those it stopped for has credit again (or is gone).
+        let stalled = !self.scan_stalled_on.is_empty()
+            && self.scan_stalled_on.iter().all(|id| {
+                self.consumers
+                    .iter()
+                    .any(|c| c.id == *id && !c.has_credit())
+            });
+        let scan = stuck && memory == Memory::Full && !stalled;
+        let limit = ReadLimit {
+            messages: PAGE_BATCH,
+            bytes: PAGE_BYTES,
+        };
         let mut loaded = 0;
         for priority in (0..PRIORITIES).rev() {
             loaded += self.pending[priority].len();
@@ -166,22 +231,37 @@ impl MessageQueue {
             if tail.count == 0 {
                 continue;
             }
-            let wanted = loaded == 0 || starved || (memory == Memory::Room && loaded < PAGE_LOW);
-            return wanted.then_some(PageWanted {
-                priority: priority as u8,
-                after: tail.after,
-                limit: ReadLimit {
-                    messages: PAGE_BATCH,
-                    bytes: PAGE_BYTES,
-                },
-            });
+            let scanned_all = tail.scanned_all();
+            // (Nothing at or above it in memory: dispatch cannot pass it,
+            // so it is read whatever the memory; but a scan, when one is
+            // due, serves the consumers waiting and holds less.)
+            let wanted = (loaded == 0 && !scanned_all && !scan)
+                || starved
+                || (memory == Memory::Room && loaded < PAGE_LOW);
+            if wanted {
+                return Some(PageWanted {
+                    priority: priority as u8,
+                    after: tail.after,
+                    limit,
+                    scan: false,
+                });
+            }
+            if !scanned_all {
+                return scan.then_some(PageWanted {
+                    priority: priority as u8,
+                    after: tail.scan.max(tail.after),
+                    limit,
+                    scan: true,
+                });
+            }
         }
         None
     }
 
     /// Marks a read as under way, with the broker's `token` for it.
-    pub fn start_reading(&mut self, token: u64) {
+    pub fn start_reading(&mut self, token: u64, wanted: &PageWanted) {
         self.reading = Some(token);
+        self.reading_scan = wanted.scan;
     }
 
     /// Takes what read `token` found for `priority` (in id order): messages
@@ -204,6 +284,9 @@ impl MessageQueue {
         }
         self.reading = None;
         let p = usize::from(priority.min(MAX_PRIORITY));
+        if self.reading_scan {
+            return Some(self.take_scan(p, entries, expected));
+        }
         let mut taken = 0;
         let found = !entries.is_empty();
         for mut entry in entries {
@@ -212,11 +295,16 @@ impl MessageQueue {
                 continue;
             }
             tail.after = entry.msg.id;
-            if let Some(i) = self.held.iter().position(|&(_, id)| id == entry.msg.id) {
+            if self.held.remove(&entry.msg.id).is_some() {
                 // Held for a prepared transaction since recovery (or given
-                // back by it already): it is in memory, not in the tail.
-                self.held.swap_remove(i);
+                // back by it already), or taken by a scan: it is in memory,
+                // not in the tail.
                 continue;
+            }
+            let tail = &mut self.tails[p];
+            if entry.msg.id <= tail.scan {
+                // A scan left it in the store: it comes into memory now.
+                tail.skipped = tail.skipped.saturating_sub(1);
             }
             taken += 1;
             entry.seq = entry.seq.max(tail.seq);
@@ -224,13 +312,106 @@ impl MessageQueue {
         }
         let after = self.tails[p].after;
         self.held
-            .retain(|&(held_priority, id)| usize::from(held_priority) != p || id > after);
+            .retain(|&id, &mut held_priority| usize::from(held_priority) != p || id > after);
         let missing = if found { 0 } else { expected };
         let tail = &mut self.tails[p];
         let gone = (taken + missing).min(tail.count);
         tail.count -= gone;
         self.paged_len -= gone;
+        if tail.after >= tail.scan || tail.count == 0 {
+            tail.rescan();
+        }
+        tail.skipped = tail.skipped.min(tail.count);
         Some(missing)
+    }
+
+    /// Takes what a scan read (see [`MessageQueue::page_wanted`]): in id
+    /// order, a message a consumer with credit can take now joins the
+    /// pending ones (and the held ones, so that a read from the tail's mark
+    /// passes over it); one no consumer wants is left in the store. A message
+    /// a consumer wants but has no credit left for ends the scan before it,
+    /// so that it is looked at again. Returns how many the store did not have
+    /// (as `take_page`).
+    fn take_scan(&mut self, p: usize, entries: Vec<Entry>, expected: u64) -> u64 {
+        let mut credit: Vec<u32> = self.consumers.iter().map(Consumer::credit).collect();
+        let found = !entries.is_empty();
+        let mut kept = 0;
+        self.scan_stalled_on.clear();
+        for mut entry in entries {
+            let tail = &self.tails[p];
+            let from = tail.scan.max(tail.after);
+            if entry.msg.id <= from {
+                continue;
+            }
+            if self.held.contains_key(&entry.msg.id) {
+                // In memory already (held for a prepared transaction).
+                self.tails[p].scan = entry.msg.id;
+                continue;
+            }
+            match self.scan_pick(&entry.msg, &mut credit) {
+                Scanned::Taken => {
+                    let tail = &mut self.tails[p];
+                    tail.scan = entry.msg.id;
+                    entry.seq = entry.seq.max(tail.seq);
+                    self.held.insert(entry.msg.id, p as u8);
+                    kept += 1;
+                    self.push_back(entry);
+                }
+                Scanned::Unwanted => {
+                    let tail = &mut self.tails[p];
+                    tail.scan = entry.msg.id;
+                    tail.skipped += 1;
+                }
+                Scanned::NoCredit(wanted_by) => {
+                    self.scan_stalled_on = wanted_by;
+                    break;
+                }
+            }
+        }
+        let tail = &mut self.tails[p];
+        let missing = if found {
+            0
+        } else {
+            expected.min(tail.count - tail.skipped)
+        };
+        let gone = (kept + missing).min(tail.count);
+        tail.count -= gone;
+        self.paged_len -= gone;
+        tail.skipped = tail.skipped.min(tail.count);
+        missing
+    }
+
+    /// Whether a consumer with `credit` left could take `msg` now, as
+    /// dispatch would choose (its group's consumer, the exclusive one, or any
+    /// whose selector matches); takes the credit if so.
+    fn scan_pick(&self, msg: &Message, credit: &mut [u32]) -> Scanned {
+        let owner = msg
+            .fields
+            .group_id
+            .as_ref()
+            .and_then(|g| self.groups.get(g))
+            .and_then(|id| self.consumers.iter().position(|c| c.id == *id))
+            .or_else(|| self.consumers.iter().position(|c| c.exclusive));
+        let candidates: Vec<usize> = match owner {
+            Some(i) => vec![i],
+            None => (0..self.consumers.len()).collect(),
+        };
+        let mut wanted_by = Vec::new();
+        for i in candidates {
+            let c = &self.consumers[i];
+            if c.selector.as_ref().is_none_or(|s| s.matches(&**msg)) {
+                if credit[i] > 0 {
+                    credit[i] -= 1;
+                    return Scanned::Taken;
+                }
+                wanted_by.push(c.id);
+            }
+        }
+        if wanted_by.is_empty() {
+            Scanned::Unwanted
+        } else {
+            Scanned::NoCredit(wanted_by)
+        }
     }
 
     /// Ends a read that failed; the broker asks again later.
