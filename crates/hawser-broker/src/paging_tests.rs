@@ -69,6 +69,24 @@ fn drain(b: &Broker, c: ConnectionId, sub: &str, rec: &Recorder) -> Vec<(String,
     got
 }
 
+/// A fresh broker with `config` on a recording store, with `sends` sent to
+/// the queue "big" (message n: `numbered`).
+fn filled(
+    config: BrokerConfig,
+    sends: &[(u8, &str)],
+) -> (Broker, Arc<RecordingStore>, Destination) {
+    let store = RecordingStore::new();
+    let b = Broker::new(config, store.clone(), Recovered::default());
+    let q = Destination::queue("big");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    for (n, (priority, kind)) in sends.iter().enumerate() {
+        b.send(p, numbered(&q, n, *priority, kind), None).unwrap();
+    }
+    (b, store, q)
+}
+
 /// Sends `sends` to a fresh broker with `config`, then (optionally after a
 /// restart) drains them with one consumer per selector; returns what each got.
 fn run(
@@ -77,15 +95,7 @@ fn run(
     selectors: &[Option<&str>],
     restart: bool,
 ) -> Vec<Vec<(String, u32)>> {
-    let store = RecordingStore::new();
-    let mut b = Broker::new(config.clone(), store.clone(), Recovered::default());
-    let q = Destination::queue("big");
-    let p = b
-        .connect(ConnectInfo::in_process(None), Recorder::new())
-        .unwrap();
-    for (n, (priority, kind)) in sends.iter().enumerate() {
-        b.send(p, numbered(&q, n, *priority, kind), None).unwrap();
-    }
+    let (mut b, store, q) = filled(config.clone(), sends);
     assert!(
         b.destination_usage(&q).used() <= LIMIT + 2048 || config.policies.is_empty(),
         "a paging queue holds about its limit in memory, not {} bytes",
@@ -580,15 +590,7 @@ fn selective_then_rest(
     sends: &[(u8, &str)],
     selector: &str,
 ) -> (Received, Received, u64) {
-    let store = RecordingStore::new();
-    let b = Broker::new(config, store.clone(), Recovered::default());
-    let q = Destination::queue("big");
-    let p = b
-        .connect(ConnectInfo::in_process(None), Recorder::new())
-        .unwrap();
-    for (n, (priority, kind)) in sends.iter().enumerate() {
-        b.send(p, numbered(&q, n, *priority, kind), None).unwrap();
-    }
+    let (b, store, q) = filled(config, sends);
     let attach = |sub: &str, selector: Option<&str>, prefetch: u32| {
         let rec = Recorder::new();
         let c = b
