@@ -90,12 +90,16 @@ def test_corruption_in_an_older_segment_stops_the_start(broker_factory, stomp_fa
     data[at] ^= 0xFF
     first.write_bytes(bytes(data))
 
-    code = None
+    # The start reads the journal's checkpoint, not the older segments: it
+    # meets the damage when it reads the messages back (the first batch is
+    # read before it takes clients), and stops, naming the file, rather than
+    # skip a message or serve past it.
     try:
         broker.start()
     except BaseException:
-        code = broker.proc.wait(timeout=10)
-    assert code not in (None, 0), "broker started on a corrupt journal"
+        pass
+    code = broker.proc.wait(timeout=10)
+    assert code != 0, "broker went on with a corrupt journal"
     log = broker.log_text()
     assert first.name in log, log
     m = re.search(r"at offset (\d+)", log)

@@ -201,9 +201,25 @@ impl JournalStore {
             let Some(r) = tracker.messages.get(key).and_then(|m| m.get(*id)) else {
                 continue;
             };
-            let message = journal
-                .read(r.pos)
-                .ok()
+            let bytes = match journal.read(r.pos) {
+                Ok(bytes) => Some(bytes),
+                // A checkpoint spared the open from reading older segments:
+                // damage found in one now refuses the open as the scan would.
+                Err(ReadError::Corrupt {
+                    file,
+                    offset,
+                    reason,
+                }) => {
+                    return Err(OpenError::Corrupt {
+                        file,
+                        offset,
+                        reason,
+                    }
+                    .into())
+                }
+                Err(_) => None,
+            };
+            let message = bytes
                 .and_then(|bytes| decode_record(&bytes).ok())
                 .and_then(|ops| message_in(ops, *id));
             if let Some(data) = message {
@@ -380,6 +396,8 @@ fn message_in(ops: Vec<StoreOp<MessageData>>, id: MessageId) -> Option<MessageDa
 enum Unread {
     /// A segment was deleted under it: look again.
     Moved(ReadError),
+    /// A record fails its checksum: the store fails (see `read_messages`).
+    Corrupt(ReadError),
     /// Anything else.
     Failed(String),
 }
@@ -426,6 +444,17 @@ impl Shared {
                         "reading stored messages of {key:?}: {e}"
                     )))
                 }
+                Err(Unread::Corrupt(e)) => {
+                    // Damage a crash cannot explain, in a segment a checkpoint
+                    // spared the start from reading: as when a start meets it,
+                    // nothing more is served from this store (the broker stops,
+                    // naming file and offset) rather than skip a message.
+                    let reason = format!("journal damaged: {e}");
+                    tracing::error!("{reason}");
+                    self.durability
+                        .send_modify(|d| d.failed = Some(Arc::from(reason.as_str())));
+                    return Err(StoreError::Failed(reason));
+                }
             }
         }
         Err(StoreError::Failed(format!(
@@ -443,6 +472,7 @@ impl Shared {
         positions.dedup();
         let records = self.journal.read_many(&positions).map_err(|e| match e {
             ReadError::NoSuchSegment { .. } => Unread::Moved(e),
+            ReadError::Corrupt { .. } => Unread::Corrupt(e),
             e => Unread::Failed(e.to_string()),
         })?;
         let mut records = positions.into_iter().zip(records);
