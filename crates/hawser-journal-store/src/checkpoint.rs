@@ -217,9 +217,9 @@ impl Draft {
             put_varint(&mut buf, live.refs);
             put_varint(&mut buf, live.bytes);
         }
-        put_section(&mut buf, &self.producers);
-        put_section(&mut buf, &subscriptions);
-        put_section(&mut buf, &prepared);
+        put_section(&mut buf, self.producers);
+        put_section(&mut buf, subscriptions);
+        put_section(&mut buf, prepared);
         sink.flush(&mut buf).map_err(io)?;
         buf.put_u32_le(sink.crc);
         sink.flush(&mut buf).map_err(io)?;
@@ -416,12 +416,12 @@ fn put_ref(buf: &mut BytesMut, r: &LiveRef) {
 }
 
 /// Holds, and one store record of their ops in the same order.
-fn put_section(buf: &mut BytesMut, items: &[(LiveRef, StoreOp<MessageData>)]) {
+fn put_section(buf: &mut BytesMut, items: Vec<(LiveRef, StoreOp<MessageData>)>) {
     buf.put_u32_le(items.len() as u32);
-    for (r, _) in items {
+    let (holds, ops): (Vec<LiveRef>, Vec<StoreOp<MessageData>>) = items.into_iter().unzip();
+    for r in &holds {
         put_ref(buf, r);
     }
-    let ops: Vec<StoreOp<MessageData>> = items.iter().map(|(_, op)| op.clone()).collect();
     let record = encode_record(&ops);
     buf.put_u64_le(record.len() as u64);
     buf.put_slice(&record);

@@ -1,5 +1,6 @@
 //! The broker's [`Store`] on the journal: records of [`StoreOp`]s, a durability
-//! watermark, recovery by replay, and reclaiming segments nobody needs.
+//! watermark, recovery from a checkpoint (`checkpoint`) and the records after
+//! it, and reclaiming segments nobody needs.
 //!
 //! Every `append` encodes one record (`hawser_broker::store_codec`) and queues
 //! it on the journal, in call order, tagged with its seq. The journal's writer

@@ -392,9 +392,9 @@ impl MessageQueue {
             .and_then(|g| self.groups.get(g))
             .and_then(|id| self.consumers.iter().position(|c| c.id == *id))
             .or_else(|| self.consumers.iter().position(|c| c.exclusive));
-        let candidates: Vec<usize> = match owner {
-            Some(i) => vec![i],
-            None => (0..self.consumers.len()).collect(),
+        let candidates = match owner {
+            Some(i) => i..i + 1,
+            None => 0..self.consumers.len(),
         };
         let mut wanted_by = Vec::new();
         for i in candidates {
