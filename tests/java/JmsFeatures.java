@@ -1089,6 +1089,40 @@ public class JmsFeatures {
         c.close();
     }
 
+    /**
+     * Non-persistent messages far beyond the broker's memory (started with 1 MiB):
+     * every synchronous send is answered at once (they spill to the store rather
+     * than hold the producer), and they all come back in order, still NON_PERSISTENT.
+     */
+    static void nonPersistentBacklog(String url) throws JMSException {
+        int count = 8000;
+        Connection c = connect(url + "?jms.alwaysSyncSend=true");
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        Queue q = s.createQueue("features.np.backlog");
+        MessageProducer p = s.createProducer(q);
+        p.setDeliveryMode(DeliveryMode.NON_PERSISTENT);
+        char[] pad = new char[1024];
+        java.util.Arrays.fill(pad, 'x');
+        String body = new String(pad);
+        long started = System.nanoTime();
+        for (int i = 0; i < count; i++) {
+            TextMessage m = s.createTextMessage(body);
+            m.setIntProperty("n", i);
+            p.send(m);
+        }
+        long sendMs = (System.nanoTime() - started) / 1_000_000;
+        System.out.println("ok " + count + " non-persistent sends of 1 KiB answered in " + sendMs + " ms");
+        MessageConsumer consumer = s.createConsumer(q);
+        for (int i = 0; i < count; i++) {
+            Message m = consumer.receive(WAIT_MS);
+            check(m != null && m.getIntProperty("n") == i && m.getJMSDeliveryMode() == DeliveryMode.NON_PERSISTENT,
+                    "message " + i + " arrives in order, NON_PERSISTENT");
+        }
+        check(consumer.receive(NOTHING_MS) == null, "nothing more");
+        System.out.println("ok all " + count + " received in order");
+        c.close();
+    }
+
     public static void main(String[] args) {
         try {
             run(args[0], args[1]);
@@ -1122,6 +1156,7 @@ public class JmsFeatures {
             case "expiry": expiry(url); break;
             case "dlq": dlq(url); break;
             case "non-persistent": nonPersistent(url); break;
+            case "non-persistent-backlog": nonPersistentBacklog(url); break;
             default:
                 System.out.println("FAIL unknown check " + check);
                 System.exit(2);

@@ -1,5 +1,9 @@
 """Backlogs larger than memory (paging), with stomp-py, a client we did not write.
 
+Non-persistent messages beyond memory spill to the journal (ActiveMQ's
+temporary store) rather than hold their producer; no restart brings them
+back, and a full temporary store (``--max-temp-bytes``) holds their producer.
+
 A queue is filled far beyond the broker's memory limit with no consumer: the
 producer is not held (the messages stay in the journal), the broker's memory
 stays far below what was sent, and another queue is served at once
@@ -61,13 +65,14 @@ class Receipts(stomp.ConnectionListener):
 
     def on_error(self, frame):
         with self.cond:
-            self.errors.append(frame.body)
+            self.errors.append(f"{frame.headers.get('message', '')} {frame.body}")
             self.cond.notify_all()
 
 
-def fill(port: int, queue: str, count: int, other: str, probe) -> set[int]:
-    """Sends ``count`` persistent messages with receipts, at most WINDOW
-    unconfirmed; calls ``probe`` every 4,000. Returns the confirmed seqs."""
+def fill(port: int, queue: str, count: int, other: str, probe, headers=headers_of) -> set[int]:
+    """Sends ``count`` messages (``headers(seq)``, persistent by default)
+    with receipts, at most WINDOW unconfirmed; calls ``probe`` every 4,000.
+    Returns the confirmed seqs."""
     conn = stomp.Connection([(HOST, port)], heartbeats=(0, 0))
     listener = Receipts()
     conn.set_listener("r", listener)
@@ -82,7 +87,7 @@ def fill(port: int, queue: str, count: int, other: str, probe) -> set[int]:
                 timeout=max(0.0, deadline - time.monotonic()),
             )
             assert ok and not listener.errors, f"producer held or refused at {seq}: {listener.errors}"
-        conn.send(queue, body=body, headers=headers_of(seq), receipt=f"r-{seq}")
+        conn.send(queue, body=body, headers=headers(seq), receipt=f"r-{seq}")
         if seq % 4000 == 3999:
             probe(seq)
     with listener.cond:
@@ -202,3 +207,102 @@ def test_a_backlog_far_beyond_memory_survives_a_kill_and_drains_in_order(broker_
     finally:
         for d in drainers:
             d.close()
+
+
+def mixed_headers(seq: int) -> dict:
+    """One message in three persistent; STOMP's default is non-persistent."""
+    h = headers_of(seq)
+    if seq % 3 != 0:
+        del h["persistent"]
+    return h
+
+
+def test_non_persistent_messages_beyond_memory_spill_and_no_restart_brings_them_back(broker_factory):
+    b = broker_factory("--max-pending-memory-bytes", str(MEMORY_LIMIT))
+    queue = f"/queue/{unique('spill')}"
+    # The producer is not held: two thirds of the backlog are non-persistent.
+    confirmed = fill(b.port, queue, MESSAGES, "", lambda seq: None, headers=mixed_headers)
+    assert len(confirmed) == MESSAGES
+    rss = rss_bytes(b.pid)
+    assert rss < MESSAGES * BODY_BYTES, f"the broker holds the backlog in memory: RSS {rss} bytes"
+
+    # A quarter drained, in order of priority then of sending, whatever the
+    # delivery mode; then a crash.
+    first = Drainer(b.port, queue, "kind = 'a' OR kind = 'b'")
+    assert wait_until(lambda: len(first.acked) >= MESSAGES // 4, timeout=TIMEOUT, interval=0.05), \
+        "first drain stalled"
+    b.kill()
+    first.close()
+    with first.cond:
+        deliveries = list(first.deliveries)
+    priorities = [p for _, p, _ in deliveries]
+    assert priorities == sorted(priorities, reverse=True), "not highest priority first"
+    for p in PRIORITIES:
+        seqs = [s for s, q, _ in deliveries if q == p]
+        assert seqs == sorted(seqs), f"priority {p} out of send order"
+    acked_before = set(first.acked)
+    maybe_acked = first.ack_sent - acked_before
+
+    # After the restart: every persistent message not acknowledged, and not
+    # one non-persistent message (spilled or in memory at the kill).
+    b.start()
+    after = Drainer(b.port, queue, "kind = 'a' OR kind = 'b'")
+    try:
+        persistent = {s for s in confirmed if s % 3 == 0}
+        remaining = persistent - acked_before - maybe_acked
+        ok = wait_until(lambda: remaining <= after.acked, timeout=TIMEOUT, interval=0.2)
+        assert ok, f"{len(remaining - after.acked)} confirmed persistent messages never came back"
+        # Every delivery is in: the queue's depth says none is left.
+        with after.cond:
+            got = [s for s, _, _ in after.deliveries]
+        assert all(s % 3 == 0 for s in got), \
+            f"non-persistent messages came back after the restart: {[s for s in got if s % 3][:10]}"
+        assert len(got) == len(set(got)), "a message was delivered twice after the restart"
+    finally:
+        after.close()
+
+
+def test_a_full_temporary_store_holds_non_persistent_producers_until_it_drains(broker_factory, stomp_factory):
+    temp_limit = 2 * 1024 * 1024
+    b = broker_factory("--max-pending-memory-bytes", str(MEMORY_LIMIT),
+                       "--max-temp-bytes", str(temp_limit), "--flow-control", "fail")
+    queue = f"/queue/{unique('temp')}"
+    conn = stomp.Connection([(HOST, b.port)], heartbeats=(0, 0))
+    listener = Receipts()
+    conn.set_listener("r", listener)
+    conn.connect(wait=True)
+    body = "x" * BODY_BYTES
+    sent = 0
+    try:
+        # Memory, then the temporary store fill; then a send is refused
+        # (flow control "fail": an ERROR rather than a held producer).
+        limit = 4 * (MEMORY_LIMIT + temp_limit) // BODY_BYTES
+        for seq in range(limit):
+            conn.send(queue, body=body, headers={"seq": str(seq)}, receipt=f"r-{seq}")
+            sent += 1
+            with listener.cond:
+                listener.cond.wait_for(lambda: f"r-{seq}" in listener.ids or listener.errors, timeout=10.0)
+                if listener.errors:
+                    break
+        with listener.cond:
+            errors = list(listener.errors)
+            confirmed = len(listener.ids)
+        assert errors, f"{sent} non-persistent sends of 1 KiB taken past a 2 MiB temporary store"
+        assert "temporary store" in errors[0], errors[0]
+        # Memory and the temporary store held about what their limits say.
+        assert (MEMORY_LIMIT + temp_limit) // BODY_BYTES // 2 < confirmed \
+            < 2 * (MEMORY_LIMIT + temp_limit) // BODY_BYTES, confirmed
+    finally:
+        try:
+            conn.disconnect()
+        except Exception:
+            pass
+    # A consumer drains it all, in order; then there is room again.
+    c = stomp_factory(b)
+    c.subscribe(queue, ack="auto")
+    c.wait_messages(confirmed, timeout=TIMEOUT)
+    seqs = [int(m.headers["seq"]) for m in c.messages]
+    assert seqs == list(range(confirmed)), "not in send order"
+    p = stomp_factory(b)
+    p.send(queue, body="room again", receipt=True)
+    c.wait_messages(confirmed + 1, timeout=10.0)

@@ -366,9 +366,7 @@ impl Broker {
     ) -> Result<(Seq, Option<Arc<Consumed>>), BrokerError> {
         // The store's limit, checked before anything is held: the record
         // carries the message and at most a little framing and one producer mark.
-        let len = store_codec::RECORD_HEADER_LEN
-            + store_codec::message_len(&message.destination, &message.fields, message.body.len())
-            + RECORD_SLACK_BYTES;
+        let len = single_record_len(&message.destination, &message.fields, message.body.len());
         let max = self.store.max_record_bytes();
         if message.persistent && len > max {
             return Err(BrokerError::TooLarge { len, max });
@@ -1043,6 +1041,18 @@ impl Broker {
 /// Bytes a single message's record may need beyond the message itself: the
 /// enqueue op's framing and key, and a producer mark.
 const RECORD_SLACK_BYTES: usize = 2 * 1024 + crate::destination::MAX_DESTINATION_NAME_BYTES;
+
+/// The most a record of one message can take: the message, the record's
+/// header, and [`RECORD_SLACK_BYTES`].
+pub(crate) fn single_record_len(
+    destination: &Destination,
+    fields: &crate::message::MessageFields,
+    body_len: usize,
+) -> usize {
+    store_codec::RECORD_HEADER_LEN
+        + store_codec::message_len(destination, fields, body_len)
+        + RECORD_SLACK_BYTES
+}
 
 /// The store ops saying a container is done with these entries.
 pub(crate) fn dequeue_ops(key: &ContainerKey, entries: &[Entry]) -> Vec<StoreOp> {

@@ -11,6 +11,10 @@ pub const DEFAULT_MAX_REDELIVERIES: u32 = 6;
 pub const DEFAULT_DEAD_LETTER_QUEUE: &str = "ActiveMQ.DLQ";
 /// Memory held by pending messages before producers are held back: 512 MiB.
 pub const DEFAULT_MAX_PENDING_MEMORY_BYTES: u64 = 512 << 20;
+/// Bytes of non-persistent messages kept in the store beyond memory before
+/// their producers are held: 8 GiB, half the store's default limit
+/// (ActiveMQ's `tempUsage`, 50 GB there beside a 100 GB store).
+pub const DEFAULT_MAX_TEMP_BYTES: u64 = 8 << 30;
 /// Sends plus acks buffered in one transaction.
 pub const DEFAULT_MAX_TRANSACTION_OPS: usize = 100_000;
 /// Open transactions on one connection.
@@ -39,6 +43,11 @@ pub struct BrokerConfig {
     pub dead_letter_queue: String,
     /// Bytes of messages held in memory before producer flow control starts.
     pub max_pending_memory_bytes: u64,
+    /// Bytes of non-persistent queue messages the store may keep beyond
+    /// memory (ActiveMQ's `tempUsage`): below it such messages spill to the
+    /// store rather than hold their producer (see `paging`); at it, their
+    /// producers are held as memory holds them.
+    pub max_temp_bytes: u64,
     /// Sends plus acks one transaction may buffer.
     pub max_transaction_ops: usize,
     /// Open transactions per connection.
@@ -79,6 +88,7 @@ impl Default for BrokerConfig {
             max_redeliveries: DEFAULT_MAX_REDELIVERIES,
             dead_letter_queue: DEFAULT_DEAD_LETTER_QUEUE.to_owned(),
             max_pending_memory_bytes: DEFAULT_MAX_PENDING_MEMORY_BYTES,
+            max_temp_bytes: DEFAULT_MAX_TEMP_BYTES,
             max_transaction_ops: DEFAULT_MAX_TRANSACTION_OPS,
             max_transactions_per_connection: DEFAULT_MAX_TRANSACTIONS_PER_CONNECTION,
             max_prepared_transactions: DEFAULT_MAX_PREPARED_TRANSACTIONS,

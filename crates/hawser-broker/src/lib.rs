@@ -53,12 +53,13 @@ pub use message::{
     BodyKind, Message, MessageData, MessageFields, MessageId, NewMessage, ProducerRef,
 };
 pub use outbox::{AckMode, ConnectionId, ConsumerId, Delivery, Outbox};
+pub use paging::Paging;
 pub use producer::{ProducerKey, SeqWindow};
 pub use property::{Properties, PropertyValue};
 pub use queue::{LastDelivered, PagedOut};
 pub use store::{
-    wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore, PendingCounts,
-    PreparedSend, PreparedTransaction, ReadFuture, ReadLimit, Recovered, Replay, Seq, Store,
-    StoreError, StoreKey, StoreOp, StoredMessage, PRIORITIES,
+    forget_spilled, wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore,
+    PendingCounts, PreparedSend, PreparedTransaction, ReadFuture, ReadLimit, Recovered, Replay,
+    Seq, Store, StoreError, StoreKey, StoreOp, StoredMessage, PRIORITIES,
 };
 pub use usage::{DestinationPolicy, DestinationUsage, Full, MemoryUsage};

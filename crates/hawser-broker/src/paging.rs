@@ -12,6 +12,16 @@
 //! A restart starts here too: the store recovers counts, not messages
 //! (`Recovered::pending`), so start-up does not grow with the backlog; each
 //! container reads its first batch at once, so that a browser sees it.
+//!
+//! Non-persistent queue messages beyond memory *spill* to the same store
+//! (ActiveMQ's temporary store, bounded by `max_temp_bytes`, its
+//! `tempUsage`): the engine appends them without an fsync and counts them in
+//! the tail like persistent ones, so that they come back in order and a
+//! later non-persistent message of the same priority never passes one
+//! ([`Broker::spills`]). Read back into memory, a spilled message is
+//! dequeued from the store at once: from then on it is an ordinary
+//! non-persistent message. No store recovers one (see `Store::pages`): a
+//! restart or takeover loses them, as it loses those in memory.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -24,8 +34,19 @@ use crate::destination::{Destination, DestinationKind};
 use crate::message::{Message, NewMessage};
 use crate::queue::{Entry, Memory, MessageQueue, PageWanted, PagedOut};
 use crate::state::State;
-use crate::store::{Seq, StoreError, StoredMessage};
+use crate::store::{Seq, StoreError, StoreOp, StoredMessage};
 use crate::usage::DestinationUsage;
+
+/// Where a message goes beyond its destination's memory ([`Broker::pages`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Paging {
+    /// Nowhere: its producer is held while memory is full.
+    Memory,
+    /// A persistent message stays in the store.
+    Store,
+    /// A non-persistent one spills to the store, within `max_temp_bytes`.
+    Temp,
+}
 
 /// How long a read the store refused waits before it is asked again.
 const READ_RETRY: Duration = Duration::from_millis(200);
@@ -79,16 +100,47 @@ pub(crate) struct Pager {
 }
 
 impl Broker {
-    /// Whether `message` would stay in the store rather than memory when its
-    /// destination's memory is full, so that producer flow control need not
-    /// hold it for memory: persistent, for a queue, on a store that pages.
-    /// A transaction's sends wait in memory until it commits: they do not.
-    pub fn pages(&self, message: &NewMessage, transactional: bool) -> bool {
-        !transactional
-            && message.persistent
+    /// Where `message` would go when its destination's memory is full, for
+    /// producer flow control: for a queue, on a store that pages, to the
+    /// store ([`Paging::Store`]) if persistent, else to its temporary part
+    /// ([`Paging::Temp`], see the module); otherwise nowhere but memory. A
+    /// transaction's sends wait in memory until it commits: memory.
+    pub fn pages(&self, message: &NewMessage, transactional: bool) -> Paging {
+        let pages = !transactional
             && message.destination.kind == DestinationKind::Queue
             && message.destination.composite_parts().is_none()
+            && self.store().pages();
+        match (pages, message.persistent) {
+            (false, _) => Paging::Memory,
+            (true, true) => Paging::Store,
+            (true, false) => Paging::Temp,
+        }
+    }
+
+    /// True while the store keeps `max_temp_bytes` of spilled messages or
+    /// more: producers of [`Paging::Temp`] messages are held (or refused),
+    /// whatever their destination's memory, as ActiveMQ's are when its
+    /// `tempUsage` is full. (Memory alone would not hold them: once a queue
+    /// spills, later messages follow into the store even when memory has
+    /// room, to stay in order.)
+    pub fn temp_full(&self) -> bool {
+        self.store().spilled_bytes() >= self.config.max_temp_bytes
+    }
+
+    /// Whether a non-persistent message `msg` for container `key` goes to
+    /// the store rather than memory (a spill, see the module): on a store
+    /// that pages, for a queue, when it would page were it persistent (its
+    /// memory is full, or messages of its priority wait in the store already,
+    /// `tail`: a later non-persistent message never passes an earlier one),
+    /// and if its record fits the store (else it stays in memory).
+    pub(crate) fn spills(&self, key: &ContainerKey, msg: &Message, tail: bool) -> bool {
+        !msg.persistent
+            && matches!(key, ContainerKey::Queue(_))
+            && key.is_stored()
             && self.store().pages()
+            && (tail || msg.room().is_err())
+            && crate::broker::single_record_len(&msg.destination, &msg.fields, msg.body.len())
+                <= self.store().max_record_bytes()
     }
 
     /// Asks for the read `key`'s container needs, if any (see the module);
@@ -134,21 +186,25 @@ impl Broker {
     }
 
     /// Puts a message written by record `seq` into container `key`: in memory,
-    /// or, beyond memory, in the store only (see the module). Every placement
-    /// of a message goes through here, so that none passes a tail.
+    /// or, beyond memory, in the store only (see the module); `spilled`: a
+    /// non-persistent message that record wrote ([`Broker::spills`]), which
+    /// stays in the store. Every placement of a message goes through here,
+    /// so that none passes a tail.
     pub(crate) fn place(
         q: &mut MessageQueue,
         key: &ContainerKey,
         entry: Entry,
         seq: Seq,
         pages: bool,
+        spilled: bool,
     ) {
         let msg = &entry.msg;
-        let paged = pages
-            && seq != 0
-            && msg.persistent
-            && key.is_stored()
-            && (q.is_paging(msg.priority) || msg.room().is_err());
+        let paged = spilled
+            || (pages
+                && seq != 0
+                && msg.persistent
+                && key.is_stored()
+                && (q.is_paging(msg.priority) || msg.room().is_err()));
         if paged {
             q.enqueue_paged(msg.id, msg.priority, seq);
         } else {
@@ -272,15 +328,31 @@ impl Broker {
         let Some(q) = st.containers.get_mut(&r.key) else {
             return;
         };
-        match q.take_page(r.token, r.wanted.priority, entries, r.expected) {
-            None => return,
-            Some(0) => {}
-            Some(missing) => tracing::error!(
-                "the store has {missing} fewer messages of {:?} at priority {} than it counted; \
+        let Some(taken) = q.take_page(r.token, r.wanted.priority, entries, r.expected) else {
+            return;
+        };
+        if taken.missing > 0 {
+            tracing::error!(
+                "the store has {} fewer messages of {:?} at priority {} than it counted; \
                  they are not delivered",
+                taken.missing,
                 r.key,
                 r.wanted.priority
-            ),
+            );
+        }
+        // Spilled messages leave the store as they come into memory: from
+        // here on they are non-persistent messages like any other (lost in a
+        // crash, and nothing to write when they are acknowledged).
+        if let Some(skey) = r.key.store_key().filter(|_| !taken.spilled.is_empty()) {
+            let ops = taken
+                .spilled
+                .into_iter()
+                .map(|id| StoreOp::Dequeue {
+                    key: skey.clone(),
+                    id,
+                })
+                .collect();
+            self.append_quietly(st, ops);
         }
         self.dispatch(st, &r.key);
         self.want_pages(st, &r.key, false);

@@ -69,11 +69,21 @@ fn drain(b: &Broker, c: ConnectionId, sub: &str, rec: &Recorder) -> Vec<(String,
     got
 }
 
+/// Which of the sends are persistent, by their number.
+type Persistence = fn(usize) -> bool;
+
+/// Every message persistent.
+const PERSISTENT: Persistence = |_| true;
+
+/// One in three non-persistent: beyond memory those spill to the store.
+const MIXED: Persistence = |n| n % 3 != 1;
+
 /// A fresh broker with `config` on a recording store, with `sends` sent to
-/// the queue "big" (message n: `numbered`).
+/// the queue "big" (message n: `numbered`, persistent as `persistent` says).
 fn filled(
     config: BrokerConfig,
     sends: &[(u8, &str)],
+    persistent: Persistence,
 ) -> (Broker, Arc<RecordingStore>, Destination) {
     let store = RecordingStore::new();
     let b = Broker::new(config, store.clone(), Recovered::default());
@@ -82,7 +92,9 @@ fn filled(
         .connect(ConnectInfo::in_process(None), Recorder::new())
         .unwrap();
     for (n, (priority, kind)) in sends.iter().enumerate() {
-        b.send(p, numbered(&q, n, *priority, kind), None).unwrap();
+        let mut m = numbered(&q, n, *priority, kind);
+        m.persistent = persistent(n);
+        b.send(p, m, None).unwrap();
     }
     (b, store, q)
 }
@@ -94,8 +106,9 @@ fn run(
     sends: &[(u8, &str)],
     selectors: &[Option<&str>],
     restart: bool,
+    persistent: Persistence,
 ) -> Vec<Vec<(String, u32)>> {
-    let (mut b, store, q) = filled(config.clone(), sends);
+    let (mut b, store, q) = filled(config.clone(), sends, persistent);
     assert!(
         b.destination_usage(&q).used() <= LIMIT + 2048 || config.policies.is_empty(),
         "a paging queue holds about its limit in memory, not {} bytes",
@@ -164,10 +177,23 @@ fn sends(n: usize) -> Vec<(u8, &'static str)> {
 fn a_queue_far_beyond_its_limit_delivers_what_an_unlimited_one_would() {
     let sends = sends(1500);
     let selectors = [None];
-    let unlimited = run(BrokerConfig::default(), &sends, &selectors, false);
+    let unlimited = run(
+        BrokerConfig::default(),
+        &sends,
+        &selectors,
+        false,
+        PERSISTENT,
+    );
     assert_eq!(unlimited[0].len(), 1500);
-    let paged = run(limited(), &sends, &selectors, false);
+    let paged = run(limited(), &sends, &selectors, false, PERSISTENT);
     assert_eq!(paged, unlimited, "same messages, same order");
+    // Non-persistent messages among them spill beyond memory and come back
+    // in the same order.
+    let spilled = run(limited(), &sends, &selectors, false, MIXED);
+    assert_eq!(
+        spilled, unlimited,
+        "same messages, same order, some spilled"
+    );
     // Priorities first, then send order.
     let mut expected: Vec<(u8, usize)> = sends
         .iter()
@@ -185,10 +211,23 @@ fn selectors_and_a_restart_see_the_same_paged_messages() {
     let sends = sends(1200);
     let selectors = [Some("kind = 'a'"), Some("kind = 'b'")];
     for restart in [false, true] {
-        let unlimited = run(BrokerConfig::default(), &sends, &selectors, restart);
+        let unlimited = run(
+            BrokerConfig::default(),
+            &sends,
+            &selectors,
+            restart,
+            PERSISTENT,
+        );
         assert_eq!(unlimited[0].len() + unlimited[1].len(), 1200);
-        let paged = run(limited(), &sends, &selectors, restart);
+        let paged = run(limited(), &sends, &selectors, restart, PERSISTENT);
         assert_eq!(paged, unlimited, "restart: {restart}");
+        // A restart loses the non-persistent messages, spilled or in
+        // memory, and only those.
+        let unlimited = run(BrokerConfig::default(), &sends, &selectors, restart, MIXED);
+        let spilled = run(limited(), &sends, &selectors, restart, MIXED);
+        assert_eq!(spilled, unlimited, "mixed, restart: {restart}");
+        let got = unlimited[0].len() + unlimited[1].len();
+        assert_eq!(got, if restart { 800 } else { 1200 });
     }
 }
 
@@ -416,13 +455,25 @@ fn consume_all(b: &Broker, q: &Destination, prefetch: u32) -> Vec<(String, u32)>
 
 #[test]
 fn a_higher_priority_message_in_the_store_is_read_even_when_memory_is_full() {
-    let (b, q, p) = limited_queue();
-    // Non-persistent messages fill memory far past its limit (they cannot page)...
+    let store = RecordingStore::new();
+    let b = Broker::new(limited(), store.clone(), Recovered::default());
+    let q = Destination::queue("big");
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    // Non-persistent messages too large for a record of the store cannot
+    // spill: they fill memory far past its limit...
+    let small = numbered(&q, 40, 9, "a");
+    let fits =
+        crate::broker::single_record_len(&small.destination, &small.fields, small.body.len());
+    store.max_record.store(fits, Ordering::SeqCst);
     for n in 0..40 {
         let mut m = numbered(&q, n, 4, "a");
+        m.body = bytes::Bytes::from(format!("{n:<2048}"));
         m.persistent = false;
         b.send(p, m, None).unwrap();
     }
+    assert!(b.paged_out(&q).is_empty(), "nothing spilled");
     // ...and a persistent one of a higher priority stays in the store.
     b.send(p, numbered(&q, 40, 9, "a"), None).unwrap();
     assert_eq!(
@@ -590,7 +641,7 @@ fn selective_then_rest(
     sends: &[(u8, &str)],
     selector: &str,
 ) -> (Received, Received, u64) {
-    let (b, store, q) = filled(config, sends);
+    let (b, store, q) = filled(config, sends, PERSISTENT);
     let attach = |sub: &str, selector: Option<&str>, prefetch: u32| {
         let rec = Recorder::new();
         let c = b
@@ -670,10 +721,87 @@ proptest::proptest! {
             (0u8..10, proptest::sample::select(vec!["a", "a", "a", "a", "a", "a", "b", "b", "c"])),
             1..700,
         ),
+        mixed: bool,
     ) {
         let selectors = [Some("kind = 'a'"), Some("kind = 'b'"), Some("kind = 'c'")];
-        let unlimited = run(BrokerConfig::default(), &sends, &selectors, false);
-        let paged = run(limited(), &sends, &selectors, false);
+        let persistence = if mixed { MIXED } else { PERSISTENT };
+        let unlimited = run(BrokerConfig::default(), &sends, &selectors, false, persistence);
+        let paged = run(limited(), &sends, &selectors, false, persistence);
         proptest::prop_assert_eq!(paged, unlimited);
     }
+}
+
+#[test]
+fn non_persistent_messages_beyond_memory_spill_without_an_fsync_and_leave_the_store_when_read() {
+    let sends: Vec<(u8, &str)> = (0..200).map(|_| (4, "a")).collect();
+    let (b, store, q) = filled(limited(), &sends, |_| false);
+    let used = b.destination_usage(&q).used();
+    assert!(
+        used <= LIMIT + 2048,
+        "memory holds its limit, not {used} bytes"
+    );
+    let stored = store.stored(&StoreKey::Queue(Arc::from("big")));
+    assert!(stored.len() >= 185, "the rest spilled: {}", stored.len());
+    assert!(stored.iter().all(|(m, _)| !m.persistent));
+    // Nothing in those records needs to survive a crash: no fsync.
+    for (ops, sync) in store.records.lock().iter() {
+        assert!(!sync, "a record of spills only is not synced: {ops:?}");
+    }
+    // A consumer takes a few; the batch read back leaves the store.
+    let rec = Recorder::new();
+    let c = b
+        .connect(ConnectInfo::in_process(None), rec.clone())
+        .unwrap();
+    let mut s = spec("s", q.clone(), AckMode::ClientIndividual);
+    s.prefetch = 5;
+    b.subscribe(c, s).unwrap();
+    page_in(&b);
+    let left = store.stored(&StoreKey::Queue(Arc::from("big"))).len();
+    assert!(
+        left < stored.len() && left + crate::queue::PAGE_BATCH >= stored.len(),
+        "read back: {} of {}, left {left}",
+        stored.len() - left,
+        stored.len()
+    );
+    let got = drain(&b, c, "s", &rec);
+    let bodies: Vec<String> = got.into_iter().map(|(b, _)| b).collect();
+    let expected: Vec<String> = (0..200).map(|n| n.to_string()).collect();
+    assert_eq!(bodies, expected, "all of them, in order");
+    assert!(store.stored_all().is_empty());
+    assert!(
+        store.records.lock().iter().all(|(_, sync)| !sync),
+        "their dequeues are not synced either"
+    );
+}
+
+#[test]
+fn a_later_non_persistent_message_never_passes_a_spilled_one() {
+    let (b, store, q) = filled(
+        limited(),
+        &(0..30).map(|_| (4, "a")).collect::<Vec<_>>(),
+        |_| false,
+    );
+    let rec = Recorder::new();
+    let c = b
+        .connect(ConnectInfo::in_process(None), rec.clone())
+        .unwrap();
+    let mut s = spec("s", q.clone(), AckMode::ClientIndividual);
+    s.prefetch = 1;
+    b.subscribe(c, s).unwrap();
+    // The consumer frees memory; what is sent now has room but must wait
+    // behind the spilled messages of its priority.
+    let mut got = Vec::new();
+    for n in 30..60 {
+        for d in rec.take() {
+            got.push(body(&d));
+            b.ack(c, Some("s"), d.message.id, None, false).unwrap();
+        }
+        let mut m = numbered(&q, n, 4, "a");
+        m.persistent = false;
+        b.send(c, m, None).unwrap();
+    }
+    got.extend(drain(&b, c, "s", &rec).into_iter().map(|(b, _)| b));
+    let expected: Vec<String> = (0..60).map(|n| n.to_string()).collect();
+    assert_eq!(got, expected);
+    assert!(store.stored_all().is_empty());
 }

@@ -310,14 +310,14 @@ fn a_full_destination_does_not_hold_producers_of_another() {
         max_pending_memory_bytes: 100_000,
         ..BrokerConfig::default()
     };
-    let (b, _) = recording_broker(config);
+    // A store that keeps nothing: messages cannot page (or spill) there.
+    let b = Broker::new(config, Arc::new(MemoryStore::new()), Recovered::default());
     let big = Destination::queue("big");
     let other = Destination::queue("other");
     let c = b
         .connect(ConnectInfo::in_process(None), Recorder::new())
         .unwrap();
     let usage = b.destination_usage(&big);
-    // Non-persistent: persistent messages would stay in the store instead (paging).
     for _ in 0..1000 {
         if usage.room().is_err() {
             break;
@@ -340,7 +340,7 @@ fn a_full_destination_does_not_hold_producers_of_another() {
         }],
         ..BrokerConfig::default()
     };
-    let (b, _) = recording_broker(config);
+    let b = Broker::new(config, Arc::new(MemoryStore::new()), Recovered::default());
     let limited = Destination::queue("limited.a");
     let c = b
         .connect(ConnectInfo::in_process(None), Recorder::new())

@@ -67,8 +67,13 @@ impl Mark {
 
 /// What publishing some messages will do, decided but not yet done.
 pub(crate) struct Publish {
-    /// Each accepted message and the container it goes to, in order.
-    placed: Vec<(ContainerKey, Arc<Message>)>,
+    /// Each accepted message and the container it goes to, in order, and
+    /// whether it is a non-persistent message the record spills to the
+    /// store ([`Broker::spills`]).
+    placed: Vec<(ContainerKey, Arc<Message>, bool)>,
+    /// Of `ops`, the spills: a record of nothing else is written without an
+    /// fsync (nothing in it needs to survive a crash).
+    spills: usize,
     /// The store ops: the caller's, then the messages', then the producers'.
     pub ops: Vec<StoreOp>,
     /// Producer windows to mark.
@@ -107,6 +112,7 @@ impl Broker {
         };
         let mut plan = Publish {
             placed: Vec::with_capacity(messages.len()),
+            spills: 0,
             ops: extra,
             marks: Vec::new(),
             forget: Vec::new(),
@@ -222,7 +228,8 @@ impl Broker {
                         if msg.persistent {
                             targets.extend(link.key.store_key());
                         }
-                        plan.placed.push((link.key.clone(), Arc::clone(&msg)));
+                        plan.placed
+                            .push((link.key.clone(), Arc::clone(&msg), false));
                     }
                     if !targets.is_empty() {
                         plan.ops.push(StoreOp::Enqueue {
@@ -232,7 +239,20 @@ impl Broker {
                     }
                 } else {
                     let key = ContainerKey::Queue(msg.destination.clone());
-                    if msg.persistent {
+                    // A non-persistent message spills behind the messages of
+                    // its priority already in the store, or spilled earlier
+                    // in this same plan.
+                    let spills = !msg.persistent && {
+                        let tail = st
+                            .containers
+                            .get(&key)
+                            .is_some_and(|q| q.is_paging(msg.priority))
+                            || plan.placed.iter().any(|(k, m, spilled)| {
+                                *spilled && m.priority == msg.priority && *k == key
+                            });
+                        self.spills(&key, &msg, tail)
+                    };
+                    if msg.persistent || spills {
                         if let Some(skey) = key.store_key() {
                             plan.ops.push(StoreOp::Enqueue {
                                 message: Arc::clone(&msg),
@@ -240,7 +260,8 @@ impl Broker {
                             });
                         }
                     }
-                    plan.placed.push((key, msg));
+                    plan.spills += usize::from(spills);
+                    plan.placed.push((key, msg, spills));
                 }
             }
         }
@@ -259,7 +280,8 @@ impl Broker {
         plan: &mut Publish,
     ) -> Result<Seq, BrokerError> {
         if !plan.ops.is_empty() {
-            return Ok(self.write(st, std::mem::take(&mut plan.ops), true)?);
+            let sync = plan.ops.len() > plan.spills;
+            return Ok(self.write(st, std::mem::take(&mut plan.ops), sync)?);
         }
         Ok(if plan.duplicates == plan.total && plan.total > 0 {
             st.last_seq
@@ -362,7 +384,7 @@ impl Publish {
         let consumed = match self.placed.as_slice() {
             // Paged, the message is not consumed before it is durable: the
             // flag is never set and its receipt waits for the record alone.
-            [(ContainerKey::Queue(_), msg)]
+            [(ContainerKey::Queue(_), msg, _)]
                 if confirmable
                     && msg.persistent
                     && seq != 0
@@ -378,7 +400,7 @@ impl Publish {
         // dispatches each once, after all are placed.
         let single = self.total == 1;
         let mut touched: Vec<ContainerKey> = Vec::new();
-        for (key, msg) in self.placed {
+        for (key, msg, spilled) in self.placed {
             let q = match st.containers.get_mut(&key) {
                 Some(q) => q,
                 None => st.containers.entry(key.clone()).or_default(),
@@ -389,7 +411,7 @@ impl Publish {
                 seq: visible_after,
                 consumed: consumed.clone(),
             };
-            Broker::place(q, &key, entry, seq, pages);
+            Broker::place(q, &key, entry, seq, pages, spilled);
             if single {
                 broker.dispatch(st, &key);
             } else if !touched.contains(&key) {

@@ -137,7 +137,7 @@ impl Broker {
                 seq,
                 consumed: None,
             };
-            Broker::place(q, &dlq_key, entry, seq, pages);
+            Broker::place(q, &dlq_key, entry, seq, pages, false);
         }
         self.dispatch(st, &dlq_key);
     }

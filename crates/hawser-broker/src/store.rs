@@ -471,6 +471,13 @@ impl Replay {
     }
 }
 
+/// Drops the spilled (non-persistent) messages from records, as a store
+/// does when it opens (see [`Store::pages`]): for stores that keep their
+/// records and replay them.
+pub fn forget_spilled(ops: &mut Vec<StoreOp<MessageData>>) {
+    ops.retain(|op| !matches!(op, StoreOp::Enqueue { message, .. } if !message.persistent));
+}
+
 /// Why a store could not take or keep a record.
 #[non_exhaustive]
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
@@ -513,6 +520,11 @@ pub trait Store: Send + Sync {
     fn durability(&self) -> DurabilityWatch;
     /// Bytes the store occupies, for the store-size limit.
     fn disk_bytes(&self) -> u64;
+    /// Bytes of non-persistent messages it keeps, for the temporary-store
+    /// limit (see [`Store::pages`]).
+    fn spilled_bytes(&self) -> u64 {
+        0
+    }
     /// True while the store's appends are behind (a slow disk, a far
     /// replica): `append` must never wait under the engine's lock, so
     /// producers are held before their sends reach the engine until this is
@@ -539,6 +551,14 @@ pub trait Store: Send + Sync {
     /// store that keeps nothing (persistence off) says no. (What a store
     /// recovered is always read back; a store that recovers messages must
     /// serve `read`.)
+    ///
+    /// A store that pages also takes non-persistent messages beyond memory
+    /// (ActiveMQ's temporary store): an `Enqueue` of a message that is not
+    /// `persistent` is such a *spill*, appended without `sync`, read back
+    /// with the persistent ones in id order, and dequeued as soon as it is
+    /// read. No open recovers one: a store drops them all when it opens
+    /// (after a restart or a takeover), as ActiveMQ does its temporary
+    /// store; [`forget_spilled`] does it for stores that replay records.
     fn pages(&self) -> bool {
         false
     }

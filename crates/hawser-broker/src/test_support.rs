@@ -44,8 +44,12 @@ impl RecordingStore {
         replay
     }
 
-    /// What a store would recover from these records.
+    /// What a store would recover from these records; as a store's open,
+    /// drops the spilled non-persistent messages (see `Store::pages`).
     pub(crate) fn recover(&self) -> Recovered {
+        for (ops, _) in self.records.lock().iter_mut() {
+            forget_spilled(ops);
+        }
         self.replay().into_recovered()
     }
 
@@ -61,7 +65,7 @@ impl RecordingStore {
 
     /// Every message stored, in no particular order.
     pub(crate) fn stored_all(&self) -> Vec<StoredMessage> {
-        let recovered = self.recover();
+        let recovered = self.replay().into_recovered();
         recovered
             .pending
             .keys()

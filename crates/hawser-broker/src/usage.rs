@@ -18,10 +18,11 @@
 //!   the broker-wide limit, but by at most about the limit again (each other
 //!   destination stops at its share), plus one message per destination.
 //!
-//! Persistent messages of queues and durable subscriptions are not held back:
-//! beyond the limits they stay in the store (see `paging`); producer flow
-//! control holds the others (non-persistent messages, topics' non-durable
-//! subscribers, a store that keeps nothing).
+//! Messages of queues are not held back: beyond the limits persistent ones
+//! stay in the store, and non-persistent ones spill there while the store
+//! keeps fewer than `max_temp_bytes` of them (see `paging`); producer flow
+//! control holds the others (topics, transactions' sends, a store that keeps
+//! nothing).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -27,6 +27,11 @@ enum Step {
         priority: u8,
         len: usize,
     },
+    /// A non-persistent message spilled to queue a: no open recovers it.
+    Spill {
+        priority: u8,
+        len: usize,
+    },
     Ack(prop::sample::Index),
     Redeliver(prop::sample::Index),
     Subscribe {
@@ -49,6 +54,7 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (1u8..8, 0u8..10, 0usize..700).prop_map(|(mask, priority, len)| Step::Send { mask, priority, len }),
+        2 => (0u8..10, 0usize..700).prop_map(|(priority, len)| Step::Spill { priority, len }),
         4 => any::<prop::sample::Index>().prop_map(Step::Ack),
         1 => any::<prop::sample::Index>().prop_map(Step::Redeliver),
         1 => any::<bool>().prop_map(|selector| Step::Subscribe { selector }),
@@ -126,6 +132,17 @@ fn run(dir: &Path, steps: &[Step]) -> bool {
                         &MemoryUsage::new(u64::MAX),
                     )),
                     targets,
+                }]
+            }
+            Step::Spill { priority, len } => {
+                next_id += 1;
+                let key = StoreKey::Queue(Arc::from("a"));
+                live.push((key.clone(), next_id));
+                let mut m = data(next_id, *priority, *len);
+                m.persistent = false;
+                vec![StoreOp::Enqueue {
+                    message: Arc::new(Message::new(m, &MemoryUsage::new(u64::MAX))),
+                    targets: vec![key],
                 }]
             }
             Step::Ack(pick) if !live.is_empty() => {
@@ -289,6 +306,9 @@ proptest! {
         prop_assert!(on_disk || !checkpointed);
         prop_assert_eq!(store.opened_from().is_some(), on_disk);
         prop_assert_eq!(&found(&store, &r), &replayed);
+        // No open recovers a spilled message.
+        prop_assert!(store.stored_messages().unwrap().values().flatten().all(|(m, _)| m.persistent));
+        prop_assert_eq!(store.spilled_bytes(), 0);
         // And once more, from the checkpoint its close wrote.
         drop(store);
         let (store, r) = JournalStore::open(config(&image)).unwrap();

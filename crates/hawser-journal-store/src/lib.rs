@@ -22,6 +22,8 @@ mod checkpoint_tests;
 mod crash_tests;
 #[cfg(test)]
 mod reclaim_tests;
+#[cfg(test)]
+mod spill_tests;
 
 pub use checkpoint::{inspect_checkpoint, CheckpointSummary};
 pub use store::{JournalStore, JournalStoreError};

@@ -17,7 +17,7 @@
 //! recovery time therefore follow what is pending, not history.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -89,6 +89,9 @@ struct Shared {
     /// never share the temporary file, and no segment goes while a
     /// checkpoint reads records from it.
     maintenance: Mutex<()>,
+    /// `Spilled::bytes`, readable without the tracker's lock (producer flow
+    /// control asks it before each non-persistent send).
+    spilled_bytes: AtomicU64,
 }
 
 /// The newest checkpoint written (or opened from).
@@ -189,7 +192,12 @@ impl JournalStore {
             }
             (Err(e), _) => return Err(e.into()),
         };
-        let (tracker, replay) = state.into_inner();
+        let (mut tracker, replay) = state.into_inner();
+        // Non-persistent messages are not recovered (see `Spilled`).
+        let dropped = tracker.drop_spilled();
+        if dropped > 0 {
+            tracing::info!("journal store: {dropped} non-persistent messages spilled before the start are dropped");
+        }
         let mut recovered = replay.into_recovered();
         recovered.max_message_id = recovered.max_message_id.max(tracker.max_id);
         for (key, messages) in &tracker.messages {
@@ -254,6 +262,7 @@ impl JournalStore {
             closing: AtomicBool::new(false),
             checkpointed: Mutex::new(checkpointed),
             maintenance: Mutex::new(()),
+            spilled_bytes: AtomicU64::new(0),
         });
         let s = Arc::clone(&shared);
         let reclaimer = std::thread::Builder::new()
@@ -381,6 +390,8 @@ impl Shared {
             })?;
         tracker.seq = seq;
         tracker.apply(ops, pos, len);
+        self.spilled_bytes
+            .store(tracker.spilled.bytes, Ordering::Relaxed);
         Ok(seq)
     }
 }
@@ -420,22 +431,17 @@ impl Shared {
         for _ in 0..READ_ATTEMPTS {
             let wanted: Vec<(MessageId, LiveRef)> = {
                 let tracker = self.tracker.lock();
+                // The record's share stands for the message's size.
+                let mut bytes = 0u64;
                 tracker
-                    .messages
-                    .get(key)
-                    .map(|m| {
-                        // The record's share stands for the message's size.
-                        let mut bytes = 0u64;
-                        m.after(priority, after)
-                            .take(limit.messages)
-                            .take_while(|(_, r)| {
-                                let more = bytes < limit.bytes;
-                                bytes += r.bytes;
-                                more
-                            })
-                            .collect()
+                    .after(key, priority, after, limit.messages)
+                    .into_iter()
+                    .take_while(|(_, r)| {
+                        let more = bytes < limit.bytes;
+                        bytes += r.bytes;
+                        more
                     })
-                    .unwrap_or_default()
+                    .collect()
             };
             match self.read_at(&wanted) {
                 Ok(read) => return Ok(read),
@@ -541,6 +547,10 @@ impl Store for JournalStore {
 
     fn disk_bytes(&self) -> u64 {
         self.shared.journal.disk_bytes()
+    }
+
+    fn spilled_bytes(&self) -> u64 {
+        self.shared.spilled_bytes.load(Ordering::Relaxed)
     }
 
     fn writes_behind(&self) -> bool {
@@ -722,13 +732,7 @@ fn reclaim(shared: &Shared, mut pinned: Option<&mut Pinned>) {
         if segment >= shared.journal.current_segment() {
             break;
         }
-        let live = shared
-            .tracker
-            .lock()
-            .segments
-            .get(&segment)
-            .copied()
-            .unwrap_or_default();
+        let live = shared.tracker.lock().live(segment);
         if live.refs > 0 {
             if live.bytes * COPY_FORWARD_BELOW_ONE_IN >= segment_bytes {
                 break;
@@ -747,11 +751,11 @@ fn reclaim(shared: &Shared, mut pinned: Option<&mut Pinned>) {
             break;
         }
         let mut tracker = shared.tracker.lock();
-        if tracker.segments.get(&segment).is_some_and(|s| s.refs > 0) {
+        if tracker.live(segment).refs > 0 {
             break;
         }
         // Nothing appended later holds a record of an older segment: it stays dead.
-        tracker.segments.remove(&segment);
+        tracker.forget_segment(segment);
         dead.push(segment);
     }
     if dead.is_empty() {
@@ -851,6 +855,7 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<(), String> {
         let mut p: Vec<Position> = t
             .messages
             .values()
+            .chain(t.spilled.messages.values())
             .flat_map(|m| m.in_segment(segment).map(|(_, r)| r))
             .chain(t.subscriptions.values().copied())
             .chain(t.prepared.values().copied())
@@ -872,8 +877,7 @@ fn copy_forward(shared: &Shared, segment: u64) -> Result<(), String> {
                     let mut still = Vec::new();
                     let mut redeliveries = Vec::new();
                     for key in targets {
-                        if let Some(r) = tracker.messages.get(&key).and_then(|m| m.get(message.id))
-                        {
+                        if let Some(r) = tracker.message(&key, message.id) {
                             if r.pos == pos {
                                 if r.redeliveries > 0 {
                                     redeliveries.push(StoreOp::Redelivered {

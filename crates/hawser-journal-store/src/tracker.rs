@@ -165,6 +165,20 @@ pub(crate) struct SegmentLive {
     pub(crate) bytes: u64,
 }
 
+/// Non-persistent messages the engine left in the store beyond memory (its
+/// spill, ActiveMQ's temporary store): indexed and held apart from the
+/// persistent ones, so that a checkpoint leaves them out and every open drops
+/// them (no restart or takeover delivers a non-persistent message).
+#[derive(Default)]
+pub(crate) struct Spilled {
+    /// Per container, as [`Tracker::messages`].
+    pub(crate) messages: HashMap<StoreKey, Levels>,
+    /// Their holds per segment, as [`Tracker::segments`].
+    pub(crate) segments: BTreeMap<u64, SegmentLive>,
+    /// Their holds' bytes: what the temporary store's limit counts.
+    pub(crate) bytes: u64,
+}
+
 /// Which records are live, and where.
 #[derive(Default)]
 pub(crate) struct Tracker {
@@ -195,20 +209,94 @@ pub(crate) struct Tracker {
     pub(crate) max_id: MessageId,
     /// Bytes of records applied since the store opened (when to checkpoint).
     pub(crate) applied_bytes: u64,
+    /// Non-persistent messages kept beyond memory.
+    pub(crate) spilled: Spilled,
 }
 
 impl Tracker {
     pub(crate) fn hold(&mut self, r: LiveRef) {
-        let s = self.segments.entry(r.pos.segment).or_default();
-        s.refs += 1;
-        s.bytes += r.bytes;
+        hold_in(&mut self.segments, r);
     }
 
     pub(crate) fn release(&mut self, r: LiveRef) {
-        if let Some(s) = self.segments.get_mut(&r.pos.segment) {
-            s.refs = s.refs.saturating_sub(1);
-            s.bytes = s.bytes.saturating_sub(r.bytes);
+        release_in(&mut self.segments, r);
+    }
+
+    fn hold_spilled(&mut self, r: LiveRef) {
+        hold_in(&mut self.spilled.segments, r);
+        self.spilled.bytes += r.bytes;
+    }
+
+    fn release_spilled(&mut self, r: LiveRef) {
+        release_in(&mut self.spilled.segments, r);
+        self.spilled.bytes = self.spilled.bytes.saturating_sub(r.bytes);
+    }
+
+    /// Live holds on `segment`, persistent and spilled.
+    pub(crate) fn live(&self, segment: u64) -> SegmentLive {
+        let a = self.segments.get(&segment).copied().unwrap_or_default();
+        let b = self
+            .spilled
+            .segments
+            .get(&segment)
+            .copied()
+            .unwrap_or_default();
+        SegmentLive {
+            refs: a.refs + b.refs,
+            bytes: a.bytes + b.bytes,
         }
+    }
+
+    /// Forgets a dead segment's (empty) hold counts.
+    pub(crate) fn forget_segment(&mut self, segment: u64) {
+        self.segments.remove(&segment);
+        self.spilled.segments.remove(&segment);
+    }
+
+    /// `key`'s live message `id`, persistent or spilled.
+    pub(crate) fn message(&self, key: &StoreKey, id: MessageId) -> Option<LiveRef> {
+        self.messages
+            .get(key)
+            .and_then(|m| m.get(id))
+            .or_else(|| self.spilled.messages.get(key).and_then(|m| m.get(id)))
+    }
+
+    /// Up to `n` of `key`'s messages of `priority` with ids above `after`, in
+    /// id order: persistent and spilled ones together, as they entered.
+    pub(crate) fn after(
+        &self,
+        key: &StoreKey,
+        priority: u8,
+        after: MessageId,
+        n: usize,
+    ) -> Vec<(MessageId, LiveRef)> {
+        let mut out: Vec<(MessageId, LiveRef)> = self
+            .messages
+            .get(key)
+            .map(|m| m.after(priority, after).take(n).collect())
+            .unwrap_or_default();
+        if let Some(m) = self.spilled.messages.get(key) {
+            let before = out.len();
+            out.extend(m.after(priority, after).take(n));
+            if out.len() > before && before > 0 {
+                out.sort_unstable_by_key(|(id, _)| *id);
+            }
+            out.truncate(n);
+        }
+        out
+    }
+
+    /// Drops every spilled message (an open does: see [`Spilled`]); returns
+    /// how many there were.
+    pub(crate) fn drop_spilled(&mut self) -> u64 {
+        let dropped = self
+            .spilled
+            .messages
+            .values()
+            .map(|m| m.counts().iter().sum::<u64>())
+            .sum();
+        self.spilled = Spilled::default();
+        dropped
     }
 
     /// Applies one record's ops (written at `pos`, `len` bytes) to the live set.
@@ -242,25 +330,51 @@ impl Tracker {
                             priority: data.priority,
                             ..LiveRef::at(pos, share)
                         };
-                        if let Some(old) = self
-                            .messages
-                            .entry(key.clone())
-                            .or_default()
-                            .insert(data.id, r)
-                        {
-                            // A copy made by reclaiming replaces the original.
-                            self.release(old);
+                        // A copy made by reclaiming replaces the original.
+                        if data.persistent {
+                            let old = self
+                                .messages
+                                .entry(key.clone())
+                                .or_default()
+                                .insert(data.id, r);
+                            if let Some(old) = old {
+                                self.release(old);
+                            }
+                            self.hold(r);
+                        } else {
+                            let old = self
+                                .spilled
+                                .messages
+                                .entry(key.clone())
+                                .or_default()
+                                .insert(data.id, r);
+                            if let Some(old) = old {
+                                self.release_spilled(old);
+                            }
+                            self.hold_spilled(r);
                         }
-                        self.hold(r);
                     }
                 }
                 StoreOp::Dequeue { key, id } => {
                     if let Some(r) = self.messages.get_mut(key).and_then(|m| m.remove(*id)) {
                         self.release(r);
+                    } else if let Some(r) = self
+                        .spilled
+                        .messages
+                        .get_mut(key)
+                        .and_then(|m| m.remove(*id))
+                    {
+                        self.release_spilled(r);
                     }
                 }
                 StoreOp::Redelivered { key, id, count } => {
-                    if let Some(m) = self.messages.get_mut(key) {
+                    for m in [
+                        self.messages.get_mut(key),
+                        self.spilled.messages.get_mut(key),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
                         m.set_redeliveries(*id, *count);
                     }
                 }
@@ -307,6 +421,15 @@ impl Tracker {
                     for r in self.messages.remove(&key).unwrap_or_default().values() {
                         self.release(r);
                     }
+                    for r in self
+                        .spilled
+                        .messages
+                        .remove(&key)
+                        .unwrap_or_default()
+                        .values()
+                    {
+                        self.release_spilled(r);
+                    }
                 }
                 StoreOp::Prepare(p) => {
                     let r = LiveRef::at(pos, share);
@@ -323,5 +446,18 @@ impl Tracker {
                 }
             }
         }
+    }
+}
+
+fn hold_in(segments: &mut BTreeMap<u64, SegmentLive>, r: LiveRef) {
+    let s = segments.entry(r.pos.segment).or_default();
+    s.refs += 1;
+    s.bytes += r.bytes;
+}
+
+fn release_in(segments: &mut BTreeMap<u64, SegmentLive>, r: LiveRef) {
+    if let Some(s) = segments.get_mut(&r.pos.segment) {
+        s.refs = s.refs.saturating_sub(1);
+        s.bytes = s.bytes.saturating_sub(r.bytes);
     }
 }

@@ -345,6 +345,12 @@ pub struct LimitsConfig {
     /// (also accepted under that name).
     #[serde(alias = "storeUsage", alias = "store_usage")]
     pub max_store_bytes: u64,
+    /// Non-persistent queue messages kept in the journal beyond memory
+    /// (bytes): below it they spill there rather than hold their producers;
+    /// at it, producers are held (or refused) as memory holds them. No start
+    /// recovers them. ActiveMQ's `tempUsage` (also accepted under that name).
+    #[serde(alias = "tempUsage", alias = "temp_usage")]
+    pub max_temp_bytes: u64,
     /// Free space on the journal's file system below which producers are held
     /// (bytes; 0: off). Unset: [`DEFAULT_MIN_FREE_DISK_SEGMENTS`] segments.
     pub min_free_disk_bytes: Option<u64>,
@@ -440,6 +446,7 @@ impl Default for LimitsConfig {
             max_header_bytes: hawser_stomp::DEFAULT_MAX_HEADER_BYTES,
             max_pending_memory_bytes: broker_defaults::DEFAULT_MAX_PENDING_MEMORY_BYTES,
             max_store_bytes: DEFAULT_MAX_STORE_BYTES,
+            max_temp_bytes: broker_defaults::DEFAULT_MAX_TEMP_BYTES,
             min_free_disk_bytes: None,
             flow_control: FlowControl::Block,
             max_outbound_frames: DEFAULT_MAX_OUTBOUND_FRAMES,
@@ -502,6 +509,7 @@ impl Config {
             max_redeliveries: self.broker.max_redeliveries,
             dead_letter_queue: self.broker.dead_letter_queue.clone(),
             max_pending_memory_bytes: l.max_pending_memory_bytes,
+            max_temp_bytes: l.max_temp_bytes,
             max_transaction_ops: l.max_transaction_ops,
             max_transactions_per_connection: l.max_transactions_per_connection,
             max_prepared_transactions: l.max_prepared_transactions,
@@ -593,12 +601,14 @@ mod tests {
     #[test]
     fn activemqs_names_of_the_limits_are_understood() {
         let c: Config = toml::from_str(
-            "[limits]\nmemoryUsage = 1048576\nstoreUsage = 2097152\n\n[[policy]]\nqueue = \">\"\nmemoryLimit = 4096\n",
+            "[limits]\nmemoryUsage = 1048576\nstoreUsage = 2097152\ntempUsage = 3145728\n\n[[policy]]\nqueue = \">\"\nmemoryLimit = 4096\n",
         )
         .unwrap();
         assert_eq!(c.limits.max_pending_memory_bytes, 1 << 20);
         assert_eq!(c.limits.max_store_bytes, 2 << 20);
+        assert_eq!(c.limits.max_temp_bytes, 3 << 20);
         let b = c.broker_config().unwrap();
+        assert_eq!(b.max_temp_bytes, 3 << 20);
         let q = hawser_broker::Destination::queue("any");
         assert_eq!(b.policy_for(&q).memory_limit_bytes, 4096);
     }

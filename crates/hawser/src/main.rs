@@ -92,6 +92,10 @@ struct ServeArgs {
     /// Journal size before producer flow control [default: 16 GiB].
     #[arg(long, value_name = "BYTES")]
     max_store_bytes: Option<u64>,
+    /// Non-persistent queue messages kept in the journal beyond memory before
+    /// their producers are held (ActiveMQ's tempUsage) [default: 8 GiB].
+    #[arg(long, value_name = "BYTES")]
+    max_temp_bytes: Option<u64>,
     /// Free space on the journal's file system below which producers are held;
     /// 0: off [default: 5 segments, 320 MiB with 64 MiB segments].
     #[arg(long, value_name = "BYTES")]
@@ -198,6 +202,7 @@ impl ServeArgs {
         set!(max_header_bytes => limits.max_header_bytes);
         set!(max_pending_memory_bytes => limits.max_pending_memory_bytes);
         set!(max_store_bytes => limits.max_store_bytes);
+        set!(max_temp_bytes => limits.max_temp_bytes);
         if self.min_free_disk_bytes.is_some() {
             c.limits.min_free_disk_bytes = self.min_free_disk_bytes;
         }

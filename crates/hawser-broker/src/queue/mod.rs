@@ -11,7 +11,8 @@
 //! to write to the store and where dead letters go.
 //!
 //! **Paging.** Beyond its memory limit a container keeps persistent messages in
-//! the store only: per priority a [`Tail`] counts them. They all entered after
+//! the store only (and non-persistent ones the broker spilled there, see
+//! `paging`): per priority a [`Tail`] counts them. They all entered after
 //! every message of that priority held in memory, so they are exactly the
 //! stored messages of that priority with ids above the tail's mark, and the
 //! store reads them back in that order ([`crate::Store::read`]). While a
@@ -35,7 +36,7 @@ use crate::store::{Seq, PRIORITIES};
 mod tail;
 
 use tail::Tail;
-pub use tail::{Memory, PageWanted, PagedOut, PAGE_BATCH, PAGE_BYTES, PAGE_LOW};
+pub use tail::{Memory, PageTaken, PageWanted, PagedOut, PAGE_BATCH, PAGE_BYTES, PAGE_LOW};
 
 /// Most pending messages examined in one dispatch pass when consumers have
 /// selectors, so a long run of messages nobody selects cannot stall the broker.

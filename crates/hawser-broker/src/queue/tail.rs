@@ -69,6 +69,16 @@ pub struct PagedOut {
     pub in_memory: Vec<MessageId>,
 }
 
+/// What [`MessageQueue::take_page`] took.
+#[derive(Debug, Default)]
+pub struct PageTaken {
+    /// Messages the tail counted that the store did not have.
+    pub missing: u64,
+    /// The spilled (non-persistent) messages now in memory: the broker
+    /// dequeues them from the store at once (see `paging`).
+    pub spilled: Vec<MessageId>,
+}
+
 /// What a scan makes of a message it read.
 enum Scanned {
     /// A consumer with credit takes it.
@@ -270,22 +280,24 @@ impl MessageQueue {
     /// read may return fewer than it asked for (its byte budget), but one
     /// that found nothing at all while the tail held some means the store
     /// does not have them: they are dropped from the count, and their number
-    /// returned. `None` if the read is not this container's (it was replaced
-    /// meanwhile).
+    /// returned (`missing`). `None` if the read is not this container's (it
+    /// was replaced meanwhile).
     pub fn take_page(
         &mut self,
         token: u64,
         priority: u8,
         entries: Vec<Entry>,
         expected: u64,
-    ) -> Option<u64> {
+    ) -> Option<PageTaken> {
         if self.reading != Some(token) {
             return None;
         }
         self.reading = None;
         let p = usize::from(priority.min(MAX_PRIORITY));
+        let mut out = PageTaken::default();
         if self.reading_scan {
-            return Some(self.take_scan(p, entries, expected));
+            out.missing = self.take_scan(p, entries, expected, &mut out.spilled);
+            return Some(out);
         }
         let mut taken = 0;
         let found = !entries.is_empty();
@@ -308,6 +320,9 @@ impl MessageQueue {
             }
             taken += 1;
             entry.seq = entry.seq.max(tail.seq);
+            if !entry.msg.persistent {
+                out.spilled.push(entry.msg.id);
+            }
             self.push_back(entry);
         }
         let after = self.tails[p].after;
@@ -322,7 +337,8 @@ impl MessageQueue {
             tail.rescan();
         }
         tail.skipped = tail.skipped.min(tail.count);
-        Some(missing)
+        out.missing = missing;
+        Some(out)
     }
 
     /// Takes what a scan read (see [`MessageQueue::page_wanted`]): in id
@@ -332,7 +348,13 @@ impl MessageQueue {
     /// a consumer wants but has no credit left for ends the scan before it,
     /// so that it is looked at again. Returns how many the store did not have
     /// (as `take_page`).
-    fn take_scan(&mut self, p: usize, entries: Vec<Entry>, expected: u64) -> u64 {
+    fn take_scan(
+        &mut self,
+        p: usize,
+        entries: Vec<Entry>,
+        expected: u64,
+        spilled: &mut Vec<MessageId>,
+    ) -> u64 {
         let mut credit: Vec<u32> = self.consumers.iter().map(Consumer::credit).collect();
         let found = !entries.is_empty();
         let mut kept = 0;
@@ -355,6 +377,9 @@ impl MessageQueue {
                     entry.seq = entry.seq.max(tail.seq);
                     self.held.insert(entry.msg.id, p as u8);
                     kept += 1;
+                    if !entry.msg.persistent {
+                        spilled.push(entry.msg.id);
+                    }
                     self.push_back(entry);
                 }
                 Scanned::Unwanted => {

@@ -66,8 +66,12 @@ impl ModelStore {
         self.replay().read(key, priority, after, limit)
     }
 
-    /// What the journal's replay recovers from the records.
+    /// What the journal's replay recovers from the records; as the
+    /// journal's open, drops the spilled non-persistent messages.
     pub(crate) fn recover(&self) -> Recovered {
+        for (_, ops) in self.records.lock().iter_mut() {
+            hawser_broker::forget_spilled(ops);
+        }
         self.replay().into_recovered()
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use hawser_broker::DestinationUsage;
+use hawser_broker::{DestinationUsage, Paging};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -276,9 +276,10 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// closed for being late. ActiveMQ does not time out a connection whose
     /// command is being handled either.
     ///
-    /// With `pages` (a persistent message the store can keep out of memory,
-    /// see the engine's `paging`) memory does not hold the producer: only the
-    /// store's size and the disk's space do.
+    /// A message the store can keep out of memory (`paging`, see the
+    /// engine's `Broker::pages`) is not held for memory: only the store's
+    /// size and the disk's space hold it, and for a non-persistent one
+    /// ([`Paging::Temp`]) the temporary store's limit too.
     ///
     /// And every producer waits, whatever the policy, while the store's
     /// writes are behind (`Store::writes_behind`): the engine appends under
@@ -287,17 +288,23 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     pub async fn wait_for_room(
         &mut self,
         usage: &DestinationUsage,
-        pages: bool,
+        paging: Paging,
         read_limit: usize,
     ) -> Result<(), ReadError> {
         let core = Arc::clone(&self.core);
         let store = core.broker.store();
         loop {
-            let memory_room = if pages { Ok(()) } else { usage.room() };
+            let memory_room = match paging {
+                Paging::Memory => usage.room(),
+                Paging::Store | Paging::Temp => Ok(()),
+            };
             let wait = match memory_room {
                 Err(full) => Wait::Memory(full.as_str()),
                 Ok(()) => match core.store_room() {
                     Err(which) => Wait::Sampled(which),
+                    Ok(()) if paging == Paging::Temp && core.broker.temp_full() => {
+                        Wait::Sampled("temporary store")
+                    }
                     Ok(()) if store.writes_behind() => Wait::Writes,
                     Ok(()) => return Ok(()),
                 },
