@@ -78,6 +78,26 @@ const PERSISTENT: Persistence = |_| true;
 /// One in three non-persistent: beyond memory those spill to the store.
 const MIXED: Persistence = |n| n % 3 != 1;
 
+/// A consumer of `q` on a fresh connection: subscription `sub`, client-individual
+/// acks, with `selector` and `prefetch`.
+fn attach(
+    b: &Broker,
+    q: &Destination,
+    sub: &str,
+    selector: Option<&str>,
+    prefetch: u32,
+) -> (ConnectionId, Arc<Recorder>) {
+    let rec = Recorder::new();
+    let c = b
+        .connect(ConnectInfo::in_process(None), rec.clone())
+        .unwrap();
+    let mut s = spec(sub, q.clone(), AckMode::ClientIndividual);
+    s.selector = selector.map(str::to_owned);
+    s.prefetch = prefetch;
+    b.subscribe(c, s).unwrap();
+    (c, rec)
+}
+
 /// A fresh broker with `config` on a recording store, with `sends` sent to
 /// the queue "big" (message n: `numbered`, persistent as `persistent` says).
 fn filled(
@@ -124,13 +144,7 @@ fn run(
     // that share a queue are: what one leaves in memory, the other takes.
     let mut consumers = Vec::new();
     for (i, selector) in selectors.iter().enumerate() {
-        let rec = Recorder::new();
-        let c = b
-            .connect(ConnectInfo::in_process(None), rec.clone())
-            .unwrap();
-        let mut s = spec(&format!("s{i}"), q.clone(), AckMode::ClientIndividual);
-        s.selector = selector.map(str::to_owned);
-        b.subscribe(c, s).unwrap();
+        let (c, rec) = attach(&b, &q, &format!("s{i}"), *selector, 100);
         consumers.push((c, format!("s{i}"), rec));
     }
     let mut got = vec![Vec::new(); consumers.len()];
@@ -240,12 +254,7 @@ fn redelivery_counts_and_other_queues_are_unaffected_by_paging() {
     let p = b
         .connect(ConnectInfo::in_process(None), Recorder::new())
         .unwrap();
-    let rec = Recorder::new();
-    let c = b
-        .connect(ConnectInfo::in_process(None), rec.clone())
-        .unwrap();
-    b.subscribe(c, spec("small", small.clone(), AckMode::ClientIndividual))
-        .unwrap();
+    let (c, rec) = attach(&b, &small, "small", None, 100);
     for n in 0..300 {
         b.send(p, numbered(&q, n, 4, "a"), None).unwrap();
         if n % 100 == 0 {
@@ -258,13 +267,7 @@ fn redelivery_counts_and_other_queues_are_unaffected_by_paging() {
         }
     }
     // The first message goes back once: it comes back first, counted.
-    let rec = Recorder::new();
-    let c = b
-        .connect(ConnectInfo::in_process(None), rec.clone())
-        .unwrap();
-    let mut s = spec("s", q.clone(), AckMode::ClientIndividual);
-    s.prefetch = 1;
-    b.subscribe(c, s).unwrap();
+    let (c, rec) = attach(&b, &q, "s", None, 1);
     let first = rec.take().remove(0);
     assert_eq!(body(&first), "0");
     b.nack(c, Some("s"), first.message.id).unwrap();
@@ -381,12 +384,7 @@ fn the_engine_never_waits_for_a_slow_or_failing_read() {
         .build()
         .unwrap();
     let pager = rt.spawn(b.pager());
-    let rec = Recorder::new();
-    let c = b
-        .connect(ConnectInfo::in_process(None), rec.clone())
-        .unwrap();
-    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
-        .unwrap();
+    let (c, rec) = attach(&b, &q, "s", None, 100);
     let delivered_in_memory = rec.take();
     assert!(!delivered_in_memory.is_empty() && delivered_in_memory.len() < 100);
     for d in &delivered_in_memory {
@@ -443,13 +441,7 @@ fn the_engine_never_waits_for_a_slow_or_failing_read() {
 
 /// Deliveries of `q` to a fresh consumer with `prefetch`, drained as in [`drain`].
 fn consume_all(b: &Broker, q: &Destination, prefetch: u32) -> Vec<(String, u32)> {
-    let rec = Recorder::new();
-    let c = b
-        .connect(ConnectInfo::in_process(None), rec.clone())
-        .unwrap();
-    let mut s = spec("all", q.clone(), AckMode::ClientIndividual);
-    s.prefetch = prefetch;
-    b.subscribe(c, s).unwrap();
+    let (c, rec) = attach(b, q, "all", None, prefetch);
     drain(b, c, "all", &rec)
 }
 
@@ -507,12 +499,7 @@ fn a_dead_letter_joins_the_dead_letter_queues_tail() {
     }
     assert!(!b.paged_out(&dlq).is_empty(), "the DLQ pages");
     b.send(p, numbered(&q, 30, 4, "a"), None).unwrap();
-    let rec = Recorder::new();
-    let c = b
-        .connect(ConnectInfo::in_process(None), rec.clone())
-        .unwrap();
-    b.subscribe(c, spec("w", q.clone(), AckMode::ClientIndividual))
-        .unwrap();
+    let (c, rec) = attach(&b, &q, "w", None, 100);
     let d = rec.take().remove(0);
     b.nack(c, Some("w"), d.message.id).unwrap(); // no redeliveries allowed: dead-lettered
     let got: Vec<String> = consume_all(&b, &dlq, 1000)
@@ -537,13 +524,7 @@ fn a_recovered_transactions_message_given_back_before_its_batch_is_read_comes_on
     for n in 0..600 {
         b.send(p, numbered(&q, n, 4, "a"), None).unwrap();
     }
-    let rec = Recorder::new();
-    let c = b
-        .connect(ConnectInfo::in_process(None), rec.clone())
-        .unwrap();
-    let mut s = spec("s", q.clone(), AckMode::ClientIndividual);
-    s.prefetch = 1000;
-    b.subscribe(c, s).unwrap();
+    let (c, rec) = attach(&b, &q, "s", None, 1000);
     let d = rec.take();
     let late = d.iter().find(|d| body(d) == "550").unwrap().message.id;
     b.begin(c, "x").unwrap();
@@ -642,18 +623,7 @@ fn selective_then_rest(
     selector: &str,
 ) -> (Received, Received, u64) {
     let (b, store, q) = filled(config, sends, PERSISTENT);
-    let attach = |sub: &str, selector: Option<&str>, prefetch: u32| {
-        let rec = Recorder::new();
-        let c = b
-            .connect(ConnectInfo::in_process(None), rec.clone())
-            .unwrap();
-        let mut s = spec(sub, q.clone(), AckMode::ClientIndividual);
-        s.selector = selector.map(str::to_owned);
-        s.prefetch = prefetch;
-        b.subscribe(c, s).unwrap();
-        (c, rec)
-    };
-    let (c1, rec1) = attach("rare", Some(selector), 3);
+    let (c1, rec1) = attach(&b, &q, "rare", Some(selector), 3);
     let mut most = 0;
     let mut first = Vec::new();
     for _ in 0..100_000 {
@@ -671,7 +641,7 @@ fn selective_then_rest(
             b.ack(c1, Some("rare"), d.message.id, None, false).unwrap();
         }
     }
-    let (c2, rec2) = attach("rest", None, 100);
+    let (c2, rec2) = attach(&b, &q, "rest", None, 100);
     let rest = drain(&b, c2, "rest", &rec2);
     assert!(store.stored_all().is_empty(), "everything was consumed");
     (first, rest, most)
@@ -748,13 +718,7 @@ fn non_persistent_messages_beyond_memory_spill_without_an_fsync_and_leave_the_st
         assert!(!sync, "a record of spills only is not synced: {ops:?}");
     }
     // A consumer takes a few; the batch read back leaves the store.
-    let rec = Recorder::new();
-    let c = b
-        .connect(ConnectInfo::in_process(None), rec.clone())
-        .unwrap();
-    let mut s = spec("s", q.clone(), AckMode::ClientIndividual);
-    s.prefetch = 5;
-    b.subscribe(c, s).unwrap();
+    let (c, rec) = attach(&b, &q, "s", None, 5);
     page_in(&b);
     let left = store.stored(&StoreKey::Queue(Arc::from("big"))).len();
     assert!(
@@ -781,13 +745,7 @@ fn a_later_non_persistent_message_never_passes_a_spilled_one() {
         &(0..30).map(|_| (4, "a")).collect::<Vec<_>>(),
         |_| false,
     );
-    let rec = Recorder::new();
-    let c = b
-        .connect(ConnectInfo::in_process(None), rec.clone())
-        .unwrap();
-    let mut s = spec("s", q.clone(), AckMode::ClientIndividual);
-    s.prefetch = 1;
-    b.subscribe(c, s).unwrap();
+    let (c, rec) = attach(&b, &q, "s", None, 1);
     // The consumer frees memory; what is sent now has room but must wait
     // behind the spilled messages of its priority.
     let mut got = Vec::new();

@@ -55,6 +55,14 @@ fn read(store: &JournalStore, after: u64, messages: usize) -> Vec<(u64, bool)> {
     .collect()
 }
 
+fn config(dir: &std::path::Path) -> JournalConfig {
+    JournalConfig {
+        segment_bytes: 4096,
+        preallocate: false,
+        ..JournalConfig::new(dir)
+    }
+}
+
 fn durable(store: &JournalStore) {
     let seq = store.append(Vec::new(), true).unwrap();
     let mut watch = store.durability();
@@ -66,12 +74,7 @@ fn durable(store: &JournalStore) {
 #[test]
 fn spilled_messages_are_read_in_order_counted_and_dropped_by_the_next_open() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = JournalConfig {
-        segment_bytes: 4096,
-        preallocate: false,
-        ..JournalConfig::new(tmp.path())
-    };
-    let (store, _) = JournalStore::open(config.clone()).unwrap();
+    let (store, _) = JournalStore::open(config(tmp.path())).unwrap();
     // Persistent and spilled messages interleaved, ids rising.
     for id in 1..=40u64 {
         store
@@ -126,15 +129,10 @@ fn spilled_messages_are_read_in_order_counted_and_dropped_by_the_next_open() {
     }
     drop(store);
     for (dir, replay_all) in [(tmp.path(), false), (image.as_path(), true)] {
-        let config = JournalConfig {
-            segment_bytes: 4096,
-            preallocate: false,
-            ..JournalConfig::new(dir)
-        };
         let (store, recovered) = if replay_all {
-            JournalStore::open_replaying_all(config).unwrap()
+            JournalStore::open_replaying_all(config(dir)).unwrap()
         } else {
-            JournalStore::open(config).unwrap()
+            JournalStore::open(config(dir)).unwrap()
         };
         assert_eq!(recovered.pending_total(), 20, "replaying all: {replay_all}");
         assert_eq!(recovered.max_message_id, 60, "ids are not reused");
@@ -147,12 +145,7 @@ fn spilled_messages_are_read_in_order_counted_and_dropped_by_the_next_open() {
 #[test]
 fn segments_that_held_only_spilled_messages_are_reclaimed_after_an_open() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = JournalConfig {
-        segment_bytes: 4096,
-        preallocate: false,
-        ..JournalConfig::new(tmp.path())
-    };
-    let (store, _) = JournalStore::open(config.clone()).unwrap();
+    let (store, _) = JournalStore::open(config(tmp.path())).unwrap();
     store.append(vec![message(1, true)], true).unwrap();
     for id in 2..=200u64 {
         store.append(vec![message(id, false)], false).unwrap();
@@ -165,7 +158,7 @@ fn segments_that_held_only_spilled_messages_are_reclaimed_after_an_open() {
         "spilled messages are live: their segments stay ({before})"
     );
     drop(store);
-    let (store, recovered) = JournalStore::open(config).unwrap();
+    let (store, recovered) = JournalStore::open(config(tmp.path())).unwrap();
     assert_eq!(recovered.pending_total(), 1);
     // The persistent message's segment is copied forward; the rest go.
     for _ in 0..3 {
