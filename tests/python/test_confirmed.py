@@ -300,7 +300,8 @@ def fill_until_held(raw: RawClient, queue: str) -> tuple[int, str]:
 
 
 def test_flow_control_never_holds_producers_of_unrelated_destinations(broker_factory, raw_factory, stomp_factory):
-    b = broker_factory("--max-pending-memory-bytes", str(FLOW_LIMIT_BYTES))
+    # Non-persistent messages that never spill (max_temp_bytes 0): memory holds their producer.
+    b = broker_factory("--max-pending-memory-bytes", str(FLOW_LIMIT_BYTES), "--max-temp-bytes", "0")
     big, other = "/queue/" + unique("big"), "/queue/" + unique("other")
     producer = connect(raw_factory, b)
     filled, held = fill_until_held(producer, big)

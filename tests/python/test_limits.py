@@ -9,6 +9,11 @@ import stomp
 
 from conftest import HAWSER_BIN, encode_frame, free_port, unique, wait_until
 
+# Non-persistent queue messages beyond memory spill to the journal; with
+# max_temp_bytes 0 they never do, and memory holds their producers: what
+# these tests of memory flow control need.
+NO_SPILL = ("--max-temp-bytes", "0")
+
 KB = b"k" * 1024
 
 
@@ -76,7 +81,7 @@ def test_connection_limit_counts_stomp_py_clients(broker_factory, stomp_factory)
 
 
 def test_flow_control_fail_refuses_send_when_memory_is_full(broker_factory, raw_factory, stomp_factory):
-    b = broker_factory("--max-pending-memory-bytes", "16384", "--flow-control", "fail")
+    b = broker_factory("--max-pending-memory-bytes", "16384", "--flow-control", "fail", *NO_SPILL)
     q = "/queue/" + unique("full")
     producer = raw_factory(b)
     producer.connect("1.2")
@@ -109,7 +114,7 @@ def test_flow_control_fail_refuses_send_when_memory_is_full(broker_factory, raw_
 
 
 def test_flow_control_block_delays_receipt_until_drained(broker_factory, raw_factory, stomp_factory):
-    b = broker_factory("--max-pending-memory-bytes", "16384")  # block is the default
+    b = broker_factory("--max-pending-memory-bytes", "16384", *NO_SPILL)  # block is the default
     q = "/queue/" + unique("block")
     producer = raw_factory(b)
     producer.connect("1.2")
@@ -323,7 +328,7 @@ def fill_until_blocked(producer, q, n=40):
 
 
 def test_sigterm_with_producer_blocked_by_flow_control_exits_promptly(broker_factory, raw_factory, stomp_factory):
-    b = broker_factory("--max-pending-memory-bytes", "8192")
+    b = broker_factory("--max-pending-memory-bytes", "8192", *NO_SPILL)
     q = "/queue/" + unique("blocked")
     producer = raw_factory(b)
     producer.connect("1.2")
@@ -338,7 +343,7 @@ def test_sigterm_with_producer_blocked_by_flow_control_exits_promptly(broker_fac
 
 
 def test_blocked_producer_that_disconnects_frees_its_connection(broker_factory, raw_factory):
-    b = broker_factory("--max-pending-memory-bytes", "8192", "--max-connections", "2")
+    b = broker_factory("--max-pending-memory-bytes", "8192", "--max-connections", "2", *NO_SPILL)
     q = "/queue/" + unique("gone")
     producer = raw_factory(b)
     producer.connect("1.2", headers={"client-id": "producer-1"})
@@ -374,7 +379,7 @@ def test_producer_held_by_flow_control_is_not_timed_out_for_heart_beats(broker_f
     """A producer that keeps sending heart-beats while flow control holds it back must not be
     cut off for "no heart-beat" when it is let go. Twelve hold-and-release episodes: the
     failure this guards against shows up in roughly a third of them."""
-    b = broker_factory("--max-pending-memory-bytes", "8192", "--heartbeat-receive-ms", "200")
+    b = broker_factory("--max-pending-memory-bytes", "8192", "--heartbeat-receive-ms", "200", *NO_SPILL)
     q = "/queue/" + unique("hbheld")
     consumer = stomp_factory(b)
     consumer.subscribe(q, ack="client-individual", headers={"activemq.prefetchSize": "1"})

@@ -292,6 +292,10 @@ def test_a_full_temporary_store_holds_non_persistent_producers_until_it_drains(b
         # Memory and the temporary store held about what their limits say.
         assert (MEMORY_LIMIT + temp_limit) // BODY_BYTES // 2 < confirmed \
             < 2 * (MEMORY_LIMIT + temp_limit) // BODY_BYTES, confirmed
+        # A queue that does not spill takes non-persistent messages meanwhile:
+        # the full temporary store holds only producers whose sends would go there.
+        other = stomp_factory(b)
+        other.send(f"/queue/{unique('other')}", body="not spilled", receipt=True)
     finally:
         try:
             conn.disconnect()

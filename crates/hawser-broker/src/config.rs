@@ -46,7 +46,8 @@ pub struct BrokerConfig {
     /// Bytes of non-persistent queue messages the store may keep beyond
     /// memory (ActiveMQ's `tempUsage`): below it such messages spill to the
     /// store rather than hold their producer (see `paging`); at it, their
-    /// producers are held as memory holds them.
+    /// producers are held as memory holds them. 0: they never spill (memory
+    /// holds their producers, as for a store that does not page).
     pub max_temp_bytes: u64,
     /// Sends plus acks one transaction may buffer.
     pub max_transaction_ops: usize,

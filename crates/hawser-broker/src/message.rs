@@ -283,6 +283,11 @@ impl Message {
         self.charge.bytes()
     }
 
+    /// The memory counters of its destination, if it is charged to one.
+    pub fn usage(&self) -> Option<&Arc<crate::usage::DestinationUsage>> {
+        self.charge.destination()
+    }
+
     /// Whether the memory it is charged to has room for it (it counts itself).
     pub fn room(&self) -> Result<(), crate::usage::Full> {
         self.charge.room()

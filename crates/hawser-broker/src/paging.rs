@@ -113,18 +113,20 @@ impl Broker {
         match (pages, message.persistent) {
             (false, _) => Paging::Memory,
             (true, true) => Paging::Store,
-            (true, false) => Paging::Temp,
+            (true, false) if self.config.max_temp_bytes > 0 => Paging::Temp,
+            (true, false) => Paging::Memory,
         }
     }
 
-    /// True while the store keeps `max_temp_bytes` of spilled messages or
-    /// more: producers of [`Paging::Temp`] messages are held (or refused),
-    /// whatever their destination's memory, as ActiveMQ's are when its
-    /// `tempUsage` is full. (Memory alone would not hold them: once a queue
-    /// spills, later messages follow into the store even when memory has
-    /// room, to stay in order.)
-    pub fn temp_full(&self) -> bool {
-        self.store().spilled_bytes() >= self.config.max_temp_bytes
+    /// Whether a [`Paging::Temp`] message for the destination counted by
+    /// `usage` must wait for the temporary store: it would spill (its memory
+    /// is full, or its queue spills already: later messages follow into the
+    /// store even when memory has room, to stay in order), and the store
+    /// keeps `max_temp_bytes` of spilled messages or more. Its producer is
+    /// then held (or refused), as ActiveMQ's are when its `tempUsage` is full.
+    pub fn temp_full(&self, usage: &DestinationUsage) -> bool {
+        (usage.is_spilling() || usage.room().is_err())
+            && self.store().spilled_bytes() >= self.config.max_temp_bytes
     }
 
     /// Whether a non-persistent message `msg` for container `key` goes to
@@ -135,6 +137,7 @@ impl Broker {
     /// and if its record fits the store (else it stays in memory).
     pub(crate) fn spills(&self, key: &ContainerKey, msg: &Message, tail: bool) -> bool {
         !msg.persistent
+            && self.config.max_temp_bytes > 0
             && matches!(key, ContainerKey::Queue(_))
             && key.is_stored()
             && self.store().pages()
@@ -206,6 +209,11 @@ impl Broker {
                 && key.is_stored()
                 && (q.is_paging(msg.priority) || msg.room().is_err()));
         if paged {
+            if spilled {
+                if let Some(usage) = msg.usage() {
+                    usage.set_spilling(true);
+                }
+            }
             q.enqueue_paged(msg.id, msg.priority, seq);
         } else {
             q.enqueue(entry);
@@ -339,6 +347,17 @@ impl Broker {
                 r.key,
                 r.wanted.priority
             );
+        }
+        // Once nothing of the queue waits in the store, it spills no more
+        // (an over-estimate until then: persistent messages may be what is
+        // left, which only holds non-persistent producers a little longer
+        // when the temporary store is full).
+        if let (0, ContainerKey::Queue(d)) = (q.paged_len(), &r.key) {
+            let usage = match usage {
+                Some(u) if u.destination() == d => u,
+                _ => self.destination_usage(d),
+            };
+            usage.set_spilling(false);
         }
         // Spilled messages leave the store as they come into memory: from
         // here on they are non-persistent messages like any other (lost in a

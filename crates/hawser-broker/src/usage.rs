@@ -24,7 +24,7 @@
 //! control holds the others (topics, transactions' sends, a store that keeps
 //! nothing).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,6 +144,10 @@ pub struct DestinationUsage {
     policy: DestinationPolicy,
     /// The broker-wide usage it is part of.
     global: Arc<MemoryUsage>,
+    /// Set while its queue has non-persistent messages spilled to the store,
+    /// so that later ones spill too (see `paging`): what the temporary
+    /// store's limit holds, whatever the memory.
+    spilling: AtomicBool,
 }
 
 impl DestinationUsage {
@@ -158,7 +162,19 @@ impl DestinationUsage {
             used: AtomicU64::new(0),
             policy,
             global: Arc::clone(global),
+            spilling: AtomicBool::new(false),
         })
+    }
+
+    /// Whether its queue has spilled messages in the store now.
+    pub fn is_spilling(&self) -> bool {
+        self.spilling.load(Ordering::Relaxed)
+    }
+
+    /// Says whether its queue has spilled messages in the store (the engine,
+    /// as they go there and are read back).
+    pub fn set_spilling(&self, spilling: bool) {
+        self.spilling.store(spilling, Ordering::Relaxed);
     }
 
     /// The destination counted.
@@ -245,6 +261,11 @@ impl MemoryCharge {
     /// Bytes charged.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// The destination's usage it counts against, if any.
+    pub fn destination(&self) -> Option<&Arc<DestinationUsage>> {
+        self.destination.as_ref()
     }
 
     /// Whether what this charge counts against has room (see [`DestinationUsage::room`]).

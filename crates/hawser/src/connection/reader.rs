@@ -302,7 +302,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 Err(full) => Wait::Memory(full.as_str()),
                 Ok(()) => match core.store_room() {
                     Err(which) => Wait::Sampled(which),
-                    Ok(()) if paging == Paging::Temp && core.broker.temp_full() => {
+                    Ok(()) if paging == Paging::Temp && core.broker.temp_full(usage) => {
                         Wait::Sampled("temporary store")
                     }
                     Ok(()) if store.writes_behind() => Wait::Writes,
