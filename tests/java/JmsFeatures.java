@@ -1123,6 +1123,37 @@ public class JmsFeatures {
         c.close();
     }
 
+    /**
+     * A broker with users (alice / s3cret-alice): the right password connects
+     * and carries messages; a wrong one, or none, is a JMSSecurityException.
+     */
+    static void login(String url) throws JMSException {
+        Connection c = factory(url).createConnection("alice", "s3cret-alice");
+        c.start();
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        Queue q = s.createQueue("features.login");
+        s.createProducer(q).send(s.createTextMessage("signed in"));
+        Message m = s.createConsumer(q).receive(WAIT_MS);
+        check(m != null && "signed in".equals(text(m)), "alice connects and is served");
+        c.close();
+        String[][] refused = {{"alice", "wrong"}, {"mallory", "s3cret-alice"}, {null, null}};
+        for (String[] creds : refused) {
+            Connection bad = null;
+            try {
+                bad = factory(url).createConnection(creds[0], creds[1]);
+                bad.start();
+                bad.createSession(false, Session.AUTO_ACKNOWLEDGE);
+                check(false, "user " + creds[0] + " with a wrong password was let in");
+            } catch (javax.jms.JMSSecurityException e) {
+                System.out.println("ok user " + creds[0] + " refused: " + e.getMessage());
+            } finally {
+                if (bad != null) {
+                    try { bad.close(); } catch (JMSException ignored) { }
+                }
+            }
+        }
+    }
+
     public static void main(String[] args) {
         try {
             run(args[0], args[1]);
@@ -1157,6 +1188,7 @@ public class JmsFeatures {
             case "dlq": dlq(url); break;
             case "non-persistent": nonPersistent(url); break;
             case "non-persistent-backlog": nonPersistentBacklog(url); break;
+            case "login": login(url); break;
             default:
                 System.out.println("FAIL unknown check " + check);
                 System.exit(2);

@@ -137,3 +137,12 @@ def test_non_persistent_messages_far_beyond_memory_spill_and_come_back_in_order(
     b = broker_factory("--max-pending-memory-bytes", str(1 << 20))
     out = run_check(features, b, "non-persistent-backlog")
     assert "ok all 8000 received in order" in out
+
+
+def test_users_authenticate_and_wrong_credentials_are_a_jms_security_exception(broker_factory, features, tmp_path):
+    from test_security import users_file
+    b = broker_factory("--users-file", str(users_file(tmp_path)))
+    out = run_check(features, b, "login")
+    assert "ok user alice refused: user name or password is invalid" in out
+    assert "ok user mallory refused" in out
+    assert "ok user null refused: authentication required" in out

@@ -31,15 +31,21 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// Whom a connection acts for. Anonymous until authentication exists; then
-/// the authenticated user, which authorization checks for every protocol alike.
+/// Whom a connection acts for: the user it authenticated as (with its
+/// groups, which authorization entries name), or nobody.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Principal {
-    /// Nobody has proved who they are.
+    /// Nobody has proved who they are: a broker without users, or one that
+    /// allows anonymous access.
     #[default]
     Anonymous,
     /// An authenticated user.
-    User(Arc<str>),
+    User {
+        /// The user's name.
+        name: Arc<str>,
+        /// The groups it belongs to.
+        groups: Arc<[Arc<str>]>,
+    },
 }
 
 /// What the broker knows of a connection once it is established.
@@ -67,6 +73,11 @@ impl ConnectInfo {
         }
     }
 
+    /// The same, acting for `principal`.
+    pub fn with_principal(self, principal: Principal) -> Self {
+        ConnectInfo { principal, ..self }
+    }
+
     /// An anonymous connection from inside the process.
     pub fn in_process(client_id: Option<&str>) -> Self {
         ConnectInfo::new(Protocol::InProcess, client_id, None)
@@ -82,8 +93,8 @@ impl fmt::Display for ConnectInfo {
         if let Some(cid) = &self.client_id {
             write!(f, " as client id {cid:?}")?;
         }
-        if let Principal::User(user) = &self.principal {
-            write!(f, " for user {user:?}")?;
+        if let Principal::User { name, .. } = &self.principal {
+            write!(f, " for user {name:?}")?;
         }
         Ok(())
     }

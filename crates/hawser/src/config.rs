@@ -100,6 +100,8 @@ pub struct Config {
     pub ha: HaConfig,
     /// The HTTP status endpoint.
     pub status: StatusConfig,
+    /// Who may connect.
+    pub security: SecurityConfig,
     /// Per-destination policies (`[[policy]]`), first match wins.
     pub policy: Vec<PolicyConfig>,
 }
@@ -221,6 +223,20 @@ impl HaConfig {
 pub struct StatusConfig {
     /// Address to listen on; off when absent.
     pub listen: Option<SocketAddr>,
+}
+
+/// `[security]`: who may connect (see `crate::security`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Users and groups with argon2 password hashes (`hawser passwd` writes
+    /// it); set, every connection must authenticate. Relative to the
+    /// working directory.
+    pub users_file: Option<PathBuf>,
+    /// Lets connections without credentials in as anonymous when there is a
+    /// users file, and lets a broker without one listen on addresses other
+    /// than loopback (ActiveMQ's `anonymousAccessAllowed`).
+    pub allow_anonymous: bool,
 }
 
 /// ActiveMQ's `updateClusterClients`: the broker URIs clients should know.
@@ -419,6 +435,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             ha: HaConfig::default(),
             status: StatusConfig::default(),
+            security: SecurityConfig::default(),
             policy: Vec::new(),
         }
     }
@@ -528,6 +545,35 @@ impl Config {
         })
     }
 
+    /// Refuses a broker that would serve anyone who reaches it over a
+    /// network: no users file, a listener on an address other than loopback,
+    /// and no `allow_anonymous`. Open on loopback is what `cargo run` gives a
+    /// developer; open on a network is a choice to state.
+    ///
+    /// # Errors
+    /// Naming the listener and how to configure users.
+    pub fn check_exposure(&self) -> anyhow::Result<()> {
+        if self.security.users_file.is_some() || self.security.allow_anonymous {
+            return Ok(());
+        }
+        let listeners = [
+            ("STOMP", Some(self.stomp.listen)),
+            ("OpenWire", Some(self.openwire.listen)),
+            ("status", self.status.listen),
+        ];
+        for (name, addr) in listeners {
+            if let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) {
+                anyhow::bail!(
+                    "refusing to serve {name} on {addr} without authentication: create users with \
+                     `hawser passwd --users-file FILE USER` and start with --users-file FILE \
+                     ([security] users_file), listen on a loopback address, or pass \
+                     --allow-anonymous to run open anyway"
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The shared-store settings, when the broker is one of several on a store.
     pub fn ha_settings(&self) -> Option<hawser_ha::HaSettings> {
         if self.ha.mode != HaMode::SharedStore {
@@ -611,6 +657,32 @@ mod tests {
         assert_eq!(b.max_temp_bytes, 3 << 20);
         let q = hawser_broker::Destination::queue("any");
         assert_eq!(b.policy_for(&q).memory_limit_bytes, 4096);
+    }
+
+    #[test]
+    fn a_broker_without_users_listens_beyond_loopback_only_when_told_to() {
+        let mut c = Config::default();
+        assert!(c.check_exposure().is_ok(), "loopback by default");
+        c.openwire.listen = "0.0.0.0:61616".parse().unwrap();
+        let e = c.check_exposure().unwrap_err().to_string();
+        assert!(
+            e.contains("OpenWire on 0.0.0.0:61616") && e.contains("--users-file"),
+            "{e}"
+        );
+        c.security.allow_anonymous = true;
+        assert!(c.check_exposure().is_ok());
+        c.security.allow_anonymous = false;
+        c.security.users_file = Some(PathBuf::from("users"));
+        assert!(c.check_exposure().is_ok());
+        let c: Config = toml::from_str(
+            "[status]\nlisten = \"10.0.0.1:8162\"\n[security]\nallow_anonymous = false\n",
+        )
+        .unwrap();
+        assert!(c
+            .check_exposure()
+            .unwrap_err()
+            .to_string()
+            .contains("status"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod connection;
 pub mod disk;
 pub mod openwire;
+pub mod security;
 pub mod server;
 pub mod stat;
 pub mod status;

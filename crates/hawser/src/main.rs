@@ -51,6 +51,8 @@ enum Command {
     Browse(hawser::cli::BrowseArgs),
     /// Ask a broker what it is (master, slave, epoch), or a shared store who its master is.
     Stat(hawser::stat::StatArgs),
+    /// Add or change a user in a users file (the password is read from standard input).
+    Passwd(hawser::security::passwd::PasswdArgs),
 }
 
 /// Flags override the config file, which overrides the defaults.
@@ -174,6 +176,14 @@ struct ServeArgs {
     /// Address of the HTTP status endpoint (GET /status) [default: off].
     #[arg(long, value_name = "HOST:PORT")]
     status: Option<SocketAddr>,
+    /// Users file (argon2 hashes; `hawser passwd` writes it): every connection
+    /// must then authenticate [default: none, the broker runs open].
+    #[arg(long, value_name = "FILE")]
+    users_file: Option<PathBuf>,
+    /// Let connections without credentials in as anonymous, and let a broker
+    /// without users listen on addresses other than loopback.
+    #[arg(long)]
+    allow_anonymous: bool,
 }
 
 impl ServeArgs {
@@ -229,6 +239,12 @@ impl ServeArgs {
         if self.status.is_some() {
             c.status.listen = self.status;
         }
+        if self.users_file.is_some() {
+            c.security.users_file = self.users_file.clone();
+        }
+        if self.allow_anonymous {
+            c.security.allow_anonymous = true;
+        }
         if !self.advertise_openwire.is_empty() {
             c.cluster.advertise_openwire = self.advertise_openwire.clone();
         }
@@ -258,6 +274,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Browse(args)) => return run_client(hawser::cli::browse(args)),
         Some(Command::Stat(args)) => return run_client(hawser::stat::stat(args)),
         Some(Command::Bench(args)) => hawser::bench::run(args),
+        Some(Command::Passwd(args)) => hawser::security::passwd::run(&args),
         Some(Command::Serve(args)) => run_serve(&args),
         None => run_serve(&cli.serve),
     };
@@ -314,19 +331,35 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
         });
         let args = args.clone();
         hawser::server::serve(config, shutdown, move |running| {
-            tokio::spawn(reload_on_sighup(args, running.cluster.clone()));
+            tokio::spawn(reload_on_sighup(
+                args,
+                running.cluster.clone(),
+                std::sync::Arc::clone(&running.auth),
+            ));
         })
         .await
     })
 }
 
-/// SIGHUP re-reads the configuration and tells clients about a changed cluster.
-async fn reload_on_sighup(args: ServeArgs, cluster: hawser::server::ClusterView) {
+/// SIGHUP re-reads the configuration and tells clients about a changed
+/// cluster, and re-reads the users file (a file that does not parse leaves
+/// the users before in force).
+async fn reload_on_sighup(
+    args: ServeArgs,
+    cluster: hawser::server::ClusterView,
+    auth: std::sync::Arc<hawser::security::Authenticator>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {
+        if auth.required() {
+            match auth.reload() {
+                Ok(n) => tracing::info!(target: "audit", users = n, "SIGHUP: users file re-read"),
+                Err(e) => tracing::warn!(target: "audit", "SIGHUP: users file not reloaded: {e}"),
+            }
+        }
         match args.config().and_then(|c| c.cluster.validate().map(|()| c)) {
             Ok(c) => {
                 tracing::info!(cluster = ?c.cluster, "SIGHUP: configuration re-read");

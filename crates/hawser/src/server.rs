@@ -32,6 +32,7 @@ use crate::config::{ClusterConfig, Config, Persistence};
 use crate::connection::{CoreSettings, ReadTimeouts};
 use crate::disk::{self, DiskSpace};
 use crate::openwire::OpenWireSettings;
+use crate::security::Authenticator;
 use crate::status::{serve_status, Health, StatusSource};
 use crate::stomp::{serve_connection, SessionSettings};
 use hawser_ha::{Election, FileElection, Mastership, Role};
@@ -72,6 +73,8 @@ pub struct Running {
     pub openwire_addr: SocketAddr,
     /// The advertised cluster; `send` a new list to tell clients.
     pub cluster: ClusterView,
+    /// Who may connect; `reload` re-reads the users file.
+    pub auth: Arc<Authenticator>,
 }
 
 /// Opens the configured store and returns it with the state it recovered. A
@@ -107,6 +110,21 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     config.cluster.validate()?;
     config.ha.validate()?;
+    config.check_exposure()?;
+    let auth = Arc::new(
+        Authenticator::new(
+            config.security.users_file.clone(),
+            config.security.allow_anonymous,
+        )
+        .context("cannot read the users file")?,
+    );
+    if auth.required() {
+        tracing::info!(
+            allow_anonymous = config.security.allow_anonymous,
+            "connections must authenticate (users file {:?})",
+            config.security.users_file
+        );
+    }
     let (cluster, cluster_rx) = watch::channel(Arc::new(config.cluster.clone()));
     let ha = config.ha_settings();
     let (role, role_rx) = watch::channel(Role::Standalone);
@@ -133,6 +151,7 @@ pub async fn serve(
             &health,
             &cluster,
             cluster_rx,
+            &auth,
             shutdown.child_token(),
             Some(ready),
         )
@@ -161,6 +180,7 @@ pub async fn serve(
             &health,
             &cluster,
             cluster_rx.clone(),
+            &auth,
             stop,
             ready.take(),
         )
@@ -187,6 +207,7 @@ async fn serve_store<F: FnOnce(&Running)>(
     health: &Arc<Health>,
     cluster: &ClusterView,
     cluster_rx: watch::Receiver<Arc<ClusterConfig>>,
+    auth: &Arc<Authenticator>,
     shutdown: CancellationToken,
     ready: Option<F>,
 ) -> anyhow::Result<()> {
@@ -229,6 +250,7 @@ async fn serve_store<F: FnOnce(&Running)>(
         flow_control: config.limits.flow_control,
         disk: Arc::clone(&disk),
         cluster: cluster_rx,
+        auth: Arc::clone(auth),
     });
     let settings = Arc::new(SessionSettings {
         core: Arc::clone(&core),
@@ -339,6 +361,7 @@ async fn serve_store<F: FnOnce(&Running)>(
             stomp_addr,
             openwire_addr,
             cluster: cluster.clone(),
+            auth: Arc::clone(auth),
         });
     }
 

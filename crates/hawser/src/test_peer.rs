@@ -45,6 +45,7 @@ pub(crate) fn core_settings(broker: Arc<Broker>) -> CoreSettings {
         flow_control: FlowControl::Block,
         disk: Arc::new(DiskSpace::unchecked()),
         cluster: watch::channel(Arc::default()).1,
+        auth: Arc::new(crate::security::Authenticator::open()),
     }
 }
 

@@ -22,6 +22,8 @@ pub struct CoreSettings {
     pub disk: Arc<DiskSpace>,
     /// Broker URIs advertised to clients (ActiveMQ's updateClusterClients).
     pub cluster: tokio::sync::watch::Receiver<Arc<crate::config::ClusterConfig>>,
+    /// Who may connect (every protocol asks it at its handshake).
+    pub auth: Arc<crate::security::Authenticator>,
 }
 
 impl CoreSettings {

@@ -36,6 +36,10 @@ pub enum SessionError {
     /// The engine refused the command.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// ConnectionInfo's credentials were refused: the client is told, then
+    /// the connection closes.
+    #[error(transparent)]
+    Auth(#[from] crate::security::AuthError),
     /// The command asks for something Hawser does not do (yet).
     #[error("{0} is not supported")]
     Unsupported(&'static str),
@@ -66,6 +70,8 @@ impl SessionError {
             SessionError::Read(ReadError::ResourceFull(_)) => {
                 "javax.jms.ResourceAllocationException"
             }
+            // ActiveMQ's client turns it into a JMSSecurityException.
+            SessionError::Auth(_) => "java.lang.SecurityException",
             _ => "javax.jms.JMSException",
         }
     }

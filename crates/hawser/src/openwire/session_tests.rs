@@ -40,6 +40,7 @@ async fn serve_advertising(
 ) -> SocketAddr {
     let core = crate::connection::CoreSettings {
         cluster: tokio::sync::watch::channel(Arc::new(cluster)).1,
+        auth: Arc::new(crate::security::Authenticator::open()),
         ..core_settings(broker)
     };
     let settings = Arc::new(OpenWireSettings {

@@ -52,6 +52,9 @@ pub enum SessionError {
     /// The engine refused the operation.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// CONNECT's credentials were refused.
+    #[error(transparent)]
+    Auth(#[from] crate::security::AuthError),
     /// Producer flow control is set to fail and memory, store or disk is full.
     #[error("{0} is full; message refused")]
     ResourceFull(&'static str),

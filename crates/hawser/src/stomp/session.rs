@@ -228,7 +228,7 @@ impl Session {
         let Some(conn) = self.conn else {
             return match frame.command {
                 Command::Connect | Command::Stomp => {
-                    self.connect(&frame)?;
+                    self.connect(&frame).await?;
                     Ok((Flow::Continue, Confirm::now()))
                 }
                 other => Err(SessionError::NotConnected(SessionError::command_name(
@@ -336,7 +336,7 @@ impl Session {
         Ok((Flow::Continue, Confirm::after(seq)))
     }
 
-    fn connect(&mut self, frame: &Frame) -> Result<(), SessionError> {
+    async fn connect(&mut self, frame: &Frame) -> Result<(), SessionError> {
         let version = match frame.header("accept-version") {
             None => Version::V1_0,
             Some(v) => Version::negotiate(v)
@@ -351,8 +351,19 @@ impl Session {
         let send_ms = if sx > 0 && cy > 0 { sx.max(cy) } else { 0 };
         let read_ms = if cx > 0 && sy > 0 { cx.max(sy) } else { 0 };
         let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
+        let principal = s
+            .core
+            .auth
+            .authenticate(
+                Protocol::Stomp,
+                self.remote,
+                frame.header("login"),
+                frame.header("passcode"),
+            )
+            .await?;
         let client_id = frame.header("client-id").filter(|c| !c.is_empty());
-        let info = ConnectInfo::new(Protocol::Stomp, client_id, self.remote);
+        let info =
+            ConnectInfo::new(Protocol::Stomp, client_id, self.remote).with_principal(principal);
         let conn = s.broker().connect(info, outbox)?;
         self.conn = Some(conn);
         self.reader.connected(read_ms);

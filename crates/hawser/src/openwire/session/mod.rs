@@ -245,14 +245,18 @@ impl Session {
             Err(e) if wants_reply => {
                 self.reply = None;
                 tracing::debug!("OpenWire command refused: {e}");
-                self.send_out(Out::Frame {
-                    frame: Command::ExceptionResponse(ExceptionResponse {
-                        correlation_id: id,
-                        exception: Some(exception(e.java_class(), e.client_message())),
-                        ..ExceptionResponse::default()
-                    }),
-                    seq: 0,
+                let frame = Command::ExceptionResponse(ExceptionResponse {
+                    correlation_id: id,
+                    exception: Some(exception(e.java_class(), e.client_message())),
+                    ..ExceptionResponse::default()
                 });
+                if matches!(e, SessionError::Auth(_)) {
+                    // Nothing more is served to a client that did not
+                    // authenticate: told why, it is closed.
+                    self.send_out(Out::Close { frame: Some(frame) });
+                    return Ok(Flow::Stop);
+                }
+                self.send_out(Out::Frame { frame, seq: 0 });
                 Ok(Flow::Continue)
             }
             Err(e) if e.is_refusal() => {
@@ -285,7 +289,7 @@ impl Session {
         match command {
             Command::WireFormatInfo(_) => Err(SessionError::Unsupported("a second WireFormatInfo")),
             Command::ConnectionInfo(info) => {
-                self.connect(&info)?;
+                self.connect(&info).await?;
                 done
             }
             Command::KeepAliveInfo(k) => {
@@ -363,14 +367,26 @@ impl Session {
 
 impl Session {
     /// ConnectionInfo: registers the connection with the engine under its client id.
-    fn connect(&mut self, info: &ow::ConnectionInfo) -> Result<(), SessionError> {
+    async fn connect(&mut self, info: &ow::ConnectionInfo) -> Result<(), SessionError> {
         if self.conn.is_some() {
             return Err(SessionError::Unsupported("a second ConnectionInfo"));
         }
+        let principal = self
+            .settings
+            .core
+            .auth
+            .authenticate(
+                Protocol::OpenWire,
+                self.remote,
+                info.user_name.as_deref(),
+                info.password.as_deref(),
+            )
+            .await?;
         let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
         let client_id = info.client_id.as_deref().filter(|c| !c.is_empty());
         let failover_reconnect = info.failover_reconnect;
-        let info = ConnectInfo::new(Protocol::OpenWire, client_id, self.remote);
+        let info =
+            ConnectInfo::new(Protocol::OpenWire, client_id, self.remote).with_principal(principal);
         let conn = self.broker().connect(info, outbox)?;
         self.conn = Some(conn);
         self.registration = Some(Registration::new(Arc::clone(self.broker()), conn));

@@ -1,0 +1,180 @@
+"""Authentication, with clients we did not write (stomp-py; the Java
+activemq-client in test_openwire_security.py).
+
+Users come from a users file that ``hawser passwd`` writes (argon2 hashes).
+With one configured, every connection must authenticate: a wrong password or
+none gets the protocol's error after a delay that grows with each failure
+from the same address, and the connection is closed. SIGHUP re-reads the
+file. A broker without users refuses to listen beyond loopback unless told
+``--allow-anonymous``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import stomp
+
+from conftest import HAWSER_BIN, HOST, free_port, unique, wait_until
+
+PASSWORDS = {"alice": "s3cret-alice", "bob": "hunter2-bob"}
+
+
+def passwd(users: Path, user: str, password: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([HAWSER_BIN, "passwd", "--users-file", str(users), user, *extra],
+                          input=password + "\n", capture_output=True, text=True, timeout=30)
+
+
+def users_file(tmp_path: Path) -> Path:
+    users = tmp_path / "users"
+    for user, password in PASSWORDS.items():
+        out = passwd(users, user, password, "--groups", "admins" if user == "alice" else "users")
+        assert out.returncode == 0, out.stderr
+    return users
+
+
+class Outcome(stomp.ConnectionListener):
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.connected = False
+        self.errors: list[str] = []
+        self.disconnected = False
+        self.messages: list[str] = []
+
+    def on_connected(self, frame):
+        with self.cond:
+            self.connected = True
+            self.cond.notify_all()
+
+    def on_error(self, frame):
+        with self.cond:
+            self.errors.append(frame.headers.get("message", ""))
+            self.cond.notify_all()
+
+    def on_disconnected(self):
+        with self.cond:
+            self.disconnected = True
+            self.cond.notify_all()
+
+    def on_message(self, frame):
+        with self.cond:
+            self.messages.append(frame.body)
+            self.cond.notify_all()
+
+
+def attempt(port: int, login: str | None, passcode: str | None, timeout: float = 15.0):
+    """Connects with stomp-py's own credential arguments; returns the
+    connection, its listener and how long the broker took to answer."""
+    conn = stomp.Connection12([(HOST, port)], heartbeats=(0, 0), reconnect_attempts_max=1)
+    outcome = Outcome()
+    conn.set_listener("o", outcome)
+    started = time.monotonic()
+    conn.connect(login, passcode, wait=False)
+    with outcome.cond:
+        outcome.cond.wait_for(lambda: outcome.connected or outcome.errors, timeout=timeout)
+    took = time.monotonic() - started
+    return conn, outcome, took
+
+
+def refused(outcome: Outcome, conn, text: str) -> bool:
+    with outcome.cond:
+        ok = outcome.cond.wait_for(lambda: outcome.disconnected, timeout=5.0)
+    return ok and not outcome.connected and any(text in e for e in outcome.errors) and not conn.is_connected()
+
+
+def test_passwd_writes_argon2_hashes_and_never_the_password(tmp_path):
+    users = users_file(tmp_path)
+    text = users.read_text()
+    assert text.count("$argon2id$") == 2
+    for password in PASSWORDS.values():
+        assert password not in text
+    assert "alice:" in text and ":admins" in text
+    out = passwd(users, "alice", "", )
+    assert out.returncode != 0 and "no password" in out.stderr
+    out = subprocess.run([HAWSER_BIN, "passwd", "--users-file", str(users), "--delete", "bob"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "bob:" not in users.read_text()
+
+
+def test_the_right_password_connects_and_wrong_ones_are_refused_ever_more_slowly(broker_factory, tmp_path):
+    b = broker_factory("--users-file", str(users_file(tmp_path)))
+    conn, ok, _ = attempt(b.port, "alice", PASSWORDS["alice"])
+    assert ok.connected, ok.errors
+    queue = f"/queue/{unique('auth')}"
+    conn.subscribe(queue, id="s", ack="auto")
+    conn.send(queue, body="hello", receipt="r")
+    with ok.cond:
+        assert ok.cond.wait_for(lambda: ok.messages == ["hello"], timeout=5.0)
+    conn.disconnect()
+
+    delays = []
+    for _ in range(3):
+        conn, bad, took = attempt(b.port, "alice", "not-the-password")
+        assert refused(bad, conn, "user name or password is invalid"), bad.errors
+        delays.append(took)
+    # 0.5 s, then 1 s, then 2 s before the ERROR: guessing gets slower.
+    assert delays[0] >= 0.45, delays
+    assert delays[1] >= 0.95 and delays[2] >= 1.95, delays
+    # An unknown user gets the same answer (no probing for names).
+    conn, unknown, _ = attempt(b.port, "mallory", "x")
+    assert refused(unknown, conn, "user name or password is invalid"), unknown.errors
+    # No credentials at all: refused too.
+    conn, none, _ = attempt(b.port, None, None)
+    assert refused(none, conn, "authentication required"), none.errors
+    # A success forgets the address's failures.
+    conn, ok, _ = attempt(b.port, "bob", PASSWORDS["bob"])
+    assert ok.connected, ok.errors
+    conn.disconnect()
+    conn, bad, took = attempt(b.port, "bob", "wrong")
+    assert refused(bad, conn, "user name or password is invalid")
+    assert took < 0.95, f"failures were not forgotten at a success: {took:.2f} s"
+    log = b.log_text()
+    assert "authentication failed" in log and "mallory" in log, "no audit line"
+    assert PASSWORDS["alice"] not in log and "not-the-password" not in log, "a password in the log"
+
+
+def test_allow_anonymous_lets_connections_without_credentials_in_but_not_wrong_ones(broker_factory, tmp_path):
+    b = broker_factory("--users-file", str(users_file(tmp_path)), "--allow-anonymous")
+    conn, anon, _ = attempt(b.port, None, None)
+    assert anon.connected, anon.errors
+    conn.disconnect()
+    conn, bad, _ = attempt(b.port, "alice", "wrong")
+    assert refused(bad, conn, "user name or password is invalid")
+
+
+def test_sighup_rereads_the_users_file(broker_factory, tmp_path):
+    users = users_file(tmp_path)
+    b = broker_factory("--users-file", str(users))
+    conn, before, _ = attempt(b.port, "carol", "pw-carol")
+    assert refused(before, conn, "user name or password is invalid")
+    assert passwd(users, "carol", "pw-carol").returncode == 0
+    os.kill(b.pid, signal.SIGHUP)
+    assert wait_until(lambda: "users file re-read" in b.log_text(), timeout=5.0)
+    conn, after, _ = attempt(b.port, "carol", "pw-carol")
+    assert after.connected, after.errors
+    conn.disconnect()
+    # A file that does not parse leaves the users before in force.
+    users.write_text(users.read_text() + "garbage line\n")
+    os.kill(b.pid, signal.SIGHUP)
+    assert wait_until(lambda: "users file not reloaded" in b.log_text(), timeout=5.0)
+    conn, still, _ = attempt(b.port, "carol", "pw-carol")
+    assert still.connected, still.errors
+    conn.disconnect()
+
+
+def test_a_broker_without_users_refuses_to_listen_beyond_loopback(tmp_path):
+    # Refused before any socket is bound: nothing listens on a network here.
+    for stomp_host, openwire_host in (("0.0.0.0", HOST), (HOST, "0.0.0.0")):
+        proc = subprocess.run([HAWSER_BIN, "serve", "--data-dir", str(tmp_path / "data"),
+                               "--stomp", f"{stomp_host}:{free_port()}",
+                               "--openwire", f"{openwire_host}:{free_port()}"],
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode != 0
+        assert "without authentication" in proc.stderr and "hawser passwd" in proc.stderr, proc.stderr
+        assert "--allow-anonymous" in proc.stderr
