@@ -1154,6 +1154,35 @@ public class JmsFeatures {
         }
     }
 
+    /**
+     * One user's row of the permissions matrix: for each destination given
+     * (queue:NAME or topic:NAME), whether a synchronous send and a consumer
+     * are allowed. Prints "ALLOW op dest" or "DENY op dest" (a
+     * JMSSecurityException), so the test compares them with the ACL.
+     */
+    static void permissions(String url, String user, String password, String[] dests) throws JMSException {
+        Connection c = factory(url + "?jms.alwaysSyncSend=true").createConnection(user, password);
+        c.start();
+        for (String d : dests) {
+            Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            Destination dest = d.startsWith("queue:") ? s.createQueue(d.substring(6)) : s.createTopic(d.substring(6));
+            try {
+                s.createProducer(dest).send(s.createTextMessage("matrix"));
+                System.out.println("ALLOW send " + d);
+            } catch (javax.jms.JMSSecurityException e) {
+                System.out.println("DENY send " + d + " " + e.getMessage());
+            }
+            try {
+                s.createConsumer(dest).close();
+                System.out.println("ALLOW read " + d);
+            } catch (javax.jms.JMSSecurityException e) {
+                System.out.println("DENY read " + d + " " + e.getMessage());
+            }
+            s.close();
+        }
+        c.close();
+    }
+
     public static void main(String[] args) {
         try {
             run(args[0], args[1]);
@@ -1189,6 +1218,8 @@ public class JmsFeatures {
             case "non-persistent": nonPersistent(url); break;
             case "non-persistent-backlog": nonPersistentBacklog(url); break;
             case "login": login(url); break;
+            case "permissions": permissions(url, System.getProperty("hawser.user"), System.getProperty("hawser.password"),
+                    System.getProperty("hawser.dests").split(",")); break;
             default:
                 System.out.println("FAIL unknown check " + check);
                 System.exit(2);

@@ -30,6 +30,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hawser_selector::Selector;
 use parking_lot::Mutex;
 
+use crate::access::Operation;
 use crate::config::BrokerConfig;
 use crate::consumed::Consumed;
 use crate::container::ContainerKey;
@@ -378,6 +379,7 @@ impl Broker {
         let usage = self.destination_usage(&message.destination);
         let mut st = self.state.lock();
         let st = &mut *st;
+        self.authorize_use(st, conn, &message.destination, Operation::Write)?;
         let c = st.connections.open_mut(conn)?;
         if let Some(tx) = tx {
             let limit = self.config.max_transaction_ops;

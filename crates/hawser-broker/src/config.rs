@@ -1,5 +1,6 @@
 //! The engine's settings, with ActiveMQ's defaults where ActiveMQ has one.
 
+use crate::access::AccessPolicy;
 use crate::destination::{Destination, DestinationPattern};
 use crate::usage::DestinationPolicy;
 
@@ -69,6 +70,9 @@ pub struct BrokerConfig {
     /// Per-destination policies, first match wins; destinations matching none
     /// get [`DestinationPolicy::default`] (only the broker-wide limit).
     pub policies: Vec<PolicyEntry>,
+    /// Who may read, write and create which destinations (see `access`);
+    /// empty: everyone may do everything.
+    pub access: AccessPolicy,
     /// Dispatch a persistent message while its store record is being written
     /// (ActiveMQ's `concurrentStoreAndDispatchQueues`, on by default there too).
     /// The producer's receipt still waits for the record to be durable; what
@@ -100,6 +104,7 @@ impl Default for BrokerConfig {
                 DEFAULT_MAX_TEMPORARY_DESTINATIONS_PER_CONNECTION,
             max_prefetch: DEFAULT_MAX_PREFETCH,
             policies: Vec::new(),
+            access: AccessPolicy::default(),
             concurrent_store_and_dispatch: true,
             confirm_consumed: true,
         }

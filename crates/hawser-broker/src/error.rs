@@ -13,6 +13,16 @@ pub enum BrokerError {
     /// The connection is not (or no longer) registered.
     #[error("connection is closed")]
     ConnectionClosed,
+    /// The connection's user may not do this (see `access`).
+    #[error("user {user} is not authorized to {operation}: {destination}")]
+    NotAuthorized {
+        /// Who asked.
+        user: String,
+        /// What it asked: "read from", "write to", "create".
+        operation: &'static str,
+        /// Where.
+        destination: String,
+    },
     /// Another live connection uses this client id.
     #[error("client id {0:?} is already connected")]
     ClientIdInUse(String),

@@ -8,6 +8,7 @@
 //! (a local journal, later a replicated log or PostgreSQL) implement [`Store`]
 //! and feed [`Recovered`] state back in at start.
 
+pub mod access;
 pub mod advisory;
 pub mod broker;
 pub mod config;
@@ -33,6 +34,8 @@ mod transaction;
 pub mod usage;
 
 #[cfg(test)]
+mod access_tests;
+#[cfg(test)]
 mod broker_tests;
 #[cfg(test)]
 mod paging_tests;
@@ -43,6 +46,7 @@ mod test_support;
 #[cfg(test)]
 mod xa_tests;
 
+pub use access::{AccessEntry, AccessPolicy, AccessTarget, Operation};
 pub use broker::{Broker, ContainerStats, RolledBackAcks, SubscribeSpec};
 pub use config::{BrokerConfig, PolicyEntry};
 pub use consumed::Consumed;

@@ -437,9 +437,9 @@ fn prefetch_and_browsers_are_bounded() {
     s.prefetch = u32::MAX;
     b.subscribe(c, s).unwrap();
     assert_eq!(r.take().len(), 5);
-    b.open_browser(c).unwrap();
+    b.open_browser(c, &q).unwrap();
     assert_eq!(
-        b.open_browser(c),
+        b.open_browser(c, &q),
         Err(BrokerError::Limit("subscriptions per connection"))
     );
     assert_eq!(

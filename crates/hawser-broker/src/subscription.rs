@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::access::Operation;
 use crate::broker::{parse_selector, Broker, SubscribeSpec};
 use crate::container::ContainerKey;
 use crate::destination::Destination;
@@ -34,6 +35,8 @@ impl Broker {
         if c.temps.len() >= self.config.max_temporary_destinations_per_connection {
             return Err(BrokerError::Limit("temporary destinations per connection"));
         }
+        self.authorize(st, conn, dest, Operation::Admin)?;
+        let c = st.connections.open_mut(conn)?;
         c.temps.push(dest.clone());
         st.temp_owners.insert(dest.clone(), conn);
         self.advise_temporary(st, conn, dest, true);
@@ -60,9 +63,14 @@ impl Broker {
         Ok(())
     }
 
-    /// Counts a queue browser against the connection's subscription limit.
-    pub fn open_browser(&self, conn: ConnectionId) -> Result<(), BrokerError> {
+    /// Counts a browser of `queue` against the connection's subscription
+    /// limit, if the connection may read it.
+    pub fn open_browser(&self, conn: ConnectionId, queue: &Destination) -> Result<(), BrokerError> {
         let mut st = self.state.lock();
+        if queue.kind.is_temporary() {
+            self.authorize_temporary_read(&st, conn, queue)?;
+        }
+        self.authorize(&st, conn, queue, Operation::Read)?;
         let c = st.connections.open_mut(conn)?;
         if c.subs.len() + c.browsers >= self.config.max_subscriptions_per_connection {
             return Err(BrokerError::Limit("subscriptions per connection"));
@@ -96,9 +104,11 @@ impl Broker {
                 spec.destination.to_string(),
             ));
         }
-        if spec.destination.kind.is_temporary() && !st.temp_owners.contains_key(&spec.destination) {
-            return Err(BrokerError::UnknownTemporary(spec.destination.to_string()));
+        if spec.destination.kind.is_temporary() {
+            self.authorize_temporary_read(st, conn, &spec.destination)?;
         }
+        self.authorize_use(st, conn, &spec.destination, Operation::Read)?;
+        let c = st.connections.open(conn)?;
         let outbox = Arc::clone(&c.outbox);
         let client_id = c.info.client_id.clone();
         let selector = parse_selector(spec.selector.as_deref())?;

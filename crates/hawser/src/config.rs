@@ -102,6 +102,8 @@ pub struct Config {
     pub status: StatusConfig,
     /// Who may connect.
     pub security: SecurityConfig,
+    /// Who may do what with which destinations (`[[authorization]]`).
+    pub authorization: Vec<AuthorizationConfig>,
     /// Per-destination policies (`[[policy]]`), first match wins.
     pub policy: Vec<PolicyConfig>,
 }
@@ -141,6 +143,61 @@ impl PolicyConfig {
                 memory_limit_bytes: self.memory_limit_bytes.unwrap_or(u64::MAX),
                 producer_flow_control: self.producer_flow_control,
             },
+        })
+    }
+}
+
+/// `[[authorization]]`: who may read, write and create the destinations a
+/// pattern matches (ActiveMQ's `authorizationEntry`; with `temporary = true`,
+/// its `tempDestinationAuthorizationEntry`). Names are users or groups,
+/// comma-separated as in ActiveMQ. Every entry that matches counts. Without
+/// entries, every connection may do everything.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthorizationConfig {
+    /// Queues it applies to (e.g. `orders.>`); give this, `topic` or `temporary`.
+    pub queue: Option<String>,
+    /// Topics it applies to.
+    pub topic: Option<String>,
+    /// It applies to every temporary queue and topic.
+    pub temporary: bool,
+    /// Who may consume and browse.
+    pub read: String,
+    /// Who may send.
+    pub write: String,
+    /// Who may create (use a queue first, make a temporary destination).
+    pub admin: String,
+}
+
+impl AuthorizationConfig {
+    /// The engine's entry.
+    pub fn entry(&self) -> anyhow::Result<hawser_broker::AccessEntry> {
+        let target = match (&self.queue, &self.topic, self.temporary) {
+            (Some(q), None, false) => hawser_broker::DestinationPattern::new(false, q),
+            (None, Some(t), false) => hawser_broker::DestinationPattern::new(true, t),
+            (None, None, true) => Ok(hawser_broker::DestinationPattern::new(false, ">")?),
+            _ => anyhow::bail!(
+                "an [[authorization]] entry names exactly one of queue, topic or temporary = true"
+            ),
+        }
+        .map_err(|e| anyhow::anyhow!("[[authorization]]: {e}"))?;
+        let target = if self.temporary {
+            hawser_broker::AccessTarget::Temporary
+        } else {
+            hawser_broker::AccessTarget::Pattern(target)
+        };
+        let names = |list: &str| -> Vec<std::sync::Arc<str>> {
+            list.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(std::sync::Arc::from)
+                .collect()
+        };
+        Ok(hawser_broker::AccessEntry {
+            target,
+            read: names(&self.read),
+            write: names(&self.write),
+            admin: names(&self.admin),
         })
     }
 }
@@ -436,6 +493,7 @@ impl Default for Config {
             ha: HaConfig::default(),
             status: StatusConfig::default(),
             security: SecurityConfig::default(),
+            authorization: Vec::new(),
             policy: Vec::new(),
         }
     }
@@ -540,6 +598,12 @@ impl Config {
                 .iter()
                 .map(PolicyConfig::entry)
                 .collect::<anyhow::Result<_>>()?,
+            access: hawser_broker::AccessPolicy::new(
+                self.authorization
+                    .iter()
+                    .map(AuthorizationConfig::entry)
+                    .collect::<anyhow::Result<_>>()?,
+            ),
             concurrent_store_and_dispatch: self.broker.concurrent_store_and_dispatch,
             confirm_consumed: self.broker.confirm_consumed,
         })

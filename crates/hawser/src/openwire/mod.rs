@@ -71,7 +71,9 @@ impl SessionError {
                 "javax.jms.ResourceAllocationException"
             }
             // ActiveMQ's client turns it into a JMSSecurityException.
-            SessionError::Auth(_) => "java.lang.SecurityException",
+            SessionError::Auth(_) | SessionError::Broker(BrokerError::NotAuthorized { .. }) => {
+                "java.lang.SecurityException"
+            }
             _ => "javax.jms.JMSException",
         }
     }

@@ -478,7 +478,7 @@ impl Session {
             )));
         }
         let broker = &self.settings.core.broker;
-        broker.open_browser(conn)?;
+        broker.open_browser(conn, &queue)?;
         self.browsers.insert(id.to_string());
         let max = self.settings.max_browse_messages;
         for (message, redelivery_count, seq) in broker.browse(&queue, max) {

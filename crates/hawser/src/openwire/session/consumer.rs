@@ -145,7 +145,7 @@ impl Session {
                 reason: "only queues can be browsed".into(),
             });
         }
-        self.broker().open_browser(conn)?;
+        self.broker().open_browser(conn, &queue)?;
         let id = subscription_id(&consumer);
         self.browsers.insert(Arc::clone(&id));
         let max = self.settings.max_browse_messages;
