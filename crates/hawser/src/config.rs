@@ -102,6 +102,8 @@ pub struct Config {
     pub status: StatusConfig,
     /// Who may connect.
     pub security: SecurityConfig,
+    /// The TLS listeners' certificate.
+    pub tls: TlsConfig,
     /// Who may do what with which destinations (`[[authorization]]`).
     pub authorization: Vec<AuthorizationConfig>,
     /// Per-destination policies (`[[policy]]`), first match wins.
@@ -282,6 +284,40 @@ pub struct StatusConfig {
     pub listen: Option<SocketAddr>,
 }
 
+/// `[tls]`: the certificate of the TLS listeners (see `crate::security::tls`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The broker's certificate chain, PEM, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key, PEM.
+    pub key_file: Option<PathBuf>,
+    /// CA certificates, PEM, that sign client certificates: set, clients
+    /// are asked for one (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
+    /// Refuse clients without a certificate signed by `client_ca_file`.
+    pub require_client_cert: bool,
+}
+
+impl TlsConfig {
+    /// The files, if a certificate is configured.
+    ///
+    /// # Errors
+    /// A certificate without a key, or the other way round.
+    pub fn files(&self) -> anyhow::Result<Option<crate::security::tls::TlsFiles>> {
+        match (&self.cert_file, &self.key_file) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(crate::security::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.client_ca_file.clone(),
+                require_client_cert: self.require_client_cert,
+            })),
+            _ => anyhow::bail!("[tls] needs both cert_file and key_file"),
+        }
+    }
+}
+
 /// `[security]`: who may connect (see `crate::security`).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -351,6 +387,9 @@ impl ClusterConfig {
 pub struct StompConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Address to listen on for STOMP over TLS (`stomp+ssl://`, ActiveMQ's
+    /// 61612); off when absent. Needs `[tls]`.
+    pub ssl_listen: Option<SocketAddr>,
     /// Heart-beat interval the broker offers to send (ms; 0: none).
     pub heartbeat_send_ms: u64,
     /// Heart-beat interval the broker asks clients for (ms; 0: none).
@@ -370,6 +409,9 @@ pub struct StompConfig {
 pub struct OpenWireConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Address to listen on for OpenWire over TLS (`ssl://`, ActiveMQ's
+    /// 61617); off when absent. Needs `[tls]`.
+    pub ssl_listen: Option<SocketAddr>,
     /// Time allowed between accepting a connection and the client's
     /// WireFormatInfo (ms). Its ConnectionInfo may come much later: a JMS
     /// client sends it with its first session.
@@ -389,6 +431,7 @@ impl Default for OpenWireConfig {
             listen: DEFAULT_OPENWIRE_ADDR
                 .parse()
                 .expect("valid default address"),
+            ssl_listen: None,
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             frame_timeout_ms: DEFAULT_FRAME_TIMEOUT_MS,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
@@ -493,6 +536,7 @@ impl Default for Config {
             ha: HaConfig::default(),
             status: StatusConfig::default(),
             security: SecurityConfig::default(),
+            tls: TlsConfig::default(),
             authorization: Vec::new(),
             policy: Vec::new(),
         }
@@ -503,6 +547,7 @@ impl Default for StompConfig {
     fn default() -> Self {
         StompConfig {
             listen: DEFAULT_STOMP_ADDR.parse().expect("valid default address"),
+            ssl_listen: None,
             heartbeat_send_ms: DEFAULT_HEARTBEAT_SEND_MS,
             heartbeat_receive_ms: DEFAULT_HEARTBEAT_RECEIVE_MS,
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
@@ -622,7 +667,9 @@ impl Config {
         }
         let listeners = [
             ("STOMP", Some(self.stomp.listen)),
+            ("STOMP over TLS", self.stomp.ssl_listen),
             ("OpenWire", Some(self.openwire.listen)),
+            ("OpenWire over TLS", self.openwire.ssl_listen),
             ("status", self.status.listen),
         ];
         for (name, addr) in listeners {

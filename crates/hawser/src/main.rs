@@ -176,6 +176,24 @@ struct ServeArgs {
     /// Address of the HTTP status endpoint (GET /status) [default: off].
     #[arg(long, value_name = "HOST:PORT")]
     status: Option<SocketAddr>,
+    /// Address for STOMP over TLS (stomp+ssl://) [default: off; needs --tls-cert].
+    #[arg(long, value_name = "HOST:PORT")]
+    stomp_ssl: Option<SocketAddr>,
+    /// Address for OpenWire over TLS (ssl://) [default: off; needs --tls-cert].
+    #[arg(long, value_name = "HOST:PORT")]
+    openwire_ssl: Option<SocketAddr>,
+    /// The TLS listeners' certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) of client certificates: clients are asked for one.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// Refuse TLS clients without a certificate signed by --tls-client-ca.
+    #[arg(long)]
+    tls_require_client_cert: bool,
     /// Users file (argon2 hashes; `hawser passwd` writes it): every connection
     /// must then authenticate [default: none, the broker runs open].
     #[arg(long, value_name = "FILE")]
@@ -241,6 +259,24 @@ impl ServeArgs {
         }
         if self.users_file.is_some() {
             c.security.users_file = self.users_file.clone();
+        }
+        if self.stomp_ssl.is_some() {
+            c.stomp.ssl_listen = self.stomp_ssl;
+        }
+        if self.openwire_ssl.is_some() {
+            c.openwire.ssl_listen = self.openwire_ssl;
+        }
+        if self.tls_cert.is_some() {
+            c.tls.cert_file = self.tls_cert.clone();
+        }
+        if self.tls_key.is_some() {
+            c.tls.key_file = self.tls_key.clone();
+        }
+        if self.tls_client_ca.is_some() {
+            c.tls.client_ca_file = self.tls_client_ca.clone();
+        }
+        if self.tls_require_client_cert {
+            c.tls.require_client_cert = true;
         }
         if self.allow_anonymous {
             c.security.allow_anonymous = true;
@@ -335,6 +371,7 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
                 args,
                 running.cluster.clone(),
                 std::sync::Arc::clone(&running.auth),
+                running.tls.clone(),
             ));
         })
         .await
@@ -342,18 +379,27 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 /// SIGHUP re-reads the configuration and tells clients about a changed
-/// cluster, and re-reads the users file (a file that does not parse leaves
-/// the users before in force).
+/// cluster, and re-reads the users file and the TLS certificate (a file that
+/// does not load leaves the one before in force).
 async fn reload_on_sighup(
     args: ServeArgs,
     cluster: hawser::server::ClusterView,
     auth: std::sync::Arc<hawser::security::Authenticator>,
+    tls: Option<std::sync::Arc<hawser::security::tls::Tls>>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {
+        if let Some(tls) = &tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!(target: "audit", "SIGHUP: TLS certificate re-read"),
+                Err(e) => {
+                    tracing::warn!(target: "audit", "SIGHUP: TLS certificate not reloaded: {e}")
+                }
+            }
+        }
         if auth.required() {
             match auth.reload() {
                 Ok(n) => tracing::info!(target: "audit", users = n, "SIGHUP: users file re-read"),

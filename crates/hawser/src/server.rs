@@ -29,9 +29,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ClusterConfig, Config, Persistence};
-use crate::connection::{CoreSettings, ReadTimeouts};
+use crate::connection::{CoreSettings, ReadTimeouts, Transport};
 use crate::disk::{self, DiskSpace};
 use crate::openwire::OpenWireSettings;
+use crate::security::tls::Tls;
 use crate::security::Authenticator;
 use crate::status::{serve_status, Health, StatusSource};
 use crate::stomp::{serve_connection, SessionSettings};
@@ -75,6 +76,8 @@ pub struct Running {
     pub cluster: ClusterView,
     /// Who may connect; `reload` re-reads the users file.
     pub auth: Arc<Authenticator>,
+    /// The TLS listeners' certificate, if any; `reload` re-reads its files.
+    pub tls: Option<Arc<Tls>>,
 }
 
 /// Opens the configured store and returns it with the state it recovered. A
@@ -118,6 +121,10 @@ pub async fn serve(
         )
         .context("cannot read the users file")?,
     );
+    let tls = match config.tls.files()? {
+        Some(files) => Some(Arc::new(Tls::load(files)?)),
+        None => None,
+    };
     if auth.required() {
         tracing::info!(
             allow_anonymous = config.security.allow_anonymous,
@@ -152,6 +159,7 @@ pub async fn serve(
             &cluster,
             cluster_rx,
             &auth,
+            &tls,
             shutdown.child_token(),
             Some(ready),
         )
@@ -181,6 +189,7 @@ pub async fn serve(
             &cluster,
             cluster_rx.clone(),
             &auth,
+            &tls,
             stop,
             ready.take(),
         )
@@ -208,6 +217,7 @@ async fn serve_store<F: FnOnce(&Running)>(
     cluster: &ClusterView,
     cluster_rx: watch::Receiver<Arc<ClusterConfig>>,
     auth: &Arc<Authenticator>,
+    tls: &Option<Arc<Tls>>,
     shutdown: CancellationToken,
     ready: Option<F>,
 ) -> anyhow::Result<()> {
@@ -230,6 +240,8 @@ async fn serve_store<F: FnOnce(&Running)>(
         .await
         .with_context(|| format!("cannot listen for OpenWire on {}", config.openwire.listen))?;
     let openwire_addr = openwire_listener.local_addr()?;
+    let stomp_ssl = bind_tls(config.stomp.ssl_listen, tls, "STOMP over TLS").await?;
+    let openwire_ssl = bind_tls(config.openwire.ssl_listen, tls, "OpenWire over TLS").await?;
     if let Some(m) = mastership {
         role.send_replace(Role::Master { epoch: m.epoch() });
     }
@@ -362,61 +374,33 @@ async fn serve_store<F: FnOnce(&Running)>(
             openwire_addr,
             cluster: cluster.clone(),
             auth: Arc::clone(auth),
+            tls: tls.clone(),
         });
     }
 
     let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+    let accept = Accept {
+        stomp: settings,
+        openwire,
+        tls: tls.clone(),
+        connections,
+        tracker: tracker.clone(),
+        shutdown: shutdown.clone(),
+        max_connections: config.limits.max_connections,
+    };
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off rather than spin.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                match Arc::clone(&connections).try_acquire_owned() {
-                    Ok(permit) => {
-                        let settings = Arc::clone(&settings);
-                        let shutdown = shutdown.clone();
-                        tracker.spawn(async move {
-                            serve_connection(stream, settings, shutdown).await;
-                            drop(permit);
-                        });
-                    }
-                    Err(_) => {
-                        tracker.spawn(refuse(stream, config.limits.max_connections));
-                    }
-                }
-            }
-            accepted = openwire_listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                // Past the limit the socket is just closed: OpenWire has no
-                // frame a client reads before its WireFormatInfo exchange.
-                if let Ok(permit) = Arc::clone(&connections).try_acquire_owned() {
-                    let settings = Arc::clone(&openwire);
-                    let shutdown = shutdown.clone();
-                    tracker.spawn(async move {
-                        crate::openwire::serve_connection(stream, settings, shutdown).await;
-                        drop(permit);
-                    });
-                }
-            }
+            accepted = listener.accept() => accept.spawn(Listener::Stomp, accepted).await,
+            accepted = openwire_listener.accept() => accept.spawn(Listener::OpenWire, accepted).await,
+            accepted = accept_on(&stomp_ssl) => accept.spawn(Listener::StompTls, accepted).await,
+            accepted = accept_on(&openwire_ssl) => accept.spawn(Listener::OpenWireTls, accepted).await,
             _ = shutdown.cancelled() => break,
         }
     }
     drop(listener);
     drop(openwire_listener);
+    drop(stomp_ssl);
+    drop(openwire_ssl);
     let store_failed = store.durability().borrow().failed.clone();
     let grace = if mastership.is_some_and(|m| m.watch().is_cancelled()) || store_failed.is_some() {
         tracing::warn!("nothing more can be confirmed here: closing every connection");
@@ -442,6 +426,127 @@ async fn serve_store<F: FnOnce(&Running)>(
 }
 
 /// Tells a client over the connection limit why it is turned away.
+/// Which listener a connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Listener {
+    Stomp,
+    OpenWire,
+    StompTls,
+    OpenWireTls,
+}
+
+/// What serving an accepted connection needs.
+struct Accept {
+    stomp: Arc<SessionSettings>,
+    openwire: Arc<OpenWireSettings>,
+    tls: Option<Arc<Tls>>,
+    connections: Arc<Semaphore>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    max_connections: usize,
+}
+
+impl Accept {
+    /// Serves an accepted socket in a task of its own (TLS: after its
+    /// handshake, within the protocol's connect timeout), within the
+    /// connection limit.
+    async fn spawn(&self, on: Listener, accepted: std::io::Result<(TcpStream, SocketAddr)>) {
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off rather than spin.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return;
+            }
+        };
+        let Ok(permit) = Arc::clone(&self.connections).try_acquire_owned() else {
+            // Past the limit: a plain STOMP client is told why; OpenWire has no
+            // frame a client reads before its WireFormatInfo, and TLS none
+            // before its handshake: the socket is just closed.
+            if on == Listener::Stomp {
+                self.tracker.spawn(refuse(stream, self.max_connections));
+            }
+            return;
+        };
+        let (stomp, openwire) = (Arc::clone(&self.stomp), Arc::clone(&self.openwire));
+        let shutdown = self.shutdown.clone();
+        let acceptor = self.tls.as_ref().map(|t| t.acceptor());
+        self.tracker.spawn(async move {
+            let transport = match (on, acceptor) {
+                (Listener::Stomp | Listener::OpenWire, _) => Some(Transport::tcp(stream)),
+                (_, Some(acceptor)) => {
+                    let ms = match on {
+                        Listener::StompTls => stomp.timeouts.connect_ms,
+                        _ => openwire.timeouts.connect_ms,
+                    };
+                    handshake(acceptor, stream, Duration::from_millis(ms)).await
+                }
+                (_, None) => None,
+            };
+            match (on, transport) {
+                (_, None) => {}
+                (Listener::Stomp | Listener::StompTls, Some(t)) => {
+                    serve_connection(t, stomp, shutdown).await;
+                }
+                (Listener::OpenWire | Listener::OpenWireTls, Some(t)) => {
+                    crate::openwire::serve_connection(t, openwire, shutdown).await;
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// A TLS handshake within `limit`; a failure (a client certificate from an
+/// unknown CA, a plain-text client, a stall) is logged on the audit target.
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    limit: Duration,
+) -> Option<Transport> {
+    let remote = stream.peer_addr().ok();
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(Transport::tls(tls)),
+        Ok(Err(e)) => {
+            tracing::warn!(target: "audit", remote = ?remote, "TLS handshake refused: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(target: "audit", remote = ?remote, "TLS handshake not finished within {limit:?}");
+            None
+        }
+    }
+}
+
+/// Binds a TLS listener if `addr` is configured; one without a certificate
+/// is refused.
+async fn bind_tls(
+    addr: Option<SocketAddr>,
+    tls: &Option<Arc<Tls>>,
+    what: &str,
+) -> anyhow::Result<Option<TcpListener>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    if tls.is_none() {
+        anyhow::bail!("{what} on {addr} needs a certificate: [tls] cert_file and key_file (--tls-cert, --tls-key)");
+    }
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))?;
+    tracing::info!("{what} on {}", listener.local_addr()?);
+    Ok(Some(listener))
+}
+
+/// `listener.accept()`, or never when there is no listener.
+async fn accept_on(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn refuse(mut stream: TcpStream, limit: usize) {
     use tokio::io::AsyncWriteExt;
     let mut buf = bytes::BytesMut::new();

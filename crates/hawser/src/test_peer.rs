@@ -53,7 +53,11 @@ pub(crate) fn core_settings(broker: Arc<Broker>) -> CoreSettings {
 pub(crate) async fn serve(settings: SessionSettings, shutdown: &CancellationToken) -> SocketAddr {
     let settings = Arc::new(settings);
     accept_on_loopback(shutdown, move |sock, stop| {
-        serve_connection(sock, Arc::clone(&settings), stop)
+        serve_connection(
+            crate::connection::Transport::tcp(sock),
+            Arc::clone(&settings),
+            stop,
+        )
     })
     .await
 }

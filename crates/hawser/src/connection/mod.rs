@@ -17,6 +17,7 @@
 //!   control, which holds one producer and reads on for its keep-alives.
 //! - [`registration`]: giving back what a connection held, however it ends.
 //! - [`settings`]: what connections of every protocol share.
+//! - [`transport`]: TCP or TLS under it all.
 //!
 //! The writer works over any `AsyncWrite`: TLS and WebSocket are transports
 //! under the same core, not copies of it.
@@ -27,6 +28,7 @@ pub mod outbound;
 pub mod reader;
 pub mod registration;
 pub mod settings;
+pub mod transport;
 pub mod writer;
 
 /// Who is connected: each session builds one when its client connects and
@@ -38,4 +40,5 @@ pub use outbound::{ConnectionOutbox, Outbound};
 pub use reader::{ReadError, ReadTimeouts, Reader, Wake};
 pub use registration::Registration;
 pub use settings::CoreSettings;
+pub use transport::{ReadHalf, Transport, WriteHalf};
 pub use writer::{drain, run_writer};

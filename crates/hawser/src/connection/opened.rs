@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -12,6 +10,7 @@ use super::out::{Encode, Out};
 use super::outbound::Outbound;
 use super::reader::{ReadTimeouts, Reader};
 use super::settings::CoreSettings;
+use super::transport::{ReadHalf, Transport};
 use super::writer::{drain, run_writer};
 
 /// What a protocol's session holds of its connection: the queue to the
@@ -21,8 +20,8 @@ pub struct Opened<E: Encode> {
     pub out: mpsc::UnboundedSender<Out<E>>,
     /// What the writer still has to send, shared with it and the engine's outbox.
     pub outbound: Arc<Outbound>,
-    /// The socket's reading half, its buffer and deadlines.
-    pub reader: Reader<OwnedReadHalf>,
+    /// The transport's reading half, its buffer and deadlines.
+    pub reader: Reader<ReadHalf>,
     /// The writer task, to [`Closing::finish`] when the session ends.
     pub closing: Closing,
 }
@@ -41,17 +40,16 @@ impl Closing {
     }
 }
 
-/// Starts the writer of an accepted socket, with the protocol's `encoder`,
-/// and returns the rest for the session.
+/// Starts the writer of an accepted connection, with the protocol's
+/// `encoder`, and returns the rest for the session.
 pub fn open<E: Encode>(
-    stream: TcpStream,
+    transport: Transport,
     encoder: E,
     core: &Arc<CoreSettings>,
     timeouts: ReadTimeouts,
     shutdown: CancellationToken,
 ) -> Opened<E> {
-    let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
+    let (rd, wr) = (transport.read, transport.write);
     let (out, rx) = mpsc::unbounded_channel();
     let done = CancellationToken::new();
     let outbound = Arc::new(Outbound::default());

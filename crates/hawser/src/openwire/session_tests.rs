@@ -57,7 +57,11 @@ async fn serve_advertising(
         rebalance_turn: std::sync::atomic::AtomicUsize::new(0),
     });
     accept_on_loopback(shutdown, move |sock, stop| {
-        serve_connection(sock, Arc::clone(&settings), stop)
+        serve_connection(
+            crate::connection::Transport::tcp(sock),
+            Arc::clone(&settings),
+            stop,
+        )
     })
     .await
 }

@@ -9,6 +9,7 @@
 //! - [`users`]: the users file (argon2 hashes, groups).
 //! - [`passwd`]: `hawser passwd`, which writes it.
 //! - [`throttle`]: the delay before a failure is answered, growing per address.
+//! - [`tls`]: the listeners' TLS (certificate, key, client CA), reloadable.
 //!
 //! Without a users file the broker runs open, as it always has, and ignores
 //! credentials; the server refuses to start that way on anything but a
@@ -19,6 +20,7 @@
 
 pub mod passwd;
 pub mod throttle;
+pub mod tls;
 pub mod users;
 
 use std::net::SocketAddr;

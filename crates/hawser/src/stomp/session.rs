@@ -16,8 +16,6 @@ use hawser_broker::{
 };
 use hawser_stomp::extensions::{CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, CLUSTER_UPDATES_HEADER};
 use hawser_stomp::{Command, Decoder, Frame, Item, Limits, Version};
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +26,8 @@ use super::writer::{Out, StompEncoder, StompOut};
 use super::SessionError;
 use crate::connection::reader::{ReadTimeouts, Reader, Wake, READ_CHUNK_BYTES};
 use crate::connection::{
-    open, Confirm, ConnectInfo, ConnectionOutbox, CoreSettings, Outbound, Protocol, Registration,
+    open, Confirm, ConnectInfo, ConnectionOutbox, CoreSettings, Outbound, Protocol, ReadHalf,
+    Registration, Transport,
 };
 
 /// Name and version in CONNECTED's `server` header.
@@ -93,7 +92,7 @@ struct Session {
     /// The `receipt` of the frame that failed, echoed in the ERROR frame.
     failed_receipt: Option<String>,
     /// The socket's reading half, its buffer and deadlines.
-    reader: Reader<OwnedReadHalf>,
+    reader: Reader<ReadHalf>,
     /// Ids of browsing subscriptions (they hold no consumer; UNSUBSCRIBE just forgets them).
     browsers: std::collections::HashSet<String>,
     /// The producer id of the last SEND, shared by the messages that carry it
@@ -106,13 +105,13 @@ struct Session {
 
 /// Serves one accepted connection to the end.
 pub async fn serve_connection(
-    stream: TcpStream,
+    transport: Transport,
     settings: Arc<SessionSettings>,
     shutdown: CancellationToken,
 ) {
-    let remote = stream.peer_addr().ok();
+    let remote = transport.remote;
     let opened = open(
-        stream,
+        transport,
         StompEncoder::default(),
         &settings.core,
         settings.timeouts,

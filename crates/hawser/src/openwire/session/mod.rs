@@ -21,8 +21,6 @@ use hawser_openwire::{
     DataArrayResponse, DataStructure, Decoder, ExceptionResponse, IntegerResponse, KeepAliveInfo,
     Response, TransactionId, TransactionType, WireFormatInfo, WireFormatOptions, WireSettings,
 };
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +31,8 @@ use super::SessionError;
 use crate::config::ClusterConfig;
 use crate::connection::reader::{ReadTimeouts, Reader, Wake, READ_CHUNK_BYTES};
 use crate::connection::{
-    open, Confirm, ConnectInfo, ConnectionOutbox, CoreSettings, Outbound, Protocol, Registration,
+    open, Confirm, ConnectInfo, ConnectionOutbox, CoreSettings, Outbound, Protocol, ReadHalf,
+    Registration, Transport,
 };
 
 mod consumer;
@@ -90,7 +89,7 @@ struct Session {
     /// Where the client connects from (for [`ConnectInfo`]).
     remote: Option<std::net::SocketAddr>,
     registration: Option<Registration>,
-    reader: Reader<OwnedReadHalf>,
+    reader: Reader<ReadHalf>,
     /// Consumers by session, to close with it.
     consumers: HashMap<i64, HashSet<Arc<str>>>,
     /// Queue browsers open (their acks are ignored, as ActiveMQ does).
@@ -111,14 +110,14 @@ struct Session {
 
 /// Serves one accepted connection to the end.
 pub async fn serve_connection(
-    stream: TcpStream,
+    transport: Transport,
     settings: Arc<OpenWireSettings>,
     shutdown: CancellationToken,
 ) {
     let initial = WireSettings::initial(settings.max_frame_bytes);
-    let remote = stream.peer_addr().ok();
+    let remote = transport.remote;
     let opened = open(
-        stream,
+        transport,
         OpenWireEncoder::new(initial),
         &settings.core,
         settings.timeouts,
