@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -178,3 +179,33 @@ def test_a_broker_without_users_refuses_to_listen_beyond_loopback(tmp_path):
         assert proc.returncode != 0
         assert "without authentication" in proc.stderr and "hawser passwd" in proc.stderr, proc.stderr
         assert "--allow-anonymous" in proc.stderr
+
+
+def test_connections_per_address_are_limited_before_authentication(broker_factory, tmp_path):
+    b = broker_factory("--users-file", str(users_file(tmp_path)), "--max-connections-per-address", "2")
+
+    def raw(source: str) -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((source, 0))
+        s.settimeout(5)
+        s.connect((HOST, b.port))
+        return s
+
+    # Two sockets from 127.0.0.1 hold its places without saying anything...
+    held = [raw("127.0.0.1"), raw("127.0.0.1")]
+    try:
+        third = raw("127.0.0.1")
+        data = third.recv(4096)
+        assert b"too many connections from 127.0.0.1 (limit 2 per address)" in data, data
+        third.close()
+        # ...while another address is served, and authenticates as usual.
+        conn = stomp.Connection12([(HOST, b.port)], heartbeats=(0, 0), reconnect_attempts_max=1,
+                                  bind_host_port=("127.0.0.2", 0))
+        conn.connect("alice", PASSWORDS["alice"], wait=True)
+        assert conn.is_connected()
+        conn.disconnect()
+    finally:
+        for s in held:
+            s.close()
+    # Places come back when connections end.
+    assert wait_until(lambda: attempt(b.port, "alice", PASSWORDS["alice"])[1].connected, timeout=10.0)

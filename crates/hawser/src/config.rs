@@ -20,6 +20,8 @@ pub const DEFAULT_OPENWIRE_ADDR: &str = "127.0.0.1:61616";
 pub const DEFAULT_OPENWIRE_MAX_FRAME_BYTES: u64 = 10 << 20;
 /// Most client connections served at once (ActiveMQ's `maximumConnections` default).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+/// Default of [`LimitsConfig::max_connections_per_address`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 /// A connection must send CONNECT within this many ms.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 30_000;
 /// A frame that has started arriving must be complete within this many ms.
@@ -446,6 +448,10 @@ impl Default for OpenWireConfig {
 pub struct LimitsConfig {
     /// Connections served at once; further ones get an ERROR and are closed.
     pub max_connections: usize,
+    /// Connections from one remote address served at once, before any
+    /// authentication: one host cannot take every connection. Clients behind
+    /// one NAT address share it.
+    pub max_connections_per_address: usize,
     /// Largest frame, headers and body together (bytes).
     pub max_frame_bytes: usize,
     /// Most headers in one frame.
@@ -561,6 +567,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             max_frame_bytes: hawser_stomp::DEFAULT_MAX_FRAME_BYTES,
             max_headers: hawser_stomp::DEFAULT_MAX_HEADERS,
             max_header_bytes: hawser_stomp::DEFAULT_MAX_HEADER_BYTES,

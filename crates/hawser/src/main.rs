@@ -79,6 +79,9 @@ struct ServeArgs {
     /// Connections served at once [default: 1000].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Connections from one remote address served at once [default: 256].
+    #[arg(long, value_name = "N")]
+    max_connections_per_address: Option<usize>,
     /// Largest STOMP frame in bytes [default: 10 MiB].
     #[arg(long, value_name = "BYTES")]
     max_frame_bytes: Option<usize>,
@@ -225,6 +228,7 @@ impl ServeArgs {
             c.io_threads = self.io_threads;
         }
         set!(max_connections => limits.max_connections);
+        set!(max_connections_per_address => limits.max_connections_per_address);
         set!(max_frame_bytes => limits.max_frame_bytes);
         set!(max_headers => limits.max_headers);
         set!(max_header_bytes => limits.max_header_bytes);

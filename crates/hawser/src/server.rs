@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ClusterConfig, Config, Persistence};
+use crate::connection::admission::PerAddress;
 use crate::connection::{CoreSettings, ReadTimeouts, Transport};
 use crate::disk::{self, DiskSpace};
 use crate::openwire::OpenWireSettings;
@@ -384,6 +385,7 @@ async fn serve_store<F: FnOnce(&Running)>(
         openwire,
         tls: tls.clone(),
         connections,
+        per_address: PerAddress::new(config.limits.max_connections_per_address),
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
         max_connections: config.limits.max_connections,
@@ -441,6 +443,7 @@ struct Accept {
     openwire: Arc<OpenWireSettings>,
     tls: Option<Arc<Tls>>,
     connections: Arc<Semaphore>,
+    per_address: Arc<PerAddress>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     max_connections: usize,
@@ -451,8 +454,8 @@ impl Accept {
     /// handshake, within the protocol's connect timeout), within the
     /// connection limit.
     async fn spawn(&self, on: Listener, accepted: std::io::Result<(TcpStream, SocketAddr)>) {
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, remote) = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 // Out of file descriptors and the like: back off rather than spin.
                 tracing::warn!("accept failed: {e}");
@@ -460,14 +463,28 @@ impl Accept {
                 return;
             }
         };
-        let Ok(permit) = Arc::clone(&self.connections).try_acquire_owned() else {
-            // Past the limit: a plain STOMP client is told why; OpenWire has no
-            // frame a client reads before its WireFormatInfo, and TLS none
-            // before its handshake: the socket is just closed.
-            if on == Listener::Stomp {
-                self.tracker.spawn(refuse(stream, self.max_connections));
+        let slot = self.per_address.take(remote.ip());
+        let permit = Arc::clone(&self.connections).try_acquire_owned().ok();
+        let (slot, permit) = match (slot, permit) {
+            (Some(slot), Some(permit)) => (slot, permit),
+            (slot, _) => {
+                // Past a limit: a plain STOMP client is told why; OpenWire has
+                // no frame a client reads before its WireFormatInfo, and TLS
+                // none before its handshake: the socket is just closed.
+                let why = match slot {
+                    None => format!(
+                        "too many connections from {} (limit {} per address)",
+                        remote.ip(),
+                        self.per_address.limit()
+                    ),
+                    Some(_) => format!("too many connections (limit {})", self.max_connections),
+                };
+                tracing::debug!("connection from {remote} refused: {why}");
+                if on == Listener::Stomp {
+                    self.tracker.spawn(refuse(stream, why));
+                }
+                return;
             }
-            return;
         };
         let (stomp, openwire) = (Arc::clone(&self.stomp), Arc::clone(&self.openwire));
         let shutdown = self.shutdown.clone();
@@ -493,7 +510,7 @@ impl Accept {
                     crate::openwire::serve_connection(t, openwire, shutdown).await;
                 }
             }
-            drop(permit);
+            drop((permit, slot));
         });
     }
 }
@@ -547,11 +564,10 @@ async fn accept_on(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream
     }
 }
 
-async fn refuse(mut stream: TcpStream, limit: usize) {
+async fn refuse(mut stream: TcpStream, why: String) {
     use tokio::io::AsyncWriteExt;
     let mut buf = bytes::BytesMut::new();
-    let frame = hawser_stomp::Frame::new(hawser_stomp::Command::Error)
-        .with_header("message", format!("too many connections (limit {limit})"));
+    let frame = hawser_stomp::Frame::new(hawser_stomp::Command::Error).with_header("message", why);
     hawser_stomp::encode(&frame, hawser_stomp::Version::V1_0, &mut buf);
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&buf)).await;
     let _ = stream.shutdown().await;

@@ -16,12 +16,14 @@
 //!   keep-alives, idleness), the outbound bound's pause, and producer flow
 //!   control, which holds one producer and reads on for its keep-alives.
 //! - [`registration`]: giving back what a connection held, however it ends.
+//! - [`admission`]: connections per remote address, before authentication.
 //! - [`settings`]: what connections of every protocol share.
 //! - [`transport`]: TCP or TLS under it all.
 //!
 //! The writer works over any `AsyncWrite`: TLS and WebSocket are transports
 //! under the same core, not copies of it.
 
+pub mod admission;
 pub mod opened;
 pub mod out;
 pub mod outbound;
