@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import stomp
 
 from conftest import HAWSER_BIN, HOST, free_port, unique, wait_until
@@ -209,3 +210,29 @@ def test_connections_per_address_are_limited_before_authentication(broker_factor
             s.close()
     # Places come back when connections end.
     assert wait_until(lambda: attempt(b.port, "alice", PASSWORDS["alice"])[1].connected, timeout=10.0)
+
+
+def test_the_status_endpoint_authenticates_too(broker_factory, tmp_path):
+    import base64
+    import urllib.error
+    import urllib.request
+    status = free_port()
+    b = broker_factory("--users-file", str(users_file(tmp_path)), "--status", f"{HOST}:{status}")
+    url = f"http://{HOST}:{status}/status"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 401 and "Basic" in refused.value.headers["WWW-Authenticate"]
+    bad = urllib.request.Request(url, headers={
+        "Authorization": "Basic " + base64.b64encode(b"alice:wrong").decode()})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bad, timeout=10)
+    assert refused.value.code == 401
+    # hawser stat takes the password from the environment, never its arguments.
+    out = subprocess.run([HAWSER_BIN, "stat", "--status", f"{HOST}:{status}", "--user", "alice"],
+                         env={**os.environ, "HAWSER_PASSWORD": PASSWORDS["alice"]},
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "role: standalone" in out.stdout, out.stderr
+    out = subprocess.run([HAWSER_BIN, "stat", "--status", f"{HOST}:{status}"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "401" in out.stderr, out.stderr
+    assert "protocol=http" in b.log_text() and "authentication failed" in b.log_text()

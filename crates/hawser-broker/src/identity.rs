@@ -16,6 +16,8 @@ pub enum Protocol {
     Stomp,
     /// ActiveMQ's OpenWire.
     OpenWire,
+    /// HTTP (the status endpoint).
+    Http,
     /// A caller inside the broker's own process (tests, embedded use), like
     /// ActiveMQ's `vm://` transport.
     InProcess,
@@ -26,6 +28,7 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Stomp => "stomp",
             Protocol::OpenWire => "openwire",
+            Protocol::Http => "http",
             Protocol::InProcess => "in-process",
         })
     }

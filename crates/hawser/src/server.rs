@@ -139,6 +139,7 @@ pub async fn serve(
     let health = Arc::new(Health::default());
     if let Some(addr) = config.status.listen {
         let source = StatusSource {
+            auth: Arc::clone(&auth),
             role: role_rx,
             health: Arc::clone(&health),
             node: ha.as_ref().map(|h| h.node.clone()),

@@ -12,6 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cli::{Failure, EXIT_UNREACHABLE};
+use base64::Engine;
+
 use crate::status::Status;
 
 /// How long `stat` waits for a status endpoint.
@@ -31,13 +33,22 @@ pub struct StatArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// User to authenticate as, on a broker with users; the password is
+    /// taken from the HAWSER_PASSWORD environment variable (never the
+    /// command line, which other users of the machine can read).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
 }
 
 /// Runs `hawser stat`.
 pub async fn stat(args: StatArgs) -> Result<(), Failure> {
     match (&args.status, &args.data_dir) {
         (Some(addr), _) => {
-            let status = fetch(addr).await?;
+            let credentials = args.user.as_ref().map(|user| {
+                let password = std::env::var("HAWSER_PASSWORD").unwrap_or_default();
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            });
+            let status = fetch(addr, credentials.as_deref()).await?;
             if args.json {
                 println!("{}", serde_json::to_string(&status).unwrap_or_default());
             } else {
@@ -74,14 +85,19 @@ pub async fn stat(args: StatArgs) -> Result<(), Failure> {
 }
 
 /// `GET /status` of a broker.
-async fn fetch(addr: &str) -> Result<Status, Failure> {
+async fn fetch(addr: &str, credentials: Option<&str>) -> Result<Status, Failure> {
     let unreachable = |why: String| Failure {
         code: EXIT_UNREACHABLE,
         message: format!("status endpoint {addr}: {why}"),
     };
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
-        let request = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let authorization = credentials
+            .map(|c| format!("Authorization: Basic {c}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "GET /status HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n"
+        );
         stream.write_all(request.as_bytes()).await?;
         let mut answer = Vec::new();
         stream

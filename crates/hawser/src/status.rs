@@ -9,8 +9,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use base64::Engine;
 use hawser_ha::Role;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -18,7 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::CoreSettings;
+use crate::connection::{CoreSettings, Protocol};
+use crate::security::Authenticator;
 
 /// The answer to `GET /status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +130,8 @@ pub struct StatusSource {
     pub role: watch::Receiver<Role>,
     /// Failure and flow control, as the server updates them.
     pub health: Arc<Health>,
+    /// Who may ask: with users, every request authenticates (HTTP Basic).
+    pub auth: Arc<Authenticator>,
     /// Fixed facts about the broker.
     pub node: Option<String>,
     pub stomp: String,
@@ -164,38 +171,84 @@ pub async fn serve_status(
     }
     let app = Router::new().route(
         "/status",
-        get(move || {
-            let source = source.clone();
-            let since = Arc::clone(&since);
-            async move {
-                let role = source.role.borrow().clone();
-                Json(Status {
-                    role: role.name().to_owned(),
-                    epoch: role.epoch(),
-                    node: source.node.clone(),
-                    stomp: source.stomp.clone(),
-                    data_dir: source.data_dir.clone(),
-                    since_ms: *since.lock(),
-                    pid: std::process::id(),
-                    failed: source.health.failed(),
-                    disk_free_bytes: source.health.disk_free_bytes(),
-                    connections: source.health.connections(),
-                    producers_held_by: source
-                        .health
-                        .producers_held_by()
-                        .into_iter()
-                        .map(str::to_owned)
-                        .collect(),
-                })
-            }
-        }),
+        get(
+            move |ConnectInfo(remote): ConnectInfo<SocketAddr>, headers: HeaderMap| {
+                let source = source.clone();
+                let since = Arc::clone(&since);
+                async move {
+                    if let Err(refused) = authenticate(&source.auth, remote, &headers).await {
+                        return refused;
+                    }
+                    let role = source.role.borrow().clone();
+                    Json(Status {
+                        role: role.name().to_owned(),
+                        epoch: role.epoch(),
+                        node: source.node.clone(),
+                        stomp: source.stomp.clone(),
+                        data_dir: source.data_dir.clone(),
+                        since_ms: *since.lock(),
+                        pid: std::process::id(),
+                        failed: source.health.failed(),
+                        disk_free_bytes: source.health.disk_free_bytes(),
+                        connections: source.health.connections(),
+                        producers_held_by: source
+                            .health
+                            .producers_held_by()
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect(),
+                    })
+                    .into_response()
+                }
+            },
+        ),
     );
     tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await;
     });
     Ok(bound)
+}
+
+/// With users configured, a request must carry HTTP Basic credentials of
+/// one (any user may read the status); a refusal is a 401 after the
+/// authenticator's delay, as for the other protocols.
+async fn authenticate(
+    auth: &Authenticator,
+    remote: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
+    if !auth.required() {
+        return Ok(());
+    }
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok());
+    let (user, password) = match basic.as_deref().and_then(|b| b.split_once(':')) {
+        Some((u, p)) => (Some(u), Some(p)),
+        None => (None, None),
+    };
+    match auth
+        .authenticate(Protocol::Http, Some(remote), user, password)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err((
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"hawser\"")],
+            e.to_string(),
+        )
+            .into_response()),
+    }
 }
 
 fn now_ms() -> u64 {
