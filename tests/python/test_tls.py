@@ -35,11 +35,11 @@ def make_ca(d: Path, name: str) -> None:
         "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=d)
 
 
-def make_cert(d: Path, ca: str, name: str, server: bool) -> None:
+def make_cert(d: Path, ca: str, name: str, server: bool, san: str = "IP:127.0.0.1,DNS:localhost") -> None:
     run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
         "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
     ext = d / f"{name}.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n" if server
+    ext.write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n" if server
                    else "extendedKeyUsage=clientAuth\n")
     run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
         "-CAcreateserial", "-days", "2", "-extfile", ext.name, "-out", f"{name}.pem", cwd=d)
@@ -52,6 +52,7 @@ def pki(tmp_path_factory) -> Path:
     make_ca(d, "rogue-ca")
     make_cert(d, "ca", "broker", server=True)
     make_cert(d, "ca", "broker2", server=True)
+    make_cert(d, "ca", "named", server=True, san="DNS:localhost")
     make_cert(d, "ca", "client", server=False)
     make_cert(d, "rogue-ca", "rogue", server=False)
     return d
@@ -181,3 +182,33 @@ def test_the_java_client_over_ssl_with_a_keytool_truststore(broker_factory, pki,
     cmd = java_command(features, "JmsFeatures", f"ssl://{HOST}:{ow_port}", "login")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=JAVA_TIMEOUT_S)
     assert proc.returncode != 0
+
+
+def test_hawsers_own_client_speaks_ssl_inside_failover_uris(broker_factory, pki):
+    from conftest import HAWSER_BIN
+    b, port, _ = tls_broker(broker_factory, pki)
+    queue = f"/queue/{unique('cli')}"
+    # The first broker of the list is down: the client fails over to the TLS one.
+    url = f"failover:(ssl://{HOST}:{free_port()},ssl://localhost:{port})?randomize=false&maxReconnectAttempts=3"
+    common = ["--url", url, "--ca-file", str(pki / "ca.pem")]
+    out = subprocess.run([HAWSER_BIN, "send", *common, "-d", queue, "--persistent", "-b", "hello over tls"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([HAWSER_BIN, "receive", *common, "-d", queue, "--count", "1"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "hello over tls" in out.stdout, out.stderr
+    # Checked against the name: a certificate for "localhost" only is refused
+    # when the URI says 127.0.0.1, and taken when it says localhost.
+    named = free_port()
+    broker_factory("--stomp-ssl", f"{HOST}:{named}", "--tls-cert", str(pki / "named.pem"),
+                   "--tls-key", str(pki / "named.key"))
+    for host, ok in ((HOST, False), ("localhost", True)):
+        out = subprocess.run([HAWSER_BIN, "send", "--url", f"ssl://{host}:{named}",
+                              "--ca-file", str(pki / "ca.pem"), "-d", queue, "-b", "x"],
+                             capture_output=True, text=True, timeout=60)
+        assert (out.returncode == 0) == ok, (host, out.stderr)
+        assert ok or "certificate" in out.stderr.lower(), out.stderr
+    # Without trusted CAs an ssl:// URI is refused rather than trusted blindly.
+    out = subprocess.run([HAWSER_BIN, "send", "--url", f"ssl://{HOST}:{port}", "-d", queue, "-b", "x"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "TLS" in out.stderr, out.stderr

@@ -3,6 +3,8 @@
 //! them, with heart-beats both ways. It knows nothing of failover: when the
 //! socket breaks, the frame channel closes and the supervisor decides.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -15,6 +17,11 @@ use tokio::time::Instant;
 
 use crate::error::ClientError;
 use crate::uri::BrokerUri;
+
+/// The reading half of a connection's transport (TCP or TLS).
+type ReadHalf = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+/// The writing half.
+type WriteHalf = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
 
 /// Read buffer spare capacity kept before each read.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -32,6 +39,55 @@ pub struct Identity {
     pub client_id: Option<String>,
     /// Virtual host for the `host` header.
     pub vhost: String,
+    /// How `ssl://` brokers are trusted (and the client's certificate, for
+    /// mutual TLS); `None`: `ssl://` URIs are refused. See [`tls_config`].
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A TLS configuration trusting the CA certificates in the PEM file
+/// `ca_file`, presenting the certificate chain and key of `client` (PEM files)
+/// if given.
+///
+/// # Errors
+/// If a file cannot be read or holds nothing usable.
+pub fn tls_config(
+    ca_file: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
+        ClientError::Tls(format!("{what} {}: {e}", path.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| bad("CA file", ca_file, &e))? {
+        let cert = cert.map_err(|e| bad("CA file", ca_file, &e))?;
+        roots.add(cert).map_err(|e| bad("CA file", ca_file, &e))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| bad("certificate file", cert, &e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad("certificate file", cert, &e))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad("key file", key, &e))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| ClientError::Tls(e.to_string()))?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+/// rustls over *ring*, as the broker (it builds with the C compiler alone).
+#[allow(deprecated)]
+fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// A live connection.
@@ -70,7 +126,22 @@ async fn handshake(uri: &BrokerUri, who: &Identity) -> Result<Connection, Client
     stream
         .set_nodelay(uri.options.tcp_no_delay)
         .map_err(|e| fail(e.to_string()))?;
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr): (ReadHalf, WriteHalf) = if uri.scheme.is_tls() {
+        let config = who.tls.clone().ok_or_else(|| {
+            fail("an ssl:// broker needs a TLS configuration (trusted CAs)".into())
+        })?;
+        let name = rustls::pki_types::ServerName::try_from(uri.host.clone())
+            .map_err(|e| fail(format!("not a name to check a certificate against: {e}")))?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+            .map_err(|e| fail(format!("TLS: {e}")))?;
+        let (rd, wr) = tokio::io::split(tls);
+        (Box::new(rd), Box::new(wr))
+    } else {
+        let (rd, wr) = stream.into_split();
+        (Box::new(rd), Box::new(wr))
+    };
     let hb = uri.options.heart_beat_ms;
     let mut connect = Frame::new(Command::Connect)
         .with_header("accept-version", "1.2")

@@ -9,6 +9,9 @@ pub enum ClientError {
     /// The connection URI is malformed or has an unknown option.
     #[error(transparent)]
     Uri(#[from] UriError),
+    /// The TLS configuration could not be made (a CA or certificate file).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// One connection attempt failed.
     #[error("cannot connect to {uri}: {reason}")]
     Connect {

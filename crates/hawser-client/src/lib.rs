@@ -22,7 +22,7 @@ pub mod uri;
 pub use client::{
     AckMode, Client, Confirmation, Status, SubscribeOptions, Subscription, Transaction,
 };
-pub use connection::Identity;
+pub use connection::{tls_config, Identity};
 pub use error::ClientError;
 pub use hawser_stomp::Headers;
 pub use message::Message;

@@ -134,9 +134,10 @@ pub enum UriError {
     /// The URI is empty or only whitespace.
     #[error("the connection URI is empty")]
     Empty,
-    /// A broker URI's scheme is not `tcp://` or `stomp://` (failover lists do not nest).
+    /// A broker URI's scheme is not `tcp://`, `stomp://` or `ssl://` (failover lists do
+    /// not nest).
     #[error(
-        "unknown scheme in {0:?}: expected tcp://host:port, stomp://host:port or failover:(...)"
+        "unknown scheme in {0:?}: expected tcp://host:port, stomp://host:port, ssl://host:port or failover:(...)"
     )]
     UnknownScheme(String),
     /// A broker URI has nothing between `://` and the port.
@@ -212,14 +213,18 @@ pub enum UriError {
     },
 }
 
-/// How a broker endpoint is reached. Both schemes mean STOMP over TCP: `tcp://` is what
-/// ActiveMQ users write, `stomp://` says what is spoken.
+/// How a broker endpoint is reached. `tcp://` and `stomp://` both mean STOMP over TCP:
+/// `tcp://` is what ActiveMQ users write, `stomp://` says what is spoken. `ssl://` (also
+/// written `stomp+ssl://`, ActiveMQ's name) is STOMP over TLS, the broker's certificate
+/// checked against the client's trusted CAs and the host name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
     /// `tcp://`
     Tcp,
     /// `stomp://`
     Stomp,
+    /// `ssl://` or `stomp+ssl://`
+    Ssl,
 }
 
 impl Scheme {
@@ -229,7 +234,14 @@ impl Scheme {
         match self {
             Scheme::Tcp => "tcp",
             Scheme::Stomp => "stomp",
+            Scheme::Ssl => "ssl",
         }
+    }
+
+    /// Whether the connection runs over TLS.
+    #[must_use]
+    pub fn is_tls(self) -> bool {
+        self == Scheme::Ssl
     }
 }
 
@@ -699,7 +711,7 @@ fn parse_failover(whole: &str, rest: &str) -> Result<ConnectUri, UriError> {
     Ok(ConnectUri::Failover { brokers, options })
 }
 
-/// Parses one `tcp://` or `stomp://` URI `text` (trimmed, non-empty). `nested` are the
+/// Parses one `tcp://`, `stomp://` or `ssl://` URI `text` (trimmed, non-empty). `nested` are the
 /// failover list's `nested.` options, already checked; the URI's own options override them.
 fn parse_broker(text: &str, nested: &[Pair<'_>]) -> Result<BrokerUri, UriError> {
     let (scheme, rest) = text
@@ -709,6 +721,10 @@ fn parse_broker(text: &str, nested: &[Pair<'_>]) -> Result<BrokerUri, UriError> 
         Scheme::Tcp
     } else if scheme.eq_ignore_ascii_case(Scheme::Stomp.as_str()) {
         Scheme::Stomp
+    } else if scheme.eq_ignore_ascii_case(Scheme::Ssl.as_str())
+        || scheme.eq_ignore_ascii_case("stomp+ssl")
+    {
+        Scheme::Ssl
     } else {
         return Err(UriError::UnknownScheme(text.to_owned()));
     };

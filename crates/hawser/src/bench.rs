@@ -84,6 +84,10 @@ pub struct BenchArgs {
     /// Virtual host for the CONNECT `host` header (RabbitMQ: "/").
     #[arg(long, default_value = "localhost")]
     pub vhost: String,
+    /// CA certificates (PEM) that sign the broker's certificate, for
+    /// `ssl://` broker URIs.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Extra SEND/SUBSCRIBE header, `name:value` (repeatable), e.g. x-queue-type:quorum.
     #[arg(long = "header")]
     pub headers: Vec<String>,
@@ -217,6 +221,7 @@ pub struct Plan {
     pub login: Option<String>,
     pub passcode: Option<String>,
     pub vhost: String,
+    pub ca_file: Option<std::path::PathBuf>,
     pub headers: Vec<String>,
 }
 
@@ -260,6 +265,7 @@ impl BenchArgs {
             login: self.login.clone(),
             passcode: self.passcode.clone(),
             vhost: self.vhost.clone(),
+            ca_file: self.ca_file.clone(),
             headers: self.headers.clone(),
         })
     }
@@ -358,6 +364,11 @@ async fn connect(args: &Plan) -> anyhow::Result<Client> {
         passcode: args.passcode.clone(),
         client_id: None,
         vhost: args.vhost.clone(),
+        tls: args
+            .ca_file
+            .as_deref()
+            .map(|ca| hawser_client::tls_config(ca, None))
+            .transpose()?,
     };
     Client::connect(&uri, identity)
         .await

@@ -22,7 +22,7 @@ pub const EXIT_TIMEOUT: u8 = 5;
 /// Connection options shared by the client commands.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ConnectArgs {
-    /// Broker URI: tcp://host:port or failover:(tcp://a:1,tcp://b:2)?options.
+    /// Broker URI: tcp://host:port, ssl://host:port or failover:(tcp://a:1,ssl://b:2)?options.
     #[arg(long, default_value = "tcp://127.0.0.1:61613")]
     pub url: String,
     /// STOMP login.
@@ -34,6 +34,9 @@ pub struct ConnectArgs {
     /// JMS client id (needed for durable subscriptions).
     #[arg(long)]
     pub client_id: Option<String>,
+    /// CA certificates (PEM) that sign the broker's certificate, for `ssl://` URIs.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `hawser send`.
@@ -132,6 +135,11 @@ async fn connect(args: &ConnectArgs) -> Result<Client, Failure> {
         passcode: args.passcode.clone(),
         client_id: args.client_id.clone(),
         vhost: "localhost".into(),
+        tls: args
+            .ca_file
+            .as_deref()
+            .map(|ca| hawser_client::tls_config(ca, None))
+            .transpose()?,
     };
     Ok(Client::connect(&args.url, identity).await?)
 }
