@@ -212,3 +212,28 @@ def test_hawsers_own_client_speaks_ssl_inside_failover_uris(broker_factory, pki)
     out = subprocess.run([HAWSER_BIN, "send", "--url", f"ssl://{HOST}:{port}", "-d", queue, "-b", "x"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "TLS" in out.stderr, out.stderr
+
+
+def test_a_verified_client_certificate_authenticates_as_the_user_it_names(broker_factory, pki, tmp_path):
+    from test_security import passwd
+    users = tmp_path / "users"
+    assert passwd(users, "alice", "pw-alice").returncode == 0
+    b, port, _ = tls_broker(broker_factory, pki, "--tls-client-ca", str(pki / "ca.pem"),
+                            "--users-file", str(users))
+    # CN=client is nobody in the users file yet: without credentials, refused.
+    conn = stomp_tls(port, pki, cert="client")
+    with pytest.raises(Exception):
+        conn.connect(wait=True)
+    assert passwd(users, "client", "unused-password").returncode == 0
+    os.kill(b.pid, signal.SIGHUP)
+    assert wait_until(lambda: "users file re-read" in b.log_text(), timeout=5.0)
+    # Now the certificate is the credential: no login, no passcode.
+    assert round_trip(stomp_tls(port, pki, cert="client"))
+    # Without a certificate (not required here) a client still needs credentials.
+    conn = stomp_tls(port, pki)
+    with pytest.raises(Exception):
+        conn.connect(wait=True)
+    conn = stomp_tls(port, pki)
+    conn.connect("alice", "pw-alice", wait=True)
+    assert conn.is_connected()
+    conn.disconnect()

@@ -23,6 +23,10 @@ pub struct Transport {
     pub remote: Option<SocketAddr>,
     /// Whether it is TLS.
     pub tls: bool,
+    /// The subject common name of the client's certificate, when it gave
+    /// one that the handshake verified (mutual TLS): a user it may
+    /// authenticate as (see `security`).
+    pub certificate_name: Option<String>,
 }
 
 impl Transport {
@@ -36,6 +40,7 @@ impl Transport {
             write: Box::new(write),
             remote,
             tls: false,
+            certificate_name: None,
         }
     }
 
@@ -43,12 +48,27 @@ impl Transport {
     pub fn tls(stream: tokio_rustls::server::TlsStream<TcpStream>) -> Transport {
         let remote = stream.get_ref().0.peer_addr().ok();
         let _ = stream.get_ref().0.set_nodelay(true);
+        // rustls gives the chain only once its verifier accepted it.
+        let certificate_name = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|leaf| common_name(leaf.as_ref()));
         let (read, write) = tokio::io::split(stream);
         Transport {
             read: Box::new(read),
             write: Box::new(write),
             remote,
             tls: true,
+            certificate_name,
         }
     }
+}
+
+/// The subject's common name of a DER certificate, if it has one.
+fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_owned)
 }

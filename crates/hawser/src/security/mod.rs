@@ -122,10 +122,37 @@ impl Authenticator {
         login: Option<&str>,
         passcode: Option<&str>,
     ) -> Result<Principal, AuthError> {
+        self.authenticate_with(protocol, remote, login, passcode, None)
+            .await
+    }
+
+    /// As [`Authenticator::authenticate`], for a connection whose TLS
+    /// handshake verified a client certificate with subject common name
+    /// `certificate`: without credentials of its own, it is the user of
+    /// that name, if the users file has one (the client CA vouches for it,
+    /// as ActiveMQ's certificate login module does). Credentials, when
+    /// given, are checked as always.
+    pub async fn authenticate_with(
+        &self,
+        protocol: Protocol,
+        remote: Option<SocketAddr>,
+        login: Option<&str>,
+        passcode: Option<&str>,
+        certificate: Option<&str>,
+    ) -> Result<Principal, AuthError> {
         if !self.required() {
             return Ok(Principal::Anonymous);
         }
-        let outcome = match login.filter(|l| !l.is_empty()) {
+        let login = login.filter(|l| !l.is_empty());
+        if let (None, Some(name)) = (login, certificate) {
+            if let Some(user) = self.users.read().user(name) {
+                return Ok(Principal::User {
+                    name: user.name,
+                    groups: user.groups,
+                });
+            }
+        }
+        let outcome = match login {
             None if self.allow_anonymous => return Ok(Principal::Anonymous),
             None => Err(AuthError::Required),
             Some(login) => self.check(login, passcode.unwrap_or_default()).await,

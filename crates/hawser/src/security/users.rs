@@ -148,6 +148,17 @@ impl Users {
         self.by_name.is_empty()
     }
 
+    /// The user `name`, without a password (a verified client certificate
+    /// names it).
+    pub fn user(&self, name: &str) -> Option<Authenticated> {
+        self.by_name
+            .get_key_value(name)
+            .map(|(name, u)| Authenticated {
+                name: Arc::clone(name),
+                groups: Arc::clone(&u.groups),
+            })
+    }
+
     /// The user `name` if `password` is its password. Slow on purpose (see
     /// the module): call it on a blocking thread.
     pub fn authenticate(&self, name: &str, password: &str) -> Option<Authenticated> {

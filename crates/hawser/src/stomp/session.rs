@@ -83,6 +83,8 @@ struct Session {
     conn: Option<ConnectionId>,
     /// Where the client connects from (for [`ConnectInfo`]).
     remote: Option<std::net::SocketAddr>,
+    /// The verified client certificate's common name, over mutual TLS.
+    certificate_name: Option<String>,
     /// Unregisters `conn` from the engine when the session goes.
     registration: Option<Registration>,
     /// The negotiated protocol version.
@@ -110,6 +112,7 @@ pub async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     let remote = transport.remote;
+    let certificate_name = transport.certificate_name.clone();
     let opened = open(
         transport,
         StompEncoder::default(),
@@ -129,6 +132,7 @@ pub async fn serve_connection(
         outbound: opened.outbound,
         conn: None,
         remote,
+        certificate_name,
         registration: None,
         last_usage: None,
         version: Version::V1_0,
@@ -353,11 +357,12 @@ impl Session {
         let principal = s
             .core
             .auth
-            .authenticate(
+            .authenticate_with(
                 Protocol::Stomp,
                 self.remote,
                 frame.header("login"),
                 frame.header("passcode"),
+                self.certificate_name.as_deref(),
             )
             .await?;
         let client_id = frame.header("client-id").filter(|c| !c.is_empty());

@@ -88,6 +88,8 @@ struct Session {
     conn: Option<ConnectionId>,
     /// Where the client connects from (for [`ConnectInfo`]).
     remote: Option<std::net::SocketAddr>,
+    /// The verified client certificate's common name, over mutual TLS.
+    certificate_name: Option<String>,
     registration: Option<Registration>,
     reader: Reader<ReadHalf>,
     /// Consumers by session, to close with it.
@@ -116,6 +118,7 @@ pub async fn serve_connection(
 ) {
     let initial = WireSettings::initial(settings.max_frame_bytes);
     let remote = transport.remote;
+    let certificate_name = transport.certificate_name.clone();
     let opened = open(
         transport,
         OpenWireEncoder::new(initial),
@@ -138,6 +141,7 @@ pub async fn serve_connection(
         negotiated: false,
         conn: None,
         remote,
+        certificate_name,
         registration: None,
         reader: opened.reader,
         consumers: HashMap::new(),
@@ -374,11 +378,12 @@ impl Session {
             .settings
             .core
             .auth
-            .authenticate(
+            .authenticate_with(
                 Protocol::OpenWire,
                 self.remote,
                 info.user_name.as_deref(),
                 info.password.as_deref(),
+                self.certificate_name.as_deref(),
             )
             .await?;
         let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
