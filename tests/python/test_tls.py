@@ -237,3 +237,23 @@ def test_a_verified_client_certificate_authenticates_as_the_user_it_names(broker
     conn.connect("alice", "pw-alice", wait=True)
     assert conn.is_connected()
     conn.disconnect()
+
+
+def test_the_status_endpoint_over_https(broker_factory, pki):
+    import json as jsonlib
+    import urllib.request
+    status = free_port()
+    b, _, _ = tls_broker(broker_factory, pki, "--status", f"{HOST}:{status}", "--status-tls")
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    with urllib.request.urlopen(f"https://{HOST}:{status}/status", context=ctx, timeout=10) as r:
+        assert jsonlib.loads(r.read())["role"] == "standalone"
+    # Plain HTTP on the HTTPS port gets no status.
+    with socket.create_connection((HOST, status), timeout=5) as raw:
+        raw.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw.settimeout(5)
+        try:
+            data = raw.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            data = b""
+        assert b"standalone" not in data
+    assert wait_until(lambda: "status: TLS handshake refused" in b.log_text(), timeout=15.0)

@@ -284,6 +284,8 @@ impl HaConfig {
 pub struct StatusConfig {
     /// Address to listen on; off when absent.
     pub listen: Option<SocketAddr>,
+    /// Serve HTTPS, with the `[tls]` certificate.
+    pub tls: bool,
 }
 
 /// `[tls]`: the certificate of the TLS listeners (see `crate::security::tls`).

@@ -179,6 +179,9 @@ struct ServeArgs {
     /// Address of the HTTP status endpoint (GET /status) [default: off].
     #[arg(long, value_name = "HOST:PORT")]
     status: Option<SocketAddr>,
+    /// Serve the status endpoint over HTTPS, with the --tls-cert certificate.
+    #[arg(long)]
+    status_tls: bool,
     /// Address for STOMP over TLS (stomp+ssl://) [default: off; needs --tls-cert].
     #[arg(long, value_name = "HOST:PORT")]
     stomp_ssl: Option<SocketAddr>,
@@ -260,6 +263,9 @@ impl ServeArgs {
         }
         if self.status.is_some() {
             c.status.listen = self.status;
+        }
+        if self.status_tls {
+            c.status.tls = true;
         }
         if self.users_file.is_some() {
             c.security.users_file = self.users_file.clone();

@@ -146,10 +146,22 @@ pub async fn serve(
             stomp: config.stomp.listen.to_string(),
             data_dir: config.data_dir.clone(),
         };
-        let bound = serve_status(addr, source, shutdown.clone())
+        let status_tls = match (config.status.tls, &tls) {
+            (false, _) => None,
+            (true, Some(tls)) => Some(Arc::clone(tls)),
+            (true, None) => anyhow::bail!(
+                "[status] tls needs a certificate: [tls] cert_file and key_file (--tls-cert, --tls-key)"
+            ),
+        };
+        let scheme = if status_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let bound = serve_status(addr, source, status_tls, shutdown.clone())
             .await
             .with_context(|| format!("cannot listen for status on {addr}"))?;
-        tracing::info!("status endpoint on http://{bound}/status");
+        tracing::info!("status endpoint on {scheme}://{bound}/status");
     }
     let Some(ha) = ha else {
         // A child token: a failed store stops the broker while /status still says why.

@@ -9,20 +9,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::extract::connect_info::Connected;
 use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::{IncomingStream, Listener};
 use axum::{Json, Router};
 use base64::Engine;
 use hawser_ha::Role;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{CoreSettings, Protocol};
+use crate::security::tls::Tls;
 use crate::security::Authenticator;
 
 /// The answer to `GET /status`.
@@ -138,13 +141,103 @@ pub struct StatusSource {
     pub data_dir: PathBuf,
 }
 
-/// Serves `GET /status` on `addr` until `shutdown`; returns the bound address.
+/// How long an HTTPS client has for its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// HTTPS connections whose handshake is done, waiting for the server: at
+/// most this many (handshakes run in tasks of their own, so a client that
+/// stalls in its handshake holds up no other).
+const MAX_READY_TLS: usize = 64;
+
+/// Where a request came from (axum's connection info, for plain and TLS
+/// listeners alike).
+#[derive(Clone, Copy, Debug)]
+struct Remote(SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for Remote {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        Remote(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Remote {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Remote(*stream.remote_addr())
+    }
+}
+
+/// The status endpoint's HTTPS listener: handshakes done, in order of completion.
+struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(ready) => ready,
+            // The acceptor stopped (shutdown): nothing more comes.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+/// Accepts on `listener` and hands connections whose TLS handshake is done
+/// to the returned listener, until `shutdown`.
+fn tls_listener(
+    listener: TcpListener,
+    tls: Arc<Tls>,
+    shutdown: CancellationToken,
+) -> std::io::Result<TlsListener> {
+    let local = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::mpsc::channel(MAX_READY_TLS);
+    tokio::spawn(async move {
+        loop {
+            let (stream, remote) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(_) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.cancelled() => return,
+            };
+            let (acceptor, tx) = (tls.acceptor(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send((stream, remote)).await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(target: "audit", remote = %remote, "status: TLS handshake refused: {e}");
+                    }
+                    Err(_) => {
+                        tracing::warn!(target: "audit", remote = %remote, "status: TLS handshake not finished in time");
+                    }
+                }
+            });
+        }
+    });
+    Ok(TlsListener { ready: rx, local })
+}
+
+/// Serves `GET /status` on `addr` until `shutdown` (over HTTPS with `tls`);
+/// returns the bound address.
 ///
 /// # Errors
 /// If the address cannot be bound.
 pub async fn serve_status(
     addr: SocketAddr,
     source: StatusSource,
+    tls: Option<Arc<Tls>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
@@ -172,7 +265,7 @@ pub async fn serve_status(
     let app = Router::new().route(
         "/status",
         get(
-            move |ConnectInfo(remote): ConnectInfo<SocketAddr>, headers: HeaderMap| {
+            move |ConnectInfo(Remote(remote)): ConnectInfo<Remote>, headers: HeaderMap| {
                 let source = source.clone();
                 let since = Arc::clone(&since);
                 async move {
@@ -203,12 +296,24 @@ pub async fn serve_status(
             },
         ),
     );
-    tokio::spawn(async move {
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-    });
+    let app = app.into_make_service_with_connect_info::<Remote>();
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await;
+            });
+        }
+        Some(tls) => {
+            let listener = tls_listener(listener, tls, shutdown.clone())?;
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await;
+            });
+        }
+    }
     Ok(bound)
 }
 
