@@ -1115,7 +1115,7 @@ mod tests {
     fn errors_name_the_offending_text() {
         let cases: &[(&str, UriError)] = &[
             ("", UriError::Empty),
-            ("ssl://a:1", UriError::UnknownScheme("ssl://a:1".into())),
+            ("udp://a:1", UriError::UnknownScheme("udp://a:1".into())),
             (
                 "localhost:61613",
                 UriError::UnknownScheme("localhost:61613".into()),
@@ -1151,6 +1151,23 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(parse(text).as_ref(), Err(expected), "{text}");
         }
+    }
+
+    #[test]
+    fn ssl_and_stomp_ssl_are_tls_brokers_inside_failover_lists_too() {
+        for text in ["ssl://a:61612", "stomp+ssl://a:61612", "SSL://a:61612"] {
+            let ConnectUri::Direct(b) = parse(text).unwrap() else {
+                panic!("{text}: not a direct URI");
+            };
+            assert!(b.scheme.is_tls(), "{text}");
+            assert_eq!(b.to_string(), "ssl://a:61612");
+        }
+        let ConnectUri::Failover { brokers, .. } =
+            parse("failover:(tcp://a:61613,ssl://b:61612)?randomize=false").unwrap()
+        else {
+            panic!("not a failover URI");
+        };
+        assert!(!brokers[0].scheme.is_tls() && brokers[1].scheme.is_tls());
     }
 
     #[test]
