@@ -10,21 +10,16 @@
 //! allow everyone (ActiveMQ's defaults both). An empty [`AccessPolicy`] (no
 //! entries configured) allows everything: authorization is off.
 //!
-//! The engine asks [`AccessPolicy::allows`] in one place per operation, for
-//! every protocol: sending (write), subscribing and browsing (read), creating
+//! The engine asks [`AccessPolicy::allows`] in one place per operation
+//! (`authorization`), for every protocol: sending (write), subscribing and browsing (read), creating
 //! a queue by using it first and creating a temporary destination (admin).
 //! Reading a temporary destination is its creator's connection's alone,
 //! whatever the entries say (JMS's rule).
 
 use std::sync::Arc;
 
-use crate::broker::Broker;
-use crate::container::ContainerKey;
 use crate::destination::{Destination, DestinationPattern};
-use crate::error::BrokerError;
 use crate::identity::Principal;
-use crate::outbox::ConnectionId;
-use crate::state::State;
 
 /// The name an anonymous connection (a broker with `allow_anonymous`) has,
 /// as user and as group (ActiveMQ's `anonymousUser` and `anonymousGroup`).
@@ -126,86 +121,6 @@ impl AccessPolicy {
         }
         // No temporary entry: temporary destinations are everyone's.
         !matched && d.kind.is_temporary()
-    }
-}
-
-impl Broker {
-    /// `Ok` if `conn`'s principal may perform `op` on `d` (see the module).
-    pub(crate) fn authorize(
-        &self,
-        st: &State,
-        conn: ConnectionId,
-        d: &Destination,
-        op: Operation,
-    ) -> Result<(), BrokerError> {
-        let policy = &self.config().access;
-        if policy.is_off() {
-            return Ok(());
-        }
-        let who = &st.connections.open(conn)?.info.principal;
-        if policy.allows(who, d, op) {
-            Ok(())
-        } else {
-            Err(refusal(who, d, op))
-        }
-    }
-
-    /// [`Broker::authorize`] for using queue `d` (or each queue of a
-    /// composite): admin too if it does not exist yet, since using it
-    /// creates it (as in ActiveMQ). Topics hold nothing of their own and
-    /// are not created: they need `op` only.
-    pub(crate) fn authorize_use(
-        &self,
-        st: &State,
-        conn: ConnectionId,
-        d: &Destination,
-        op: Operation,
-    ) -> Result<(), BrokerError> {
-        self.authorize(st, conn, d, op)?;
-        if self.config().access.is_off() {
-            return Ok(());
-        }
-        let parts = d.composite_parts().unwrap_or_else(|| vec![d.clone()]);
-        for part in parts {
-            let queue = !part.is_topic() && !part.kind.is_temporary();
-            if queue
-                && !st
-                    .containers
-                    .contains_key(&ContainerKey::Queue(part.clone()))
-            {
-                self.authorize(st, conn, &part, Operation::Admin)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// `Ok` if `conn` may read temporary destination `d`: only the
-    /// connection that created it may, whatever the entries say.
-    pub(crate) fn authorize_temporary_read(
-        &self,
-        st: &State,
-        conn: ConnectionId,
-        d: &Destination,
-    ) -> Result<(), BrokerError> {
-        match st.temp_owners.get(d) {
-            None => Err(BrokerError::UnknownTemporary(d.to_string())),
-            Some(owner) if *owner == conn => Ok(()),
-            Some(_) => {
-                let who = &st.connections.open(conn)?.info.principal;
-                Err(refusal(who, d, Operation::Read))
-            }
-        }
-    }
-}
-
-fn refusal(who: &Principal, d: &Destination, op: Operation) -> BrokerError {
-    BrokerError::NotAuthorized {
-        user: match who {
-            Principal::Anonymous => ANONYMOUS.to_owned(),
-            Principal::User { name, .. } => name.to_string(),
-        },
-        operation: op.as_str(),
-        destination: d.to_string(),
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod advisory;
+mod authorization;
 pub mod broker;
 pub mod config;
 pub mod consumed;
