@@ -257,3 +257,8 @@ def test_the_status_endpoint_over_https(broker_factory, pki):
             data = b""
         assert b"standalone" not in data
     assert wait_until(lambda: "status: TLS handshake refused" in b.log_text(), timeout=15.0)
+    # hawser stat asks over HTTPS when given the CA.
+    from conftest import HAWSER_BIN
+    out = subprocess.run([HAWSER_BIN, "stat", "--status", f"{HOST}:{status}", "--ca-file", str(pki / "ca.pem")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "role: standalone" in out.stdout, out.stderr

@@ -38,6 +38,11 @@ pub struct StatArgs {
     /// command line, which other users of the machine can read).
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// CA certificates (PEM) of a status endpoint served over HTTPS
+    /// (`--status-tls`): the endpoint is then asked over TLS, its
+    /// certificate checked against them and the host name.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Runs `hawser stat`.
@@ -48,7 +53,14 @@ pub async fn stat(args: StatArgs) -> Result<(), Failure> {
                 let password = std::env::var("HAWSER_PASSWORD").unwrap_or_default();
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
             });
-            let status = fetch(addr, credentials.as_deref()).await?;
+            let tls = match &args.ca_file {
+                Some(ca) => Some(hawser_client::tls_config(ca, None).map_err(|e| Failure {
+                    code: 1,
+                    message: e.to_string(),
+                })?),
+                None => None,
+            };
+            let status = fetch(addr, credentials.as_deref(), tls).await?;
             if args.json {
                 println!("{}", serde_json::to_string(&status).unwrap_or_default());
             } else {
@@ -85,26 +97,38 @@ pub async fn stat(args: StatArgs) -> Result<(), Failure> {
 }
 
 /// `GET /status` of a broker.
-async fn fetch(addr: &str, credentials: Option<&str>) -> Result<Status, Failure> {
+async fn fetch(
+    addr: &str,
+    credentials: Option<&str>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<Status, Failure> {
     let unreachable = |why: String| Failure {
         code: EXIT_UNREACHABLE,
         message: format!("status endpoint {addr}: {why}"),
     };
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
+        let stream = TcpStream::connect(addr).await?;
         let authorization = credentials
             .map(|c| format!("Authorization: Basic {c}\r\n"))
             .unwrap_or_default();
         let request = format!(
             "GET /status HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n"
         );
-        stream.write_all(request.as_bytes()).await?;
-        let mut answer = Vec::new();
-        stream
-            .take(MAX_STATUS_BYTES)
-            .read_to_end(&mut answer)
-            .await?;
-        Ok::<Vec<u8>, std::io::Error>(answer)
+        match tls {
+            None => exchange(stream, &request).await,
+            Some(config) => {
+                let host = addr
+                    .rsplit_once(':')
+                    .map_or(addr, |(h, _)| h)
+                    .trim_matches(['[', ']']);
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(std::io::Error::other)?;
+                let stream = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, stream)
+                    .await?;
+                exchange(stream, &request).await
+            }
+        }
     };
     let answer = tokio::time::timeout(STAT_TIMEOUT, exchange)
         .await
@@ -119,6 +143,20 @@ async fn fetch(addr: &str, credentials: Option<&str>) -> Result<Status, Failure>
         return Err(unreachable(format!("answered {line}")));
     }
     serde_json::from_str(body).map_err(|e| unreachable(format!("bad status: {e}")))
+}
+
+/// Sends `request` and reads the whole answer (at most [`MAX_STATUS_BYTES`]).
+async fn exchange<S>(mut stream: S, request: &str) -> std::io::Result<Vec<u8>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    stream
+        .take(MAX_STATUS_BYTES)
+        .read_to_end(&mut answer)
+        .await?;
+    Ok(answer)
 }
 
 /// The shared store's own record: the current epoch, its owner and the lease.
