@@ -262,3 +262,35 @@ def test_the_status_endpoint_over_https(broker_factory, pki):
     out = subprocess.run([HAWSER_BIN, "stat", "--status", f"{HOST}:{status}", "--ca-file", str(pki / "ca.pem")],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "role: standalone" in out.stdout, out.stderr
+
+
+def test_mutual_tls_with_the_java_client(broker_factory, pki, features, tmp_path):
+    from test_security import passwd
+    users = tmp_path / "users"
+    assert passwd(users, "alice", "s3cret-alice").returncode == 0
+    b, _, ow_port = tls_broker(broker_factory, pki, "--users-file", str(users),
+                               "--tls-client-ca", str(pki / "ca.pem"), "--tls-require-client-cert")
+    trust = tmp_path / "trust.jks"
+    run("keytool", "-importcert", "-noprompt", "-alias", "hawser-test-ca", "-file", str(pki / "ca.pem"),
+        "-keystore", str(trust), "-storepass", "changeit", cwd=tmp_path)
+
+    def java(cert: str | None):
+        cmd = java_command(features, "JmsFeatures", f"ssl://{HOST}:{ow_port}", "login")
+        props = [f"-Djavax.net.ssl.trustStore={trust}", "-Djavax.net.ssl.trustStorePassword=changeit"]
+        if cert:
+            store = tmp_path / f"{cert}.p12"
+            run("openssl", "pkcs12", "-export", "-in", str(pki / f"{cert}.pem"), "-inkey", str(pki / f"{cert}.key"),
+                "-name", cert, "-out", str(store), "-passout", "pass:changeit", cwd=tmp_path)
+            props += [f"-Djavax.net.ssl.keyStore={store}", "-Djavax.net.ssl.keyStorePassword=changeit",
+                      "-Djavax.net.ssl.keyStoreType=PKCS12"]
+        cmd[1:1] = props
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=JAVA_TIMEOUT_S)
+
+    ok = java("client")
+    assert ok.returncode == 0, f"{ok.stdout[-2000:]}\n{ok.stderr[-2000:]}\n{b.log_text()[-2000:]}"
+    assert "ok user alice refused" in ok.stdout
+    before = b.log_text().count("TLS handshake refused")
+    for cert in ("rogue", None):
+        refused = java(cert)
+        assert refused.returncode != 0, f"{cert}: {refused.stdout[-1000:]}"
+    assert wait_until(lambda: b.log_text().count("TLS handshake refused") >= before + 2, timeout=10.0)
