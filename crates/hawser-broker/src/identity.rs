@@ -1,9 +1,9 @@
 //! Who is on the other end of a connection.
 //!
 //! Every protocol session hands the engine a [`ConnectInfo`] when it
-//! connects, so what is decided about a client (its client id now; what its
-//! principal may read and write once authentication exists) is decided in the
-//! engine, once, for every protocol.
+//! connects, so what is decided about a client (its client id, what its
+//! authenticated principal may read and write: `authorization`) is decided
+//! in the engine, once, for every protocol.
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -133,15 +133,21 @@ impl Broker {
     /// the store rather than memory (a spill, see the module): on a store
     /// that pages, for a queue, when it would page were it persistent (its
     /// memory is full, or messages of its priority wait in the store already,
-    /// `tail`: a later non-persistent message never passes an earlier one),
-    /// and if its record fits the store (else it stays in memory).
-    pub(crate) fn spills(&self, key: &ContainerKey, msg: &Message, tail: bool) -> bool {
+    /// `tail`, asked only when memory has room: a later non-persistent
+    /// message never passes an earlier one), and if its record fits the
+    /// store (else it stays in memory).
+    pub(crate) fn spills(
+        &self,
+        key: &ContainerKey,
+        msg: &Message,
+        tail: impl FnOnce() -> bool,
+    ) -> bool {
         !msg.persistent
             && self.config.max_temp_bytes > 0
             && matches!(key, ContainerKey::Queue(_))
             && key.is_stored()
             && self.store().pages()
-            && (tail || msg.room().is_err())
+            && (msg.room().is_err() || tail())
             && crate::broker::single_record_len(&msg.destination, &msg.fields, msg.body.len())
                 <= self.store().max_record_bytes()
     }

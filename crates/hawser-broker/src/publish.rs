@@ -74,6 +74,10 @@ pub(crate) struct Publish {
     /// Of `ops`, the spills: a record of nothing else is written without an
     /// fsync (nothing in it needs to survive a crash).
     spills: usize,
+    /// Each queue and priority a message of this plan spilled to: later
+    /// non-persistent messages of it spill too (a few entries, however
+    /// large the batch).
+    spilled_to: Vec<(ContainerKey, u8)>,
     /// The store ops: the caller's, then the messages', then the producers'.
     pub ops: Vec<StoreOp>,
     /// Producer windows to mark.
@@ -113,6 +117,7 @@ impl Broker {
         let mut plan = Publish {
             placed: Vec::with_capacity(messages.len()),
             spills: 0,
+            spilled_to: Vec::new(),
             ops: extra,
             marks: Vec::new(),
             forget: Vec::new(),
@@ -242,16 +247,16 @@ impl Broker {
                     // A non-persistent message spills behind the messages of
                     // its priority already in the store, or spilled earlier
                     // in this same plan.
-                    let spills = !msg.persistent && {
-                        let tail = st
-                            .containers
-                            .get(&key)
-                            .is_some_and(|q| q.is_paging(msg.priority))
-                            || plan.placed.iter().any(|(k, m, spilled)| {
-                                *spilled && m.priority == msg.priority && *k == key
-                            });
-                        self.spills(&key, &msg, tail)
-                    };
+                    let spills = !msg.persistent
+                        && self.spills(&key, &msg, || {
+                            st.containers
+                                .get(&key)
+                                .is_some_and(|q| q.is_paging(msg.priority))
+                                || plan.spilled_to.contains(&(key.clone(), msg.priority))
+                        });
+                    if spills && !plan.spilled_to.contains(&(key.clone(), msg.priority)) {
+                        plan.spilled_to.push((key.clone(), msg.priority));
+                    }
                     if msg.persistent || spills {
                         if let Some(skey) = key.store_key() {
                             plan.ops.push(StoreOp::Enqueue {

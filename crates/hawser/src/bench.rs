@@ -33,7 +33,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// scenario's value (`--scenario S1`...), else the default shown.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct BenchArgs {
-    /// Broker address (host:port) or a client URI (tcp://..., failover:(...)).
+    /// Broker address (host:port) or a client URI (tcp://..., ssl://..., failover:(...)).
     #[arg(long, default_value = "127.0.0.1:61613")]
     pub broker: String,
     /// A named scenario (S1-S6, see docs/benchmarks.md) or any name for the result.

@@ -176,19 +176,18 @@ pub struct AuthorizationConfig {
 impl AuthorizationConfig {
     /// The engine's entry.
     pub fn entry(&self) -> anyhow::Result<hawser_broker::AccessEntry> {
+        let pattern = |topics, p: &str| {
+            hawser_broker::DestinationPattern::new(topics, p)
+                .map(hawser_broker::AccessTarget::Pattern)
+                .map_err(|e| anyhow::anyhow!("[[authorization]]: {e}"))
+        };
         let target = match (&self.queue, &self.topic, self.temporary) {
-            (Some(q), None, false) => hawser_broker::DestinationPattern::new(false, q),
-            (None, Some(t), false) => hawser_broker::DestinationPattern::new(true, t),
-            (None, None, true) => Ok(hawser_broker::DestinationPattern::new(false, ">")?),
+            (Some(q), None, false) => pattern(false, q)?,
+            (None, Some(t), false) => pattern(true, t)?,
+            (None, None, true) => hawser_broker::AccessTarget::Temporary,
             _ => anyhow::bail!(
                 "an [[authorization]] entry names exactly one of queue, topic or temporary = true"
             ),
-        }
-        .map_err(|e| anyhow::anyhow!("[[authorization]]: {e}"))?;
-        let target = if self.temporary {
-            hawser_broker::AccessTarget::Temporary
-        } else {
-            hawser_broker::AccessTarget::Pattern(target)
         };
         let names = |list: &str| -> Vec<std::sync::Arc<str>> {
             list.split(',')

@@ -149,6 +149,10 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// stalls in its handshake holds up no other).
 const MAX_READY_TLS: usize = 64;
 
+/// HTTPS handshakes under way at once; a connection beyond them is closed
+/// at once (the status endpoint is for a few monitors, not a crowd).
+const MAX_STATUS_HANDSHAKES: usize = 64;
+
 /// Where a request came from (axum's connection info, for plain and TLS
 /// listeners alike).
 #[derive(Clone, Copy, Debug)]
@@ -198,6 +202,7 @@ fn tls_listener(
 ) -> std::io::Result<TlsListener> {
     let local = listener.local_addr()?;
     let (tx, rx) = tokio::sync::mpsc::channel(MAX_READY_TLS);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_STATUS_HANDSHAKES));
     tokio::spawn(async move {
         loop {
             let (stream, remote) = tokio::select! {
@@ -210,8 +215,13 @@ fn tls_listener(
                 },
                 _ = shutdown.cancelled() => return,
             };
+            let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+                tracing::warn!(target: "audit", remote = %remote, "status: too many TLS handshakes at once; closed");
+                continue;
+            };
             let (acceptor, tx) = (tls.acceptor(), tx.clone());
             tokio::spawn(async move {
+                let _permit = permit;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => {
                         let _ = tx.send((stream, remote)).await;
@@ -343,7 +353,7 @@ async fn authenticate(
         None => (None, None),
     };
     match auth
-        .authenticate(Protocol::Http, Some(remote), user, password)
+        .authenticate(Protocol::Http, Some(remote), user, password, None)
         .await
     {
         Ok(_) => Ok(()),

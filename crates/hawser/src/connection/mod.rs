@@ -34,7 +34,7 @@ pub mod transport;
 pub mod writer;
 
 /// Who is connected: each session builds one when its client connects and
-/// hands it to the engine, the one place authorization will look.
+/// hands it to the engine, where authorization looks.
 pub use hawser_broker::{ConnectInfo, Principal, Protocol};
 pub use opened::{open, Closing, Opened};
 pub use out::{Confirm, Encode, Out};

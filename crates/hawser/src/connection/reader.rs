@@ -72,7 +72,8 @@ pub enum ReadError {
         "connection idle: nothing received for {0} ms (ask for keep-alives to stay connected)"
     )]
     IdleTimeout(u64),
-    /// Producer flow control is set to fail and memory, store or disk is full.
+    /// Producer flow control is set to fail and memory, the store, its
+    /// temporary part or the disk is full.
     #[error("{0} is full; message refused")]
     ResourceFull(&'static str),
 }

@@ -2,7 +2,8 @@
 //!
 //! A protocol session hands [`Authenticator::authenticate`] the credentials
 //! its handshake carried (STOMP's `login`/`passcode`, OpenWire's
-//! `ConnectionInfo` user name and password) and gets back the [`Principal`]
+//! `ConnectionInfo` user name and password, HTTP Basic for the status
+//! endpoint; a verified client certificate's name) and gets back the [`Principal`]
 //! it gives the engine, or an [`AuthError`] to send as that protocol's error
 //! before closing the connection.
 //!
@@ -13,7 +14,8 @@
 //!
 //! Without a users file the broker runs open, as it always has, and ignores
 //! credentials; the server refuses to start that way on anything but a
-//! loopback address unless `allow_anonymous` says so (see `server`). With a
+//! loopback address unless `allow_anonymous` says so
+//! (`Config::check_exposure`). With a
 //! users file every connection must authenticate, unless `allow_anonymous`
 //! lets a connection without credentials in as [`Principal::Anonymous`].
 //! Every failure is logged on the `audit` target.
@@ -113,26 +115,15 @@ impl Authenticator {
     /// credentials it gave. A failure is answered after the throttle's
     /// delay for its address, and logged on the `audit` target.
     ///
+    /// `certificate` is the subject common name of a client certificate its
+    /// TLS handshake verified: without credentials of its own, the
+    /// connection is the user of that name, if the users file has one (the
+    /// client CA vouches for it, as with ActiveMQ's certificate login
+    /// module). Credentials, when given, are checked as always.
+    ///
     /// # Errors
     /// [`AuthError`] when it may not connect.
     pub async fn authenticate(
-        &self,
-        protocol: Protocol,
-        remote: Option<SocketAddr>,
-        login: Option<&str>,
-        passcode: Option<&str>,
-    ) -> Result<Principal, AuthError> {
-        self.authenticate_with(protocol, remote, login, passcode, None)
-            .await
-    }
-
-    /// As [`Authenticator::authenticate`], for a connection whose TLS
-    /// handshake verified a client certificate with subject common name
-    /// `certificate`: without credentials of its own, it is the user of
-    /// that name, if the users file has one (the client CA vouches for it,
-    /// as ActiveMQ's certificate login module does). Credentials, when
-    /// given, are checked as always.
-    pub async fn authenticate_with(
         &self,
         protocol: Protocol,
         remote: Option<SocketAddr>,

@@ -58,6 +58,9 @@ pub enum UsersError {
     /// A name given to `hawser passwd` cannot be written.
     #[error("{0}")]
     BadName(String),
+    /// argon2 refused to hash a password.
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
 }
 
 /// One user: the hash of its password and the groups it belongs to.
@@ -199,7 +202,7 @@ pub fn hash_password(password: &str) -> Result<String, UsersError> {
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| UsersError::BadName(format!("cannot hash the password: {e}")))
+        .map_err(|e| UsersError::Hash(e.to_string()))
 }
 
 /// A line's parts: name, hash, groups.

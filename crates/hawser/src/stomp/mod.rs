@@ -55,7 +55,8 @@ pub enum SessionError {
     /// CONNECT's credentials were refused.
     #[error(transparent)]
     Auth(#[from] crate::security::AuthError),
-    /// Producer flow control is set to fail and memory, store or disk is full.
+    /// Producer flow control is set to fail and memory, the store, its
+    /// temporary part or the disk is full.
     #[error("{0} is full; message refused")]
     ResourceFull(&'static str),
     /// No CONNECT in time.

@@ -357,7 +357,7 @@ impl Session {
         let principal = s
             .core
             .auth
-            .authenticate_with(
+            .authenticate(
                 Protocol::Stomp,
                 self.remote,
                 frame.header("login"),

@@ -378,7 +378,7 @@ impl Session {
             .settings
             .core
             .auth
-            .authenticate_with(
+            .authenticate(
                 Protocol::OpenWire,
                 self.remote,
                 info.user_name.as_deref(),
