@@ -1183,6 +1183,61 @@ public class JmsFeatures {
         c.close();
     }
 
+    /**
+     * Client ids belong to their user (alice / s3cret-alice, bob /
+     * hunter2-bob): alice's durable subscription makes "owned-app" hers,
+     * so bob is refused it with an InvalidClientIDException, before and
+     * after a restart, and her subscription keeps what was published.
+     * `after`: the run after the restart, which also unsubscribes, after
+     * which bob may use the client id.
+     */
+    static void clientIdOwner(String url, boolean after) throws JMSException {
+        String topic = "features.owned";
+        if (!after) {
+            Connection alice = factory(url).createConnection("alice", "s3cret-alice");
+            alice.setClientID("owned-app");
+            alice.start();
+            Session s = alice.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            s.createDurableSubscriber(s.createTopic(topic), "orders").close();
+            alice.close();
+        }
+        Connection bob = factory(url).createConnection("bob", "hunter2-bob");
+        try {
+            bob.setClientID("owned-app");
+            bob.start();
+            bob.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            check(false, "bob was given alice's client id");
+        } catch (javax.jms.InvalidClientIDException e) {
+            System.out.println("ok bob refused alice's client id: " + e.getMessage());
+        } finally {
+            try { bob.close(); } catch (JMSException ignored) { }
+        }
+        if (!after) {
+            Connection p = factory(url + "?jms.alwaysSyncSend=true").createConnection("bob", "hunter2-bob");
+            p.start();
+            Session s = p.createSession(false, Session.AUTO_ACKNOWLEDGE);
+            s.createProducer(s.createTopic(topic)).send(s.createTextMessage("for alice"));
+            p.close();
+            System.out.println("ok bob published while alice was away");
+            return;
+        }
+        Connection alice = factory(url).createConnection("alice", "s3cret-alice");
+        alice.setClientID("owned-app");
+        alice.start();
+        Session s = alice.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        TopicSubscriber sub = s.createDurableSubscriber(s.createTopic(topic), "orders");
+        check(drain(sub).equals(List.of("for alice")), "alice's subscription kept what was published");
+        sub.close();
+        s.unsubscribe("orders");
+        alice.close();
+        Connection now = factory(url).createConnection("bob", "hunter2-bob");
+        now.setClientID("owned-app");
+        now.start();
+        now.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        now.close();
+        System.out.println("ok with alice's subscriptions gone, bob may use the client id");
+    }
+
     public static void main(String[] args) {
         try {
             run(args[0], args[1]);
@@ -1218,6 +1273,8 @@ public class JmsFeatures {
             case "non-persistent": nonPersistent(url); break;
             case "non-persistent-backlog": nonPersistentBacklog(url); break;
             case "login": login(url); break;
+            case "client-id-owner": clientIdOwner(url, false); break;
+            case "client-id-owner-after": clientIdOwner(url, true); break;
             case "permissions": permissions(url, System.getProperty("hawser.user"), System.getProperty("hawser.password"),
                     System.getProperty("hawser.dests").split(",")); break;
             default:

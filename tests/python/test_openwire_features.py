@@ -146,3 +146,14 @@ def test_users_authenticate_and_wrong_credentials_are_a_jms_security_exception(b
     assert "ok user alice refused: user name or password is invalid" in out
     assert "ok user mallory refused" in out
     assert "ok user null refused: authentication required" in out
+
+
+def test_a_client_id_with_a_users_durable_subscription_is_refused_to_other_users(broker_factory, features, tmp_path):
+    from test_security import users_file
+    b = broker_factory("--users-file", str(users_file(tmp_path)))
+    out = run_check(features, b, "client-id-owner")
+    assert "ok bob refused alice's client id: client id \"owned-app\" belongs to another user" in out
+    b.restart(kill=True)
+    out = run_check(features, b, "client-id-owner-after")
+    assert "ok bob refused alice's client id" in out
+    assert "ok with alice's subscriptions gone, bob may use the client id" in out

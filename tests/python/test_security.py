@@ -47,6 +47,15 @@ class Outcome(stomp.ConnectionListener):
         self.errors: list[str] = []
         self.disconnected = False
         self.messages: list[str] = []
+        self.receipts: list[str] = []
+
+    def receipts_include(self, receipt: str) -> bool:
+        return receipt in self.receipts
+
+    def on_receipt(self, frame):
+        with self.cond:
+            self.receipts.append(frame.headers.get("receipt-id", ""))
+            self.cond.notify_all()
 
     def on_connected(self, frame):
         with self.cond:
@@ -236,3 +245,82 @@ def test_the_status_endpoint_authenticates_too(broker_factory, tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode != 0 and "401" in out.stderr, out.stderr
     assert "protocol=http" in b.log_text() and "authentication failed" in b.log_text()
+
+
+def test_client_ids_and_producer_ids_belong_to_their_user(broker_factory, tmp_path):
+    """Alice's durable subscription makes her client id hers: bob is refused
+    it, before and after a kill -9, and cannot remove her subscription. While
+    a client id has no durable subscriptions anyone may use it, but bob's
+    sends with alice's producer id mark windows of his own: her later sends
+    with the same sequence numbers are kept, not dropped as resends."""
+    b = broker_factory("--users-file", str(users_file(tmp_path)))
+    topic, queue = f"/topic/{unique('owned')}", f"/queue/{unique('owned')}"
+
+    def as_user(user: str, client_id: str | None = None):
+        # The broker may still be closing the client id's last connection
+        # (a DISCONNECT's receipt comes first): a bounded retry for that.
+        for _ in range(50):
+            conn = stomp.Connection12([(HOST, b.port)], heartbeats=(0, 0), reconnect_attempts_max=1)
+            outcome = Outcome()
+            conn.set_listener("o", outcome)
+            headers = {"client-id": client_id} if client_id else {}
+            conn.connect(user, PASSWORDS[user], wait=False, headers=headers)
+            with outcome.cond:
+                outcome.cond.wait_for(lambda: outcome.connected or outcome.errors, timeout=15.0)
+            if not any("already connected" in e for e in outcome.errors):
+                return conn, outcome
+            time.sleep(0.1)
+        raise AssertionError(f"client id {client_id} stayed connected")
+
+    def send(conn, outcome, body: str, seq: int):
+        # Hawser's producer id and sequence headers (hawser-client sends
+        # them): what duplicate detection keys on.
+        receipt = unique("r")
+        conn.send(queue, body=body, receipt=receipt, persistent="true",
+                  headers={"hawser-producer": "orders-1", "hawser-seq": str(seq)})
+        with outcome.cond:
+            assert outcome.cond.wait_for(lambda: outcome.receipts_include(receipt), timeout=10.0), outcome.errors
+
+    conn, alice = as_user("alice", "owned-app")
+    assert alice.connected, alice.errors
+    conn.subscribe(topic, id="s", ack="client-individual", headers={"activemq.subscriptionName": "orders"})
+    send(conn, alice, "a1", 1)
+    conn.disconnect()
+
+    conn, bob = as_user("bob", "owned-app")
+    assert refused(bob, conn, 'client id "owned-app" belongs to another user'), bob.errors
+
+    b.restart(kill=True)
+    conn, bob = as_user("bob", "owned-app")
+    assert refused(bob, conn, "belongs to another user"), bob.errors
+    # Bob publishes while she is away: her subscription keeps it.
+    conn, bob = as_user("bob")
+    conn.send(topic, body="for alice", receipt="p1", persistent="true")
+    with bob.cond:
+        assert bob.cond.wait_for(lambda: bob.receipts_include("p1"), timeout=10.0)
+    conn.disconnect()
+    conn, alice = as_user("alice", "owned-app")
+    conn.subscribe(topic, id="s", ack="auto", headers={"activemq.subscriptionName": "orders"})
+    with alice.cond:
+        assert alice.cond.wait_for(lambda: alice.messages == ["for alice"], timeout=10.0), alice.messages
+    conn.unsubscribe(id="s", headers={"activemq.subscriptionName": "orders"})
+    conn.disconnect()
+
+    # No durable subscriptions left: bob may take the client id, and sends
+    # with her producer id and the sequence numbers she uses next.
+    conn, bob = as_user("bob", "owned-app")
+    assert bob.connected, bob.errors
+    send(conn, bob, "b2", 2)
+    send(conn, bob, "b3", 3)
+    conn.disconnect()
+    conn, alice = as_user("alice", "owned-app")
+    send(conn, alice, "a2", 2)
+    send(conn, alice, "a1", 1)  # her own resend: still recognised
+    b.restart(kill=True)
+    conn, alice = as_user("alice", "owned-app")
+    send(conn, alice, "a3", 3)
+    conn.subscribe(queue, id="q", ack="auto")
+    with alice.cond:
+        assert alice.cond.wait_for(lambda: len(alice.messages) >= 5, timeout=10.0), alice.messages
+    assert alice.messages == ["a1", "b2", "b3", "a2", "a3"], alice.messages
+    conn.disconnect()

@@ -208,6 +208,7 @@ impl Broker {
                 prepared_by: Some(Publisher {
                     conn: None,
                     client_id: p.client_id,
+                    owner: p.owner,
                 }),
                 ..Transaction::default()
             };
@@ -263,7 +264,9 @@ impl Broker {
         &self.store
     }
 
-    /// Registers a connection. A client id may be used by one connection at a time.
+    /// Registers a connection. A client id may be used by one connection at
+    /// a time, and while it has durable subscriptions made by a user, only
+    /// by that user's connections.
     pub fn connect(
         &self,
         info: ConnectInfo,
@@ -277,6 +280,17 @@ impl Broker {
                 .any(|c| c.info.client_id.as_ref() == Some(cid))
             {
                 return Err(BrokerError::ClientIdInUse(cid.to_string()));
+            }
+            let user = info.principal.user();
+            if st
+                .durables_of(cid)
+                .any(|d| d.owner.is_some() && d.owner.as_ref() != user)
+            {
+                tracing::warn!(
+                    target: "audit",
+                    "client id {cid:?} refused to {info}: it belongs to another user"
+                );
+                return Err(BrokerError::ClientIdOwned(cid.to_string()));
             }
         }
         let id = st.next_connection;
@@ -696,6 +710,7 @@ impl Broker {
         let record = PreparedTransaction {
             xid: Arc::from(tx),
             client_id: from.client_id.clone(),
+            owner: from.owner.clone(),
             sends: t
                 .sends
                 .iter()

@@ -779,6 +779,7 @@ fn producer_window_is_bounded_and_evictions_are_recorded() {
     assert_eq!(rec.producers.len(), 2);
     assert!(
         !rec.producers.contains_key(&ProducerKey {
+            owner: None,
             client_id: Arc::from("app"),
             producer: Arc::from("a")
         }),

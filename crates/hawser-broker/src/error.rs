@@ -26,6 +26,10 @@ pub enum BrokerError {
     /// Another live connection uses this client id.
     #[error("client id {0:?} is already connected")]
     ClientIdInUse(String),
+    /// The client id has durable subscriptions of another user (see
+    /// `Broker::connect`); which user is not said.
+    #[error("client id {0:?} belongs to another user")]
+    ClientIdOwned(String),
     /// The subscription id is already used on this connection.
     #[error("subscription id {0:?} is already in use on this connection")]
     DuplicateSubscription(String),

@@ -51,6 +51,17 @@ pub enum Principal {
     },
 }
 
+impl Principal {
+    /// The user's name; `None` when anonymous. What owns client ids, durable
+    /// subscriptions and producer windows.
+    pub fn user(&self) -> Option<&Arc<str>> {
+        match self {
+            Principal::Anonymous => None,
+            Principal::User { name, .. } => Some(name),
+        }
+    }
+}
+
 /// What the broker knows of a connection once it is established.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectInfo {

@@ -39,6 +39,8 @@ mod access_tests;
 #[cfg(test)]
 mod broker_tests;
 #[cfg(test)]
+mod ownership_tests;
+#[cfg(test)]
 mod paging_tests;
 #[cfg(test)]
 mod promise_tests;

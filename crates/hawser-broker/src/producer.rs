@@ -64,9 +64,15 @@ pub enum InvalidProducer {
     IdLength,
 }
 
-/// A persisted producer: its id within the identity (client id) that owns it.
+/// A persisted producer: its id within the identity (user and client id)
+/// that owns it. The user is part of the key so that another user who
+/// connects with the same client id (while its owner is away) marks windows
+/// of its own: it can never make the owner's genuine sends look like resends.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProducerKey {
+    /// The authenticated user of the connections that use it; `None` for
+    /// anonymous connections.
+    pub owner: Option<Arc<str>>,
     /// The JMS client id of the connections that use it.
     pub client_id: Arc<str>,
     /// The producer id chosen by the client.
@@ -309,6 +315,7 @@ mod tests {
     #[test]
     fn the_audit_forgets_the_least_recently_used() {
         let key = |p: &str| ProducerKey {
+            owner: None,
             client_id: Arc::from("c"),
             producer: Arc::from(p),
         };

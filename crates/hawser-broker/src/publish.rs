@@ -35,6 +35,8 @@ pub(crate) struct Publisher {
     pub conn: Option<ConnectionId>,
     /// That connection's client id, which scopes its producers' windows.
     pub client_id: Option<Arc<str>>,
+    /// Its user, which scopes them too (see [`ProducerKey`]).
+    pub owner: Option<Arc<str>>,
 }
 
 impl Publisher {
@@ -44,6 +46,7 @@ impl Publisher {
         Ok(Publisher {
             conn: Some(conn),
             client_id: c.info.client_id.clone(),
+            owner: c.info.principal.user().cloned(),
         })
     }
 }
@@ -133,6 +136,7 @@ impl Broker {
                     (Some(cid), _) => st
                         .producers
                         .get(&ProducerKey {
+                            owner: from.owner.clone(),
                             client_id: Arc::clone(cid),
                             producer: Arc::clone(&p.id),
                         })
@@ -147,6 +151,7 @@ impl Broker {
                 match &client_id {
                     Some(cid) => {
                         let key = ProducerKey {
+                            owner: from.owner.clone(),
                             client_id: Arc::clone(cid),
                             producer: Arc::clone(&p.id),
                         };

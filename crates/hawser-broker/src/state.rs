@@ -12,6 +12,7 @@
 //! auto-acknowledgement) are appended after the change, and a refusal is
 //! logged: a store that refuses them has failed and confirms nothing more.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use foldhash::HashMap;
@@ -109,8 +110,9 @@ pub(crate) struct State {
     pub containers: HashMap<ContainerKey, MessageQueue>,
     /// Topics and their subscriptions.
     pub topics: Topics,
-    /// Durable subscriptions by (client id, name).
-    pub durables: HashMap<(Arc<str>, Arc<str>), DurableSubscription>,
+    /// Durable subscriptions by (client id, name): ordered, so that those of
+    /// one client id are found together ([`State::durables_of`]).
+    pub durables: BTreeMap<(Arc<str>, Arc<str>), DurableSubscription>,
     /// Live connections.
     pub connections: Connections,
     /// Which container each consumer is attached to.
@@ -130,6 +132,19 @@ pub(crate) struct State {
     pub next_page_token: u64,
     /// Containers whose read failed, to ask again (by the pager, later).
     pub page_retries: Vec<ContainerKey>,
+}
+
+impl State {
+    /// The durable subscriptions of a client id.
+    pub(crate) fn durables_of<'a>(
+        &'a self,
+        client_id: &'a Arc<str>,
+    ) -> impl Iterator<Item = &'a DurableSubscription> + 'a {
+        self.durables
+            .range((Arc::clone(client_id), Arc::from(""))..)
+            .take_while(move |((cid, _), _)| cid == client_id)
+            .map(|(_, d)| d)
+    }
 }
 
 /// The live connections, by id.

@@ -55,6 +55,10 @@ pub struct DurableSubscription {
     pub selector: Option<String>,
     /// Whether messages published by the subscriber's own connection are skipped.
     pub no_local: bool,
+    /// The user that made it; `None` when made by an anonymous connection.
+    /// While it exists, its client id belongs to this user: a connection of
+    /// anyone else with that client id is refused.
+    pub owner: Option<Arc<str>>,
 }
 
 impl DurableSubscription {
@@ -64,6 +68,17 @@ impl DurableSubscription {
             client_id: Arc::clone(&self.client_id),
             name: Arc::clone(&self.name),
         }
+    }
+
+    /// Whether it selects the same messages as `other` (whoever owns them):
+    /// a subscription made again with a different topic, selector or
+    /// no-local flag is a new one, and the old one's messages are dropped.
+    pub fn selects_as(&self, other: &DurableSubscription) -> bool {
+        self.client_id == other.client_id
+            && self.name == other.name
+            && self.topic == other.topic
+            && self.selector == other.selector
+            && self.no_local == other.no_local
     }
 }
 
@@ -78,6 +93,9 @@ pub struct PreparedTransaction {
     /// producer, what a commit after a restart marks in that client's producer
     /// windows, so that a resend of one of its messages is still recognised.
     pub client_id: Option<Arc<str>>,
+    /// The user of that connection, the other half of its producers' scope
+    /// (see [`crate::producer::ProducerKey`]).
+    pub owner: Option<Arc<str>>,
     /// Its persistent sends, published (with new ids) when it commits.
     pub sends: Vec<PreparedSend>,
     /// Stored messages it acknowledged: held from every consumer until it ends.

@@ -20,8 +20,14 @@ use crate::producer::{ProducerKey, SeqWindow, WINDOW_WORDS};
 use crate::property::PropertyValue;
 use crate::store::{DurableSubscription, PreparedSend, PreparedTransaction, StoreKey, StoreOp};
 
-/// The record format written by this version.
-pub const RECORD_FORMAT: u8 = 1;
+/// The record format written by this version. Format 2 added owners (a
+/// user name, or none): of producer keys, durable subscriptions and
+/// prepared transactions.
+pub const RECORD_FORMAT: u8 = 2;
+
+/// The format before owners; read as owned by nobody (anonymous), which is
+/// what every connection was then.
+const FORMAT_WITHOUT_OWNERS: u8 = 1;
 
 /// An enqueue whose message has only text headers, written before messages
 /// had JMS fields and typed properties: read, never written.
@@ -144,6 +150,7 @@ fn encode_op<M: AsMessageData>(op: &StoreOp<M>, buf: &mut BytesMut) {
             put_str(buf, &sub.topic);
             put_opt_str(buf, sub.selector.as_deref());
             buf.put_u8(u8::from(sub.no_local));
+            put_opt_str(buf, sub.owner.as_deref());
         }
         StoreOp::Unsubscribe { client_id, name } => {
             buf.put_u8(OP_UNSUBSCRIBE);
@@ -171,6 +178,7 @@ fn encode_op<M: AsMessageData>(op: &StoreOp<M>, buf: &mut BytesMut) {
             buf.put_u8(OP_PREPARE);
             put_str(buf, &p.xid);
             put_opt_str(buf, p.client_id.as_deref());
+            put_opt_str(buf, p.owner.as_deref());
             buf.put_u32_le(p.sends.len() as u32);
             for send in &p.sends {
                 encode_message(&send.message, buf);
@@ -197,6 +205,7 @@ fn encode_op<M: AsMessageData>(op: &StoreOp<M>, buf: &mut BytesMut) {
 }
 
 fn encode_producer(p: &ProducerKey, buf: &mut BytesMut) {
+    put_opt_str(buf, p.owner.as_deref());
     put_str(buf, &p.client_id);
     put_str(buf, &p.producer);
 }
@@ -269,7 +278,9 @@ pub fn encoded_len<M: AsMessageData>(ops: &[StoreOp<M>]) -> usize {
         StoreKey::Queue(n) => 1 + 4 + n.len(),
         StoreKey::Durable { client_id, name } => 1 + 8 + client_id.len() + name.len(),
     };
-    let producer_len = |p: &ProducerKey| 8 + p.client_id.len() + p.producer.len();
+    let producer_len = |p: &ProducerKey| {
+        opt_str_len(p.owner.as_deref()) + 8 + p.client_id.len() + p.producer.len()
+    };
     RECORD_HEADER_LEN
         + ops
             .iter()
@@ -288,6 +299,7 @@ pub fn encoded_len<M: AsMessageData>(ops: &[StoreOp<M>]) -> usize {
                         + s.topic.len()
                         + opt_str_len(s.selector.as_deref())
                         + 1
+                        + opt_str_len(s.owner.as_deref())
                 }
                 StoreOp::Unsubscribe { client_id, name } => 1 + 8 + client_id.len() + name.len(),
                 StoreOp::ProducerSeen { producer, .. } => producer_seen_len(producer),
@@ -299,6 +311,7 @@ pub fn encoded_len<M: AsMessageData>(ops: &[StoreOp<M>]) -> usize {
                     1 + 4
                         + p.xid.len()
                         + opt_str_len(p.client_id.as_deref())
+                        + opt_str_len(p.owner.as_deref())
                         + 4
                         + p.sends
                             .iter()
@@ -319,7 +332,7 @@ pub fn encoded_len<M: AsMessageData>(ops: &[StoreOp<M>]) -> usize {
 
 /// Encoded bytes of a `ProducerSeen` op.
 pub fn producer_seen_len(p: &ProducerKey) -> usize {
-    1 + 8 + p.client_id.len() + p.producer.len() + 8
+    1 + opt_str_len(p.owner.as_deref()) + 8 + p.client_id.len() + p.producer.len() + 8
 }
 
 fn encode_message(m: &MessageData, buf: &mut BytesMut) {
@@ -497,10 +510,12 @@ pub fn decode_record_with(
         data: record,
         at: 0,
         names,
+        owners: true,
     };
-    let format = r.u8()?;
-    if format != RECORD_FORMAT {
-        return Err(CodecError::UnknownFormat(format));
+    match r.u8()? {
+        RECORD_FORMAT => {}
+        FORMAT_WITHOUT_OWNERS => r.owners = false,
+        format => return Err(CodecError::UnknownFormat(format)),
     }
     let count = r.u32()? as usize;
     // Each op takes at least 9 bytes; a larger count is a lie and must not size an allocation.
@@ -551,6 +566,7 @@ fn decode_op(r: &mut Reader<'_>) -> Result<Option<StoreOp<MessageData>>, CodecEr
                 _ => Some(r.string()?),
             },
             no_local: r.u8()? != 0,
+            owner: r.owner()?,
         }),
         OP_UNSUBSCRIBE => StoreOp::Unsubscribe {
             client_id: r.arc_str()?,
@@ -586,6 +602,7 @@ fn decode_op(r: &mut Reader<'_>) -> Result<Option<StoreOp<MessageData>>, CodecEr
             let scoped = tag == OP_PREPARE;
             let xid = r.arc_str()?;
             let client_id = if scoped { r.opt_arc_str()? } else { None };
+            let owner = if scoped { r.owner()? } else { None };
             let n = r.u32()? as usize;
             // Counts are checked against what is left before they size anything.
             let mut sends = Vec::with_capacity(n.min(r.remaining() / 40));
@@ -615,6 +632,7 @@ fn decode_op(r: &mut Reader<'_>) -> Result<Option<StoreOp<MessageData>>, CodecEr
             StoreOp::Prepare(PreparedTransaction {
                 xid,
                 client_id,
+                owner,
                 sends,
                 acks,
             })
@@ -632,6 +650,7 @@ fn decode_op(r: &mut Reader<'_>) -> Result<Option<StoreOp<MessageData>>, CodecEr
 
 fn decode_producer(r: &mut Reader<'_>) -> Result<ProducerKey, CodecError> {
     Ok(ProducerKey {
+        owner: r.owner()?,
         client_id: r.arc_str()?,
         producer: r.arc_str()?,
     })
@@ -860,6 +879,7 @@ pub fn decode_store_key(
         data,
         at: *at,
         names,
+        owners: true,
     };
     let key = decode_key(&mut r)?;
     *at = r.at;
@@ -871,6 +891,8 @@ struct Reader<'a> {
     data: &'a Bytes,
     at: usize,
     names: &'a mut Names,
+    /// Whether the record's format has owners ([`RECORD_FORMAT`]).
+    owners: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -890,6 +912,15 @@ impl<'a> Reader<'a> {
 
     fn u8(&mut self) -> Result<u8, CodecError> {
         Ok(self.take(1)?[0])
+    }
+
+    /// An owner, in a format that has them; none in one that does not.
+    fn owner(&mut self) -> Result<Option<Arc<str>>, CodecError> {
+        if self.owners {
+            self.opt_arc_str()
+        } else {
+            Ok(None)
+        }
     }
 
     /// What [`put_opt_str`] wrote.
@@ -1048,7 +1079,8 @@ mod tests {
     }
 
     fn producer_strategy() -> impl Strategy<Value = ProducerKey> {
-        (".{0,6}", ".{0,12}").prop_map(|(c, p)| ProducerKey {
+        (proptest::option::of(".{0,5}"), ".{0,6}", ".{0,12}").prop_map(|(o, c, p)| ProducerKey {
+            owner: o.map(|o| Arc::from(o.as_str())),
             client_id: Arc::from(c.as_str()),
             producer: Arc::from(p.as_str()),
         })
@@ -1069,15 +1101,17 @@ mod tests {
                 ".{0,6}",
                 ".{0,6}",
                 proptest::option::of(".{0,20}"),
-                any::<bool>()
+                any::<bool>(),
+                proptest::option::of(".{0,5}"),
             )
-                .prop_map(|(c, n, t, selector, no_local)| StoreOp::Subscribe(
+                .prop_map(|(c, n, t, selector, no_local, owner)| StoreOp::Subscribe(
                     DurableSubscription {
                         client_id: Arc::from(c.as_str()),
                         name: Arc::from(n.as_str()),
                         topic: Arc::from(t.as_str()),
                         selector,
                         no_local,
+                        owner: owner.map(|o| Arc::from(o.as_str())),
                     }
                 )),
             (".{0,6}", ".{0,6}").prop_map(|(c, n)| StoreOp::Unsubscribe {
@@ -1101,6 +1135,7 @@ mod tests {
             (
                 ".{0,12}",
                 proptest::option::of(".{0,8}"),
+                proptest::option::of(".{0,5}"),
                 proptest::collection::vec(
                     (
                         message_strategy(),
@@ -1110,10 +1145,11 @@ mod tests {
                 ),
                 proptest::collection::vec((key_strategy(), any::<u64>()), 0..4)
             )
-                .prop_map(|(xid, client_id, sends, acks)| StoreOp::Prepare(
+                .prop_map(|(xid, client_id, owner, sends, acks)| StoreOp::Prepare(
                     PreparedTransaction {
                         xid: Arc::from(xid.as_str()),
                         client_id: client_id.map(|c| Arc::from(c.as_str())),
+                        owner: owner.map(|o| Arc::from(o.as_str())),
                         sends: sends
                             .into_iter()
                             .map(|(message, producer)| PreparedSend {
@@ -1163,7 +1199,7 @@ mod tests {
             0,
         );
         let mut buf = BytesMut::new();
-        buf.put_u8(RECORD_FORMAT);
+        buf.put_u8(FORMAT_WITHOUT_OWNERS);
         buf.put_u32_le(1);
         buf.put_u8(OP_LEGACY_PREPARE);
         put_str(&mut buf, "xa:1");
@@ -1178,6 +1214,7 @@ mod tests {
             vec![StoreOp::Prepare(PreparedTransaction {
                 xid: Arc::from("xa:1"),
                 client_id: None,
+                owner: None,
                 sends: vec![PreparedSend {
                     message: m,
                     producer: None,
@@ -1215,6 +1252,7 @@ mod tests {
             },
         ];
         let producer = ProducerKey {
+            owner: Some(Arc::from("alice")),
             client_id: Arc::from("c"),
             producer: Arc::from("p"),
         };
@@ -1238,9 +1276,47 @@ mod tests {
     }
 
     #[test]
+    fn records_of_the_format_without_owners_read_as_anonymous() {
+        let mut buf = BytesMut::new();
+        buf.put_u8(FORMAT_WITHOUT_OWNERS);
+        buf.put_u32_le(2);
+        buf.put_u8(OP_SUBSCRIBE);
+        put_str(&mut buf, "c");
+        put_str(&mut buf, "s");
+        put_str(&mut buf, "t");
+        put_opt_str(&mut buf, None);
+        buf.put_u8(1);
+        buf.put_u8(OP_PRODUCER_SEEN);
+        put_str(&mut buf, "c");
+        put_str(&mut buf, "p");
+        buf.put_u64_le(9);
+        assert_eq!(
+            decode_record(&buf.freeze()),
+            Ok(vec![
+                StoreOp::Subscribe(DurableSubscription {
+                    client_id: Arc::from("c"),
+                    name: Arc::from("s"),
+                    topic: Arc::from("t"),
+                    selector: None,
+                    no_local: true,
+                    owner: None,
+                }),
+                StoreOp::ProducerSeen {
+                    producer: ProducerKey {
+                        owner: None,
+                        client_id: Arc::from("c"),
+                        producer: Arc::from("p"),
+                    },
+                    seq: 9,
+                },
+            ])
+        );
+    }
+
+    #[test]
     fn earlier_unscoped_producer_marks_are_read_and_ignored() {
         let mut buf = BytesMut::new();
-        buf.put_u8(RECORD_FORMAT);
+        buf.put_u8(FORMAT_WITHOUT_OWNERS);
         buf.put_u32_le(2);
         buf.put_u8(OP_LEGACY_PRODUCER_MARK);
         put_str(&mut buf, "p");

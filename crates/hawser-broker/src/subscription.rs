@@ -111,6 +111,7 @@ impl Broker {
         let c = st.connections.open(conn)?;
         let outbox = Arc::clone(&c.outbox);
         let client_id = c.info.client_id.clone();
+        let user = c.info.principal.user().cloned();
         let selector = parse_selector(spec.selector.as_deref())?;
         let mut seq = 0;
 
@@ -124,6 +125,7 @@ impl Broker {
                 topic: Arc::clone(&spec.destination.name),
                 selector: selector.as_ref().map(|s| s.text().to_owned()),
                 no_local: spec.no_local,
+                owner: user,
             };
             let key = ContainerKey::durable(&client_id, &def.name);
             let existing = st
@@ -136,7 +138,21 @@ impl Broker {
             }) {
                 return Err(BrokerError::DurableActive(name.to_owned()));
             }
-            if existing != Some(&def) {
+            // `connect` let this connection have the client id, so no other
+            // user owns its subscriptions; this holds that in one more place.
+            if existing.is_some_and(|e| e.owner.is_some() && e.owner != def.owner) {
+                return Err(BrokerError::ClientIdOwned(client_id.to_string()));
+            }
+            if existing
+                .is_some_and(|e| e.selects_as(&def) && e.owner.is_none() && def.owner.is_some())
+            {
+                // Made before its client id had an owner (before users were
+                // configured): the first user to use it again claims it,
+                // and keeps its messages.
+                seq = self.write(st, vec![StoreOp::Subscribe(def.clone())], true)?;
+                st.durables
+                    .insert((Arc::clone(&client_id), Arc::clone(&def.name)), def);
+            } else if existing != Some(&def) {
                 // New, or changed topic/selector: as in JMS, a changed durable
                 // subscription is a new one and the old one's messages are dropped.
                 let replaces = existing.is_some();
@@ -265,6 +281,7 @@ impl Broker {
         let st = &mut *st;
         let c = st.connections.open_mut(conn)?;
         let client_id = c.info.client_id.clone();
+        let user = c.info.principal.user().cloned();
         let sub = id.and_then(|id| c.subs.remove(id));
         if sub.is_none() && durable_name.is_none() {
             return Err(BrokerError::UnknownSubscription(
@@ -287,11 +304,16 @@ impl Broker {
         {
             return Err(BrokerError::DurableActive(name.to_string()));
         }
-        if !st
+        match st
             .durables
-            .contains_key(&(Arc::clone(&client_id), Arc::clone(&name)))
+            .get(&(Arc::clone(&client_id), Arc::clone(&name)))
         {
-            return Err(BrokerError::UnknownSubscription(name.to_string()));
+            None => return Err(BrokerError::UnknownSubscription(name.to_string())),
+            // As in `subscribe`: `connect` already refused anyone else.
+            Some(d) if d.owner.is_some() && d.owner != user => {
+                return Err(BrokerError::ClientIdOwned(client_id.to_string()))
+            }
+            Some(_) => {}
         }
         let ops = vec![StoreOp::Unsubscribe {
             client_id: Arc::clone(&client_id),

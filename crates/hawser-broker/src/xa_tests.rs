@@ -202,6 +202,7 @@ fn a_commit_from_another_client_publishes_the_senders_messages_under_the_senders
     let (r, _) = consume(&b);
     assert_eq!(bodies(&r), vec!["the tm's own", "sent in x"]);
     let key = |client: &str| ProducerKey {
+        owner: None,
         client_id: Arc::from(client),
         producer: Arc::from("p"),
     };
@@ -255,6 +256,7 @@ fn a_transaction_prepared_before_a_restart_commits_under_its_senders_producer_id
     let (sender, tm) = sender_and_tm(&b);
     b.commit_prepared(tm, "x").unwrap();
     let key = |client: &str| ProducerKey {
+        owner: None,
         client_id: Arc::from(client),
         producer: Arc::from("p"),
     };

@@ -103,6 +103,7 @@ fn data(id: u64, priority: u8, len: usize) -> MessageData {
 
 fn producer(n: u8) -> ProducerKey {
     ProducerKey {
+        owner: None,
         client_id: Arc::from("c"),
         producer: Arc::from(format!("p{n}")),
     }
@@ -158,6 +159,7 @@ fn run(dir: &Path, steps: &[Step]) -> bool {
                 }]
             }
             Step::Subscribe { selector } => vec![StoreOp::Subscribe(DurableSubscription {
+                owner: None,
                 client_id: Arc::from("c"),
                 name: Arc::from("d"),
                 topic: Arc::from("t"),
@@ -187,6 +189,7 @@ fn run(dir: &Path, steps: &[Step]) -> bool {
                     vec![live[pick.index(live.len())].clone()]
                 };
                 vec![StoreOp::Prepare(PreparedTransaction {
+                    owner: None,
                     xid,
                     client_id: Some(Arc::from("c")),
                     sends: vec![PreparedSend {

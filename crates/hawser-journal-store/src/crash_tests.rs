@@ -281,6 +281,7 @@ fn store_case(seed: u64, coverage: &Coverage) {
                 },
                 85..92 => {
                     let producer = ProducerKey {
+                        owner: None,
                         client_id: Arc::from("c"),
                         producer: Arc::from(PRODUCERS[rng.below(2) as usize]),
                     };

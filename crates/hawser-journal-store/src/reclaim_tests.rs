@@ -158,6 +158,7 @@ fn a_prepared_transaction_is_copied_forward_until_it_is_resolved() {
         ..hawser_broker::message::AsMessageData::message_data(&message(0, 40)).clone()
     };
     let prepared = hawser_broker::PreparedTransaction {
+        owner: None,
         xid: Arc::from("xa:1"),
         client_id: Some(Arc::from("client")),
         sends: vec![hawser_broker::PreparedSend {

@@ -198,6 +198,7 @@ fn a_stuck_message_is_copied_forward_so_its_segment_can_go() {
 fn durable_subscriptions_survive_reclaim_and_unsubscribe_drops_their_messages() {
     let dir = tempfile::tempdir().unwrap();
     let sub = DurableSubscription {
+        owner: None,
         client_id: Arc::from("app"),
         name: Arc::from("daily"),
         topic: Arc::from("news"),
@@ -205,6 +206,7 @@ fn durable_subscriptions_survive_reclaim_and_unsubscribe_drops_their_messages() 
         no_local: false,
     };
     let gone = DurableSubscription {
+        owner: None,
         name: Arc::from("gone"),
         ..sub.clone()
     };
@@ -303,6 +305,7 @@ fn producer_marks_survive_reclaim_and_forget_releases_them() {
 
 fn producer_key(producer: &str) -> ProducerKey {
     ProducerKey {
+        owner: None,
         client_id: Arc::from("app"),
         producer: Arc::from(producer),
     }

@@ -18,7 +18,10 @@
 //! - with producer ids, a message whose acknowledgement is durable is never
 //!   delivered again (not redelivered, and no second copy from a resend);
 //! - with producer ids on a client-id connection, the broker never holds two
-//!   copies of one (producer, sequence) in one queue;
+//!   copies of one (producer, sequence) in one queue; and another user who
+//!   connects with that client id while its owner is away and sends with
+//!   the owner's next sequence numbers (`Squat`) does not make the owner's
+//!   own sends of them look like resends (they are kept like any other);
 //! - XA: a transaction's sends are delivered only once its commit was
 //!   accepted, and those of one rolled back or lost never; what an open or
 //!   prepared transaction acknowledged is delivered to nobody, and comes back

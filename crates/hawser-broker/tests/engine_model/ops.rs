@@ -54,6 +54,12 @@ pub(crate) enum Op {
     DisconnectProducer {
         p: usize,
     },
+    /// Another user takes producer `p`'s client id while it is away and
+    /// sends with its next `ahead` sequence numbers.
+    Squat {
+        p: usize,
+        ahead: u64,
+    },
     Subscribe {
         c: usize,
         mode: u8,
@@ -126,7 +132,8 @@ pub(crate) fn op_strategy() -> impl Strategy<Value = Op> {
         2 => p.clone().prop_map(|p| Op::Commit { p }),
         1 => p.clone().prop_map(|p| Op::Abort { p }),
         2 => (p.clone(), any::<usize>()).prop_map(|(p, k)| Op::Resend { p, k }),
-        1 => p.prop_map(|p| Op::DisconnectProducer { p }),
+        1 => p.clone().prop_map(|p| Op::DisconnectProducer { p }),
+        1 => (p, 1u64..4).prop_map(|(p, ahead)| Op::Squat { p, ahead }),
         2 => (c.clone(), 0u8..3, prop::bool::weighted(0.3)).prop_map(|(c, mode, q2)| Op::Subscribe { c, mode, q2 }),
         6 => (c.clone(), any::<usize>(), any::<bool>()).prop_map(|(c, k, sync)| Op::Ack { c, k, sync }),
         2 => (c.clone(), any::<usize>()).prop_map(|(c, k)| Op::Nack { c, k }),

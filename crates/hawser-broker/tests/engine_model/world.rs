@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use hawser_broker::ConnectInfo;
+use hawser_broker::{ConnectInfo, Principal};
 
 use bytes::Bytes;
 use hawser_broker::{
@@ -39,6 +39,8 @@ pub(crate) struct Pending {
 pub(crate) struct Producer {
     /// Client id, or none (then resends on a new connection are new messages).
     pub(crate) client_id: Option<&'static str>,
+    /// The user its connections authenticate as, or none (anonymous).
+    pub(crate) user: Option<&'static str>,
     pub(crate) conn: Option<ConnectionId>,
     pub(crate) next_seq: u64,
     /// Sends of an open transaction: (seq, dest).
@@ -94,6 +96,8 @@ impl Xa {
 pub(crate) struct Consumer {
     /// Client id of its connections (its XA sends are scoped by it).
     pub(crate) client_id: Option<&'static str>,
+    /// The user its connections authenticate as (its XA sends are scoped by it too).
+    pub(crate) user: Option<&'static str>,
     pub(crate) conn: Option<ConnectionId>,
     pub(crate) inbox: Arc<Inbox>,
     pub(crate) mode: AckMode,
@@ -141,6 +145,18 @@ pub(crate) struct World {
     pub(crate) runtime: tokio::runtime::Runtime,
 }
 
+/// A connection from inside the test, as `user` (or anonymous).
+pub(crate) fn connect_info(client_id: Option<&str>, user: Option<&str>) -> ConnectInfo {
+    let info = ConnectInfo::in_process(client_id);
+    match user {
+        None => info,
+        Some(name) => info.with_principal(Principal::User {
+            name: Arc::from(name),
+            groups: Arc::from([]),
+        }),
+    }
+}
+
 pub(crate) fn body(p: usize, seq: u64) -> String {
     format!("p{p}-{seq}")
 }
@@ -153,22 +169,28 @@ impl World {
             config,
             store,
             broker,
-            producers: [Some("c0"), None, Some("c2")]
+            producers: [
+                (Some("c0"), Some("alice")),
+                (None, None),
+                (Some("c2"), None),
+            ]
+            .into_iter()
+            .map(|(client_id, user)| Producer {
+                client_id,
+                user,
+                conn: None,
+                next_seq: 1,
+                tx: None,
+                unconfirmed: Vec::new(),
+                confirmed: Vec::new(),
+                commits: Vec::new(),
+            })
+            .collect(),
+            consumers: [(Some("k0"), Some("carol")), (None, None)]
                 .into_iter()
-                .map(|client_id| Producer {
+                .map(|(client_id, user)| Consumer {
                     client_id,
-                    conn: None,
-                    next_seq: 1,
-                    tx: None,
-                    unconfirmed: Vec::new(),
-                    confirmed: Vec::new(),
-                    commits: Vec::new(),
-                })
-                .collect(),
-            consumers: [Some("k0"), None]
-                .into_iter()
-                .map(|client_id| Consumer {
-                    client_id,
+                    user,
                     conn: None,
                     inbox: Arc::new(Inbox::default()),
                     mode: AckMode::ClientIndividual,
@@ -216,14 +238,8 @@ impl World {
         if let Some(c) = self.producers[p].conn {
             return Some(c);
         }
-        let client_id = self.producers[p].client_id;
-        let conn = self
-            .broker
-            .connect(
-                ConnectInfo::in_process(client_id),
-                Arc::new(Inbox::default()),
-            )
-            .ok()?;
+        let info = connect_info(self.producers[p].client_id, self.producers[p].user);
+        let conn = self.broker.connect(info, Arc::new(Inbox::default())).ok()?;
         self.producers[p].conn = Some(conn);
         let resend: Vec<(u64, usize)> = self.producers[p]
             .unconfirmed
@@ -627,16 +643,43 @@ impl World {
                 }
             }
             Op::DisconnectProducer { p } => self.drop_producer(p),
+            Op::Squat { p, ahead } => {
+                // The producer's connection drops; another user connects
+                // with its client id and sends with its producer id and the
+                // sequence numbers it will use next, to a queue nobody
+                // reads. The owner's own sends of them must still count.
+                let Some(client_id) = self.producers[p].client_id else {
+                    return;
+                };
+                self.drop_producer(p);
+                let Ok(conn) = self.broker.connect(
+                    connect_info(Some(client_id), Some("mallory")),
+                    Arc::new(Inbox::default()),
+                ) else {
+                    return;
+                };
+                let next = self.producers[p].next_seq;
+                for seq in next..next + ahead {
+                    let m = NewMessage {
+                        producer: Some(ProducerRef {
+                            id: Arc::from("prod"),
+                            seq,
+                        }),
+                        ..NewMessage::new(Destination::queue("q3"), Bytes::from("squat"))
+                    };
+                    if self.broker.send(conn, m, None).is_err() {
+                        break;
+                    }
+                }
+                self.broker.disconnect(conn);
+            }
             Op::Subscribe { c, mode, q2 } => {
                 if self.consumers[c].conn.is_some() {
                     return;
                 }
                 let inbox = Arc::clone(&self.consumers[c].inbox);
-                let client_id = self.consumers[c].client_id;
-                let Ok(conn) = self
-                    .broker
-                    .connect(ConnectInfo::in_process(client_id), inbox)
-                else {
+                let info = connect_info(self.consumers[c].client_id, self.consumers[c].user);
+                let Ok(conn) = self.broker.connect(info, inbox) else {
                     return;
                 };
                 let mode =

@@ -61,7 +61,7 @@ impl SessionError {
     /// name taken from the wire.
     fn java_class(&self) -> &'static str {
         match self {
-            SessionError::Broker(BrokerError::ClientIdInUse(_)) => {
+            SessionError::Broker(BrokerError::ClientIdInUse(_) | BrokerError::ClientIdOwned(_)) => {
                 "javax.jms.InvalidClientIDException"
             }
             SessionError::Broker(BrokerError::InvalidSelector { .. }) => {
