@@ -24,6 +24,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 /// A connection must send CONNECT within this many ms.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 30_000;
+/// Default `[openwire] login_timeout_ms`: a minute to authenticate.
+pub const DEFAULT_LOGIN_TIMEOUT_MS: u64 = 60_000;
 /// A frame that has started arriving must be complete within this many ms.
 pub const DEFAULT_FRAME_TIMEOUT_MS: u64 = 30_000;
 /// The broker can send heart-beats this often (ms); 0 disables.
@@ -419,6 +421,11 @@ pub struct OpenWireConfig {
     /// WireFormatInfo (ms). Its ConnectionInfo may come much later: a JMS
     /// client sends it with its first session.
     pub connect_timeout_ms: u64,
+    /// With users configured, time allowed between accepting a connection
+    /// and its ConnectionInfo, with the credentials (ms; 0: no limit). A JMS
+    /// client sends it at `Connection.start()` or its first session; one
+    /// that takes longer is closed (a failover client connects again).
+    pub login_timeout_ms: u64,
     /// Time allowed for a started frame to complete (ms).
     pub frame_timeout_ms: u64,
     /// A connection whose client turned inactivity checks off is closed after
@@ -436,6 +443,7 @@ impl Default for OpenWireConfig {
                 .expect("valid default address"),
             ssl_listen: None,
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            login_timeout_ms: DEFAULT_LOGIN_TIMEOUT_MS,
             frame_timeout_ms: DEFAULT_FRAME_TIMEOUT_MS,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
             max_frame_bytes: DEFAULT_OPENWIRE_MAX_FRAME_BYTES,

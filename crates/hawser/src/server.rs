@@ -298,6 +298,7 @@ async fn serve_store<F: FnOnce(&Running)>(
             frame_ms: config.openwire.frame_timeout_ms,
             idle_ms: config.openwire.idle_timeout_ms,
         },
+        login_timeout_ms: config.openwire.login_timeout_ms,
         max_frame_bytes: config.openwire.max_frame_bytes,
         // The same for every broker serving this store, master or its
         // successor: XA clients compare it to tell resource managers apart.

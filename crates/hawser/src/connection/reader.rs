@@ -61,6 +61,10 @@ pub enum ReadError {
     /// No connect in time.
     #[error("not connected within {0} ms")]
     ConnectTimeout(u64),
+    /// A protocol that connects before it authenticates (OpenWire) did not
+    /// authenticate in time.
+    #[error("not authenticated within {0} ms")]
+    LoginTimeout(u64),
     /// A frame started arriving and stalled.
     #[error("incomplete frame stalled for {0} ms")]
     FrameTimeout(u64),
@@ -99,6 +103,9 @@ pub struct Reader<R> {
     last_read: Instant,
     partial_since: Option<Instant>,
     connected: bool,
+    /// Until the client authenticates, when it must have (and the limit in
+    /// ms): see [`Reader::expect_login`].
+    login_by: Option<(Instant, u64)>,
     /// Expect a frame or keep-alive at least this often (ms; 0: no expectation).
     keep_alive_ms: u64,
     outbound: Arc<Outbound>,
@@ -128,6 +135,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             last_read: now,
             partial_since: None,
             connected: false,
+            login_by: None,
             keep_alive_ms: 0,
             outbound,
             shutdown,
@@ -142,6 +150,18 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     pub fn connected(&mut self, keep_alive_ms: u64) {
         self.connected = true;
         self.keep_alive_ms = keep_alive_ms;
+    }
+
+    /// The client must authenticate within `within_ms` of its connection's
+    /// accept, whatever it sends meanwhile: for a protocol whose connect
+    /// (OpenWire's WireFormatInfo) comes before its credentials.
+    pub fn expect_login(&mut self, within_ms: u64) {
+        self.login_by = Some((self.accepted + Duration::from_millis(within_ms), within_ms));
+    }
+
+    /// The client authenticated: [`Reader::expect_login`] is over.
+    pub fn logged_in(&mut self) {
+        self.login_by = None;
     }
 
     /// Tells the client of cluster changes from now on.
@@ -239,6 +259,9 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 self.accepted + Duration::from_millis(t.connect_ms),
                 ReadError::ConnectTimeout(t.connect_ms),
             );
+        }
+        if let Some((at, ms)) = self.login_by {
+            consider(at, ReadError::LoginTimeout(ms));
         }
         if let Some(p) = self.partial_since.filter(|_| with_partial) {
             consider(

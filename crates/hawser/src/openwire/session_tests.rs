@@ -38,9 +38,21 @@ async fn serve_advertising(
     shutdown: &CancellationToken,
     cluster: crate::config::ClusterConfig,
 ) -> SocketAddr {
+    let auth = crate::security::Authenticator::open();
+    serve_with(broker, shutdown, cluster, auth, 0).await
+}
+
+/// As [`serve`], with `auth` deciding who may connect and `login_timeout_ms`.
+async fn serve_with(
+    broker: Arc<Broker>,
+    shutdown: &CancellationToken,
+    cluster: crate::config::ClusterConfig,
+    auth: crate::security::Authenticator,
+    login_timeout_ms: u64,
+) -> SocketAddr {
     let core = crate::connection::CoreSettings {
         cluster: tokio::sync::watch::channel(Arc::new(cluster)).1,
-        auth: Arc::new(crate::security::Authenticator::open()),
+        auth: Arc::new(auth),
         ..core_settings(broker)
     };
     let settings = Arc::new(OpenWireSettings {
@@ -50,6 +62,7 @@ async fn serve_advertising(
             frame_ms: 5_000,
             idle_ms: 0,
         },
+        login_timeout_ms,
         max_frame_bytes: MAX_FRAME_BYTES,
         broker_id: "ID:test-broker".into(),
         broker_name: "test".into(),
@@ -688,5 +701,68 @@ async fn rebalancing_spreads_new_clients_and_leaves_a_reconnected_one_where_it_i
             ("tcp://a:61616,tcp://b:61616".to_owned(), false),
         ]
     );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn with_users_a_connection_that_does_not_authenticate_in_time_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    let hash = crate::security::users::hash_password("s3cret").unwrap();
+    crate::security::users::set_user(&users, "alice", &hash, &[]).unwrap();
+    let auth = crate::security::Authenticator::new(Some(users), false).unwrap();
+    let shutdown = CancellationToken::new();
+    let addr = serve_with(
+        memory_broker(),
+        &shutdown,
+        crate::config::ClusterConfig::default(),
+        auth,
+        600,
+    )
+    .await;
+
+    // One peer logs in; another only keeps its connection alive.
+    let mut alice = Peer::connect(addr).await;
+    let started = tokio::time::Instant::now();
+    let mut idle = Peer::connect(addr).await;
+    let client = Client {
+        connection: "ID:alice-1".into(),
+    };
+    let Command::ConnectionInfo(mut info) = client.connection_info(1, false) else {
+        unreachable!()
+    };
+    info.user_name = Some("alice".into());
+    info.password = Some("s3cret".into());
+    alice.request(Command::ConnectionInfo(info)).await;
+
+    let closed = loop {
+        let mut keep_alive = BytesMut::new();
+        idle.codec
+            .encode(
+                &Command::KeepAliveInfo(ow::KeepAliveInfo::default()),
+                &mut keep_alive,
+            )
+            .unwrap();
+        if idle.sock.write_all(&keep_alive).await.is_err() {
+            break true;
+        }
+        let mut byte = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(100), idle.sock.read(&mut byte)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            _ if started.elapsed() > WAIT => break false,
+            _ => {}
+        }
+    };
+    assert!(
+        closed,
+        "keep-alives held an unauthenticated connection open"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(550),
+        "closed before its time: {:?}",
+        started.elapsed()
+    );
+    // The one that authenticated is served past its deadline.
+    alice.request(client.session_info(2)).await;
     shutdown.cancel();
 }

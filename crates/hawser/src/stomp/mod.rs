@@ -83,7 +83,10 @@ impl From<ReadError> for SessionError {
     fn from(e: ReadError) -> SessionError {
         match e {
             ReadError::Closed => SessionError::Closed,
-            ReadError::ConnectTimeout(ms) => SessionError::ConnectTimeout(ms),
+            // STOMP authenticates with its CONNECT: one deadline for both.
+            ReadError::ConnectTimeout(ms) | ReadError::LoginTimeout(ms) => {
+                SessionError::ConnectTimeout(ms)
+            }
             ReadError::FrameTimeout(ms) => SessionError::FrameTimeout(ms),
             ReadError::KeepAliveTimeout(ms) => SessionError::HeartBeatTimeout(ms),
             ReadError::IdleTimeout(ms) => SessionError::IdleTimeout(ms),

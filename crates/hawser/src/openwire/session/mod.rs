@@ -51,6 +51,9 @@ pub struct OpenWireSettings {
     /// Deadlines for the client's WireFormatInfo, for a started frame, and
     /// for an idle connection without keep-alives.
     pub timeouts: ReadTimeouts,
+    /// With users configured, the deadline for its ConnectionInfo (ms from
+    /// the accept; 0: none).
+    pub login_timeout_ms: u64,
     /// The largest frame accepted, checked before a frame is read.
     pub max_frame_bytes: u64,
     /// This broker's id in BrokerInfo: stable, so that XA clients can tell
@@ -364,6 +367,11 @@ impl Session {
         // which may be long after it opened the connection.
         self.reader
             .connected(n.read_check_interval_ms().unwrap_or(0));
+        // But with users configured, keep-alives alone do not hold a
+        // connection that never says who it is.
+        if s.core.auth.required() && s.login_timeout_ms > 0 {
+            self.reader.expect_login(s.login_timeout_ms);
+        }
         Ok((Flow::Continue, Confirm::now()))
     }
 }
@@ -392,6 +400,7 @@ impl Session {
         let info =
             ConnectInfo::new(Protocol::OpenWire, client_id, self.remote).with_principal(principal);
         let conn = self.broker().connect(info, outbox)?;
+        self.reader.logged_in();
         self.conn = Some(conn);
         self.registration = Some(Registration::new(Arc::clone(self.broker()), conn));
         // As ActiveMQ's updateClusterClients: the client's failover transport
