@@ -165,6 +165,10 @@ def test_the_stomp_permissions_matrix(secured):
                     elif name not in err:
                         wrong.append(f"{user} {op} {dkind}:{name}: refusal does not name it: {err!r}")
     assert not wrong, "\n".join(wrong)
+    # Every refusal, and every queue an admin created, is an audit line.
+    audit = [line for line in secured.log_text().splitlines() if "audit" in line]
+    assert any("not authorized to write to" in line and "user=" in line for line in audit), audit[-5:]
+    assert any(" creates queue://" in line for line in audit), audit[-5:]
     # Refused sends stored nothing: the DLQ holds only the admin-free cells' nothing.
     ok, _ = stomp_try(secured.port, "root", "read", "queue", "ActiveMQ.DLQ")
     assert ok

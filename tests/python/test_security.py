@@ -305,6 +305,9 @@ def test_client_ids_and_producer_ids_belong_to_their_user(broker_factory, tmp_pa
         assert alice.cond.wait_for(lambda: alice.messages == ["for alice"], timeout=10.0), alice.messages
     conn.unsubscribe(id="s", headers={"activemq.subscriptionName": "orders"})
     conn.disconnect()
+    assert wait_until(lambda: 'deletes durable subscription "orders" of client id "owned-app"' in b.log_text(),
+                      timeout=5.0), "no audit line for the deletion"
+    assert 'client id "owned-app" refused' in b.log_text(), "no audit line for the refusal"
 
     # No durable subscriptions left: bob may take the client id, and sends
     # with her producer id and the sequence numbers she uses next.

@@ -57,6 +57,8 @@ impl Broker {
                     .contains_key(&ContainerKey::Queue(part.clone()))
             {
                 self.authorize(st, conn, &part, Operation::Admin)?;
+                let who = &st.connections.open(conn)?.info.principal;
+                tracing::info!(target: "audit", user = user_name(who), "creates {part}");
             }
         }
         Ok(())
@@ -81,13 +83,21 @@ impl Broker {
     }
 }
 
+/// The refusal, written to the audit log as well.
 fn refusal(who: &Principal, d: &Destination, op: Operation) -> BrokerError {
+    let user = user_name(who);
+    tracing::warn!(target: "audit", user, "not authorized to {}: {d}", op.as_str());
     BrokerError::NotAuthorized {
-        user: match who {
-            Principal::Anonymous => ANONYMOUS.to_owned(),
-            Principal::User { name, .. } => name.to_string(),
-        },
+        user: user.to_owned(),
         operation: op.as_str(),
         destination: d.to_string(),
+    }
+}
+
+/// How the audit log and refusals name a principal.
+pub(crate) fn user_name(who: &Principal) -> &str {
+    match who {
+        Principal::Anonymous => ANONYMOUS,
+        Principal::User { name, .. } => name,
     }
 }

@@ -321,6 +321,12 @@ impl Broker {
         }];
         let seq = self.write(st, ops, true)?;
         remove_durable(st, &client_id, &name);
+        let who = &st.connections.open(conn)?.info.principal;
+        tracing::info!(
+            target: "audit",
+            user = crate::authorization::user_name(who),
+            "deletes durable subscription {name:?} of client id {client_id:?}"
+        );
         Ok(seq)
     }
 

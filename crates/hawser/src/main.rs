@@ -418,7 +418,7 @@ async fn reload_on_sighup(
         }
         match args.config().and_then(|c| c.cluster.validate().map(|()| c)) {
             Ok(c) => {
-                tracing::info!(cluster = ?c.cluster, "SIGHUP: configuration re-read");
+                tracing::info!(target: "audit", cluster = ?c.cluster, "SIGHUP: configuration re-read");
                 cluster.send_if_modified(|current| {
                     let changed = **current != c.cluster;
                     if changed {
