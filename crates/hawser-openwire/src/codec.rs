@@ -72,6 +72,13 @@ impl Decoder {
         &self.settings
     }
 
+    /// Changes only the largest frame accepted from the next frame on,
+    /// keeping the cache: a server accepts small frames until its peer
+    /// has said who it is.
+    pub fn set_max_frame_size(&mut self, max_frame_size: u64) {
+        self.settings.max_frame_size = max_frame_size;
+    }
+
     /// Switches to `settings` for the next frame and empties the cache, as after the
     /// peer's WireFormatInfo.
     pub fn set_settings(&mut self, settings: WireSettings) {

@@ -36,6 +36,11 @@ pub mod writer;
 /// Who is connected: each session builds one when its client connects and
 /// hands it to the engine, where authorization looks.
 pub use hawser_broker::{ConnectInfo, Principal, Protocol};
+
+/// Largest frame read from a client that has not yet said who it is (STOMP's
+/// CONNECT, OpenWire's WireFormatInfo and ConnectionInfo: a few fields
+/// each): an unauthenticated peer must not make the broker buffer megabytes.
+pub const MAX_LOGIN_FRAME_BYTES: usize = 64 * 1024;
 pub use opened::{open, Closing, Opened};
 pub use out::{Confirm, Encode, Out};
 pub use outbound::{ConnectionOutbox, Outbound};

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{serve_connection, OpenWireSettings};
-use crate::connection::ReadTimeouts;
+use crate::connection::{ReadTimeouts, MAX_LOGIN_FRAME_BYTES};
 use crate::test_peer::{accept_on_loopback, core_settings};
 
 const MAX_FRAME_BYTES: u64 = 1 << 20;
@@ -764,5 +764,50 @@ async fn with_users_a_connection_that_does_not_authenticate_in_time_is_closed() 
     );
     // The one that authenticated is served past its deadline.
     alice.request(client.session_info(2)).await;
+    shutdown.cancel();
+}
+
+/// Until its ConnectionInfo succeeded, a peer may send small frames only: a
+/// ConnectionInfo of 70 KiB closes the connection unanswered; after one,
+/// a message of 100 KiB is served.
+#[tokio::test]
+async fn a_large_frame_before_connection_info_closes_the_connection() {
+    let shutdown = CancellationToken::new();
+    let addr = serve(memory_broker(), &shutdown).await;
+    let client = Client {
+        connection: "ID:peer-3-1700000000000-1:1".into(),
+    };
+    let Command::ConnectionInfo(mut info) = client.connection_info(1, false) else {
+        unreachable!()
+    };
+    info.user_name = Some("u".repeat(30_000));
+    info.password = Some("p".repeat(30_000));
+    info.client_ip = Some("1".repeat(10_000));
+
+    let mut stranger = Peer::connect(addr).await;
+    let mut frame = BytesMut::new();
+    stranger
+        .codec
+        .encode(&Command::ConnectionInfo(info), &mut frame)
+        .unwrap();
+    assert!(frame.len() > MAX_LOGIN_FRAME_BYTES);
+    let _ = stranger.sock.write_all(&frame).await;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(WAIT, stranger.sock.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the connection stayed open");
+    let mut rest = BytesMut::from(&rest[..]);
+    while let Ok(Some(command)) = stranger.codec.decode(&mut rest) {
+        assert!(
+            !matches!(command, Command::Response(_)),
+            "the large ConnectionInfo was answered"
+        );
+    }
+
+    let mut peer = Peer::connect(addr).await;
+    peer.request(client.connection_info(1, false)).await;
+    peer.request(client.session_info(2)).await;
+    peer.request(client.producer_info(3)).await;
+    peer.request(client.send(4, 1, &"x".repeat(100 * 1024)))
+        .await;
     shutdown.cancel();
 }

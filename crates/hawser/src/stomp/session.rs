@@ -27,14 +27,11 @@ use super::SessionError;
 use crate::connection::reader::{ReadTimeouts, Reader, Wake, READ_CHUNK_BYTES};
 use crate::connection::{
     open, Confirm, ConnectInfo, ConnectionOutbox, CoreSettings, Outbound, Protocol, ReadHalf,
-    Registration, Transport,
+    Registration, Transport, MAX_LOGIN_FRAME_BYTES,
 };
 
 /// Name and version in CONNECTED's `server` header.
 const SERVER_NAME: &str = concat!("hawser/", env!("CARGO_PKG_VERSION"));
-/// Largest frame accepted before CONNECT: a CONNECT frame is a few headers, and
-/// an unauthenticated peer must not make the broker buffer megabytes.
-pub const MAX_CONNECT_FRAME_BYTES: usize = 64 * 1024;
 /// Largest heart-beat interval a client may ask for or offer (one day):
 /// bounds the timers derived from it.
 pub const MAX_HEARTBEAT_MS: u64 = 24 * 60 * 60 * 1000;
@@ -121,8 +118,8 @@ pub async fn serve_connection(
         shutdown,
     );
     let connect_limits = Limits {
-        max_frame_bytes: settings.limits.max_frame_bytes.min(MAX_CONNECT_FRAME_BYTES),
-        max_body_bytes: settings.limits.max_body_bytes.min(MAX_CONNECT_FRAME_BYTES),
+        max_frame_bytes: settings.limits.max_frame_bytes.min(MAX_LOGIN_FRAME_BYTES),
+        max_body_bytes: settings.limits.max_body_bytes.min(MAX_LOGIN_FRAME_BYTES),
         ..settings.limits
     };
     let mut session = Session {

@@ -32,7 +32,7 @@ use crate::config::ClusterConfig;
 use crate::connection::reader::{ReadTimeouts, Reader, Wake, READ_CHUNK_BYTES};
 use crate::connection::{
     open, Confirm, ConnectInfo, ConnectionOutbox, CoreSettings, Outbound, Protocol, ReadHalf,
-    Registration, Transport,
+    Registration, Transport, MAX_LOGIN_FRAME_BYTES,
 };
 
 mod consumer;
@@ -43,6 +43,9 @@ mod producer;
 /// clients (ActiveMQ's default): each side sends a keep-alive after a third
 /// of it without writing.
 const MAX_INACTIVITY_MS: i64 = 30_000;
+
+/// [`MAX_LOGIN_FRAME_BYTES`] as OpenWire's frame sizes count.
+const LOGIN_FRAME_BYTES: u64 = MAX_LOGIN_FRAME_BYTES as u64;
 
 /// What every OpenWire session needs to know, shared.
 pub struct OpenWireSettings {
@@ -87,6 +90,9 @@ struct Session {
     ours: WireFormatInfo,
     /// Set once the client's WireFormatInfo has been read.
     negotiated: bool,
+    /// The largest frame negotiated, accepted once ConnectionInfo succeeded
+    /// (before it, [`MAX_LOGIN_FRAME_BYTES`]).
+    max_frame_bytes: u64,
     /// The engine's id for this connection, once ConnectionInfo succeeded.
     conn: Option<ConnectionId>,
     /// Where the client connects from (for [`ConnectInfo`]).
@@ -119,7 +125,8 @@ pub async fn serve_connection(
     settings: Arc<OpenWireSettings>,
     shutdown: CancellationToken,
 ) {
-    let initial = WireSettings::initial(settings.max_frame_bytes);
+    // Until ConnectionInfo: see MAX_LOGIN_FRAME_BYTES.
+    let initial = WireSettings::initial(settings.max_frame_bytes.min(LOGIN_FRAME_BYTES));
     let remote = transport.remote;
     let certificate_name = transport.certificate_name.clone();
     let opened = open(
@@ -142,6 +149,7 @@ pub async fn serve_connection(
         decoder: Decoder::new(initial),
         ours: ours.clone(),
         negotiated: false,
+        max_frame_bytes: 0,
         conn: None,
         remote,
         certificate_name,
@@ -350,6 +358,9 @@ impl Session {
     fn negotiate(&mut self, theirs: &WireFormatInfo) -> Result<(Flow, Confirm), SessionError> {
         let n = negotiate(&self.ours, theirs)?;
         self.decoder.set_settings(n.wire);
+        self.max_frame_bytes = n.wire.max_frame_size;
+        self.decoder
+            .set_max_frame_size(n.wire.max_frame_size.min(LOGIN_FRAME_BYTES));
         self.negotiated = true;
         let s = &self.settings;
         let info = BrokerInfo {
@@ -401,6 +412,7 @@ impl Session {
             ConnectInfo::new(Protocol::OpenWire, client_id, self.remote).with_principal(principal);
         let conn = self.broker().connect(info, outbox)?;
         self.reader.logged_in();
+        self.decoder.set_max_frame_size(self.max_frame_bytes);
         self.conn = Some(conn);
         self.registration = Some(Registration::new(Arc::clone(self.broker()), conn));
         // As ActiveMQ's updateClusterClients: the client's failover transport
