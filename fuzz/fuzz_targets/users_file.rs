@@ -29,5 +29,9 @@ fuzz_target!(|data: &[u8]| {
         }
         named += 1;
     }
-    assert_eq!(named, users.len(), "every user parsed is on a line of its own");
+    assert_eq!(
+        named,
+        users.len(),
+        "every user parsed is on a line of its own"
+    );
 });
