@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod disk;
+pub mod network;
 pub mod openwire;
 pub mod security;
 pub mod server;

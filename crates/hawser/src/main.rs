@@ -208,6 +208,12 @@ struct ServeArgs {
     /// without users listen on addresses other than loopback.
     #[arg(long)]
     allow_anonymous: bool,
+    /// A network connector to peer brokers, as ActiveMQ writes it:
+    /// `static:(tcp://b:61613,tcp://c:61613)?networkTTL=2` or
+    /// `masterslave:(tcp://m:61613,tcp://s:61613)` (repeatable; the URIs name
+    /// the peers' STOMP listeners).
+    #[arg(long = "network-connector", value_name = "URI")]
+    network_connectors: Vec<String>,
 }
 
 impl ServeArgs {
@@ -290,6 +296,13 @@ impl ServeArgs {
         }
         if self.allow_anonymous {
             c.security.allow_anonymous = true;
+        }
+        for uri in &self.network_connectors {
+            c.network_connector
+                .push(hawser::config::NetworkConnectorConfig {
+                    uri: uri.clone(),
+                    ..Default::default()
+                });
         }
         if !self.advertise_openwire.is_empty() {
             c.cluster.advertise_openwire = self.advertise_openwire.clone();

@@ -115,6 +115,16 @@ pub async fn serve(
     config.cluster.validate()?;
     config.ha.validate()?;
     config.check_exposure()?;
+    if let Some(n) = config.network_connector.first() {
+        let connector = n.connector()?;
+        // Parsed and checked, but the links themselves are issue 21's next
+        // step: refusing beats a broker that silently forwards nothing.
+        anyhow::bail!(
+            "network connector {:?} ({} link(s)): the network of brokers is not built yet",
+            n.uri,
+            connector.links().len()
+        );
+    }
     let auth = Arc::new(
         Authenticator::new(
             config.security.users_file.clone(),
