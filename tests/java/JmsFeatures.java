@@ -1238,6 +1238,28 @@ public class JmsFeatures {
         System.out.println("ok with alice's subscriptions gone, bob may use the client id");
     }
 
+    /**
+     * Consumer priority as a JMS program sets it, with destination options:
+     * the consumer of priority 9 takes what its prefetch of 3 holds, the one
+     * of priority 1 the rest.
+     */
+    static void consumerPriority(String url) throws JMSException {
+        Connection c = connect(url);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer low = s.createConsumer(s.createQueue("features.priority?consumer.priority=1"));
+        MessageConsumer high = s.createConsumer(
+                s.createQueue("features.priority?consumer.priority=9&consumer.prefetchSize=3"));
+        MessageProducer p = s.createProducer(s.createQueue("features.priority"));
+        for (int i = 0; i < 10; i++) {
+            p.send(s.createTextMessage("m" + i));
+        }
+        List<String> highGot = drain(high);
+        List<String> lowGot = drain(low);
+        check(highGot.equals(List.of("m0", "m1", "m2")), "priority 9 took its window first: " + highGot);
+        check(lowGot.equals(List.of("m3", "m4", "m5", "m6", "m7", "m8", "m9")), "priority 1 the rest: " + lowGot);
+        c.close();
+    }
+
     public static void main(String[] args) {
         try {
             run(args[0], args[1]);
@@ -1273,6 +1295,7 @@ public class JmsFeatures {
             case "non-persistent": nonPersistent(url); break;
             case "non-persistent-backlog": nonPersistentBacklog(url); break;
             case "login": login(url); break;
+            case "consumer-priority": consumerPriority(url); break;
             case "client-id-owner": clientIdOwner(url, false); break;
             case "client-id-owner-after": clientIdOwner(url, true); break;
             case "permissions": permissions(url, System.getProperty("hawser.user"), System.getProperty("hawser.password"),

@@ -65,6 +65,25 @@ def test_competing_consumers_share_a_queue(broker, stomp_factory):
     assert got_b == sorted(got_b, key=lambda s: int(s[1:]))
 
 
+def test_consumer_priority_serves_the_highest_first(broker, stomp_factory):
+    """ActiveMQ's activemq.priority header: the higher consumer takes what
+    its window holds, the lower one only the rest."""
+    q = qname()
+    low, high = stomp_factory(broker), stomp_factory(broker)
+    low.subscribe(q, ack="client-individual", headers={"activemq.priority": "-1", "activemq.prefetchSize": "100"})
+    high.subscribe(q, ack="client-individual", headers={"activemq.priority": "9", "activemq.prefetchSize": "3"})
+    p = stomp_factory(broker)
+    for i in range(10):
+        p.send(q, f"m{i}", receipt=(i == 9))
+    assert wait_total([low, high], 10)
+    assert high.bodies() == ["m0", "m1", "m2"]
+    assert low.bodies() == [f"m{i}" for i in range(3, 10)]
+    bad = stomp_factory(broker)
+    bad.conn.subscribe(q, "s", headers={"activemq.priority": "high"})
+    assert "activemq.priority" in bad.wait_error().headers.get("message", "")
+    assert bad.wait_disconnected()
+
+
 def wait_total(clients, n, timeout=5.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

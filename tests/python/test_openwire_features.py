@@ -157,3 +157,9 @@ def test_a_client_id_with_a_users_durable_subscription_is_refused_to_other_users
     out = run_check(features, b, "client-id-owner-after")
     assert "ok bob refused alice's client id" in out
     assert "ok with alice's subscriptions gone, bob may use the client id" in out
+
+
+def test_consumer_priority_from_destination_options(broker, features):
+    out = run_check(features, broker, "consumer-priority")
+    assert "ok priority 9 took its window first" in out
+    assert "ok priority 1 the rest" in out

@@ -64,6 +64,7 @@ fn dispatch(c: &mut Criterion) {
                     exclusive: false,
                     durable_name: None,
                     no_local: false,
+                    priority: 0,
                 },
             )
             .unwrap();
@@ -97,6 +98,7 @@ fn dispatch(c: &mut Criterion) {
                     exclusive: false,
                     durable_name: None,
                     no_local: false,
+                    priority: 0,
                 },
             )
             .unwrap();

@@ -71,6 +71,11 @@ pub struct SubscribeSpec {
     pub durable_name: Option<String>,
     /// Skip messages published by the subscriber itself (topics).
     pub no_local: bool,
+    /// ActiveMQ's consumer priority (`consumer.priority`, STOMP's
+    /// `activemq.priority`; 0 normal): a queue gives a message to a consumer
+    /// of a lower priority only when none of a higher one can take it. A
+    /// network link's consumers are below every local one.
+    pub priority: i8,
 }
 
 /// What a rollback does with the messages its transaction acknowledged.

@@ -44,6 +44,57 @@ fn queue_competing_consumers_and_ack() {
 }
 
 #[test]
+fn a_queue_serves_its_highest_priority_consumers_first() {
+    let b = memory_broker();
+    let q = Destination::queue("work");
+    let consumer = |priority: i8, prefetch: u32, selector: Option<&str>| {
+        let r = Recorder::new();
+        let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
+        let mut s = spec("s", q.clone(), AckMode::ClientIndividual);
+        s.priority = priority;
+        s.prefetch = prefetch;
+        s.selector = selector.map(str::to_owned);
+        b.subscribe(c, s).unwrap();
+        (c, r)
+    };
+    // A network link's consumer (below local ones), then two local ones.
+    let (_, low) = consumer(-1, 100, None);
+    let (hc, high) = consumer(5, 2, Some("big IS NULL"));
+    let (_, normal) = consumer(0, 2, None);
+    let p = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    for i in 0..6 {
+        b.send(p, msg(q.clone(), &format!("m{i}"), false), None)
+            .unwrap();
+    }
+    assert_eq!(
+        bodies(&high),
+        vec!["m0", "m1"],
+        "the highest first, to its window"
+    );
+    assert_eq!(bodies(&normal), vec!["m2", "m3"], "then the next");
+    assert_eq!(
+        bodies(&low),
+        vec!["m4", "m5"],
+        "the lowest only beyond both"
+    );
+
+    // Room again at the top: it is served before the lowest, which has room.
+    b.ack(hc, Some("s"), high.ids()[0], None, false).unwrap();
+    b.send(p, msg(q.clone(), "m6", false), None).unwrap();
+    assert_eq!(bodies(&high).last().map(String::as_str), Some("m6"));
+    // What its selector refuses goes down a level at once.
+    let mut big = msg(q.clone(), "big", false);
+    big.fields
+        .properties
+        .push((Arc::from("big"), PropertyValue::Bool(true)));
+    b.ack(hc, Some("s"), high.ids()[1], None, false).unwrap();
+    b.send(p, big, None).unwrap();
+    assert_eq!(bodies(&low).last().map(String::as_str), Some("big"));
+}
+
+#[test]
 fn disconnect_redelivers_then_dead_letters_after_max_redeliveries() {
     let b = memory_broker();
     let q = Destination::queue("work");

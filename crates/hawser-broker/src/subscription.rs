@@ -200,10 +200,8 @@ impl Broker {
 
         let consumer_id = st.next_consumer;
         st.next_consumer += 1;
-        st.containers
-            .entry(key.clone())
-            .or_default()
-            .add_consumer(Consumer::new(
+        st.containers.entry(key.clone()).or_default().add_consumer(
+            Consumer::new(
                 consumer_id,
                 Arc::clone(&spec.id),
                 spec.ack_mode,
@@ -211,7 +209,9 @@ impl Broker {
                 consumer_selector,
                 spec.exclusive,
                 outbox,
-            ));
+            )
+            .with_priority(spec.priority),
+        );
         st.consumers.insert(consumer_id, key.clone());
         st.connections
             .get_mut(&conn)

@@ -139,6 +139,7 @@ pub(crate) fn spec(id: &str, dest: Destination, ack_mode: AckMode) -> SubscribeS
         exclusive: false,
         durable_name: None,
         no_local: false,
+        priority: 0,
     }
 }
 

@@ -4,7 +4,8 @@
 //! with competing consumers, a durable subscription with at most one, a
 //! non-durable topic subscription with exactly one. It orders pending messages by
 //! priority (FIFO within a priority), hands them to consumers with free prefetch
-//! credit (round robin, honouring selectors and exclusive consumers) and tracks
+//! credit (round robin among the highest consumer priority that can take the
+//! message, honouring selectors and exclusive consumers) and tracks
 //! what each consumer holds until it is acknowledged or handed back.
 //!
 //! It performs no I/O and takes the time as an argument; the broker decides what
@@ -69,6 +70,9 @@ pub struct Consumer {
     pub selector: Option<Arc<Selector>>,
     /// Exclusive consumers get every message while they are the first exclusive one.
     pub exclusive: bool,
+    /// Consumers of a lower priority get a message only when none of a
+    /// higher one can (see [`crate::SubscribeSpec::priority`]).
+    pub priority: i8,
     /// Where its deliveries go.
     pub outbox: Arc<dyn Outbox>,
     /// Delivered and not yet acknowledged, in delivery order (cumulative acks walk it).
@@ -104,6 +108,7 @@ impl Consumer {
             prefetch,
             selector,
             exclusive,
+            priority: 0,
             outbox,
             unacked: VecDeque::new(),
             in_window: 0,
@@ -111,6 +116,11 @@ impl Consumer {
             dispatched: 0,
             settled_last: None,
         }
+    }
+
+    /// The same consumer with consumer priority `priority`.
+    pub fn with_priority(self, priority: i8) -> Consumer {
+        Consumer { priority, ..self }
     }
 
     fn has_credit(&self) -> bool {
@@ -517,9 +527,24 @@ impl MessageQueue {
             return ok.then_some(owner);
         }
         let n = self.consumers.len();
+        let can_take =
+            |c: &Consumer| c.has_credit() && c.selector.as_ref().is_none_or(|s| s.matches(&**msg));
+        // Round robin among the consumers of the highest priority that can
+        // take it. Nearly always all have one priority (0): then that is
+        // every consumer, and no selector is asked twice.
+        let top = self.consumers.iter().map(|c| c.priority).max()?;
+        let best = if self.consumers.iter().all(|c| c.priority == top) {
+            top
+        } else {
+            self.consumers
+                .iter()
+                .filter(|c| can_take(c))
+                .map(|c| c.priority)
+                .max()?
+        };
         (0..n).map(|k| (self.next_consumer + k) % n).find(|&idx| {
             let c = &self.consumers[idx];
-            c.has_credit() && c.selector.as_ref().is_none_or(|s| s.matches(&**msg))
+            c.priority == best && can_take(c)
         })
     }
 

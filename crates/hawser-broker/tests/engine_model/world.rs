@@ -694,6 +694,9 @@ impl World {
                     exclusive: false,
                     durable_name: None,
                     no_local: false,
+                    // Mixed consumer priorities: which consumer gets what
+                    // changes, never what is kept.
+                    priority: mode as i8 - 1,
                 };
                 self.consumers[c].conn = Some(conn);
                 self.consumers[c].mode = mode;

@@ -426,6 +426,16 @@ impl Session {
                     reason: format!("{p:?} is not a positive number"),
                 })?,
         };
+        let priority = match frame.header("activemq.priority") {
+            None => 0,
+            Some(p) => p
+                .trim()
+                .parse::<i8>()
+                .map_err(|_| SessionError::BadHeader {
+                    header: "activemq.priority",
+                    reason: format!("{p:?} is not a number from -128 to 127"),
+                })?,
+        };
         let destination = parse_destination(dest_text, conn)?;
         let broker = &self.settings.core.broker;
         if frame.header("browser") == Some("true") {
@@ -455,6 +465,7 @@ impl Session {
                 exclusive: frame.header("activemq.exclusive") == Some("true"),
                 durable_name,
                 no_local: frame.header("activemq.noLocal") == Some("true"),
+                priority,
             },
         )?)
     }
@@ -595,6 +606,7 @@ mod tests {
                     exclusive: false,
                     durable_name: None,
                     no_local: false,
+                    priority: 0,
                 },
             )
             .unwrap();

@@ -74,6 +74,7 @@ impl Session {
             exclusive: c.exclusive,
             durable_name: c.subscription_name.clone(),
             no_local: c.no_local,
+            priority: c.priority,
         };
         let seq = self.broker().subscribe(conn, spec)?;
         if c.prefetch_size == 0 {
