@@ -65,6 +65,7 @@ fn dispatch(c: &mut Criterion) {
                     durable_name: None,
                     no_local: false,
                     priority: 0,
+                    network_path: None,
                 },
             )
             .unwrap();
@@ -99,6 +100,7 @@ fn dispatch(c: &mut Criterion) {
                     durable_name: None,
                     no_local: false,
                     priority: 0,
+                    network_path: None,
                 },
             )
             .unwrap();

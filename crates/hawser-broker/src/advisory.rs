@@ -160,3 +160,194 @@ fn advisory(dest: &Destination, added: bool) -> NewMessage {
     ];
     m
 }
+
+/// Where consumers are announced: `ActiveMQ.Advisory.Consumer.Queue.<name>`
+/// and `...Topic.<name>` (also `TempQueue`, `TempTopic`), ActiveMQ's names.
+/// A subscription to a pattern or a composite is announced on the kind's own
+/// topic (`ActiveMQ.Advisory.Consumer.Topic`): a message sent to a name with
+/// wildcards would reach only that name's subscribers, not the patterns that
+/// a network link subscribes with. The destination is in
+/// [`ADVISORY_DESTINATION`] either way.
+pub const CONSUMER_ADVISORY_PREFIX: &str = "ActiveMQ.Advisory.Consumer.";
+/// The property with the consumer's id (unique within this broker's run).
+pub const ADVISORY_CONSUMER: &str = "hawser.advisory.consumer";
+/// The property with the consumer's selector, if it has one.
+pub const ADVISORY_SELECTOR: &str = "hawser.advisory.selector";
+/// The property with the consumer's priority.
+pub const ADVISORY_PRIORITY: &str = "hawser.advisory.priority";
+/// The property with a network link's consumer's path (absent for a
+/// client's own consumer): see [`crate::SubscribeSpec::network_path`].
+pub const ADVISORY_NETWORK_PATH: &str = "hawser.advisory.networkPath";
+
+/// What a consumer advisory says of a consumer.
+#[derive(Clone, Debug)]
+pub(crate) struct ConsumerAdvice {
+    /// What it consumes from, as it subscribed.
+    pub destination: Destination,
+    /// Its selector's text.
+    pub selector: Option<Arc<str>>,
+    /// Its consumer priority.
+    pub priority: i8,
+    /// A network link's consumer's path.
+    pub network_path: Option<Arc<str>>,
+}
+
+/// The topic a consumer of `d` is announced on; `None` for consumers of
+/// advisory topics themselves (as ActiveMQ: nobody needs to hear of them,
+/// and announcing them would announce the announcers).
+pub fn consumer_advisory_topic(d: &Destination) -> Option<Destination> {
+    use crate::destination::DestinationKind;
+    let parts = d.composite_parts();
+    if parts
+        .as_deref()
+        .unwrap_or(std::slice::from_ref(d))
+        .iter()
+        .any(|p| p.name.starts_with("ActiveMQ.Advisory."))
+    {
+        return None;
+    }
+    let kind = match d.kind {
+        DestinationKind::Queue => "Queue",
+        DestinationKind::Topic => "Topic",
+        DestinationKind::TempQueue => "TempQueue",
+        DestinationKind::TempTopic => "TempTopic",
+    };
+    let name = if parts.is_some() || d.is_wildcard() {
+        format!("{CONSUMER_ADVISORY_PREFIX}{kind}")
+    } else {
+        format!("{CONSUMER_ADVISORY_PREFIX}{kind}.{}", d.name)
+    };
+    Destination::new(DestinationKind::Topic, &name).ok()
+}
+
+/// The advisory message saying consumer `id` was added or removed.
+fn consumer_advisory(
+    topic: Destination,
+    id: u64,
+    advice: &ConsumerAdvice,
+    added: bool,
+) -> NewMessage {
+    let mut m = NewMessage::new(topic, Bytes::new());
+    m.body_kind = BodyKind::Empty;
+    m.fields.message_type = Some(Arc::from(ADVISORY_TYPE));
+    let text = |s: &str| PropertyValue::String(Arc::from(s));
+    let mut properties = vec![
+        (
+            Arc::from(ADVISORY_DESTINATION),
+            text(&advice.destination.to_string()),
+        ),
+        (Arc::from(ADVISORY_ADDED), PropertyValue::Bool(added)),
+        (Arc::from(ADVISORY_CONSUMER), text(&id.to_string())),
+        (
+            Arc::from(ADVISORY_PRIORITY),
+            PropertyValue::Int(i32::from(advice.priority)),
+        ),
+    ];
+    if let Some(s) = &advice.selector {
+        properties.push((
+            Arc::from(ADVISORY_SELECTOR),
+            PropertyValue::String(Arc::clone(s)),
+        ));
+    }
+    if let Some(p) = &advice.network_path {
+        properties.push((
+            Arc::from(ADVISORY_NETWORK_PATH),
+            PropertyValue::String(Arc::clone(p)),
+        ));
+    }
+    m.fields.properties = properties;
+    m
+}
+
+impl Broker {
+    /// Announces consumer `id` added or removed. Like every advisory, not
+    /// persistent, and published by the broker itself (no connection's
+    /// no-local or producer windows apply).
+    pub(crate) fn advise_consumer(
+        &self,
+        st: &mut State,
+        id: u64,
+        advice: &ConsumerAdvice,
+        added: bool,
+    ) {
+        let Some(topic) = consumer_advisory_topic(&advice.destination) else {
+            return;
+        };
+        // Nearly always nobody listens: then nothing is built.
+        if st.topics.matching(&topic).next().is_none() {
+            return;
+        }
+        let m = consumer_advisory(topic, id, advice, added);
+        let published = self
+            .plan_publish(st, &Publisher::default(), vec![m], Vec::new(), None)
+            .and_then(|mut plan| {
+                let seq = self.write_plan(st, &mut plan)?;
+                self.apply_publish(st, plan, seq, false);
+                Ok(())
+            });
+        if let Err(e) = published {
+            tracing::warn!(
+                "consumer advisory for {} not published: {e}",
+                advice.destination
+            );
+        }
+    }
+
+    /// Tells a new subscription (container `key`, to `subscribed`) of the
+    /// consumers that exist, if it covers their advisory topics: a network
+    /// link that connects learns the demand there already is. Only this
+    /// subscription gets them; at most [`MAX_ADVISORY_REPLAY`].
+    pub(crate) fn replay_consumers(
+        &self,
+        st: &mut State,
+        key: &ContainerKey,
+        subscribed: &Destination,
+    ) {
+        // Only a pattern or an advisory name can cover them: a plain
+        // subscription (nearly all) looks at no consumer.
+        let parts = subscribed.composite_parts();
+        let could = parts
+            .as_deref()
+            .unwrap_or(std::slice::from_ref(subscribed))
+            .iter()
+            .any(|p| p.is_wildcard() || p.name.starts_with(CONSUMER_ADVISORY_PREFIX));
+        if !could {
+            return;
+        }
+        let mut existing: Vec<(u64, Arc<ConsumerAdvice>, Destination)> = st
+            .connections
+            .values()
+            .flat_map(|c| c.subs.values())
+            .filter(|s| &s.container != key)
+            .filter_map(|s| {
+                let topic = consumer_advisory_topic(&s.advice.destination)?;
+                let covered = st.topics.matching(&topic).any(|l| &l.key == key);
+                covered.then(|| (s.consumer, Arc::clone(&s.advice), topic))
+            })
+            .collect();
+        if existing.len() > MAX_ADVISORY_REPLAY {
+            tracing::warn!(
+                "{} consumers exist; a new consumer advisory subscriber is told of {MAX_ADVISORY_REPLAY}",
+                existing.len()
+            );
+        }
+        existing.sort_by_key(|(id, _, _)| *id);
+        existing.truncate(MAX_ADVISORY_REPLAY);
+        let now = crate::broker::now_ms();
+        for (id, advice, topic) in existing {
+            let message_id = st.next_message_id;
+            st.next_message_id += 1;
+            let data =
+                MessageData::accept(message_id, consumer_advisory(topic, id, &advice, true), now);
+            let entry = Entry {
+                msg: Arc::new(Message::new(data, self.memory())),
+                redeliveries: 0,
+                seq: 0,
+                consumed: None,
+            };
+            if let Some(q) = st.containers.get_mut(key) {
+                q.enqueue(entry);
+            }
+        }
+    }
+}

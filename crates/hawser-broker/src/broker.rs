@@ -76,6 +76,11 @@ pub struct SubscribeSpec {
     /// of a lower priority only when none of a higher one can take it. A
     /// network link's consumers are below every local one.
     pub priority: i8,
+    /// For a network link's consumer, the brokers the demand it serves has
+    /// passed (comma-separated, nearest last); `None` for a client's own.
+    /// Consumer advisories carry it, so that a link never serves demand
+    /// that came from its own broker.
+    pub network_path: Option<Arc<str>>,
 }
 
 /// What a rollback does with the messages its transaction acknowledged.

@@ -419,6 +419,109 @@ fn a_durable_subscription_to_a_pattern_keeps_what_matches_across_a_restart() {
 }
 
 #[test]
+fn consumers_are_announced_with_their_demand_and_a_new_listener_hears_of_those_there_are() {
+    use crate::advisory::*;
+    use crate::property::property;
+    let b = memory_broker();
+    let text = |d: &Delivery, name: &str| match property(&d.message.fields.properties, name) {
+        Some(PropertyValue::String(s)) => Some(s.to_string()),
+        Some(PropertyValue::Bool(v)) => Some(v.to_string()),
+        Some(PropertyValue::Int(v)) => Some(v.to_string()),
+        _ => None,
+    };
+    let app = b
+        .connect(ConnectInfo::in_process(None), Recorder::new())
+        .unwrap();
+    let mut s = spec("before", Destination::queue("orders"), AckMode::Auto);
+    s.selector = Some("region = 'eu'".into());
+    b.subscribe(app, s).unwrap();
+
+    // A network link listens: it hears of the consumer that exists at once.
+    let watcher = Recorder::new();
+    let w = b
+        .connect(ConnectInfo::in_process(None), watcher.clone())
+        .unwrap();
+    b.subscribe(
+        w,
+        spec(
+            "demand",
+            Destination::topic("ActiveMQ.Advisory.Consumer.>"),
+            AckMode::Auto,
+        ),
+    )
+    .unwrap();
+    let replayed = watcher.take();
+    assert_eq!(
+        replayed.len(),
+        1,
+        "only the consumer there was, not the listener itself"
+    );
+    let d = &replayed[0];
+    assert_eq!(
+        &*d.message.destination.name,
+        "ActiveMQ.Advisory.Consumer.Queue.orders"
+    );
+    assert_eq!(
+        text(d, ADVISORY_DESTINATION).as_deref(),
+        Some("queue://orders")
+    );
+    assert_eq!(text(d, ADVISORY_ADDED).as_deref(), Some("true"));
+    assert_eq!(text(d, ADVISORY_SELECTOR).as_deref(), Some("region = 'eu'"));
+    assert_eq!(text(d, ADVISORY_NETWORK_PATH), None);
+
+    // A link's own consumer carries its path; a topic pattern is announced
+    // on the kind's topic; removals are announced, by consumer id.
+    let mut net = spec(
+        "net",
+        Destination::queue("orders"),
+        AckMode::ClientIndividual,
+    );
+    net.priority = -1;
+    net.network_path = Some(Arc::from("broker-b"));
+    b.subscribe(app, net).unwrap();
+    b.subscribe(
+        app,
+        spec("prices", Destination::topic("PRICE.>"), AckMode::Auto),
+    )
+    .unwrap();
+    b.unsubscribe(app, Some("before"), None).unwrap();
+    b.disconnect(app);
+    let seen: Vec<(String, String, Option<String>, Option<String>)> = watcher
+        .take()
+        .iter()
+        .map(|d| {
+            (
+                d.message.destination.name.to_string(),
+                text(d, ADVISORY_ADDED).unwrap(),
+                text(d, ADVISORY_NETWORK_PATH),
+                text(d, ADVISORY_PRIORITY),
+            )
+        })
+        .collect();
+    let q = "ActiveMQ.Advisory.Consumer.Queue.orders".to_owned();
+    let t = "ActiveMQ.Advisory.Consumer.Topic".to_owned();
+    let (yes, no) = ("true".to_owned(), "false".to_owned());
+    let (net_path, zero, minus) = (
+        Some("broker-b".to_owned()),
+        Some("0".to_owned()),
+        Some("-1".to_owned()),
+    );
+    assert_eq!(
+        seen[0],
+        (q.clone(), yes.clone(), net_path.clone(), minus.clone())
+    );
+    assert_eq!(seen[1], (t.clone(), yes, None, zero.clone()));
+    assert_eq!(seen[2], (q.clone(), no.clone(), None, zero.clone()));
+    // The disconnect removes the other two, in no promised order.
+    let mut rest = seen[3..].to_vec();
+    rest.sort();
+    assert_eq!(
+        rest,
+        vec![(q, no.clone(), net_path, minus), (t, no, None, zero)]
+    );
+}
+
+#[test]
 fn temporary_destinations_are_announced_on_the_advisory_topics() {
     use crate::advisory::read_advisory;
     let b = memory_broker();

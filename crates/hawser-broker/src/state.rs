@@ -18,6 +18,7 @@ use std::sync::Arc;
 use foldhash::HashMap;
 use hawser_selector::Selector;
 
+use crate::advisory::ConsumerAdvice;
 use crate::container::ContainerKey;
 use crate::destination::Destination;
 use crate::error::BrokerError;
@@ -60,6 +61,8 @@ pub(crate) struct SubRef {
     pub consumer: ConsumerId,
     /// How it acknowledges.
     pub ack_mode: AckMode,
+    /// What its consumer advisories say of it.
+    pub advice: Arc<ConsumerAdvice>,
 }
 
 /// A connected client.

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::access::Operation;
+use crate::advisory::ConsumerAdvice;
 use crate::broker::{parse_selector, Broker, SubscribeSpec};
 use crate::container::ContainerKey;
 use crate::destination::Destination;
@@ -200,6 +201,12 @@ impl Broker {
 
         let consumer_id = st.next_consumer;
         st.next_consumer += 1;
+        let advice = Arc::new(ConsumerAdvice {
+            destination: spec.destination.clone(),
+            selector: spec.selector.as_deref().map(Arc::from),
+            priority: spec.priority,
+            network_path: spec.network_path.clone(),
+        });
         st.containers.entry(key.clone()).or_default().add_consumer(
             Consumer::new(
                 consumer_id,
@@ -210,7 +217,7 @@ impl Broker {
                 spec.exclusive,
                 outbox,
             )
-            .with_priority(spec.priority),
+            .with_priority(spec.priority, spec.network_path.clone()),
         );
         st.consumers.insert(consumer_id, key.clone());
         st.connections
@@ -223,11 +230,14 @@ impl Broker {
                     container: key.clone(),
                     consumer: consumer_id,
                     ack_mode: spec.ack_mode,
+                    advice: Arc::clone(&advice),
                 },
             );
-        if let ContainerKey::TopicSub { .. } = key {
+        if !matches!(key, ContainerKey::Queue(_)) {
             self.replay_temporaries(st, &key);
+            self.replay_consumers(st, &key, &spec.destination);
         }
+        self.advise_consumer(st, consumer_id, &advice, true);
         self.dispatch(st, &key);
         Ok(seq)
     }
@@ -341,6 +351,7 @@ impl Broker {
     /// front of the queue as it was, after it.
     pub(crate) fn detach_after(&self, st: &mut State, sub: &SubRef, last: LastDelivered) {
         st.consumers.remove(&sub.consumer);
+        self.advise_consumer(st, sub.consumer, &sub.advice, false);
         let Some(q) = st.containers.get_mut(&sub.container) else {
             return;
         };

@@ -140,6 +140,7 @@ pub(crate) fn spec(id: &str, dest: Destination, ack_mode: AckMode) -> SubscribeS
         durable_name: None,
         no_local: false,
         priority: 0,
+        network_path: None,
     }
 }
 

@@ -73,6 +73,8 @@ pub struct Consumer {
     /// Consumers of a lower priority get a message only when none of a
     /// higher one can (see [`crate::SubscribeSpec::priority`]).
     pub priority: i8,
+    /// A network link's consumer: the path of the demand it serves.
+    pub network_path: Option<Arc<str>>,
     /// Where its deliveries go.
     pub outbox: Arc<dyn Outbox>,
     /// Delivered and not yet acknowledged, in delivery order (cumulative acks walk it).
@@ -109,6 +111,7 @@ impl Consumer {
             selector,
             exclusive,
             priority: 0,
+            network_path: None,
             outbox,
             unacked: VecDeque::new(),
             in_window: 0,
@@ -118,9 +121,14 @@ impl Consumer {
         }
     }
 
-    /// The same consumer with consumer priority `priority`.
-    pub fn with_priority(self, priority: i8) -> Consumer {
-        Consumer { priority, ..self }
+    /// The same consumer with consumer priority `priority`, serving the
+    /// network demand of `network_path` if any.
+    pub fn with_priority(self, priority: i8, network_path: Option<Arc<str>>) -> Consumer {
+        Consumer {
+            priority,
+            network_path,
+            ..self
+        }
     }
 
     fn has_credit(&self) -> bool {

@@ -697,6 +697,7 @@ impl World {
                     // Mixed consumer priorities: which consumer gets what
                     // changes, never what is kept.
                     priority: mode as i8 - 1,
+                    network_path: None,
                 };
                 self.consumers[c].conn = Some(conn);
                 self.consumers[c].mode = mode;

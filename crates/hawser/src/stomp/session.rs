@@ -466,6 +466,7 @@ impl Session {
                 durable_name,
                 no_local: frame.header("activemq.noLocal") == Some("true"),
                 priority,
+                network_path: None,
             },
         )?)
     }
@@ -607,6 +608,7 @@ mod tests {
                     durable_name: None,
                     no_local: false,
                     priority: 0,
+                    network_path: None,
                 },
             )
             .unwrap();

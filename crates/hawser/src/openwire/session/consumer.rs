@@ -75,6 +75,7 @@ impl Session {
             durable_name: c.subscription_name.clone(),
             no_local: c.no_local,
             priority: c.priority,
+            network_path: None,
         };
         let seq = self.broker().subscribe(conn, spec)?;
         if c.prefetch_size == 0 {
