@@ -119,11 +119,19 @@ impl Broker {
         }
         existing.sort();
         existing.truncate(MAX_ADVISORY_REPLAY);
+        let replay = existing.iter().map(|dest| advisory(dest, true)).collect();
+        self.enqueue_replay(st, key, replay);
+        self.dispatch(st, key);
+    }
+
+    /// Puts a replay of advisories in front of one subscription (container
+    /// `key`) only, without publishing them to anyone else.
+    fn enqueue_replay(&self, st: &mut State, key: &ContainerKey, replay: Vec<NewMessage>) {
         let now = crate::broker::now_ms();
-        for dest in existing {
+        for m in replay {
             let id = st.next_message_id;
             st.next_message_id += 1;
-            let data = MessageData::accept(id, advisory(&dest, true), now);
+            let data = MessageData::accept(id, m, now);
             let entry = Entry {
                 msg: Arc::new(Message::new(data, self.memory())),
                 redeliveries: 0,
@@ -134,7 +142,6 @@ impl Broker {
                 q.enqueue(entry);
             }
         }
-        self.dispatch(st, key);
     }
 }
 
@@ -333,21 +340,10 @@ impl Broker {
         }
         existing.sort_by_key(|(id, _, _)| *id);
         existing.truncate(MAX_ADVISORY_REPLAY);
-        let now = crate::broker::now_ms();
-        for (id, advice, topic) in existing {
-            let message_id = st.next_message_id;
-            st.next_message_id += 1;
-            let data =
-                MessageData::accept(message_id, consumer_advisory(topic, id, &advice, true), now);
-            let entry = Entry {
-                msg: Arc::new(Message::new(data, self.memory())),
-                redeliveries: 0,
-                seq: 0,
-                consumed: None,
-            };
-            if let Some(q) = st.containers.get_mut(key) {
-                q.enqueue(entry);
-            }
-        }
+        let replay = existing
+            .into_iter()
+            .map(|(id, advice, topic)| consumer_advisory(topic, id, &advice, true))
+            .collect();
+        self.enqueue_replay(st, key, replay);
     }
 }
