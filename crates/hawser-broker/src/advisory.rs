@@ -182,6 +182,8 @@ pub const ADVISORY_CONSUMER: &str = "hawser.advisory.consumer";
 pub const ADVISORY_SELECTOR: &str = "hawser.advisory.selector";
 /// The property with the consumer's priority.
 pub const ADVISORY_PRIORITY: &str = "hawser.advisory.priority";
+/// The property naming the broker that announces (its `BrokerConfig::name`).
+pub const ADVISORY_BROKER: &str = "hawser.advisory.broker";
 /// The property with a network link's consumer's path (absent for a
 /// client's own consumer): see [`crate::SubscribeSpec::network_path`].
 pub const ADVISORY_NETWORK_PATH: &str = "hawser.advisory.networkPath";
@@ -229,6 +231,7 @@ pub fn consumer_advisory_topic(d: &Destination) -> Option<Destination> {
 
 /// The advisory message saying consumer `id` was added or removed.
 fn consumer_advisory(
+    broker: &Arc<str>,
     topic: Destination,
     id: u64,
     advice: &ConsumerAdvice,
@@ -245,6 +248,10 @@ fn consumer_advisory(
         ),
         (Arc::from(ADVISORY_ADDED), PropertyValue::Bool(added)),
         (Arc::from(ADVISORY_CONSUMER), text(&id.to_string())),
+        (
+            Arc::from(ADVISORY_BROKER),
+            PropertyValue::String(Arc::clone(broker)),
+        ),
         (
             Arc::from(ADVISORY_PRIORITY),
             PropertyValue::Int(i32::from(advice.priority)),
@@ -284,7 +291,7 @@ impl Broker {
         if st.topics.matching(&topic).next().is_none() {
             return;
         }
-        let m = consumer_advisory(topic, id, advice, added);
+        let m = consumer_advisory(&self.config().name, topic, id, advice, added);
         let published = self
             .plan_publish(st, &Publisher::default(), vec![m], Vec::new(), None)
             .and_then(|mut plan| {
@@ -342,7 +349,9 @@ impl Broker {
         existing.truncate(MAX_ADVISORY_REPLAY);
         let replay = existing
             .into_iter()
-            .map(|(id, advice, topic)| consumer_advisory(topic, id, &advice, true))
+            .map(|(id, advice, topic)| {
+                consumer_advisory(&self.config().name, topic, id, &advice, true)
+            })
             .collect();
         self.enqueue_replay(st, key, replay);
     }

@@ -98,6 +98,7 @@ fn refusal(who: &Principal, d: &Destination, op: Operation) -> BrokerError {
 pub(crate) fn user_name(who: &Principal) -> &str {
     match who {
         Principal::Anonymous => ANONYMOUS,
+        Principal::Broker => "broker",
         Principal::User { name, .. } => name,
     }
 }

@@ -1,5 +1,7 @@
 //! The engine's settings, with ActiveMQ's defaults where ActiveMQ has one.
 
+use std::sync::Arc;
+
 use crate::access::AccessPolicy;
 use crate::destination::{Destination, DestinationPattern};
 use crate::usage::DestinationPolicy;
@@ -38,6 +40,9 @@ pub const DEFAULT_MAX_PREFETCH: u32 = 32_767;
 /// Settings of the engine (not of its listeners or store).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BrokerConfig {
+    /// This broker's name among its network peers (consumer advisories
+    /// carry it; network paths list it).
+    pub name: Arc<str>,
     /// Redeliveries after which a message goes to the dead-letter queue.
     pub max_redeliveries: u32,
     /// Name of the dead-letter queue.
@@ -90,6 +95,7 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
+            name: Arc::from("hawser"),
             max_redeliveries: DEFAULT_MAX_REDELIVERIES,
             dead_letter_queue: DEFAULT_DEAD_LETTER_QUEUE.to_owned(),
             max_pending_memory_bytes: DEFAULT_MAX_PENDING_MEMORY_BYTES,

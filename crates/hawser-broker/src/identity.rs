@@ -42,6 +42,10 @@ pub enum Principal {
     /// allows anonymous access.
     #[default]
     Anonymous,
+    /// The broker itself: a network link's own consumers, which read what
+    /// the link forwards. No client can be it; authorization lets it do
+    /// everything, and it owns nothing.
+    Broker,
     /// An authenticated user.
     User {
         /// The user's name.
@@ -56,7 +60,7 @@ impl Principal {
     /// subscriptions and producer windows.
     pub fn user(&self) -> Option<&Arc<str>> {
         match self {
-            Principal::Anonymous => None,
+            Principal::Anonymous | Principal::Broker => None,
             Principal::User { name, .. } => Some(name),
         }
     }

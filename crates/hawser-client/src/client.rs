@@ -51,6 +51,9 @@ pub(crate) enum Command {
     Send {
         frame: Frame,
         tx: Option<String>,
+        /// The producer id and sequence number to send under, instead of
+        /// the client's own (see [`Client::send_as`]).
+        producer: Option<(Arc<str>, u64)>,
         done: Reply,
         queued_at: Instant,
     },
@@ -364,6 +367,30 @@ impl Client {
         let _ = self.commands.send(Command::Send {
             frame,
             tx: None,
+            producer: None,
+            done,
+            queued_at: Instant::now(),
+        });
+        Confirmation(wait)
+    }
+
+    /// [`Client::send`] under a producer id and sequence number the caller
+    /// numbers, rather than the client's own: for a sender that must give a
+    /// resend the same identity across its own restarts (a network link
+    /// forwarding stored messages numbers them by their ids at its broker).
+    pub fn send_as(
+        &self,
+        destination: &str,
+        body: impl Into<Bytes>,
+        headers: Headers,
+        producer: (Arc<str>, u64),
+    ) -> Confirmation {
+        let (done, wait) = oneshot::channel();
+        let frame = send_frame(destination, body.into(), headers);
+        let _ = self.commands.send(Command::Send {
+            frame,
+            tx: None,
+            producer: Some(producer),
             done,
             queued_at: Instant::now(),
         });
@@ -381,6 +408,7 @@ impl Client {
         self.call(|done| Command::Send {
             frame,
             tx,
+            producer: None,
             done,
             queued_at: Instant::now(),
         })
@@ -827,6 +855,7 @@ impl Supervisor {
             Command::Send {
                 mut frame,
                 tx,
+                producer,
                 done,
                 ..
             } => {
@@ -837,9 +866,14 @@ impl Supervisor {
                     }
                     frame.push_header("transaction", tx.clone());
                 }
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                frame.push_header(PRODUCER_HEADER, &self.producer_id);
+                let (producer_id, seq) = match &producer {
+                    Some((id, seq)) => (&**id, *seq),
+                    None => {
+                        self.next_seq += 1;
+                        (self.producer_id.as_str(), self.next_seq - 1)
+                    }
+                };
+                frame.push_header(PRODUCER_HEADER, producer_id);
                 frame.push_header(PRODUCER_SEQ_HEADER, itoa::Buffer::new().format(seq));
                 if tx.is_some() {
                     let receipt = self.receipt("send");

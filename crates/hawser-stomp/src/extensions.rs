@@ -6,6 +6,10 @@
 pub const PRODUCER_HEADER: &str = "hawser-producer";
 /// SEND: the message's sequence number within its producer.
 pub const PRODUCER_SEQ_HEADER: &str = "hawser-seq";
+/// SEND from a network link: `1` says the body is the whole message in
+/// Hawser's store record format (typed properties, body kind, reply-to,
+/// timestamp, everything a STOMP header would flatten), not its body.
+pub const FORWARD_HEADER: &str = "hawser-forward";
 /// CONNECTED, and cluster updates: the broker URIs a client may fail over to, comma-separated.
 pub const CLUSTER_HEADER: &str = "hawser-cluster";
 /// CONNECT: `true` asks the broker to send cluster updates.

@@ -667,10 +667,21 @@ impl Config {
         })
     }
 
+    /// This broker's name among network peers: `[ha] node` if set, else
+    /// `hawser@` and the STOMP address (unique among brokers that can reach
+    /// each other, which is what network paths need).
+    pub fn broker_name(&self) -> String {
+        self.ha
+            .node
+            .clone()
+            .unwrap_or_else(|| format!("hawser@{}", self.stomp.listen))
+    }
+
     /// The engine's part of the configuration.
     pub fn broker_config(&self) -> anyhow::Result<BrokerConfig> {
         let l = &self.limits;
         Ok(BrokerConfig {
+            name: std::sync::Arc::from(self.broker_name()),
             max_redeliveries: self.broker.max_redeliveries,
             dead_letter_queue: self.broker.dead_letter_queue.clone(),
             max_pending_memory_bytes: l.max_pending_memory_bytes,

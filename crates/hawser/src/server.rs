@@ -115,15 +115,8 @@ pub async fn serve(
     config.cluster.validate()?;
     config.ha.validate()?;
     config.check_exposure()?;
-    if let Some(n) = config.network_connector.first() {
-        let connector = n.connector()?;
-        // Parsed and checked, but the links themselves are issue 21's next
-        // step: refusing beats a broker that silently forwards nothing.
-        anyhow::bail!(
-            "network connector {:?} ({} link(s)): the network of brokers is not built yet",
-            n.uri,
-            connector.links().len()
-        );
+    for n in &config.network_connector {
+        n.connector()?;
     }
     let auth = Arc::new(
         Authenticator::new(
@@ -383,6 +376,7 @@ async fn serve_store<F: FnOnce(&Running)>(
             }
         }
     });
+    crate::network::start(config, &broker, &tracker, &shutdown)?;
     tracing::info!(
         stomp = %stomp_addr,
         openwire = %openwire_addr,

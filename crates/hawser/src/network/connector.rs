@@ -106,9 +106,18 @@ pub struct NetworkConnector {
 impl NetworkConnector {
     /// What each link connects to: a peer each (static), or the pair as
     /// one failover list, master first and never randomized (masterslave).
+    /// Both are failover lists, so that a link reconnects with back-off
+    /// for as long as its peer is away.
     pub fn links(&self) -> Vec<ConnectUri> {
         match self.kind {
-            ConnectorKind::Static => self.peers.iter().cloned().map(ConnectUri::Direct).collect(),
+            ConnectorKind::Static => self
+                .peers
+                .iter()
+                .map(|peer| ConnectUri::Failover {
+                    brokers: vec![peer.clone()],
+                    options: FailoverOptions::default(),
+                })
+                .collect(),
             ConnectorKind::MasterSlave => vec![ConnectUri::Failover {
                 brokers: self.peers.clone(),
                 options: FailoverOptions {
@@ -352,6 +361,12 @@ mod tests {
         assert_eq!(c.kind, ConnectorKind::Static);
         assert_eq!(c.peers.len(), 2);
         assert_eq!(c.links().len(), 2, "one link per static peer");
+        assert!(
+            c.links()
+                .iter()
+                .all(|l| matches!(l, ConnectUri::Failover { brokers, .. } if brokers.len() == 1)),
+            "each reconnects by itself"
+        );
         let o = &c.options;
         assert_eq!(o.name, "east");
         assert!(o.duplex && !o.conduit_subscriptions && o.dynamic_only);

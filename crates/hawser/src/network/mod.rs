@@ -2,7 +2,73 @@
 //! brokers, and the links that forward messages to where consumers are.
 
 pub mod connector;
+pub mod link;
 
 pub use connector::{
     parse as parse_connector, ConnectorError, ConnectorKind, NetworkConnector, NetworkOptions,
 };
+
+use std::sync::Arc;
+
+use hawser_broker::Broker;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+
+/// Starts a link for each peer of each configured connector.
+///
+/// # Errors
+/// A connector that does not parse, or a password file that cannot be read.
+pub fn start(
+    config: &Config,
+    broker: &Arc<Broker>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<(String, Arc<link::LinkStats>)>> {
+    let local: Arc<str> = Arc::from(config.broker_name());
+    let mut links = Vec::new();
+    for n in &config.network_connector {
+        let connector = n.connector()?;
+        let passcode = match &n.password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        anyhow::anyhow!("network connector password file {}: {e}", path.display())
+                    })?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let options = Arc::new(connector.options.clone());
+        for (i, uri) in connector.links().into_iter().enumerate() {
+            let uri = uri.to_string();
+            let stats = Arc::new(link::LinkStats::default());
+            let identity = hawser_client::Identity {
+                login: n.user.clone(),
+                passcode: passcode.clone(),
+                // Stable across this broker's restarts: the peer keeps the
+                // duplicate-detection windows of the link's forwards under it.
+                client_id: Some(format!("hawser-network:{local}:{}:{i}", options.name)),
+                ..hawser_client::Identity::default()
+            };
+            tracing::info!("network connector {}: link to {uri}", options.name);
+            tracker.spawn(link::run(
+                link::LinkSettings {
+                    broker: Arc::clone(broker),
+                    local: Arc::clone(&local),
+                    uri: uri.clone(),
+                    identity,
+                    options: Arc::clone(&options),
+                    stats: Arc::clone(&stats),
+                },
+                shutdown.clone(),
+            ));
+            links.push((uri, stats));
+        }
+    }
+    Ok(links)
+}

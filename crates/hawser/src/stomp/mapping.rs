@@ -9,7 +9,7 @@ use hawser_broker::{
     BodyKind, ConnectionId, Delivery, Destination, DestinationKind, MessageData, MessageFields,
     MessageId, NewMessage, ProducerRef, PropertyValue,
 };
-use hawser_stomp::extensions::{PRODUCER_HEADER, PRODUCER_SEQ_HEADER};
+use hawser_stomp::extensions::{FORWARD_HEADER, PRODUCER_HEADER, PRODUCER_SEQ_HEADER};
 use hawser_stomp::{Command, Frame, FrameWriter, Version};
 
 use super::SessionError;
@@ -211,6 +211,9 @@ pub fn new_message(
             })
         }
     };
+    if let Some(format) = frame.header(FORWARD_HEADER) {
+        return forwarded_message(format, &frame.body, destination, producer);
+    }
     let mut fields = MessageFields::default();
     // STOMP keeps the first of repeated headers.
     let mut taken: Vec<&str> = Vec::with_capacity(frame.headers.len());
@@ -259,6 +262,37 @@ pub fn new_message(
             .header("timestamp")
             .and_then(|t| t.trim().parse().ok()),
         producer,
+    })
+}
+
+/// A network link's SEND ([`FORWARD_HEADER`]): the message is the body, one
+/// `Enqueue` in the store's record format (decoded as untrusted input, as
+/// the journal's records are). It goes where the frame's `destination` says,
+/// whatever the record says, so authorization sees the real destination.
+fn forwarded_message(
+    format: &str,
+    body: &[u8],
+    destination: Destination,
+    producer: Option<ProducerRef>,
+) -> Result<NewMessage, SessionError> {
+    let bad = |reason: String| SessionError::BadHeader {
+        header: FORWARD_HEADER,
+        reason,
+    };
+    if format != "1" {
+        return Err(bad(format!("format {format:?} is not 1")));
+    }
+    let ops = hawser_broker::store_codec::decode_record(&bytes::Bytes::copy_from_slice(body))
+        .map_err(|e| bad(format!("the body is not a message: {e}")))?;
+    let [hawser_broker::StoreOp::Enqueue { message, .. }] =
+        <[_; 1]>::try_from(ops).map_err(|_| bad("the body is not one message".into()))?
+    else {
+        return Err(bad("the body is not one message".into()));
+    };
+    Ok(NewMessage {
+        destination,
+        producer,
+        ..message.into_new()
     })
 }
 

@@ -1,0 +1,469 @@
+//! One network link: this broker's connection to a peer, and the consumers
+//! it keeps here to serve the peer's demand (docs/network-plan.md).
+//!
+//! The link is a STOMP client of the peer (hawser-client, so it reconnects
+//! with back-off by itself). It listens to the peer's consumer advisories;
+//! for each queue and selector the peer's consumers want, it keeps one
+//! bridge consumer on this broker, below every local consumer in priority.
+//! What that consumer receives is sent to the peer whole (the store's
+//! record format, [`FORWARD_HEADER`]) and acknowledged here only when the
+//! peer's receipt says it is stored: store and forward, nothing lost. Each
+//! forward names itself by this broker's message id (a producer per block
+//! of 2048 ids), so the peer drops a forward repeated after a broken link
+//! or a crash: nothing doubled.
+//!
+//! A message is never sent to a broker it has passed, nor beyond
+//! `messageTTL` hops: the bridge consumer's selector says so, so such a
+//! message is simply never given to it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hawser_broker::advisory::{
+    ADVISORY_ADDED, ADVISORY_BROKER, ADVISORY_CONSUMER, ADVISORY_DESTINATION,
+    ADVISORY_NETWORK_PATH, ADVISORY_SELECTOR,
+};
+use hawser_broker::message::AsMessageData;
+use hawser_broker::store_codec::encode_record;
+use hawser_broker::{
+    AckMode, Broker, ConnectInfo, ConnectionId, Delivery, Destination, DestinationKind,
+    LastDelivered, MessageData, MessageId, Outbox, Principal, PropertyValue, Protocol, StoreOp,
+    SubscribeSpec,
+};
+use hawser_client::{Client, ClientError, Headers, Identity, SubscribeOptions};
+use hawser_stomp::extensions::FORWARD_HEADER;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::NetworkOptions;
+
+/// The property listing the brokers a message has passed, as `,a,b,`.
+pub const PATH_PROPERTY: &str = "HawserNetworkPath";
+/// The property counting the hops a message has made.
+pub const HOPS_PROPERTY: &str = "HawserNetworkHops";
+/// Ids per producer block of forwards: a producer's duplicate-detection
+/// window covers exactly one block.
+const BLOCK_IDS: u64 = hawser_broker::producer::WINDOW_SEQS;
+/// How often the link checks whether its client reconnected.
+const RECONNECT_CHECK: Duration = Duration::from_millis(250);
+
+/// What a link is told to do.
+pub struct LinkSettings {
+    /// This broker.
+    pub broker: Arc<Broker>,
+    /// This broker's name (`BrokerConfig::name`).
+    pub local: Arc<str>,
+    /// The peer (a failover URI of hawser-client).
+    pub uri: String,
+    /// How it logs in at the peer.
+    pub identity: Identity,
+    /// The connector's options.
+    pub options: Arc<NetworkOptions>,
+    /// Its counters.
+    pub stats: Arc<LinkStats>,
+}
+
+/// A link's counters, for `/status`.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    /// Messages the peer confirmed.
+    pub forwarded: AtomicU64,
+    /// Demands (the peer's consumers) served now.
+    pub demands: AtomicU64,
+    /// Connections made to the peer so far.
+    pub connections: AtomicU64,
+}
+
+/// Deliveries of the link's bridge consumers.
+struct LinkOutbox(mpsc::UnboundedSender<Delivery>);
+
+impl Outbox for LinkOutbox {
+    fn deliver(&self, d: Delivery) {
+        let _ = self.0.send(d);
+    }
+}
+
+/// What the peer's consumers want from one queue, with one selector.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Want {
+    queue: Destination,
+    selector: Option<String>,
+}
+
+/// A bridge consumer on this broker.
+struct Bridge {
+    want: Want,
+    /// The peer's consumers it serves, by their advisory id.
+    consumers: usize,
+    /// Sent to the peer, its receipt not yet come.
+    in_flight: usize,
+    /// No demand left: sends nothing more, and goes once `in_flight` is 0.
+    draining: bool,
+}
+
+type Confirmed = (Arc<str>, MessageId, Result<(), ClientError>);
+
+/// Runs a link until `shutdown`.
+pub async fn run(settings: LinkSettings, shutdown: CancellationToken) {
+    let connected = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        c = Client::connect(&settings.uri, settings.identity.clone()) => c,
+    };
+    let client = match connected {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("network link to {}: gave up: {e}", settings.uri);
+            return;
+        }
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let info = ConnectInfo::new(Protocol::InProcess, None, None).with_principal(Principal::Broker);
+    let conn = match settings.broker.connect(info, Arc::new(LinkOutbox(tx))) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("network link to {}: {e}", settings.uri);
+            return;
+        }
+    };
+    let mut link = Link {
+        settings,
+        client,
+        conn,
+        bridges: HashMap::new(),
+        by_want: HashMap::new(),
+        demand: HashMap::new(),
+        next_bridge: 1,
+        connections: 0,
+    };
+    link.serve(rx, shutdown).await;
+    link.settings.broker.disconnect(conn);
+}
+
+struct Link {
+    settings: LinkSettings,
+    client: Client,
+    /// This broker's connection holding the bridge consumers.
+    conn: ConnectionId,
+    /// Bridge consumers by subscription id.
+    bridges: HashMap<Arc<str>, Bridge>,
+    /// The bridge consumer serving each want.
+    by_want: HashMap<Want, Arc<str>>,
+    /// The peer's consumers served, by advisory id: what each wants.
+    demand: HashMap<String, Want>,
+    next_bridge: u64,
+    /// The client's connections when last looked at: a new one is a new
+    /// view of the peer's consumers.
+    connections: u64,
+}
+
+impl Link {
+    async fn serve(
+        &mut self,
+        mut deliveries: mpsc::UnboundedReceiver<Delivery>,
+        shutdown: CancellationToken,
+    ) {
+        let advisories = self
+            .client
+            .subscribe(
+                "/topic/ActiveMQ.Advisory.Consumer.Queue.>",
+                SubscribeOptions::default(),
+            )
+            .await;
+        let mut advisories = match advisories {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("network link to {}: {e}", self.settings.uri);
+                return;
+            }
+        };
+        tracing::info!("network link to {}: up", self.settings.uri);
+        self.connections = self.client.status().connections;
+        self.settings
+            .stats
+            .connections
+            .store(self.connections, Ordering::Relaxed);
+        // Each send's receipt, as it comes (a task per send waits for it).
+        let (confirmed, mut confirms) = mpsc::unbounded_channel::<Confirmed>();
+        let mut tick = tokio::time::interval(RECONNECT_CHECK);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                m = advisories.recv() => match m {
+                    Some(m) => self.on_advisory(&m),
+                    None => return,
+                },
+                Some(d) = deliveries.recv() => self.forward(d, &confirmed),
+                Some((sub, id, result)) = confirms.recv() => {
+                    self.on_confirmed(&sub, id, result);
+                }
+                _ = tick.tick() => self.check_reconnected(),
+            }
+        }
+    }
+
+    /// A new connection to the peer: the peer replays its consumers to the
+    /// restored advisory subscription, so what was known is dropped (some
+    /// may have gone while the link was down).
+    fn check_reconnected(&mut self) {
+        let now = self.client.status().connections;
+        if now == self.connections {
+            return;
+        }
+        self.connections = now;
+        self.settings
+            .stats
+            .connections
+            .store(now, Ordering::Relaxed);
+        tracing::info!("network link to {}: reconnected", self.settings.uri);
+        let ids: Vec<String> = self.demand.keys().cloned().collect();
+        for id in ids {
+            self.remove_demand(&id);
+        }
+    }
+
+    fn on_advisory(&mut self, m: &hawser_client::Message) {
+        let (Some(id), Some(destination)) =
+            (m.header(ADVISORY_CONSUMER), m.header(ADVISORY_DESTINATION))
+        else {
+            return;
+        };
+        if m.header(ADVISORY_ADDED) != Some("true") {
+            self.remove_demand(id);
+            return;
+        }
+        let Some(name) = destination.strip_prefix("queue://") else {
+            return;
+        };
+        let Ok(queue) = Destination::new(DestinationKind::Queue, name) else {
+            return;
+        };
+        if queue.composite_parts().is_some() || queue.is_wildcard() || !self.forwards(&queue) {
+            return;
+        }
+        // The demand's path: the brokers it crossed to reach the peer, then
+        // the peer. Never served back to where it came from, nor beyond
+        // consumerTTL hops.
+        let peer = m.header(ADVISORY_BROKER).unwrap_or("?");
+        let mut path: Vec<&str> = m
+            .header(ADVISORY_NETWORK_PATH)
+            .map(|p| p.split(',').filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default();
+        path.push(peer);
+        if path.contains(&&*self.settings.local)
+            || path.len() > self.settings.options.consumer_ttl as usize
+        {
+            return;
+        }
+        let want = Want {
+            queue,
+            selector: m.header(ADVISORY_SELECTOR).map(str::to_owned),
+        };
+        let path = path.join(",");
+        if self.demand.insert(id.to_owned(), want.clone()).is_some() {
+            return;
+        }
+        self.settings.stats.demands.fetch_add(1, Ordering::Relaxed);
+        self.add_demand(want, peer, &path);
+    }
+
+    /// Whether `queue` passes the connector's included and excluded lists.
+    fn forwards(&self, queue: &Destination) -> bool {
+        let o = &self.settings.options;
+        let included = o.included.is_empty() || o.included.iter().any(|p| p.matches(queue));
+        included && !o.excluded.iter().any(|p| p.matches(queue))
+    }
+
+    fn add_demand(&mut self, want: Want, peer: &str, path: &str) {
+        if let Some(sub) = self.by_want.get(&want) {
+            let b = self.bridges.get_mut(sub).expect("indexed");
+            b.consumers += 1;
+            if b.draining {
+                // Wanted again before it went: it serves on.
+                b.draining = false;
+                let _ = self.settings.broker.set_prefetch(
+                    self.conn,
+                    sub,
+                    self.settings.options.prefetch_size,
+                );
+            }
+            return;
+        }
+        let sub: Arc<str> = Arc::from(format!("bridge-{}", self.next_bridge));
+        self.next_bridge += 1;
+        let spec = SubscribeSpec {
+            id: Arc::clone(&sub),
+            destination: want.queue.clone(),
+            ack_mode: AckMode::ClientIndividual,
+            prefetch: self.settings.options.prefetch_size,
+            selector: Some(self.selector(&want, peer)),
+            exclusive: false,
+            durable_name: None,
+            no_local: false,
+            priority: self.priority(path),
+            network_path: Some(Arc::from(path)),
+        };
+        match self.settings.broker.subscribe(self.conn, spec) {
+            Ok(_) => {
+                self.bridges.insert(
+                    Arc::clone(&sub),
+                    Bridge {
+                        want: want.clone(),
+                        consumers: 1,
+                        in_flight: 0,
+                        draining: false,
+                    },
+                );
+                self.by_want.insert(want, sub);
+            }
+            Err(e) => tracing::warn!(
+                "network link to {}: cannot serve {}: {e}",
+                self.settings.uri,
+                want.queue
+            ),
+        }
+    }
+
+    /// Below every local consumer (priority 0): one step, or one per hop of
+    /// the demand's path with `decreaseNetworkConsumerPriority`.
+    fn priority(&self, path: &str) -> i8 {
+        if self.settings.options.decrease_network_consumer_priority {
+            -(path.split(',').count().min(127) as i8)
+        } else {
+            -1
+        }
+    }
+
+    /// The bridge consumer's selector: the demand's own, and only messages
+    /// that have not passed the peer and have hops left.
+    fn selector(&self, want: &Want, peer: &str) -> String {
+        let escaped: String = peer
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                '\'' => vec!['\'', '\''],
+                c => vec![c],
+            })
+            .collect();
+        let network = format!(
+            "({PATH_PROPERTY} IS NULL OR {PATH_PROPERTY} NOT LIKE '%,{escaped},%' ESCAPE '\\') \
+             AND ({HOPS_PROPERTY} IS NULL OR {HOPS_PROPERTY} < {})",
+            self.settings.options.message_ttl
+        );
+        match &want.selector {
+            Some(s) => format!("({s}) AND {network}"),
+            None => network,
+        }
+    }
+
+    fn remove_demand(&mut self, id: &str) {
+        let Some(want) = self.demand.remove(id) else {
+            return;
+        };
+        self.settings.stats.demands.fetch_sub(1, Ordering::Relaxed);
+        let Some(sub) = self.by_want.get(&want).cloned() else {
+            return;
+        };
+        let b = self.bridges.get_mut(&sub).expect("indexed");
+        b.consumers -= 1;
+        if b.consumers == 0 {
+            // Take nothing new; what is on its way to the peer is
+            // acknowledged as it is confirmed, then the rest goes back.
+            b.draining = true;
+            let _ = self.settings.broker.set_prefetch(self.conn, &sub, 0);
+            self.retire_if_idle(&sub);
+        }
+    }
+
+    fn retire_if_idle(&mut self, sub: &Arc<str>) {
+        let Some(b) = self.bridges.get(sub) else {
+            return;
+        };
+        if !b.draining || b.in_flight > 0 {
+            return;
+        }
+        let b = self.bridges.remove(sub).expect("present");
+        self.by_want.remove(&b.want);
+        // What it was given and did not send was only prefetched: it goes
+        // back as it was, not counted as a redelivery.
+        let _ = self.settings.broker.unsubscribe_after(
+            self.conn,
+            Some(sub),
+            None,
+            LastDelivered::Nothing,
+        );
+    }
+
+    /// Sends a delivery to the peer; the future resolves with its receipt.
+    fn forward(&mut self, d: Delivery, confirmed: &mpsc::UnboundedSender<Confirmed>) {
+        let Some(b) = self.bridges.get_mut(&d.subscription) else {
+            return;
+        };
+        if b.draining {
+            return;
+        }
+        let m = &d.message;
+        let mut data: MessageData = m.message_data().clone();
+        let path = match data.property(PATH_PROPERTY) {
+            Some(PropertyValue::String(p)) => format!("{p}{},", self.settings.local),
+            _ => format!(",{},", self.settings.local),
+        };
+        let hops = match data.property(HOPS_PROPERTY) {
+            Some(PropertyValue::Int(h)) => h.saturating_add(1),
+            _ => 1,
+        };
+        let props = &mut data.fields.properties;
+        props.retain(|(k, _)| &**k != PATH_PROPERTY && &**k != HOPS_PROPERTY);
+        props.push((
+            Arc::from(PATH_PROPERTY),
+            PropertyValue::String(Arc::from(path)),
+        ));
+        props.push((Arc::from(HOPS_PROPERTY), PropertyValue::Int(hops)));
+        let body = encode_record(&[StoreOp::<MessageData>::Enqueue {
+            message: data,
+            targets: Vec::new(),
+        }]);
+        let mut headers = Headers::new();
+        headers.push(FORWARD_HEADER, "1");
+        let producer = (
+            Arc::from(format!("{}#{}", self.settings.local, m.id / BLOCK_IDS)),
+            m.id % BLOCK_IDS + 1,
+        );
+        let destination = format!("/queue/{}", m.destination.name);
+        let confirmation = self.client.send_as(&destination, body, headers, producer);
+        b.in_flight += 1;
+        let (sub, id, confirmed) = (Arc::clone(&d.subscription), m.id, confirmed.clone());
+        tokio::spawn(async move {
+            let _ = confirmed.send((sub, id, confirmation.await));
+        });
+    }
+
+    fn on_confirmed(&mut self, sub: &Arc<str>, id: MessageId, result: Result<(), ClientError>) {
+        if let Some(b) = self.bridges.get_mut(sub) {
+            b.in_flight -= 1;
+        }
+        match result {
+            Ok(()) => {
+                self.settings
+                    .stats
+                    .forwarded
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = self
+                    .settings
+                    .broker
+                    .ack(self.conn, Some(sub), id, None, false)
+                {
+                    tracing::warn!("network link to {}: ack of {id}: {e}", self.settings.uri);
+                }
+            }
+            // The peer refused it (or the client closed): it stays with the
+            // bridge consumer and goes back to the queue when that goes.
+            Err(e) => tracing::warn!(
+                "network link to {}: message {id} not forwarded: {e}",
+                self.settings.uri
+            ),
+        }
+        self.retire_if_idle(sub);
+    }
+}
