@@ -13,7 +13,7 @@ import time
 
 import stomp
 
-from conftest import HOST, unique, wait_until
+from conftest import DEFAULT_ARGS, HOST, free_port, unique, wait_until
 
 
 def connector(peer) -> tuple[str, ...]:
@@ -70,12 +70,13 @@ def test_local_consumers_come_before_the_network(broker_factory, stomp_factory):
     assert remote.messages == [], "a message went to the network while a local consumer had room"
 
 
-def bridged(stomp_factory, broker, queue: str) -> bool:
-    """Whether ``broker`` has a network link's consumer on ``queue``: its own
-    consumer advisories say so (with the link's path)."""
-    name = queue.removeprefix("/queue/")
+def bridged(stomp_factory, broker, destination: str, topic: bool = False) -> bool:
+    """Whether ``broker`` has a network link's consumer on ``destination``:
+    its own consumer advisories say so (with the link's path)."""
+    name = destination.removeprefix("/topic/" if topic else "/queue/")
     c = stomp_factory(broker)
-    c.subscribe(f"/topic/ActiveMQ.Advisory.Consumer.Queue.{name}", id="adv")
+    kind = "Topic" if topic else "Queue"
+    c.subscribe(f"/topic/ActiveMQ.Advisory.Consumer.{kind}.{name}", id="adv")
     # Those there are come at once, before the subscription's receipt.
     c.listener.wait(lambda: len(c.listener.messages) >= 2, 0.5)
     return any("hawser.advisory.networkPath" in m.headers for m in c.messages)
@@ -230,4 +231,92 @@ def test_kill_9_of_the_consumers_broker_loses_nothing_confirmed_and_doubles_noth
     assert wait_until(lambda: drained(consumer, confirmed, stomp_factory, [a, b], queue), timeout=40.0), (
         f"{len(confirmed - set(consumer.seen))} confirmed messages never arrived")
     assert consumer.duplicates == [], f"delivered again after being settled: {consumer.duplicates[:10]}"
+    consumer.close()
+
+
+# ---------------------------------------------------------------------------
+# Topics, lines, meshes, TTLs
+# ---------------------------------------------------------------------------
+
+
+def network(broker_factory, links: dict[int, list[int]], *extra: str) -> list:
+    """Brokers 0..n-1, broker i with a static connector to each of
+    ``links[i]``; ports are chosen first so that each can name its peers."""
+    brokers = [broker_factory(start=False) for _ in links]
+    for b in brokers:
+        b.port, b.openwire_port = free_port(), free_port()
+    for i, b in enumerate(brokers):
+        peers = ",".join(f"tcp://{HOST}:{brokers[j].port}" for j in links[i])
+        args = ("--network-connector", f"static:({peers}){'?' + '&'.join(extra) if extra else ''}") if peers else ()
+        b.start(DEFAULT_ARGS + args)
+    return brokers
+
+
+def test_a_topic_message_reaches_every_subscriber_on_either_broker_once(broker_factory, stomp_factory):
+    b = broker_factory()
+    a = broker_factory(*connector(b))
+    name = unique("prices")
+    here, there, pattern = stomp_factory(a), stomp_factory(b), stomp_factory(b)
+    here.subscribe(f"/topic/{name}.eur")
+    there.subscribe(f"/topic/{name}.eur")
+    pattern.subscribe(f"/topic/{name}.>")
+    assert wait_until(lambda: bridged(stomp_factory, a, f"/topic/{name}.eur", topic=True), timeout=10.0)
+    producer = stomp_factory(a)
+    for i in range(100):
+        producer.send(f"/topic/{name}.eur", f"t{i}", receipt=(i == 99))
+    expected = [f"t{i}" for i in range(100)]
+    for c in (here, there, pattern):
+        assert [m.body for m in c.expect_exactly(100, timeout=10.0)] == expected
+
+
+def test_three_brokers_in_a_line_forward_within_network_ttl(broker_factory, stomp_factory):
+    # A -> B -> C; the consumer is on C, two hops from the producer.
+    a, b, c = network(broker_factory, {0: [1], 1: [2], 2: []}, "networkTTL=2")
+    queue = f"/queue/{unique('line')}"
+    consumer = Settling(c.port, queue)
+    assert wait_until(lambda: bridged(stomp_factory, a, queue), timeout=10.0), "C's demand never reached A"
+    producer = stomp_factory(a)
+    for i in range(200):
+        producer.send(queue, f"m{i}", receipt=(i % 50 == 49), headers={"persistent": "true"})
+    assert consumer.wait(lambda: len(consumer.seen) >= 200, 20.0)
+    assert sorted(consumer.seen, key=lambda s: int(s[1:])) == [f"m{i}" for i in range(200)]
+    assert consumer.wait(lambda: not consumer.pending, 5.0)
+    assert all(browse_count(stomp_factory, x, queue) == 0 for x in (a, b, c))
+    assert consumer.seen[0] and consumer.duplicates == []
+    consumer.close()
+
+
+def test_with_network_ttl_1_a_line_does_not_carry_demand_two_hops(broker_factory, stomp_factory):
+    a, b, c = network(broker_factory, {0: [1], 1: [2], 2: []})
+    queue = f"/queue/{unique('ttl')}"
+    consumer = Settling(c.port, queue)
+    # B serves C's demand (one hop); A hears of B's bridge consumer, two hops
+    # from C, and leaves it alone: A's messages stay on A.
+    assert wait_until(lambda: bridged(stomp_factory, b, queue), timeout=10.0)
+    producer = stomp_factory(a)
+    for i in range(20):
+        producer.send(queue, f"m{i}", receipt=(i == 19), headers={"persistent": "true"})
+    assert browse_count(stomp_factory, a, queue) == 20
+    assert not bridged(stomp_factory, a, queue)
+    consumer.close()
+
+
+def test_a_full_mesh_delivers_each_message_once(broker_factory, stomp_factory):
+    a, b, c = network(broker_factory, {0: [1, 2], 1: [0, 2], 2: [0, 1]})
+    topic, queue = f"/topic/{unique('mesh')}", f"/queue/{unique('mesh')}"
+    subscribers = [stomp_factory(x) for x in (a, b, c)]
+    for s in subscribers:
+        s.subscribe(topic)
+    consumer = Settling(c.port, queue)
+    for x in (a, b):
+        assert wait_until(lambda: bridged(stomp_factory, x, topic, topic=True), timeout=10.0)
+    assert wait_until(lambda: bridged(stomp_factory, a, queue), timeout=10.0)
+    producer = stomp_factory(a)
+    for i in range(100):
+        producer.send(topic, f"t{i}")
+        producer.send(queue, f"m{i}", receipt=(i == 99), headers={"persistent": "true"})
+    for s in subscribers:
+        assert [m.body for m in s.expect_exactly(100, timeout=10.0)] == [f"t{i}" for i in range(100)]
+    assert consumer.wait(lambda: len(consumer.seen) >= 100, 10.0)
+    assert sorted(consumer.seen, key=lambda s: int(s[1:])) == [f"m{i}" for i in range(100)]
     consumer.close()

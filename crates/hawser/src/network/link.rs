@@ -3,8 +3,10 @@
 //!
 //! The link is a STOMP client of the peer (hawser-client, so it reconnects
 //! with back-off by itself). It listens to the peer's consumer advisories;
-//! for each queue and selector the peer's consumers want, it keeps one
-//! bridge consumer on this broker, below every local consumer in priority.
+//! for each queue or topic and selector the peer's consumers want, it keeps
+//! one bridge consumer on this broker (`conduitSubscriptions`: one however
+//! many consumers the peer has), below every local consumer in priority.
+//! A topic's messages thus cross once, and the peer fans them out.
 //! What that consumer receives is sent to the peer whole (the store's
 //! record format, [`FORWARD_HEADER`]) and acknowledged here only when the
 //! peer's receipt says it is stored: store and forward, nothing lost. Each
@@ -85,11 +87,15 @@ impl Outbox for LinkOutbox {
     }
 }
 
-/// What the peer's consumers want from one queue, with one selector.
+/// What the peer's consumers want from one queue or topic (or topic
+/// pattern), with one selector.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Want {
-    queue: Destination,
+    destination: Destination,
     selector: Option<String>,
+    /// Without conduit subscriptions, each of the peer's consumers is a
+    /// want of its own (ActiveMQ's `conduitSubscriptions=false`).
+    consumer: Option<String>,
 }
 
 /// A bridge consumer on this broker.
@@ -167,7 +173,9 @@ impl Link {
         let advisories = self
             .client
             .subscribe(
-                "/topic/ActiveMQ.Advisory.Consumer.Queue.>",
+                // Queues' and topics' consumers (and, on the kind's own
+                // topic, subscriptions to patterns).
+                "/topic/ActiveMQ.Advisory.Consumer.>",
                 SubscribeOptions::default(),
             )
             .await;
@@ -233,13 +241,21 @@ impl Link {
             self.remove_demand(id);
             return;
         }
-        let Some(name) = destination.strip_prefix("queue://") else {
+        let parsed = if let Some(name) = destination.strip_prefix("queue://") {
+            Destination::new(DestinationKind::Queue, name)
+        } else if let Some(name) = destination.strip_prefix("topic://") {
+            Destination::new(DestinationKind::Topic, name)
+        } else {
+            // Temporary destinations are their connection's, on their broker.
             return;
         };
-        let Ok(queue) = Destination::new(DestinationKind::Queue, name) else {
+        let Ok(destination) = parsed else {
             return;
         };
-        if queue.composite_parts().is_some() || queue.is_wildcard() || !self.forwards(&queue) {
+        // A queue consumer names one queue; a topic subscription may be a
+        // pattern (the bridge subscribes with the same pattern here).
+        let single = !destination.is_wildcard() || destination.is_topic();
+        if destination.composite_parts().is_some() || !single || !self.forwards(&destination) {
             return;
         }
         // The demand's path: the brokers it crossed to reach the peer, then
@@ -257,8 +273,9 @@ impl Link {
             return;
         }
         let want = Want {
-            queue,
+            destination,
             selector: m.header(ADVISORY_SELECTOR).map(str::to_owned),
+            consumer: (!self.settings.options.conduit_subscriptions).then(|| id.to_owned()),
         };
         let path = path.join(",");
         if self.demand.insert(id.to_owned(), want.clone()).is_some() {
@@ -268,11 +285,11 @@ impl Link {
         self.add_demand(want, peer, &path);
     }
 
-    /// Whether `queue` passes the connector's included and excluded lists.
-    fn forwards(&self, queue: &Destination) -> bool {
+    /// Whether `d` passes the connector's included and excluded lists.
+    fn forwards(&self, d: &Destination) -> bool {
         let o = &self.settings.options;
-        let included = o.included.is_empty() || o.included.iter().any(|p| p.matches(queue));
-        included && !o.excluded.iter().any(|p| p.matches(queue))
+        let included = o.included.is_empty() || o.included.iter().any(|p| p.matches(d));
+        included && !o.excluded.iter().any(|p| p.matches(d))
     }
 
     fn add_demand(&mut self, want: Want, peer: &str, path: &str) {
@@ -294,7 +311,7 @@ impl Link {
         self.next_bridge += 1;
         let spec = SubscribeSpec {
             id: Arc::clone(&sub),
-            destination: want.queue.clone(),
+            destination: want.destination.clone(),
             ack_mode: AckMode::ClientIndividual,
             prefetch: self.settings.options.prefetch_size,
             selector: Some(self.selector(&want, peer)),
@@ -320,7 +337,7 @@ impl Link {
             Err(e) => tracing::warn!(
                 "network link to {}: cannot serve {}: {e}",
                 self.settings.uri,
-                want.queue
+                want.destination
             ),
         }
     }
@@ -430,7 +447,12 @@ impl Link {
             Arc::from(format!("{}#{}", self.settings.local, m.id / BLOCK_IDS)),
             m.id % BLOCK_IDS + 1,
         );
-        let destination = format!("/queue/{}", m.destination.name);
+        let kind = if m.destination.is_topic() {
+            "topic"
+        } else {
+            "queue"
+        };
+        let destination = format!("/{kind}/{}", m.destination.name);
         let confirmation = self.client.send_as(&destination, body, headers, producer);
         b.in_flight += 1;
         let (sub, id, confirmed) = (Arc::clone(&d.subscription), m.id, confirmed.clone());

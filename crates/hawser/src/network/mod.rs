@@ -43,6 +43,13 @@ pub fn start(
             ),
             None => None,
         };
+        if connector.options.duplex {
+            // The peer would have to forward over the link's own connection.
+            anyhow::bail!(
+                "network connector {:?}: duplex=true is not built yet; give the peer a connector of its own",
+                n.uri
+            );
+        }
         let options = Arc::new(connector.options.clone());
         for (i, uri) in connector.links().into_iter().enumerate() {
             let uri = uri.to_string();
