@@ -93,7 +93,9 @@ class Settling(stomp.ConnectionListener):
     a duplicate. One delivered again before (its broker died first) is an
     honest redelivery."""
 
-    def __init__(self, port: int, queue: str, shared: "Settling | None" = None):
+    def __init__(self, port: int, queue: str, shared: "Settling | None" = None, ack: bool = True,
+                 prefetch: int = 1000):
+        self.acks = ack
         self.cond = threading.Condition()
         self.seen: list[str] = shared.seen if shared else []
         self.settled: set[str] = shared.settled if shared else set()
@@ -102,7 +104,8 @@ class Settling(stomp.ConnectionListener):
         self.conn = stomp.Connection12([(HOST, port)], heartbeats=(0, 0), reconnect_attempts_max=1)
         self.conn.set_listener("s", self)
         self.conn.connect(wait=True)
-        self.conn.subscribe(queue, id="s", ack="client-individual", headers={"receipt": "sub"})
+        self.conn.subscribe(queue, id="s", ack="client-individual",
+                            headers={"receipt": "sub", "activemq.prefetchSize": str(prefetch)})
         assert self.wait(lambda: "sub" in self.pending.values() or self.subscribed, 5.0)
 
     subscribed = False
@@ -118,8 +121,10 @@ class Settling(stomp.ConnectionListener):
                 self.duplicates.append(body)
             self.seen.append(body)
             receipt = f"ack-{len(self.seen)}"
-            self.pending[receipt] = body
             self.cond.notify_all()
+            if not self.acks:
+                return
+            self.pending[receipt] = body
         try:
             self.conn.ack(frame.headers["ack"], receipt=receipt)
         except Exception:
@@ -320,3 +325,36 @@ def test_a_full_mesh_delivers_each_message_once(broker_factory, stomp_factory):
     assert consumer.wait(lambda: len(consumer.seen) >= 100, 10.0)
     assert sorted(consumer.seen, key=lambda s: int(s[1:])) == [f"m{i}" for i in range(100)]
     consumer.close()
+
+
+# ---------------------------------------------------------------------------
+# Nothing stranded
+# ---------------------------------------------------------------------------
+
+
+def test_messages_follow_a_consumer_that_moves_to_another_broker(broker_factory, stomp_factory):
+    """ActiveMQ strands these: forwarded to B, whose consumer then leaves for
+    A, they may not go back to A (A is on their path). Here B, with no
+    consumer of its own left, sends them on to where the consumer went."""
+    a, b = network(broker_factory, {0: [1], 1: [0]})
+    queue = f"/queue/{unique('moving')}"
+    # A slow consumer: it takes ten messages and acknowledges none.
+    first = Settling(b.port, queue, ack=False, prefetch=10)
+    assert wait_until(lambda: bridged(stomp_factory, a, queue), timeout=10.0)
+    producer = stomp_factory(a)
+    n = 300
+    for i in range(n):
+        producer.send(queue, f"m{i}", receipt=(i % 50 == 49), headers={"persistent": "true"})
+    assert first.wait(lambda: len(first.seen) >= 10, 10.0)
+    assert wait_until(lambda: browse_count(stomp_factory, a, queue) == 0, timeout=10.0)
+    stranded = browse_count(stomp_factory, b, queue)
+    assert stranded >= n - 10, "the messages were not waiting on B: the move proves nothing"
+    # The consumer moves: its ten go back to B's queue, and it appears on A.
+    first.conn.disconnect()
+    second = Settling(a.port, queue, shared=first)
+    expected = {f"m{i}" for i in range(n)}
+    assert wait_until(lambda: drained(second, expected, stomp_factory, [a, b], queue), timeout=30.0), (
+        f"{len(expected - set(second.seen))} messages stranded")
+    assert second.wait(lambda: not second.pending, 5.0)
+    assert second.duplicates == [], f"delivered again after being settled: {second.duplicates[:10]}"
+    second.close()

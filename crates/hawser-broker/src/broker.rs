@@ -876,6 +876,17 @@ impl Broker {
             .retain(|_, u| u.used() > 0 || Arc::strong_count(u) > 1);
     }
 
+    /// Consumers of queue `queue` that are clients', not network links':
+    /// with none, a link may send the queue's messages back to where a
+    /// consumer went (docs/network-plan.md, "Nothing stranded").
+    pub fn local_consumers(&self, queue: &Destination) -> usize {
+        self.state
+            .lock()
+            .containers
+            .get(&ContainerKey::Queue(queue.clone()))
+            .map_or(0, crate::queue::MessageQueue::local_consumer_count)
+    }
+
     /// The messages waiting in a queue, in the order they would be dispatched,
     /// without consuming them (JMS queue browsing), at most `max`. Each comes
     /// with its redelivery count and the store record it must not be shown before.

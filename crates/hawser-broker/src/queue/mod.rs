@@ -258,6 +258,14 @@ impl MessageQueue {
         self.consumers.len()
     }
 
+    /// Attached consumers of clients (not network links).
+    pub fn local_consumer_count(&self) -> usize {
+        self.consumers
+            .iter()
+            .filter(|c| c.network_path.is_none())
+            .count()
+    }
+
     /// True if nothing is pending (in memory or the store), inflight or attached.
     pub fn is_idle(&self) -> bool {
         self.pending_len == 0

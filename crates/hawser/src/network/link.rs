@@ -39,6 +39,7 @@ use hawser_stomp::extensions::FORWARD_HEADER;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::connector::MAX_TTL;
 use super::NetworkOptions;
 
 /// The property listing the brokers a message has passed, as `,a,b,`.
@@ -96,13 +97,22 @@ struct Want {
     /// Without conduit subscriptions, each of the peer's consumers is a
     /// want of its own (ActiveMQ's `conduitSubscriptions=false`).
     consumer: Option<String>,
+    /// A rescue: while this broker has no consumer of its own on the queue,
+    /// its messages go to the peer's (local) consumers whatever their path
+    /// and hops, so none is stranded where the consumers left.
+    rescue: bool,
 }
 
 /// A bridge consumer on this broker.
 struct Bridge {
     want: Want,
+    /// The peer's name, and the path of the demand it serves.
+    peer: Arc<str>,
+    path: Arc<str>,
     /// The peer's consumers it serves, by their advisory id.
     consumers: usize,
+    /// Of those, the peer's own (not its links'): what a rescue serves.
+    local_demands: usize,
     /// Sent to the peer, its receipt not yet come.
     in_flight: usize,
     /// No demand left: sends nothing more, and goes once `in_flight` is 0.
@@ -156,8 +166,9 @@ struct Link {
     bridges: HashMap<Arc<str>, Bridge>,
     /// The bridge consumer serving each want.
     by_want: HashMap<Want, Arc<str>>,
-    /// The peer's consumers served, by advisory id: what each wants.
-    demand: HashMap<String, Want>,
+    /// The peer's consumers served, by advisory id: what each wants, and
+    /// whether it is the peer's own.
+    demand: HashMap<String, (Want, bool)>,
     next_bridge: u64,
     /// The client's connections when last looked at: a new one is a new
     /// view of the peer's consumers.
@@ -206,7 +217,10 @@ impl Link {
                 Some((sub, id, result)) = confirms.recv() => {
                     self.on_confirmed(&sub, id, result);
                 }
-                _ = tick.tick() => self.check_reconnected(),
+                _ = tick.tick() => {
+                    self.check_reconnected();
+                    self.rescue_stranded();
+                }
             }
         }
     }
@@ -276,13 +290,19 @@ impl Link {
             destination,
             selector: m.header(ADVISORY_SELECTOR).map(str::to_owned),
             consumer: (!self.settings.options.conduit_subscriptions).then(|| id.to_owned()),
+            rescue: false,
         };
+        let own = path.len() == 1;
         let path = path.join(",");
-        if self.demand.insert(id.to_owned(), want.clone()).is_some() {
+        if self
+            .demand
+            .insert(id.to_owned(), (want.clone(), own))
+            .is_some()
+        {
             return;
         }
         self.settings.stats.demands.fetch_add(1, Ordering::Relaxed);
-        self.add_demand(want, peer, &path);
+        self.add_demand(want, peer, &path, own);
     }
 
     /// Whether `d` passes the connector's included and excluded lists.
@@ -292,10 +312,19 @@ impl Link {
         included && !o.excluded.iter().any(|p| p.matches(d))
     }
 
-    fn add_demand(&mut self, want: Want, peer: &str, path: &str) {
+    fn add_demand(&mut self, want: Want, peer: &str, path: &str, own: bool) {
+        if let Some(sub) = self.open_bridge(want, peer, path) {
+            let b = self.bridges.get_mut(&sub).expect("opened");
+            b.consumers += 1;
+            b.local_demands += usize::from(own);
+        }
+    }
+
+    /// The bridge consumer serving `want`, opened if need be (or kept if
+    /// it was going); `None` if the broker refused it.
+    fn open_bridge(&mut self, want: Want, peer: &str, path: &str) -> Option<Arc<str>> {
         if let Some(sub) = self.by_want.get(&want) {
             let b = self.bridges.get_mut(sub).expect("indexed");
-            b.consumers += 1;
             if b.draining {
                 // Wanted again before it went: it serves on.
                 b.draining = false;
@@ -305,7 +334,7 @@ impl Link {
                     self.settings.options.prefetch_size,
                 );
             }
-            return;
+            return Some(Arc::clone(sub));
         }
         let sub: Arc<str> = Arc::from(format!("bridge-{}", self.next_bridge));
         self.next_bridge += 1;
@@ -327,19 +356,87 @@ impl Link {
                     Arc::clone(&sub),
                     Bridge {
                         want: want.clone(),
-                        consumers: 1,
+                        peer: Arc::from(peer),
+                        path: Arc::from(path),
+                        consumers: 0,
+                        local_demands: 0,
                         in_flight: 0,
                         draining: false,
                     },
                 );
-                self.by_want.insert(want, sub);
+                self.by_want.insert(want, Arc::clone(&sub));
+                Some(sub)
             }
-            Err(e) => tracing::warn!(
-                "network link to {}: cannot serve {}: {e}",
+            Err(e) => {
+                tracing::warn!(
+                    "network link to {}: cannot serve {}: {e}",
+                    self.settings.uri,
+                    want.destination
+                );
+                None
+            }
+        }
+    }
+
+    /// Nothing stranded: for each queue whose consumers on the peer are the
+    /// peer's own, a rescue bridge while this broker has no consumer of its
+    /// own there (the consumers moved to the peer), none otherwise. Its
+    /// messages may have passed the peer or used their hops: they go anyway,
+    /// to where the consumers are. A message moves again only if its
+    /// consumers move again; [`MAX_TTL`] hops bound even that.
+    fn rescue_stranded(&mut self) {
+        let mut open = Vec::new();
+        let mut close = Vec::new();
+        for (sub, b) in &self.bridges {
+            if b.draining || b.want.destination.is_topic() {
+                continue;
+            }
+            let base_wanted = |w: &Want| {
+                let base = Want {
+                    rescue: false,
+                    ..w.clone()
+                };
+                self.by_want
+                    .get(&base)
+                    .and_then(|s| self.bridges.get(s))
+                    .is_some_and(|b| !b.draining && b.local_demands > 0)
+            };
+            let none_here = || self.settings.broker.local_consumers(&b.want.destination) == 0;
+            if b.want.rescue {
+                if !base_wanted(&b.want) || !none_here() {
+                    close.push(Arc::clone(sub));
+                }
+            } else if b.local_demands > 0 && none_here() {
+                let rescue = Want {
+                    rescue: true,
+                    ..b.want.clone()
+                };
+                if !self.by_want.contains_key(&rescue) {
+                    open.push((rescue, Arc::clone(&b.peer), Arc::clone(&b.path)));
+                }
+            }
+        }
+        for (want, peer, path) in open {
+            tracing::info!(
+                "network link to {}: nothing consumes {} here; its messages go on to the peer's consumers",
                 self.settings.uri,
                 want.destination
-            ),
+            );
+            self.open_bridge(want, &peer, &path);
         }
+        for sub in close {
+            self.drain(&sub);
+        }
+    }
+
+    /// Takes nothing new; what is on its way to the peer is acknowledged as
+    /// it is confirmed, then the rest goes back.
+    fn drain(&mut self, sub: &Arc<str>) {
+        if let Some(b) = self.bridges.get_mut(sub) {
+            b.draining = true;
+            let _ = self.settings.broker.set_prefetch(self.conn, sub, 0);
+        }
+        self.retire_if_idle(sub);
     }
 
     /// Below every local consumer (priority 0): one step, or one per hop of
@@ -363,11 +460,15 @@ impl Link {
                 c => vec![c],
             })
             .collect();
-        let network = format!(
-            "({PATH_PROPERTY} IS NULL OR {PATH_PROPERTY} NOT LIKE '%,{escaped},%' ESCAPE '\\') \
-             AND ({HOPS_PROPERTY} IS NULL OR {HOPS_PROPERTY} < {})",
-            self.settings.options.message_ttl
-        );
+        let network = if want.rescue {
+            format!("({HOPS_PROPERTY} IS NULL OR {HOPS_PROPERTY} < {MAX_TTL})")
+        } else {
+            format!(
+                "({PATH_PROPERTY} IS NULL OR {PATH_PROPERTY} NOT LIKE '%,{escaped},%' ESCAPE '\\') \
+                 AND ({HOPS_PROPERTY} IS NULL OR {HOPS_PROPERTY} < {})",
+                self.settings.options.message_ttl
+            )
+        };
         match &want.selector {
             Some(s) => format!("({s}) AND {network}"),
             None => network,
@@ -375,7 +476,7 @@ impl Link {
     }
 
     fn remove_demand(&mut self, id: &str) {
-        let Some(want) = self.demand.remove(id) else {
+        let Some((want, own)) = self.demand.remove(id) else {
             return;
         };
         self.settings.stats.demands.fetch_sub(1, Ordering::Relaxed);
@@ -384,12 +485,9 @@ impl Link {
         };
         let b = self.bridges.get_mut(&sub).expect("indexed");
         b.consumers -= 1;
+        b.local_demands -= usize::from(own);
         if b.consumers == 0 {
-            // Take nothing new; what is on its way to the peer is
-            // acknowledged as it is confirmed, then the rest goes back.
-            b.draining = true;
-            let _ = self.settings.broker.set_prefetch(self.conn, &sub, 0);
-            self.retire_if_idle(&sub);
+            self.drain(&sub);
         }
     }
 
