@@ -1260,6 +1260,64 @@ public class JmsFeatures {
         c.close();
     }
 
+    /**
+     * Across a network of brokers: 200 persistent messages sent to the
+     * producer's broker, with typed properties, as JMS sends them.
+     */
+    static void networkSend(String url) throws JMSException {
+        Connection c = connect(url);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageProducer p = s.createProducer(s.createQueue("features.network"));
+        for (int i = 0; i < 200; i++) {
+            TextMessage m = s.createTextMessage("n" + i);
+            m.setIntProperty("n", i);
+            m.setJMSCorrelationID("c" + i);
+            m.setJMSType("order");
+            p.send(m);
+        }
+        System.out.println("ok sent 200 to the producer's broker");
+        c.close();
+    }
+
+    /**
+     * On the consumer's broker: a consumer whose selector compares the int
+     * property gets exactly the upper half, in order, typed as sent; then a
+     * consumer without one gets the rest. The link forwards on demand, with
+     * the consumers' selectors.
+     */
+    static void networkReceive(String url) throws JMSException {
+        Connection c = connect(url);
+        Session s = c.createSession(false, Session.CLIENT_ACKNOWLEDGE);
+        Queue q = s.createQueue("features.network");
+        MessageConsumer upper = s.createConsumer(q, "n >= 100");
+        List<String> got = new ArrayList<>();
+        for (int i = 0; i < 100; i++) {
+            Message m = upper.receive(WAIT_MS);
+            check(m != null, "message " + i + " of the upper half came");
+            check(m.getIntProperty("n") == 100 + i && m.getObjectProperty("n") instanceof Integer,
+                    "an int property stays an int");
+            check(("c" + (100 + i)).equals(m.getJMSCorrelationID()) && "order".equals(m.getJMSType()),
+                    "JMS headers as sent");
+            check(m.getJMSDeliveryMode() == DeliveryMode.PERSISTENT, "persistent as sent");
+            got.add(text(m));
+            m.acknowledge();
+        }
+        check(upper.receive(NOTHING_MS) == null, "nothing else matched the selector");
+        upper.close();
+        MessageConsumer rest = s.createConsumer(q);
+        List<String> lower = new ArrayList<>();
+        for (Message m = rest.receive(WAIT_MS); m != null; m = rest.receive(NOTHING_MS)) {
+            lower.add(text(m));
+            m.acknowledge();
+        }
+        List<String> expected = new ArrayList<>();
+        for (int i = 0; i < 100; i++) {
+            expected.add("n" + i);
+        }
+        check(lower.equals(expected), "the rest came to the consumer without a selector, in order, once");
+        c.close();
+    }
+
     public static void main(String[] args) {
         try {
             run(args[0], args[1]);
@@ -1295,6 +1353,8 @@ public class JmsFeatures {
             case "non-persistent": nonPersistent(url); break;
             case "non-persistent-backlog": nonPersistentBacklog(url); break;
             case "login": login(url); break;
+            case "network-send": networkSend(url); break;
+            case "network-receive": networkReceive(url); break;
             case "consumer-priority": consumerPriority(url); break;
             case "client-id-owner": clientIdOwner(url, false); break;
             case "client-id-owner-after": clientIdOwner(url, true); break;

@@ -358,3 +358,21 @@ def test_messages_follow_a_consumer_that_moves_to_another_broker(broker_factory,
     assert second.wait(lambda: not second.pending, 5.0)
     assert second.duplicates == [], f"delivered again after being settled: {second.duplicates[:10]}"
     second.close()
+
+
+# ---------------------------------------------------------------------------
+# The Java client (ActiveMQ's activemq-client over OpenWire)
+# ---------------------------------------------------------------------------
+
+
+def test_jms_messages_cross_the_network_typed_and_by_selector(broker_factory, tmp_path_factory):
+    from jms_support import compile_java
+    from test_openwire_features import run_check
+    features = compile_java(tmp_path_factory, "JmsFeatures")
+    b = broker_factory()
+    a = broker_factory(*connector(b))
+    out = run_check(features, a, "network-send")
+    assert "ok sent 200" in out
+    out = run_check(features, b, "network-receive")
+    assert "ok the rest came to the consumer without a selector, in order, once" in out
+    assert "FAIL" not in out
