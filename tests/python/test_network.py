@@ -376,3 +376,46 @@ def test_jms_messages_cross_the_network_typed_and_by_selector(broker_factory, tm
     out = run_check(features, b, "network-receive")
     assert "ok the rest came to the consumer without a selector, in order, once" in out
     assert "FAIL" not in out
+
+
+# ---------------------------------------------------------------------------
+# Visibility
+# ---------------------------------------------------------------------------
+
+
+def test_status_and_hawser_stat_report_each_link(broker_factory, stomp_factory):
+    import json
+    import subprocess
+    import urllib.request
+
+    from conftest import HAWSER_BIN
+
+    b = broker_factory()
+    status_port = free_port()
+    a = broker_factory(*connector(b), "--status", f"{HOST}:{status_port}")
+    queue = f"/queue/{unique('seen')}"
+    consumer = stomp_factory(b)
+    consumer.subscribe(queue)
+    assert wait_until(lambda: bridged(stomp_factory, a, queue), timeout=10.0)
+    producer = stomp_factory(a)
+    for i in range(10):
+        producer.send(queue, f"m{i}", receipt=(i == 9))
+    consumer.expect_exactly(10)
+
+    def links() -> list:
+        with urllib.request.urlopen(f"http://{HOST}:{status_port}/status", timeout=2) as r:
+            return json.load(r)["network"]
+
+    assert wait_until(lambda: links()[0]["forwarded"] == 10, timeout=5.0), links()
+    (link,) = links()
+    assert link["up"] and link["demands"] == 1 and link["connections"] == 1
+    assert f"{HOST}:{b.port}" in link["peer"]
+    out = subprocess.run([HAWSER_BIN, "stat", "--status", f"{HOST}:{status_port}"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "up, 1 demand(s), 10 forwarded, 1 connection(s)" in out.stdout, out.stdout
+    # The peer goes away: the link says so, and reconnects when it is back.
+    b.kill()
+    assert wait_until(lambda: not links()[0]["up"], timeout=5.0)
+    b.start()
+    assert wait_until(lambda: links()[0]["up"] and links()[0]["connections"] == 2, timeout=15.0), links()

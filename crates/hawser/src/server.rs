@@ -376,7 +376,7 @@ async fn serve_store<F: FnOnce(&Running)>(
             }
         }
     });
-    crate::network::start(config, &broker, &tracker, &shutdown)?;
+    health.set_network(crate::network::start(config, &broker, &tracker, &shutdown)?);
     tracing::info!(
         stomp = %stomp_addr,
         openwire = %openwire_addr,
@@ -434,6 +434,7 @@ async fn serve_store<F: FnOnce(&Running)>(
         tracing::warn!("some connections did not finish within {grace:?}");
     }
     health.set_serving(None);
+    health.set_network(Vec::new());
     store.close();
     tracing::info!("store flushed and closed");
     match store_failed {

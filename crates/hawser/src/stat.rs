@@ -82,6 +82,16 @@ pub async fn stat(args: StatArgs) -> Result<(), Failure> {
                 for (protocol, n) in &status.connections {
                     println!("connections {protocol}: {n}");
                 }
+                for l in &status.network {
+                    println!(
+                        "network link {}: {}, {} demand(s), {} forwarded, {} connection(s)",
+                        l.peer,
+                        if l.up { "up" } else { "down" },
+                        l.demands,
+                        l.forwarded,
+                        l.connections
+                    );
+                }
                 if !status.producers_held_by.is_empty() {
                     println!("producers held by: {}", status.producers_held_by.join(", "));
                 }

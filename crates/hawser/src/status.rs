@@ -61,6 +61,24 @@ pub struct Status {
     /// standby.
     #[serde(default)]
     pub connections: BTreeMap<String, usize>,
+    /// Its network links, one per peer of each network connector.
+    #[serde(default)]
+    pub network: Vec<LinkStatus>,
+}
+
+/// One network link in `/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkStatus {
+    /// The peer, as the link dials it.
+    pub peer: String,
+    /// Whether it is connected now.
+    pub up: bool,
+    /// Connections made to the peer so far.
+    pub connections: u64,
+    /// The peer's consumers it serves now.
+    pub demands: u64,
+    /// Messages the peer confirmed.
+    pub forwarded: u64,
 }
 
 /// What the broker reports beyond its role, kept up to date by the server.
@@ -71,6 +89,8 @@ pub struct Health {
     /// The settings of the connections of the store being served, while one
     /// is: the flow-control conditions are read from them.
     serving: Mutex<Option<Arc<CoreSettings>>>,
+    /// The network links of the store being served.
+    network: Mutex<Vec<(String, Arc<crate::network::link::LinkStats>)>>,
 }
 
 impl Health {
@@ -114,6 +134,27 @@ impl Health {
             .connections_by_protocol()
             .into_iter()
             .map(|(p, n)| (p.to_string(), n))
+            .collect()
+    }
+
+    /// Sets the network links being run (none when nothing is served).
+    pub fn set_network(&self, links: Vec<(String, Arc<crate::network::link::LinkStats>)>) {
+        *self.network.lock() = links;
+    }
+
+    /// The network links and their counters.
+    pub fn network(&self) -> Vec<LinkStatus> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.network
+            .lock()
+            .iter()
+            .map(|(peer, s)| LinkStatus {
+                peer: peer.clone(),
+                up: s.up.load(Relaxed),
+                connections: s.connections.load(Relaxed),
+                demands: s.demands.load(Relaxed),
+                forwarded: s.forwarded.load(Relaxed),
+            })
             .collect()
     }
 
@@ -294,6 +335,7 @@ pub async fn serve_status(
                         failed: source.health.failed(),
                         disk_free_bytes: source.health.disk_free_bytes(),
                         connections: source.health.connections(),
+                        network: source.health.network(),
                         producers_held_by: source
                             .health
                             .producers_held_by()

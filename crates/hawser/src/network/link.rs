@@ -77,6 +77,8 @@ pub struct LinkStats {
     pub demands: AtomicU64,
     /// Connections made to the peer so far.
     pub connections: AtomicU64,
+    /// Connected now (its advisories flowing).
+    pub up: std::sync::atomic::AtomicBool,
 }
 
 /// Deliveries of the link's bridge consumers.
@@ -198,6 +200,7 @@ impl Link {
             }
         };
         tracing::info!("network link to {}: up", self.settings.uri);
+        self.settings.stats.up.store(true, Ordering::Relaxed);
         self.connections = self.client.status().connections;
         self.settings
             .stats
@@ -229,7 +232,12 @@ impl Link {
     /// restored advisory subscription, so what was known is dropped (some
     /// may have gone while the link was down).
     fn check_reconnected(&mut self) {
-        let now = self.client.status().connections;
+        let status = self.client.status();
+        self.settings
+            .stats
+            .up
+            .store(status.connected_to.is_some(), Ordering::Relaxed);
+        let now = status.connections;
         if now == self.connections {
             return;
         }
