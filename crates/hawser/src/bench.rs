@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// Broker address (host:port) or a client URI (tcp://..., ssl://..., failover:(...)).
     #[arg(long, default_value = "127.0.0.1:61613")]
     pub broker: String,
+    /// Where the consumers connect, if not to --broker: another broker of a
+    /// network, so that every message crosses a network link.
+    #[arg(long, value_name = "BROKER")]
+    pub consumer_broker: Option<String>,
     /// A named scenario (S1-S6, see docs/benchmarks.md) or any name for the result.
     #[arg(long, default_value = "")]
     pub scenario: String,
@@ -206,6 +210,7 @@ const DEFAULT_SHAPE: Scenario = Scenario {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub broker: String,
+    pub consumer_broker: Option<String>,
     pub scenario: String,
     pub destination: String,
     pub producers: usize,
@@ -247,6 +252,7 @@ impl BenchArgs {
         };
         Ok(Plan {
             broker: self.broker.clone(),
+            consumer_broker: self.consumer_broker.clone(),
             scenario: self.scenario.clone(),
             destination: self
                 .destination
@@ -357,8 +363,8 @@ fn broker_uri(broker: &str) -> String {
     }
 }
 
-async fn connect(args: &Plan) -> anyhow::Result<Client> {
-    let uri = broker_uri(&args.broker);
+async fn connect(args: &Plan, broker: &str) -> anyhow::Result<Client> {
+    let uri = broker_uri(broker);
     let identity = Identity {
         login: args.login.clone(),
         passcode: args.passcode.clone(),
@@ -391,8 +397,9 @@ pub async fn bench(args: Plan) -> anyhow::Result<BenchResult> {
     };
 
     let mut consumers = Vec::new();
+    let consumer_broker = args.consumer_broker.as_deref().unwrap_or(&args.broker);
     for id in 0..args.consumers {
-        let client = connect(&args).await?;
+        let client = connect(&args, consumer_broker).await?;
         let options = SubscribeOptions {
             id: Some(format!("c{id}")),
             ack,
@@ -420,7 +427,7 @@ pub async fn bench(args: Plan) -> anyhow::Result<BenchResult> {
     let mut producers = Vec::new();
     let send_start = Instant::now();
     for id in 0..args.producers {
-        let client = connect(&args).await?;
+        let client = connect(&args, &args.broker).await?;
         let args = args.clone();
         let progress = Arc::clone(&progress);
         producers.push(tokio::spawn(async move {

@@ -121,7 +121,8 @@ struct Bridge {
     draining: bool,
 }
 
-type Confirmed = (Arc<str>, MessageId, Result<(), ClientError>);
+/// A forward waiting for the peer's receipt.
+type InFlight = (Arc<str>, MessageId, hawser_client::Confirmation);
 
 /// Runs a link until `shutdown`.
 pub async fn run(settings: LinkSettings, shutdown: CancellationToken) {
@@ -206,8 +207,10 @@ impl Link {
             .stats
             .connections
             .store(self.connections, Ordering::Relaxed);
-        // Each send's receipt, as it comes (a task per send waits for it).
-        let (confirmed, mut confirms) = mpsc::unbounded_channel::<Confirmed>();
+        // The forwards waiting for their receipts, in the order sent: one
+        // connection's receipts come in that order, so only the oldest is
+        // waited on (a later one that came first is taken right after).
+        let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
         let mut tick = tokio::time::interval(RECONNECT_CHECK);
         loop {
             tokio::select! {
@@ -216,8 +219,13 @@ impl Link {
                     Some(m) => self.on_advisory(&m),
                     None => return,
                 },
-                Some(d) = deliveries.recv() => self.forward(d, &confirmed),
-                Some((sub, id, result)) = confirms.recv() => {
+                Some(d) = deliveries.recv() => {
+                    if let Some(sent) = self.forward(d) {
+                        in_flight.push_back(sent);
+                    }
+                }
+                result = async { (&mut in_flight.front_mut().expect("not empty").2).await }, if !in_flight.is_empty() => {
+                    let (sub, id, _) = in_flight.pop_front().expect("not empty");
                     self.on_confirmed(&sub, id, result);
                 }
                 _ = tick.tick() => {
@@ -519,12 +527,10 @@ impl Link {
     }
 
     /// Sends a delivery to the peer; the future resolves with its receipt.
-    fn forward(&mut self, d: Delivery, confirmed: &mpsc::UnboundedSender<Confirmed>) {
-        let Some(b) = self.bridges.get_mut(&d.subscription) else {
-            return;
-        };
+    fn forward(&mut self, d: Delivery) -> Option<InFlight> {
+        let b = self.bridges.get_mut(&d.subscription)?;
         if b.draining {
-            return;
+            return None;
         }
         let m = &d.message;
         let mut data: MessageData = m.message_data().clone();
@@ -561,10 +567,7 @@ impl Link {
         let destination = format!("/{kind}/{}", m.destination.name);
         let confirmation = self.client.send_as(&destination, body, headers, producer);
         b.in_flight += 1;
-        let (sub, id, confirmed) = (Arc::clone(&d.subscription), m.id, confirmed.clone());
-        tokio::spawn(async move {
-            let _ = confirmed.send((sub, id, confirmation.await));
-        });
+        Some((Arc::clone(&d.subscription), m.id, confirmation))
     }
 
     fn on_confirmed(&mut self, sub: &Arc<str>, id: MessageId, result: Result<(), ClientError>) {
