@@ -93,7 +93,7 @@ class Settling(stomp.ConnectionListener):
     a duplicate. One delivered again before (its broker died first) is an
     honest redelivery."""
 
-    def __init__(self, port: int, queue: str, shared: "Settling | None" = None, ack: bool = True,
+    def __init__(self, port: "int | list[int]", queue: str, shared: "Settling | None" = None, ack: bool = True,
                  prefetch: int = 1000):
         self.acks = ack
         self.cond = threading.Condition()
@@ -101,7 +101,9 @@ class Settling(stomp.ConnectionListener):
         self.settled: set[str] = shared.settled if shared else set()
         self.duplicates: list[str] = shared.duplicates if shared else []
         self.pending: dict[str, str] = {}
-        self.conn = stomp.Connection12([(HOST, port)], heartbeats=(0, 0), reconnect_attempts_max=1)
+        ports = port if isinstance(port, list) else [port]
+        # Given a list, stomp-py tries each in turn: a standby refuses.
+        self.conn = stomp.Connection12([(HOST, p) for p in ports], heartbeats=(0, 0), reconnect_attempts_max=1)
         self.conn.set_listener("s", self)
         self.conn.connect(wait=True)
         self.conn.subscribe(queue, id="s", ack="client-individual",
@@ -167,9 +169,11 @@ class Producer(threading.Thread):
         self.conn.set_listener("r", Receipts())
         self.conn.connect(wait=True)
 
+    run_from = 0
+
     def run(self):
         try:
-            for i in range(self.count):
+            for i in range(self.run_from, self.count):
                 self.conn.send(self.queue, f"m{i}", headers={"persistent": "true", "receipt": f"m{i}"})
                 self.sent = i + 1
                 if i % 200 == 199:
@@ -419,3 +423,57 @@ def test_status_and_hawser_stat_report_each_link(broker_factory, stomp_factory):
     assert wait_until(lambda: not links()[0]["up"], timeout=5.0)
     b.start()
     assert wait_until(lambda: links()[0]["up"] and links()[0]["connections"] == 2, timeout=15.0), links()
+
+
+
+# ---------------------------------------------------------------------------
+# masterslave:(...): a link that follows a master/slave pair
+# ---------------------------------------------------------------------------
+
+
+def test_a_masterslave_link_follows_the_pair_when_its_master_is_killed(broker_factory, stomp_factory, tmp_path):
+    from test_stomppy_master_slave import SharedBroker, wait_for_master
+
+    data = tmp_path / "pair-store"
+    pair = [SharedBroker(tmp_path / n, data, n) for n in ("M", "S")]
+    try:
+        pair[0].start()
+        assert wait_for_master(pair[:1]) is pair[0]
+        pair[1].start()
+        a = broker_factory("--network-connector",
+                           f"masterslave:(tcp://{HOST}:{pair[0].port},tcp://{HOST}:{pair[1].port})")
+        queue = f"/queue/{unique('pair')}"
+        ports = [x.port for x in pair]
+        consumer = Settling(ports, queue)
+        assert wait_until(lambda: bridged(stomp_factory, a, queue), timeout=10.0)
+        producer = Producer(a.port, queue, 3000)
+        producer.start()
+        assert consumer.wait(lambda: len(consumer.seen) >= 500, 20.0), "nothing crossed the link"
+        pair[0].kill()
+        consumer.close()
+        assert wait_for_master(pair[1:], timeout=15.0) is pair[1]
+        pair[0].start()  # back as the standby
+        consumer = Settling(ports, queue, shared=consumer)
+        producer.join(30)
+        assert producer.sent == 3000
+        assert wait_until(lambda: len(producer.confirmed_now()) == 3000, timeout=10.0)
+        # Sent after the takeover: only a link that followed the pair to its
+        # new master carries these.
+        after = Producer(a.port, queue, 3500)
+        after.run_from = 3000
+        after.start()
+        after.join(30)
+        assert after.sent == 3500
+        assert wait_until(lambda: len(after.confirmed_now()) == 500, timeout=10.0)
+        confirmed = producer.confirmed_now() | after.confirmed_now()
+
+        class Master:
+            port = pair[1].port
+
+        assert wait_until(lambda: drained(consumer, confirmed, stomp_factory, [a, Master], queue), timeout=40.0), (
+            f"{len(confirmed - set(consumer.seen))} confirmed messages never arrived")
+        assert consumer.duplicates == [], f"delivered again after being settled: {consumer.duplicates[:10]}"
+        consumer.close()
+    finally:
+        for x in pair:
+            x.stop()

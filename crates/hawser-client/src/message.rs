@@ -43,6 +43,12 @@ impl Message {
         self.header("message-id").unwrap_or_default()
     }
 
+    /// Which of the client's connections it came on: 1 for the first, then
+    /// one more per reconnect, as [`crate::Status::connections`] counts them.
+    pub fn connection(&self) -> u64 {
+        self.generation
+    }
+
     /// True if the broker delivered it before.
     pub fn redelivered(&self) -> bool {
         self.header("redelivered") == Some("true")

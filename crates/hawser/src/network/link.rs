@@ -236,24 +236,29 @@ impl Link {
         }
     }
 
-    /// A new connection to the peer: the peer replays its consumers to the
-    /// restored advisory subscription, so what was known is dropped (some
-    /// may have gone while the link was down).
+    /// A new connection to the peer, seen by the client's count of them
+    /// (with no advisory on it yet: the peer may have no consumers).
     fn check_reconnected(&mut self) {
         let status = self.client.status();
         self.settings
             .stats
             .up
             .store(status.connected_to.is_some(), Ordering::Relaxed);
-        let now = status.connections;
-        if now == self.connections {
-            return;
+        if status.connections > self.connections {
+            self.new_view(status.connections);
         }
-        self.connections = now;
+    }
+
+    /// The peer's consumers as connection `connection` sees them: the peer
+    /// replays those there are to the restored advisory subscription, so
+    /// what an earlier connection said is dropped (some may have gone while
+    /// the link was down, or the peer is another broker now).
+    fn new_view(&mut self, connection: u64) {
+        self.connections = connection;
         self.settings
             .stats
             .connections
-            .store(now, Ordering::Relaxed);
+            .store(connection, Ordering::Relaxed);
         tracing::info!("network link to {}: reconnected", self.settings.uri);
         let ids: Vec<String> = self.demand.keys().cloned().collect();
         for id in ids {
@@ -262,6 +267,13 @@ impl Link {
     }
 
     fn on_advisory(&mut self, m: &hawser_client::Message) {
+        // An advisory of a newer connection than the tick has seen: its
+        // view replaces the old one before it counts.
+        match m.connection() {
+            c if c > self.connections => self.new_view(c),
+            c if c < self.connections => return,
+            _ => {}
+        }
         let (Some(id), Some(destination)) =
             (m.header(ADVISORY_CONSUMER), m.header(ADVISORY_DESTINATION))
         else {
