@@ -477,3 +477,45 @@ def test_a_masterslave_link_follows_the_pair_when_its_master_is_killed(broker_fa
     finally:
         for x in pair:
             x.stop()
+
+
+def test_jms_clients_across_a_link_through_kill_9_of_either_broker(broker_factory, stomp_factory, tmp_path_factory):
+    """ActiveMQ's Java client on both ends (tests/java/JmsFailoverDrill.java):
+    a producer on A and a consumer on B, each with a failover URI to its own
+    broker; A is killed with SIGKILL and restarted, then B. Every send the
+    producer was told of arrives; the consumer's application is given none
+    twice."""
+    from jms_support import compile_java
+    from test_openwire_master_slave import Program
+
+    drill = compile_java(tmp_path_factory, "JmsFailoverDrill")
+    b = broker_factory()
+    a = broker_factory(*connector(b))
+    queue = unique("jmsnet")
+    programs = []
+    try:
+        consumer = Program(drill, "consumer", "consume", f"failover:(tcp://{HOST}:{b.openwire_port})", queue,
+                           "60", "3000")
+        programs.append(consumer)
+        assert wait_until(lambda: bridged(stomp_factory, a, f"/queue/{queue}"), timeout=15.0)
+        producer = Program(drill, "producer", "produce", f"failover:(tcp://{HOST}:{a.openwire_port})", queue,
+                           "1000000", "40")
+        programs.append(producer)
+        for victim in (a, b):
+            sent, got = producer.count(), consumer.count()
+            assert producer.wait(lambda p: len(p.numbers) >= sent + 200, 20.0), producer.tail()
+            assert consumer.wait(lambda c: len(c.numbers) >= got + 100, 20.0), consumer.tail()
+            victim.restart(kill=True)
+        sent = producer.count()
+        assert producer.wait(lambda p: len(p.numbers) >= sent + 200, 20.0), f"no sends after the kills:\n{producer.tail()}"
+        assert producer.finish() == 0, producer.tail()
+        confirmed = set(producer.numbers)
+        assert consumer.wait(lambda c: confirmed <= set(c.numbers), 40.0), (
+            f"{len(confirmed - set(consumer.numbers))} confirmed messages never arrived:\n{consumer.tail()}")
+        assert consumer.finish() == 0, consumer.tail()
+        assert len(consumer.numbers) == len(set(consumer.numbers)), "the application was given a message twice"
+        assert browse_count(stomp_factory, a, f"/queue/{queue}") == 0
+        assert browse_count(stomp_factory, b, f"/queue/{queue}") == 0
+    finally:
+        for p in programs:
+            p.kill()
