@@ -519,3 +519,50 @@ def test_jms_clients_across_a_link_through_kill_9_of_either_broker(broker_factor
     finally:
         for p in programs:
             p.kill()
+
+
+def test_a_line_of_three_survives_kill_9_of_the_middle_broker(broker_factory, stomp_factory):
+    a, b, c = network(broker_factory, {0: [1], 1: [2], 2: []}, "networkTTL=2")
+    queue = f"/queue/{unique('middle')}"
+    consumer = Settling(c.port, queue)
+    assert wait_until(lambda: bridged(stomp_factory, a, queue), timeout=10.0)
+    producer = Producer(a.port, queue, 3000)
+    producer.start()
+    assert consumer.wait(lambda: len(consumer.seen) >= 500, 20.0), "nothing crossed the line"
+    b.restart(kill=True)
+    producer.join(30)
+    assert producer.sent == 3000, "the producer's broker was not killed: every send goes through"
+    assert wait_until(lambda: len(producer.confirmed_now()) == 3000, timeout=10.0)
+    confirmed = producer.confirmed_now()
+    # A's link and B's reconnect by themselves; what B stored before the
+    # kill goes on to C, what A still holds goes through B again.
+    assert wait_until(lambda: drained(consumer, confirmed, stomp_factory, [a, b, c], queue), timeout=40.0), (
+        f"{len(confirmed - set(consumer.seen))} confirmed messages never arrived")
+    assert consumer.wait(lambda: not consumer.pending, 5.0)
+    assert consumer.duplicates == []
+    assert len(consumer.seen) == len(set(consumer.seen)), "a message was delivered twice"
+    consumer.close()
+
+
+def test_included_and_excluded_destinations_limit_what_a_link_forwards(broker_factory, stomp_factory):
+    b = broker_factory()
+    a = broker_factory("--network-connector", f"static:(tcp://{HOST}:{b.port})?includedDestinations="
+                       f"queue://orders.>,topic://prices.*&excludedDestinations=queue://orders.secret")
+    tag = unique("f")
+    wanted, secret, other = f"/queue/orders.{tag}", "/queue/orders.secret", f"/queue/{tag}.other"
+    prices, deep = f"/topic/prices.{tag}", f"/topic/prices.{tag}.deep"
+    consumers = {d: stomp_factory(b) for d in (wanted, secret, other, prices, deep)}
+    for d, c in consumers.items():
+        c.subscribe(d)
+    assert wait_until(lambda: bridged(stomp_factory, a, wanted), timeout=10.0)
+    assert wait_until(lambda: bridged(stomp_factory, a, prices, topic=True), timeout=10.0)
+    producer = stomp_factory(a)
+    for d in consumers:
+        producer.send(d, f"to {d}", receipt=True, headers={"persistent": "true"})
+    assert [m.body for m in consumers[wanted].expect_exactly(1)] == [f"to {wanted}"]
+    assert [m.body for m in consumers[prices].expect_exactly(1)] == [f"to {prices}"]
+    # The queues left out stay on A, where a browser counts them.
+    for d in (secret, other):
+        assert browse_count(stomp_factory, a, d) == 1, d
+        assert consumers[d].messages == []
+    assert consumers[deep].messages == []
