@@ -566,3 +566,26 @@ def test_included_and_excluded_destinations_limit_what_a_link_forwards(broker_fa
         assert browse_count(stomp_factory, a, d) == 1, d
         assert consumers[d].messages == []
     assert consumers[deep].messages == []
+
+
+def test_request_reply_across_a_link_reaches_the_requesters_temporary_queue(broker_factory, stomp_factory):
+    """The requester on B, its reply queue a temporary one there; the
+    service on A. The request crosses on demand; the reply, sent on A to the
+    temporary queue, crosses back because A's link mirrors B's temporary
+    queues (from ActiveMQ.Advisory.TempQueue)."""
+    a, b = network(broker_factory, {0: [1], 1: [0]})
+    service = f"/queue/{unique('service')}"
+    responder = stomp_factory(a)
+    responder.subscribe(service)
+    requester = stomp_factory(b)
+    requester.subscribe("/temp-queue/replies", id="replies")
+    assert wait_until(lambda: bridged(stomp_factory, b, service), timeout=10.0)
+    for i in range(20):
+        requester.send(service, f"q{i}", receipt=(i == 19), headers={"reply-to": "/temp-queue/replies"})
+    requests = responder.wait_messages(20, timeout=10.0)
+    reply_to = requests[0].headers["reply-to"]
+    assert reply_to.startswith("/remote-temp-queue/"), reply_to
+    for m in requests:
+        responder.send(m.headers["reply-to"], "re:" + m.body, receipt=True)
+    replies = requester.wait_messages(20, timeout=10.0)
+    assert sorted(r.body for r in replies) == sorted(f"re:q{i}" for i in range(20))

@@ -84,7 +84,7 @@ impl Broker {
 }
 
 /// The refusal, written to the audit log as well.
-fn refusal(who: &Principal, d: &Destination, op: Operation) -> BrokerError {
+pub(crate) fn refusal(who: &Principal, d: &Destination, op: Operation) -> BrokerError {
     let user = user_name(who);
     tracing::warn!(target: "audit", user, "not authorized to {}: {d}", op.as_str());
     BrokerError::NotAuthorized {

@@ -33,6 +33,12 @@ impl Broker {
         if c.temps.contains(dest) {
             return Ok(());
         }
+        // Another connection's: it stays that connection's.
+        if st.temp_owners.contains_key(dest) {
+            let who = &st.connections.open(conn)?.info.principal;
+            return Err(crate::authorization::refusal(who, dest, Operation::Admin));
+        }
+        let c = st.connections.open_mut(conn)?;
         if c.temps.len() >= self.config.max_temporary_destinations_per_connection {
             return Err(BrokerError::Limit("temporary destinations per connection"));
         }

@@ -153,6 +153,7 @@ pub async fn run(settings: LinkSettings, shutdown: CancellationToken) {
         bridges: HashMap::new(),
         by_want: HashMap::new(),
         demand: HashMap::new(),
+        temps: std::collections::HashSet::new(),
         next_bridge: 1,
         connections: 0,
     };
@@ -169,6 +170,8 @@ struct Link {
     bridges: HashMap<Arc<str>, Bridge>,
     /// The bridge consumer serving each want.
     by_want: HashMap<Want, Arc<str>>,
+    /// The peer's temporary queues mirrored here.
+    temps: std::collections::HashSet<Destination>,
     /// The peer's consumers served, by advisory id: what each wants, and
     /// whether it is the peer's own.
     demand: HashMap<String, (Want, bool)>,
@@ -200,6 +203,21 @@ impl Link {
                 return;
             }
         };
+        // The peer's temporary queues, so that a reply sent here reaches one.
+        let mut temps = match self
+            .client
+            .subscribe(
+                "/topic/ActiveMQ.Advisory.TempQueue",
+                SubscribeOptions::default(),
+            )
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("network link to {}: {e}", self.settings.uri);
+                return;
+            }
+        };
         tracing::info!("network link to {}: up", self.settings.uri);
         self.settings.stats.up.store(true, Ordering::Relaxed);
         self.connections = self.client.status().connections;
@@ -217,6 +235,10 @@ impl Link {
                 _ = shutdown.cancelled() => return,
                 m = advisories.recv() => match m {
                     Some(m) => self.on_advisory(&m),
+                    None => return,
+                },
+                m = temps.recv() => match m {
+                    Some(m) => self.on_temporary(&m),
                     None => return,
                 },
                 Some(d) = deliveries.recv() => {
@@ -264,15 +286,83 @@ impl Link {
         for id in ids {
             self.remove_demand(&id);
         }
+        for temp in std::mem::take(&mut self.temps) {
+            self.forget_temporary(&Want {
+                destination: temp,
+                selector: None,
+                consumer: None,
+                rescue: false,
+            });
+        }
+    }
+
+    /// Whether an advisory is of the current view of the peer: one of a
+    /// newer connection than the tick has seen replaces the old view first.
+    fn current(&mut self, m: &hawser_client::Message) -> bool {
+        match m.connection() {
+            c if c > self.connections => {
+                self.new_view(c);
+                true
+            }
+            c => c == self.connections,
+        }
+    }
+
+    /// A temporary queue made or deleted on the peer. While it exists, one
+    /// of the same name here, owned by the link, carries to the peer what is
+    /// sent to it: a reply from a consumer here reaches its requester there.
+    fn on_temporary(&mut self, m: &hawser_client::Message) {
+        if !self.current(m) {
+            return;
+        }
+        let Some(name) = m
+            .header(ADVISORY_DESTINATION)
+            .and_then(|d| d.strip_prefix("temp-queue://"))
+        else {
+            return;
+        };
+        let Ok(temp) = Destination::new(DestinationKind::TempQueue, name) else {
+            return;
+        };
+        let want = Want {
+            destination: temp.clone(),
+            selector: None,
+            consumer: None,
+            rescue: false,
+        };
+        let broker = Arc::clone(&self.settings.broker);
+        if m.header(ADVISORY_ADDED) == Some("true") {
+            // One made here (by a client, or mirrored from elsewhere) stays as it is.
+            if self.temps.contains(&temp) || broker.register_temporary(self.conn, &temp).is_err() {
+                return;
+            }
+            self.temps.insert(temp);
+            let peer: Arc<str> = Arc::from(m.header(ADVISORY_BROKER).unwrap_or("?"));
+            if let Some(sub) = self.open_bridge(want, &peer, &peer) {
+                self.bridges.get_mut(&sub).expect("opened").consumers += 1;
+            }
+        } else if self.temps.remove(&temp) {
+            self.forget_temporary(&want);
+        }
+    }
+
+    /// Stops mirroring a temporary queue of the peer.
+    fn forget_temporary(&mut self, want: &Want) {
+        if let Some(sub) = self.by_want.get(want).cloned() {
+            if let Some(b) = self.bridges.get_mut(&sub) {
+                b.consumers = 0;
+            }
+            self.drain(&sub);
+        }
+        let _ = self
+            .settings
+            .broker
+            .delete_temporary_destination(self.conn, &want.destination);
     }
 
     fn on_advisory(&mut self, m: &hawser_client::Message) {
-        // An advisory of a newer connection than the tick has seen: its
-        // view replaces the old one before it counts.
-        match m.connection() {
-            c if c > self.connections => self.new_view(c),
-            c if c < self.connections => return,
-            _ => {}
+        if !self.current(m) {
+            return;
         }
         let (Some(id), Some(destination)) =
             (m.header(ADVISORY_CONSUMER), m.header(ADVISORY_DESTINATION))
@@ -571,10 +661,11 @@ impl Link {
             Arc::from(format!("{}#{}", self.settings.local, m.id / BLOCK_IDS)),
             m.id % BLOCK_IDS + 1,
         );
-        let kind = if m.destination.is_topic() {
-            "topic"
-        } else {
-            "queue"
+        let kind = match m.destination.kind {
+            DestinationKind::Topic | DestinationKind::TempTopic => "topic",
+            DestinationKind::Queue => "queue",
+            // The peer's own, reached by its broker-wide name.
+            DestinationKind::TempQueue => "remote-temp-queue",
         };
         let destination = format!("/{kind}/{}", m.destination.name);
         let confirmation = self.client.send_as(&destination, body, headers, producer);
