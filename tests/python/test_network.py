@@ -193,15 +193,22 @@ def drained(consumer: Settling, expected: set[str], stomp_factory, brokers, queu
     return all(browse_count(stomp_factory, b, queue) == 0 for b in brokers)
 
 
-def test_kill_9_of_the_producers_broker_loses_nothing_confirmed_and_doubles_nothing(broker_factory, stomp_factory):
+def flowing(broker_factory, stomp_factory, tag: str, count: int):
+    """A producer on A sending ``count`` messages to a consumer on B, once
+    600 of them have crossed the link: (a, b, queue, consumer, producer)."""
     b = broker_factory()
     a = broker_factory(*connector(b))
-    queue = f"/queue/{unique('killa')}"
+    queue = f"/queue/{unique(tag)}"
     consumer = Settling(b.port, queue)
     assert wait_until(lambda: bridged(stomp_factory, a, queue), timeout=10.0)
-    producer = Producer(a.port, queue, 4000)
+    producer = Producer(a.port, queue, count)
     producer.start()
     assert consumer.wait(lambda: len(consumer.seen) >= 600, 20.0), "nothing crossed the link"
+    return a, b, queue, consumer, producer
+
+
+def test_kill_9_of_the_producers_broker_loses_nothing_confirmed_and_doubles_nothing(broker_factory, stomp_factory):
+    a, b, queue, consumer, producer = flowing(broker_factory, stomp_factory, "killa", 4000)
     a.kill()
     producer.join(10)
     confirmed = producer.confirmed_now()
@@ -218,14 +225,7 @@ def test_kill_9_of_the_producers_broker_loses_nothing_confirmed_and_doubles_noth
 
 
 def test_kill_9_of_the_consumers_broker_loses_nothing_confirmed_and_doubles_nothing(broker_factory, stomp_factory):
-    b = broker_factory()
-    a = broker_factory(*connector(b))
-    queue = f"/queue/{unique('killb')}"
-    consumer = Settling(b.port, queue)
-    assert wait_until(lambda: bridged(stomp_factory, a, queue), timeout=10.0)
-    producer = Producer(a.port, queue, 3000)
-    producer.start()
-    assert consumer.wait(lambda: len(consumer.seen) >= 600, 20.0), "nothing crossed the link"
+    a, b, queue, consumer, producer = flowing(broker_factory, stomp_factory, "killb", 3000)
     b.kill()
     consumer.close()
     time.sleep(0.3)  # A's producer keeps sending to A meanwhile

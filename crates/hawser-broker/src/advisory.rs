@@ -136,6 +136,7 @@ impl Broker {
                 msg: Arc::new(Message::new(data, self.memory())),
                 redeliveries: 0,
                 seq: 0,
+                record: 0,
                 consumed: None,
             };
             if let Some(q) = st.containers.get_mut(key) {

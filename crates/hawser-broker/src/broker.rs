@@ -204,6 +204,7 @@ impl Broker {
                 msg: Arc::new(Message::charged(data, &broker.usage, Some(&usage))),
                 redeliveries,
                 seq: 0,
+                record: 0,
                 consumed: None,
             };
             st.containers

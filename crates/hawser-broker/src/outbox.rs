@@ -47,6 +47,9 @@ pub struct Delivery {
     pub redelivery_count: u32,
     /// Do not show the message to the consumer before this store record is durable.
     pub seq: Seq,
+    /// The record that stored the message, even when `seq` lets it be shown
+    /// earlier (0: none, or durable already): see `Entry::record`.
+    pub record: Seq,
     /// The consumer uses auto-acknowledge: report the delivery once written.
     pub auto_ack: bool,
 }

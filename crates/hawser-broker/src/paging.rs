@@ -335,6 +335,7 @@ impl Broker {
                     msg: Arc::new(Message::charged(data, self.memory(), Some(&u))),
                     redeliveries,
                     seq: 0,
+                    record: 0,
                     consumed: None,
                 }
             })

@@ -415,10 +415,12 @@ impl Publish {
                 Some(q) => q,
                 None => st.containers.entry(key.clone()).or_default(),
             };
+            let record = if msg.persistent { seq } else { 0 };
             let entry = Entry {
                 msg,
                 redeliveries: 0,
                 seq: visible_after,
+                record,
                 consumed: consumed.clone(),
             };
             Broker::place(q, &key, entry, seq, pages, spilled);

@@ -135,6 +135,7 @@ impl Broker {
                 msg,
                 redeliveries: 0,
                 seq,
+                record: seq,
                 consumed: None,
             };
             Broker::place(q, &dlq_key, entry, seq, pages, false);

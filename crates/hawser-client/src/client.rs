@@ -362,16 +362,7 @@ impl Client {
         body: impl Into<Bytes>,
         headers: Headers,
     ) -> Confirmation {
-        let (done, wait) = oneshot::channel();
-        let frame = send_frame(destination, body.into(), headers);
-        let _ = self.commands.send(Command::Send {
-            frame,
-            tx: None,
-            producer: None,
-            done,
-            queued_at: Instant::now(),
-        });
-        Confirmation(wait)
+        self.send_under(destination, body.into(), headers, None)
     }
 
     /// [`Client::send`] under a producer id and sequence number the caller
@@ -385,12 +376,21 @@ impl Client {
         headers: Headers,
         producer: (Arc<str>, u64),
     ) -> Confirmation {
+        self.send_under(destination, body.into(), headers, Some(producer))
+    }
+
+    fn send_under(
+        &self,
+        destination: &str,
+        body: Bytes,
+        headers: Headers,
+        producer: Option<(Arc<str>, u64)>,
+    ) -> Confirmation {
         let (done, wait) = oneshot::channel();
-        let frame = send_frame(destination, body.into(), headers);
         let _ = self.commands.send(Command::Send {
-            frame,
+            frame: send_frame(destination, body, headers),
             tx: None,
-            producer: Some(producer),
+            producer,
             done,
             queued_at: Instant::now(),
         });

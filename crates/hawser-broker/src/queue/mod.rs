@@ -52,6 +52,10 @@ pub struct Entry {
     pub redeliveries: u32,
     /// The store record a consumer must not see it before (0: nothing to wait for).
     pub seq: Seq,
+    /// The store record that made it persistent here, whatever `seq` says
+    /// (0: none, or known durable): what a network link waits for before
+    /// the message leaves this broker.
+    pub record: Seq,
     /// Set when a consumer acknowledges it, for a producer waiting on its receipt.
     pub consumed: Option<Arc<Consumed>>,
 }
@@ -591,6 +595,7 @@ impl MessageQueue {
             message: Arc::clone(&entry.msg),
             redelivery_count: entry.redeliveries,
             seq: entry.seq,
+            record: entry.record,
             auto_ack: c.ack_mode == AckMode::Auto,
         });
         self.inflight.insert(

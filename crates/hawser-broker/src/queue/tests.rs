@@ -23,6 +23,7 @@ fn entry(id: u64, priority: u8, headers: &[(&str, &str)]) -> Entry {
         msg: Arc::new(Message::new(MessageData::accept(id, new, 0), &usage)),
         redeliveries: 0,
         seq: 0,
+        record: 0,
         consumed: None,
     }
 }

@@ -230,6 +230,13 @@ impl Link {
         // waited on (a later one that came first is taken right after).
         let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
         let mut tick = tokio::time::interval(RECONNECT_CHECK);
+        // Deliveries whose record here is not durable yet (the engine
+        // dispatches while it writes): they leave this broker only once
+        // they are on its disk. Otherwise a crash here could lose a message
+        // the peer already has, and the producer's resend, stored here
+        // under a new id, would reach the peer as a second message.
+        let mut durable = self.settings.broker.store().durability();
+        let mut held: std::collections::VecDeque<Delivery> = std::collections::VecDeque::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -242,9 +249,15 @@ impl Link {
                     None => return,
                 },
                 Some(d) = deliveries.recv() => {
-                    if let Some(sent) = self.forward(d) {
-                        in_flight.push_back(sent);
+                    held.push_back(d);
+                    self.forward_durable(&mut held, durable.borrow().seq, &mut in_flight);
+                }
+                changed = durable.changed(), if !held.is_empty() => {
+                    if changed.is_err() {
+                        return;
                     }
+                    let seq = durable.borrow_and_update().seq;
+                    self.forward_durable(&mut held, seq, &mut in_flight);
                 }
                 result = async { (&mut in_flight.front_mut().expect("not empty").2).await }, if !in_flight.is_empty() => {
                     let (sub, id, _) = in_flight.pop_front().expect("not empty");
@@ -671,6 +684,23 @@ impl Link {
         let confirmation = self.client.send_as(&destination, body, headers, producer);
         b.in_flight += 1;
         Some((Arc::clone(&d.subscription), m.id, confirmation))
+    }
+
+    /// Forwards the held deliveries, in order, whose records are durable
+    /// (`durable` and below; `Delivery::record`, not `seq`, which concurrent
+    /// dispatch leaves at 0).
+    fn forward_durable(
+        &mut self,
+        held: &mut std::collections::VecDeque<Delivery>,
+        durable: hawser_broker::Seq,
+        in_flight: &mut std::collections::VecDeque<InFlight>,
+    ) {
+        while held.front().is_some_and(|d| d.record <= durable) {
+            let d = held.pop_front().expect("checked");
+            if let Some(sent) = self.forward(d) {
+                in_flight.push_back(sent);
+            }
+        }
     }
 
     fn on_confirmed(&mut self, sub: &Arc<str>, id: MessageId, result: Result<(), ClientError>) {

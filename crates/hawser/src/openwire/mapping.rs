@@ -311,6 +311,7 @@ mod tests {
         let usage = MemoryUsage::new(u64::MAX);
         let data = MessageData::accept(1, new_message(m).expect("maps"), 0);
         let delivery = Delivery {
+            record: 0,
             consumer: 1,
             subscription: Arc::from("ID:c-1:1:1:1"),
             message: Arc::new(Message::new(data, &usage)),

@@ -481,6 +481,7 @@ mod tests {
             .properties
             .push((Arc::from("n"), PropertyValue::Int(7)));
         let d = Delivery {
+            record: 0,
             consumer: 1,
             subscription: Arc::from("s"),
             message: Arc::new(hawser_broker::Message::new(
@@ -552,6 +553,7 @@ mod tests {
             timestamp_ms: 1_700_000_000_000,
         };
         Delivery {
+            record: 0,
             consumer: 1,
             subscription: Arc::from("sub:1"),
             message: Arc::new(Message::new(data, &MemoryUsage::new(u64::MAX))),
@@ -634,6 +636,7 @@ mod tests {
             0,
         );
         let other = Delivery {
+            record: 0,
             subscription: Arc::from("other"),
             redelivery_count: 1,
             ..d.clone()

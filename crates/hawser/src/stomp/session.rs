@@ -496,6 +496,7 @@ impl Session {
         let max = self.settings.max_browse_messages;
         for (message, redelivery_count, seq) in broker.browse(&queue, max) {
             self.send_out(Out::Browse(Delivery {
+                record: 0,
                 consumer: 0,
                 subscription: Arc::clone(&id),
                 message,

@@ -155,6 +155,7 @@ impl Session {
         tracing::debug!("browsing {queue}: {} messages", shown.len());
         for (message, redelivery_count, seq) in shown {
             self.send_out(Out::Browse(hawser_broker::Delivery {
+                record: 0,
                 consumer: 0,
                 subscription: Arc::clone(&id),
                 message,
