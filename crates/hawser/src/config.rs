@@ -114,32 +114,7 @@ pub struct Config {
     pub policy: Vec<PolicyConfig>,
     /// Links to peer brokers (`[[network_connector]]`, ActiveMQ's
     /// `networkConnector`): see docs/network-plan.md.
-    pub network_connector: Vec<NetworkConnectorConfig>,
-}
-
-/// `[[network_connector]]`: a connector to peer brokers, with the
-/// credentials its links use there.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NetworkConnectorConfig {
-    /// `static:(tcp://b:61613,...)?options` or `masterslave:(m,s)?options`:
-    /// ActiveMQ's forms and option names; the URIs name the peers' STOMP
-    /// listeners.
-    pub uri: String,
-    /// The user its links log in as at the peers.
-    pub user: Option<String>,
-    /// A file holding that user's password (its first line).
-    pub password_file: Option<PathBuf>,
-}
-
-impl NetworkConnectorConfig {
-    /// The parsed connector.
-    ///
-    /// # Errors
-    /// If its URI does not parse.
-    pub fn connector(&self) -> anyhow::Result<crate::network::NetworkConnector> {
-        Ok(crate::network::parse_connector(&self.uri)?)
-    }
+    pub network_connector: Vec<crate::network::NetworkConnectorConfig>,
 }
 
 /// `[[policy]]`: limits for the destinations a pattern matches, as ActiveMQ's

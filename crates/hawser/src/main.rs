@@ -299,7 +299,7 @@ impl ServeArgs {
         }
         for uri in &self.network_connectors {
             c.network_connector
-                .push(hawser::config::NetworkConnectorConfig {
+                .push(hawser::network::NetworkConnectorConfig {
                     uri: uri.clone(),
                     ..Default::default()
                 });

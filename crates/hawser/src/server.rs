@@ -376,7 +376,13 @@ async fn serve_store<F: FnOnce(&Running)>(
             }
         }
     });
-    health.set_network(crate::network::start(config, &broker, &tracker, &shutdown)?);
+    health.set_network(crate::network::start(
+        &config.network_connector,
+        &config.broker_name(),
+        &broker,
+        &tracker,
+        &shutdown,
+    )?);
     tracing::info!(
         stomp = %stomp_addr,
         openwire = %openwire_addr,

@@ -8,27 +8,54 @@ pub use connector::{
     parse as parse_connector, ConnectorError, ConnectorKind, NetworkConnector, NetworkOptions,
 };
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use hawser_broker::Broker;
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+/// `[[network_connector]]`: a connector to peer brokers, with the
+/// credentials its links use there.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConnectorConfig {
+    /// `static:(tcp://b:61613,...)?options` or `masterslave:(m,s)?options`:
+    /// ActiveMQ's forms and option names; the URIs name the peers' STOMP
+    /// listeners.
+    pub uri: String,
+    /// The user its links log in as at the peers.
+    pub user: Option<String>,
+    /// A file holding that user's password (its first line).
+    pub password_file: Option<PathBuf>,
+}
 
-/// Starts a link for each peer of each configured connector.
+impl NetworkConnectorConfig {
+    /// The parsed connector.
+    ///
+    /// # Errors
+    /// If its URI does not parse.
+    pub fn connector(&self) -> anyhow::Result<NetworkConnector> {
+        Ok(parse_connector(&self.uri)?)
+    }
+}
+
+/// Starts a link for each peer of each configured connector; `local` is
+/// this broker's name (`Config::broker_name`).
 ///
 /// # Errors
 /// A connector that does not parse, or a password file that cannot be read.
 pub fn start(
-    config: &Config,
+    connectors: &[NetworkConnectorConfig],
+    local: &str,
     broker: &Arc<Broker>,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<(String, Arc<link::LinkStats>)>> {
-    let local: Arc<str> = Arc::from(config.broker_name());
+    let local: Arc<str> = Arc::from(local);
     let mut links = Vec::new();
-    for n in &config.network_connector {
+    for n in connectors {
         let connector = n.connector()?;
         let passcode = match &n.password_file {
             Some(path) => Some(
