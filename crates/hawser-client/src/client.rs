@@ -165,18 +165,6 @@ pub struct Client {
 /// persistent message is on disk), across reconnects.
 pub struct Confirmation(oneshot::Receiver<Result<(), ClientError>>);
 
-impl Confirmation {
-    /// The outcome if it is known already, without waiting: `None` while
-    /// the receipt is still to come.
-    pub fn try_result(&mut self) -> Option<Result<(), ClientError>> {
-        match self.0.try_recv() {
-            Ok(r) => Some(r),
-            Err(oneshot::error::TryRecvError::Empty) => None,
-            Err(oneshot::error::TryRecvError::Closed) => Some(Err(ClientError::Closed)),
-        }
-    }
-}
-
 impl Future for Confirmation {
     type Output = Result<(), ClientError>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -117,13 +117,6 @@ struct Bridge {
     local_demands: usize,
     /// Sent to the peer, its receipt not yet come.
     in_flight: usize,
-    /// The last message the peer confirmed, not yet acknowledged here.
-    confirmed: Option<MessageId>,
-    /// A message delivered to it was not forwarded (the peer refused it,
-    /// or it came while the bridge was going): from then on,
-    /// acknowledgements are one by one, since a cumulative one would settle
-    /// that message too.
-    gaps: bool,
     /// No demand left: sends nothing more, and goes once `in_flight` is 0.
     draining: bool,
 }
@@ -269,13 +262,6 @@ impl Link {
                 result = async { (&mut in_flight.front_mut().expect("not empty").2).await }, if !in_flight.is_empty() => {
                     let (sub, id, _) = in_flight.pop_front().expect("not empty");
                     self.on_confirmed(&sub, id, result);
-                    // And every receipt that came with it: acknowledged
-                    // here in one go.
-                    while let Some(result) = in_flight.front_mut().and_then(|f| f.2.try_result()) {
-                        let (sub, id, _) = in_flight.pop_front().expect("not empty");
-                        self.on_confirmed(&sub, id, result);
-                    }
-                    self.settle();
                 }
                 _ = tick.tick() => {
                     self.check_reconnected();
@@ -486,8 +472,7 @@ impl Link {
         let spec = SubscribeSpec {
             id: Arc::clone(&sub),
             destination: want.destination.clone(),
-            // Cumulative: one acknowledgement settles a batch (see `settle`).
-            ack_mode: AckMode::Client,
+            ack_mode: AckMode::ClientIndividual,
             prefetch: self.settings.options.prefetch_size,
             selector: Some(self.selector(&want, peer)),
             exclusive: false,
@@ -507,8 +492,6 @@ impl Link {
                         consumers: 0,
                         local_demands: 0,
                         in_flight: 0,
-                        confirmed: None,
-                        gaps: false,
                         draining: false,
                     },
                 );
@@ -662,7 +645,6 @@ impl Link {
     fn forward(&mut self, d: Delivery) -> Option<InFlight> {
         let b = self.bridges.get_mut(&d.subscription)?;
         if b.draining {
-            b.gaps = true;
             return None;
         }
         let m = &d.message;
@@ -721,70 +703,31 @@ impl Link {
         }
     }
 
-    /// A forward's receipt came (or it failed). What the peer took is
-    /// acknowledged here by [`Link::settle`], after the receipts that came
-    /// together: one acknowledgement per bridge consumer and batch.
     fn on_confirmed(&mut self, sub: &Arc<str>, id: MessageId, result: Result<(), ClientError>) {
-        let Some(b) = self.bridges.get_mut(sub) else {
-            return;
-        };
-        b.in_flight -= 1;
+        if let Some(b) = self.bridges.get_mut(sub) {
+            b.in_flight -= 1;
+        }
         match result {
             Ok(()) => {
                 self.settings
                     .stats
                     .forwarded
                     .fetch_add(1, Ordering::Relaxed);
-                if b.gaps {
-                    // Not cumulatively past a message that was not forwarded.
-                    self.ack(sub, id, false);
-                } else {
-                    b.confirmed = Some(id);
+                if let Err(e) = self
+                    .settings
+                    .broker
+                    .ack(self.conn, Some(sub), id, None, false)
+                {
+                    tracing::warn!("network link to {}: ack of {id}: {e}", self.settings.uri);
                 }
             }
             // The peer refused it (or the client closed): it stays with the
             // bridge consumer and goes back to the queue when that goes.
-            // What was confirmed before it is acknowledged now; what comes
-            // after, one by one.
-            Err(e) => {
-                tracing::warn!(
-                    "network link to {}: message {id} not forwarded: {e}",
-                    self.settings.uri
-                );
-                b.gaps = true;
-                if let Some(last) = b.confirmed.take() {
-                    self.ack(sub, last, true);
-                }
-            }
+            Err(e) => tracing::warn!(
+                "network link to {}: message {id} not forwarded: {e}",
+                self.settings.uri
+            ),
         }
-    }
-
-    /// Acknowledges, per bridge consumer, the last message the peer
-    /// confirmed and everything delivered before it (all forwarded in
-    /// delivery order and confirmed in that order), then retires the
-    /// bridges that are done.
-    fn settle(&mut self) {
-        let ready: Vec<(Arc<str>, MessageId)> = self
-            .bridges
-            .iter_mut()
-            .filter_map(|(sub, b)| b.confirmed.take().map(|id| (Arc::clone(sub), id)))
-            .collect();
-        for (sub, id) in ready {
-            self.ack(&sub, id, true);
-        }
-        let subs: Vec<Arc<str>> = self.bridges.keys().cloned().collect();
-        for sub in subs {
-            self.retire_if_idle(&sub);
-        }
-    }
-
-    fn ack(&self, sub: &Arc<str>, id: MessageId, cumulative: bool) {
-        if let Err(e) =
-            self.settings
-                .broker
-                .ack_as(self.conn, Some(sub), id, None, false, Some(cumulative))
-        {
-            tracing::warn!("network link to {}: ack of {id}: {e}", self.settings.uri);
-        }
+        self.retire_if_idle(sub);
     }
 }
