@@ -49,6 +49,10 @@ pub const HOPS_PROPERTY: &str = "HawserNetworkHops";
 /// Ids per producer block of forwards: a producer's duplicate-detection
 /// window covers exactly one block.
 const BLOCK_IDS: u64 = hawser_broker::producer::WINDOW_SEQS;
+/// Most of the peer's consumers one link serves (and so at most this many
+/// bridge consumers here, each holding at most `prefetchSize`): a peer that
+/// announces more is served for these only, and the rest are logged.
+pub const MAX_LINK_DEMANDS: usize = 10_000;
 /// How often the link checks whether its client reconnected.
 const RECONNECT_CHECK: Duration = Duration::from_millis(250);
 
@@ -424,6 +428,14 @@ impl Link {
             rescue: false,
         };
         let own = path.len() == 1;
+        if self.demand.len() >= MAX_LINK_DEMANDS && !self.demand.contains_key(id) {
+            tracing::warn!(
+                "network link to {}: the peer has more than {MAX_LINK_DEMANDS} consumers; {} is not served",
+                self.settings.uri,
+                want.destination
+            );
+            return;
+        }
         let path = path.join(",");
         if self
             .demand
