@@ -82,6 +82,17 @@ def bridged(stomp_factory, broker, destination: str, topic: bool = False) -> boo
     return any("hawser.advisory.networkPath" in m.headers for m in c.messages)
 
 
+def mirrored(stomp_factory, broker, suffix: str) -> bool:
+    """Whether ``broker`` has a temporary queue whose name ends with
+    ``suffix``: a link's mirror of a peer's, which its TempQueue advisories
+    (replayed to a new subscriber) show."""
+    c = stomp_factory(broker)
+    c.subscribe("/topic/ActiveMQ.Advisory.TempQueue", id="adv")
+    c.listener.wait(lambda: len(c.listener.messages) >= 1, 0.5)
+    return any(m.headers.get("hawser.advisory.destination", "").endswith(suffix)
+               and m.headers.get("hawser.advisory.added") == "true" for m in c.messages)
+
+
 # ---------------------------------------------------------------------------
 # kill -9 under load: nothing confirmed lost, nothing delivered twice
 # ---------------------------------------------------------------------------
@@ -572,7 +583,12 @@ def test_request_reply_across_a_link_reaches_the_requesters_temporary_queue(brok
     """The requester on B, its reply queue a temporary one there; the
     service on A. The request crosses on demand; the reply, sent on A to the
     temporary queue, crosses back because A's link mirrors B's temporary
-    queues (from ActiveMQ.Advisory.TempQueue)."""
+    queues (from ActiveMQ.Advisory.TempQueue).
+
+    The mirror comes by another way than the request (A's link reads B's
+    advisories; B's link forwards the request), so the test waits for it: a
+    reply sent before it came is refused as to a deleted destination, as
+    ActiveMQ refuses one to a temporary queue its bridge has not heard of."""
     a, b = network(broker_factory, {0: [1], 1: [0]})
     service = f"/queue/{unique('service')}"
     responder = stomp_factory(a)
@@ -580,6 +596,7 @@ def test_request_reply_across_a_link_reaches_the_requesters_temporary_queue(brok
     requester = stomp_factory(b)
     requester.subscribe("/temp-queue/replies", id="replies")
     assert wait_until(lambda: bridged(stomp_factory, b, service), timeout=10.0)
+    assert wait_until(lambda: mirrored(stomp_factory, a, "-replies"), timeout=10.0)
     for i in range(20):
         requester.send(service, f"q{i}", receipt=(i == 19), headers={"reply-to": "/temp-queue/replies"})
     requests = responder.wait_messages(20, timeout=10.0)

@@ -70,13 +70,30 @@ pub fn parse_destination(text: &str, conn: ConnectionId) -> Result<Destination, 
         });
     };
     let name = if owned {
-        format!("hawser-tmp-{conn}-{name}")
+        format!("hawser-tmp-{}-{conn}-{name}", process_token())
     } else {
         name.to_owned()
     };
     Destination::new(kind, &name).map_err(|e| SessionError::BadHeader {
         header: "destination",
         reason: e.to_string(),
+    })
+}
+
+/// A token of this broker process, in the names of its connections'
+/// temporary destinations. Connection ids start again at 1 in every process
+/// and on every broker, and a temporary queue's name travels: in reply-to
+/// headers that outlive a restart, and to the other brokers of a network,
+/// which mirror it under the same name. Without the token a reply could
+/// reach another broker's, or a later process's, temporary queue.
+fn process_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        // RandomState is seeded from the operating system's randomness.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
     })
 }
 
@@ -415,7 +432,10 @@ mod tests {
             Destination::topic("t")
         );
         let tmp = parse_destination("/temp-queue/r", 7).unwrap();
-        assert_eq!(destination_name(&tmp), "/remote-temp-queue/hawser-tmp-7-r");
+        assert_eq!(
+            destination_name(&tmp),
+            format!("/remote-temp-queue/hawser-tmp-{}-7-r", process_token())
+        );
         assert_eq!(
             parse_destination(&destination_name(&tmp), 9).unwrap(),
             tmp,
@@ -496,7 +516,7 @@ mod tests {
         assert_eq!(out.header("correlation-id"), Some("c-9"));
         assert_eq!(
             out.header("reply-to"),
-            Some("/remote-temp-queue/hawser-tmp-5-r")
+            Some(&*format!("/remote-temp-queue/hawser-tmp-{}-5-r", process_token()))
         );
         assert_eq!(out.header("type"), Some("order"));
         assert_eq!(out.header("JMSXGroupID"), Some("g1"));
