@@ -516,7 +516,10 @@ mod tests {
         assert_eq!(out.header("correlation-id"), Some("c-9"));
         assert_eq!(
             out.header("reply-to"),
-            Some(&*format!("/remote-temp-queue/hawser-tmp-{}-5-r", process_token()))
+            Some(&*format!(
+                "/remote-temp-queue/hawser-tmp-{}-5-r",
+                process_token()
+            ))
         );
         assert_eq!(out.header("type"), Some("order"));
         assert_eq!(out.header("JMSXGroupID"), Some("g1"));
