@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import stomp
 
 from conftest import DEFAULT_ARGS, HOST, free_port, unique, wait_until
@@ -347,11 +348,17 @@ def test_a_full_mesh_delivers_each_message_once(broker_factory, stomp_factory):
 # ---------------------------------------------------------------------------
 
 
-def test_messages_follow_a_consumer_that_moves_to_another_broker(broker_factory, stomp_factory):
+@pytest.mark.parametrize("duplex", [False, True], ids=["two-connectors", "duplex"])
+def test_messages_follow_a_consumer_that_moves_to_another_broker(broker_factory, stomp_factory, duplex):
     """ActiveMQ strands these: forwarded to B, whose consumer then leaves for
     A, they may not go back to A (A is on their path). Here B, with no
-    consumer of its own left, sends them on to where the consumer went."""
-    a, b = network(broker_factory, {0: [1], 1: [0]})
+    consumer of its own left, sends them on to where the consumer went (or,
+    with one duplex connector on A, A's link takes them from B)."""
+    if duplex:
+        b = broker_factory()
+        a = broker_factory(*duplex_connector(b))
+    else:
+        a, b = network(broker_factory, {0: [1], 1: [0]})
     queue = f"/queue/{unique('moving')}"
     # A slow consumer: it takes ten messages and acknowledges none.
     first = Settling(b.port, queue, ack=False, prefetch=10)
@@ -428,7 +435,7 @@ def test_status_and_hawser_stat_report_each_link(broker_factory, stomp_factory):
     out = subprocess.run([HAWSER_BIN, "stat", "--status", f"{HOST}:{status_port}"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    assert "up, 1 demand(s), 10 forwarded, 1 connection(s)" in out.stdout, out.stdout
+    assert "up, 1 demand(s), 10 forwarded, 0 pulled, 1 connection(s)" in out.stdout, out.stdout
     # The peer goes away: the link says so, and reconnects when it is back.
     b.kill()
     assert wait_until(lambda: not links()[0]["up"], timeout=5.0)
@@ -484,6 +491,47 @@ def test_a_masterslave_link_follows_the_pair_when_its_master_is_killed(broker_fa
         assert wait_until(lambda: drained(consumer, confirmed, stomp_factory, [a, Master], queue), timeout=40.0), (
             f"{len(confirmed - set(consumer.seen))} confirmed messages never arrived")
         assert consumer.duplicates == [], f"delivered again after being settled: {consumer.duplicates[:10]}"
+        consumer.close()
+    finally:
+        for x in pair:
+            x.stop()
+
+
+def test_the_slave_of_a_forwarding_pair_does_not_forward_the_masters_messages_twice(broker_factory, stomp_factory,
+                                                                                     tmp_path):
+    """The pair forwards to C. Its master is killed while forwards are on
+    their way: some are stored on C, their receipts lost. The slave takes
+    the store over and forwards them again, under the store's names (not
+    its node's), so C drops the repeats."""
+    from test_stomppy_master_slave import SharedBroker, wait_for_master
+
+    c = broker_factory()
+    queue = f"/queue/{unique('pairsrc')}"
+    consumer = Settling(c.port, queue)
+    data = tmp_path / "pair-store"
+    pair = [SharedBroker(tmp_path / n, data, n, connector(c)) for n in ("M", "S")]
+    try:
+        pair[0].start()
+        assert wait_for_master(pair[:1]) is pair[0]
+        pair[1].start()
+
+        class Master:
+            port = pair[0].port
+
+        assert wait_until(lambda: bridged(stomp_factory, Master, queue), timeout=10.0)
+        producer = Producer(pair[0].port, queue, 4000)
+        producer.start()
+        assert consumer.wait(lambda: len(consumer.seen) >= 600, 20.0), "nothing crossed the link"
+        pair[0].kill()
+        producer.join(10)
+        confirmed = producer.confirmed_now()
+        assert wait_for_master(pair[1:], timeout=15.0) is pair[1]
+        Master.port = pair[1].port
+        assert wait_until(lambda: drained(consumer, confirmed, stomp_factory, [Master], queue), timeout=40.0), (
+            f"{len(confirmed - set(consumer.seen))} confirmed messages never arrived")
+        assert consumer.wait(lambda: not consumer.pending, 5.0)
+        assert consumer.duplicates == [], f"forwarded twice: {consumer.duplicates[:10]}"
+        assert len(consumer.seen) == len(set(consumer.seen)), "a message was delivered twice"
         consumer.close()
     finally:
         for x in pair:
@@ -606,3 +654,104 @@ def test_request_reply_across_a_link_reaches_the_requesters_temporary_queue(brok
         responder.send(m.headers["reply-to"], "re:" + m.body, receipt=True)
     replies = requester.wait_messages(20, timeout=10.0)
     assert sorted(r.body for r in replies) == sorted(f"re:q{i}" for i in range(20))
+
+
+# ---------------------------------------------------------------------------
+# Duplex: one connector, messages both ways
+# ---------------------------------------------------------------------------
+
+
+def duplex_connector(peer) -> tuple[str, ...]:
+    return ("--network-connector", f"static:(tcp://{HOST}:{peer.port})?duplex=true")
+
+
+def by_number(bodies) -> list[str]:
+    return sorted(bodies, key=lambda s: int(s[1:]))
+
+
+def test_a_duplex_link_carries_messages_both_ways_over_its_one_connection(broker_factory, stomp_factory):
+    """B has no connector. A's duplex link serves B's consumers with A's
+    messages, and A's consumers with B's: those it pulls over the same
+    connection (B cannot send on a connection A opened), whole, and
+    acknowledges on B once stored on A."""
+    import json
+    import urllib.request
+
+    b = broker_factory()
+    status_port = free_port()
+    a = broker_factory(*duplex_connector(b), "--status", f"{HOST}:{status_port}")
+    to_b, to_a = f"/queue/{unique('dxb')}", f"/queue/{unique('dxa')}"
+    on_b, on_a = Settling(b.port, to_b), Settling(a.port, to_a)
+    typed = stomp_factory(a)
+    typed_queue = f"/queue/{unique('dxt')}"
+    typed.subscribe(typed_queue)
+    assert wait_until(lambda: bridged(stomp_factory, a, to_b), timeout=10.0)
+    # A's demand reaches B as a link's consumer (its advisory has a path).
+    assert wait_until(lambda: bridged(stomp_factory, b, to_a), timeout=10.0), "A's demand never reached B"
+    assert wait_until(lambda: bridged(stomp_factory, b, typed_queue), timeout=10.0)
+    pa, pb = stomp_factory(a), stomp_factory(b)
+    n = 200
+    for i in range(n):
+        pa.send(to_b, f"m{i}", receipt=(i % 50 == 49), headers={"persistent": "true"})
+        pb.send(to_a, f"m{i}", receipt=(i % 50 == 49), headers={"persistent": "true"})
+    pb.send(typed_queue, "whole", receipt=True, headers={"persistent": "true", "colour": "red", "type": "t1"})
+    expected = [f"m{i}" for i in range(n)]
+    for c in (on_b, on_a):
+        assert c.wait(lambda: len(c.seen) >= n, 20.0), len(c.seen)
+        assert by_number(c.seen) == expected
+        assert c.wait(lambda: not c.pending, 5.0)
+        assert c.duplicates == []
+    [m] = typed.expect_exactly(1)
+    assert (m.body, m.headers.get("colour"), m.headers.get("type")) == ("whole", "red", "t1")
+    assert m.headers.get("persistent") == "true"
+    assert m.headers.get("HawserNetworkHops") == "1", m.headers
+    # Nothing left where the messages were sent.
+    assert browse_count(stomp_factory, a, to_b) == 0
+    assert browse_count(stomp_factory, b, to_a) == 0
+    assert browse_count(stomp_factory, b, typed_queue) == 0
+
+    def link() -> dict:
+        with urllib.request.urlopen(f"http://{HOST}:{status_port}/status", timeout=2) as r:
+            (only,) = json.load(r)["network"]
+            return only
+
+    assert wait_until(lambda: link()["forwarded"] == n and link()["pulled"] == n + 1, timeout=5.0), link()
+    for c in (on_a, on_b):
+        c.close()
+
+
+def test_kill_9_of_either_end_of_a_duplex_link_loses_nothing_and_doubles_nothing(broker_factory, stomp_factory):
+    """The producer on B, the consumer on A: the messages come by A's pulls.
+    A killed mid-stream: B puts back what A had not acknowledged, and what A
+    had stored already is dropped as a repeat when it comes again. Then B
+    killed mid-stream: the same from the other side."""
+    b = broker_factory()
+    a = broker_factory(*duplex_connector(b))
+    queue = f"/queue/{unique('dxkill')}"
+    consumer = Settling(a.port, queue)
+    assert wait_until(lambda: bridged(stomp_factory, b, queue), timeout=10.0)
+    first = Producer(b.port, queue, 3000)
+    first.start()
+    assert consumer.wait(lambda: len(consumer.seen) >= 600, 20.0), "nothing crossed the link"
+    a.kill()
+    consumer.close()
+    a.start()
+    consumer = Settling(a.port, queue, shared=consumer)
+    first.join(30)
+    assert first.sent == 3000, "B was not killed: every send goes through"
+    assert wait_until(lambda: len(first.confirmed_now()) == 3000, timeout=10.0)
+    # Now B, while it sends the next 3000.
+    second = Producer(b.port, queue, 6000)
+    second.run_from = 3000
+    second.start()
+    assert consumer.wait(lambda: len(consumer.seen) >= 3600, 20.0), "nothing crossed after A's restart"
+    b.kill()
+    second.join(10)
+    b.start()
+    confirmed = {f"m{i}" for i in range(3000)} | second.confirmed_now()
+    assert len(second.confirmed_now()) >= 600
+    assert wait_until(lambda: drained(consumer, confirmed, stomp_factory, [a, b], queue), timeout=40.0), (
+        f"{len(confirmed - set(consumer.seen))} confirmed messages never arrived")
+    assert consumer.wait(lambda: not consumer.pending, 5.0)
+    assert consumer.duplicates == [], f"delivered again after being settled: {consumer.duplicates[:10]}"
+    consumer.close()

@@ -33,7 +33,8 @@ START_TIMEOUT = 20.0
 class SharedBroker:
     """One broker of a shared store; started once its status endpoint answers."""
 
-    def __init__(self, workdir, data_dir, name: str):
+    def __init__(self, workdir, data_dir, name: str, extra: tuple = ()):
+        self.extra = tuple(extra)
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
@@ -51,7 +52,8 @@ class SharedBroker:
         log = open(self.workdir / f"broker-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(
             [HAWSER_BIN, "serve", "--data-dir", str(self.data_dir), "--stomp", f"{HOST}:{self.port}",
-             "--openwire", f"{HOST}:{self.openwire_port}", "--ha", "shared-store", "--ha-poll-ms", "20", "--status", f"{HOST}:{self.status_port}"],
+             "--openwire", f"{HOST}:{self.openwire_port}", "--ha", "shared-store", "--ha-poll-ms", "20", "--status", f"{HOST}:{self.status_port}",
+             *self.extra],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT

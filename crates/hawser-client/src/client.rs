@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hawser_stomp::extensions::{
-    CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, PRODUCER_HEADER, PRODUCER_SEQ_HEADER,
+    BROKER_NAME_HEADER, CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, PRODUCER_HEADER, PRODUCER_SEQ_HEADER,
 };
 
 use crate::audit::{Audit, ProducerKey};
@@ -141,6 +141,9 @@ pub struct Status {
     pub brokers: Vec<String>,
     /// Connections established so far (1 + reconnects).
     pub connections: u64,
+    /// The name the broker of the latest connection gave (a Hawser broker's
+    /// CONNECTED says it; others do not).
+    pub broker_name: Option<String>,
 }
 
 struct Shared {
@@ -759,6 +762,7 @@ impl Supervisor {
             let mut st = self.shared.status.lock();
             st.connected_to = Some(conn.uri.to_string());
             st.connections += 1;
+            st.broker_name = conn.connected.header(BROKER_NAME_HEADER).map(str::to_owned);
         }
         for sub in self.subs.values() {
             let mut f = Frame::new(StompCommand::Subscribe);

@@ -9,7 +9,16 @@ pub const PRODUCER_SEQ_HEADER: &str = "hawser-seq";
 /// SEND from a network link: `1` says the body is the whole message in
 /// Hawser's store record format (typed properties, body kind, reply-to,
 /// timestamp, everything a STOMP header would flatten), not its body.
+/// SUBSCRIBE from a duplex link: `1` asks for MESSAGE frames whose bodies are
+/// such records, as the message leaves this broker (its network path and hop
+/// count updated).
 pub const FORWARD_HEADER: &str = "hawser-forward";
+/// SUBSCRIBE from a network link: the brokers the demand it serves has
+/// crossed, comma-separated. The subscription is the link's, and its
+/// consumer advisories say so.
+pub const NETWORK_PATH_HEADER: &str = "hawser-network-path";
+/// CONNECTED: the broker's name, as network paths spell it.
+pub const BROKER_NAME_HEADER: &str = "hawser-broker";
 /// CONNECTED, and cluster updates: the broker URIs a client may fail over to, comma-separated.
 pub const CLUSTER_HEADER: &str = "hawser-cluster";
 /// CONNECT: `true` asks the broker to send cluster updates.

@@ -16,6 +16,7 @@ pub mod server;
 pub mod stat;
 pub mod status;
 pub mod stomp;
+pub mod token;
 
 #[cfg(test)]
 mod flow_tests;

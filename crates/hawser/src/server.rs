@@ -376,9 +376,15 @@ async fn serve_store<F: FnOnce(&Running)>(
             }
         }
     });
+    let store_name = if config.network_connector.is_empty() {
+        String::new()
+    } else {
+        crate::network::store_name(&config.data_dir)?
+    };
     health.set_network(crate::network::start(
         &config.network_connector,
         &config.broker_name(),
+        &store_name,
         &broker,
         &tracker,
         &shutdown,

@@ -84,11 +84,12 @@ pub async fn stat(args: StatArgs) -> Result<(), Failure> {
                 }
                 for l in &status.network {
                     println!(
-                        "network link {}: {}, {} demand(s), {} forwarded, {} connection(s)",
+                        "network link {}: {}, {} demand(s), {} forwarded, {} pulled, {} connection(s)",
                         l.peer,
                         if l.up { "up" } else { "down" },
                         l.demands,
                         l.forwarded,
+                        l.pulled,
                         l.connections
                     );
                 }

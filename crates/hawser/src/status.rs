@@ -79,6 +79,9 @@ pub struct LinkStatus {
     pub demands: u64,
     /// Messages the peer confirmed.
     pub forwarded: u64,
+    /// Messages taken from the peer and stored here (duplex links).
+    #[serde(default)]
+    pub pulled: u64,
 }
 
 /// What the broker reports beyond its role, kept up to date by the server.
@@ -154,6 +157,7 @@ impl Health {
                 connections: s.connections.load(Relaxed),
                 demands: s.demands.load(Relaxed),
                 forwarded: s.forwarded.load(Relaxed),
+                pulled: s.pulled.load(Relaxed),
             })
             .collect()
     }

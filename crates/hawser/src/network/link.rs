@@ -10,9 +10,9 @@
 //! What that consumer receives is sent to the peer whole (the store's
 //! record format, [`FORWARD_HEADER`]) and acknowledged here only when the
 //! peer's receipt says it is stored: store and forward, nothing lost. Each
-//! forward names itself by this broker's message id (a producer per block
+//! forward names itself by its store and message id (a producer per block
 //! of 2048 ids), so the peer drops a forward repeated after a broken link
-//! or a crash: nothing doubled.
+//! or a crash, or by the slave that took the store over: nothing doubled.
 //!
 //! A message is never sent to a broker it has passed, nor beyond
 //! `messageTTL` hops: the bridge consumer's selector says so, so such a
@@ -28,24 +28,23 @@ use hawser_broker::advisory::{
     ADVISORY_NETWORK_PATH, ADVISORY_SELECTOR,
 };
 use hawser_broker::message::AsMessageData;
-use hawser_broker::store_codec::encode_record;
 use hawser_broker::{
     AckMode, Broker, ConnectInfo, ConnectionId, Delivery, Destination, DestinationKind,
-    LastDelivered, MessageData, MessageId, Outbox, Principal, PropertyValue, Protocol, StoreOp,
-    SubscribeSpec,
+    LastDelivered, MessageId, Outbox, Principal, Protocol, SubscribeSpec,
 };
 use hawser_client::{Client, ClientError, Headers, Identity, SubscribeOptions};
 use hawser_stomp::extensions::FORWARD_HEADER;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod duplex;
+
+use duplex::{Duplex, Pulled, LOCAL_DEMAND};
+
 use super::connector::MAX_TTL;
+use super::path::{forwarded_record, HOPS_PROPERTY, PATH_PROPERTY};
 use super::NetworkOptions;
 
-/// The property listing the brokers a message has passed, as `,a,b,`.
-pub const PATH_PROPERTY: &str = "HawserNetworkPath";
-/// The property counting the hops a message has made.
-pub const HOPS_PROPERTY: &str = "HawserNetworkHops";
 /// Ids per producer block of forwards: a producer's duplicate-detection
 /// window covers exactly one block.
 const BLOCK_IDS: u64 = hawser_broker::producer::WINDOW_SEQS;
@@ -62,6 +61,8 @@ pub struct LinkSettings {
     pub broker: Arc<Broker>,
     /// This broker's name (`BrokerConfig::name`).
     pub local: Arc<str>,
+    /// Its store's name (`network::store_name`): forwards are named by it.
+    pub store: Arc<str>,
     /// The peer (a failover URI of hawser-client).
     pub uri: String,
     /// How it logs in at the peer.
@@ -77,6 +78,8 @@ pub struct LinkSettings {
 pub struct LinkStats {
     /// Messages the peer confirmed.
     pub forwarded: AtomicU64,
+    /// Messages taken from the peer (duplex) and stored here.
+    pub pulled: AtomicU64,
     /// Demands (the peer's consumers) served now.
     pub demands: AtomicU64,
     /// Connections made to the peer so far.
@@ -150,9 +153,16 @@ pub async fn run(settings: LinkSettings, shutdown: CancellationToken) {
             return;
         }
     };
+    let (duplex, pulled) = if settings.options.duplex {
+        let (d, rx) = Duplex::new(&settings.uri);
+        (Some(d), Some(rx))
+    } else {
+        (None, None)
+    };
     let mut link = Link {
         settings,
-        client,
+        client: Arc::new(client),
+        duplex,
         conn,
         bridges: HashMap::new(),
         by_want: HashMap::new(),
@@ -161,13 +171,15 @@ pub async fn run(settings: LinkSettings, shutdown: CancellationToken) {
         next_bridge: 1,
         connections: 0,
     };
-    link.serve(rx, shutdown).await;
+    link.serve(rx, pulled, shutdown).await;
     link.settings.broker.disconnect(conn);
 }
 
 struct Link {
     settings: LinkSettings,
-    client: Client,
+    client: Arc<Client>,
+    /// With `duplex=true`: the peer's messages for consumers here.
+    duplex: Option<Duplex>,
     /// This broker's connection holding the bridge consumers.
     conn: ConnectionId,
     /// Bridge consumers by subscription id.
@@ -189,6 +201,7 @@ impl Link {
     async fn serve(
         &mut self,
         mut deliveries: mpsc::UnboundedReceiver<Delivery>,
+        mut pulled: Option<mpsc::UnboundedReceiver<Pulled>>,
         shutdown: CancellationToken,
     ) {
         let advisories = self
@@ -222,6 +235,9 @@ impl Link {
                 return;
             }
         };
+        if self.duplex.is_some() && !self.start_duplex() {
+            return;
+        }
         tracing::info!("network link to {}: up", self.settings.uri);
         self.settings.stats.up.store(true, Ordering::Relaxed);
         self.connections = self.client.status().connections;
@@ -253,15 +269,25 @@ impl Link {
                     None => return,
                 },
                 Some(d) = deliveries.recv() => {
+                    if &*d.subscription == LOCAL_DEMAND {
+                        self.on_local_advisory(&d);
+                        continue;
+                    }
                     held.push_back(d);
                     self.forward_durable(&mut held, durable.borrow().seq, &mut in_flight);
                 }
-                changed = durable.changed(), if !held.is_empty() => {
+                Some((id, m)) = async { pulled.as_mut()?.recv().await }, if pulled.is_some() => {
+                    self.on_pulled(id, m);
+                    self.settle_pulled(durable.borrow().seq);
+                }
+                changed = durable.changed(),
+                    if !held.is_empty() || self.duplex.as_ref().is_some_and(Duplex::waits_for_store) => {
                     if changed.is_err() {
                         return;
                     }
                     let seq = durable.borrow_and_update().seq;
                     self.forward_durable(&mut held, seq, &mut in_flight);
+                    self.settle_pulled(seq);
                 }
                 result = async { (&mut in_flight.front_mut().expect("not empty").2).await }, if !in_flight.is_empty() => {
                     let (sub, id, _) = in_flight.pop_front().expect("not empty");
@@ -270,6 +296,8 @@ impl Link {
                 _ = tick.tick() => {
                     self.check_reconnected();
                     self.rescue_stranded();
+                    self.retry_pulled();
+                    self.rescue_pulls();
                 }
             }
         }
@@ -311,6 +339,7 @@ impl Link {
                 rescue: false,
             });
         }
+        self.duplex_new_view();
     }
 
     /// Whether an advisory is of the current view of the peer: one of a
@@ -381,49 +410,29 @@ impl Link {
         if !self.current(m) {
             return;
         }
-        let (Some(id), Some(destination)) =
-            (m.header(ADVISORY_CONSUMER), m.header(ADVISORY_DESTINATION))
-        else {
+        let Some(a) = Announced::read(|h| m.header(h).map(str::to_owned)) else {
             return;
         };
-        if m.header(ADVISORY_ADDED) != Some("true") {
-            self.remove_demand(id);
-            return;
-        }
-        let parsed = if let Some(name) = destination.strip_prefix("queue://") {
-            Destination::new(DestinationKind::Queue, name)
-        } else if let Some(name) = destination.strip_prefix("topic://") {
-            Destination::new(DestinationKind::Topic, name)
-        } else {
-            // Temporary destinations are their connection's, on their broker.
-            return;
-        };
-        let Ok(destination) = parsed else {
-            return;
-        };
-        // A queue consumer names one queue; a topic subscription may be a
-        // pattern (the bridge subscribes with the same pattern here).
-        let single = !destination.is_wildcard() || destination.is_topic();
-        if destination.composite_parts().is_some() || !single || !self.forwards(&destination) {
+        if !a.added {
+            self.remove_demand(&a.id);
             return;
         }
         // The demand's path: the brokers it crossed to reach the peer, then
         // the peer. Never served back to where it came from, nor beyond
         // consumerTTL hops.
-        let peer = m.header(ADVISORY_BROKER).unwrap_or("?");
-        let mut path: Vec<&str> = m
-            .header(ADVISORY_NETWORK_PATH)
-            .map(|p| p.split(',').filter(|s| !s.is_empty()).collect())
-            .unwrap_or_default();
-        path.push(peer);
-        if path.contains(&&*self.settings.local)
-            || path.len() > self.settings.options.consumer_ttl as usize
-        {
+        let local = Arc::clone(&self.settings.local);
+        let Some(destination) = a.servable(&local, self.settings.options.consumer_ttl) else {
+            return;
+        };
+        if !self.forwards(destination) {
             return;
         }
+        let id = a.id.as_str();
+        let path = &a.path;
+        let peer = path.last().expect("ends with the peer").as_str();
         let want = Want {
-            destination,
-            selector: m.header(ADVISORY_SELECTOR).map(str::to_owned),
+            destination: destination.clone(),
+            selector: a.selector.clone(),
             consumer: (!self.settings.options.conduit_subscriptions).then(|| id.to_owned()),
             rescue: false,
         };
@@ -595,27 +604,7 @@ impl Link {
     /// The bridge consumer's selector: the demand's own, and only messages
     /// that have not passed the peer and have hops left.
     fn selector(&self, want: &Want, peer: &str) -> String {
-        let escaped: String = peer
-            .chars()
-            .flat_map(|c| match c {
-                '%' | '_' | '\\' => vec!['\\', c],
-                '\'' => vec!['\'', '\''],
-                c => vec![c],
-            })
-            .collect();
-        let network = if want.rescue {
-            format!("({HOPS_PROPERTY} IS NULL OR {HOPS_PROPERTY} < {MAX_TTL})")
-        } else {
-            format!(
-                "({PATH_PROPERTY} IS NULL OR {PATH_PROPERTY} NOT LIKE '%,{escaped},%' ESCAPE '\\') \
-                 AND ({HOPS_PROPERTY} IS NULL OR {HOPS_PROPERTY} < {})",
-                self.settings.options.message_ttl
-            )
-        };
-        match &want.selector {
-            Some(s) => format!("({s}) AND {network}"),
-            None => network,
-        }
+        network_selector(want, peer, self.settings.options.message_ttl)
     }
 
     fn remove_demand(&mut self, id: &str) {
@@ -660,30 +649,11 @@ impl Link {
             return None;
         }
         let m = &d.message;
-        let mut data: MessageData = m.message_data().clone();
-        let path = match data.property(PATH_PROPERTY) {
-            Some(PropertyValue::String(p)) => format!("{p}{},", self.settings.local),
-            _ => format!(",{},", self.settings.local),
-        };
-        let hops = match data.property(HOPS_PROPERTY) {
-            Some(PropertyValue::Int(h)) => h.saturating_add(1),
-            _ => 1,
-        };
-        let props = &mut data.fields.properties;
-        props.retain(|(k, _)| &**k != PATH_PROPERTY && &**k != HOPS_PROPERTY);
-        props.push((
-            Arc::from(PATH_PROPERTY),
-            PropertyValue::String(Arc::from(path)),
-        ));
-        props.push((Arc::from(HOPS_PROPERTY), PropertyValue::Int(hops)));
-        let body = encode_record(&[StoreOp::<MessageData>::Enqueue {
-            message: data,
-            targets: Vec::new(),
-        }]);
+        let body = forwarded_record(m.message_data(), &self.settings.local);
         let mut headers = Headers::new();
         headers.push(FORWARD_HEADER, "1");
         let producer = (
-            Arc::from(format!("{}#{}", self.settings.local, m.id / BLOCK_IDS)),
+            Arc::from(format!("{}#{}", self.settings.store, m.id / BLOCK_IDS)),
             m.id % BLOCK_IDS + 1,
         );
         let kind = match m.destination.kind {
@@ -741,5 +711,88 @@ impl Link {
             ),
         }
         self.retire_if_idle(sub);
+    }
+}
+
+/// The selector of a link's consumer serving `want`, for messages going to
+/// broker `to`: the demand's own, and (unless a rescue) only messages that
+/// have not passed `to` and have hops left under `message_ttl`.
+fn network_selector(want: &Want, to: &str, message_ttl: u32) -> String {
+    let escaped: String = to
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            '\'' => vec!['\'', '\''],
+            c => vec![c],
+        })
+        .collect();
+    let network = if want.rescue {
+        format!("({HOPS_PROPERTY} IS NULL OR {HOPS_PROPERTY} < {MAX_TTL})")
+    } else {
+        format!(
+            "({PATH_PROPERTY} IS NULL OR {PATH_PROPERTY} NOT LIKE '%,{escaped},%' ESCAPE '\\') \
+             AND ({HOPS_PROPERTY} IS NULL OR {HOPS_PROPERTY} < {message_ttl})"
+        )
+    };
+    match &want.selector {
+        Some(s) => format!("({s}) AND {network}"),
+        None => network,
+    }
+}
+
+/// A consumer advisory, read: the same whether it came from the peer (a
+/// STOMP MESSAGE) or from this broker (a message of its engine).
+struct Announced {
+    id: String,
+    added: bool,
+    /// `None`: a temporary destination (its connection's, on its broker).
+    destination: Option<Destination>,
+    selector: Option<String>,
+    /// The brokers the demand crossed, ending with the advising broker.
+    path: Vec<String>,
+}
+
+impl Announced {
+    fn read(header: impl Fn(&str) -> Option<String>) -> Option<Announced> {
+        let id = header(ADVISORY_CONSUMER)?;
+        let destination = header(ADVISORY_DESTINATION)?;
+        let destination = if let Some(name) = destination.strip_prefix("queue://") {
+            Some(Destination::new(DestinationKind::Queue, name).ok()?)
+        } else if let Some(name) = destination.strip_prefix("topic://") {
+            Some(Destination::new(DestinationKind::Topic, name).ok()?)
+        } else {
+            None
+        };
+        let mut path: Vec<String> = header(ADVISORY_NETWORK_PATH)
+            .map(|p| {
+                p.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        path.push(header(ADVISORY_BROKER).unwrap_or_else(|| "?".to_owned()));
+        Some(Announced {
+            id,
+            added: header(ADVISORY_ADDED).as_deref() == Some("true"),
+            destination,
+            selector: header(ADVISORY_SELECTOR),
+            path,
+        })
+    }
+
+    /// Whether a link may serve it across to broker `to` (`MAX`: the
+    /// connector's consumerTTL): one queue or topic (or topic pattern),
+    /// not from `to`, not beyond consumerTTL.
+    fn servable(&self, to: &str, consumer_ttl: u32) -> Option<&Destination> {
+        let d = self.destination.as_ref()?;
+        // A queue consumer names one queue; a topic subscription may be a
+        // pattern (the link subscribes with the same pattern).
+        let single = !d.is_wildcard() || d.is_topic();
+        let fits = single
+            && d.composite_parts().is_none()
+            && !self.path.iter().any(|b| b == to)
+            && self.path.len() <= consumer_ttl as usize;
+        fits.then_some(d)
     }
 }

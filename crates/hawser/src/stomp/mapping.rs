@@ -88,13 +88,7 @@ pub fn parse_destination(text: &str, conn: ConnectionId) -> Result<Destination, 
 /// reach another broker's, or a later process's, temporary queue.
 fn process_token() -> &'static str {
     static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TOKEN.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        // RandomState is seeded from the operating system's randomness.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
-    })
+    TOKEN.get_or_init(crate::token::random_hex)
 }
 
 fn parse_composite(text: &str, conn: ConnectionId) -> Result<Destination, SessionError> {
@@ -349,6 +343,33 @@ pub fn write_message(d: &Delivery, version: Version, dst: &mut BytesMut) {
     }
     write_common_headers(&mut w, m);
     w.finish(&m.body);
+}
+
+/// Encodes the MESSAGE frame of a duplex link's subscription: the message
+/// whole in `record` (`FORWARD_HEADER`), with only the headers the link
+/// acknowledges and routes by.
+pub fn write_forward(d: &Delivery, record: &[u8], version: Version, dst: &mut BytesMut) {
+    let m = &d.message;
+    let mut w = FrameWriter::begin(
+        Command::Message,
+        version,
+        MESSAGE_HEADER_BYTES + m.destination.name.len() + record.len(),
+        dst,
+    );
+    w.header("subscription", &d.subscription);
+    if d.redelivery_count > 0 {
+        w.header("redelivered", "true");
+    }
+    if !d.auto_ack {
+        w.escaped_header_number("ack", message_id_prefix(&w), m.id);
+    }
+    w.escaped_header_number("message-id", message_id_prefix(&w), m.id);
+    w.header_parts(
+        "destination",
+        &[destination_prefix(m.destination.kind), &m.destination.name],
+    );
+    w.header(FORWARD_HEADER, "1");
+    w.finish(record);
 }
 
 /// The MESSAGE headers that do not depend on the subscriber.

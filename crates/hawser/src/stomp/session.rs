@@ -14,7 +14,10 @@ use hawser_broker::{
     AckMode, Broker, BrokerError, ConnectionId, Delivery, Destination, DestinationKind,
     DestinationUsage, Seq, SubscribeSpec,
 };
-use hawser_stomp::extensions::{CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, CLUSTER_UPDATES_HEADER};
+use hawser_stomp::extensions::{
+    BROKER_NAME_HEADER, CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, CLUSTER_UPDATES_HEADER,
+    FORWARD_HEADER, NETWORK_PATH_HEADER,
+};
 use hawser_stomp::{Command, Decoder, Frame, Item, Limits, Version};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -94,6 +97,8 @@ struct Session {
     reader: Reader<ReadHalf>,
     /// Ids of browsing subscriptions (they hold no consumer; UNSUBSCRIBE just forgets them).
     browsers: std::collections::HashSet<String>,
+    /// Subscriptions whose messages go as whole records (a duplex link's).
+    forwarding: std::collections::HashSet<Arc<str>>,
     /// The producer id of the last SEND, shared by the messages that carry it
     /// (a connection usually has one producer).
     last_producer: Option<Arc<str>>,
@@ -137,6 +142,7 @@ pub async fn serve_connection(
         last_producer: None,
         reader: opened.reader,
         browsers: Default::default(),
+        forwarding: Default::default(),
     };
     let result = session.read_frames().await;
     match result {
@@ -375,6 +381,7 @@ impl Session {
         let mut connected = Frame::new(Command::Connected)
             .with_header("version", version.as_str())
             .with_header("server", SERVER_NAME)
+            .with_header(BROKER_NAME_HEADER, &*s.broker().config().name)
             .with_header("session", format!("hawser-{conn}"))
             .with_header("heart-beat", format!("{sx},{sy}"));
         let mut cluster = s.core.cluster.clone();
@@ -454,6 +461,26 @@ impl Session {
                 reason: "durable subscriptions are for topics".into(),
             });
         }
+        let network_path = frame.header(NETWORK_PATH_HEADER).map(Arc::from);
+        // A duplex link's: its messages go whole. Said to the writer before
+        // the subscription exists, so before any of its deliveries.
+        let forward = frame.header(FORWARD_HEADER) == Some("1");
+        if forward || self.forwarding.contains(&id) {
+            let leaving = forward.then(|| Arc::clone(&broker.config().name));
+            if forward {
+                self.forwarding.insert(Arc::clone(&id));
+            } else {
+                self.forwarding.remove(&id);
+            }
+            self.send_out(Out::Frame {
+                frame: StompOut::Forwarding {
+                    subscription: Arc::clone(&id),
+                    leaving,
+                },
+                seq: 0,
+            });
+        }
+        let broker = &self.settings.core.broker;
         Ok(broker.subscribe(
             conn,
             SubscribeSpec {
@@ -466,7 +493,7 @@ impl Session {
                 durable_name,
                 no_local: frame.header("activemq.noLocal") == Some("true"),
                 priority,
-                network_path: None,
+                network_path,
             },
         )?)
     }

@@ -1,12 +1,17 @@
 //! How a STOMP connection writes: the connection core's writer with STOMP's
 //! encoding (see `crate::connection::writer`).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use bytes::BytesMut;
+use hawser_broker::message::AsMessageData;
 use hawser_broker::Delivery;
 use hawser_stomp::{encode, encode_heartbeat, Command, Frame, FrameWriter, Version};
 
-use super::mapping::write_message;
+use super::mapping::{write_forward, write_message};
 use crate::connection::{self, Encode};
+use crate::network::path::forwarded_record;
 
 /// What a STOMP session sends besides deliveries.
 pub enum StompOut {
@@ -15,11 +20,21 @@ pub enum StompOut {
     /// A RECEIPT for the `receipt` header `id`: the most frequent frame, written
     /// without building a [`Frame`].
     Receipt(String),
+    /// Writes nothing: from here on, subscription `subscription`'s messages
+    /// go as a duplex link asked (`FORWARD_HEADER`): whole records, as they
+    /// leave broker `leaving` (`None`: as other MESSAGE frames again). Sent
+    /// before the subscription exists, so it comes before its deliveries.
+    Forwarding {
+        subscription: Arc<str>,
+        leaving: Option<Arc<str>>,
+    },
 }
 
 /// STOMP's encoding, in the negotiated version.
 pub struct StompEncoder {
     version: Version,
+    /// Subscriptions of duplex links, and this broker's name.
+    forwarding: HashMap<Arc<str>, Arc<str>>,
 }
 
 impl Default for StompEncoder {
@@ -27,6 +42,7 @@ impl Default for StompEncoder {
         // Until CONNECTED, frames (an ERROR) are written as 1.0 writes them.
         StompEncoder {
             version: Version::V1_0,
+            forwarding: HashMap::new(),
         }
     }
 }
@@ -47,11 +63,29 @@ impl Encode for StompEncoder {
                 w.header("receipt-id", id);
                 w.finish(&[]);
             }
+            StompOut::Forwarding {
+                subscription,
+                leaving,
+            } => match leaving {
+                Some(local) => {
+                    self.forwarding
+                        .insert(Arc::clone(subscription), Arc::clone(local));
+                }
+                None => {
+                    self.forwarding.remove(subscription);
+                }
+            },
         }
     }
 
     fn delivery(&mut self, delivery: &Delivery, buf: &mut BytesMut) {
-        write_message(delivery, self.version, buf);
+        match self.forwarding.get(&delivery.subscription) {
+            Some(local) => {
+                let record = forwarded_record(delivery.message.message_data(), local);
+                write_forward(delivery, &record, self.version, buf);
+            }
+            None => write_message(delivery, self.version, buf),
+        }
     }
 
     fn store_failure(&mut self, buf: &mut BytesMut) {
