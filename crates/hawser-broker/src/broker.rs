@@ -42,7 +42,7 @@ use crate::outbox::{AckMode, ConnectionId, Outbox};
 use crate::paging::Pager;
 use crate::producer::{ProducerAudit, ProducerKey};
 use crate::publish::{Publish, Publisher};
-use crate::queue::Entry;
+use crate::queue::{Entry, LastDelivered};
 use crate::state::{Connection, NoLocal, State, SubRef, TopicLink};
 use crate::store::{
     PreparedSend, PreparedTransaction, Recovered, Seq, Store, StoreError, StoreKey, StoreOp,
@@ -350,7 +350,16 @@ impl Broker {
             self.rollback_acks(&mut st, tx.acks, RolledBackAcks::Redeliver);
         }
         for (_, sub) in c.subs.drain() {
-            self.detach(&mut st, &sub);
+            // A network link's consumer processes nothing: what it held goes
+            // back as it was, not counted towards the dead-letter queue (a
+            // link that breaks often would otherwise send healthy messages
+            // there).
+            let last = if sub.advice.network_path.is_some() {
+                LastDelivered::Nothing
+            } else {
+                LastDelivered::Unknown
+            };
+            self.detach_after(&mut st, &sub, last);
         }
         for dest in c.temps {
             st.temp_owners.remove(&dest);

@@ -43,6 +43,9 @@ pub struct BrokerConfig {
     /// This broker's name among its network peers (consumer advisories
     /// carry it; network paths list it).
     pub name: Arc<str>,
+    /// The name of the store it serves, kept with the store (message ids
+    /// are unique within one store): what network links name its messages by.
+    pub store_name: Arc<str>,
     /// Redeliveries after which a message goes to the dead-letter queue.
     pub max_redeliveries: u32,
     /// Name of the dead-letter queue.
@@ -96,6 +99,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             name: Arc::from("hawser"),
+            store_name: Arc::from("hawser"),
             max_redeliveries: DEFAULT_MAX_REDELIVERIES,
             dead_letter_queue: DEFAULT_DEAD_LETTER_QUEUE.to_owned(),
             max_pending_memory_bytes: DEFAULT_MAX_PENDING_MEMORY_BYTES,

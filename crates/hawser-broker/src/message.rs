@@ -327,7 +327,7 @@ impl AsMessageData for Arc<Message> {
 }
 
 /// Rough memory held by a message: body plus fields plus a fixed overhead for the structs.
-pub(crate) fn estimate_bytes(fields: &MessageFields, body: &Bytes) -> u64 {
+pub fn estimate_bytes(fields: &MessageFields, body: &Bytes) -> u64 {
     const OVERHEAD_BYTES: u64 = 256;
     OVERHEAD_BYTES + (fields.extra_bytes() + body.len()) as u64
 }

@@ -346,15 +346,10 @@ impl Broker {
         Ok(seq)
     }
 
-    /// Removes a subscription's consumer and returns what it held to the queue;
-    /// a non-durable topic subscription disappears with its messages.
-    pub(crate) fn detach(&self, st: &mut State, sub: &SubRef) {
-        self.detach_after(st, sub, LastDelivered::Unknown);
-    }
-
-    /// [`Broker::detach`]: what the consumer held and its client delivered
-    /// (`last`) is redelivered; what it only had prefetched goes back in
-    /// front of the queue as it was, after it.
+    /// Removes a subscription's consumer and returns what it held to the
+    /// queue (a non-durable topic subscription disappears with its
+    /// messages): what its client delivered (`last`) is redelivered; what it
+    /// only had prefetched goes back in front of the queue as it was, after it.
     pub(crate) fn detach_after(&self, st: &mut State, sub: &SubRef, last: LastDelivered) {
         st.consumers.remove(&sub.consumer);
         self.advise_consumer(st, sub.consumer, &sub.advice, false);

@@ -23,6 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hawser_stomp::extensions::{
     BROKER_NAME_HEADER, CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, PRODUCER_HEADER, PRODUCER_SEQ_HEADER,
+    STORE_NAME_HEADER,
 };
 
 use crate::audit::{Audit, ProducerKey};
@@ -144,6 +145,9 @@ pub struct Status {
     /// The name the broker of the latest connection gave (a Hawser broker's
     /// CONNECTED says it; others do not).
     pub broker_name: Option<String>,
+    /// The name of the store that broker serves (a Hawser broker's CONNECTED
+    /// says it).
+    pub store_name: Option<String>,
 }
 
 struct Shared {
@@ -763,6 +767,7 @@ impl Supervisor {
             st.connected_to = Some(conn.uri.to_string());
             st.connections += 1;
             st.broker_name = conn.connected.header(BROKER_NAME_HEADER).map(str::to_owned);
+            st.store_name = conn.connected.header(STORE_NAME_HEADER).map(str::to_owned);
         }
         for sub in self.subs.values() {
             let mut f = Frame::new(StompCommand::Subscribe);

@@ -19,6 +19,10 @@ pub const FORWARD_HEADER: &str = "hawser-forward";
 pub const NETWORK_PATH_HEADER: &str = "hawser-network-path";
 /// CONNECTED: the broker's name, as network paths spell it.
 pub const BROKER_NAME_HEADER: &str = "hawser-broker";
+/// CONNECTED: the name of the store the broker serves (kept with the store,
+/// so the same after a restart or a slave's takeover): message ids are
+/// unique within it.
+pub const STORE_NAME_HEADER: &str = "hawser-store";
 /// CONNECTED, and cluster updates: the broker URIs a client may fail over to, comma-separated.
 pub const CLUSTER_HEADER: &str = "hawser-cluster";
 /// CONNECT: `true` asks the broker to send cluster updates.

@@ -72,6 +72,21 @@ pub enum Persistence {
     Journal,
     /// Nothing is kept across restarts (tests, caches).
     Memory,
+    /// A PostgreSQL database (`[store] url`).
+    Postgres,
+}
+
+/// `[store]`: where messages are kept (`kind`, the same as `persistence`)
+/// and, for PostgreSQL, how to reach it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `journal`, `memory` or `postgres`; overrides `persistence`.
+    pub kind: Option<Persistence>,
+    /// For `postgres`: a libpq connection string or URL. Several hosts as
+    /// libpq lists them (`host=a,b port=5432,5433
+    /// target_session_attrs=read-write`) to follow the database's failover.
+    pub url: Option<String>,
 }
 
 /// The whole configuration, as read from TOML. Missing keys take the defaults.
@@ -80,8 +95,10 @@ pub enum Persistence {
 pub struct Config {
     /// Directory of the journal.
     pub data_dir: PathBuf,
-    /// Where messages are kept.
+    /// Where messages are kept (`[store] kind` overrides it).
     pub persistence: Persistence,
+    /// The store's settings.
+    pub store: StoreSettings,
     /// Threads serving connections (Tokio workers); `None`: one per two CPUs
     /// ([`default_io_threads`]). The engine's state is behind one lock, so more
     /// threads add socket work in parallel but not engine work, and the journal
@@ -544,6 +561,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("data"),
             persistence: Persistence::Journal,
+            store: StoreSettings::default(),
             io_threads: None,
             stomp: StompConfig::default(),
             openwire: OpenWireConfig::default(),
@@ -642,6 +660,11 @@ impl Config {
         })
     }
 
+    /// Where messages are kept: `[store] kind`, else `persistence`.
+    pub fn store_kind(&self) -> Persistence {
+        self.store.kind.unwrap_or(self.persistence)
+    }
+
     /// This broker's name among network peers: `[ha] node` if set, else
     /// `hawser@` and the STOMP address (unique among brokers that can reach
     /// each other, which is what network paths need).
@@ -657,6 +680,8 @@ impl Config {
         let l = &self.limits;
         Ok(BrokerConfig {
             name: std::sync::Arc::from(self.broker_name()),
+            // The store's, set once the store is open (server::open_store).
+            store_name: std::sync::Arc::from(self.broker_name()),
             max_redeliveries: self.broker.max_redeliveries,
             dead_letter_queue: self.broker.dead_letter_queue.clone(),
             max_pending_memory_bytes: l.max_pending_memory_bytes,

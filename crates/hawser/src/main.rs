@@ -71,8 +71,12 @@ struct ServeArgs {
     #[arg(long, value_name = "HOST:PORT")]
     openwire: Option<SocketAddr>,
     /// Where persistent messages are kept [default: journal].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, visible_alias = "store")]
     persistence: Option<Persistence>,
+    /// With `--store postgres`: the database's connection string (libpq's
+    /// form; several hosts to follow its failover).
+    #[arg(long, value_name = "URL")]
+    store_url: Option<String>,
     /// Threads serving connections [default: one per two CPUs, at least one].
     #[arg(long, value_name = "N")]
     io_threads: Option<std::num::NonZeroUsize>,
@@ -232,7 +236,13 @@ impl ServeArgs {
         set!(data_dir => data_dir);
         set!(stomp => stomp.listen);
         set!(openwire => openwire.listen);
-        set!(persistence => persistence);
+        if let Some(p) = self.persistence {
+            c.persistence = p;
+            c.store.kind = None;
+        }
+        if self.store_url.is_some() {
+            c.store.url = self.store_url.clone();
+        }
         if self.io_threads.is_some() {
             c.io_threads = self.io_threads;
         }

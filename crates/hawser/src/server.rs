@@ -23,6 +23,7 @@ use anyhow::Context;
 use hawser_broker::{Broker, MemoryStore, Recovered, Store};
 use hawser_journal::{ConfirmCheck, JournalConfig};
 use hawser_journal_store::JournalStore;
+use hawser_pg_store::{PgStore, PgStoreConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -81,14 +82,20 @@ pub struct Running {
     pub tls: Option<Arc<Tls>>,
 }
 
-/// Opens the configured store and returns it with the state it recovered. A
-/// master of a shared store opens the journal in its epoch, behind its fence.
-pub fn open_store(
+/// Opens the configured store and returns it with the state it recovered
+/// and its name (`BrokerConfig::store_name`). A master of a shared store
+/// opens the journal in its epoch, behind its fence.
+pub async fn open_store(
     config: &Config,
     mastership: Option<&dyn Mastership>,
-) -> anyhow::Result<(Arc<dyn Store>, Recovered)> {
-    match config.persistence {
-        Persistence::Memory => Ok((Arc::new(MemoryStore::new()), Recovered::default())),
+) -> anyhow::Result<(Arc<dyn Store>, Recovered, String)> {
+    match config.store_kind() {
+        Persistence::Memory => Ok((
+            Arc::new(MemoryStore::new()),
+            Recovered::default(),
+            // Kept nowhere, as the messages: a name for this run.
+            format!("memory-{}", crate::token::random_hex()),
+        )),
         Persistence::Journal => {
             let mut jc = JournalConfig::new(config.data_dir.join("journal"));
             jc.segment_bytes = config.journal.segment_bytes;
@@ -99,7 +106,23 @@ pub fn open_store(
             });
             let (store, recovered) = JournalStore::open(jc)
                 .with_context(|| format!("cannot open journal in {}", config.data_dir.display()))?;
-            Ok((Arc::new(store), recovered))
+            let name = crate::network::store_name(&config.data_dir)?;
+            Ok((Arc::new(store), recovered, name))
+        }
+        Persistence::Postgres => {
+            let url = config
+                .store
+                .url
+                .clone()
+                .context("[store] kind = \"postgres\" needs [store] url (--store-url)")?;
+            let (store, recovered) = PgStore::open(PgStoreConfig {
+                url,
+                node: config.broker_name(),
+            })
+            .await
+            .context("cannot open the PostgreSQL store")?;
+            let name = store.name().to_owned();
+            Ok((Arc::new(store), recovered, name))
         }
     }
 }
@@ -182,7 +205,7 @@ pub async fn serve(
         )
         .await;
     };
-    if config.persistence != Persistence::Journal {
+    if config.store_kind() != Persistence::Journal {
         anyhow::bail!("a shared store needs persistence = \"journal\"");
     }
     let election = FileElection::new(ha);
@@ -239,13 +262,11 @@ async fn serve_store<F: FnOnce(&Running)>(
     ready: Option<F>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (store, recovered) = open_store(config, mastership)?;
+    let (store, recovered, store_name) = open_store(config, mastership).await?;
     let pending = recovered.pending_total();
-    let broker = Arc::new(Broker::new(
-        config.broker_config()?,
-        Arc::clone(&store),
-        recovered,
-    ));
+    let mut broker_config = config.broker_config()?;
+    broker_config.store_name = Arc::from(store_name.as_str());
+    let broker = Arc::new(Broker::new(broker_config, Arc::clone(&store), recovered));
     // Each container's first batch of stored messages before the first client
     // (a browser then sees them), but never for long: the rest is the pager's.
     let _ = tokio::time::timeout(WARM_UP, async { while broker.page_in().await > 0 {} }).await;
@@ -263,9 +284,10 @@ async fn serve_store<F: FnOnce(&Running)>(
         role.send_replace(Role::Master { epoch: m.epoch() });
     }
     let journal_dir = config.data_dir.join("journal");
-    let disk = Arc::new(match config.persistence {
+    let disk = Arc::new(match config.store_kind() {
         Persistence::Journal => DiskSpace::new(config.min_free_disk_bytes()),
-        Persistence::Memory => DiskSpace::unchecked(),
+        // The database's disks are its own.
+        Persistence::Memory | Persistence::Postgres => DiskSpace::unchecked(),
     });
     let journal_bytes: Arc<dyn Fn() -> u64 + Send + Sync> = {
         let store = Arc::clone(&store);
@@ -376,11 +398,6 @@ async fn serve_store<F: FnOnce(&Running)>(
             }
         }
     });
-    let store_name = if config.network_connector.is_empty() {
-        String::new()
-    } else {
-        crate::network::store_name(&config.data_dir)?
-    };
     health.set_network(crate::network::start(
         &config.network_connector,
         &config.broker_name(),

@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 mod duplex;
 
-use duplex::{Duplex, Pulled, LOCAL_DEMAND};
+use duplex::{Duplex, PullEvent, LOCAL_DEMAND};
 
 use super::connector::MAX_TTL;
 use super::path::{forwarded_record, HOPS_PROPERTY, PATH_PROPERTY};
@@ -145,7 +145,15 @@ pub async fn run(settings: LinkSettings, shutdown: CancellationToken) {
         }
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let info = ConnectInfo::new(Protocol::InProcess, None, None).with_principal(Principal::Broker);
+    // The link's client id here too: a duplex link publishes the peer's
+    // messages on this connection, and their duplicate-detection windows
+    // are kept (and survive a restart) under it.
+    let info = ConnectInfo::new(
+        Protocol::InProcess,
+        settings.identity.client_id.as_deref(),
+        None,
+    )
+    .with_principal(Principal::Broker);
     let conn = match settings.broker.connect(info, Arc::new(LinkOutbox(tx))) {
         Ok(c) => c,
         Err(e) => {
@@ -154,7 +162,7 @@ pub async fn run(settings: LinkSettings, shutdown: CancellationToken) {
         }
     };
     let (duplex, pulled) = if settings.options.duplex {
-        let (d, rx) = Duplex::new(&settings.uri);
+        let (d, rx) = Duplex::new();
         (Some(d), Some(rx))
     } else {
         (None, None)
@@ -201,7 +209,7 @@ impl Link {
     async fn serve(
         &mut self,
         mut deliveries: mpsc::UnboundedReceiver<Delivery>,
-        mut pulled: Option<mpsc::UnboundedReceiver<Pulled>>,
+        mut pulled: Option<mpsc::UnboundedReceiver<PullEvent>>,
         shutdown: CancellationToken,
     ) {
         let advisories = self
@@ -276,8 +284,8 @@ impl Link {
                     held.push_back(d);
                     self.forward_durable(&mut held, durable.borrow().seq, &mut in_flight);
                 }
-                Some((id, m)) = async { pulled.as_mut()?.recv().await }, if pulled.is_some() => {
-                    self.on_pulled(id, m);
+                Some(event) = async { pulled.as_mut()?.recv().await }, if pulled.is_some() => {
+                    self.on_pull_event(event);
                     self.settle_pulled(durable.borrow().seq);
                 }
                 changed = durable.changed(),

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use hawser_broker::{
     AckMode, Broker, BrokerError, ConnectionId, Delivery, Destination, DestinationKind,
-    DestinationUsage, Seq, SubscribeSpec,
+    DestinationUsage, LastDelivered, Seq, SubscribeSpec,
 };
 use hawser_stomp::extensions::{
     BROKER_NAME_HEADER, CLUSTER_HEADER, CLUSTER_SUBSCRIPTION, CLUSTER_UPDATES_HEADER,
-    FORWARD_HEADER, NETWORK_PATH_HEADER,
+    FORWARD_HEADER, NETWORK_PATH_HEADER, STORE_NAME_HEADER,
 };
 use hawser_stomp::{Command, Decoder, Frame, Item, Limits, Version};
 use tokio::sync::mpsc;
@@ -291,7 +291,28 @@ impl Session {
                     broker.close_browser(conn);
                     return Ok((Flow::Continue, Confirm::now()));
                 }
-                broker.unsubscribe(conn, id.as_deref(), durable)?
+                let forwarding = id.as_deref().and_then(|id| self.forwarding.take(id));
+                match forwarding {
+                    // A duplex link's: what it had not taken goes back as it
+                    // was (a link processes nothing; its unsubscribing must
+                    // not count towards the dead-letter queue).
+                    Some(sub) => {
+                        self.send_out(Out::Frame {
+                            frame: StompOut::Forwarding {
+                                subscription: Arc::clone(&sub),
+                                leaving: None,
+                            },
+                            seq: 0,
+                        });
+                        broker.unsubscribe_after(
+                            conn,
+                            Some(&*sub),
+                            durable,
+                            LastDelivered::Nothing,
+                        )?
+                    }
+                    None => broker.unsubscribe(conn, id.as_deref(), durable)?,
+                }
             }
             Command::Ack | Command::Nack => {
                 let id_text = frame
@@ -382,6 +403,7 @@ impl Session {
             .with_header("version", version.as_str())
             .with_header("server", SERVER_NAME)
             .with_header(BROKER_NAME_HEADER, &*s.broker().config().name)
+            .with_header(STORE_NAME_HEADER, &*s.broker().config().store_name)
             .with_header("session", format!("hawser-{conn}"))
             .with_header("heart-beat", format!("{sx},{sy}"));
         let mut cluster = s.core.cluster.clone();

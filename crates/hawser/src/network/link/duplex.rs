@@ -10,7 +10,16 @@
 //! published here under a producer id of the peer's message-id block, so a
 //! message the peer sends again (after a broken link, or a crash here) is
 //! recognised and dropped, and is acknowledged on the peer only once it is
-//! on this broker's disk. Nothing lost, nothing doubled here.
+//! on this broker's disk. Nothing lost, nothing doubled here: the producer
+//! ids are the peer's store's (its CONNECTED says it), and are kept under
+//! the link's client id, whose windows survive a restart here.
+//!
+//! A pull takes messages only while it has demand; once it has none it
+//! takes nothing more, waits for the acknowledgements of what it stored,
+//! and unsubscribes (the peer puts back the rest as it was). Demand that
+//! comes back meanwhile gets a new pull. A pull the peer refuses (its
+//! authorization, or its subscription limit: the link keeps at most
+//! [`MAX_PULLS`]) is not asked for again for [`REFUSED_BACKOFF`].
 //!
 //! One window is left, as in ActiveMQ's duplex bridges: if the link breaks
 //! after a message is stored here and before the peer hears the
@@ -20,12 +29,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hawser_broker::message::AsMessageData;
 use hawser_broker::store_codec::decode_record;
 use hawser_broker::{
-    AckMode, Delivery, Destination, NewMessage, ProducerRef, PropertyValue, Seq, StoreOp,
-    SubscribeSpec,
+    AckMode, BrokerError, Delivery, Destination, DestinationPattern, NewMessage, ProducerRef,
+    PropertyValue, Seq, StoreOp, SubscribeSpec,
 };
 use hawser_client::{Message, SubscribeOptions};
 use hawser_stomp::extensions::{FORWARD_HEADER, NETWORK_PATH_HEADER};
@@ -38,33 +48,45 @@ use super::{network_selector, Announced, Link, Want, BLOCK_IDS};
 pub(super) const LOCAL_DEMAND: &str = "local-demand";
 /// Most advisories that subscription holds before the link reads them.
 const LOCAL_DEMAND_PREFETCH: u32 = 10_000;
+/// Most subscriptions one link keeps on its peer (active and retiring):
+/// below a peer's `max_subscriptions_per_connection` (1000 by default),
+/// which would refuse one more and close the link's connection.
+pub const MAX_PULLS: usize = 500;
+/// How long a pull the peer refused is not asked for again.
+pub const REFUSED_BACKOFF: Duration = Duration::from_secs(60);
 
-/// A message the peer sent to pull `.0`.
-pub(super) type Pulled = (u64, Message);
+/// What a pull's task reports.
+pub(super) enum PullEvent {
+    /// A message the peer sent to pull `.0`.
+    Message(u64, Message),
+    /// The peer refused pull `.0`.
+    Refused(u64),
+}
 
 /// What the duplex direction keeps.
 pub(super) struct Duplex {
     /// Consumers here, by advisory id: what each wants, and the path its
-    /// demand has (ending with this broker).
+    /// demand has (ending with this broker). All of them, whatever the
+    /// peer: which to serve is decided against the peer of the moment.
     demand: HashMap<String, (Want, String)>,
-    /// The subscriptions on the peer, by what they serve.
-    pulls: HashMap<Want, Pull>,
-    /// Pull ids to what they serve.
-    by_id: HashMap<u64, Want>,
+    /// The subscriptions on the peer, by id.
+    pulls: HashMap<u64, Pull>,
+    /// The pull taking messages for each want (not retiring).
+    active: HashMap<Want, u64>,
+    /// Wants the peer refused, and when.
+    refused: HashMap<Want, Instant>,
     next: u64,
-    tx: mpsc::UnboundedSender<Pulled>,
+    tx: mpsc::UnboundedSender<PullEvent>,
     /// Published here, waiting for the store before the peer's ack.
     publishing: VecDeque<(Seq, u64, Message)>,
-    /// Refused here for now (a limit): tried again on the next tick.
-    retry: VecDeque<Pulled>,
-    /// The producer-id prefix of the peer's messages here: the link's own
-    /// (its peer URI's), so a failed-over peer's messages keep their ids.
-    producer_prefix: String,
+    /// Refused here for now (a limit, or the store): tried again on the
+    /// next tick, in order, before anything newer of the same pull.
+    retry: VecDeque<(u64, Message)>,
 }
 
 /// One subscription on the peer.
 struct Pull {
-    id: u64,
+    want: Want,
     /// Consumers here it serves.
     consumers: usize,
     /// Of those, this broker's own (not its other links'): what a rescue
@@ -73,26 +95,22 @@ struct Pull {
     /// Published here, not yet acknowledged on the peer.
     pending: usize,
     /// No demand left: takes nothing more, and goes once `pending` is 0.
-    draining: bool,
+    retiring: bool,
     stop: CancellationToken,
 }
 
 impl Duplex {
-    pub(super) fn new(uri: &str) -> (Duplex, mpsc::UnboundedReceiver<Pulled>) {
+    pub(super) fn new() -> (Duplex, mpsc::UnboundedReceiver<PullEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        // FNV-1a: stable across runs and builds, unlike std's hasher.
-        let hash = uri.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
         let duplex = Duplex {
             demand: HashMap::new(),
             pulls: HashMap::new(),
-            by_id: HashMap::new(),
+            active: HashMap::new(),
+            refused: HashMap::new(),
             next: 1,
             tx,
             publishing: VecDeque::new(),
             retry: VecDeque::new(),
-            producer_prefix: format!("duplex-{hash:016x}"),
         };
         (duplex, rx)
     }
@@ -100,6 +118,19 @@ impl Duplex {
     /// Whether a store record is awaited before acknowledging on the peer.
     pub(super) fn waits_for_store(&self) -> bool {
         !self.publishing.is_empty()
+    }
+}
+
+/// Whether a message the peer sent for `want` may be published here: the
+/// destination it was pulled for (or one its topic pattern covers).
+fn fits(want: &Want, d: &Destination) -> bool {
+    if want.destination.kind != d.kind {
+        return false;
+    }
+    if want.destination.is_wildcard() {
+        DestinationPattern::new(true, &want.destination.name).is_ok_and(|p| p.matches(d))
+    } else {
+        want.destination == *d
     }
 }
 
@@ -145,32 +176,24 @@ impl Link {
         }) else {
             return;
         };
-        if self.duplex.is_none() {
+        let Some(duplex) = self.duplex.as_mut() else {
             return;
-        }
+        };
         if !a.added {
-            let gone = self.duplex.as_mut().expect("duplex").demand.remove(&a.id);
-            if let Some((want, path)) = gone {
+            if let Some((want, path)) = duplex.demand.remove(&a.id) {
                 self.unpull(&want, !path.contains(','));
             }
             return;
         }
-        // Demand that came from the peer is not served from the peer.
-        let Some(peer) = self.client.status().broker_name else {
+        // Kept whatever the peer; served if it fits the peer of the moment.
+        let Some(destination) = a.destination.clone() else {
             return;
         };
-        let Some(destination) = a.servable(&peer, self.settings.options.consumer_ttl) else {
-            return;
-        };
-        if !self.forwards(destination) {
-            return;
-        }
-        let duplex = self.duplex.as_mut().expect("duplex");
         if duplex.demand.len() >= super::MAX_LINK_DEMANDS {
             return;
         }
         let want = Want {
-            destination: destination.clone(),
+            destination,
             selector: a.selector.clone(),
             consumer: (!self.settings.options.conduit_subscriptions).then(|| a.id.clone()),
             rescue: false,
@@ -186,8 +209,31 @@ impl Link {
         self.pull(want, &path);
     }
 
-    /// Serves one more consumer of `want` (with demand path `path`) from the peer.
+    /// Serves one more consumer of `want` (with demand path `path`) from
+    /// the peer, if it may be served from there.
     fn pull(&mut self, want: Want, path: &str) {
+        // Demand that came from the peer is not served from the peer, nor
+        // beyond consumerTTL; nor what the connector leaves out.
+        // Only a Hawser peer names itself and its store (its message ids
+        // are unique within the store: the pulled messages' producer ids).
+        let status = self.client.status();
+        let (Some(peer), Some(_)) = (status.broker_name, status.store_name) else {
+            return;
+        };
+        let announced = Announced {
+            id: String::new(),
+            added: true,
+            destination: Some(want.destination.clone()),
+            selector: None,
+            path: path.split(',').map(str::to_owned).collect(),
+        };
+        if announced
+            .servable(&peer, self.settings.options.consumer_ttl)
+            .is_none()
+            || !self.forwards(&want.destination)
+        {
+            return;
+        }
         let own = usize::from(!path.contains(','));
         let priority = self.priority(path);
         let selector = network_selector(
@@ -197,29 +243,42 @@ impl Link {
         );
         let prefetch = self.settings.options.prefetch_size;
         let duplex = self.duplex.as_mut().expect("duplex");
-        if let Some(p) = duplex.pulls.get_mut(&want) {
+        if let Some(id) = duplex.active.get(&want) {
+            let p = duplex.pulls.get_mut(id).expect("indexed");
             p.consumers += 1;
             p.own += own;
-            // Wanted again while it was going: it serves on (what it
-            // skipped meanwhile the peer gives again once it notices).
-            p.draining = false;
+            return;
+        }
+        if duplex
+            .refused
+            .get(&want)
+            .is_some_and(|at| at.elapsed() < REFUSED_BACKOFF)
+        {
+            return;
+        }
+        if duplex.pulls.len() >= MAX_PULLS {
+            tracing::warn!(
+                "network link to {}: duplex: {MAX_PULLS} pulls on the peer already; {} is not served",
+                self.settings.uri,
+                want.destination
+            );
             return;
         }
         let id = duplex.next;
         duplex.next += 1;
         let stop = CancellationToken::new();
         duplex.pulls.insert(
-            want.clone(),
+            id,
             Pull {
-                id,
+                want: want.clone(),
                 consumers: 1,
                 own,
                 pending: 0,
-                draining: false,
+                retiring: false,
                 stop: stop.clone(),
             },
         );
-        duplex.by_id.insert(id, want.clone());
+        duplex.active.insert(want.clone(), id);
         let kind = if want.destination.is_topic() {
             "topic"
         } else {
@@ -249,6 +308,7 @@ impl Link {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!("network link to {uri}: duplex: cannot pull {destination}: {e}");
+                    let _ = tx.send(PullEvent::Refused(id));
                     return;
                 }
             };
@@ -260,7 +320,7 @@ impl Link {
                     }
                     m = sub.recv() => match m {
                         Some(m) => {
-                            if tx.send((id, m)).is_err() {
+                            if tx.send(PullEvent::Message(id, m)).is_err() {
                                 return;
                             }
                         }
@@ -274,58 +334,101 @@ impl Link {
     /// Serves one consumer fewer of `want`.
     fn unpull(&mut self, want: &Want, own: bool) {
         let duplex = self.duplex.as_mut().expect("duplex");
-        let Some(p) = duplex.pulls.get_mut(want) else {
+        let Some(&id) = duplex.active.get(want) else {
             return;
         };
+        let p = duplex.pulls.get_mut(&id).expect("indexed");
         p.consumers = p.consumers.saturating_sub(1);
         p.own = p.own.saturating_sub(usize::from(own));
         if p.consumers == 0 {
-            p.draining = true;
-            self.retire_pull_if_idle(want);
+            // Never revived: what it skips from now on stays unacknowledged
+            // on its subscription until the UNSUBSCRIBE gives it back, so
+            // new demand gets a subscription of its own.
+            p.retiring = true;
+            duplex.active.remove(want);
+            self.retire_pull_if_idle(id);
         }
     }
 
-    /// Unsubscribes a draining pull once every message it brought is
-    /// acknowledged on the peer: those are acknowledged before the
+    /// Unsubscribes a retiring pull once every message it stored here is
+    /// acknowledged on the peer: those acknowledgements go before the
     /// UNSUBSCRIBE on the same connection, and the rest go back there.
-    fn retire_pull_if_idle(&mut self, want: &Want) {
+    fn retire_pull_if_idle(&mut self, id: u64) {
         let duplex = self.duplex.as_mut().expect("duplex");
-        let Some(p) = duplex.pulls.get(want) else {
-            return;
-        };
-        if !p.draining || p.pending > 0 {
+        if !duplex
+            .pulls
+            .get(&id)
+            .is_some_and(|p| p.retiring && p.pending == 0)
+        {
             return;
         }
-        let p = duplex.pulls.remove(want).expect("present");
-        duplex.by_id.remove(&p.id);
-        duplex.retry.retain(|(id, _)| *id != p.id);
+        let p = duplex.pulls.remove(&id).expect("checked");
+        duplex.retry.retain(|(r, _)| *r != id);
         p.stop.cancel();
     }
 
+    /// What a pull's task reports.
+    pub(super) fn on_pull_event(&mut self, event: PullEvent) {
+        match event {
+            PullEvent::Message(id, m) => {
+                let duplex = self.duplex.as_mut().expect("duplex");
+                // Behind what waits to be tried again, in order.
+                if duplex.retry.iter().any(|(r, _)| *r == id) {
+                    duplex.retry.push_back((id, m));
+                } else {
+                    self.on_pulled(id, m);
+                }
+            }
+            PullEvent::Refused(id) => {
+                let duplex = self.duplex.as_mut().expect("duplex");
+                if let Some(p) = duplex.pulls.remove(&id) {
+                    duplex.retry.retain(|(r, _)| *r != id);
+                    if duplex.active.get(&p.want) == Some(&id) {
+                        duplex.active.remove(&p.want);
+                    }
+                    duplex.refused.insert(p.want, Instant::now());
+                }
+            }
+        }
+    }
+
     /// A message from the peer: published here.
-    pub(super) fn on_pulled(&mut self, id: u64, m: Message) {
-        let duplex = self.duplex.as_mut().expect("duplex");
-        let Some(p) = duplex.by_id.get(&id).and_then(|w| duplex.pulls.get_mut(w)) else {
+    fn on_pulled(&mut self, id: u64, m: Message) {
+        let forwards = |d: &Destination| self.forwards(d);
+        let duplex = self.duplex.as_ref().expect("duplex");
+        let Some(p) = duplex.pulls.get(&id) else {
             return;
         };
-        if p.draining {
+        if p.retiring {
             // Not acknowledged: it goes back to the peer's queue.
             return;
         }
-        let Some(message) = pulled_message(&m, &duplex.producer_prefix) else {
-            tracing::warn!(
-                "network link to {}: duplex: message {} is not a forwarded record; left on the peer",
-                self.settings.uri,
-                m.id()
-            );
+        let Some(store) = self.client.status().store_name else {
+            refuse(m);
             return;
         };
-        match self.settings.broker.send(self.conn, message, None) {
+        let message = pulled_message(&m, &store)
+            .filter(|n| fits(&p.want, &n.destination) && forwards(&n.destination));
+        let Some(message) = message else {
+            tracing::warn!(
+                "network link to {}: duplex: message {} is not a forwarded record for {}; refused",
+                self.settings.uri,
+                m.id(),
+                p.want.destination
+            );
+            refuse(m);
+            return;
+        };
+        let sent = self.settings.broker.send(self.conn, message, None);
+        let duplex = self.duplex.as_mut().expect("duplex");
+        match sent {
             Ok(seq) => {
-                p.pending += 1;
+                duplex.pulls.get_mut(&id).expect("present").pending += 1;
                 duplex.publishing.push_back((seq, id, m));
             }
-            Err(e) => {
+            // Room may come (consumers here drain, the store recovers).
+            Err(e @ (BrokerError::Limit(_) | BrokerError::Store(_))) if !matches!(e, BrokerError::Store(ref s) if !s.is_fatal()) =>
+            {
                 if duplex.retry.is_empty() {
                     tracing::warn!(
                         "network link to {}: duplex: message {} not taken here yet: {e}",
@@ -335,74 +438,26 @@ impl Link {
                 }
                 duplex.retry.push_back((id, m));
             }
+            // Never: the peer redelivers it, and dead-letters it in the end.
+            Err(e) => {
+                tracing::warn!(
+                    "network link to {}: duplex: message {} refused here: {e}",
+                    self.settings.uri,
+                    m.id()
+                );
+                refuse(m);
+            }
         }
     }
 
-    /// Nothing stranded on the peer: for each queue whose consumers here
-    /// are this broker's own, a rescue pull while the peer has no consumer
-    /// of its own there (they moved here), none otherwise. It takes the
-    /// messages that passed this broker too (forwarded to the peer before
-    /// the consumers moved); [`MAX_TTL`](super::MAX_TTL) hops bound that.
-    pub(super) fn rescue_pulls(&mut self) {
-        let Some(duplex) = self.duplex.as_ref() else {
-            return;
-        };
-        // The peer's own consumers, from its advisories.
-        let peer_consumes = |d: &Destination| {
-            self.demand
-                .values()
-                .any(|(w, own)| *own && w.destination == *d)
-        };
-        let mut open = Vec::new();
-        let mut close = Vec::new();
-        for (want, p) in &duplex.pulls {
-            if p.draining || want.destination.is_topic() {
-                continue;
-            }
-            if want.rescue {
-                let base = Want {
-                    rescue: false,
-                    ..want.clone()
-                };
-                let wanted = duplex
-                    .pulls
-                    .get(&base)
-                    .is_some_and(|b| !b.draining && b.own > 0);
-                if !wanted || peer_consumes(&want.destination) {
-                    close.push(want.clone());
-                }
-            } else if p.own > 0 && !peer_consumes(&want.destination) {
-                let rescue = Want {
-                    rescue: true,
-                    ..want.clone()
-                };
-                if !duplex.pulls.contains_key(&rescue) {
-                    open.push(rescue);
-                }
-            }
-        }
-        for want in open {
-            tracing::info!(
-                "network link to {}: duplex: nothing consumes {} on the peer; its messages come here",
-                self.settings.uri,
-                want.destination
-            );
-            let local = Arc::clone(&self.settings.local);
-            self.pull(want, &local);
-        }
-        for want in close {
-            self.unpull(&want, true);
-        }
-    }
-
-    /// Tries again what this broker refused (its limits), in order.
+    /// Tries again what this broker could not take, in order.
     pub(super) fn retry_pulled(&mut self) {
         let Some(duplex) = self.duplex.as_mut() else {
             return;
         };
-        let again: Vec<Pulled> = duplex.retry.drain(..).collect();
+        let again: Vec<(u64, Message)> = duplex.retry.drain(..).collect();
         for (id, m) in again {
-            self.on_pulled(id, m);
+            self.on_pull_event(PullEvent::Message(id, m));
         }
     }
 
@@ -425,23 +480,81 @@ impl Link {
                 .stats
                 .pulled
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if let Some(want) = duplex.by_id.get(&id) {
-                let p = duplex.pulls.get_mut(want).expect("indexed");
+            if let Some(p) = duplex.pulls.get_mut(&id) {
                 p.pending -= 1;
-                if p.draining && p.pending == 0 {
-                    idle.push(want.clone());
+                if p.retiring && p.pending == 0 {
+                    idle.push(id);
                 }
             }
         }
-        for want in idle {
-            self.retire_pull_if_idle(&want);
+        for id in idle {
+            self.retire_pull_if_idle(id);
+        }
+    }
+
+    /// Nothing stranded on the peer: for each queue whose consumers here
+    /// are this broker's own, a rescue pull while the peer has no consumer
+    /// of its own there (they moved here), none otherwise. It takes the
+    /// messages that passed this broker too (forwarded to the peer before
+    /// the consumers moved); [`MAX_TTL`](super::MAX_TTL) hops bound that.
+    pub(super) fn rescue_pulls(&mut self) {
+        let Some(duplex) = self.duplex.as_ref() else {
+            return;
+        };
+        // The peer's own consumers, from its advisories.
+        let peer_consumes = |d: &Destination| {
+            self.demand
+                .values()
+                .any(|(w, own)| *own && w.destination == *d)
+        };
+        let own_here = |w: &Want| {
+            duplex
+                .active
+                .get(w)
+                .and_then(|id| duplex.pulls.get(id))
+                .is_some_and(|p| p.own > 0)
+        };
+        let mut open = Vec::new();
+        let mut close = Vec::new();
+        for want in duplex.active.keys() {
+            if want.destination.is_topic() {
+                continue;
+            }
+            if want.rescue {
+                let base = Want {
+                    rescue: false,
+                    ..want.clone()
+                };
+                if !own_here(&base) || peer_consumes(&want.destination) {
+                    close.push(want.clone());
+                }
+            } else if own_here(want) && !peer_consumes(&want.destination) {
+                let rescue = Want {
+                    rescue: true,
+                    ..want.clone()
+                };
+                if !duplex.active.contains_key(&rescue) {
+                    open.push(rescue);
+                }
+            }
+        }
+        for want in open {
+            tracing::info!(
+                "network link to {}: duplex: nothing consumes {} on the peer; its messages come here",
+                self.settings.uri,
+                want.destination
+            );
+            let local = Arc::clone(&self.settings.local);
+            self.pull(want, &local);
+        }
+        for want in close {
+            self.unpull(&want, true);
         }
     }
 
     /// A new connection to the peer (perhaps another broker of a pair):
-    /// the pulls are subscribed again by the client, and served again
-    /// from scratch as the peer sees them now; this broker's demand is
-    /// what it was.
+    /// the pulls the client subscribes again are closed, and what this
+    /// broker's consumers want is pulled afresh from the peer of now.
     pub(super) fn duplex_new_view(&mut self) {
         let Some(duplex) = self.duplex.as_mut() else {
             return;
@@ -453,28 +566,25 @@ impl Link {
         for (_, p) in duplex.pulls.drain() {
             p.stop.cancel();
         }
-        duplex.by_id.clear();
-        let demand: Vec<(String, (Want, String))> = duplex.demand.drain().collect();
-        let Some(peer) = self.client.status().broker_name else {
-            return;
-        };
-        let duplex = self.duplex.as_mut().expect("duplex");
-        for (id, (want, path)) in demand {
-            if path.split(',').any(|b| b == peer) {
-                continue;
-            }
-            duplex.demand.insert(id, (want.clone(), path.clone()));
-        }
-        let wants: Vec<(Want, String)> = duplex.demand.values().cloned().collect();
-        for (want, path) in wants {
+        duplex.active.clear();
+        let demand: Vec<(Want, String)> = duplex.demand.values().cloned().collect();
+        for (want, path) in demand {
             self.pull(want, &path);
         }
     }
 }
 
+/// Hands a message back to the peer as not taken (it redelivers it, and
+/// dead-letters it after its redeliveries).
+fn refuse(m: Message) {
+    tokio::spawn(async move {
+        let _ = m.nack().await;
+    });
+}
+
 /// The engine's message for a pulled MESSAGE: the record whole, under the
-/// producer of its message-id block at the peer.
-fn pulled_message(m: &Message, producer_prefix: &str) -> Option<NewMessage> {
+/// producer of its message-id block in the peer's store `store`.
+fn pulled_message(m: &Message, store: &str) -> Option<NewMessage> {
     if m.header(FORWARD_HEADER) != Some("1") {
         return None;
     }
@@ -485,7 +595,7 @@ fn pulled_message(m: &Message, producer_prefix: &str) -> Option<NewMessage> {
     let id = message.id;
     Some(NewMessage {
         producer: Some(ProducerRef {
-            id: Arc::from(format!("{producer_prefix}#{}", id / BLOCK_IDS)),
+            id: Arc::from(format!("{store}#{}", id / BLOCK_IDS)),
             seq: id % BLOCK_IDS + 1,
         }),
         ..message.into_new()
