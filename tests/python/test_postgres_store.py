@@ -7,14 +7,11 @@ store over fences the first: the first confirms nothing more."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-import stomp
 
 import pg
-from conftest import HOST, TEST_TIMEOUT_ARGS, unique, wait_until
+from conftest import TEST_TIMEOUT_ARGS, unique, wait_until
+from test_network import Producer
 
 pytestmark = pytest.mark.skipif(not pg.available(), reason="PostgreSQL 15 server programs are not installed")
 
@@ -28,40 +25,6 @@ def postgres():
 
 def pg_args(url: str) -> tuple[str, ...]:
     return ("--store", "postgres", "--store-url", url) + TEST_TIMEOUT_ARGS
-
-
-class Producer(threading.Thread):
-    """Sends persistent messages with receipts until told to stop or its
-    broker dies; ``confirmed`` holds the receipted ones."""
-
-    def __init__(self, port: int, queue: str, count: int):
-        super().__init__(daemon=True)
-        self.queue, self.count = queue, count
-        self.confirmed: set[str] = set()
-        self.lock = threading.Lock()
-        self.sent = 0
-        outer = self
-
-        class Receipts(stomp.ConnectionListener):
-            def on_receipt(self, frame):
-                with outer.lock:
-                    outer.confirmed.add(frame.headers["receipt-id"])
-
-        self.conn = stomp.Connection12([(HOST, port)], heartbeats=(0, 0), reconnect_attempts_max=1)
-        self.conn.set_listener("r", Receipts())
-        self.conn.connect(wait=True)
-
-    def run(self):
-        try:
-            for i in range(self.count):
-                self.conn.send(self.queue, f"m{i}", headers={"persistent": "true", "receipt": f"m{i}"})
-                self.sent = i + 1
-        except Exception:
-            pass  # its broker was killed
-
-    def confirmed_now(self) -> set[str]:
-        with self.lock:
-            return set(self.confirmed)
 
 
 def test_kill_9_of_a_broker_on_postgres_loses_no_confirmed_message(broker_factory, stomp_factory, postgres):

@@ -283,6 +283,17 @@ async fn append_all(store: &PgStore, records: Vec<Vec<StoreOp>>) {
         .unwrap();
 }
 
+/// The ids of what `key` holds at `priority`, as the store reads them.
+async fn ids(store: &PgStore, key: &StoreKey, priority: u8) -> Vec<u64> {
+    store
+        .read(key, priority, 0, ReadLimit::ALL)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(m, _)| m.id)
+        .collect()
+}
+
 /// Every container's messages at every priority, as the store reads them
 /// and as the model does.
 async fn check_reads(store: &PgStore, replay: &Replay) {
@@ -393,14 +404,7 @@ fn a_broker_that_was_taken_over_writes_and_confirms_nothing_more() {
             "nothing more is taken"
         );
         // Message 2 is nowhere.
-        let ids: Vec<u64> = new
-            .read(&queue(0), 4, 0, ReadLimit::ALL)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(m, _)| m.id)
-            .collect();
-        assert_eq!(ids, vec![1]);
+        assert_eq!(ids(&new, &queue(0), 4).await, vec![1]);
         new.close();
     });
 }
@@ -429,14 +433,7 @@ fn spilled_messages_do_not_outlive_their_broker() {
         )
         .await;
         // Read back while it runs: both, in id order.
-        let ids: Vec<u64> = store
-            .read(&queue(0), 4, 0, ReadLimit::ALL)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(m, _)| m.id)
-            .collect();
-        assert_eq!(ids, vec![1, 2]);
+        assert_eq!(ids(&store, &queue(0), 4).await, vec![1, 2]);
         store.close();
         let (next, recovered) = PgStore::open(config(&url, "b")).await.unwrap();
         assert_eq!(recovered.pending_total(), 1);

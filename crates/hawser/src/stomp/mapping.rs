@@ -319,15 +319,7 @@ pub fn write_message(d: &Delivery, version: Version, dst: &mut BytesMut) {
         MESSAGE_HEADER_BYTES + m.destination.name.len() + app_header_bytes(m) + m.body.len(),
         dst,
     );
-    w.header("subscription", &d.subscription);
-    if d.redelivery_count > 0 {
-        w.header("redelivered", "true");
-    }
-    // STOMP 1.2 asks for `ack` only where the client acknowledges; an auto-acknowledging
-    // subscriber would only decode it and throw it away.
-    if !d.auto_ack {
-        w.escaped_header_number("ack", message_id_prefix(&w), m.id);
-    }
+    write_delivery_headers(&mut w, d);
     if m.destination.is_topic() {
         let block = m.shared_encoding(version as u8, || {
             let mut block = BytesMut::with_capacity(MESSAGE_HEADER_BYTES + app_header_bytes(m));
@@ -345,6 +337,20 @@ pub fn write_message(d: &Delivery, version: Version, dst: &mut BytesMut) {
     w.finish(&m.body);
 }
 
+/// The headers that depend on the subscriber: its subscription, whether
+/// the message is redelivered, and the id to acknowledge.
+fn write_delivery_headers(w: &mut FrameWriter<'_>, d: &Delivery) {
+    w.header("subscription", &d.subscription);
+    if d.redelivery_count > 0 {
+        w.header("redelivered", "true");
+    }
+    // STOMP 1.2 asks for `ack` only where the client acknowledges; an auto-acknowledging
+    // subscriber would only decode it and throw it away.
+    if !d.auto_ack {
+        w.escaped_header_number("ack", message_id_prefix(w), d.message.id);
+    }
+}
+
 /// Encodes the MESSAGE frame of a duplex link's subscription: the message
 /// whole in `record` (`FORWARD_HEADER`), with only the headers the link
 /// acknowledges and routes by.
@@ -356,13 +362,7 @@ pub fn write_forward(d: &Delivery, record: &[u8], version: Version, dst: &mut By
         MESSAGE_HEADER_BYTES + m.destination.name.len() + record.len(),
         dst,
     );
-    w.header("subscription", &d.subscription);
-    if d.redelivery_count > 0 {
-        w.header("redelivered", "true");
-    }
-    if !d.auto_ack {
-        w.escaped_header_number("ack", message_id_prefix(&w), m.id);
-    }
+    write_delivery_headers(&mut w, d);
     w.escaped_header_number("message-id", message_id_prefix(&w), m.id);
     w.header_parts(
         "destination",
