@@ -7,6 +7,8 @@ store over fences the first: the first confirms nothing more."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import pg
@@ -92,3 +94,92 @@ def test_a_broker_whose_store_was_taken_over_confirms_nothing_more(broker_factor
     consumer = stomp_factory(second)
     consumer.subscribe(queue)
     assert [m.body for m in consumer.expect_exactly(1, timeout=5.0)] == ["before"]
+
+
+# ---------------------------------------------------------------------------
+# Master/slave through the database's lease
+# ---------------------------------------------------------------------------
+
+
+def pair_on(postgres, tmp_path, tag: str):
+    from test_stomppy_master_slave import SharedBroker
+
+    url = postgres.create_database(unique(tag).replace("-", "_"))
+    return url, [SharedBroker(tmp_path / n, tmp_path / f"data-{n}", n, ("--store", "postgres", "--store-url", url))
+                 for n in ("M", "S")]
+
+
+def test_the_slave_takes_the_database_lease_when_the_master_is_killed(postgres, tmp_path, stomp_factory):
+    from test_stomppy_master_slave import wait_for_master
+
+    url, pair = pair_on(postgres, tmp_path, "pgpair")
+    try:
+        pair[0].start()
+        assert wait_for_master(pair[:1], timeout=15.0) is pair[0]
+        pair[1].start()
+        assert wait_until(lambda: pair[1].role() == "slave", timeout=10.0)
+        queue = f"/queue/{unique('pgpair')}"
+        producer = Producer(pair[0].port, queue, 20000)
+        producer.start()
+        assert wait_until(lambda: len(producer.confirmed_now()) >= 1000, timeout=30.0)
+        pair[0].kill()
+        producer.join(10)
+        confirmed = producer.confirmed_now()
+        started = time.monotonic()
+        assert wait_for_master(pair[1:], timeout=15.0) is pair[1]
+        outage = time.monotonic() - started
+        # The lease (3 s by default) runs out by the database's clock first.
+        assert outage < 10.0, outage
+
+        class Master:
+            port = pair[1].port
+
+        consumer = stomp_factory(Master)
+        consumer.subscribe(queue)
+        assert wait_until(lambda: confirmed <= {m.body for m in consumer.messages}, timeout=60.0), (
+            f"{len(confirmed - {m.body for m in consumer.messages})} of {len(confirmed)} confirmed messages lost")
+    finally:
+        for b in pair:
+            b.stop()
+
+
+def test_a_master_paused_past_its_lease_confirms_nothing_when_it_resumes(postgres, tmp_path, stomp_factory):
+    """SIGSTOP the master for longer than the lease: the slave takes the
+    lease by the database's clock and serves. SIGCONT: the old master's
+    next write finds another epoch in hawser_lease, so what it is sent is
+    not confirmed, and it goes back to being a standby."""
+    import signal
+
+    from test_stomppy_master_slave import wait_for_master
+
+    url, pair = pair_on(postgres, tmp_path, "pgpause")
+    try:
+        pair[0].start()
+        assert wait_for_master(pair[:1], timeout=15.0) is pair[0]
+        pair[1].start()
+        queue = f"/queue/{unique('pgpause')}"
+
+        class Old:
+            port = pair[0].port
+
+        class New:
+            port = pair[1].port
+
+        old = stomp_factory(Old)
+        old.send(queue, "before", receipt=True, headers={"persistent": "true"})
+        pair[0].proc.send_signal(signal.SIGSTOP)
+        try:
+            assert wait_for_master(pair[1:], timeout=20.0) is pair[1]
+        finally:
+            pair[0].proc.send_signal(signal.SIGCONT)
+        # No receipt: an error, or the connection closed under it.
+        with pytest.raises(Exception):
+            old.send(queue, "after", receipt=True, headers={"persistent": "true"})
+        assert wait_until(lambda: pair[0].role() == "slave", timeout=15.0), pair[0].role()
+        consumer = stomp_factory(New)
+        consumer.subscribe(queue)
+        assert [m.body for m in consumer.expect_exactly(1, timeout=5.0)] == ["before"]
+        assert postgres.sql(url.split("dbname=")[1].split()[0], "SELECT holder FROM hawser_lease") != ""
+    finally:
+        for b in pair:
+            b.stop()

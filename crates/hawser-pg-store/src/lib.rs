@@ -18,8 +18,11 @@
 //! are committed (rows not committed are not visible).
 
 mod batch;
+pub mod lease;
 mod recovery;
 pub mod schema;
+
+pub use lease::{PgElection, PgLeaseSettings, PgMastership};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,14 +44,23 @@ pub const MAX_QUEUED_BYTES: u64 = 64 << 20;
 /// Most records in one transaction.
 pub const MAX_BATCH_RECORDS: usize = 4096;
 
+/// A check before each confirmation that does not come from a COMMIT
+/// (a mastership's fence): `Err(reason)` once this broker is not master.
+pub type ConfirmCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// How to reach the database.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgStoreConfig {
     /// A libpq connection string or URL; several hosts as libpq lists them
     /// (`host=a,b port=5432,5433 target_session_attrs=read-write`).
     pub url: String,
     /// This broker's name in the lease row.
     pub node: String,
+    /// The epoch this broker holds the lease in ([`PgElection`]); `None`:
+    /// a broker alone takes the store over with the next epoch.
+    pub epoch: Option<i64>,
+    /// The mastership's fence, asked by `check_confirmable`.
+    pub confirm_check: Option<ConfirmCheck>,
 }
 
 /// Why the store could not open.
@@ -63,6 +75,9 @@ pub enum OpenError {
     /// A stored row did not decode.
     #[error("postgres store: {0}")]
     Corrupt(String),
+    /// Another broker took the lease meanwhile.
+    #[error("postgres store: another broker holds the lease (epoch {0})")]
+    Fenced(i64),
 }
 
 /// A record queued for the writer.
@@ -80,6 +95,7 @@ struct Shared {
     /// Bytes of messages written, less those deleted (an estimate).
     live_bytes: AtomicU64,
     fenced: AtomicBool,
+    confirm_check: Option<ConfirmCheck>,
 }
 
 /// PostgreSQL as the broker's store.
@@ -106,7 +122,7 @@ impl PgStore {
             recovered,
             live_bytes: live,
             name,
-        } = recovery::take_over(&mut writer, &config.node).await?;
+        } = recovery::take_over(&mut writer, &config.node, config.epoch).await?;
         tracing::info!(
             epoch,
             pending = recovered.pending_total(),
@@ -120,6 +136,7 @@ impl PgStore {
             queued_bytes: AtomicU64::new(0),
             live_bytes: AtomicU64::new(live),
             fenced: AtomicBool::new(false),
+            confirm_check: config.confirm_check.clone(),
         });
         tokio::spawn(write_loop(writer, epoch, rx, Arc::clone(&shared)));
         Ok((
@@ -134,7 +151,7 @@ impl PgStore {
 }
 
 /// Connects, and runs the connection on the runtime.
-async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
+pub(crate) async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -277,6 +294,9 @@ impl Store for PgStore {
     }
 
     fn check_confirmable(&self) -> Result<(), StoreError> {
+        if let Some(check) = &self.shared.confirm_check {
+            check().map_err(StoreError::Failed)?;
+        }
         if self.shared.fenced.load(Ordering::SeqCst) {
             return Err(StoreError::Failed(
                 "fenced: another broker took the store over".into(),

@@ -21,21 +21,30 @@ pub struct TakenOver {
     pub name: String,
 }
 
-/// Takes the store over as `node`.
-pub async fn take_over(client: &mut Client, node: &str) -> Result<TakenOver, OpenError> {
+/// Takes the store over as `node`: in `epoch` if this broker holds the
+/// lease in it (master/slave), else with the next epoch.
+pub async fn take_over(
+    client: &mut Client,
+    node: &str,
+    epoch: Option<i64>,
+) -> Result<TakenOver, OpenError> {
     let tx = client.transaction().await?;
-    // Waits for a transaction of the broker before (it holds the row) and
-    // then outnumbers it: its next write finds another epoch and stops.
-    let epoch: i64 = tx
-        .query_one(
-            "INSERT INTO hawser_lease (id, holder, epoch, renewed) VALUES (1, $1, 1, now()) \
-             ON CONFLICT (id) DO UPDATE \
-             SET holder = excluded.holder, epoch = hawser_lease.epoch + 1, renewed = now() \
-             RETURNING epoch",
-            &[&node],
-        )
-        .await?
-        .get(0);
+    let epoch = match epoch {
+        Some(mine) => {
+            let now: Option<i64> = tx
+                .query_opt(
+                    "SELECT epoch FROM hawser_lease WHERE id = 1 FOR UPDATE",
+                    &[],
+                )
+                .await?
+                .map(|r| r.get(0));
+            if now != Some(mine) {
+                return Err(OpenError::Fenced(now.unwrap_or(0)));
+            }
+            mine
+        }
+        None => take_next(&tx, node).await?,
+    };
     // Non-persistent messages paged out (ActiveMQ's temporary store) do not
     // outlive the broker that spilled them.
     tx.execute(
@@ -131,6 +140,22 @@ pub async fn take_over(client: &mut Client, node: &str) -> Result<TakenOver, Ope
         live_bytes: live.max(0) as u64,
         name,
     })
+}
+
+/// A broker alone: the next epoch, whoever held the lease. Waits for a
+/// transaction of the broker before (it holds the row) and then outnumbers
+/// it: that broker's next write finds another epoch and stops.
+async fn take_next(tx: &tokio_postgres::Transaction<'_>, node: &str) -> Result<i64, OpenError> {
+    Ok(tx
+        .query_one(
+            "INSERT INTO hawser_lease (id, holder, epoch, renewed) VALUES (1, $1, 1, now()) \
+             ON CONFLICT (id) DO UPDATE \
+             SET holder = excluded.holder, epoch = hawser_lease.epoch + 1, renewed = now() \
+             RETURNING epoch",
+            &[&node],
+        )
+        .await?
+        .get(0))
 }
 
 fn corrupt(what: &str) -> OpenError {

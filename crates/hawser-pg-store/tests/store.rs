@@ -269,6 +269,8 @@ fn config(url: &str, node: &str) -> PgStoreConfig {
     PgStoreConfig {
         url: url.to_owned(),
         node: node.to_owned(),
+        epoch: None,
+        confirm_check: None,
     }
 }
 

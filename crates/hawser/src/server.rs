@@ -23,7 +23,7 @@ use anyhow::Context;
 use hawser_broker::{Broker, MemoryStore, Recovered, Store};
 use hawser_journal::{ConfirmCheck, JournalConfig};
 use hawser_journal_store::JournalStore;
-use hawser_pg_store::{PgStore, PgStoreConfig};
+use hawser_pg_store::{PgElection, PgLeaseSettings, PgStore, PgStoreConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -118,6 +118,13 @@ pub async fn open_store(
             let (store, recovered) = PgStore::open(PgStoreConfig {
                 url,
                 node: config.broker_name(),
+                // A master of the database's lease opens in its epoch,
+                // behind its fence; a broker alone takes the next one.
+                epoch: mastership.map(|m| m.epoch() as i64),
+                confirm_check: mastership.map(|m| {
+                    let fence = m.fence();
+                    Arc::new(move || fence.check()) as hawser_pg_store::ConfirmCheck
+                }),
             })
             .await
             .context("cannot open the PostgreSQL store")?;
@@ -205,10 +212,24 @@ pub async fn serve(
         )
         .await;
     };
-    if config.store_kind() != Persistence::Journal {
-        anyhow::bail!("a shared store needs persistence = \"journal\"");
-    }
-    let election = FileElection::new(ha);
+    let election: Box<dyn Election> = match config.store_kind() {
+        Persistence::Journal => Box::new(FileElection::new(ha)),
+        // Master/slave through the database's lease row.
+        Persistence::Postgres => Box::new(PgElection::new(PgLeaseSettings {
+            url: config
+                .store
+                .url
+                .clone()
+                .context("[store] kind = \"postgres\" needs [store] url (--store-url)")?,
+            node: ha.node.clone(),
+            lease: Duration::from_millis(config.ha.lease_ms),
+            renew: Duration::from_millis(config.ha.renew_interval_ms),
+            poll: Duration::from_millis(config.ha.poll_interval_ms),
+        })),
+        Persistence::Memory => {
+            anyhow::bail!("a shared store needs persistence = \"journal\" or \"postgres\"")
+        }
+    };
     let mut ready = Some(ready);
     loop {
         let Some(mastership) = election.acquire(&role, &shutdown).await? else {
