@@ -322,25 +322,29 @@ async fn check_reads(store: &PgStore, replay: &Replay) {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(12),
+/// Random runs against the model, all on one server that this test starts
+/// and stops (a case a database of its own).
+#[test]
+fn what_a_reopened_store_recovers_and_reads_is_what_the_model_says() {
+    if !PgServer::available() {
+        eprintln!("no PostgreSQL 15 server programs in {}", pg_server::PG_BIN);
+        return;
+    }
+    let server = PgServer::start();
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(12);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
         ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn what_a_reopened_store_recovers_and_reads_is_what_the_model_says(
-        acts in proptest::collection::vec(act(), 1..120)
-    ) {
-        if !PgServer::available() {
-            eprintln!("no PostgreSQL 15 server programs in {}", pg_server::PG_BIN);
-            return Ok(());
-        }
-        let server = shared_server();
+    });
+    let next_case = std::sync::atomic::AtomicU64::new(0);
+    let result = runner.run(&proptest::collection::vec(act(), 1..120), |acts| {
+        let case = next_case.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let rt = runtime();
         rt.block_on(async {
-            let name = format!("case_{}", NEXT_CASE.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
-            let url = database(server, &name).await;
+            let url = database(&server, &format!("case_{case}")).await;
             let records = records(&acts);
             let replay = model(&records);
             let (store, recovered) = PgStore::open(config(&url, "first")).await.unwrap();
@@ -355,14 +359,12 @@ proptest! {
             assert_eq!(summary(&again), summary(&replay.into_recovered()));
             next.close();
         });
+        Ok(())
+    });
+    drop(server);
+    if let Err(e) = result {
+        panic!("{e}");
     }
-}
-
-static NEXT_CASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn shared_server() -> &'static PgServer {
-    static SERVER: std::sync::OnceLock<PgServer> = std::sync::OnceLock::new();
-    SERVER.get_or_init(PgServer::start)
 }
 
 #[test]

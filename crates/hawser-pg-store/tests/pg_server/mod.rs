@@ -171,10 +171,11 @@ impl PgServer {
 }
 
 impl Drop for PgServer {
+    /// SIGINT: PostgreSQL's fast shutdown (clients are disconnected).
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
+                .args(["-INT", &c.id().to_string()])
                 .status();
             let _ = c.wait();
         }
