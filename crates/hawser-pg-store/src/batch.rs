@@ -18,6 +18,11 @@ use hawser_broker::{MessageData, MessageId, ProducerKey, SeqWindow, StoreKey, St
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 
+/// Deletes the messages among ids `$1` that no entry holds any more (after
+/// their entries went: statements run in the order sent).
+const DELETE_ORPHANS: &str = "DELETE FROM hawser_messages m WHERE m.id = ANY($1) \
+     AND NOT EXISTS (SELECT 1 FROM hawser_entries e WHERE e.id = m.id)";
+
 /// A container's key as the tables hold it (the record format's encoding).
 pub fn key_bytes(key: &StoreKey) -> Vec<u8> {
     let mut buf = BytesMut::new();
@@ -196,11 +201,7 @@ impl Run {
                 &gone,
             ));
             // After the entries went (statements run in the order sent).
-            steps.push(tx.execute(
-                "DELETE FROM hawser_messages m WHERE m.id = ANY($1) \
-                 AND NOT EXISTS (SELECT 1 FROM hawser_entries e WHERE e.id = m.id)",
-                &gone_ids,
-            ));
+            steps.push(tx.execute(DELETE_ORPHANS, &gone_ids));
         }
         if !p_keys.is_empty() {
             steps.push(tx.execute(
@@ -288,12 +289,7 @@ async fn write_alone(
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            tx.execute(
-                "DELETE FROM hawser_messages m WHERE m.id = ANY($1) \
-                 AND NOT EXISTS (SELECT 1 FROM hawser_entries e WHERE e.id = m.id)",
-                &[&ids],
-            )
-            .await?;
+            tx.execute(DELETE_ORPHANS, &[&ids]).await?;
         }
         StoreOp::Prepare(p) => {
             let xid = p.xid.to_string();

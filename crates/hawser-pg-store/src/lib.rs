@@ -249,13 +249,16 @@ impl PgStore {
 impl Store for PgStore {
     fn append(&self, ops: Vec<StoreOp>, _sync: bool) -> Result<Seq, StoreError> {
         let ops: Vec<StoreOp<MessageData>> = ops.iter().map(StoreOp::to_data).collect();
-        let bytes: u64 = ops
+        // Message bodies (the store's size), and those with a rough cost
+        // per record (what the queue to the writer holds).
+        let bodies: u64 = ops
             .iter()
             .map(|op| match op {
-                StoreOp::Enqueue { message, .. } => message.body.len() as u64 + 64,
-                _ => 64,
+                StoreOp::Enqueue { message, .. } => message.body.len() as u64,
+                _ => 0,
             })
             .sum();
+        let bytes = bodies + 64 * ops.len() as u64;
         let mut appender = self.shared.appender.lock();
         let Some(tx) = &appender.1 else {
             return Err(match &self.shared.durability.borrow().failed {
@@ -264,15 +267,7 @@ impl Store for PgStore {
             });
         };
         let seq = appender.0 + 1;
-        self.shared.live_bytes.fetch_add(
-            ops.iter()
-                .map(|op| match op {
-                    StoreOp::Enqueue { message, .. } => message.body.len() as u64,
-                    _ => 0,
-                })
-                .sum(),
-            Ordering::Relaxed,
-        );
+        self.shared.live_bytes.fetch_add(bodies, Ordering::Relaxed);
         self.shared.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         if tx.send(Queued { seq, ops, bytes }).is_err() {
             return Err(StoreError::Closed);

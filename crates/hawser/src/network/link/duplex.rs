@@ -386,6 +386,10 @@ impl Link {
                     if duplex.active.get(&p.want) == Some(&id) {
                         duplex.active.remove(&p.want);
                     }
+                    // Bounded: what is past its back-off is forgotten.
+                    duplex
+                        .refused
+                        .retain(|_, at| at.elapsed() < REFUSED_BACKOFF);
                     duplex.refused.insert(p.want, Instant::now());
                 }
             }
