@@ -749,7 +749,7 @@ def test_kill_9_of_either_end_of_a_duplex_link_loses_nothing_and_doubles_nothing
     second.join(10)
     b.start()
     confirmed = {f"m{i}" for i in range(3000)} | second.confirmed_now()
-    assert len(second.confirmed_now()) >= 600
+    assert len(second.confirmed_now()) >= 100, "B was killed before it confirmed anything of the second run"
     assert wait_until(lambda: drained(consumer, confirmed, stomp_factory, [a, b], queue), timeout=40.0), (
         f"{len(confirmed - set(consumer.seen))} confirmed messages never arrived")
     assert consumer.wait(lambda: not consumer.pending, 5.0)
