@@ -221,6 +221,41 @@ def test_connections_per_address_are_limited_before_authentication(broker_factor
     assert wait_until(lambda: attempt(b.port, "alice", PASSWORDS["alice"])[1].connected, timeout=10.0)
 
 
+def test_connections_per_listener_are_limited_and_leave_the_other_listeners_served(broker_factory, tmp_path):
+    b = broker_factory("--users-file", str(users_file(tmp_path)), "--max-connections-per-listener", "2")
+
+    def raw(port: int) -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect((HOST, port))
+        return s
+
+    # Two silent sockets fill the STOMP listener...
+    held = [raw(b.port), raw(b.port)]
+    try:
+        third = raw(b.port)
+        data = third.recv(4096)
+        assert b"too many connections on this listener (limit 2)" in data, data
+        third.close()
+        # ...while OpenWire is still served: the broker opens with its
+        # WireFormatInfo, whose marshalled form names "ActiveMQ".
+        ow = raw(b.openwire_port)
+        got = b""
+        deadline = time.monotonic() + 5
+        while b"ActiveMQ" not in got and time.monotonic() < deadline:
+            chunk = ow.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        assert b"ActiveMQ" in got, got
+        ow.close()
+    finally:
+        for s in held:
+            s.close()
+    # Places come back when connections end.
+    assert wait_until(lambda: attempt(b.port, "alice", PASSWORDS["alice"])[1].connected, timeout=10.0)
+
+
 def test_the_status_endpoint_authenticates_too(broker_factory, tmp_path):
     import base64
     import urllib.error

@@ -22,6 +22,9 @@ pub const DEFAULT_OPENWIRE_MAX_FRAME_BYTES: u64 = 10 << 20;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 /// Default of [`LimitsConfig::max_connections_per_address`].
 pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+/// Default of [`LimitsConfig::max_connections_per_listener`]: three quarters
+/// of all, so a flood on one port leaves room on the others.
+pub const DEFAULT_MAX_CONNECTIONS_PER_LISTENER: usize = 750;
 /// A connection must send CONNECT within this many ms.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 30_000;
 /// Default `[openwire] login_timeout_ms`: a minute to authenticate.
@@ -481,6 +484,12 @@ pub struct LimitsConfig {
     /// authentication: one host cannot take every connection. Clients behind
     /// one NAT address share it.
     pub max_connections_per_address: usize,
+    /// Connections served at once on one listener (STOMP, OpenWire, and each
+    /// TLS port apart), counted from the accept: a flood on one port cannot
+    /// take every connection. ActiveMQ's `maximumConnections` of a
+    /// transport connector (also accepted under that name).
+    #[serde(alias = "maximumConnections")]
+    pub max_connections_per_listener: usize,
     /// Largest frame, headers and body together (bytes).
     pub max_frame_bytes: usize,
     /// Most headers in one frame.
@@ -599,6 +608,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            max_connections_per_listener: DEFAULT_MAX_CONNECTIONS_PER_LISTENER,
             max_frame_bytes: hawser_stomp::DEFAULT_MAX_FRAME_BYTES,
             max_headers: hawser_stomp::DEFAULT_MAX_HEADERS,
             max_header_bytes: hawser_stomp::DEFAULT_MAX_HEADER_BYTES,

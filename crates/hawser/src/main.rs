@@ -86,6 +86,9 @@ struct ServeArgs {
     /// Connections from one remote address served at once [default: 256].
     #[arg(long, value_name = "N")]
     max_connections_per_address: Option<usize>,
+    /// Connections on one listener served at once [default: 750].
+    #[arg(long, value_name = "N")]
+    max_connections_per_listener: Option<usize>,
     /// Largest STOMP frame in bytes [default: 10 MiB].
     #[arg(long, value_name = "BYTES")]
     max_frame_bytes: Option<usize>,
@@ -248,6 +251,7 @@ impl ServeArgs {
         }
         set!(max_connections => limits.max_connections);
         set!(max_connections_per_address => limits.max_connections_per_address);
+        set!(max_connections_per_listener => limits.max_connections_per_listener);
         set!(max_frame_bytes => limits.max_frame_bytes);
         set!(max_headers => limits.max_headers);
         set!(max_header_bytes => limits.max_header_bytes);

@@ -454,9 +454,12 @@ async fn serve_store<F: FnOnce(&Running)>(
         tls: tls.clone(),
         connections,
         per_address: PerAddress::new(config.limits.max_connections_per_address),
+        per_listener: std::array::from_fn(|_| {
+            Arc::new(Semaphore::new(config.limits.max_connections_per_listener))
+        }),
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
-        max_connections: config.limits.max_connections,
+        limits: config.limits.clone(),
     };
     loop {
         tokio::select! {
@@ -496,11 +499,10 @@ async fn serve_store<F: FnOnce(&Running)>(
     }
 }
 
-/// Tells a client over the connection limit why it is turned away.
 /// Which listener a connection came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Listener {
-    Stomp,
+    Stomp = 0,
     OpenWire,
     StompTls,
     OpenWireTls,
@@ -513,9 +515,11 @@ struct Accept {
     tls: Option<Arc<Tls>>,
     connections: Arc<Semaphore>,
     per_address: Arc<PerAddress>,
+    /// One per [`Listener`], indexed by its discriminant.
+    per_listener: [Arc<Semaphore>; 4],
     tracker: TaskTracker,
     shutdown: CancellationToken,
-    max_connections: usize,
+    limits: crate::config::LimitsConfig,
 }
 
 impl Accept {
@@ -533,28 +537,32 @@ impl Accept {
             }
         };
         let slot = self.per_address.take(remote.ip());
+        let listener = Arc::clone(&self.per_listener[on as usize]).try_acquire_owned().ok();
         let permit = Arc::clone(&self.connections).try_acquire_owned().ok();
-        let (slot, permit) = match (slot, permit) {
-            (Some(slot), Some(permit)) => (slot, permit),
-            (slot, _) => {
-                // Past a limit: a plain STOMP client is told why; OpenWire has
-                // no frame a client reads before its WireFormatInfo, and TLS
-                // none before its handshake: the socket is just closed.
-                let why = match slot {
-                    None => format!(
-                        "too many connections from {} (limit {} per address)",
-                        remote.ip(),
-                        self.per_address.limit()
-                    ),
-                    Some(_) => format!("too many connections (limit {})", self.max_connections),
-                };
-                tracing::debug!("connection from {remote} refused: {why}");
-                if on == Listener::Stomp {
-                    self.tracker.spawn(refuse(stream, why));
-                }
-                return;
-            }
+        let why = match (&slot, &listener, &permit) {
+            (None, _, _) => Some(format!(
+                "too many connections from {} (limit {} per address)",
+                remote.ip(),
+                self.per_address.limit()
+            )),
+            (_, None, _) => Some(format!(
+                "too many connections on this listener (limit {})",
+                self.limits.max_connections_per_listener
+            )),
+            (_, _, None) => Some(format!("too many connections (limit {})", self.limits.max_connections)),
+            _ => None,
         };
+        if let Some(why) = why {
+            // Past a limit: a plain STOMP client is told why; OpenWire has
+            // no frame a client reads before its WireFormatInfo, and TLS
+            // none before its handshake: the socket is just closed.
+            tracing::debug!("connection from {remote} refused: {why}");
+            if on == Listener::Stomp {
+                self.tracker.spawn(refuse(stream, why));
+            }
+            return;
+        }
+        let held = (slot, listener, permit);
         let (stomp, openwire) = (Arc::clone(&self.stomp), Arc::clone(&self.openwire));
         let shutdown = self.shutdown.clone();
         let acceptor = self.tls.as_ref().map(|t| t.acceptor());
@@ -579,7 +587,7 @@ impl Accept {
                     crate::openwire::serve_connection(t, openwire, shutdown).await;
                 }
             }
-            drop((permit, slot));
+            drop(held);
         });
     }
 }
@@ -633,6 +641,7 @@ async fn accept_on(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream
     }
 }
 
+/// Tells a client over a connection limit why it is turned away.
 async fn refuse(mut stream: TcpStream, why: String) {
     use tokio::io::AsyncWriteExt;
     let mut buf = bytes::BytesMut::new();
