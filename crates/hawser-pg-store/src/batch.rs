@@ -44,9 +44,9 @@ pub type Windows = HashMap<ProducerKey, SeqWindow>;
 
 /// A run of message records, reduced to what the tables must see.
 #[derive(Default)]
-struct Run {
+struct Run<'a> {
     /// Messages to insert, with the entries of this run that hold them.
-    messages: Vec<MessageData>,
+    messages: Vec<&'a MessageData>,
     /// (container, id) -> (priority, redeliveries) entries inserted by this run.
     fresh: HashMap<(StoreKey, MessageId), (u8, u32)>,
     /// Earlier entries to update.
@@ -57,7 +57,7 @@ struct Run {
     producers: HashMap<ProducerKey, Option<SeqWindow>>,
 }
 
-impl Run {
+impl<'a> Run<'a> {
     fn is_empty(&self) -> bool {
         self.messages.is_empty()
             && self.gone.is_empty()
@@ -65,42 +65,44 @@ impl Run {
             && self.producers.is_empty()
     }
 
-    fn add(&mut self, op: StoreOp<MessageData>, windows: &mut Windows) {
+    fn add(&mut self, op: &'a StoreOp<MessageData>, windows: &mut Windows) {
         match op {
             StoreOp::Enqueue { message, targets } => {
                 for key in targets {
-                    self.fresh.insert((key, message.id), (message.priority, 0));
+                    self.fresh
+                        .insert((key.clone(), message.id), (message.priority, 0));
                 }
                 self.messages.push(message);
             }
             StoreOp::Dequeue { key, id } => {
-                let k = (key, id);
+                let k = (key.clone(), *id);
                 if self.fresh.remove(&k).is_none() {
                     self.redelivered.remove(&k);
                     self.gone.push(k);
                 }
             }
             StoreOp::Redelivered { key, id, count } => {
-                let k = (key, id);
+                let k = (key.clone(), *id);
                 match self.fresh.get_mut(&k) {
-                    Some(e) => e.1 = count,
+                    Some(e) => e.1 = *count,
                     None => {
-                        self.redelivered.insert(k, count);
+                        self.redelivered.insert(k, *count);
                     }
                 }
             }
             StoreOp::ProducerSeen { producer, seq } => {
                 let w = windows.entry(producer.clone()).or_default();
-                w.insert(seq);
-                self.producers.insert(producer, Some(w.clone()));
+                w.insert(*seq);
+                self.producers.insert(producer.clone(), Some(w.clone()));
             }
             StoreOp::ProducerWindow { producer, window } => {
                 windows.insert(producer.clone(), window.clone());
-                self.producers.insert(producer, Some(window));
+                self.producers
+                    .insert(producer.clone(), Some(window.clone()));
             }
             StoreOp::ProducerForget { producer } => {
-                windows.remove(&producer);
-                self.producers.insert(producer, None);
+                windows.remove(producer);
+                self.producers.insert(producer.clone(), None);
             }
             _ => unreachable!("not a message record"),
         }
@@ -112,7 +114,7 @@ impl Run {
         let mut ids = Vec::new();
         let mut persistent = Vec::new();
         let mut data = Vec::new();
-        for m in &self.messages {
+        for &m in &self.messages {
             if held.contains(&m.id) {
                 ids.push(m.id as i64);
                 persistent.push(m.persistent);
@@ -231,11 +233,11 @@ impl Run {
 /// Writes `records` (in order) within `tx`.
 pub async fn write(
     tx: &Transaction<'_>,
-    records: Vec<Vec<StoreOp<MessageData>>>,
+    records: &[Vec<StoreOp<MessageData>>],
     windows: &mut Windows,
 ) -> Result<(), tokio_postgres::Error> {
     let mut run = Run::default();
-    for op in records.into_iter().flatten() {
+    for op in records.iter().flatten() {
         match op {
             op @ (StoreOp::Enqueue { .. }
             | StoreOp::Dequeue { .. }
@@ -260,12 +262,12 @@ pub async fn write(
 /// A durable subscription's or an XA transaction's record.
 async fn write_alone(
     tx: &Transaction<'_>,
-    op: StoreOp<MessageData>,
+    op: &StoreOp<MessageData>,
 ) -> Result<(), tokio_postgres::Error> {
     match op {
         StoreOp::Subscribe(s) => {
             let key = key_bytes(&s.key());
-            let data = encode_record::<MessageData>(&[StoreOp::Subscribe(s)]).to_vec();
+            let data = encode_record(std::slice::from_ref(op)).to_vec();
             tx.execute(
                 "INSERT INTO hawser_subscriptions (container, data) VALUES ($1, $2) \
                  ON CONFLICT (container) DO UPDATE SET data = excluded.data",
@@ -274,7 +276,10 @@ async fn write_alone(
             .await?;
         }
         StoreOp::Unsubscribe { client_id, name } => {
-            let key = key_bytes(&StoreKey::Durable { client_id, name });
+            let key = key_bytes(&StoreKey::Durable {
+                client_id: client_id.clone(),
+                name: name.clone(),
+            });
             tx.execute(
                 "DELETE FROM hawser_subscriptions WHERE container = $1",
                 &[&key],
@@ -293,7 +298,7 @@ async fn write_alone(
         }
         StoreOp::Prepare(p) => {
             let xid = p.xid.to_string();
-            let data = encode_record::<MessageData>(&[StoreOp::Prepare(p)]).to_vec();
+            let data = encode_record(std::slice::from_ref(op)).to_vec();
             tx.execute(
                 "INSERT INTO hawser_prepared (xid, data) VALUES ($1, $2) \
                  ON CONFLICT (xid) DO UPDATE SET data = excluded.data",
@@ -302,7 +307,7 @@ async fn write_alone(
             .await?;
         }
         StoreOp::Resolve { xid } => {
-            tx.execute("DELETE FROM hawser_prepared WHERE xid = $1", &[&&*xid])
+            tx.execute("DELETE FROM hawser_prepared WHERE xid = $1", &[&&**xid])
                 .await?;
         }
         _ => unreachable!("a message record"),

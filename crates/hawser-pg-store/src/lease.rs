@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use tokio_postgres::Client;
 
-use crate::{connect, schema};
+use crate::{connect_read_write, schema};
 
 /// How a broker competes for the store.
 #[derive(Clone, Debug)]
@@ -58,7 +58,9 @@ async fn try_take(
     client: &mut Option<Client>,
 ) -> Result<Result<i64, i64>, String> {
     if client.is_none() {
-        let mut c = connect(&s.url).await.map_err(|e| e.to_string())?;
+        let mut c = connect_read_write(&s.url)
+            .await
+            .map_err(|e| e.to_string())?;
         schema::migrate(&mut c).await.map_err(|e| e.to_string())?;
         *client = Some(c);
     }
@@ -172,7 +174,7 @@ impl PgMastership {
                     _ = tokio::time::sleep(settings.renew) => {}
                 }
                 if client.is_none() {
-                    client = connect(&settings.url).await.ok();
+                    client = connect_read_write(&settings.url).await.ok();
                 }
                 let result = match &client {
                     Some(c) => c
@@ -235,7 +237,7 @@ impl Mastership for PgMastership {
         self.stop.cancel();
         let (url, epoch) = (self.settings.url.clone(), self.epoch);
         tokio::spawn(async move {
-            if let Ok(c) = connect(&url).await {
+            if let Ok(c) = connect_read_write(&url).await {
                 let _ = c
                     .execute(
                         "UPDATE hawser_lease SET renewed = '-infinity' WHERE id = 1 AND epoch = $1",

@@ -8,14 +8,24 @@
 //! the store over (a higher epoch), nothing more is written, confirmed or
 //! acknowledged here. A fence, not only a lock.
 //!
-//! A COMMIT whose outcome is unknown (the connection broke under it) fails
-//! the store: nothing after it is confirmed, and the broker that serves the
-//! store next (this one restarted, or its slave) recovers what the database
-//! has. A producer is either confirmed or gets an error.
+//! Following the database's failover: when the writer's connection breaks
+//! (the primary died), nothing is confirmed while the writer reconnects
+//! through the host list to whichever server now takes writes (a promoted
+//! standby). There, in one transaction, it checks the lease row: still
+//! this broker's epoch (else another broker took over: the store stops),
+//! and the number of the last committed batch, which every write
+//! transaction sets (`hawser_lease.batch`). That number says whether the
+//! batch in flight committed before the break (then it is confirmed) or not
+//! (then it is written again); a number further behind means the database
+//! lost transactions it had committed (a standby promoted behind its
+//! primary, asynchronous replication), and the store stops rather than go
+//! on from a state the engine does not have. A producer is either
+//! confirmed or gets an error, never confirmed and lost by this broker.
 //!
 //! Reads (paging a backlog larger than memory, recovery's held messages)
 //! go on a connection of their own, after the records appended before them
-//! are committed (rows not committed are not visible).
+//! are committed (rows not committed are not visible); a broken one is
+//! made again at the next read (the pager asks again).
 
 mod batch;
 pub mod lease;
@@ -34,15 +44,26 @@ use hawser_broker::{
     Durability, DurabilityWatch, MessageData, MessageId, Recovered, Seq, Store, StoreError,
     StoreKey, StoreOp,
 };
+use std::time::{Duration, Instant};
+
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::config::TargetSessionAttrs;
+use tokio_postgres::{Client, Config, NoTls};
+use tokio_util::sync::CancellationToken;
 
 /// Records queued beyond this many bytes hold producers (`writes_behind`):
 /// the database is behind.
 pub const MAX_QUEUED_BYTES: u64 = 64 << 20;
 /// Most records in one transaction.
 pub const MAX_BATCH_RECORDS: usize = 4096;
+/// Longest wait between attempts to reach a read-write database after the
+/// writer's connection broke (it starts at a tenth of a second and doubles).
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// How long one connection attempt to one host may take, unless the
+/// connection string says (`connect_timeout`): a host that does not answer
+/// must not hold up the next one in the list.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A check before each confirmation that does not come from a COMMIT
 /// (a mastership's fence): `Err(reason)` once this broker is not master.
@@ -80,6 +101,41 @@ pub enum OpenError {
     Fenced(i64),
 }
 
+/// The connection string as the store uses it: writes need a read-write
+/// server (`target_session_attrs=read-write`, whatever the string says, so
+/// that a host list finds the primary), and each host gets a connect timeout.
+pub(crate) fn read_write(url: &str) -> Result<Config, tokio_postgres::Error> {
+    let mut config: Config = url.parse()?;
+    config.target_session_attrs(TargetSessionAttrs::ReadWrite);
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    Ok(config)
+}
+
+/// Whether an error means the connection (or its server) went, rather than
+/// that a statement was wrong: the writer then reconnects through the host
+/// list. A closed connection or a socket error; or the server's SQLSTATE:
+/// class 08 is a connection exception, 57P0x a server shutting down or
+/// starting, 25006 a server that takes no writes (a primary turned
+/// standby), 53300 too many connections. Anything else (a statement the
+/// server refused, a value that would not encode) is not cured by another
+/// server.
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    use std::error::Error as _;
+    match e.as_db_error() {
+        None => {
+            e.is_closed()
+                || e.source()
+                    .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
+        }
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("08") || code.starts_with("57P") || code == "25006" || code == "53300"
+        }
+    }
+}
+
 /// A record queued for the writer.
 struct Queued {
     seq: Seq,
@@ -96,12 +152,14 @@ struct Shared {
     live_bytes: AtomicU64,
     fenced: AtomicBool,
     confirm_check: Option<ConfirmCheck>,
+    /// Cancelled by `close`: a writer waiting for the database gives up.
+    closed: CancellationToken,
 }
 
 /// PostgreSQL as the broker's store.
 pub struct PgStore {
     shared: Arc<Shared>,
-    reader: Arc<Client>,
+    reader: Arc<Reader>,
     /// The store's name, kept in the database.
     name: String,
 }
@@ -114,11 +172,16 @@ impl PgStore {
     /// # Errors
     /// If the database cannot be reached or holds what this build cannot read.
     pub async fn open(config: PgStoreConfig) -> Result<(PgStore, Recovered), OpenError> {
-        let mut writer = connect(&config.url).await?;
+        let target = read_write(&config.url)?;
+        let mut writer = connect(&target).await?;
         schema::migrate(&mut writer).await?;
-        let reader = connect(&config.url).await?;
+        let reader = Reader {
+            target: target.clone(),
+            client: Mutex::new(Some(Arc::new(connect(&target).await?))),
+        };
         let recovery::TakenOver {
             epoch,
+            batch,
             recovered,
             live_bytes: live,
             name,
@@ -137,8 +200,16 @@ impl PgStore {
             live_bytes: AtomicU64::new(live),
             fenced: AtomicBool::new(false),
             confirm_check: config.confirm_check.clone(),
+            closed: CancellationToken::new(),
         });
-        tokio::spawn(write_loop(writer, epoch, rx, Arc::clone(&shared)));
+        let writer = Writer {
+            target,
+            client: Some(writer),
+            epoch,
+            batch,
+            windows: batch::Windows::new(),
+        };
+        tokio::spawn(write_loop(writer, rx, Arc::clone(&shared)));
         Ok((
             PgStore {
                 shared,
@@ -150,25 +221,40 @@ impl PgStore {
     }
 }
 
-/// Connects, and runs the connection on the runtime.
-pub(crate) async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+/// Connects (the first host of the list that suits), and runs the
+/// connection on the runtime.
+pub(crate) async fn connect(target: &Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = target.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::warn!("postgres store: connection: {e}");
+            tracing::debug!("postgres store: connection: {e}");
         }
     });
     Ok(client)
 }
 
+/// Connects to the server of `url`'s host list that takes writes.
+pub(crate) async fn connect_read_write(url: &str) -> Result<Client, tokio_postgres::Error> {
+    connect(&read_write(url)?).await
+}
+
+/// The writer task's connection and what it knows of the database.
+struct Writer {
+    target: Config,
+    /// `None` while the database cannot be reached.
+    client: Option<Client>,
+    epoch: i64,
+    /// The number of the last batch known committed (`hawser_lease.batch`).
+    batch: i64,
+    windows: batch::Windows,
+}
+
 /// The writer: one transaction per batch of queued records.
 async fn write_loop(
-    mut client: Client,
-    epoch: i64,
+    mut writer: Writer,
     mut rx: mpsc::UnboundedReceiver<Queued>,
     shared: Arc<Shared>,
 ) {
-    let mut windows = batch::Windows::new();
     while let Some(first) = rx.recv().await {
         let mut last = first.seq;
         let mut bytes = first.bytes;
@@ -183,15 +269,15 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        let result = write_batch(&mut client, epoch, records, &mut windows).await;
+        let result = writer.commit(&records, &shared.closed).await;
         shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         match result {
             Ok(()) => {
                 shared.durability.send_modify(|d| d.seq = last);
             }
             Err(e) => {
-                // Committed or not, nobody knows: nothing more is confirmed
-                // here, and whoever serves the store next reads what is there.
+                // Nothing more is confirmed here, and whoever serves the
+                // store next reads what the database has.
                 if matches!(e, WriteError::Fenced) {
                     shared.fenced.store(true, Ordering::SeqCst);
                 }
@@ -211,31 +297,202 @@ async fn write_loop(
 enum WriteError {
     #[error("another broker took the store over (a higher epoch in hawser_lease)")]
     Fenced,
+    #[error(
+        "the database lost {} committed transaction(s) of this store (its last is batch {found}, \
+         this broker committed up to {committed}): a standby was promoted behind its primary \
+         (asynchronous replication), and messages confirmed in them are lost",
+        committed - found
+    )]
+    Lost { found: i64, committed: i64 },
+    #[error("the store closed while the database could not be reached")]
+    Closed,
     #[error("write failed: {0}")]
     Database(#[from] tokio_postgres::Error),
+}
+
+/// Whether the batch in flight when the connection broke committed.
+enum InFlight {
+    Committed,
+    NotCommitted,
+}
+
+impl Writer {
+    /// Commits one batch, through as many database failovers as it takes:
+    /// `Ok` only once it is known committed.
+    async fn commit(
+        &mut self,
+        records: &[Vec<StoreOp<MessageData>>],
+        closed: &CancellationToken,
+    ) -> Result<(), WriteError> {
+        let number = self.batch + 1;
+        loop {
+            if let Some(client) = &mut self.client {
+                match write_batch(client, self.epoch, number, records, &mut self.windows).await {
+                    Ok(()) => {
+                        self.batch = number;
+                        return Ok(());
+                    }
+                    Err(WriteError::Database(e)) if connection_lost(&e) => {
+                        tracing::warn!(
+                            "postgres store: the connection broke ({e}); reconnecting through \
+                             the host list, confirming nothing meanwhile"
+                        );
+                        self.client = None;
+                    }
+                    Err(WriteError::Database(e)) => return Err(WriteError::Database(e)),
+                    Err(e) => return Err(e),
+                }
+            }
+            let broke = Instant::now();
+            match self.reconnect(number, closed).await? {
+                InFlight::Committed => {
+                    tracing::info!(
+                        outage_ms = broke.elapsed().as_millis() as u64,
+                        "postgres store: back on a read-write server; batch {number} had committed"
+                    );
+                    self.batch = number;
+                    return Ok(());
+                }
+                InFlight::NotCommitted => {
+                    tracing::info!(
+                        outage_ms = broke.elapsed().as_millis() as u64,
+                        "postgres store: back on a read-write server; batch {number} had not \
+                         committed and is written again"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Connects to whichever host takes writes now, and finds out there
+    /// whether batch `number` committed, renewing the lease on that server.
+    async fn reconnect(
+        &mut self,
+        number: i64,
+        closed: &CancellationToken,
+    ) -> Result<InFlight, WriteError> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                _ = closed.cancelled() => return Err(WriteError::Closed),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+            let mut client = match connect(&self.target).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!("postgres store: no read-write server yet: {e}");
+                    continue;
+                }
+            };
+            match resolve(&mut client, self.epoch, number).await {
+                Ok(found) => {
+                    self.client = Some(client);
+                    return Ok(found);
+                }
+                Err(WriteError::Database(e)) if connection_lost(&e) => {
+                    tracing::debug!("postgres store: lost the server again: {e}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// In one transaction on a fresh connection: the lease row still in
+/// `epoch` (renewed on this server), and where its batch number stands
+/// against batch `number`, the one in flight.
+async fn resolve(client: &mut Client, epoch: i64, number: i64) -> Result<InFlight, WriteError> {
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "SELECT epoch, batch FROM hawser_lease WHERE id = 1 FOR UPDATE",
+            &[],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Err(WriteError::Fenced);
+    };
+    let (now, found): (i64, i64) = (row.get(0), row.get(1));
+    if now != epoch {
+        return Err(WriteError::Fenced);
+    }
+    let outcome = match number - found {
+        0 => InFlight::Committed,
+        1 => InFlight::NotCommitted,
+        _ => {
+            return Err(WriteError::Lost {
+                found,
+                committed: number - 1,
+            })
+        }
+    };
+    tx.execute("UPDATE hawser_lease SET renewed = now() WHERE id = 1", &[])
+        .await?;
+    tx.commit().await?;
+    Ok(outcome)
 }
 
 async fn write_batch(
     client: &mut Client,
     epoch: i64,
-    records: Vec<Vec<StoreOp<MessageData>>>,
+    number: i64,
+    records: &[Vec<StoreOp<MessageData>>],
     windows: &mut batch::Windows,
 ) -> Result<(), WriteError> {
     let tx = client.transaction().await?;
     // The fence: the row stays locked until this commits, so a broker
     // taking over waits for it, and this one writes nothing after that.
+    // The batch number chains the transactions: each follows the last one
+    // this broker committed, or finds that the database lost it.
     let renewed = tx
         .execute(
-            "UPDATE hawser_lease SET renewed = now() WHERE id = 1 AND epoch = $1",
-            &[&epoch],
+            "UPDATE hawser_lease SET renewed = now(), batch = $2 \
+             WHERE id = 1 AND epoch = $1 AND batch = $3",
+            &[&epoch, &number, &(number - 1)],
         )
         .await?;
     if renewed == 0 {
-        return Err(WriteError::Fenced);
+        let row = tx
+            .query_opt("SELECT epoch, batch FROM hawser_lease WHERE id = 1", &[])
+            .await?;
+        return Err(
+            match row.map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))) {
+                Some((now, found)) if now == epoch => WriteError::Lost {
+                    found,
+                    committed: number - 1,
+                },
+                _ => WriteError::Fenced,
+            },
+        );
     }
     batch::write(&tx, records, windows).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The reading connection, made again after it broke.
+struct Reader {
+    target: Config,
+    client: Mutex<Option<Arc<Client>>>,
+}
+
+impl Reader {
+    async fn client(&self) -> Result<Arc<Client>, tokio_postgres::Error> {
+        if let Some(c) = self.client.lock().clone() {
+            return Ok(c);
+        }
+        let c = Arc::new(connect(&self.target).await?);
+        *self.client.lock() = Some(Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// Forgets a connection that broke, so the next read makes another.
+    fn failed(&self, e: &tokio_postgres::Error) {
+        if connection_lost(e) {
+            *self.client.lock() = None;
+        }
+    }
 }
 
 impl PgStore {
@@ -315,7 +572,12 @@ impl Store for PgStore {
         Box::pin(async move {
             // What was appended before this read is committed first.
             hawser_broker::store::wait_durable(&mut durable, appended).await?;
-            let rows = reader
+            let failed = |e: tokio_postgres::Error| {
+                reader.failed(&e);
+                StoreError::Failed(format!("postgres read: {e}"))
+            };
+            let client = reader.client().await.map_err(failed)?;
+            let rows = client
                 .query(
                     "SELECT e.redeliveries, m.data FROM hawser_entries e \
                      JOIN hawser_messages m ON m.id = e.id \
@@ -329,7 +591,7 @@ impl Store for PgStore {
                     ],
                 )
                 .await
-                .map_err(|e| StoreError::Failed(format!("postgres read: {e}")))?;
+                .map_err(failed)?;
             let mut out: Vec<StoredMessage> = Vec::with_capacity(rows.len());
             let mut bytes = 0u64;
             for row in rows {
@@ -347,8 +609,10 @@ impl Store for PgStore {
     }
 
     fn close(&self) {
-        // The writer finishes what is queued, then ends with the channel.
+        // The writer finishes what is queued, then ends with the channel
+        // (or at once, if it is waiting for the database).
         self.shared.appender.lock().1 = None;
+        self.shared.closed.cancel();
     }
 }
 

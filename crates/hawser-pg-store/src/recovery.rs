@@ -14,6 +14,9 @@ use crate::{batch, decode_message, OpenError};
 pub struct TakenOver {
     /// This broker's epoch in the lease row.
     pub epoch: i64,
+    /// The number of the store's last committed write transaction
+    /// (`hawser_lease.batch`): the writer's next one is this plus one.
+    pub batch: i64,
     pub recovered: Recovered,
     /// Bytes of the stored messages.
     pub live_bytes: u64,
@@ -45,6 +48,10 @@ pub async fn take_over(
         }
         None => take_next(&tx, node).await?,
     };
+    let batch: i64 = tx
+        .query_one("SELECT batch FROM hawser_lease WHERE id = 1", &[])
+        .await?
+        .get(0);
     // Non-persistent messages paged out (ActiveMQ's temporary store) do not
     // outlive the broker that spilled them.
     tx.execute(
@@ -136,6 +143,7 @@ pub async fn take_over(
     tx.commit().await?;
     Ok(TakenOver {
         epoch,
+        batch,
         recovered: r,
         live_bytes: live.max(0) as u64,
         name,

@@ -24,8 +24,10 @@ CREATE TABLE IF NOT EXISTS hawser_lease (
     id integer PRIMARY KEY CHECK (id = 1),
     holder text NOT NULL,
     epoch bigint NOT NULL,
-    renewed timestamptz NOT NULL
+    renewed timestamptz NOT NULL,
+    batch bigint NOT NULL DEFAULT 0
 );
+ALTER TABLE hawser_lease ADD COLUMN IF NOT EXISTS batch bigint NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS hawser_messages (
     id bigint PRIMARY KEY,
     persistent boolean NOT NULL,

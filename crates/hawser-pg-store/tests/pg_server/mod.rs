@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
+pub mod proxy;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
