@@ -281,3 +281,39 @@ def test_asynchronous_replication_loses_what_the_standby_never_received_and_the_
               f"detected, the broker stopped (exit 74), and the restart served the {kept} kept")
     finally:
         consumer.close()
+
+
+def test_a_backlog_beyond_memory_is_read_back_from_the_standby_with_prefer_standby(
+        cluster, broker_factory, stomp_factory):
+    """``target_session_attrs=prefer-standby`` (libpq's name): the broker
+    writes on the primary and pages its backlog back from the standby, once
+    the standby has replayed what the read must see. Every message comes
+    back, in order; the standby's own statistics show the rows it read from
+    the store's tables."""
+    primary, standby = cluster(synchronous=True)
+    url = store_url(primary, standby, "pgreads").replace("target_session_attrs=read-write",
+                                                         "target_session_attrs=prefer-standby")
+    db = url.split("dbname=")[1].split()[0]
+    broker = broker_factory("--store", "postgres", "--store-url", url, "--max-pending-memory-bytes", str(1 << 20),
+                            *TEST_TIMEOUT_ARGS, defaults=False)
+    queue = f"/queue/{unique('pgreads')}"
+    count = 6000
+    body = "x" * 1000
+    producer = stomp_factory(broker)
+    for i in range(count):
+        producer.send(queue, f"{i}:{body}", receipt=(i % 500 == 499), headers={"persistent": "true"})
+
+    def fetched(server: pg.PgServer) -> int:
+        """Rows of the store's tables that queries on ``server`` fetched."""
+        return int(server.sql(db, "SELECT coalesce(sum(idx_tup_fetch), 0) FROM pg_stat_user_tables "
+                                  "WHERE relname IN ('hawser_entries', 'hawser_messages')"))
+
+    before = fetched(standby)
+    consumer = stomp_factory(broker)
+    consumer.subscribe(queue, ack="auto", headers={"activemq.prefetchSize": "500"})
+    got = consumer.expect_exactly(count, timeout=60.0)
+    assert [int(m.body.split(":")[0]) for m in got] == list(range(count)), "out of order or missing"
+    # Most of the backlog was beyond the 1 MiB of memory: read back, there.
+    assert wait_until(lambda: fetched(standby) - before >= count, timeout=15.0), (
+        f"the standby fetched {fetched(standby) - before} rows of the store")
+    assert broker.running

@@ -24,11 +24,12 @@
 //!
 //! Reads (paging a backlog larger than memory, recovery's held messages)
 //! go on a connection of their own, after the records appended before them
-//! are committed (rows not committed are not visible); a broken one is
-//! made again at the next read (the pager asks again).
+//! are committed (rows not committed are not visible), and to a standby
+//! that has replayed them if the URL says `prefer-standby` (`reader`).
 
 mod batch;
 pub mod lease;
+mod reader;
 mod recovery;
 pub mod schema;
 
@@ -105,7 +106,7 @@ pub enum OpenError {
 /// server (`target_session_attrs=read-write`, whatever the string says, so
 /// that a host list finds the primary), and each host gets a connect timeout.
 pub(crate) fn read_write(url: &str) -> Result<Config, tokio_postgres::Error> {
-    let mut config: Config = url.parse()?;
+    let mut config: Config = reader::split_prefer_standby(url).0.parse()?;
     config.target_session_attrs(TargetSessionAttrs::ReadWrite);
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
@@ -159,7 +160,7 @@ struct Shared {
 /// PostgreSQL as the broker's store.
 pub struct PgStore {
     shared: Arc<Shared>,
-    reader: Arc<Reader>,
+    reader: Arc<reader::Reader>,
     /// The store's name, kept in the database.
     name: String,
 }
@@ -175,10 +176,7 @@ impl PgStore {
         let target = read_write(&config.url)?;
         let mut writer = connect(&target).await?;
         schema::migrate(&mut writer).await?;
-        let reader = Reader {
-            target: target.clone(),
-            client: Mutex::new(Some(Arc::new(connect(&target).await?))),
-        };
+        let reader = reader::Reader::new(&config.url, connect(&target).await?)?;
         let recovery::TakenOver {
             epoch,
             batch,
@@ -471,30 +469,6 @@ async fn write_batch(
     Ok(())
 }
 
-/// The reading connection, made again after it broke.
-struct Reader {
-    target: Config,
-    client: Mutex<Option<Arc<Client>>>,
-}
-
-impl Reader {
-    async fn client(&self) -> Result<Arc<Client>, tokio_postgres::Error> {
-        if let Some(c) = self.client.lock().clone() {
-            return Ok(c);
-        }
-        let c = Arc::new(connect(&self.target).await?);
-        *self.client.lock() = Some(Arc::clone(&c));
-        Ok(c)
-    }
-
-    /// Forgets a connection that broke, so the next read makes another.
-    fn failed(&self, e: &tokio_postgres::Error) {
-        if connection_lost(e) {
-            *self.client.lock() = None;
-        }
-    }
-}
-
 impl PgStore {
     /// The store's name, made once and kept in the database: message ids
     /// are unique within it.
@@ -572,26 +546,15 @@ impl Store for PgStore {
         Box::pin(async move {
             // What was appended before this read is committed first.
             hawser_broker::store::wait_durable(&mut durable, appended).await?;
-            let failed = |e: tokio_postgres::Error| {
-                reader.failed(&e);
-                StoreError::Failed(format!("postgres read: {e}"))
-            };
-            let client = reader.client().await.map_err(failed)?;
-            let rows = client
-                .query(
-                    "SELECT e.redeliveries, m.data FROM hawser_entries e \
-                     JOIN hawser_messages m ON m.id = e.id \
-                     WHERE e.container = $1 AND e.priority = $2 AND e.id > $3 \
-                     ORDER BY e.id LIMIT $4",
-                    &[
-                        &key,
-                        &i16::from(priority),
-                        &(after as i64),
-                        &(limit.messages.min(i64::MAX as usize) as i64),
-                    ],
+            let rows = reader
+                .page(
+                    &key,
+                    i16::from(priority),
+                    after as i64,
+                    limit.messages.min(i64::MAX as usize) as i64,
                 )
                 .await
-                .map_err(failed)?;
+                .map_err(|e| StoreError::Failed(format!("postgres read: {e}")))?;
             let mut out: Vec<StoredMessage> = Vec::with_capacity(rows.len());
             let mut bytes = 0u64;
             for row in rows {
@@ -613,6 +576,10 @@ impl Store for PgStore {
         // (or at once, if it is waiting for the database).
         self.shared.appender.lock().1 = None;
         self.shared.closed.cancel();
+        let standby = self.reader.standby_reads();
+        if standby > 0 {
+            tracing::info!("postgres store: {standby} reads served by a standby");
+        }
     }
 }
 

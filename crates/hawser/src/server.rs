@@ -537,7 +537,9 @@ impl Accept {
             }
         };
         let slot = self.per_address.take(remote.ip());
-        let listener = Arc::clone(&self.per_listener[on as usize]).try_acquire_owned().ok();
+        let listener = Arc::clone(&self.per_listener[on as usize])
+            .try_acquire_owned()
+            .ok();
         let permit = Arc::clone(&self.connections).try_acquire_owned().ok();
         let why = match (&slot, &listener, &permit) {
             (None, _, _) => Some(format!(
@@ -549,7 +551,10 @@ impl Accept {
                 "too many connections on this listener (limit {})",
                 self.limits.max_connections_per_listener
             )),
-            (_, _, None) => Some(format!("too many connections (limit {})", self.limits.max_connections)),
+            (_, _, None) => Some(format!(
+                "too many connections (limit {})",
+                self.limits.max_connections
+            )),
             _ => None,
         };
         if let Some(why) = why {
