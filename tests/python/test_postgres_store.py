@@ -183,3 +183,37 @@ def test_a_master_paused_past_its_lease_confirms_nothing_when_it_resumes(postgre
     finally:
         for b in pair:
             b.stop()
+
+
+# ---------------------------------------------------------------------------
+# ActiveMQ's Java client on the PostgreSQL store
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory):
+    from jms_support import compile_java
+
+    return compile_java(tmp_path_factory, "JmsFeatures")
+
+
+def test_jms_messages_transactions_and_durable_subscribers_on_postgres_across_kill_9(
+        broker_factory, postgres, features):
+    """ActiveMQ's own client (activemq-client 5.17, OpenWire) against a
+    broker on PostgreSQL: every message type, transactions, priorities and
+    the DLQ; typed messages and a durable subscriber's messages survive
+    kill -9 of the broker."""
+    from test_openwire_features import run_check
+
+    url = postgres.create_database(unique("jms").replace("-", "_"))
+    broker = broker_factory(*pg_args(url), defaults=False)
+    for check, expect in (("transactions", "ok"), ("priority", "ok"), ("dlq", "ok")):
+        assert expect in run_check(features, broker, check)
+    run_check(features, broker, "types-send")
+    run_check(features, broker, "durable-offline")
+    broker.restart(kill=True)
+    out = run_check(features, broker, "types-receive")
+    assert "ok received all 13 messages, exactly as sent" in out
+    assert "ok only the persistent message survived the restart" in out
+    out = run_check(features, broker, "durable-receive")
+    assert "ok all five were kept across the restart" in out
