@@ -194,6 +194,26 @@ def cpu_s(pids: list[int]) -> float:
     return total / tick
 
 
+def run_bench_command(cmd: list[str], seconds: float, pids: list[int] = ()) -> dict:
+    """Runs one ``hawser bench`` command (``seconds`` of sending) and reads
+    its last JSON line: throughput, latency, lost and duplicates, and the
+    CPU per delivered message of the processes ``pids`` (the brokers')."""
+    cpu0 = cpu_s(list(pids))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 3 + 120, stdin=subprocess.DEVNULL)
+    cpu = cpu_s(list(pids)) - cpu0
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        return {"command": shlex.join(cmd), "error": (out.stderr or out.stdout)[-800:]}
+    r = json.loads(lines[-1])
+    result = {"command": shlex.join(cmd), "msgs_per_sec": round(r["msgs_per_sec"]),
+              "p50_ms": r["latency_us"]["p50"] / 1000, "p99_ms": r["latency_us"]["p99"] / 1000,
+              "lost": r.get("lost", 0), "duplicates": r.get("duplicates", 0)}
+    if pids:
+        delivered = r.get("received") or r.get("confirmed") or 1
+        result["broker_cpu_us_per_msg"] = round(cpu / max(delivered, 1) * 1e6, 1)
+    return result
+
+
 def kill_pid(pid: int, timeout: float = 10) -> None:
     """SIGTERM a process that is not our child, wait until it is gone, then SIGKILL."""
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):

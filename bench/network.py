@@ -31,7 +31,6 @@ import json
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -92,13 +91,7 @@ def bench(hawser: str, producer_broker, consumer_broker, sc, seconds: float, des
     cmd = [hawser, "bench", "--broker", f"{HOST}:{producer_broker.port}",
            "--consumer-broker", f"{HOST}:{consumer_broker.port}", "--destination", destination,
            *sc.flags(seconds), *producer_broker.bench_flags(), "--scenario", sc.id]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 3 + 120, stdin=subprocess.DEVNULL)
-    lines = out.stdout.strip().splitlines()
-    if out.returncode != 0 or not lines:
-        return {"command": shlex.join(cmd), "error": out.stderr[-800:]}
-    r = json.loads(lines[-1])
-    return {"command": shlex.join(cmd), "msgs_per_sec": round(r["msgs_per_sec"]),
-            "lost": r.get("lost", 0), "duplicates": r.get("duplicates", 0)}
+    return compare.run_bench_command(cmd, seconds)
 
 
 class SlowConsumer(stomp.ConnectionListener):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -100,19 +99,7 @@ class ActiveMQJdbc(compare.ActiveMQ):
 def bench(hawser: str, broker, sc, seconds: float, destination: str) -> dict:
     cmd = [hawser, "bench", "--broker", f"tcp://{HOST}:{broker.port}", "--destination", destination,
            *sc.flags(seconds), *broker.bench_flags(), "--scenario", sc.id]
-    pids = broker.pids()
-    cpu0 = compare.cpu_s(pids)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 3 + 120, stdin=subprocess.DEVNULL)
-    cpu = compare.cpu_s(pids) - cpu0
-    lines = out.stdout.strip().splitlines()
-    if out.returncode != 0 or not lines:
-        return {"command": shlex.join(cmd), "error": (out.stderr or out.stdout)[-500:]}
-    r = json.loads(lines[-1])
-    delivered = r.get("received") or r.get("confirmed") or 1
-    return {"command": shlex.join(cmd), "msgs_per_sec": round(r["msgs_per_sec"]),
-            "p50_ms": r["latency_us"]["p50"] / 1000, "p99_ms": r["latency_us"]["p99"] / 1000,
-            "lost": r.get("lost", 0), "duplicates": r.get("duplicates", 0),
-            "broker_cpu_us_per_msg": round(cpu / max(delivered, 1) * 1e6, 1)}
+    return compare.run_bench_command(cmd, seconds, broker.pids())
 
 
 def main() -> int:

@@ -81,18 +81,7 @@ class ActiveMQTls(compare.ActiveMQ):
 def bench(hawser: str, broker, url: str, sc, seconds: float, pki: Path, destination: str) -> dict:
     cmd = [hawser, "bench", "--broker", url, "--ca-file", str(pki / "ca.pem"), "--destination", destination,
            *sc.flags(seconds), *broker.bench_flags(), "--scenario", sc.id]
-    pids = broker.pids()
-    cpu0 = compare.cpu_s(pids)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 3 + 90, stdin=subprocess.DEVNULL)
-    cpu = compare.cpu_s(pids) - cpu0
-    lines = out.stdout.strip().splitlines()
-    if out.returncode != 0 or not lines:
-        return {"command": shlex.join(cmd), "error": out.stderr[-500:]}
-    r = json.loads(lines[-1])
-    delivered = r.get("received") or r.get("confirmed") or 1
-    return {"command": shlex.join(cmd), "msgs_per_sec": round(r["msgs_per_sec"]),
-            "lost": r.get("lost", 0), "duplicates": r.get("duplicates", 0),
-            "broker_cpu_us_per_msg": round(cpu / max(delivered, 1) * 1e6, 1)}
+    return compare.run_bench_command(cmd, seconds, broker.pids())
 
 
 def main() -> int:
