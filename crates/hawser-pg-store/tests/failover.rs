@@ -34,16 +34,36 @@ async fn ids(store: &PgStore) -> Vec<u64> {
         .collect()
 }
 
-/// The batch number the database holds.
-async fn batch_number(url: &str) -> i64 {
+/// A connection of the test's own to the database.
+async fn connect_direct(url: &str) -> tokio_postgres::Client {
     let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(conn);
-    c.query_one("SELECT batch FROM hawser_lease WHERE id = 1", &[])
+    c
+}
+
+/// The batch number the database holds.
+async fn batch_number(url: &str) -> i64 {
+    connect_direct(url)
+        .await
+        .query_one("SELECT batch FROM hawser_lease WHERE id = 1", &[])
         .await
         .unwrap()
         .get(0)
+}
+
+/// Takes `n` committed batches away from the database, as a standby
+/// promoted behind its primary would lack them.
+async fn lose_batches(url: &str, n: i64) {
+    connect_direct(url)
+        .await
+        .execute(
+            "UPDATE hawser_lease SET batch = batch - $1 WHERE id = 1",
+            &[&n],
+        )
+        .await
+        .unwrap();
 }
 
 /// Appends `record`; `Ok` once durable, the store's error if it failed.
@@ -145,16 +165,7 @@ fn a_database_that_lost_committed_batches_stops_the_store() {
         while proxy.cuts() == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (c, conn) = tokio_postgres::connect(&direct, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        c.execute(
-            "UPDATE hawser_lease SET batch = batch - 2 WHERE id = 1",
-            &[],
-        )
-        .await
-        .unwrap();
+        lose_batches(&direct, 2).await;
         proxy.set_down(false);
         let mut durable = store.durability();
         let err = tokio::time::timeout(
@@ -183,16 +194,7 @@ fn a_chain_broken_under_a_running_store_stops_it() {
         let url = database(&server, "chain").await;
         let (store, _) = PgStore::open(config(&url, "b")).await.unwrap();
         append_all(&store, vec![send(1)]).await;
-        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        c.execute(
-            "UPDATE hawser_lease SET batch = batch - 1 WHERE id = 1",
-            &[],
-        )
-        .await
-        .unwrap();
+        lose_batches(&url, 1).await;
         let err = confirm(&store, send(2)).await.unwrap_err();
         assert!(err.contains("lost 1 committed transaction(s)"), "{err}");
     });
