@@ -38,6 +38,7 @@ use crate::destination::Destination;
 use crate::error::BrokerError;
 use crate::identity::{ConnectInfo, Protocol};
 use crate::message::{estimate_bytes, Message, MessageData, MessageId, NewMessage};
+use crate::metrics::{Gauges, Metrics};
 use crate::outbox::{AckMode, ConnectionId, Outbox};
 use crate::paging::Pager;
 use crate::producer::{ProducerAudit, ProducerKey};
@@ -125,6 +126,8 @@ pub struct Broker {
     pub(crate) config: BrokerConfig,
     /// Wakes the pager (see [`crate::paging`]).
     pub(crate) pager: Pager,
+    /// What monitoring reads (see [`crate::metrics`]).
+    metrics: Metrics,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -157,6 +160,7 @@ impl Broker {
             usages: Mutex::new(HashMap::default()),
             config,
             pager: Pager::default(),
+            metrics: Metrics::default(),
         };
         let mut st = State {
             // Ids stay unique across restarts even when the store kept nothing:
@@ -524,6 +528,9 @@ impl Broker {
             .get_mut(&sub.container)
             .expect("holder exists");
         let entries = q.settle(sub.consumer, &ids);
+        for e in &entries {
+            st.tally.dequeued(&e.msg.destination);
+        }
         for consumed in entries.iter().filter_map(|e| e.consumed.as_deref()) {
             consumed.set();
         }
@@ -646,6 +653,7 @@ impl Broker {
             let mut settled = false;
             for &(_, id) in run {
                 if let Some(entry) = q.auto_ack(consumer, id) {
+                    st.tally.dequeued(&entry.msg.destination);
                     ops.extend(dequeue_ops(key, std::slice::from_ref(&entry)));
                     settled = true;
                 }
@@ -823,6 +831,7 @@ impl Broker {
                 .get_mut(&key)
                 .and_then(|q| q.settle_tx_ack(id))
             {
+                st.tally.dequeued(&entry.msg.destination);
                 drop(entry);
                 if !touched.contains(&key) {
                     touched.push(key);
@@ -884,6 +893,46 @@ impl Broker {
         self.usages
             .lock()
             .retain(|_, u| u.used() > 0 || Arc::strong_count(u) > 1);
+        self.sample_metrics(st, now);
+    }
+
+    /// Hands monitoring what happened since the last sample and the gauges
+    /// of now (see [`crate::metrics`]); the sweep calls it every second.
+    fn sample_metrics(&self, st: &mut State, now: u64) {
+        let gauges_of = |q: &crate::queue::MessageQueue| Gauges {
+            depth: q.pending_len() as u64 + q.paged_len(),
+            paged: q.paged_len(),
+            inflight: q.inflight_len() as u64,
+            consumers: q.consumer_count() as u64,
+        };
+        let mut gauges: HashMap<Destination, Gauges> = HashMap::default();
+        for (key, q) in &st.containers {
+            if let ContainerKey::Queue(d) = key {
+                gauges.insert(d.clone(), gauges_of(q));
+            }
+        }
+        for (topic, links) in st.topics.subscribed() {
+            let g = gauges.entry(topic.clone()).or_default();
+            for q in links.iter().filter_map(|l| st.containers.get(&l.key)) {
+                let sub = gauges_of(q);
+                g.depth += sub.depth;
+                g.paged += sub.paged;
+                g.inflight += sub.inflight;
+            }
+            g.consumers += links.len() as u64;
+        }
+        let mut connections = std::collections::BTreeMap::new();
+        for c in st.connections.values() {
+            *connections.entry(c.info.protocol).or_insert(0u64) += 1;
+        }
+        self.metrics
+            .publish(std::mem::take(&mut st.tally), gauges, connections, now);
+    }
+
+    /// What monitoring reads, without the engine's lock (see
+    /// [`crate::metrics`]): at most a second old.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Consumers of queue `queue` that are clients', not network links':

@@ -1207,3 +1207,67 @@ fn a_rollback_back_to_consumers_leaves_what_it_acknowledged_with_them() {
         .unwrap();
     assert_eq!(counted(&r3), [("m2".into(), 2), ("m3".into(), 2)]);
 }
+
+#[test]
+fn metrics_count_what_happened_and_sample_the_gauges_each_sweep() {
+    let b = memory_broker();
+    let r = Recorder::new();
+    let c = b.connect(ConnectInfo::in_process(None), r.clone()).unwrap();
+    let (q, t) = (Destination::queue("m"), Destination::topic("t"));
+    for i in 0..3 {
+        b.send(c, msg(q.clone(), &i.to_string(), true), None)
+            .unwrap();
+    }
+    let mut old = msg(q.clone(), "old", false);
+    old.expires_ms = Some(1);
+    b.send(c, old, None).unwrap();
+    b.subscribe(c, spec("ts", t.clone(), AckMode::Client))
+        .unwrap();
+    b.send(c, msg(t.clone(), "x", false), None).unwrap();
+    b.send(c, msg(t.clone(), "y", false), None).unwrap();
+    b.subscribe(c, spec("s", q.clone(), AckMode::ClientIndividual))
+        .unwrap();
+    let got: Vec<_> = r
+        .take()
+        .into_iter()
+        .filter(|d| d.message.destination == q)
+        .collect();
+    assert_eq!(got.len(), 3, "the expired one is not delivered");
+    b.ack(c, Some("s"), got[0].message.id, None, false).unwrap();
+    // Nothing is visible before the sweep samples.
+    assert!(b.metrics().sample().destinations.is_empty());
+    b.expire();
+    let s = b.metrics().sample();
+    let m = s.destinations[&q];
+    assert_eq!(
+        m.counts,
+        metrics::Counts {
+            enqueued: 4,
+            dequeued: 1,
+            expired: 1,
+            dead_lettered: 0
+        }
+    );
+    assert_eq!(
+        m.gauges,
+        metrics::Gauges {
+            depth: 0,
+            paged: 0,
+            inflight: 2,
+            consumers: 1
+        }
+    );
+    let topic = s.destinations[&t];
+    assert_eq!(topic.counts.enqueued, 2);
+    assert_eq!(topic.gauges.consumers, 1);
+    assert_eq!(topic.gauges.inflight, 2);
+    assert_eq!(s.connections[&Protocol::InProcess], 1);
+    // The counts go on from there; the gauges are of the last sample.
+    b.ack(c, Some("s"), got[1].message.id, None, false).unwrap();
+    b.disconnect(c);
+    b.expire();
+    let s = b.metrics().sample();
+    assert_eq!(s.destinations[&q].counts.dequeued, 2);
+    assert_eq!(s.destinations[&q].gauges.consumers, 0);
+    assert!(s.connections.is_empty());
+}

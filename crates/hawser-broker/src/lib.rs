@@ -19,6 +19,7 @@ pub mod destination;
 pub mod error;
 pub mod identity;
 pub mod message;
+pub mod metrics;
 pub mod outbox;
 mod paging;
 pub mod producer;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::broker::Broker;
 use crate::consumed::Consumed;
 use crate::container::ContainerKey;
-use crate::destination::InvalidDestination;
+use crate::destination::{Destination, InvalidDestination};
 use crate::error::BrokerError;
 use crate::message::{Message, MessageData, NewMessage, ProducerRef};
 use crate::outbox::ConnectionId;
@@ -93,6 +93,9 @@ pub(crate) struct Publish {
     pub total: usize,
     /// The connection whose own windows `Mark::Connection`s go to.
     conn: Option<ConnectionId>,
+    /// Messages accepted, by destination, in runs (one for a plain send):
+    /// counted for the metrics once the record is taken.
+    enqueued: Vec<(Destination, u64)>,
 }
 
 impl Broker {
@@ -127,6 +130,7 @@ impl Broker {
             duplicates: 0,
             total: messages.len(),
             conn: own_windows.and(from.conn),
+            enqueued: Vec::new(),
         };
         let mut seen_ops = Vec::new();
         for new in messages {
@@ -215,6 +219,10 @@ impl Broker {
                     self.memory(),
                     Some(usage),
                 ));
+                match plan.enqueued.last_mut() {
+                    Some((d, n)) if *d == msg.destination => *n += 1,
+                    _ => plan.enqueued.push((msg.destination.clone(), 1)),
+                }
                 if msg.destination.is_topic() {
                     let mut targets = Vec::new();
                     let dedupe = st.topics.has_shared();
@@ -373,6 +381,9 @@ impl Publish {
     ) -> Option<Arc<Consumed>> {
         for key in &self.forget {
             st.producers.forget(key);
+        }
+        for (d, n) in &self.enqueued {
+            st.tally.enqueued(d, *n);
         }
         for mark in self.marks {
             match mark {

@@ -127,6 +127,10 @@ impl Broker {
             }
         };
         st.next_message_id = first_id + moved.len() as u64;
+        for e in &entries {
+            st.tally.dead_lettered(&e.msg.destination);
+        }
+        st.tally.enqueued(&dlq, moved.len() as u64);
         drop(entries);
         let pages = self.store().pages();
         let q = st.containers.entry(dlq_key.clone()).or_default();
@@ -146,6 +150,9 @@ impl Broker {
     /// Expired persistent messages go to the dead-letter queue (as in ActiveMQ);
     /// expired non-persistent ones are dropped.
     pub(crate) fn dispose_expired(&self, st: &mut State, key: &ContainerKey, expired: Vec<Entry>) {
+        for e in &expired {
+            st.tally.expired(&e.msg.destination);
+        }
         let (persistent, dropped): (Vec<Entry>, Vec<Entry>) =
             expired.into_iter().partition(|e| e.msg.persistent);
         drop(dropped);

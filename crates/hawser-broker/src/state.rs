@@ -135,6 +135,8 @@ pub(crate) struct State {
     pub next_page_token: u64,
     /// Containers whose read failed, to ask again (by the pager, later).
     pub page_retries: Vec<ContainerKey>,
+    /// What happened since the last metrics sample (see [`crate::metrics`]).
+    pub tally: crate::metrics::Tally,
 }
 
 impl State {

@@ -55,6 +55,12 @@ impl Topics {
         self.prune();
     }
 
+    /// Every subscribed destination (a pattern's own name included) with
+    /// its subscriptions.
+    pub fn subscribed(&self) -> impl Iterator<Item = (&Destination, &[TopicLink])> {
+        self.links.iter().map(|(d, links)| (d, links.as_slice()))
+    }
+
     /// True if some subscription is linked under several names, so that the
     /// links [`Topics::matching`] yields must be told apart by container.
     pub fn has_shared(&self) -> bool {

@@ -122,7 +122,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Master/slave on a shared store.
     pub ha: HaConfig,
-    /// The HTTP status endpoint.
+    /// The HTTP admin endpoint (`[admin]`; `[status]` is its earlier name).
+    #[serde(alias = "admin")]
     pub status: StatusConfig,
     /// Who may connect.
     pub security: SecurityConfig,
@@ -302,14 +303,47 @@ impl HaConfig {
     }
 }
 
-/// `[status]`: an HTTP endpoint that says what the broker is (`GET /status`).
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Where the admin endpoint listens unless told otherwise (ActiveMQ's web
+/// console port).
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:8161";
+
+/// `[admin]` (or `[status]`, its earlier name): the HTTP endpoint that says
+/// what the broker is (`/status`, `/metrics`, `/health/*`; crate::status).
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StatusConfig {
-    /// Address to listen on; off when absent.
+    /// Address to listen on. Absent: [`DEFAULT_ADMIN_ADDR`], and a broker
+    /// that cannot bind it (another broker on this host has it) goes on
+    /// without, saying so; an address given must be bound.
     pub listen: Option<SocketAddr>,
+    /// Off: no endpoint at all (`--no-admin`).
+    pub enabled: bool,
     /// Serve HTTPS, with the `[tls]` certificate.
     pub tls: bool,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            listen: None,
+            enabled: true,
+            tls: false,
+        }
+    }
+}
+
+impl StatusConfig {
+    /// The address to serve on, and whether it was given (rather than the
+    /// default); `None` when switched off.
+    pub fn address(&self) -> Option<(SocketAddr, bool)> {
+        if !self.enabled {
+            return None;
+        }
+        Some(match self.listen {
+            Some(a) => (a, true),
+            None => (DEFAULT_ADMIN_ADDR.parse().expect("a valid address"), false),
+        })
+    }
 }
 
 /// `[tls]`: the certificate of the TLS listeners (see `crate::security::tls`).
@@ -736,7 +770,7 @@ impl Config {
             ("STOMP over TLS", self.stomp.ssl_listen),
             ("OpenWire", Some(self.openwire.listen)),
             ("OpenWire over TLS", self.openwire.ssl_listen),
-            ("status", self.status.listen),
+            ("admin", self.status.address().map(|(a, _)| a)),
         ];
         for (name, addr) in listeners {
             if let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) {
@@ -859,7 +893,12 @@ mod tests {
             .check_exposure()
             .unwrap_err()
             .to_string()
-            .contains("status"));
+            .contains("admin on 10.0.0.1:8162"));
+        // [admin] is the same table.
+        let c: Config = toml::from_str("[admin]\nlisten = \"10.0.0.1:8162\"\n").unwrap();
+        assert!(c.check_exposure().is_err());
+        let c: Config = toml::from_str("[admin]\nenabled = false\n").unwrap();
+        assert!(c.check_exposure().is_ok());
     }
 
     #[test]

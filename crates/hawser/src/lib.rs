@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod disk;
+pub mod metrics;
 pub mod network;
 pub mod openwire;
 pub mod security;

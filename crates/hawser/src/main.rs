@@ -51,6 +51,9 @@ enum Command {
     Browse(hawser::cli::BrowseArgs),
     /// Ask a broker what it is (master, slave, epoch), or a shared store who its master is.
     Stat(hawser::stat::StatArgs),
+    /// Every destination's depth and counts, as ActiveMQ's `activemq dstat`
+    /// (asked over the admin endpoint).
+    Dstat(hawser::stat::DstatArgs),
     /// Add or change a user in a users file (the password is read from standard input).
     Passwd(hawser::security::passwd::PasswdArgs),
 }
@@ -183,12 +186,16 @@ struct ServeArgs {
     /// This broker's name in the shared store [default: host name and STOMP port].
     #[arg(long, value_name = "NAME")]
     node: Option<String>,
-    /// Address of the HTTP status endpoint (GET /status) [default: off].
-    #[arg(long, value_name = "HOST:PORT")]
-    status: Option<SocketAddr>,
-    /// Serve the status endpoint over HTTPS, with the --tls-cert certificate.
-    #[arg(long)]
-    status_tls: bool,
+    /// Address of the HTTP admin endpoint: /status, /metrics, /health/live,
+    /// /health/ready (--status is the same) [default: 127.0.0.1:8161].
+    #[arg(long, visible_alias = "status", value_name = "HOST:PORT")]
+    admin: Option<SocketAddr>,
+    /// No admin endpoint.
+    #[arg(long, conflicts_with = "admin")]
+    no_admin: bool,
+    /// Serve the admin endpoint over HTTPS, with the --tls-cert certificate.
+    #[arg(long, visible_alias = "status-tls")]
+    admin_tls: bool,
     /// Address for STOMP over TLS (stomp+ssl://) [default: off; needs --tls-cert].
     #[arg(long, value_name = "HOST:PORT")]
     stomp_ssl: Option<SocketAddr>,
@@ -281,10 +288,13 @@ impl ServeArgs {
         if self.node.is_some() {
             c.ha.node = self.node.clone();
         }
-        if self.status.is_some() {
-            c.status.listen = self.status;
+        if self.admin.is_some() {
+            c.status.listen = self.admin;
         }
-        if self.status_tls {
+        if self.no_admin {
+            c.status.enabled = false;
+        }
+        if self.admin_tls {
             c.status.tls = true;
         }
         if self.users_file.is_some() {
@@ -346,6 +356,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Receive(args)) => return run_client(hawser::cli::receive(args)),
         Some(Command::Browse(args)) => return run_client(hawser::cli::browse(args)),
         Some(Command::Stat(args)) => return run_client(hawser::stat::stat(args)),
+        Some(Command::Dstat(args)) => return run_client(hawser::stat::dstat(args)),
         Some(Command::Bench(args)) => hawser::bench::run(args),
         Some(Command::Passwd(args)) => hawser::security::passwd::run(&args),
         Some(Command::Serve(args)) => run_serve(&args),

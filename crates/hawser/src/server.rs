@@ -170,7 +170,7 @@ pub async fn serve(
     let ha = config.ha_settings();
     let (role, role_rx) = watch::channel(Role::Standalone);
     let health = Arc::new(Health::default());
-    if let Some(addr) = config.status.listen {
+    if let Some((addr, given)) = config.status.address() {
         let source = StatusSource {
             auth: Arc::clone(&auth),
             role: role_rx,
@@ -183,7 +183,7 @@ pub async fn serve(
             (false, _) => None,
             (true, Some(tls)) => Some(Arc::clone(tls)),
             (true, None) => anyhow::bail!(
-                "[status] tls needs a certificate: [tls] cert_file and key_file (--tls-cert, --tls-key)"
+                "[admin] tls needs a certificate: [tls] cert_file and key_file (--tls-cert, --tls-key)"
             ),
         };
         let scheme = if status_tls.is_some() {
@@ -191,10 +191,20 @@ pub async fn serve(
         } else {
             "http"
         };
-        let bound = serve_status(addr, source, status_tls, shutdown.clone())
-            .await
-            .with_context(|| format!("cannot listen for status on {addr}"))?;
-        tracing::info!("status endpoint on {scheme}://{bound}/status");
+        match serve_status(addr, source, status_tls, shutdown.clone()).await {
+            Ok(bound) => tracing::info!(
+                "admin endpoint on {scheme}://{bound}/ (status, metrics, health/live, health/ready)"
+            ),
+            // The default port taken (another broker on this host): go on
+            // without; an address the operator gave must be served.
+            Err(e) if !given => tracing::warn!(
+                "no admin endpoint: cannot listen on {addr} ({e}); give another with --admin"
+            ),
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot listen for the admin endpoint on {addr}")))
+            }
+        }
     }
     let Some(ha) = ha else {
         // A child token: a failed store stops the broker while /status still says why.

@@ -1,5 +1,7 @@
 //! `hawser stat`: what a broker is (asked over its status endpoint), or who is
 //! master of a shared store (read from the store's `ha/` directory).
+//! `hawser dstat`: every destination's depth and counts, as ActiveMQ's
+//! `activemq dstat` prints them (asked over the admin endpoint).
 //!
 //! Exit codes as the other client commands: 0 answered; 1 bad arguments;
 //! 3 the broker's status endpoint could not be reached.
@@ -18,8 +20,9 @@ use crate::status::Status;
 
 /// How long `stat` waits for a status endpoint.
 const STAT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Largest status answer read.
-const MAX_STATUS_BYTES: u64 = 64 * 1024;
+/// Largest answer read (a destination list of the registry's 10,000
+/// destinations at about 200 bytes each fits).
+const MAX_STATUS_BYTES: u64 = 4 << 20;
 
 /// `hawser stat`.
 #[derive(clap::Args, Clone, Debug)]
@@ -45,22 +48,128 @@ pub struct StatArgs {
     pub ca_file: Option<PathBuf>,
 }
 
+/// `hawser dstat`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DstatArgs {
+    /// `queues` or `topics` only, as ActiveMQ's `dstat` takes them.
+    #[arg(value_parser = ["all", "queues", "topics"], default_value = "all")]
+    pub kind: String,
+    /// The broker's admin endpoint (its `--admin` address).
+    #[arg(long, visible_alias = "status", value_name = "HOST:PORT",
+          default_value = crate::config::DEFAULT_ADMIN_ADDR)]
+    pub admin: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// User to authenticate as; the password from HAWSER_PASSWORD.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// CA certificates (PEM) of an endpoint served over HTTPS.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// One destination as `/api/destinations` gives it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DestinationRow {
+    /// `queue://name`, `topic://name`...
+    pub destination: String,
+    pub depth: u64,
+    pub paged: u64,
+    pub inflight: u64,
+    pub consumers: u64,
+    pub enqueued: u64,
+    pub dequeued: u64,
+    pub expired: u64,
+    pub dead_lettered: u64,
+}
+
+/// HTTP Basic credentials of `user`, the password from HAWSER_PASSWORD.
+fn credentials(user: Option<&String>) -> Option<String> {
+    user.map(|user| {
+        let password = std::env::var("HAWSER_PASSWORD").unwrap_or_default();
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    })
+}
+
+/// The TLS settings to ask an endpoint with, given its CA file.
+fn endpoint_tls(
+    ca_file: Option<&PathBuf>,
+) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, Failure> {
+    ca_file
+        .map(|ca| {
+            hawser_client::tls_config(ca, None).map_err(|e| Failure {
+                code: 1,
+                message: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// Runs `hawser dstat`.
+pub async fn dstat(args: DstatArgs) -> Result<(), Failure> {
+    let tls = endpoint_tls(args.ca_file.as_ref())?;
+    let mut rows: Vec<DestinationRow> = fetch(
+        &args.admin,
+        "/api/destinations",
+        credentials(args.user.as_ref()).as_deref(),
+        tls,
+    )
+    .await?;
+    rows.retain(|r| match args.kind.as_str() {
+        "queues" => r.destination.starts_with("queue://"),
+        "topics" => r.destination.starts_with("topic://"),
+        _ => true,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string(&rows).unwrap_or_default());
+        return Ok(());
+    }
+    let width = rows
+        .iter()
+        .map(|r| r.destination.len())
+        .max()
+        .unwrap_or(0)
+        .max("Name".len());
+    println!(
+        "{:<width$}  {:>10}  {:>9}  {:>10}  {:>10}  {:>10}  {:>8}  {:>8}",
+        "Name",
+        "Queue Size",
+        "In Flight",
+        "Consumer #",
+        "Enqueue #",
+        "Dequeue #",
+        "Expired",
+        "DLQ #"
+    );
+    for r in &rows {
+        println!(
+            "{:<width$}  {:>10}  {:>9}  {:>10}  {:>10}  {:>10}  {:>8}  {:>8}",
+            r.destination,
+            r.depth,
+            r.inflight,
+            r.consumers,
+            r.enqueued,
+            r.dequeued,
+            r.expired,
+            r.dead_lettered
+        );
+    }
+    Ok(())
+}
+
 /// Runs `hawser stat`.
 pub async fn stat(args: StatArgs) -> Result<(), Failure> {
     match (&args.status, &args.data_dir) {
         (Some(addr), _) => {
-            let credentials = args.user.as_ref().map(|user| {
-                let password = std::env::var("HAWSER_PASSWORD").unwrap_or_default();
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-            });
-            let tls = match &args.ca_file {
-                Some(ca) => Some(hawser_client::tls_config(ca, None).map_err(|e| Failure {
-                    code: 1,
-                    message: e.to_string(),
-                })?),
-                None => None,
-            };
-            let status = fetch(addr, credentials.as_deref(), tls).await?;
+            let tls = endpoint_tls(args.ca_file.as_ref())?;
+            let status: Status = fetch(
+                addr,
+                "/status",
+                credentials(args.user.as_ref()).as_deref(),
+                tls,
+            )
+            .await?;
             if args.json {
                 println!("{}", serde_json::to_string(&status).unwrap_or_default());
             } else {
@@ -107,12 +216,13 @@ pub async fn stat(args: StatArgs) -> Result<(), Failure> {
     }
 }
 
-/// `GET /status` of a broker.
-async fn fetch(
+/// `GET path` of a broker's admin endpoint, as JSON.
+async fn fetch<T: serde::de::DeserializeOwned>(
     addr: &str,
+    path: &str,
     credentials: Option<&str>,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-) -> Result<Status, Failure> {
+) -> Result<T, Failure> {
     let unreachable = |why: String| Failure {
         code: EXIT_UNREACHABLE,
         message: format!("status endpoint {addr}: {why}"),
@@ -123,7 +233,7 @@ async fn fetch(
             .map(|c| format!("Authorization: Basic {c}\r\n"))
             .unwrap_or_default();
         let request = format!(
-            "GET /status HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n"
         );
         match tls {
             None => exchange(stream, &request).await,
@@ -153,7 +263,7 @@ async fn fetch(
         let line = head.lines().next().unwrap_or_default();
         return Err(unreachable(format!("answered {line}")));
     }
-    serde_json::from_str(body).map_err(|e| unreachable(format!("bad status: {e}")))
+    serde_json::from_str(body).map_err(|e| unreachable(format!("bad answer to {path}: {e}")))
 }
 
 /// Sends `request` and reads the whole answer (at most [`MAX_STATUS_BYTES`]).

@@ -1,16 +1,23 @@
-//! The HTTP status endpoint (`GET /status`): what this broker is right now, for
-//! `hawser stat`, health checks and failover drills. A standby has no STOMP
-//! listener, so this is how one asks it anything. Beyond the role it says whether
-//! the store failed and which resources hold producers back ([`Health`]).
+//! The broker's HTTP endpoint (`--admin`, or `--status` as before): what
+//! this broker is right now, for `hawser stat`, monitoring, probes and
+//! failover drills. A standby has no STOMP listener, so this is how one
+//! asks it anything.
+//!
+//! - `GET /status`: JSON: the role, whether the store failed, which
+//!   resources hold producers back ([`Health`]), connections, links.
+//! - `GET /metrics`: Prometheus's text format ([`crate::metrics`]).
+//! - `GET /health/live`, `GET /health/ready`: probes; ready means serving
+//!   clients, which a standby is not.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::connect_info::Connected;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -110,6 +117,11 @@ impl Health {
     /// Sets (or with `None` clears) the store being served.
     pub fn set_serving(&self, settings: Option<Arc<CoreSettings>>) {
         *self.serving.lock() = settings;
+    }
+
+    /// The settings of the connections of the store being served, if one is.
+    pub fn serving(&self) -> Option<Arc<CoreSettings>> {
+        self.serving.lock().clone()
     }
 
     /// The resources that hold producers back now; the same conditions as the
@@ -297,11 +309,16 @@ pub async fn serve_status(
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let since = Arc::new(Mutex::new(now_ms()));
-    // The role's timestamp follows its changes.
+    let master_now = source.role.borrow().name() == "master";
+    let endpoint = Arc::new(Endpoint {
+        since: Mutex::new(now_ms()),
+        takeovers: AtomicU64::new(u64::from(master_now)),
+        source,
+    });
+    // The role's timestamp follows its changes, and becoming master counts.
     {
-        let mut role = source.role.clone();
-        let since = Arc::clone(&since);
+        let endpoint = Arc::clone(&endpoint);
+        let mut role = endpoint.source.role.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {
             loop {
@@ -310,48 +327,23 @@ pub async fn serve_status(
                         if changed.is_err() {
                             return;
                         }
-                        *since.lock() = now_ms();
+                        *endpoint.since.lock() = now_ms();
+                        if role.borrow_and_update().name() == "master" {
+                            endpoint.takeovers.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     _ = stop.cancelled() => return,
                 }
             }
         });
     }
-    let app = Router::new().route(
-        "/status",
-        get(
-            move |ConnectInfo(Remote(remote)): ConnectInfo<Remote>, headers: HeaderMap| {
-                let source = source.clone();
-                let since = Arc::clone(&since);
-                async move {
-                    if let Err(refused) = authenticate(&source.auth, remote, &headers).await {
-                        return refused;
-                    }
-                    let role = source.role.borrow().clone();
-                    Json(Status {
-                        role: role.name().to_owned(),
-                        epoch: role.epoch(),
-                        node: source.node.clone(),
-                        stomp: source.stomp.clone(),
-                        data_dir: source.data_dir.clone(),
-                        since_ms: *since.lock(),
-                        pid: std::process::id(),
-                        failed: source.health.failed(),
-                        disk_free_bytes: source.health.disk_free_bytes(),
-                        connections: source.health.connections(),
-                        network: source.health.network(),
-                        producers_held_by: source
-                            .health
-                            .producers_held_by()
-                            .into_iter()
-                            .map(str::to_owned)
-                            .collect(),
-                    })
-                    .into_response()
-                }
-            },
-        ),
-    );
+    let app = Router::new()
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/api/destinations", get(destinations))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .with_state(endpoint);
     let app = app.into_make_service_with_connect_info::<Remote>();
     match tls {
         None => {
@@ -371,6 +363,133 @@ pub async fn serve_status(
         }
     }
     Ok(bound)
+}
+
+/// What the endpoint's handlers share.
+struct Endpoint {
+    source: StatusSource,
+    /// When the broker took its current role, ms since the Unix epoch.
+    since: Mutex<u64>,
+    /// Times it became master.
+    takeovers: AtomicU64,
+}
+
+type Shared = State<Arc<Endpoint>>;
+
+/// `GET /status`: the broker as JSON (`hawser stat`).
+async fn status(
+    State(endpoint): Shared,
+    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
+    headers: HeaderMap,
+) -> Response {
+    let source = &endpoint.source;
+    if let Err(refused) = authenticate(&source.auth, remote, &headers).await {
+        return refused;
+    }
+    let role = source.role.borrow().clone();
+    Json(Status {
+        role: role.name().to_owned(),
+        epoch: role.epoch(),
+        node: source.node.clone(),
+        stomp: source.stomp.clone(),
+        data_dir: source.data_dir.clone(),
+        since_ms: *endpoint.since.lock(),
+        pid: std::process::id(),
+        failed: source.health.failed(),
+        disk_free_bytes: source.health.disk_free_bytes(),
+        connections: source.health.connections(),
+        network: source.health.network(),
+        producers_held_by: source
+            .health
+            .producers_held_by()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+    })
+    .into_response()
+}
+
+/// `GET /metrics`: Prometheus's text format (see [`crate::metrics`]).
+async fn metrics(
+    State(endpoint): Shared,
+    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
+    headers: HeaderMap,
+) -> Response {
+    let source = &endpoint.source;
+    if let Err(refused) = authenticate(&source.auth, remote, &headers).await {
+        return refused;
+    }
+    let role = source.role.borrow().clone();
+    let network = source.health.network();
+    let body = crate::metrics::render(&crate::metrics::Scrape {
+        role: &role,
+        since_ms: *endpoint.since.lock(),
+        takeovers: endpoint.takeovers.load(Ordering::Relaxed),
+        health: &source.health,
+        network: &network,
+    });
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
+}
+
+/// `GET /api/destinations`: every destination's gauges and counts, as
+/// `/metrics` has them (`hawser dstat`); 503 while no store is served.
+async fn destinations(
+    State(endpoint): Shared,
+    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
+    headers: HeaderMap,
+) -> Response {
+    let source = &endpoint.source;
+    if let Err(refused) = authenticate(&source.auth, remote, &headers).await {
+        return refused;
+    }
+    let Some(serving) = source.health.serving() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not serving\n").into_response();
+    };
+    let sample = serving.broker.metrics().sample();
+    let rows: Vec<crate::stat::DestinationRow> = sample
+        .destinations
+        .iter()
+        .map(|(d, s)| crate::stat::DestinationRow {
+            destination: d.to_string(),
+            depth: s.gauges.depth,
+            paged: s.gauges.paged,
+            inflight: s.gauges.inflight,
+            consumers: s.gauges.consumers,
+            enqueued: s.counts.enqueued,
+            dequeued: s.counts.dequeued,
+            expired: s.counts.expired,
+            dead_lettered: s.counts.dead_lettered,
+        })
+        .collect();
+    Json(rows).into_response()
+}
+
+/// `GET /health/live`: the process answers (a standby too). Open without
+/// credentials, as probes ask it; it says nothing else.
+async fn live() -> &'static str {
+    "live\n"
+}
+
+/// `GET /health/ready`: 200 while the broker serves clients (master or
+/// standalone, its store open and not failed); 503 otherwise, a standby
+/// included, with the role. Open without credentials, as probes ask it.
+async fn ready(State(endpoint): Shared) -> Response {
+    let source = &endpoint.source;
+    let role = source.role.borrow().name().to_owned();
+    let serving = source.health.serving().is_some();
+    match source.health.failed() {
+        None if serving => (StatusCode::OK, format!("ready: {role}\n")).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {role}\n"),
+        )
+            .into_response(),
+        Some(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {role}, the store failed\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// With users configured, a request must carry HTTP Basic credentials of
