@@ -68,6 +68,33 @@ def scrapes(port: int) -> int:
         return 0
 
 
+def scrape_cpu(hawser: str, tmp: Path, destinations: int = 100, scrapes_n: int = 1000) -> dict:
+    """The broker's CPU for one scrape, measured directly: a broker with
+    `destinations` queues holding a message each, scraped `scrapes_n` times
+    in a row; its CPU time over them, per scrape."""
+    b = HawserAdmin(tmp, hawser)
+    try:
+        b.start()
+        for i in range(destinations):
+            subprocess.run([hawser, "send", "--url", f"tcp://{HOST}:{b.port}", "-d", f"/queue/scrape.{i}", "--body", "x"],
+                           capture_output=True, timeout=30, stdin=subprocess.DEVNULL, check=True)
+        time.sleep(1.5)  # one engine sample
+        url = f"http://{HOST}:{b.admin_port}/metrics"
+        size = len(urllib.request.urlopen(url, timeout=5).read())
+        pids = b.pids()
+        cpu0 = compare.cpu_s(pids)
+        t0 = time.monotonic()
+        for _ in range(scrapes_n):
+            urllib.request.urlopen(url, timeout=5).read()
+        wall = time.monotonic() - t0
+        cpu = compare.cpu_s(pids) - cpu0
+    finally:
+        b.stop()
+    return {"destinations": destinations, "scrapes": scrapes_n, "bytes_per_scrape": size,
+            "broker_cpu_us_per_scrape": round(cpu / scrapes_n * 1e6, 1), "wall_ms_per_scrape": round(wall / scrapes_n * 1e3, 2),
+            "cpu_share_at_one_scrape_per_second_percent": round(cpu / scrapes_n * 100, 4)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hawser", default="target/release/hawser")
@@ -129,6 +156,8 @@ def main() -> int:
         if rates[False] and rates[True]:
             none, scraped = statistics.median(rates[False]), statistics.median(rates[True])
             summary[sid] = {"none": none, "scraped": scraped, "cost_percent": round((1 - scraped / none) * 100, 2)}
+    with tempfile.TemporaryDirectory(prefix="hawser-scrape-") as t:
+        summary["per_scrape"] = scrape_cpu(a.hawser, Path(t))
     results["summary"] = summary
     print(json.dumps(summary), flush=True)
     if a.json:
