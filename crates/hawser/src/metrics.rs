@@ -8,10 +8,13 @@
 
 use std::fmt::{Display, Write};
 
-use hawser_broker::metrics::{Counts, Sample};
+use hawser_broker::metrics::{DestinationSample, Sample};
 use hawser_ha::Role;
 
-use crate::status::{Health, LinkStatus};
+use std::sync::Arc;
+
+use crate::connection::CoreSettings;
+use crate::network::link::LinkStatus;
 
 /// The content type Prometheus asks for.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -82,7 +85,14 @@ pub struct Scrape<'a> {
     pub since_ms: u64,
     /// Times this broker became master.
     pub takeovers: u64,
-    pub health: &'a Health,
+    /// The store failed.
+    pub failed: bool,
+    /// The connections' settings of the store served, while one is.
+    pub serving: Option<Arc<CoreSettings>>,
+    /// The resources holding producers back now.
+    pub held: Vec<&'static str>,
+    /// Free bytes for the journal, when watched.
+    pub disk_free: Option<u64>,
     pub network: &'a [LinkStatus],
 }
 
@@ -122,16 +132,16 @@ pub fn render(scrape: &Scrape<'_>) -> String {
         "hawser_store_failed",
         "gauge",
         "1 once the store failed (the broker then stops, exit 74).",
-        u8::from(scrape.health.failed().is_some()),
+        u8::from(scrape.failed),
     );
-    let serving = scrape.health.serving();
+    let serving = &scrape.serving;
     e.single(
         "hawser_serving",
         "gauge",
         "1 while the broker serves clients (master or standalone with its store open).",
         u8::from(serving.is_some()),
     );
-    let held = scrape.health.producers_held_by();
+    let held = &scrape.held;
     e.family(
         "hawser_producers_held",
         "gauge",
@@ -144,7 +154,7 @@ pub fn render(scrape: &Scrape<'_>) -> String {
             u8::from(held.contains(&r)),
         );
     }
-    if let Some(s) = &serving {
+    if let Some(s) = serving {
         let memory = s.broker.memory();
         e.single(
             "hawser_memory_used_bytes",
@@ -175,7 +185,7 @@ pub fn render(scrape: &Scrape<'_>) -> String {
             "gauge",
             "Free bytes on the journal's file system (when it is watched).",
         );
-        if let Some(free) = scrape.health.disk_free_bytes() {
+        if let Some(free) = scrape.disk_free {
             e.sample("hawser_disk_free_bytes", &[], free);
         }
         engine(&mut e, &s.broker.metrics().sample());
@@ -205,70 +215,73 @@ fn engine(e: &mut Exposition, s: &Sample) {
             .map_or(0, |(_, n)| *n);
         e.sample("hawser_connections", &[("protocol", protocol)], n);
     }
-    type Gauge = fn(&hawser_broker::metrics::DestinationSample) -> u64;
-    let gauges: [(&str, &str, Gauge); 4] = [
+    type Field = fn(&DestinationSample) -> u64;
+    let families: [(&str, &str, &str, Field); 8] = [
         (
             "hawser_destination_depth",
+            "gauge",
             "Messages waiting, in memory and paged out (a topic: in its subscriptions).",
             |d| d.gauges.depth,
         ),
         (
             "hawser_destination_paged",
+            "gauge",
             "Of the messages waiting, those in the store only.",
             |d| d.gauges.paged,
         ),
         (
             "hawser_destination_inflight",
+            "gauge",
             "Messages delivered and not yet acknowledged.",
             |d| d.gauges.inflight,
         ),
         (
             "hawser_destination_consumers",
+            "gauge",
             "Consumers (a topic: subscriptions).",
             |d| d.gauges.consumers,
         ),
-    ];
-    for (name, help, get) in gauges {
-        e.family(name, "gauge", help);
-        for (d, sample) in &s.destinations {
-            e.sample(name, &[("destination", &d.to_string())], get(sample));
-        }
-    }
-    type Count = fn(&Counts) -> u64;
-    let counts: [(&str, &str, Count); 4] = [
         (
             "hawser_destination_enqueued_total",
+            "counter",
             "Messages that entered the destination (once per message for a topic).",
-            |c| c.enqueued,
+            |d| d.counts.enqueued,
         ),
         (
             "hawser_destination_dequeued_total",
+            "counter",
             "Messages consumers acknowledged (per subscription for a topic).",
-            |c| c.dequeued,
+            |d| d.counts.dequeued,
         ),
         (
             "hawser_destination_expired_total",
+            "counter",
             "Messages that expired in the destination.",
-            |c| c.expired,
+            |d| d.counts.expired,
         ),
         (
             "hawser_destination_dead_lettered_total",
+            "counter",
             "Messages moved from the destination to the dead-letter queue.",
-            |c| c.dead_lettered,
+            |d| d.counts.dead_lettered,
         ),
     ];
-    for (name, help, get) in counts {
-        e.family(name, "counter", help);
-        for (d, sample) in &s.destinations {
-            e.sample(
-                name,
-                &[("destination", &d.to_string())],
-                get(&sample.counts),
-            );
+    // Each name once, escaped once, whatever the number of families.
+    let names: Vec<String> = s.destinations.keys().map(|d| d.to_string()).collect();
+    let untracked = DestinationSample {
+        counts: s.untracked,
+        ..DestinationSample::default()
+    };
+    for (name, kind, help, get) in families {
+        e.family(name, kind, help);
+        for (label, sample) in names.iter().zip(s.destinations.values()) {
+            e.sample(name, &[("destination", label)], get(sample));
         }
-        // Destinations beyond the registry's bound, together (no
-        // destination's name has this form: theirs start with a scheme).
-        e.sample(name, &[("destination", "other")], get(&s.untracked));
+        if kind == "counter" {
+            // Destinations beyond the registry's bound, together (no
+            // destination's name has this form: theirs start with a scheme).
+            e.sample(name, &[("destination", "other")], get(&untracked));
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use crate::cli::{Failure, EXIT_UNREACHABLE};
 use base64::Engine;
 
-use crate::status::Status;
+use crate::status::{DestinationRow, Status};
 
 /// How long `stat` waits for a status endpoint.
 const STAT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -67,21 +67,6 @@ pub struct DstatArgs {
     /// CA certificates (PEM) of an endpoint served over HTTPS.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-}
-
-/// One destination as `/api/destinations` gives it.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct DestinationRow {
-    /// `queue://name`, `topic://name`...
-    pub destination: String,
-    pub depth: u64,
-    pub paged: u64,
-    pub inflight: u64,
-    pub consumers: u64,
-    pub enqueued: u64,
-    pub dequeued: u64,
-    pub expired: u64,
-    pub dead_lettered: u64,
 }
 
 /// HTTP Basic credentials of `user`, the password from HAWSER_PASSWORD.

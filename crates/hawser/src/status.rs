@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{CoreSettings, Protocol};
+pub use crate::network::link::LinkStatus;
 use crate::security::tls::Tls;
 use crate::security::Authenticator;
 
@@ -73,22 +74,19 @@ pub struct Status {
     pub network: Vec<LinkStatus>,
 }
 
-/// One network link in `/status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkStatus {
-    /// The peer, as the link dials it.
-    pub peer: String,
-    /// Whether it is connected now.
-    pub up: bool,
-    /// Connections made to the peer so far.
-    pub connections: u64,
-    /// The peer's consumers it serves now.
-    pub demands: u64,
-    /// Messages the peer confirmed.
-    pub forwarded: u64,
-    /// Messages taken from the peer and stored here (duplex links).
-    #[serde(default)]
-    pub pulled: u64,
+/// One destination as `/api/destinations` gives it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DestinationRow {
+    /// `queue://name`, `topic://name`...
+    pub destination: String,
+    pub depth: u64,
+    pub paged: u64,
+    pub inflight: u64,
+    pub consumers: u64,
+    pub enqueued: u64,
+    pub dequeued: u64,
+    pub expired: u64,
+    pub dead_lettered: u64,
 }
 
 /// What the broker reports beyond its role, kept up to date by the server.
@@ -159,18 +157,10 @@ impl Health {
 
     /// The network links and their counters.
     pub fn network(&self) -> Vec<LinkStatus> {
-        use std::sync::atomic::Ordering::Relaxed;
         self.network
             .lock()
             .iter()
-            .map(|(peer, s)| LinkStatus {
-                peer: peer.clone(),
-                up: s.up.load(Relaxed),
-                connections: s.connections.load(Relaxed),
-                demands: s.demands.load(Relaxed),
-                forwarded: s.forwarded.load(Relaxed),
-                pulled: s.pulled.load(Relaxed),
-            })
+            .map(|(peer, s)| s.snapshot(peer))
             .collect()
     }
 
@@ -337,12 +327,19 @@ pub async fn serve_status(
             }
         });
     }
-    let app = Router::new()
+    // Everything but the probes asks for credentials when there are users.
+    let protected = Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/api/destinations", get(destinations))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&endpoint),
+            require_credentials,
+        ));
+    let app = Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .merge(protected)
         .with_state(endpoint);
     let app = app.into_make_service_with_connect_info::<Remote>();
     match tls {
@@ -377,15 +374,8 @@ struct Endpoint {
 type Shared = State<Arc<Endpoint>>;
 
 /// `GET /status`: the broker as JSON (`hawser stat`).
-async fn status(
-    State(endpoint): Shared,
-    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
-    headers: HeaderMap,
-) -> Response {
+async fn status(State(endpoint): Shared) -> Response {
     let source = &endpoint.source;
-    if let Err(refused) = authenticate(&source.auth, remote, &headers).await {
-        return refused;
-    }
     let role = source.role.borrow().clone();
     Json(Status {
         role: role.name().to_owned(),
@@ -410,22 +400,19 @@ async fn status(
 }
 
 /// `GET /metrics`: Prometheus's text format (see [`crate::metrics`]).
-async fn metrics(
-    State(endpoint): Shared,
-    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
-    headers: HeaderMap,
-) -> Response {
+async fn metrics(State(endpoint): Shared) -> Response {
     let source = &endpoint.source;
-    if let Err(refused) = authenticate(&source.auth, remote, &headers).await {
-        return refused;
-    }
     let role = source.role.borrow().clone();
     let network = source.health.network();
+    let health = &source.health;
     let body = crate::metrics::render(&crate::metrics::Scrape {
         role: &role,
         since_ms: *endpoint.since.lock(),
         takeovers: endpoint.takeovers.load(Ordering::Relaxed),
-        health: &source.health,
+        failed: health.failed().is_some(),
+        serving: health.serving(),
+        held: health.producers_held_by(),
+        disk_free: health.disk_free_bytes(),
         network: &network,
     });
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
@@ -433,23 +420,16 @@ async fn metrics(
 
 /// `GET /api/destinations`: every destination's gauges and counts, as
 /// `/metrics` has them (`hawser dstat`); 503 while no store is served.
-async fn destinations(
-    State(endpoint): Shared,
-    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
-    headers: HeaderMap,
-) -> Response {
+async fn destinations(State(endpoint): Shared) -> Response {
     let source = &endpoint.source;
-    if let Err(refused) = authenticate(&source.auth, remote, &headers).await {
-        return refused;
-    }
     let Some(serving) = source.health.serving() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "not serving\n").into_response();
     };
     let sample = serving.broker.metrics().sample();
-    let rows: Vec<crate::stat::DestinationRow> = sample
+    let rows: Vec<DestinationRow> = sample
         .destinations
         .iter()
-        .map(|(d, s)| crate::stat::DestinationRow {
+        .map(|(d, s)| DestinationRow {
             destination: d.to_string(),
             depth: s.gauges.depth,
             paged: s.gauges.paged,
@@ -489,6 +469,19 @@ async fn ready(State(endpoint): Shared) -> Response {
             format!("not ready: {role}, the store failed\n"),
         )
             .into_response(),
+    }
+}
+
+/// The layer of the routes that need credentials (see [`authenticate`]).
+async fn require_credentials(
+    State(endpoint): Shared,
+    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match authenticate(&endpoint.source.auth, remote, request.headers()).await {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused,
     }
 }
 

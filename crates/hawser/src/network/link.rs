@@ -73,6 +73,24 @@ pub struct LinkSettings {
     pub stats: Arc<LinkStats>,
 }
 
+/// One network link as `/status` and `/metrics` show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinkStatus {
+    /// The peer, as the link dials it.
+    pub peer: String,
+    /// Whether it is connected now.
+    pub up: bool,
+    /// Connections made to the peer so far.
+    pub connections: u64,
+    /// The peer's consumers it serves now.
+    pub demands: u64,
+    /// Messages the peer confirmed.
+    pub forwarded: u64,
+    /// Messages taken from the peer and stored here (duplex links).
+    #[serde(default)]
+    pub pulled: u64,
+}
+
 /// A link's counters, for `/status`.
 #[derive(Debug, Default)]
 pub struct LinkStats {
@@ -86,6 +104,21 @@ pub struct LinkStats {
     pub connections: AtomicU64,
     /// Connected now (its advisories flowing).
     pub up: std::sync::atomic::AtomicBool,
+}
+
+impl LinkStats {
+    /// The counters now, for the link to `peer`.
+    pub fn snapshot(&self, peer: &str) -> LinkStatus {
+        use std::sync::atomic::Ordering::Relaxed;
+        LinkStatus {
+            peer: peer.to_owned(),
+            up: self.up.load(Relaxed),
+            connections: self.connections.load(Relaxed),
+            demands: self.demands.load(Relaxed),
+            forwarded: self.forwarded.load(Relaxed),
+            pulled: self.pulled.load(Relaxed),
+        }
+    }
 }
 
 /// Deliveries of the link's bridge consumers.
