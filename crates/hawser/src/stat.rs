@@ -33,6 +33,13 @@ pub struct StatArgs {
     /// A shared store's data directory: report its master and epoch instead.
     #[arg(long, value_name = "DIR", conflicts_with = "status")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub ask: AskArgs,
+}
+
+/// How `stat` and `dstat` ask an admin endpoint, and print.
+#[derive(clap::Args, Clone, Debug)]
+pub struct AskArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -41,8 +48,8 @@ pub struct StatArgs {
     /// command line, which other users of the machine can read).
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
-    /// CA certificates (PEM) of a status endpoint served over HTTPS
-    /// (`--status-tls`): the endpoint is then asked over TLS, its
+    /// CA certificates (PEM) of an endpoint served over HTTPS
+    /// (`--admin-tls`): the endpoint is then asked over TLS, its
     /// certificate checked against them and the host name.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -58,15 +65,8 @@ pub struct DstatArgs {
     #[arg(long, visible_alias = "status", value_name = "HOST:PORT",
           default_value = crate::config::DEFAULT_ADMIN_ADDR)]
     pub admin: String,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// User to authenticate as; the password from HAWSER_PASSWORD.
-    #[arg(long, value_name = "USER")]
-    pub user: Option<String>,
-    /// CA certificates (PEM) of an endpoint served over HTTPS.
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub ask: AskArgs,
 }
 
 /// HTTP Basic credentials of `user`, the password from HAWSER_PASSWORD.
@@ -93,11 +93,11 @@ fn endpoint_tls(
 
 /// Runs `hawser dstat`.
 pub async fn dstat(args: DstatArgs) -> Result<(), Failure> {
-    let tls = endpoint_tls(args.ca_file.as_ref())?;
+    let tls = endpoint_tls(args.ask.ca_file.as_ref())?;
     let mut rows: Vec<DestinationRow> = fetch(
         &args.admin,
         "/api/destinations",
-        credentials(args.user.as_ref()).as_deref(),
+        credentials(args.ask.user.as_ref()).as_deref(),
         tls,
     )
     .await?;
@@ -106,7 +106,7 @@ pub async fn dstat(args: DstatArgs) -> Result<(), Failure> {
         "topics" => r.destination.starts_with("topic://"),
         _ => true,
     });
-    if args.json {
+    if args.ask.json {
         println!("{}", serde_json::to_string(&rows).unwrap_or_default());
         return Ok(());
     }
@@ -147,15 +147,15 @@ pub async fn dstat(args: DstatArgs) -> Result<(), Failure> {
 pub async fn stat(args: StatArgs) -> Result<(), Failure> {
     match (&args.status, &args.data_dir) {
         (Some(addr), _) => {
-            let tls = endpoint_tls(args.ca_file.as_ref())?;
+            let tls = endpoint_tls(args.ask.ca_file.as_ref())?;
             let status: Status = fetch(
                 addr,
                 "/status",
-                credentials(args.user.as_ref()).as_deref(),
+                credentials(args.ask.user.as_ref()).as_deref(),
                 tls,
             )
             .await?;
-            if args.json {
+            if args.ask.json {
                 println!("{}", serde_json::to_string(&status).unwrap_or_default());
             } else {
                 println!("role: {}", status.role);
@@ -193,7 +193,7 @@ pub async fn stat(args: StatArgs) -> Result<(), Failure> {
             }
             Ok(())
         }
-        (None, Some(dir)) => store_stat(dir, args.json),
+        (None, Some(dir)) => store_stat(dir, args.ask.json),
         (None, None) => Err(Failure {
             code: 1,
             message: "give --status HOST:PORT or --data-dir DIR".into(),
