@@ -279,3 +279,36 @@ scrape_configs:
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+
+
+def test_flow_control_holds_are_counted(broker_factory, stomp_factory):
+    """A producer held at the memory limit shows in
+    hawser_flow_control_held_total{resource="memory"}; a consumer frees it."""
+    import threading
+
+    port = free_port()
+    b = broker_factory("--admin", f"{HOST}:{port}", "--max-pending-memory-bytes", str(64 * 1024),
+                       "--max-temp-bytes", "0")
+    queue = f"/queue/{unique('held')}"
+    producer = stomp_factory(b)
+    body = "x" * 1024
+    sent = threading.Event()
+
+    def send_all():
+        for i in range(400):
+            producer.send(queue, body)
+        producer.send(queue, "last", receipt=True)
+        sent.set()
+
+    threading.Thread(target=send_all, daemon=True).start()
+
+    def held() -> float:
+        return metric(get(port, "/metrics")[1], "hawser_flow_control_held_total", resource="memory") or 0
+
+    assert wait_until(lambda: held() >= 1, timeout=15.0), get(port, "/metrics")[1][-3000:]
+    assert not sent.is_set(), "the producer was never held"
+    consumer = stomp_factory(b)
+    consumer.subscribe(queue)
+    assert sent.wait(30.0), "the producer was not let go"
+    text = get(port, "/metrics")[1]
+    assert metric(text, "hawser_flow_control_refused_total", resource="memory") == 0

@@ -188,6 +188,31 @@ pub fn render(scrape: &Scrape<'_>) -> String {
         if let Some(free) = scrape.disk_free {
             e.sample("hawser_disk_free_bytes", &[], free);
         }
+        e.family(
+            "hawser_flow_control_held_total",
+            "counter",
+            "Sends flow control made wait, by the resource that was full.",
+        );
+        let events: Vec<_> = s.flow_events.counts().collect();
+        for (resource, held, _) in &events {
+            e.sample(
+                "hawser_flow_control_held_total",
+                &[("resource", resource)],
+                held,
+            );
+        }
+        e.family(
+            "hawser_flow_control_refused_total",
+            "counter",
+            "Sends refused because a resource was full (producer flow control off).",
+        );
+        for (resource, _, refused) in &events {
+            e.sample(
+                "hawser_flow_control_refused_total",
+                &[("resource", resource)],
+                refused,
+            );
+        }
         engine(&mut e, &s.broker.metrics().sample());
     }
     network(&mut e, scrape.network);

@@ -333,6 +333,7 @@ async fn serve_store<F: FnOnce(&Running)>(
         disk: Arc::clone(&disk),
         cluster: cluster_rx,
         auth: Arc::clone(auth),
+        flow_events: Default::default(),
     });
     let settings = Arc::new(SessionSettings {
         core: Arc::clone(&core),

@@ -46,6 +46,7 @@ pub(crate) fn core_settings(broker: Arc<Broker>) -> CoreSettings {
         disk: Arc::new(DiskSpace::unchecked()),
         cluster: watch::channel(Arc::default()).1,
         auth: Arc::new(crate::security::Authenticator::open()),
+        flow_events: Default::default(),
     }
 }
 

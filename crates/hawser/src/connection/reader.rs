@@ -317,6 +317,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     ) -> Result<(), ReadError> {
         let core = Arc::clone(&self.core);
         let store = core.broker.store();
+        let mut counted = false;
         loop {
             let memory_room = match paging {
                 Paging::Memory => usage.room(),
@@ -339,10 +340,16 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 .unwrap_or(core.flow_control == FlowControl::Block);
             match wait {
                 Wait::Memory(which) | Wait::Sampled(which) if !block => {
+                    core.flow_events.refused(which);
                     return Err(ReadError::ResourceFull(which));
                 }
+                Wait::Memory(which) | Wait::Sampled(which) if !counted => {
+                    core.flow_events.held(which);
+                }
+                Wait::Writes if !counted => core.flow_events.held("writes behind"),
                 _ => {}
             }
+            counted = true;
             let can_read = self.buf.len() < read_limit;
             let (deadline, timeout) = if can_read {
                 self.deadline(false)

@@ -53,6 +53,7 @@ async fn serve_with(
     let core = crate::connection::CoreSettings {
         cluster: tokio::sync::watch::channel(Arc::new(cluster)).1,
         auth: Arc::new(auth),
+        flow_events: Default::default(),
         ..core_settings(broker)
     };
     let settings = Arc::new(OpenWireSettings {
