@@ -130,6 +130,15 @@ pub struct Broker {
     metrics: Metrics,
 }
 
+/// Open connections by protocol.
+fn count_by_protocol(st: &State) -> std::collections::BTreeMap<Protocol, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for c in st.connections.values() {
+        *counts.entry(c.info.protocol).or_insert(0) += 1;
+    }
+    counts
+}
+
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -317,11 +326,7 @@ impl Broker {
 
     /// How many connections are open, by protocol.
     pub fn connections_by_protocol(&self) -> std::collections::BTreeMap<Protocol, usize> {
-        let mut counts = std::collections::BTreeMap::new();
-        for c in self.state.lock().connections.values() {
-            *counts.entry(c.info.protocol).or_insert(0) += 1;
-        }
-        counts
+        count_by_protocol(&self.state.lock())
     }
 
     /// Who an open connection is.
@@ -921,10 +926,7 @@ impl Broker {
             }
             g.consumers += links.len() as u64;
         }
-        let mut connections = std::collections::BTreeMap::new();
-        for c in st.connections.values() {
-            *connections.entry(c.info.protocol).or_insert(0u64) += 1;
-        }
+        let connections = count_by_protocol(st);
         self.metrics
             .publish(std::mem::take(&mut st.tally), gauges, connections, now);
     }

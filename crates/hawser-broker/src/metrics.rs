@@ -77,7 +77,7 @@ pub struct Sample {
     /// Counts of destinations beyond [`MAX_METRIC_DESTINATIONS`].
     pub untracked: Counts,
     /// Open connections by protocol.
-    pub connections: BTreeMap<Protocol, u64>,
+    pub connections: BTreeMap<Protocol, usize>,
     /// When the engine last sampled, ms since the Unix epoch.
     pub sampled_at_ms: u64,
 }
@@ -131,7 +131,7 @@ impl Metrics {
         &self,
         tally: Tally,
         gauges: impl IntoIterator<Item = (Destination, Gauges)>,
-        connections: BTreeMap<Protocol, u64>,
+        connections: BTreeMap<Protocol, usize>,
         now_ms: u64,
     ) {
         let mut s = self.sample.lock();

@@ -102,16 +102,24 @@ pub enum OpenError {
     Fenced(i64),
 }
 
-/// The connection string as the store uses it: writes need a read-write
-/// server (`target_session_attrs=read-write`, whatever the string says, so
-/// that a host list finds the primary), and each host gets a connect timeout.
-pub(crate) fn read_write(url: &str) -> Result<Config, tokio_postgres::Error> {
+/// The connection string as the store uses it: the server wanted is
+/// `attrs`, whatever the string says (so that a host list finds the primary,
+/// or a standby), and each host gets a connect timeout.
+pub(crate) fn target(
+    url: &str,
+    attrs: TargetSessionAttrs,
+) -> Result<Config, tokio_postgres::Error> {
     let mut config: Config = reader::split_prefer_standby(url).0.parse()?;
-    config.target_session_attrs(TargetSessionAttrs::ReadWrite);
+    config.target_session_attrs(attrs);
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
     }
     Ok(config)
+}
+
+/// The connection string for writes: a read-write server.
+pub(crate) fn read_write(url: &str) -> Result<Config, tokio_postgres::Error> {
+    target(url, TargetSessionAttrs::ReadWrite)
 }
 
 /// Whether an error means the connection (or its server) went, rather than
@@ -337,7 +345,6 @@ impl Writer {
                         );
                         self.client = None;
                     }
-                    Err(WriteError::Database(e)) => return Err(WriteError::Database(e)),
                     Err(e) => return Err(e),
                 }
             }

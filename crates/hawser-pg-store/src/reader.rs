@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use tokio_postgres::config::TargetSessionAttrs;
 use tokio_postgres::{Client, Config, Row};
 
-use crate::{connect, connection_lost, read_write, DEFAULT_CONNECT_TIMEOUT};
+use crate::{connect, connection_lost, read_write, target};
 
 /// How long a read waits for a standby to replay what it must show.
 pub const STANDBY_CATCH_UP: Duration = Duration::from_millis(500);
@@ -104,15 +104,9 @@ impl Reader {
     /// Reads on the primary of `url` (connected already: `client`), or on
     /// a standby first if the URL says `prefer-standby`.
     pub fn new(url: &str, client: Client) -> Result<Reader, tokio_postgres::Error> {
-        let (url, prefer_standby) = split_prefer_standby(url);
-        let standby = if prefer_standby {
-            let mut target: Config = url.parse()?;
-            target.target_session_attrs(TargetSessionAttrs::ReadOnly);
-            if target.get_connect_timeout().is_none() {
-                target.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-            }
+        let standby = if split_prefer_standby(url).1 {
             Some(Standby {
-                conn: Lazy::new(target, None),
+                conn: Lazy::new(target(url, TargetSessionAttrs::ReadOnly)?, None),
                 resting_until: Mutex::new(None),
                 reads: AtomicU64::new(0),
             })
@@ -120,7 +114,7 @@ impl Reader {
             None
         };
         Ok(Reader {
-            primary: Lazy::new(read_write(&url)?, Some(client)),
+            primary: Lazy::new(read_write(url)?, Some(client)),
             standby,
         })
     }

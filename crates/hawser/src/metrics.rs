@@ -9,6 +9,7 @@
 use std::fmt::{Display, Write};
 
 use hawser_broker::metrics::{DestinationSample, Sample};
+use hawser_broker::Protocol;
 use hawser_ha::Role;
 
 use std::sync::Arc;
@@ -41,7 +42,9 @@ impl Exposition {
                 if i > 0 {
                     self.out.push(',');
                 }
-                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+                let _ = write!(self.out, "{k}=\"");
+                escape_label(v, &mut self.out);
+                self.out.push('"');
             }
             self.out.push('}');
         }
@@ -59,10 +62,9 @@ impl Exposition {
     }
 }
 
-/// A label value: backslash, double quote and line feed escaped, as the
+/// Appends a label value to `s`: backslash, double quote and line feed escaped, as the
 /// format wants (destination names come from clients).
-fn escape_label(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
+fn escape_label(v: &str, s: &mut String) {
     for c in v.chars() {
         match c {
             '\\' => s.push_str("\\\\"),
@@ -71,7 +73,6 @@ fn escape_label(v: &str) -> String {
             c => s.push(c),
         }
     }
-    s
 }
 
 fn escape_help(v: &str) -> String {
@@ -232,13 +233,13 @@ fn engine(e: &mut Exposition, s: &Sample) {
         "gauge",
         "Open client connections by protocol.",
     );
-    for protocol in ["stomp", "openwire"] {
-        let n = s
-            .connections
-            .iter()
-            .find(|(p, _)| p.to_string() == protocol)
-            .map_or(0, |(_, n)| *n);
-        e.sample("hawser_connections", &[("protocol", protocol)], n);
+    for protocol in [Protocol::Stomp, Protocol::OpenWire] {
+        let n = s.connections.get(&protocol).copied().unwrap_or(0);
+        e.sample(
+            "hawser_connections",
+            &[("protocol", &protocol.to_string())],
+            n,
+        );
     }
     type Field = fn(&DestinationSample) -> u64;
     let families: [(&str, &str, &str, Field); 8] = [
@@ -291,7 +292,7 @@ fn engine(e: &mut Exposition, s: &Sample) {
             |d| d.counts.dead_lettered,
         ),
     ];
-    // Each name once, escaped once, whatever the number of families.
+    // Each name rendered once, whatever the number of families.
     let names: Vec<String> = s.destinations.keys().map(|d| d.to_string()).collect();
     let untracked = DestinationSample {
         counts: s.untracked,
