@@ -893,8 +893,11 @@ impl Broker {
                 self.dispose_expired(st, &key, expired);
             }
         }
-        st.containers
-            .retain(|key, q| !(matches!(key, ContainerKey::Queue(_)) && q.is_idle()));
+        let declared = &st.declared;
+        st.containers.retain(|key, q| match key {
+            ContainerKey::Queue(d) => !q.is_idle() || declared.contains(d),
+            _ => true,
+        });
         self.usages
             .lock()
             .retain(|_, u| u.used() > 0 || Arc::strong_count(u) > 1);

@@ -87,6 +87,20 @@ pub enum BrokerError {
         "consuming from several queues at once ({0}) is not supported; subscribe to each queue"
     )]
     MultiQueueConsumer(String),
+    /// An operator named a destination that does not exist.
+    #[error("no such destination: {0}")]
+    UnknownDestination(String),
+    /// An operation for queues was asked of a topic.
+    #[error("{0} is not a queue")]
+    NotAQueue(String),
+    /// An operator asked to delete a destination that has consumers (or,
+    /// a topic, subscriptions).
+    #[error("{0} has consumers or subscriptions")]
+    DestinationInUse(String),
+    /// An operator asked to move a message that is not waiting in memory
+    /// (delivered to a consumer, gone, or still in the store only).
+    #[error("message {0} is not waiting in memory; it cannot be moved now")]
+    NotMovable(MessageId),
     /// The store refused the record.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -20,6 +20,7 @@ pub mod error;
 pub mod identity;
 pub mod message;
 pub mod metrics;
+mod operator;
 pub mod outbox;
 mod paging;
 pub mod producer;
@@ -39,6 +40,8 @@ pub mod usage;
 mod access_tests;
 #[cfg(test)]
 mod broker_tests;
+#[cfg(test)]
+mod operator_tests;
 #[cfg(test)]
 mod ownership_tests;
 #[cfg(test)]
@@ -60,6 +63,7 @@ pub use identity::{ConnectInfo, Principal, Protocol};
 pub use message::{
     BodyKind, Message, MessageData, MessageFields, MessageId, NewMessage, ProducerRef,
 };
+pub use operator::{ConnectionView, Moved, SubscriptionView, RETRY_BATCH};
 pub use outbox::{AckMode, ConnectionId, ConsumerId, Delivery, Outbox};
 pub use paging::Paging;
 pub use producer::{ProducerKey, SeqWindow};

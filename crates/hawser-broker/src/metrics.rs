@@ -112,6 +112,18 @@ impl Tally {
     pub fn dead_lettered(&mut self, d: &Destination) {
         self.at(d).dead_lettered += 1;
     }
+
+    /// An operator purged `n` messages: dequeued, as ActiveMQ counts them.
+    pub fn purged(&mut self, d: &Destination, n: u64) {
+        if n > 0 {
+            self.at(d).dequeued += n;
+        }
+    }
+
+    /// A deleted destination's counts go with it.
+    pub fn forget(&mut self, d: &Destination) {
+        self.counts.remove(d);
+    }
 }
 
 /// The registry a scrape reads.
@@ -124,6 +136,12 @@ impl Metrics {
     /// A copy of the last sample.
     pub fn sample(&self) -> Sample {
         self.sample.lock().clone()
+    }
+
+    /// Forgets a deleted destination (its counts start again from 0 if it
+    /// is made again, as in ActiveMQ).
+    pub(crate) fn forget(&self, d: &Destination) {
+        self.sample.lock().destinations.remove(d);
     }
 
     /// Adds `tally` and replaces the gauges (the engine's sweep).

@@ -58,6 +58,12 @@ pub struct Delivery {
 pub trait Outbox: Send + Sync {
     /// Queues a delivery. Must not block: it is called under the engine's lock.
     fn deliver(&self, delivery: Delivery);
+    /// Closes the connection, telling its client `reason` (an operator
+    /// asked); `false` if this outbox cannot (the default).
+    fn close(&self, reason: &str) -> bool {
+        let _ = reason;
+        false
+    }
 }
 
 #[cfg(test)]

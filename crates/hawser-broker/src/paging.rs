@@ -213,6 +213,7 @@ impl Broker {
                 && seq != 0
                 && msg.persistent
                 && key.is_stored()
+                && q.can_page(msg.id, msg.priority)
                 && (q.is_paging(msg.priority) || msg.room().is_err()));
         if paged {
             if spilled {

@@ -8,14 +8,13 @@
 
 use std::sync::Arc;
 
-use crate::broker::{dequeue_ops, now_ms, Broker};
+use crate::broker::{now_ms, Broker};
 use crate::container::ContainerKey;
 use crate::destination::Destination;
-use crate::message::{Message, MessageData};
 use crate::property::PropertyValue;
 use crate::queue::Entry;
 use crate::state::State;
-use crate::store::{StoreKey, StoreOp};
+use crate::store::StoreOp;
 
 /// The property of a dead letter that says why it died (ActiveMQ's name).
 pub const DLQ_CAUSE_PROPERTY: &str = "dlqDeliveryFailureCause";
@@ -79,72 +78,31 @@ impl Broker {
             }
             return;
         }
-        let mut ops = dequeue_ops(from, &entries);
         let now = now_ms();
-        let usage = self.destination_usage(&dlq);
-        let mut moved = Vec::with_capacity(entries.len());
-        let first_id = st.next_message_id;
-        for (i, e) in entries.iter().enumerate() {
-            let mut data = MessageData::clone(&e.msg);
-            data.id = first_id + i as u64;
-            data.destination = dlq.clone();
+        let cause = PropertyValue::String(Arc::from(cause));
+        let result = self.relocate(st, from, &entries, entries.clone(), &dlq, |data| {
             data.expires_ms = None;
             data.timestamp_ms = now;
-            // The JMS message id stays (as in ActiveMQ); one from a protocol
-            // without ids is the broker's id of the original.
-            if data.fields.message_id.is_none() {
-                data.fields.message_id = Some(Arc::from(format!("ID:hawser-{}", e.msg.id)));
-            }
-            data.fields.original_destination = Some(e.msg.destination.clone());
             data.fields
                 .properties
                 .retain(|(k, _)| &**k != DLQ_CAUSE_PROPERTY);
-            data.fields.properties.push((
-                Arc::from(DLQ_CAUSE_PROPERTY),
-                PropertyValue::String(Arc::from(cause)),
-            ));
-            let msg = Arc::new(Message::charged(data, self.memory(), Some(&usage)));
-            if msg.persistent {
-                ops.push(StoreOp::Enqueue {
-                    message: Arc::clone(&msg),
-                    targets: vec![StoreKey::Queue(Arc::clone(&dlq.name))],
-                });
-            }
-            moved.push(msg);
-        }
-        let seq = if ops.is_empty() {
-            0
-        } else {
-            match self.write(st, ops, false) {
-                Ok(seq) => seq,
-                Err(e) => {
-                    tracing::error!("dead-lettering failed, messages stay where they were: {e}");
-                    if let Some(q) = st.containers.get_mut(from) {
-                        q.requeue_front(entries);
-                    }
-                    return;
+            data.fields
+                .properties
+                .push((Arc::from(DLQ_CAUSE_PROPERTY), cause.clone()));
+        });
+        match result {
+            Ok(_) => {
+                for e in &entries {
+                    st.tally.dead_lettered(&e.msg.destination);
                 }
             }
-        };
-        st.next_message_id = first_id + moved.len() as u64;
-        for e in &entries {
-            st.tally.dead_lettered(&e.msg.destination);
+            Err(e) => {
+                tracing::error!("dead-lettering failed, messages stay where they were: {e}");
+                if let Some(q) = st.containers.get_mut(from) {
+                    q.requeue_front(entries);
+                }
+            }
         }
-        st.tally.enqueued(&dlq, moved.len() as u64);
-        drop(entries);
-        let pages = self.store().pages();
-        let q = st.containers.entry(dlq_key.clone()).or_default();
-        for msg in moved {
-            let entry = Entry {
-                msg,
-                redeliveries: 0,
-                seq,
-                record: seq,
-                consumed: None,
-            };
-            Broker::place(q, &dlq_key, entry, seq, pages, false);
-        }
-        self.dispatch(st, &dlq_key);
     }
 
     /// Expired persistent messages go to the dead-letter queue (as in ActiveMQ);

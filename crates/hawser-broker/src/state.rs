@@ -135,6 +135,9 @@ pub(crate) struct State {
     pub next_page_token: u64,
     /// Containers whose read failed, to ask again (by the pager, later).
     pub page_retries: Vec<ContainerKey>,
+    /// Queues an operator created: kept while empty and idle (see
+    /// [`Broker::create_destination`](crate::Broker::create_destination)).
+    pub declared: std::collections::HashSet<Destination>,
     /// What happened since the last metrics sample (see [`crate::metrics`]).
     pub tally: crate::metrics::Tally,
 }

@@ -169,6 +169,15 @@ pub enum StoreOp<M = Arc<Message>> {
         /// The producer.
         producer: ProducerKey,
     },
+    /// An operator purged a container: every message it holds is dropped
+    /// except `keep` (those out with consumers, or held by a transaction,
+    /// which settle as usual). Messages enqueued by later records stay.
+    Purge {
+        /// The container.
+        key: StoreKey,
+        /// The messages that stay.
+        keep: Vec<MessageId>,
+    },
     /// An XA transaction was prepared.
     Prepare(PreparedTransaction),
     /// A prepared XA transaction ended: committed (this same record then
@@ -211,6 +220,10 @@ impl<M: AsMessageData> StoreOp<M> {
             },
             StoreOp::ProducerForget { producer } => StoreOp::ProducerForget {
                 producer: producer.clone(),
+            },
+            StoreOp::Purge { key, keep } => StoreOp::Purge {
+                key: key.clone(),
+                keep: keep.clone(),
             },
             StoreOp::Prepare(p) => StoreOp::Prepare(p.clone()),
             StoreOp::Resolve { xid } => StoreOp::Resolve {
@@ -417,6 +430,11 @@ impl Replay {
                     self.subscriptions.remove(&key);
                     if let Some(m) = &mut self.messages {
                         m.remove(&key);
+                    }
+                }
+                StoreOp::Purge { key, keep } => {
+                    if let Some(m) = self.messages.as_mut().and_then(|m| m.get_mut(&key)) {
+                        m.retain(|id, _| keep.contains(id));
                     }
                 }
                 StoreOp::Prepare(p) => {

@@ -54,6 +54,9 @@ const OP_RESOLVE: u8 = 13;
 /// A prepared XA transaction, with who sent what (for duplicate detection
 /// when it commits after a restart).
 const OP_PREPARE: u8 = 14;
+/// An operator's purge of a container (a reader older than it refuses the
+/// record rather than keep what was purged).
+const OP_PURGE: u8 = 15;
 
 /// Bits of a message's field mask: which optional fields follow.
 const FIELD_MESSAGE_ID: u8 = 1;
@@ -201,6 +204,14 @@ fn encode_op<M: AsMessageData>(op: &StoreOp<M>, buf: &mut BytesMut) {
             buf.put_u8(OP_RESOLVE);
             put_str(buf, xid);
         }
+        StoreOp::Purge { key, keep } => {
+            buf.put_u8(OP_PURGE);
+            encode_key(key, buf);
+            buf.put_u32_le(keep.len() as u32);
+            for id in keep {
+                buf.put_u64_le(*id);
+            }
+        }
     }
 }
 
@@ -326,6 +337,7 @@ pub fn encoded_len<M: AsMessageData>(ops: &[StoreOp<M>]) -> usize {
                         + p.acks.iter().map(|(k, _)| key_len(k) + 8).sum::<usize>()
                 }
                 StoreOp::Resolve { xid } => 1 + 4 + xid.len(),
+                StoreOp::Purge { key, keep } => 1 + key_len(key) + 4 + 8 * keep.len(),
             })
             .sum::<usize>()
 }
@@ -638,6 +650,15 @@ fn decode_op(r: &mut Reader<'_>) -> Result<Option<StoreOp<MessageData>>, CodecEr
             })
         }
         OP_RESOLVE => StoreOp::Resolve { xid: r.arc_str()? },
+        OP_PURGE => {
+            let key = decode_key(r)?;
+            let n = r.u32()? as usize;
+            let mut keep = Vec::with_capacity(n.min(r.remaining() / 8));
+            for _ in 0..n {
+                keep.push(r.u64()?);
+            }
+            StoreOp::Purge { key, keep }
+        }
         tag => {
             return Err(CodecError::UnknownTag {
                 what: "op",
@@ -1166,6 +1187,11 @@ mod tests {
             ".{0,12}".prop_map(|xid| StoreOp::Resolve {
                 xid: Arc::from(xid.as_str())
             }),
+            (
+                key_strategy(),
+                proptest::collection::vec(any::<u64>(), 0..4)
+            )
+                .prop_map(|(key, keep)| StoreOp::Purge { key, keep }),
         ]
     }
 

@@ -97,6 +97,31 @@ impl Levels {
         }
     }
 
+    /// Removes every message but `keep`; returns the holds removed.
+    pub(crate) fn purge(&mut self, keep: &[MessageId]) -> Vec<LiveRef> {
+        let mut gone = Vec::new();
+        for (p, level) in self.0.iter_mut().enumerate() {
+            if level.is_empty() {
+                continue;
+            }
+            let ids: Vec<MessageId> = level
+                .iter()
+                .map(|e| e.id)
+                .filter(|id| !keep.contains(id))
+                .collect();
+            for id in ids {
+                let count = level.redeliveries(id);
+                if let Some(e) = level.remove(id) {
+                    gone.push(LiveRef {
+                        redeliveries: count,
+                        ..Levels::live(level, p, e)
+                    });
+                }
+            }
+        }
+        gone
+    }
+
     pub(crate) fn remove(&mut self, id: MessageId) -> Option<LiveRef> {
         self.0
             .iter_mut()
@@ -429,6 +454,18 @@ impl Tracker {
                         .values()
                     {
                         self.release_spilled(r);
+                    }
+                }
+                StoreOp::Purge { key, keep } => {
+                    if let Some(levels) = self.messages.get_mut(key) {
+                        for r in levels.purge(keep) {
+                            self.release(r);
+                        }
+                    }
+                    if let Some(levels) = self.spilled.messages.get_mut(key) {
+                        for r in levels.purge(keep) {
+                            self.release_spilled(r);
+                        }
                     }
                 }
                 StoreOp::Prepare(p) => {

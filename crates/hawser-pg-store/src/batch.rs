@@ -259,7 +259,7 @@ pub async fn write(
     Ok(())
 }
 
-/// A durable subscription's or an XA transaction's record.
+/// A durable subscription's, an XA transaction's or a purge's record.
 async fn write_alone(
     tx: &Transaction<'_>,
     op: &StoreOp<MessageData>,
@@ -309,6 +309,21 @@ async fn write_alone(
         StoreOp::Resolve { xid } => {
             tx.execute("DELETE FROM hawser_prepared WHERE xid = $1", &[&&**xid])
                 .await?;
+        }
+        StoreOp::Purge { key, keep } => {
+            let key = key_bytes(key);
+            let keep: Vec<i64> = keep.iter().map(|&id| id as i64).collect();
+            let ids: Vec<i64> = tx
+                .query(
+                    "DELETE FROM hawser_entries WHERE container = $1 AND NOT (id = ANY($2)) \
+                     RETURNING id",
+                    &[&key, &keep],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            tx.execute(DELETE_ORPHANS, &[&ids]).await?;
         }
         _ => unreachable!("a message record"),
     }

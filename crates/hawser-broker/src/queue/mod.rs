@@ -787,6 +787,31 @@ impl MessageQueue {
         }
     }
 
+    /// Messages consumer `id` holds, delivered and not settled.
+    pub fn held_by(&self, id: ConsumerId) -> usize {
+        self.inflight.values().filter(|i| i.consumer == id).count()
+    }
+
+    /// Ids of the messages delivered and not settled, or held by a transaction.
+    pub fn inflight_ids(&self) -> Vec<MessageId> {
+        self.inflight.keys().copied().collect()
+    }
+
+    /// Takes pending message `id` out of memory, if it is there.
+    pub fn take_pending(&mut self, id: MessageId) -> Option<Entry> {
+        for fifo in &mut self.pending {
+            if let Some(i) = fifo.iter().position(|e| e.msg.id == id) {
+                let entry = fifo.remove(i)?;
+                self.pending_len -= 1;
+                if entry.msg.expires_ms.is_some() {
+                    self.expiring -= 1;
+                }
+                return Some(entry);
+            }
+        }
+        None
+    }
+
     /// Removes and returns every pending message (the container is being deleted).
     pub fn drain_pending(&mut self) -> Vec<Entry> {
         let mut all = Vec::with_capacity(self.pending_len);

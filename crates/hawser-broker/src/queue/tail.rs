@@ -155,6 +155,41 @@ impl MessageQueue {
         self.tails[usize::from(priority.min(MAX_PRIORITY))].count
     }
 
+    /// True if a message with this id may join its priority's tail: ids in a
+    /// tail grow, and reads start above its mark. A message with an older id
+    /// (sent in an XA transaction prepared before a read or a purge moved the
+    /// mark past it) stays in memory instead, or no read would find it.
+    pub fn can_page(&self, id: MessageId, priority: u8) -> bool {
+        id > self.tails[usize::from(priority.min(MAX_PRIORITY))].after
+    }
+
+    /// Drops every pending message, in memory and in the store (an
+    /// operator's purge): returns those that were in memory, and how many
+    /// were in the store. `last_id` is the last message id given out: every
+    /// tail's mark moves there, so that reads from now on find only messages
+    /// enqueued after the purge, not the ones kept (delivered, held by a
+    /// transaction) nor any a store has not yet dropped. A read under way is
+    /// disowned: what it brings back is discarded.
+    pub fn purge(&mut self, last_id: MessageId) -> (Vec<Entry>, u64) {
+        let entries = self.drain_pending();
+        self.expiring -= entries
+            .iter()
+            .filter(|e| e.msg.expires_ms.is_some())
+            .count();
+        let paged = self.paged_len;
+        for tail in &mut self.tails {
+            tail.count = 0;
+            tail.after = tail.after.max(last_id);
+            tail.rescan();
+        }
+        self.paged_len = 0;
+        self.reading = None;
+        self.reading_scan = false;
+        self.scan_stalled_on.clear();
+        self.held.clear();
+        (entries, paged)
+    }
+
     /// Counts a message left in the store, written by record `seq` (see the module).
     pub fn enqueue_paged(&mut self, id: MessageId, priority: u8, seq: Seq) {
         let tail = &mut self.tails[usize::from(priority.min(MAX_PRIORITY))];

@@ -24,6 +24,9 @@ pub trait Encode: Send + 'static {
     /// Appends what tells the client the store failed (the connection then
     /// closes): no detail, the reason is in the server's log.
     fn store_failure(&mut self, buf: &mut BytesMut);
+    /// Appends the error that tells the client an operator closed its
+    /// connection, saying `reason` (the connection then closes).
+    fn closed_by_operator(&mut self, reason: &str, buf: &mut BytesMut);
     /// Appends a keep-alive, sent when nothing else was written for a while.
     fn keep_alive(&mut self, buf: &mut BytesMut);
 }
@@ -59,6 +62,9 @@ pub enum Out<E: Encode> {
     Deliver(Delivery),
     /// A message for a queue browser, from the session (counted).
     Browse(Delivery),
+    /// An operator closes the connection (from the engine, not counted in
+    /// [`super::Outbound`]): say why, then close.
+    Evict(Arc<str>),
     /// Send the frame if any, then close the connection.
     Close {
         /// A last confirmation or error.
@@ -96,7 +102,7 @@ impl<E: Encode> Out<E> {
             Out::Frame { seq, .. } => *seq,
             Out::Confirm { until, .. } => until.seq,
             Out::Deliver(d) | Out::Browse(d) => d.seq,
-            Out::Setup { .. } | Out::Close { .. } => 0,
+            Out::Setup { .. } | Out::Close { .. } | Out::Evict(_) => 0,
         }
     }
 

@@ -1,6 +1,7 @@
 //! What a connection owes its client, and the engine's handle on it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use hawser_broker::{Delivery, Outbox};
 use tokio::sync::{mpsc, Notify};
@@ -63,5 +64,9 @@ impl<E: Encode> Outbox for ConnectionOutbox<E> {
         // A send fails only when the writer has already gone; the session's
         // disconnect then hands the message back to the queue.
         let _ = self.0.send(Out::Deliver(delivery));
+    }
+
+    fn close(&self, reason: &str) -> bool {
+        self.0.send(Out::Evict(Arc::from(reason))).is_ok()
     }
 }

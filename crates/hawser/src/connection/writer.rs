@@ -74,7 +74,7 @@ pub async fn run_writer<E: Encode, W: AsyncWrite + Unpin>(
                 break;
             }
             let item = fifo.pop_front().expect("front exists");
-            taken += usize::from(!matches!(item, Out::Deliver(_)));
+            taken += usize::from(!matches!(item, Out::Deliver(_) | Out::Evict(_)));
             match item {
                 Out::Setup {
                     frame,
@@ -99,6 +99,11 @@ pub async fn run_writer<E: Encode, W: AsyncWrite + Unpin>(
                     if let Some(f) = frame {
                         encoder.frame(&f, &mut buf);
                     }
+                    closing = true;
+                    break;
+                }
+                Out::Evict(reason) => {
+                    encoder.closed_by_operator(&reason, &mut buf);
                     closing = true;
                     break;
                 }
@@ -220,6 +225,9 @@ mod tests {
         }
         fn store_failure(&mut self, buf: &mut BytesMut) {
             buf.extend_from_slice(b"store failed\n");
+        }
+        fn closed_by_operator(&mut self, reason: &str, buf: &mut BytesMut) {
+            buf.extend_from_slice(format!("closed: {reason}\n").as_bytes());
         }
         fn keep_alive(&mut self, buf: &mut BytesMut) {
             buf.extend_from_slice(b"keep-alive\n");

@@ -60,6 +60,14 @@ impl Encode for OpenWireEncoder {
         self.write(&Command::ConnectionError(error), buf);
     }
 
+    fn closed_by_operator(&mut self, reason: &str, buf: &mut BytesMut) {
+        let error = ConnectionError {
+            exception: Some(exception("javax.jms.JMSException", reason.to_owned())),
+            ..ConnectionError::default()
+        };
+        self.write(&Command::ConnectionError(error), buf);
+    }
+
     fn keep_alive(&mut self, buf: &mut BytesMut) {
         self.write(&Command::KeepAliveInfo(KeepAliveInfo::default()), buf);
     }

@@ -93,6 +93,11 @@ impl Encode for StompEncoder {
         encode(&f, self.version, buf);
     }
 
+    fn closed_by_operator(&mut self, reason: &str, buf: &mut BytesMut) {
+        let f = Frame::new(Command::Error).with_header("message", reason);
+        encode(&f, self.version, buf);
+    }
+
     fn keep_alive(&mut self, buf: &mut BytesMut) {
         encode_heartbeat(buf);
     }
