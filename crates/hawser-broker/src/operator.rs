@@ -5,7 +5,8 @@
 //!
 //! Each change keeps the lock invariant (see `state`): its store record is
 //! accepted before memory changes, and the caller gets the record to wait
-//! for, so that the operator's answer means the change is durable.
+//! for, so that the operator's answer means the change is durable. The
+//! caller writes the audit line: it knows who asked.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use crate::error::BrokerError;
 use crate::identity::ConnectInfo;
 use crate::message::{Message, MessageData, MessageId};
 use crate::outbox::ConnectionId;
-use crate::queue::Entry;
+use crate::queue::{Entry, MessageQueue};
 use crate::redelivery::DLQ_CAUSE_PROPERTY;
 use crate::state::State;
 use crate::store::{Seq, StoreKey, StoreOp};
@@ -61,6 +62,14 @@ pub struct SubscriptionView {
     pub pending: u64,
     /// Messages delivered to it and not yet settled.
     pub inflight: u64,
+    /// Messages delivered to it so far (0 for an offline durable one).
+    pub dispatched: u64,
+    /// Messages that entered its container since the broker started (a
+    /// queue's consumers share their queue's).
+    pub enqueued: u64,
+    /// Of those, the ones that left it: consumed, expired, dead-lettered
+    /// or purged.
+    pub dequeued: u64,
     /// A network link's consumer.
     pub network: bool,
 }
@@ -122,7 +131,6 @@ impl Broker {
         drop(entries);
         st.tally.purged(dest, purged);
         self.destination_usage(dest).set_spilling(false);
-        tracing::info!(target: "audit", "purged {purged} messages of {dest}");
         Ok((purged, seq))
     }
 
@@ -152,7 +160,6 @@ impl Broker {
         st.declared.remove(dest);
         st.tally.forget(dest);
         self.metrics().forget(dest);
-        tracing::info!(target: "audit", "deleted {dest}");
         Ok(seq)
     }
 
@@ -199,11 +206,6 @@ impl Broker {
                     q.requeue_front(taken.clone());
                 }
             })?;
-        tracing::info!(
-            target: "audit",
-            "{} message {id} from {from} to {to}",
-            if copy { "copied" } else { "moved" }
-        );
         Ok(Moved {
             messages: 1,
             left: 0,
@@ -264,10 +266,6 @@ impl Broker {
                 out.seq = out.seq.max(seq);
             }
         }
-        tracing::info!(
-            target: "audit",
-            "retried {} messages of {dlq}, {} left", out.messages, out.left
-        );
         Ok(out)
     }
 
@@ -363,10 +361,6 @@ impl Broker {
         }];
         let seq = self.write(st, ops, true)?;
         crate::subscription::remove_durable(st, &client_id, &name);
-        tracing::info!(
-            target: "audit",
-            "deleted durable subscription {name:?} of client id {client_id:?}"
-        );
         Ok(seq)
     }
 
@@ -395,14 +389,9 @@ impl Broker {
     /// (a network link's: stop its connector instead).
     pub fn close_connection(&self, id: ConnectionId, reason: &str) -> bool {
         let st = self.state.lock();
-        let closed = st
-            .connections
+        st.connections
             .get(&id)
-            .is_some_and(|c| c.outbox.close(reason));
-        if closed {
-            tracing::info!(target: "audit", "closing connection {id}: {reason}");
-        }
-        closed
+            .is_some_and(|c| c.outbox.close(reason))
     }
 
     /// Every subscription: each connection's consumers, then the durable
@@ -431,6 +420,9 @@ impl Broker {
                     selector: sub.advice.selector.clone(),
                     pending: q.map_or(0, |q| q.pending_len() as u64 + q.paged_len()),
                     inflight: q.map_or(0, |q| q.held_by(sub.consumer) as u64),
+                    dispatched: q.map_or(0, |q| q.dispatched_to(sub.consumer)),
+                    enqueued: q.map_or(0, MessageQueue::entered),
+                    dequeued: q.map_or(0, left),
                     network: sub.advice.network_path.is_some(),
                 });
             }
@@ -453,9 +445,18 @@ impl Broker {
                 selector: d.selector.as_deref().map(Arc::from),
                 pending: q.map_or(0, |q| q.pending_len() as u64 + q.paged_len()),
                 inflight: q.map_or(0, |q| q.inflight_len() as u64),
+                dispatched: 0,
+                enqueued: q.map_or(0, MessageQueue::entered),
+                dequeued: q.map_or(0, left),
                 network: false,
             });
         }
         out
     }
+}
+
+/// Messages that left a container: what entered, less what waits or is out.
+fn left(q: &MessageQueue) -> u64 {
+    q.entered()
+        .saturating_sub(q.pending_len() as u64 + q.paged_len() + q.inflight_len() as u64)
 }

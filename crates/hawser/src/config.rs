@@ -320,6 +320,17 @@ pub struct StatusConfig {
     pub enabled: bool,
     /// Serve HTTPS, with the `[tls]` certificate.
     pub tls: bool,
+    /// Users and groups that may change things (purge, delete, move, close
+    /// connections), when the broker has users; ActiveMQ's console role
+    /// `admins` by default.
+    pub admins: Vec<String>,
+    /// Users and groups that may read (status, metrics, lists, browsing);
+    /// empty: every user. Admins may always read.
+    pub readers: Vec<String>,
+    /// The admin endpoints of the other brokers of this cluster (standbys,
+    /// network peers), `HOST:PORT`: the cluster view asks each for its
+    /// status.
+    pub peers: Vec<String>,
 }
 
 impl Default for StatusConfig {
@@ -328,6 +339,9 @@ impl Default for StatusConfig {
             listen: None,
             enabled: true,
             tls: false,
+            admins: vec!["admins".to_owned()],
+            readers: Vec::new(),
+            peers: Vec::new(),
         }
     }
 }

@@ -4,10 +4,12 @@
 //! `server::serve` wires them: it opens the store, hands what it recovered to a
 //! `Broker`, and serves each accepted connection with a `stomp` session.
 
+pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod control;
 pub mod disk;
 pub mod metrics;
 pub mod network;

@@ -54,6 +54,17 @@ enum Command {
     /// Every destination's depth and counts, as ActiveMQ's `activemq dstat`
     /// (asked over the admin endpoint).
     Dstat(hawser::stat::DstatArgs),
+    /// Drop every message waiting in queues, as ActiveMQ's `activemq purge`
+    /// (asked over the admin endpoint).
+    Purge(hawser::control::PurgeArgs),
+    /// Move (or copy) a waiting message to another queue.
+    Move(hawser::control::MoveArgs),
+    /// Send a dead-letter queue's messages back to the queues they died in.
+    Retry(hawser::control::RetryArgs),
+    /// Create or delete a queue.
+    Queue(hawser::control::QueueArgs),
+    /// List the client connections, or close one.
+    Connections(hawser::control::ConnectionsArgs),
     /// Add or change a user in a users file (the password is read from standard input).
     Passwd(hawser::security::passwd::PasswdArgs),
 }
@@ -357,6 +368,11 @@ fn main() -> std::process::ExitCode {
         Some(Command::Browse(args)) => return run_client(hawser::cli::browse(args)),
         Some(Command::Stat(args)) => return run_client(hawser::stat::stat(args)),
         Some(Command::Dstat(args)) => return run_client(hawser::stat::dstat(args)),
+        Some(Command::Purge(args)) => return run_client(hawser::control::purge(args)),
+        Some(Command::Move(args)) => return run_client(hawser::control::move_message(args)),
+        Some(Command::Retry(args)) => return run_client(hawser::control::retry(args)),
+        Some(Command::Queue(args)) => return run_client(hawser::control::queue(args)),
+        Some(Command::Connections(args)) => return run_client(hawser::control::connections(args)),
         Some(Command::Bench(args)) => hawser::bench::run(args),
         Some(Command::Passwd(args)) => hawser::security::passwd::run(&args),
         Some(Command::Serve(args)) => run_serve(&args),

@@ -175,6 +175,11 @@ pub async fn serve(
             auth: Arc::clone(&auth),
             role: role_rx,
             health: Arc::clone(&health),
+            roles: crate::admin::Roles {
+                admins: config.status.admins.clone(),
+                readers: config.status.readers.clone(),
+            },
+            peers: config.status.peers.clone(),
             node: ha.as_ref().map(|h| h.node.clone()),
             stomp: config.stomp.listen.to_string(),
             data_dir: config.data_dir.clone(),

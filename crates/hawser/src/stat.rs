@@ -70,7 +70,7 @@ pub struct DstatArgs {
 }
 
 /// HTTP Basic credentials of `user`, the password from HAWSER_PASSWORD.
-fn credentials(user: Option<&String>) -> Option<String> {
+pub(crate) fn credentials(user: Option<&String>) -> Option<String> {
     user.map(|user| {
         let password = std::env::var("HAWSER_PASSWORD").unwrap_or_default();
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
@@ -78,7 +78,7 @@ fn credentials(user: Option<&String>) -> Option<String> {
 }
 
 /// The TLS settings to ask an endpoint with, given its CA file.
-fn endpoint_tls(
+pub(crate) fn endpoint_tls(
     ca_file: Option<&PathBuf>,
 ) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, Failure> {
     ca_file
@@ -99,6 +99,7 @@ pub async fn dstat(args: DstatArgs) -> Result<(), Failure> {
         "/api/destinations",
         credentials(args.ask.user.as_ref()).as_deref(),
         tls,
+        STAT_TIMEOUT,
     )
     .await?;
     rows.retain(|r| match args.kind.as_str() {
@@ -153,6 +154,7 @@ pub async fn stat(args: StatArgs) -> Result<(), Failure> {
                 "/status",
                 credentials(args.ask.user.as_ref()).as_deref(),
                 tls,
+                STAT_TIMEOUT,
             )
             .await?;
             if args.ask.json {
@@ -201,54 +203,106 @@ pub async fn stat(args: StatArgs) -> Result<(), Failure> {
     }
 }
 
-/// `GET path` of a broker's admin endpoint, as JSON.
-async fn fetch<T: serde::de::DeserializeOwned>(
+/// `GET path` of a broker's admin endpoint, as JSON, waiting at most `timeout`.
+pub(crate) async fn fetch<T: serde::de::DeserializeOwned>(
     addr: &str,
     path: &str,
     credentials: Option<&str>,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    timeout: Duration,
 ) -> Result<T, Failure> {
-    let unreachable = |why: String| Failure {
-        code: EXIT_UNREACHABLE,
-        message: format!("status endpoint {addr}: {why}"),
+    let ask = Ask {
+        addr,
+        credentials,
+        tls,
+        timeout,
     };
-    let exchange = async {
-        let stream = TcpStream::connect(addr).await?;
-        let authorization = credentials
-            .map(|c| format!("Authorization: Basic {c}\r\n"))
-            .unwrap_or_default();
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n"
-        );
-        match tls {
-            None => exchange(stream, &request).await,
-            Some(config) => {
-                let host = addr
-                    .rsplit_once(':')
-                    .map_or(addr, |(h, _)| h)
-                    .trim_matches(['[', ']']);
-                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-                    .map_err(std::io::Error::other)?;
-                let stream = tokio_rustls::TlsConnector::from(config)
-                    .connect(name, stream)
-                    .await?;
-                exchange(stream, &request).await
-            }
+    ask.request("GET", path, &[], None).await
+}
+
+/// Where and how to ask an admin endpoint.
+pub(crate) struct Ask<'a> {
+    pub addr: &'a str,
+    /// HTTP Basic credentials, base64.
+    pub credentials: Option<&'a str>,
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pub timeout: Duration,
+}
+
+impl Ask<'_> {
+    /// `method path` with `headers` and a JSON `body`; the answer's JSON.
+    /// An answer other than 2xx fails with its first line and text.
+    pub(crate) async fn request<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<T, Failure> {
+        let addr = self.addr;
+        let unreachable = |why: String| Failure {
+            code: EXIT_UNREACHABLE,
+            message: format!("admin endpoint {addr}: {why}"),
+        };
+        let mut head = String::new();
+        if let Some(c) = self.credentials {
+            head.push_str(&format!("Authorization: Basic {c}\r\n"));
         }
-    };
-    let answer = tokio::time::timeout(STAT_TIMEOUT, exchange)
-        .await
-        .map_err(|_| unreachable("no answer".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| unreachable("not an HTTP answer".into()))?;
-    if !head.starts_with("HTTP/1.1 200") {
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let body = body.unwrap_or_default();
+        if !body.is_empty() || method != "GET" {
+            head.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{head}Connection: close\r\n\r\n{body}"
+        );
+        let tls = self.tls.clone();
+        let exchange = async {
+            let stream = TcpStream::connect(addr).await?;
+            match tls {
+                None => exchange(stream, &request).await,
+                Some(config) => {
+                    let host = addr
+                        .rsplit_once(':')
+                        .map_or(addr, |(h, _)| h)
+                        .trim_matches(['[', ']']);
+                    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                        .map_err(std::io::Error::other)?;
+                    let stream = tokio_rustls::TlsConnector::from(config)
+                        .connect(name, stream)
+                        .await?;
+                    exchange(stream, &request).await
+                }
+            }
+        };
+        let answer = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| unreachable("no answer".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let text = String::from_utf8_lossy(&answer);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| unreachable("not an HTTP answer".into()))?;
         let line = head.lines().next().unwrap_or_default();
-        return Err(unreachable(format!("answered {line}")));
+        if !line.starts_with("HTTP/1.1 2") {
+            // Refused (4xx) is the operator's to fix, not an unreachable broker.
+            let code = if line.starts_with("HTTP/1.1 4") {
+                crate::cli::EXIT_REFUSED
+            } else {
+                EXIT_UNREACHABLE
+            };
+            return Err(Failure {
+                code,
+                message: format!("{method} {path}: {line}: {}", body.trim()),
+            });
+        }
+        serde_json::from_str(body).map_err(|e| unreachable(format!("bad answer to {path}: {e}")))
     }
-    serde_json::from_str(body).map_err(|e| unreachable(format!("bad answer to {path}: {e}")))
 }
 
 /// Sends `request` and reads the whole answer (at most [`MAX_STATUS_BYTES`]).

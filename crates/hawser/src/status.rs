@@ -173,6 +173,20 @@ impl Health {
     }
 }
 
+/// A change of this broker's role, for the cluster view's timeline.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RoleEvent {
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// `standalone`, `slave` or `master`.
+    pub role: String,
+    /// The master's epoch then.
+    pub epoch: u64,
+}
+
+/// Role changes the endpoint remembers (the oldest go first).
+pub const MAX_ROLE_EVENTS: usize = 100;
+
 /// What the endpoint needs to answer.
 #[derive(Clone)]
 pub struct StatusSource {
@@ -182,6 +196,10 @@ pub struct StatusSource {
     pub health: Arc<Health>,
     /// Who may ask: with users, every request authenticates (HTTP Basic).
     pub auth: Arc<Authenticator>,
+    /// Who may read and who may change (`[admin] admins`, `readers`).
+    pub roles: crate::admin::Roles,
+    /// The other brokers' admin endpoints (`[admin] peers`).
+    pub peers: Vec<String>,
     /// Fixed facts about the broker.
     pub node: Option<String>,
     pub stomp: String,
@@ -203,7 +221,7 @@ const MAX_STATUS_HANDSHAKES: usize = 64;
 /// Where a request came from (axum's connection info, for plain and TLS
 /// listeners alike).
 #[derive(Clone, Copy, Debug)]
-struct Remote(SocketAddr);
+pub(crate) struct Remote(pub(crate) SocketAddr);
 
 impl Connected<IncomingStream<'_, TcpListener>> for Remote {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
@@ -300,9 +318,20 @@ pub async fn serve_status(
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let master_now = source.role.borrow().name() == "master";
+    let first = {
+        let role = source.role.borrow();
+        RoleEvent {
+            at_ms: now_ms(),
+            role: role.name().to_owned(),
+            epoch: role.epoch(),
+        }
+    };
     let endpoint = Arc::new(Endpoint {
         since: Mutex::new(now_ms()),
         takeovers: AtomicU64::new(u64::from(master_now)),
+        token: crate::admin::new_token(),
+        peers: source.peers.clone(),
+        events: Mutex::new(std::collections::VecDeque::from([first])),
         source,
     });
     // The role's timestamp follows its changes, and becoming master counts.
@@ -317,10 +346,20 @@ pub async fn serve_status(
                         if changed.is_err() {
                             return;
                         }
-                        *endpoint.since.lock() = now_ms();
-                        if role.borrow_and_update().name() == "master" {
+                        let now = now_ms();
+                        *endpoint.since.lock() = now;
+                        let (name, epoch) = {
+                            let r = role.borrow_and_update();
+                            (r.name().to_owned(), r.epoch())
+                        };
+                        if name == "master" {
                             endpoint.takeovers.fetch_add(1, Ordering::Relaxed);
                         }
+                        let mut events = endpoint.events.lock();
+                        if events.len() >= MAX_ROLE_EVENTS {
+                            events.pop_front();
+                        }
+                        events.push_back(RoleEvent { at_ms: now, role: name, epoch });
                     }
                     _ = stop.cancelled() => return,
                 }
@@ -332,6 +371,8 @@ pub async fn serve_status(
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/api/destinations", get(destinations))
+        .merge(crate::admin::api::routes())
+        .merge(crate::admin::xml::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&endpoint),
             require_credentials,
@@ -339,7 +380,11 @@ pub async fn serve_status(
     let app = Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .merge(crate::admin::console::routes())
         .merge(protected)
+        .layer(axum::middleware::from_fn(
+            crate::admin::console::security_headers,
+        ))
         .with_state(endpoint);
     let app = app.into_make_service_with_connect_info::<Remote>();
     match tls {
@@ -363,40 +408,53 @@ pub async fn serve_status(
 }
 
 /// What the endpoint's handlers share.
-struct Endpoint {
-    source: StatusSource,
+pub(crate) struct Endpoint {
+    pub(crate) source: StatusSource,
     /// When the broker took its current role, ms since the Unix epoch.
     since: Mutex<u64>,
     /// Times it became master.
     takeovers: AtomicU64,
+    /// What every change must carry (see `admin::access`).
+    pub(crate) token: String,
+    /// The other brokers' admin endpoints.
+    pub(crate) peers: Vec<String>,
+    /// This broker's role changes, at most [`MAX_ROLE_EVENTS`].
+    pub(crate) events: Mutex<std::collections::VecDeque<RoleEvent>>,
 }
 
 type Shared = State<Arc<Endpoint>>;
 
 /// `GET /status`: the broker as JSON (`hawser stat`).
 async fn status(State(endpoint): Shared) -> Response {
-    let source = &endpoint.source;
-    let role = source.role.borrow().clone();
-    Json(Status {
-        role: role.name().to_owned(),
-        epoch: role.epoch(),
-        node: source.node.clone(),
-        stomp: source.stomp.clone(),
-        data_dir: source.data_dir.clone(),
-        since_ms: *endpoint.since.lock(),
-        pid: std::process::id(),
-        failed: source.health.failed(),
-        disk_free_bytes: source.health.disk_free_bytes(),
-        connections: source.health.connections(),
-        network: source.health.network(),
-        producers_held_by: source
-            .health
-            .producers_held_by()
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
-    })
-    .into_response()
+    Json(endpoint.status()).into_response()
+}
+
+impl Endpoint {
+    /// What `/status` says.
+    pub(crate) fn status(&self) -> Status {
+        let endpoint = self;
+        let source = &self.source;
+        let role = source.role.borrow().clone();
+        Status {
+            role: role.name().to_owned(),
+            epoch: role.epoch(),
+            node: source.node.clone(),
+            stomp: source.stomp.clone(),
+            data_dir: source.data_dir.clone(),
+            since_ms: *endpoint.since.lock(),
+            pid: std::process::id(),
+            failed: source.health.failed(),
+            disk_free_bytes: source.health.disk_free_bytes(),
+            connections: source.health.connections(),
+            network: source.health.network(),
+            producers_held_by: source
+                .health
+                .producers_held_by()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
 }
 
 /// `GET /metrics`: Prometheus's text format (see [`crate::metrics`]).
@@ -476,13 +534,29 @@ async fn ready(State(endpoint): Shared) -> Response {
 async fn require_credentials(
     State(endpoint): Shared,
     ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match authenticate(&endpoint.source.auth, remote, request.headers()).await {
-        Ok(()) => next.run(request).await,
-        Err(refused) => refused,
-    }
+    let auth = &endpoint.source.auth;
+    let principal = match authenticate(auth, remote, request.headers()).await {
+        Ok(p) => p,
+        Err(refused) => return refused,
+    };
+    let user = principal
+        .user()
+        .map_or_else(|| "anonymous".to_owned(), |u| u.to_string());
+    let Some(access) = endpoint.source.roles.access(&principal, auth.required()) else {
+        tracing::warn!(target: "audit", user = %user, remote = %remote, "admin endpoint refused: no role");
+        return (
+            StatusCode::FORBIDDEN,
+            format!("user {user} has no role on the admin endpoint\n"),
+        )
+            .into_response();
+    };
+    request
+        .extensions_mut()
+        .insert(crate::admin::Caller { user, access });
+    next.run(request).await
 }
 
 /// With users configured, a request must carry HTTP Basic credentials of
@@ -492,9 +566,9 @@ async fn authenticate(
     auth: &Authenticator,
     remote: SocketAddr,
     headers: &HeaderMap,
-) -> Result<(), Response> {
+) -> Result<hawser_broker::Principal, Response> {
     if !auth.required() {
-        return Ok(());
+        return Ok(hawser_broker::Principal::Anonymous);
     }
     let basic = headers
         .get(header::AUTHORIZATION)
@@ -514,7 +588,12 @@ async fn authenticate(
         .authenticate(Protocol::Http, Some(remote), user, password, None)
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(p) => Ok(p),
+        // The console asks its own credentials: a challenge would make the
+        // browser open its login dialog over it.
+        Err(e) if headers.contains_key("x-requested-with") => {
+            Err((StatusCode::UNAUTHORIZED, e.to_string()).into_response())
+        }
         Err(e) => Err((
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic realm=\"hawser\"")],

@@ -230,6 +230,9 @@ pub struct MessageQueue {
     /// [`MAX_GROUPS`]: a group's messages go to its consumer only, in order,
     /// until that consumer goes or the group is closed (sequence -1).
     groups: HashMap<Arc<str>, ConsumerId>,
+    /// Messages that entered it since this broker started, recovered ones
+    /// included (an operator's counters; see [`MessageQueue::entered`]).
+    entered: u64,
 }
 
 /// Pulls a consumer may have outstanding: a client pulls one message at a
@@ -283,6 +286,7 @@ impl MessageQueue {
     /// is one ([`MessageQueue::is_paging`]); one that cannot (non-persistent)
     /// goes ahead of the tail: JMS orders messages only within a delivery mode.
     pub fn enqueue(&mut self, entry: Entry) {
+        self.entered += 1;
         let tail = &mut self.tails[usize::from(entry.msg.priority)];
         debug_assert!(
             !entry.msg.persistent || tail.count == 0,
@@ -785,6 +789,21 @@ impl MessageQueue {
             self.expiring -= removed;
             expired.extend(gone);
         }
+    }
+
+    /// Messages that entered since this broker started, those it recovered
+    /// included: with what waits and what is out, how many left (consumed,
+    /// expired, dead-lettered, purged).
+    pub fn entered(&self) -> u64 {
+        self.entered
+    }
+
+    /// Messages ever delivered to consumer `id` (0 if it is not attached).
+    pub fn dispatched_to(&self, id: ConsumerId) -> u64 {
+        self.consumers
+            .iter()
+            .find(|c| c.id == id)
+            .map_or(0, |c| c.dispatched)
     }
 
     /// Messages consumer `id` holds, delivered and not settled.

@@ -194,6 +194,7 @@ impl MessageQueue {
     pub fn enqueue_paged(&mut self, id: MessageId, priority: u8, seq: Seq) {
         let tail = &mut self.tails[usize::from(priority.min(MAX_PRIORITY))];
         debug_assert!(id > tail.after, "ids grow");
+        self.entered += 1;
         tail.count += 1;
         tail.seq = tail.seq.max(seq);
         self.paged_len += 1;
@@ -217,6 +218,7 @@ impl MessageQueue {
         for (tail, &count) in self.tails.iter_mut().zip(counts) {
             tail.count += count;
             self.paged_len += count;
+            self.entered += count;
         }
     }
 
