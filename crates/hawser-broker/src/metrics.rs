@@ -113,8 +113,9 @@ impl Tally {
         self.at(d).dead_lettered += 1;
     }
 
-    /// An operator purged `n` messages: dequeued, as ActiveMQ counts them.
-    pub fn purged(&mut self, d: &Destination, n: u64) {
+    /// An operator took `n` messages out (a purge, a move, a retry):
+    /// dequeued, as ActiveMQ counts them.
+    pub fn removed(&mut self, d: &Destination, n: u64) {
         if n > 0 {
             self.at(d).dequeued += n;
         }

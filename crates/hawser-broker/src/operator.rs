@@ -129,7 +129,7 @@ impl Broker {
         let (entries, paged) = q.purge(last_id);
         let purged = entries.len() as u64 + paged;
         drop(entries);
-        st.tally.purged(dest, purged);
+        st.tally.removed(dest, purged);
         self.destination_usage(dest).set_spilling(false);
         Ok((purged, seq))
     }
@@ -206,6 +206,9 @@ impl Broker {
                     q.requeue_front(taken.clone());
                 }
             })?;
+        if !copy {
+            st.tally.dequeued(from);
+        }
         Ok(Moved {
             messages: 1,
             left: 0,
@@ -262,6 +265,7 @@ impl Broker {
                             q.requeue_front(taken.clone());
                         }
                     })?;
+                st.tally.removed(dlq, n);
                 out.messages += n;
                 out.seq = out.seq.max(seq);
             }
@@ -273,7 +277,8 @@ impl Broker {
     /// their redelivery counts reset) and dequeues `taken` from `from`, in
     /// one store record; then places the copies. The dead-letter queue,
     /// moves and retries all come through here. On `Err`, nothing changed
-    /// (the caller gives `taken` back).
+    /// (the caller gives `taken` back). The caller counts what left `from`:
+    /// dead-lettered, or (a move) dequeued.
     pub(crate) fn relocate(
         &self,
         st: &mut State,
@@ -313,9 +318,6 @@ impl Broker {
             self.write(st, ops, false)?
         };
         st.next_message_id = first_id + moved.len() as u64;
-        for e in taken {
-            st.tally.dequeued(&e.msg.destination);
-        }
         st.tally.enqueued(to, moved.len() as u64);
         let to_key = ContainerKey::Queue(to.clone());
         let pages = self.store().pages();
