@@ -11,6 +11,8 @@ const SPARK_POINTS = 60;
 
 const state = {
   auth: sessionStorage.getItem("hawser-auth"),
+  // Bumped at each login: answers to an earlier one are dropped.
+  generation: 0,
   token: null,
   access: null,
   history: new Map(),
@@ -36,6 +38,7 @@ function say(text, error) {
 }
 
 async function api(method, path, body) {
+  const generation = state.generation;
   const headers = { "X-Requested-With": "hawser-console" };
   if (state.auth) headers["Authorization"] = "Basic " + state.auth;
   if (method !== "GET") headers["X-Hawser-Token"] = state.token || "";
@@ -48,7 +51,8 @@ async function api(method, path, body) {
     cache: "no-store",
   });
   if (r.status === 401) {
-    showLogin("Log in again: " + (await r.text()));
+    const why = await r.text();
+    if (generation === state.generation) showLogin("Log in again: " + why);
     throw new Error("not logged in");
   }
   if (!r.ok) throw new Error(method + " " + path + ": " + r.status + " " + (await r.text()));
@@ -65,17 +69,20 @@ function showLogin(why) {
 }
 
 async function start() {
+  const generation = ++state.generation;
   try {
     const s = await api("GET", "/api/session");
+    if (generation !== state.generation) return;
     state.token = s.token;
     state.access = s.access;
     document.getElementById("who").textContent = s.user + " (" + s.access + ")";
     document.getElementById("login").hidden = true;
     document.getElementById("nav").hidden = false;
     document.getElementById("logout").hidden = false;
+    say("");
     route();
   } catch (e) {
-    if (e.message !== "not logged in") showLogin(e.message);
+    if (generation === state.generation && e.message !== "not logged in") showLogin(e.message);
   }
 }
 
@@ -115,7 +122,10 @@ function sparkline(points) {
   const line = document.createElementNS(ns, "polyline");
   line.setAttribute(
     "points",
-    points.map((v, i) => (i * step).toFixed(1) + "," + (23 - (v / max) * 22).toFixed(1)).join(" ")
+    // The newest at the right edge.
+    points
+      .map((v, i) => (120 - (points.length - 1 - i) * step).toFixed(1) + "," + (23 - (v / max) * 22).toFixed(1))
+      .join(" ")
   );
   svg.append(line);
   return svg;
@@ -319,5 +329,8 @@ document.addEventListener("DOMContentLoaded", () => {
     showLogin("Logged out.");
   });
   window.addEventListener("hashchange", route);
-  start();
+  // Without stored credentials, the form first: asking without them would
+  // cost a refused attempt (and its delay) on a broker with users.
+  if (state.auth) start();
+  else showLogin();
 });
