@@ -70,8 +70,9 @@ pub use producer::{ProducerKey, SeqWindow};
 pub use property::{Properties, PropertyValue};
 pub use queue::{LastDelivered, PagedOut};
 pub use store::{
-    forget_spilled, wait_durable, Durability, DurabilityWatch, DurableSubscription, MemoryStore,
-    PendingCounts, PreparedSend, PreparedTransaction, ReadFuture, ReadLimit, Recovered, Replay,
-    Seq, Store, StoreError, StoreKey, StoreOp, StoredMessage, PRIORITIES,
+    forget_spilled, wait_durable, Durability, DurabilityWatch, DurableSubscription, Histogram,
+    MemoryStore, PendingCounts, PreparedSend, PreparedTransaction, ReadFuture, ReadLimit,
+    Recovered, Replay, Seq, Store, StoreError, StoreKey, StoreOp, StoredMessage, WriteStats,
+    PRIORITIES,
 };
 pub use usage::{DestinationPolicy, DestinationUsage, Full, MemoryUsage};

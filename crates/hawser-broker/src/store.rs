@@ -542,6 +542,26 @@ impl StoreError {
     }
 }
 
+/// A histogram as a store measured it: cumulative counts per upper bound.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Histogram {
+    /// (upper bound, observations at or below it), in bound order.
+    pub buckets: Vec<(f64, u64)>,
+    /// The sum of the observations.
+    pub sum: f64,
+    /// How many observations.
+    pub count: u64,
+}
+
+/// How a store's writes go (see [`Store::write_stats`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteStats {
+    /// Seconds each flush to stable storage took (a journal's fsync).
+    pub sync_seconds: Histogram,
+    /// Records each such flush made durable (group commit's batch).
+    pub batch_records: Histogram,
+}
+
 /// Persistence as the engine needs it.
 ///
 /// `append` is called while the engine holds its state lock, so the order of
@@ -556,6 +576,11 @@ pub trait Store: Send + Sync {
     fn durability(&self) -> DurabilityWatch;
     /// Bytes the store occupies, for the store-size limit.
     fn disk_bytes(&self) -> u64;
+    /// How its writes are going, for monitoring; `None` for a store that
+    /// does not measure them.
+    fn write_stats(&self) -> Option<WriteStats> {
+        None
+    }
     /// Bytes of non-persistent messages it keeps, for the temporary-store
     /// limit (see [`Store::pages`]).
     fn spilled_bytes(&self) -> u64 {

@@ -28,8 +28,8 @@ use hawser_broker::store_codec::{
     decode_record, decode_record_with, encode_record, CodecError, Names,
 };
 use hawser_broker::{
-    Durability, DurabilityWatch, MessageData, MessageId, ReadFuture, ReadLimit, Recovered, Replay,
-    Seq, Store, StoreError, StoreKey, StoreOp, StoredMessage,
+    Durability, DurabilityWatch, Histogram, MessageData, MessageId, ReadFuture, ReadLimit,
+    Recovered, Replay, Seq, Store, StoreError, StoreKey, StoreOp, StoredMessage, WriteStats,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -547,6 +547,19 @@ impl Store for JournalStore {
 
     fn disk_bytes(&self) -> u64 {
         self.shared.journal.disk_bytes()
+    }
+
+    fn write_stats(&self) -> Option<WriteStats> {
+        let histogram = |h: hawser_journal::HistogramSnapshot| Histogram {
+            buckets: h.buckets,
+            sum: h.sum,
+            count: h.count,
+        };
+        let (sync, batch) = self.shared.journal.stats();
+        Some(WriteStats {
+            sync_seconds: histogram(sync),
+            batch_records: histogram(batch),
+        })
     }
 
     fn spilled_bytes(&self) -> u64 {

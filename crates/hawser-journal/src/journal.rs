@@ -21,6 +21,7 @@ use crate::format::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::position::Position;
 use crate::recovery::{recover, Layout, RecordVisitor, ResumeChooser};
 use crate::shared::{Pending, ProgressHook, Shared, State};
+use crate::stats::HistogramSnapshot;
 use crate::storage::{create_dir_all_durable, LockGuard, Storage};
 use crate::writer;
 
@@ -188,6 +189,7 @@ impl Journal {
             progress: Condvar::new(),
             spare: Condvar::new(),
             sync_count: AtomicU64::new(0),
+            stats: crate::stats::WriterStats::default(),
             batch_count: AtomicU64::new(0),
             written_bytes: AtomicU64::new(0),
             queued_bytes: AtomicU64::new(0),
@@ -418,6 +420,12 @@ impl Journal {
     /// group commit this grows slower than the number of sync appends.
     pub fn sync_count(&self) -> u64 {
         self.shared.sync_count.load(Ordering::Relaxed)
+    }
+
+    /// The writer's fsync latencies and batch sizes so far.
+    pub fn stats(&self) -> (HistogramSnapshot, HistogramSnapshot) {
+        let s = &self.shared.stats;
+        (s.sync_seconds.snapshot(), s.batch_records.snapshot())
     }
 
     /// Number of batches the writer has written so far: records appended close

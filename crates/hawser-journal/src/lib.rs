@@ -53,6 +53,7 @@ mod read;
 mod recovery;
 mod scan;
 mod shared;
+mod stats;
 mod storage;
 mod writer;
 
@@ -88,6 +89,7 @@ pub use scan::{
     judge_tail, scan_segment_bytes, ScanResult, ScannedRecord, Tail, V1_SEARCH_BUDGET_BYTES,
 };
 pub use shared::ProgressHook;
+pub use stats::{HistogramSnapshot, BATCH_RECORDS, SYNC_SECONDS};
 pub use storage::{
     create_dir_all_durable, FileSystem, LockGuard, OpenMode, Storage, StorageFile, StorageHandle,
 };

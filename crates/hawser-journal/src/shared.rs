@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     pub queued_bytes: AtomicU64,
     /// Size of all segments, counting records as soon as they are queued.
     pub disk_bytes: AtomicU64,
+    /// fsync latencies and batch sizes, for monitoring.
+    pub stats: crate::stats::WriterStats,
     /// Set once, by `Journal::set_progress_hook`.
     pub progress_hook: OnceLock<ProgressHook>,
     /// Failures the writer injects into its own I/O, for unit tests of error paths.

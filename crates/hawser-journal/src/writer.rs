@@ -59,6 +59,7 @@ pub(crate) fn spawn(
         buf: Vec::with_capacity(WRITE_BUFFER_BYTES + DIRECT_WRITE_MIN_BYTES),
         dirty: false,
         sync_requested: false,
+        unsynced_records: 0,
         preallocated: false,
         commit_time: CommitTime::default(),
         hold: None,
@@ -86,6 +87,8 @@ struct Writer {
     dirty: bool,
     /// A `sync` record was written since the last fsync.
     sync_requested: bool,
+    /// Records written since the last fsync (its batch, for the statistics).
+    unsynced_records: u64,
     /// `file` was prepared (see `preallocate`): allocated space, reading as zeros,
     /// follows `offset`, to be cut off when the writer leaves it.
     preallocated: bool,
@@ -265,6 +268,7 @@ impl Writer {
             }
             self.sync_requested |= pending.sync;
         }
+        self.unsynced_records += batch.len() as u64;
         self.flush()?;
         if self.sync_requested {
             self.sync()?;
@@ -302,9 +306,15 @@ impl Writer {
     }
 
     fn sync(&mut self) -> Result<(), WriteError> {
+        let started = Instant::now();
         self.inject_sync_fault()
             .and_then(|()| self.file.sync_data())
             .map_err(|source| self.io_error("fsync", source))?;
+        let stats = &self.shared.stats;
+        stats.sync_seconds.observe(started.elapsed().as_secs_f64());
+        stats
+            .batch_records
+            .observe(std::mem::take(&mut self.unsynced_records) as f64);
         self.shared.sync_count.fetch_add(1, Ordering::Relaxed);
         self.dirty = false;
         self.sync_requested = false;

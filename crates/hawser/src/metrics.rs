@@ -9,7 +9,7 @@
 use std::fmt::{Display, Write};
 
 use hawser_broker::metrics::{DestinationSample, Sample};
-use hawser_broker::Protocol;
+use hawser_broker::{Histogram, Protocol};
 use hawser_ha::Role;
 
 use std::sync::Arc;
@@ -49,6 +49,21 @@ impl Exposition {
             self.out.push('}');
         }
         let _ = writeln!(self.out, " {value}");
+    }
+
+    /// A histogram family: its cumulative buckets, `+Inf`, sum and count.
+    pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
+        self.family(name, "histogram", help);
+        let bucket = format!("{name}_bucket");
+        let mut le = String::new();
+        for (bound, count) in &h.buckets {
+            le.clear();
+            let _ = write!(le, "{bound}");
+            self.sample(&bucket, &[("le", &le)], count);
+        }
+        self.sample(&bucket, &[("le", "+Inf")], h.count);
+        self.sample(&format!("{name}_sum"), &[], h.sum);
+        self.sample(&format!("{name}_count"), &[], h.count);
     }
 
     /// A family of one unlabelled sample.
@@ -212,6 +227,18 @@ pub fn render(scrape: &Scrape<'_>) -> String {
                 "hawser_flow_control_refused_total",
                 &[("resource", resource)],
                 refused,
+            );
+        }
+        if let Some(w) = s.broker.store().write_stats() {
+            e.histogram(
+                "hawser_journal_fsync_seconds",
+                "Seconds each fsync of the journal took.",
+                &w.sync_seconds,
+            );
+            e.histogram(
+                "hawser_journal_fsync_batch_records",
+                "Records each fsync of the journal made durable (group commit).",
+                &w.batch_records,
             );
         }
         engine(&mut e, &s.broker.metrics().sample());
