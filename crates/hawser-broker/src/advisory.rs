@@ -126,7 +126,12 @@ impl Broker {
 
     /// Puts a replay of advisories in front of one subscription (container
     /// `key`) only, without publishing them to anyone else.
-    fn enqueue_replay(&self, st: &mut State, key: &ContainerKey, replay: Vec<NewMessage>) {
+    pub(crate) fn enqueue_replay(
+        &self,
+        st: &mut State,
+        key: &ContainerKey,
+        replay: Vec<NewMessage>,
+    ) {
         let now = crate::broker::now_ms();
         for m in replay {
             let id = st.next_message_id;

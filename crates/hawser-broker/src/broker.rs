@@ -320,7 +320,9 @@ impl Broker {
         let id = st.next_connection;
         st.next_connection += 1;
         tracing::debug!("connection {id}: {info}");
+        let announced = info.clone();
         st.connections.insert(id, Connection::new(info, outbox));
+        self.advise_connection(&mut st, id, &announced, true);
         Ok(id)
     }
 
@@ -351,6 +353,9 @@ impl Broker {
             .unwrap_or_default();
         for dest in &temps {
             self.advise_temporary(&mut st, conn, dest, false);
+        }
+        if let Some(info) = st.connections.get(&conn).map(|c| c.info.clone()) {
+            self.advise_connection(&mut st, conn, &info, false);
         }
         let Some(mut c) = st.connections.remove(&conn) else {
             return;

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod advisory;
+pub mod advisory_events;
 mod authorization;
 pub mod broker;
 pub mod config;

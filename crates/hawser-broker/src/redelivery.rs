@@ -94,6 +94,7 @@ impl Broker {
             Ok(_) => {
                 for e in &entries {
                     st.tally.dead_lettered(&e.msg.destination);
+                    self.advise_message(st, &e.msg, true);
                 }
             }
             Err(e) => {
@@ -111,11 +112,17 @@ impl Broker {
         for e in &expired {
             st.tally.expired(&e.msg.destination);
         }
+        let messages: Vec<Arc<crate::message::Message>> =
+            expired.iter().map(|e| Arc::clone(&e.msg)).collect();
         let (persistent, dropped): (Vec<Entry>, Vec<Entry>) =
             expired.into_iter().partition(|e| e.msg.persistent);
         drop(dropped);
         if !persistent.is_empty() {
             self.dead_letter(st, key, persistent, "message expired");
+        }
+        // After the dead-letter advisories, as ActiveMQ's.
+        for m in &messages {
+            self.advise_message(st, m, false);
         }
     }
 }

@@ -242,6 +242,7 @@ impl Broker {
         if !matches!(key, ContainerKey::Queue(_)) {
             self.replay_temporaries(st, &key);
             self.replay_consumers(st, &key, &spec.destination);
+            self.replay_connections(st, &key);
         }
         self.advise_consumer(st, consumer_id, &advice, true);
         self.dispatch(st, &key);

@@ -246,19 +246,22 @@ pub fn dispatch(d: &Delivery) -> ow::MessageDispatch {
     });
     let consumer = consumer_id(&d.subscription);
     let destination = wire_destination(&m.destination);
-    // An advisory carries what it announces as the DestinationInfo Java reads.
-    let data_structure = read_advisory(f).map(|(temp, added)| {
-        ow::DataStructure::Command(Box::new(ow::Command::DestinationInfo(
-            ow::DestinationInfo {
-                destination: Some(wire_destination(&temp)),
-                operation: if added {
-                    ow::DestinationOperation::Add
-                } else {
-                    ow::DestinationOperation::Remove
+    // An advisory carries what it announces as the DestinationInfo (or,
+    // for a connection, the ConnectionInfo or RemoveInfo) Java reads.
+    let data_structure = read_connection_advisory(f).or_else(|| {
+        read_advisory(f).map(|(temp, added)| {
+            ow::DataStructure::Command(Box::new(ow::Command::DestinationInfo(
+                ow::DestinationInfo {
+                    destination: Some(wire_destination(&temp)),
+                    operation: if added {
+                        ow::DestinationOperation::Add
+                    } else {
+                        ow::DestinationOperation::Remove
+                    },
+                    ..ow::DestinationInfo::default()
                 },
-                ..ow::DestinationInfo::default()
-            },
-        )))
+            )))
+        })
     });
     let (kind, content, properties) = if data_structure.is_some() {
         (ow::MessageKind::Plain, None, None)
@@ -299,6 +302,42 @@ pub fn dispatch(d: &Delivery) -> ow::MessageDispatch {
         message: Some(Box::new(message)),
         redelivery_counter: d.redelivery_count as i32,
     }
+}
+
+/// A connection advisory's data structure: the ConnectionInfo of a
+/// connection that opened (no password, as ActiveMQ's), the RemoveInfo of
+/// one that closed.
+fn read_connection_advisory(f: &hawser_broker::MessageFields) -> Option<ow::DataStructure> {
+    use hawser_broker::advisory_events::{ADVISORY_CLIENT_ID, ADVISORY_CONNECTION, ADVISORY_USER};
+    use hawser_broker::property::property;
+    if f.message_type.as_deref() != Some(hawser_broker::advisory::ADVISORY_TYPE) {
+        return None;
+    }
+    let text = |name: &str| match property(&f.properties, name) {
+        Some(PropertyValue::String(s)) => Some(s.to_string()),
+        _ => None,
+    };
+    let id = ow::ConnectionId {
+        value: format!("ID:hawser-connection-{}", text(ADVISORY_CONNECTION)?),
+    };
+    let added = matches!(
+        property(&f.properties, hawser_broker::advisory::ADVISORY_ADDED),
+        Some(PropertyValue::Bool(true))
+    );
+    let command = if added {
+        ow::Command::ConnectionInfo(ow::ConnectionInfo {
+            connection_id: Some(id),
+            client_id: text(ADVISORY_CLIENT_ID),
+            user_name: text(ADVISORY_USER),
+            ..ow::ConnectionInfo::default()
+        })
+    } else {
+        ow::Command::RemoveInfo(ow::RemoveInfo {
+            object_id: Some(ow::DataStructure::ConnectionId(id)),
+            ..ow::RemoveInfo::default()
+        })
+    };
+    Some(ow::DataStructure::Command(Box::new(command)))
 }
 
 #[cfg(test)]
