@@ -960,6 +960,45 @@ public class JmsFeatures {
         c.close();
     }
 
+    /** The connection advisories as ActiveMQ's own classes read them: a
+     *  ConnectionInfo for each connection open (those open before the
+     *  subscription too), a RemoveInfo with its id when it closes. */
+    static void advisories(String url) throws Exception {
+        Connection c = connect(url);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer advisories = s.createConsumer(s.createTopic("ActiveMQ.Advisory.Connection"));
+        Message m = advisories.receive(WAIT_MS);
+        check(m instanceof org.apache.activemq.command.ActiveMQMessage
+                && ((org.apache.activemq.command.ActiveMQMessage) m).getDataStructure()
+                        instanceof org.apache.activemq.command.ConnectionInfo,
+                "the open connection is told first, as a ConnectionInfo: " + m);
+        check("Advisory".equals(m.getJMSType()), "JMSType Advisory");
+        Connection other = connect(url, "advised-client");
+        org.apache.activemq.command.ConnectionInfo info = null;
+        for (int i = 0; i < 10 && info == null; i++) {
+            m = advisories.receive(WAIT_MS);
+            Object ds = m == null ? null : ((org.apache.activemq.command.ActiveMQMessage) m).getDataStructure();
+            if (ds instanceof org.apache.activemq.command.ConnectionInfo
+                    && "advised-client".equals(((org.apache.activemq.command.ConnectionInfo) ds).getClientId())) {
+                info = (org.apache.activemq.command.ConnectionInfo) ds;
+            }
+        }
+        check(info != null, "a new connection is announced with its client id");
+        check(info.getPassword() == null || info.getPassword().isEmpty(), "no password in the advisory");
+        other.close();
+        org.apache.activemq.command.RemoveInfo removed = null;
+        for (int i = 0; i < 10 && removed == null; i++) {
+            m = advisories.receive(WAIT_MS);
+            Object ds = m == null ? null : ((org.apache.activemq.command.ActiveMQMessage) m).getDataStructure();
+            if (ds instanceof org.apache.activemq.command.RemoveInfo) {
+                removed = (org.apache.activemq.command.RemoveInfo) ds;
+            }
+        }
+        check(removed != null && info.getConnectionId().equals(removed.getObjectId()),
+                "its close is announced as a RemoveInfo with the same id: " + removed);
+        c.close();
+    }
+
     static void expiry(String url) throws Exception {
         Connection c = connect(url);
         Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
@@ -1349,6 +1388,7 @@ public class JmsFeatures {
             case "wildcards": wildcards(url); break;
             case "priority": priority(url); break;
             case "expiry": expiry(url); break;
+            case "advisories": advisories(url); break;
             case "dlq": dlq(url); break;
             case "non-persistent": nonPersistent(url); break;
             case "non-persistent-backlog": nonPersistentBacklog(url); break;

@@ -163,3 +163,9 @@ def test_consumer_priority_from_destination_options(broker, features):
     out = run_check(features, broker, "consumer-priority")
     assert "ok priority 9 took its window first" in out
     assert "ok priority 1 the rest" in out
+
+
+def test_connection_advisories_carry_what_activemqs_classes_read(broker, features):
+    out = run_check(features, broker, "advisories")
+    assert "ok a new connection is announced with its client id" in out
+    assert "ok its close is announced as a RemoveInfo with the same id" in out
