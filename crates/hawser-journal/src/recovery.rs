@@ -122,7 +122,9 @@ pub(crate) fn recover(
     let mut disk_bytes = 0;
     // One buffer for every segment: its pages are faulted in once, not per segment.
     let mut data = Vec::new();
+    let mut progress = Progress::new(found.len());
     for (segment, path) in &found {
+        progress.segment_done();
         let sealed = seals.get(segment).copied();
         let is_last = *segment == last && sealed.is_none();
         if resume.is_some_and(|at| *segment < at.segment) {
@@ -427,4 +429,42 @@ fn open_for_append(
     assert_eq!(actual, length, "recovery left the last segment at its end");
     file.sync_all().map_err(io_error("fsync"))?;
     Ok(file)
+}
+
+/// How often recovery says how far it is (a large journal takes a while).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Recovery's progress, logged every [`PROGRESS_EVERY`] while segments are
+/// read: an operator waiting for a large store sees it move.
+struct Progress {
+    segments: usize,
+    done: usize,
+    started: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl Progress {
+    fn new(segments: usize) -> Progress {
+        let now = std::time::Instant::now();
+        Progress {
+            segments,
+            done: 0,
+            started: now,
+            last: now,
+        }
+    }
+
+    /// Called as each segment starts (the previous one is done).
+    fn segment_done(&mut self) {
+        if self.last.elapsed() >= PROGRESS_EVERY {
+            self.last = std::time::Instant::now();
+            tracing::info!(
+                "journal: recovering, {} of {} segments read ({:.0} s)",
+                self.done,
+                self.segments,
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+        self.done += 1;
+    }
 }
