@@ -999,6 +999,34 @@ public class JmsFeatures {
         c.close();
     }
 
+    /** The producer advisories as ActiveMQ's classes read them: a
+     *  ProducerInfo with producerCount when a producer opens, a RemoveInfo
+     *  with its id when it closes. */
+    static void producerAdvisories(String url) throws Exception {
+        Connection c = connect(url);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer advisories = s.createConsumer(
+                s.createTopic("ActiveMQ.Advisory.Producer.Queue.features.produced"));
+        Session ps = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageProducer p = ps.createProducer(ps.createQueue("features.produced"));
+        Message m = advisories.receive(WAIT_MS);
+        Object ds = m == null ? null : ((org.apache.activemq.command.ActiveMQMessage) m).getDataStructure();
+        check(ds instanceof org.apache.activemq.command.ProducerInfo, "a new producer is announced as a ProducerInfo: " + m);
+        org.apache.activemq.command.ProducerInfo info = (org.apache.activemq.command.ProducerInfo) ds;
+        check(info.getDestination() != null && "features.produced".equals(
+                ((org.apache.activemq.command.ActiveMQDestination) info.getDestination()).getPhysicalName()),
+                "it names the queue");
+        check(m.getIntProperty("producerCount") == 1, "producerCount 1");
+        p.close();
+        m = advisories.receive(WAIT_MS);
+        ds = m == null ? null : ((org.apache.activemq.command.ActiveMQMessage) m).getDataStructure();
+        check(ds instanceof org.apache.activemq.command.RemoveInfo
+                && info.getProducerId().equals(((org.apache.activemq.command.RemoveInfo) ds).getObjectId()),
+                "its close is announced as a RemoveInfo with the same producer id: " + ds);
+        check(m.getIntProperty("producerCount") == 0, "producerCount 0");
+        c.close();
+    }
+
     static void expiry(String url) throws Exception {
         Connection c = connect(url);
         Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
@@ -1389,6 +1417,7 @@ public class JmsFeatures {
             case "priority": priority(url); break;
             case "expiry": expiry(url); break;
             case "advisories": advisories(url); break;
+            case "producer-advisories": producerAdvisories(url); break;
             case "dlq": dlq(url); break;
             case "non-persistent": nonPersistent(url); break;
             case "non-persistent-backlog": nonPersistentBacklog(url); break;

@@ -104,9 +104,11 @@ def test_purge_empties_a_queue_beyond_memory_and_keeps_what_a_consumer_holds(adm
     # only what is sent after the purge, also across a restart.
     for m in held:
         c.ack(m)
+    # (Closed before more is sent: what it took and did not acknowledge
+    # would be dead-lettered, with --max-redeliveries 0.)
+    c.close()
     for i in range(3):
         p.send(f"/queue/{queue}", f"after{i}", headers={"persistent": "true"})
-    c.close()
     p.close()
     b.restart(kill=True)
     c2 = stomp_factory(b)
@@ -321,3 +323,39 @@ def test_the_xml_pages_have_activemqs_structure_and_the_apis_numbers(admin_broke
     assert active.find("stats").get("dispatchedCounter") == "1"
     assert (offline.get("active"), offline.get("connectionId")) == ("no", "NOTSET")
     assert offline.find("stats").get("pendingQueueSize") == "1"
+
+
+def test_the_cluster_view_shows_master_and_standby_and_the_takeover(tmp_path):
+    from test_stomppy_master_slave import SharedBroker, wait_for_master
+
+    data = tmp_path / "shared"
+    pair = [SharedBroker(tmp_path / n, data, n) for n in ("M", "S")]
+    for me, other in ((pair[0], pair[1]), (pair[1], pair[0])):
+        config = me.workdir / "hawser.toml"
+        config.write_text(f'[admin]\npeers = ["{HOST}:{other.status_port}"]\n')
+        me.extra = ("--config", str(config))
+    try:
+        pair[0].start()
+        assert wait_for_master(pair[:1], timeout=15.0) is pair[0]
+        pair[1].start()
+        m, s = Api(pair[0].status_port), Api(pair[1].status_port)
+        view = m.ok("GET", "/api/cluster")
+        assert view["this"]["role"] == "master"
+        epoch = view["this"]["epoch"]
+        assert [p["status"]["role"] for p in view["peers"]] == ["slave"]
+        assert s.ok("GET", "/api/cluster")["peers"][0]["status"]["epoch"] == epoch
+        # The master goes; the standby takes over in a later epoch, and its
+        # timeline shows it; the old master is reported unreachable.
+        pair[0].kill()
+        assert wait_until(lambda: s.ok("GET", "/api/cluster")["this"]["role"] == "master", timeout=15.0)
+        after = s.ok("GET", "/api/cluster")
+        assert after["this"]["epoch"] > epoch
+        assert [(e["role"]) for e in after["events"]][-2:] == ["slave", "master"]
+        assert after["events"][-1]["epoch"] == after["this"]["epoch"]
+        # Changes only: a standby's polls that found the same role add none.
+        changes = [(e["role"], e["epoch"]) for e in after["events"]]
+        assert all(a != b for a, b in zip(changes, changes[1:])), changes
+        assert after["peers"][0]["status"] is None and after["peers"][0]["error"]
+    finally:
+        for b in pair:
+            b.stop()

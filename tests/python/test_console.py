@@ -117,7 +117,7 @@ def test_the_pages_load_and_show_what_the_api_says(console, stomp_factory, brows
         [c.text for c in row_of(browser, f"queue://{queue}").find_elements(By.TAG_NAME, "td")],
         row_of(browser, f"queue://{queue}").find_elements(By.CSS_SELECTOR, "svg.spark polyline")))
     assert texts[:2] == [f"queue://{queue}", str(api_row["depth"])]
-    assert texts[3:5] == [str(api_row["consumers"]), str(api_row["enqueued"])]
+    assert texts[3:6] == [str(api_row[k]) for k in ("consumers", "producers", "enqueued")]
     assert spark, "a depth sparkline"
     # It draws a point per refresh (every two seconds), following the depth.
     def points() -> int:
@@ -157,7 +157,44 @@ def test_the_pages_load_and_show_what_the_api_says(console, stomp_factory, brows
     role = fresh(lambda: browser.find_element(By.CSS_SELECTOR, "#brokers tbody tr td:nth-child(2)").text)
     assert role == b.admin.ok("GET", "/api/cluster")["this"]["role"] == "standalone"
     assert browser.find_elements(By.CSS_SELECTOR, "#timeline li")
-    shoot(browser, "cluster")
+
+
+def test_the_cluster_page_shows_master_standby_and_the_takeover(tmp_path, browser):
+    from test_stomppy_master_slave import SharedBroker, wait_for_master
+
+    data = tmp_path / "shared"
+    pair = [SharedBroker(tmp_path / n, data, n) for n in ("M", "S")]
+    for me, other in ((pair[0], pair[1]), (pair[1], pair[0])):
+        config = me.workdir / "hawser.toml"
+        config.write_text(f'[admin]\npeers = ["{HOST}:{other.status_port}"]\n')
+        me.extra = ("--config", str(config))
+
+    def roles() -> list[str]:
+        return fresh(lambda: [tr.find_elements(By.TAG_NAME, "td")[1].text
+                              for tr in browser.find_elements(By.CSS_SELECTOR, "#brokers tbody tr")])
+
+    try:
+        pair[0].start()
+        assert wait_for_master(pair[:1], timeout=15.0) is pair[0]
+        pair[1].start()
+        # Without users, the console's login is empty.
+        login(browser, pair[0].status_port, "", "")
+        browser.get(f"http://{HOST}:{pair[0].status_port}/admin/#cluster")
+        assert wait_until(lambda: roles() == ["master", "slave"], timeout=10), roles()
+        shoot(browser, "cluster")
+        pair[0].kill()
+        assert wait_until(lambda: Api(pair[1].status_port).ok("GET", "/api/cluster")["this"]["role"] == "master",
+                          timeout=15.0)
+        login(browser, pair[1].status_port, "", "")
+        browser.get(f"http://{HOST}:{pair[1].status_port}/admin/#cluster")
+        # The old master does not answer: its row says why.
+        assert wait_until(lambda: roles()[:1] == ["master"] and "refused" in roles()[1], timeout=10), roles()
+        events = fresh(lambda: [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#timeline li")])
+        assert "slave" in events[-2] and "master" in events[-1], events
+        shoot(browser, "takeover")
+    finally:
+        for b in pair:
+            b.stop()
 
 
 def test_a_body_with_html_and_script_is_shown_as_text(console, stomp_factory, browser):

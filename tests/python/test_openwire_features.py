@@ -169,3 +169,9 @@ def test_connection_advisories_carry_what_activemqs_classes_read(broker, feature
     out = run_check(features, broker, "advisories")
     assert "ok a new connection is announced with its client id" in out
     assert "ok its close is announced as a RemoveInfo with the same id" in out
+
+
+def test_producer_advisories_carry_what_activemqs_classes_read(broker, features):
+    out = run_check(features, broker, "producer-advisories")
+    assert "ok a new producer is announced as a ProducerInfo" in out
+    assert "ok its close is announced as a RemoveInfo with the same producer id" in out

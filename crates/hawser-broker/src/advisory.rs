@@ -54,16 +54,7 @@ pub fn read_advisory(fields: &crate::message::MessageFields) -> Option<(Destinat
 
 /// A temporary destination from its engine form.
 fn parse_temporary(text: &str) -> Option<Destination> {
-    use crate::destination::DestinationKind;
-    let (kind, name) = if let Some(n) = text.strip_prefix("temp-queue://") {
-        (DestinationKind::TempQueue, n)
-    } else {
-        (
-            DestinationKind::TempTopic,
-            text.strip_prefix("temp-topic://")?,
-        )
-    };
-    Destination::new(kind, name).ok()
+    Destination::parse(text).filter(|d| d.kind.is_temporary())
 }
 
 impl Broker {

@@ -54,9 +54,12 @@ pub const ADVISORY_REMOTE: &str = "hawser.advisory.remote";
 pub const ADVISORY_PROTOCOL: &str = "hawser.advisory.protocol";
 
 /// The topic a message event about `d` is announced on (`prefix` and the
-/// kind and name, ActiveMQ's form); `None` for advisory topics themselves.
+/// kind and name, ActiveMQ's form); `None` for advisory topics themselves,
+/// and for a composite or wildcard name: its text would make the advisory's
+/// own name a composite or pattern, and so publish elsewhere.
 pub fn message_advisory_topic(prefix: &str, d: &Destination) -> Option<Destination> {
-    if d.name.starts_with("ActiveMQ.Advisory.") {
+    if d.name.starts_with("ActiveMQ.Advisory.") || d.composite_parts().is_some() || d.is_wildcard()
+    {
         return None;
     }
     let kind = match d.kind {
@@ -79,7 +82,7 @@ fn text(s: &str) -> PropertyValue {
 impl Broker {
     /// Publishes advisory `m` (if anybody listens to its topic); an
     /// advisory is not persistent, and one that fails is logged.
-    fn publish_advisory(&self, st: &mut State, mut m: NewMessage) {
+    pub(crate) fn publish_advisory(&self, st: &mut State, mut m: NewMessage) {
         if st.topics.matching(&m.destination).next().is_none() {
             return;
         }

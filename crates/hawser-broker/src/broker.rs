@@ -354,6 +354,7 @@ impl Broker {
         for dest in &temps {
             self.advise_temporary(&mut st, conn, dest, false);
         }
+        self.remove_producers_of(&mut st, conn);
         if let Some(info) = st.connections.get(&conn).map(|c| c.info.clone()) {
             self.advise_connection(&mut st, conn, &info, false);
         }
@@ -917,6 +918,7 @@ impl Broker {
             paged: q.paged_len(),
             inflight: q.inflight_len() as u64,
             consumers: q.consumer_count() as u64,
+            producers: 0,
         };
         let mut gauges: HashMap<Destination, Gauges> = HashMap::default();
         for (key, q) in &st.containers {
@@ -933,6 +935,9 @@ impl Broker {
                 g.inflight += sub.inflight;
             }
             g.consumers += links.len() as u64;
+        }
+        for (d, n) in &st.producer_counts {
+            gauges.entry(d.clone()).or_default().producers = *n as u64;
         }
         let connections = count_by_protocol(st);
         self.metrics

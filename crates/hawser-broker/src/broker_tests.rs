@@ -1254,7 +1254,8 @@ fn metrics_count_what_happened_and_sample_the_gauges_each_sweep() {
             depth: 0,
             paged: 0,
             inflight: 2,
-            consumers: 1
+            consumers: 1,
+            producers: 0
         }
     );
     let topic = s.destinations[&t];

@@ -118,6 +118,21 @@ impl Destination {
     }
 }
 
+impl Destination {
+    /// Reads back what `Display` writes (`queue://name`, `temp-topic://name`...).
+    pub fn parse(text: &str) -> Option<Destination> {
+        let (scheme, name) = text.split_once("://")?;
+        let kind = match scheme {
+            "queue" => DestinationKind::Queue,
+            "topic" => DestinationKind::Topic,
+            "temp-queue" => DestinationKind::TempQueue,
+            "temp-topic" => DestinationKind::TempTopic,
+            _ => return None,
+        };
+        Destination::new(kind, name).ok()
+    }
+}
+
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = match self.kind {

@@ -25,6 +25,7 @@ mod operator;
 pub mod outbox;
 mod paging;
 pub mod producer;
+pub mod producer_registry;
 pub mod property;
 mod publish;
 pub mod queue;

@@ -59,6 +59,8 @@ pub struct Gauges {
     pub inflight: u64,
     /// Consumers attached (a topic: subscriptions).
     pub consumers: u64,
+    /// Producers announced for it (OpenWire's; see `producer_registry`).
+    pub producers: u64,
 }
 
 /// One destination in the registry.

@@ -231,43 +231,65 @@ impl Broker {
             .containers
             .get_mut(&key)
             .ok_or_else(|| BrokerError::UnknownDestination(dlq.to_string()))?;
-        // Grouped by where each goes, in the order they wait.
-        let mut groups: Vec<(Destination, Vec<MessageId>)> = Vec::new();
-        let mut left = 0;
-        for e in q.browse() {
-            match &e.msg.fields.original_destination {
-                Some(d) if !d.is_topic() && d != dlq => {
-                    match groups.iter_mut().find(|(g, _)| g == d) {
-                        Some((_, ids)) => ids.push(e.msg.id),
-                        None => groups.push((d.clone(), vec![e.msg.id])),
-                    }
-                }
-                _ => left += 1,
-            }
-        }
+        // What can go back (to a queue that is not this one, nor temporary),
+        // taken out in one pass; the rest stays, and so do those paged out
+        // (a retry sees what is in memory; the next one sees more).
+        let retryable = |e: &Entry| {
+            matches!(&e.msg.fields.original_destination,
+                Some(d) if d.kind == crate::destination::DestinationKind::Queue && d != dlq)
+        };
+        let taken = q.take_pending_where(retryable);
         let mut out = Moved {
-            left,
+            left: q.pending_len() as u64 + q.paged_len(),
             ..Moved::default()
         };
-        for (to, ids) in groups {
-            for chunk in ids.chunks(RETRY_BATCH) {
-                let q = st.containers.get_mut(&key).expect("looked up above");
-                let taken: Vec<Entry> = chunk.iter().filter_map(|&id| q.take_pending(id)).collect();
-                let n = taken.len() as u64;
-                let seq = self
-                    .relocate(st, &key, &taken, taken.clone(), &to, |data| {
-                        data.fields
-                            .properties
-                            .retain(|(k, _)| &**k != DLQ_CAUSE_PROPERTY);
-                    })
-                    .inspect_err(|_| {
-                        if let Some(q) = st.containers.get_mut(&key) {
-                            q.requeue_front(taken.clone());
+        // Grouped by where each goes, in the order they waited.
+        let mut groups: Vec<(Destination, Vec<Entry>)> = Vec::new();
+        for e in taken {
+            let to = e
+                .msg
+                .fields
+                .original_destination
+                .clone()
+                .expect("retryable");
+            match groups.iter_mut().find(|(g, _)| *g == to) {
+                Some((_, entries)) => entries.push(e),
+                None => groups.push((to, vec![e])),
+            }
+        }
+        let mut groups = groups.into_iter();
+        while let Some((to, entries)) = groups.next() {
+            let mut entries = entries.into_iter();
+            loop {
+                let chunk: Vec<Entry> = entries.by_ref().take(RETRY_BATCH).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                let n = chunk.len() as u64;
+                let moved = self.relocate(st, &key, &chunk, chunk.clone(), &to, |data| {
+                    data.fields
+                        .properties
+                        .retain(|(k, _)| &**k != DLQ_CAUSE_PROPERTY);
+                });
+                match moved {
+                    Ok(seq) => {
+                        st.tally.removed(dlq, n);
+                        out.messages += n;
+                        out.seq = out.seq.max(seq);
+                    }
+                    Err(e) => {
+                        // What was not moved goes back, in its order.
+                        let mut back = chunk;
+                        back.extend(entries);
+                        for (_, rest) in groups {
+                            back.extend(rest);
                         }
-                    })?;
-                st.tally.removed(dlq, n);
-                out.messages += n;
-                out.seq = out.seq.max(seq);
+                        if let Some(q) = st.containers.get_mut(&key) {
+                            q.requeue_front(back);
+                        }
+                        return Err(e);
+                    }
+                }
             }
         }
         Ok(out)

@@ -83,6 +83,9 @@ pub(crate) struct Connection {
     /// Windows of the producer ids it uses, when it has no client id: they are
     /// its own and die with it (see [`crate::producer`]).
     pub producers: HashMap<Arc<str>, SeqWindow>,
+    /// The producers it announced, and where each sends (`None`: anonymous);
+    /// see [`crate::producer_registry`].
+    pub live_producers: HashMap<Arc<str>, Option<Destination>>,
 }
 
 impl Connection {
@@ -96,6 +99,7 @@ impl Connection {
             txs: HashMap::default(),
             temps: Vec::new(),
             producers: HashMap::default(),
+            live_producers: HashMap::default(),
         }
     }
 }
@@ -138,6 +142,8 @@ pub(crate) struct State {
     /// Queues an operator created: kept while empty and idle (see
     /// [`Broker::create_destination`](crate::Broker::create_destination)).
     pub declared: std::collections::HashSet<Destination>,
+    /// Producers announced per destination (see [`crate::producer_registry`]).
+    pub producer_counts: HashMap<Destination, usize>,
     /// What happened since the last metrics sample (see [`crate::metrics`]).
     pub tally: crate::metrics::Tally,
 }

@@ -434,6 +434,7 @@ impl Replay {
                 }
                 StoreOp::Purge { key, keep } => {
                     if let Some(m) = self.messages.as_mut().and_then(|m| m.get_mut(&key)) {
+                        let keep: std::collections::HashSet<MessageId> = keep.into_iter().collect();
                         m.retain(|id, _| keep.contains(id));
                     }
                 }

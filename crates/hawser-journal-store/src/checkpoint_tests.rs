@@ -47,6 +47,11 @@ enum Step {
     },
     Prepare(prop::sample::Index),
     Resolve,
+    /// An operator's purge of queue a, keeping one live entry (as if out
+    /// with a consumer) when `keep` and it has one.
+    Purge {
+        keep: Option<prop::sample::Index>,
+    },
     Checkpoint,
     Reclaim,
 }
@@ -63,6 +68,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0u8..3).prop_map(|producer| Step::ProducerForget { producer }),
         1 => any::<prop::sample::Index>().prop_map(Step::Prepare),
         1 => Just(Step::Resolve),
+        1 => proptest::option::of(any::<prop::sample::Index>()).prop_map(|keep| Step::Purge { keep }),
         1 => Just(Step::Checkpoint),
         1 => Just(Step::Reclaim),
     ]
@@ -202,6 +208,20 @@ fn run(dir: &Path, steps: &[Step]) -> bool {
             Step::Resolve if !prepared.is_empty() => vec![StoreOp::Resolve {
                 xid: prepared.remove(0),
             }],
+            Step::Purge { keep } => {
+                let key = StoreKey::Queue(Arc::from("a"));
+                let mine: Vec<u64> = live
+                    .iter()
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, id)| *id)
+                    .collect();
+                let keep: Vec<u64> = match keep {
+                    Some(pick) if !mine.is_empty() => vec![mine[pick.index(mine.len())]],
+                    _ => Vec::new(),
+                };
+                live.retain(|(k, id)| *k != key || keep.contains(id));
+                vec![StoreOp::Purge { key, keep }]
+            }
             Step::Checkpoint => {
                 store.checkpoint_now().unwrap();
                 checkpointed = true;

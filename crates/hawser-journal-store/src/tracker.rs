@@ -99,6 +99,7 @@ impl Levels {
 
     /// Removes every message but `keep`; returns the holds removed.
     pub(crate) fn purge(&mut self, keep: &[MessageId]) -> Vec<LiveRef> {
+        let keep: std::collections::HashSet<MessageId> = keep.iter().copied().collect();
         let mut gone = Vec::new();
         for (p, level) in self.0.iter_mut().enumerate() {
             if level.is_empty() {

@@ -267,8 +267,9 @@ impl Writer {
                 }
             }
             self.sync_requested |= pending.sync;
+            // Counted as written: a rotation's fsync takes the old segment's.
+            self.unsynced_records += 1;
         }
-        self.unsynced_records += batch.len() as u64;
         self.flush()?;
         if self.sync_requested {
             self.sync()?;

@@ -59,6 +59,9 @@ enum Act {
     /// The oldest prepared transaction resolved.
     Resolve,
     ForgetProducer(u8),
+    /// An operator's purge of queue `.0`, keeping its `.1`th live entry
+    /// (as if out with a consumer) when it has one and `.1` is even.
+    Purge(u8, usize),
     /// End of a record.
     Cut,
 }
@@ -74,6 +77,7 @@ fn act() -> impl Strategy<Value = Act> {
         1 => any::<usize>().prop_map(Act::Prepare),
         1 => Just(Act::Resolve),
         1 => (0u8..3).prop_map(Act::ForgetProducer),
+        1 => (0u8..2, any::<usize>()).prop_map(|(q, n)| Act::Purge(q, n)),
         3 => Just(Act::Cut),
     ]
 }
@@ -170,6 +174,21 @@ fn records(acts: &[Act]) -> Vec<Vec<StoreOp>> {
             Act::ForgetProducer(n) => record.push(StoreOp::ProducerForget {
                 producer: producer(*n),
             }),
+            Act::Purge(q, n) => {
+                let key = queue(*q);
+                let mine: Vec<u64> = live
+                    .iter()
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, id)| *id)
+                    .collect();
+                let keep: Vec<u64> = match mine.len() {
+                    0 => Vec::new(),
+                    len if n % 2 == 0 => vec![mine[n % len]],
+                    _ => Vec::new(),
+                };
+                live.retain(|(k, id)| *k != key || keep.contains(id));
+                record.push(StoreOp::Purge { key, keep });
+            }
             Act::Cut if !record.is_empty() => out.push(std::mem::take(&mut record)),
             _ => {}
         }

@@ -269,7 +269,7 @@ fn engine(e: &mut Exposition, s: &Sample) {
         );
     }
     type Field = fn(&DestinationSample) -> u64;
-    let families: [(&str, &str, &str, Field); 8] = [
+    let families: [(&str, &str, &str, Field); 9] = [
         (
             "hawser_destination_depth",
             "gauge",
@@ -293,6 +293,12 @@ fn engine(e: &mut Exposition, s: &Sample) {
             "gauge",
             "Consumers (a topic: subscriptions).",
             |d| d.gauges.consumers,
+        ),
+        (
+            "hawser_destination_producers",
+            "gauge",
+            "Producers sending to it that said so (OpenWire's; STOMP has none).",
+            |d| d.gauges.producers,
         ),
         (
             "hawser_destination_enqueued_total",

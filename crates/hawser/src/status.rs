@@ -83,6 +83,8 @@ pub struct DestinationRow {
     pub paged: u64,
     pub inflight: u64,
     pub consumers: u64,
+    #[serde(default)]
+    pub producers: u64,
     pub enqueued: u64,
     pub dequeued: u64,
     pub expired: u64,
@@ -331,6 +333,7 @@ pub async fn serve_status(
         takeovers: AtomicU64::new(u64::from(master_now)),
         token: crate::admin::new_token(),
         peers: source.peers.clone(),
+        tls: tls.is_some(),
         events: Mutex::new(std::collections::VecDeque::from([first])),
         source,
     });
@@ -346,16 +349,21 @@ pub async fn serve_status(
                         if changed.is_err() {
                             return;
                         }
-                        let now = now_ms();
-                        *endpoint.since.lock() = now;
                         let (name, epoch) = {
                             let r = role.borrow_and_update();
                             (r.name().to_owned(), r.epoch())
                         };
+                        // A standby's poll may send the role it had again:
+                        // only a change is one.
+                        let mut events = endpoint.events.lock();
+                        if events.back().is_some_and(|e| e.role == name && e.epoch == epoch) {
+                            continue;
+                        }
+                        let now = now_ms();
+                        *endpoint.since.lock() = now;
                         if name == "master" {
                             endpoint.takeovers.fetch_add(1, Ordering::Relaxed);
                         }
-                        let mut events = endpoint.events.lock();
                         if events.len() >= MAX_ROLE_EVENTS {
                             events.pop_front();
                         }
@@ -418,6 +426,8 @@ pub(crate) struct Endpoint {
     pub(crate) token: String,
     /// The other brokers' admin endpoints.
     pub(crate) peers: Vec<String>,
+    /// Served over HTTPS.
+    pub(crate) tls: bool,
     /// This broker's role changes, at most [`MAX_ROLE_EVENTS`].
     pub(crate) events: Mutex<std::collections::VecDeque<RoleEvent>>,
 }
@@ -493,6 +503,7 @@ async fn destinations(State(endpoint): Shared) -> Response {
             paged: s.gauges.paged,
             inflight: s.gauges.inflight,
             consumers: s.gauges.consumers,
+            producers: s.gauges.producers,
             enqueued: s.counts.enqueued,
             dequeued: s.counts.dequeued,
             expired: s.counts.expired,
@@ -545,7 +556,12 @@ async fn require_credentials(
     let user = principal
         .user()
         .map_or_else(|| "anonymous".to_owned(), |u| u.to_string());
-    let Some(access) = endpoint.source.roles.access(&principal, auth.required()) else {
+    let loopback = remote.ip().is_loopback();
+    let Some(access) = endpoint
+        .source
+        .roles
+        .access(&principal, auth.required(), loopback)
+    else {
         tracing::warn!(target: "audit", user = %user, remote = %remote, "admin endpoint refused: no role");
         return (
             StatusCode::FORBIDDEN,

@@ -289,8 +289,8 @@ impl MessageQueue {
         self.entered += 1;
         let tail = &mut self.tails[usize::from(entry.msg.priority)];
         debug_assert!(
-            !entry.msg.persistent || tail.count == 0,
-            "a persistent message joins its priority's tail"
+            !entry.msg.persistent || tail.count == 0 || entry.msg.id <= tail.after,
+            "a persistent message joins its priority's tail (unless older than its mark: see can_page)"
         );
         if tail.count == 0 {
             tail.after = tail.after.max(entry.msg.id);
@@ -806,9 +806,12 @@ impl MessageQueue {
             .map_or(0, |c| c.dispatched)
     }
 
-    /// Messages consumer `id` holds, delivered and not settled.
+    /// Messages consumer `id` holds, delivered and not acknowledged.
     pub fn held_by(&self, id: ConsumerId) -> usize {
-        self.inflight.values().filter(|i| i.consumer == id).count()
+        self.consumers
+            .iter()
+            .find(|c| c.id == id)
+            .map_or(0, |c| c.unacked.len())
     }
 
     /// Ids of the messages delivered and not settled, or held by a transaction.
@@ -818,17 +821,31 @@ impl MessageQueue {
 
     /// Takes pending message `id` out of memory, if it is there.
     pub fn take_pending(&mut self, id: MessageId) -> Option<Entry> {
-        for fifo in &mut self.pending {
-            if let Some(i) = fifo.iter().position(|e| e.msg.id == id) {
-                let entry = fifo.remove(i)?;
-                self.pending_len -= 1;
-                if entry.msg.expires_ms.is_some() {
-                    self.expiring -= 1;
-                }
-                return Some(entry);
+        self.take_pending_where(|e| e.msg.id == id).pop()
+    }
+
+    /// Takes the pending messages in memory that `wanted` picks, in
+    /// dispatch order, in one pass.
+    pub fn take_pending_where(&mut self, wanted: impl Fn(&Entry) -> bool) -> Vec<Entry> {
+        let mut taken = Vec::new();
+        for fifo in self.pending.iter_mut().rev() {
+            if !fifo.iter().any(&wanted) {
+                continue;
             }
+            let (out, stay): (VecDeque<Entry>, VecDeque<Entry>) =
+                std::mem::take(fifo).into_iter().partition(|e| wanted(e));
+            *fifo = stay;
+            taken.extend(out);
         }
-        None
+        for e in &taken {
+            self.pending_len -= 1;
+            if e.msg.expires_ms.is_some() {
+                self.expiring -= 1;
+            }
+            // Taken by a scan, it was in `held`; it leaves the store now.
+            self.held.remove(&e.msg.id);
+        }
+        taken
     }
 
     /// Removes and returns every pending message (the container is being deleted).

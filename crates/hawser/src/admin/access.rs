@@ -36,13 +36,14 @@ pub struct Roles {
 }
 
 impl Roles {
-    /// What `principal` may do; `None`: nothing. Without users (nobody
-    /// authenticates; the broker then listens on loopback only unless told
-    /// otherwise) everyone administers; an anonymous caller of a broker with
-    /// users (`allow_anonymous`) only reads.
-    pub fn access(&self, principal: &Principal, users: bool) -> Option<Access> {
+    /// What `principal`, calling from loopback or not, may do; `None`:
+    /// nothing. Without users (nobody authenticates; the broker listens on
+    /// loopback only unless told `--allow-anonymous`) a caller on this host
+    /// administers and one from elsewhere reads; an anonymous caller of a
+    /// broker with users (`allow_anonymous`) only reads.
+    pub fn access(&self, principal: &Principal, users: bool, loopback: bool) -> Option<Access> {
         match principal {
-            Principal::Anonymous if users => Some(Access::Read),
+            Principal::Anonymous if users || !loopback => Some(Access::Read),
             Principal::Anonymous | Principal::Broker => Some(Access::Admin),
             Principal::User { name, groups } => {
                 let named = |list: &[String]| {
@@ -119,8 +120,17 @@ pub fn may_change(caller: &Caller, headers: &HeaderMap, token: &str) -> Result<(
             format!("user {caller} may read but not change anything"),
         ));
     }
-    let given = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
-    if given != Some(token) {
+    let given = headers.get(TOKEN_HEADER).map(|v| v.as_bytes());
+    // Compared in constant time: how long a refusal takes says nothing of
+    // how much of a guess was right.
+    let same = given.is_some_and(|g| {
+        g.len() == token.len()
+            && g.iter()
+                .zip(token.as_bytes())
+                .fold(0, |d, (a, b)| d | (a ^ b))
+                == 0
+    });
+    if !same {
         return Err(Refused::new(
             StatusCode::FORBIDDEN,
             format!(
@@ -150,26 +160,37 @@ mod tests {
             readers: vec!["ops".into()],
         };
         assert_eq!(
-            roles.access(&user("a", &["admins"]), true),
+            roles.access(&user("a", &["admins"]), true, false),
             Some(Access::Admin)
         );
-        assert_eq!(roles.access(&user("root", &[]), true), Some(Access::Admin));
-        assert_eq!(roles.access(&user("b", &["ops"]), true), Some(Access::Read));
-        assert_eq!(roles.access(&user("c", &["users"]), true), None);
         assert_eq!(
-            roles.access(&Principal::Anonymous, true),
+            roles.access(&user("root", &[]), true, false),
+            Some(Access::Admin)
+        );
+        assert_eq!(
+            roles.access(&user("b", &["ops"]), true, false),
+            Some(Access::Read)
+        );
+        assert_eq!(roles.access(&user("c", &["users"]), true, true), None);
+        assert_eq!(
+            roles.access(&Principal::Anonymous, true, true),
             Some(Access::Read)
         );
         assert_eq!(
-            roles.access(&Principal::Anonymous, false),
+            roles.access(&Principal::Anonymous, false, true),
             Some(Access::Admin)
+        );
+        assert_eq!(
+            roles.access(&Principal::Anonymous, false, false),
+            Some(Access::Read),
+            "without users, a caller from elsewhere only reads"
         );
         let open = Roles {
             admins: vec!["admins".into()],
             readers: Vec::new(),
         };
         assert_eq!(
-            open.access(&user("c", &["users"]), true),
+            open.access(&user("c", &["users"]), true, false),
             Some(Access::Read)
         );
     }

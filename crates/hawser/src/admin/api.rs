@@ -43,6 +43,10 @@ const DURABLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages a browse returns at most.
 pub const MAX_BROWSE: usize = 1000;
 
+/// Bytes of each body a browse shows at most (the rest is cut, and said so):
+/// a thousand 10 MiB messages are not copied into one answer.
+pub const MAX_BROWSE_BODY: usize = 64 * 1024;
+
 /// How long the cluster view waits for each peer.
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -96,8 +100,18 @@ fn broker(endpoint: &Endpoint) -> Result<Arc<Broker>, Refused> {
     }
 }
 
+/// One destination named in a path: not a composite nor a pattern (those
+/// name several, and an operator's change is to one).
 fn destination(kind: DestinationKind, name: &str) -> Result<Destination, Refused> {
-    Destination::new(kind, name).map_err(|e| Refused::new(StatusCode::BAD_REQUEST, e.to_string()))
+    let d = Destination::new(kind, name)
+        .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if d.composite_parts().is_some() || d.is_wildcard() {
+        return Err(Refused::new(
+            StatusCode::BAD_REQUEST,
+            format!("{d} names several destinations; name one"),
+        ));
+    }
+    Ok(d)
 }
 
 /// The engine's refusal as an HTTP answer.
@@ -352,7 +366,11 @@ pub struct MessageView {
     pub redeliveries: u32,
     pub properties: BTreeMap<String, String>,
     pub body_bytes: usize,
+    /// The body as text, its first [`MAX_BROWSE_BODY`] bytes.
     pub body: String,
+    /// The body was longer than what `body` shows.
+    #[serde(default)]
+    pub body_truncated: bool,
 }
 
 fn message_view(m: &Message, redeliveries: u32) -> MessageView {
@@ -378,7 +396,8 @@ fn message_view(m: &Message, redeliveries: u32) -> MessageView {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         body_bytes: m.body.len(),
-        body: String::from_utf8_lossy(&m.body).into_owned(),
+        body: String::from_utf8_lossy(&m.body[..m.body.len().min(MAX_BROWSE_BODY)]).into_owned(),
+        body_truncated: m.body.len() > MAX_BROWSE_BODY,
     }
 }
 
@@ -547,6 +566,28 @@ async fn cluster(State(endpoint): Shared, headers: HeaderMap) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
         .map(str::to_owned);
+    if endpoint.tls && !endpoint.peers.is_empty() {
+        // Peers are asked over plain HTTP, which would carry the caller's
+        // credentials in clear: an HTTPS endpoint does not ask them.
+        let peers = endpoint
+            .peers
+            .iter()
+            .map(|addr| Peer {
+                admin: addr.clone(),
+                status: None,
+                error: Some(
+                    "not asked: peers are asked over plain HTTP, and this endpoint serves HTTPS"
+                        .into(),
+                ),
+            })
+            .collect();
+        return Json(Cluster {
+            this: endpoint.status(),
+            events: endpoint.events.lock().iter().cloned().collect(),
+            peers,
+        })
+        .into_response();
+    }
     let asks: Vec<_> = endpoint
         .peers
         .iter()

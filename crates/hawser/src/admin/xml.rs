@@ -41,9 +41,11 @@ pub(crate) fn routes() -> Router<Arc<Endpoint>> {
         .route("/admin/xml/subscribers.jsp", get(subscribers))
 }
 
-/// `s` escaped for an attribute value or text.
+/// `s` escaped for an attribute value or text; control characters, which
+/// XML 1.0 cannot hold at all, become U+FFFD.
 pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.contains(['&', '<', '>', '"', '\'']) {
+    let plain = |c: char| !matches!(c, '&' | '<' | '>' | '"' | '\'') && !is_control(c);
+    if s.chars().all(plain) {
         return s.into();
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -54,10 +56,16 @@ pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            c if is_control(c) => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
     out.into()
+}
+
+/// A character XML 1.0 does not allow (tab, line feed and return it does).
+fn is_control(c: char) -> bool {
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{fffe}' || c == '\u{ffff}'
 }
 
 fn xml(body: String) -> Response {
@@ -152,5 +160,6 @@ mod tests {
     fn markup_in_names_is_escaped() {
         assert_eq!(escape("plain.name"), "plain.name");
         assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
+        assert_eq!(escape("bell\u{7}"), "bell\u{fffd}");
     }
 }

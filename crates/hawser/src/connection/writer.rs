@@ -153,9 +153,9 @@ pub async fn run_writer<E: Encode, W: AsyncWrite + Unpin>(
         tokio::select! {
             item = rx.recv(), if rx_open => match item {
                 Some(o) => {
-                    fifo.push_back(o);
+                    admit(&mut fifo, o);
                     while let Ok(o) = rx.try_recv() {
-                        fifo.push_back(o);
+                        admit(&mut fifo, o);
                         if fifo.len() >= RECEIVE_BATCH {
                             break;
                         }
@@ -193,6 +193,17 @@ pub async fn drain(
     if tokio::time::timeout(limit, &mut writer).await.is_err() {
         done.cancel();
         let _ = writer.await;
+    }
+}
+
+/// Queues `item` for writing: in order, except an operator's eviction,
+/// which goes first: it must not wait behind a confirmation that waits for
+/// the store, or for a consumer.
+fn admit<E: Encode>(fifo: &mut VecDeque<Out<E>>, item: Out<E>) {
+    if matches!(item, Out::Evict(_)) {
+        fifo.push_front(item);
+    } else {
+        fifo.push_back(item);
     }
 }
 

@@ -65,7 +65,7 @@ pub fn consumer_id(subscription: &str) -> Option<ow::ConsumerId> {
 }
 
 /// A producer's id in text, as it scopes duplicate detection.
-fn producer_text(p: &ow::ProducerId) -> String {
+pub fn producer_text(p: &ow::ProducerId) -> String {
     format!("{}:{}:{}", p.connection_id, p.session_id, p.value)
 }
 
@@ -247,8 +247,12 @@ pub fn dispatch(d: &Delivery) -> ow::MessageDispatch {
     let consumer = consumer_id(&d.subscription);
     let destination = wire_destination(&m.destination);
     // An advisory carries what it announces as the DestinationInfo (or,
-    // for a connection, the ConnectionInfo or RemoveInfo) Java reads.
-    let data_structure = read_connection_advisory(f).or_else(|| {
+    // for a connection or producer, the ConnectionInfo, ProducerInfo or
+    // RemoveInfo, with its properties: producerCount...) Java reads.
+    let announced = read_connection_advisory(&m.destination, f)
+        .or_else(|| read_producer_advisory(&m.destination, f));
+    let keeps_properties = announced.is_some();
+    let data_structure = announced.or_else(|| {
         read_advisory(f).map(|(temp, added)| {
             ow::DataStructure::Command(Box::new(ow::Command::DestinationInfo(
                 ow::DestinationInfo {
@@ -263,7 +267,9 @@ pub fn dispatch(d: &Delivery) -> ow::MessageDispatch {
             )))
         })
     });
-    let (kind, content, properties) = if data_structure.is_some() {
+    let (kind, content, properties) = if keeps_properties {
+        (ow::MessageKind::Plain, None, properties)
+    } else if data_structure.is_some() {
         (ow::MessageKind::Plain, None, None)
     } else {
         (kind, content, properties)
@@ -304,13 +310,71 @@ pub fn dispatch(d: &Delivery) -> ow::MessageDispatch {
     }
 }
 
+/// A producer advisory's data structure: the ProducerInfo of a producer
+/// announced, the RemoveInfo of one closed.
+fn read_producer_advisory(
+    d: &Destination,
+    f: &hawser_broker::MessageFields,
+) -> Option<ow::DataStructure> {
+    use hawser_broker::producer_registry::{ADVISORY_PRODUCER, PRODUCER_ADVISORY_PREFIX};
+    use hawser_broker::property::property;
+    // Only the broker publishes there (a client's message that looks like
+    // one elsewhere stays a message).
+    if f.message_type.as_deref() != Some(hawser_broker::advisory::ADVISORY_TYPE)
+        || !d.is_topic()
+        || !d.name.starts_with(PRODUCER_ADVISORY_PREFIX)
+    {
+        return None;
+    }
+    let Some(PropertyValue::String(text)) = property(&f.properties, ADVISORY_PRODUCER) else {
+        return None;
+    };
+    let mut parts = text.rsplitn(3, ':');
+    let value = parts.next()?.parse().ok()?;
+    let session_id = parts.next()?.parse().ok()?;
+    let id = ow::ProducerId {
+        connection_id: parts.next()?.to_owned(),
+        session_id,
+        value,
+    };
+    let destination = match property(&f.properties, hawser_broker::advisory::ADVISORY_DESTINATION) {
+        Some(PropertyValue::String(d)) => Destination::parse(d),
+        _ => None,
+    };
+    let added = matches!(
+        property(&f.properties, hawser_broker::advisory::ADVISORY_ADDED),
+        Some(PropertyValue::Bool(true))
+    );
+    let command = if added {
+        ow::Command::ProducerInfo(ow::ProducerInfo {
+            producer_id: Some(id),
+            destination: destination.as_ref().map(wire_destination),
+            ..ow::ProducerInfo::default()
+        })
+    } else {
+        ow::Command::RemoveInfo(ow::RemoveInfo {
+            object_id: Some(ow::DataStructure::ProducerId(id)),
+            ..ow::RemoveInfo::default()
+        })
+    };
+    Some(ow::DataStructure::Command(Box::new(command)))
+}
+
 /// A connection advisory's data structure: the ConnectionInfo of a
 /// connection that opened (no password, as ActiveMQ's), the RemoveInfo of
 /// one that closed.
-fn read_connection_advisory(f: &hawser_broker::MessageFields) -> Option<ow::DataStructure> {
-    use hawser_broker::advisory_events::{ADVISORY_CLIENT_ID, ADVISORY_CONNECTION, ADVISORY_USER};
+fn read_connection_advisory(
+    d: &Destination,
+    f: &hawser_broker::MessageFields,
+) -> Option<ow::DataStructure> {
+    use hawser_broker::advisory_events::{
+        ADVISORY_CLIENT_ID, ADVISORY_CONNECTION, ADVISORY_USER, CONNECTION_ADVISORY,
+    };
     use hawser_broker::property::property;
-    if f.message_type.as_deref() != Some(hawser_broker::advisory::ADVISORY_TYPE) {
+    if f.message_type.as_deref() != Some(hawser_broker::advisory::ADVISORY_TYPE)
+        || !d.is_topic()
+        || &*d.name != CONNECTION_ADVISORY
+    {
         return None;
     }
     let text = |name: &str| match property(&f.properties, name) {

@@ -183,6 +183,7 @@ async function destinations(view) {
         num(d.depth),
         el("td", {}, sparkline(h)),
         num(d.consumers),
+        num(d.producers),
         num(d.enqueued),
         num(d.dequeued),
         num(d.expired),
@@ -201,7 +202,7 @@ async function destinations(view) {
   if (!isAdmin()) create.hidden = true;
   view.replaceChildren(
     el("h2", { text: "Destinations" }),
-    table(["Destination", "Depth", "Depth, last 2 min", "Consumers", "Enqueued", "Dequeued", "Expired", "Dead-lettered", ""], out, "destinations"),
+    table(["Destination", "Depth", "Depth, last 2 min", "Consumers", "Producers", "Enqueued", "Dequeued", "Expired", "Dead-lettered", ""], out, "destinations"),
     create
   );
 }
@@ -223,7 +224,7 @@ async function browse(view, q) {
       text(new Date(m.timestamp_ms).toISOString()),
       num(m.redeliveries),
       el("td", { class: "body", text: props }),
-      el("td", { class: "body", text: m.body }),
+      el("td", { class: "body", text: m.body_truncated ? m.body + " … (" + m.body_bytes + " bytes in all)" : m.body }),
       el("td", {}, to, button("move", move("move")), button("copy", move("copy"))));
   });
   view.replaceChildren(

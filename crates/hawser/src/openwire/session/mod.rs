@@ -115,6 +115,9 @@ struct Session {
     /// Producers with a window, which get a ProducerAck per asynchronous send
     /// (at most `max_producers_per_connection`).
     windowed_producers: HashSet<ow::ProducerId>,
+    /// Every producer announced (ProducerInfo), the engine's too; bounded by
+    /// the engine's `max_producers_per_connection`.
+    producers: HashSet<ow::ProducerId>,
     /// The memory counters of the last send's destination.
     last_usage: Option<(Destination, Arc<DestinationUsage>)>,
 }
@@ -161,6 +164,7 @@ pub async fn serve_connection(
         pull_timers: HashMap::new(),
         last_usage: None,
         windowed_producers: HashSet::new(),
+        producers: HashSet::new(),
         reply: None,
     };
     // The client sends nothing else until it has the broker's format.
@@ -487,11 +491,12 @@ impl Session {
                     .unsubscribe_after(conn, Some(&id), None, last)?;
             }
             Some(DataStructure::ProducerId(p)) => {
-                self.windowed_producers.remove(p);
+                self.remove_producers(|x| x == p);
             }
             Some(DataStructure::SessionId(s)) => {
-                self.windowed_producers
-                    .retain(|p| p.session_id != s.value || p.connection_id != s.connection_id);
+                self.remove_producers(|p| {
+                    p.session_id == s.value && p.connection_id == s.connection_id
+                });
                 for id in self.consumers.remove(&s.value).unwrap_or_default() {
                     self.forget_puller(&id);
                     self.broker()

@@ -32,18 +32,42 @@ impl Session {
         Ok((Flow::Continue, Confirm { seq, consumed }))
     }
 
-    /// ProducerInfo: a producer with a window (`jms.producerWindowSize`) counts
-    /// the bytes of its asynchronous sends and stops at the window until the
-    /// broker acknowledges them (ProducerAck), so the broker must remember it.
+    /// ProducerInfo: the engine counts and announces the producer (see
+    /// `producer_registry`, which bounds them per connection). A producer
+    /// with a window (`jms.producerWindowSize`) counts the bytes of its
+    /// asynchronous sends and stops at the window until the broker
+    /// acknowledges them (ProducerAck), so the session remembers it too.
     pub(super) fn add_producer(&mut self, p: &ow::ProducerInfo) -> Result<(), SessionError> {
-        let Some(id) = p.producer_id.as_ref().filter(|_| p.window_size > 0) else {
+        let Some(id) = p.producer_id.as_ref() else {
             return Ok(());
         };
-        if self.windowed_producers.len() >= self.broker().config().max_producers_per_connection {
-            return Err(BrokerError::Limit("producers per connection").into());
+        let conn = self.conn()?;
+        let destination = p
+            .destination
+            .as_ref()
+            .map(mapping::destination)
+            .transpose()?;
+        self.broker()
+            .add_producer(conn, &mapping::producer_text(id), destination)?;
+        if p.window_size > 0 {
+            self.windowed_producers.insert(id.clone());
         }
-        self.windowed_producers.insert(id.clone());
+        self.producers.insert(id.clone());
         Ok(())
+    }
+
+    /// A producer (or a session's) closed.
+    pub(super) fn remove_producers(&mut self, gone: impl Fn(&ow::ProducerId) -> bool) {
+        let Ok(conn) = self.conn() else {
+            return;
+        };
+        let ids: Vec<ow::ProducerId> = self.producers.iter().filter(|p| gone(p)).cloned().collect();
+        for id in ids {
+            self.producers.remove(&id);
+            self.windowed_producers.remove(&id);
+            self.broker()
+                .remove_producer(conn, &mapping::producer_text(&id));
+        }
     }
 
     /// Gives a windowed producer back the room an asynchronous send took, once
