@@ -289,19 +289,7 @@ impl Broker {
             return;
         }
         let m = consumer_advisory(&self.config().name, topic, id, advice, added);
-        let published = self
-            .plan_publish(st, &Publisher::default(), vec![m], Vec::new(), None)
-            .and_then(|mut plan| {
-                let seq = self.write_plan(st, &mut plan)?;
-                self.apply_publish(st, plan, seq, false);
-                Ok(())
-            });
-        if let Err(e) = published {
-            tracing::warn!(
-                "consumer advisory for {} not published: {e}",
-                advice.destination
-            );
-        }
+        self.publish_advisory(st, m);
     }
 
     /// Tells a new subscription (container `key`, to `subscribed`) of the

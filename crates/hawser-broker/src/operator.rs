@@ -365,27 +365,7 @@ impl Broker {
         let mut guard = self.state.lock();
         let st = &mut *guard;
         let (client_id, name): (Arc<str>, Arc<str>) = (Arc::from(client_id), Arc::from(name));
-        if !st
-            .durables
-            .contains_key(&(Arc::clone(&client_id), Arc::clone(&name)))
-        {
-            return Err(BrokerError::UnknownSubscription(name.to_string()));
-        }
-        let key = ContainerKey::durable(&client_id, &name);
-        if st
-            .containers
-            .get(&key)
-            .is_some_and(|q| q.consumer_count() > 0)
-        {
-            return Err(BrokerError::DurableActive(name.to_string()));
-        }
-        let ops = vec![StoreOp::Unsubscribe {
-            client_id: Arc::clone(&client_id),
-            name: Arc::clone(&name),
-        }];
-        let seq = self.write(st, ops, true)?;
-        crate::subscription::remove_durable(st, &client_id, &name);
-        Ok(seq)
+        self.drop_durable(st, &client_id, &name, None)
     }
 
     /// The open connections, by id.

@@ -313,7 +313,27 @@ impl Broker {
         };
         let client_id = client_id.ok_or(BrokerError::DurableNeedsClientId)?;
         let name: Arc<str> = Arc::from(name);
-        let key = ContainerKey::durable(&client_id, &name);
+        let seq = self.drop_durable(st, &client_id, &name, Some(user.as_ref()))?;
+        let who = &st.connections.open(conn)?.info.principal;
+        tracing::info!(
+            target: "audit",
+            user = crate::authorization::user_name(who),
+            "deletes durable subscription {name:?} of client id {client_id:?}"
+        );
+        Ok(seq)
+    }
+
+    /// Deletes durable subscription `name` of `client_id` and its messages,
+    /// unless a subscriber is attached; with `user`, only if that user (or
+    /// nobody) owns it (an operator names none).
+    pub(crate) fn drop_durable(
+        &self,
+        st: &mut State,
+        client_id: &Arc<str>,
+        name: &Arc<str>,
+        user: Option<Option<&Arc<str>>>,
+    ) -> Result<Seq, BrokerError> {
+        let key = ContainerKey::durable(client_id, name);
         if st
             .containers
             .get(&key)
@@ -321,29 +341,20 @@ impl Broker {
         {
             return Err(BrokerError::DurableActive(name.to_string()));
         }
-        match st
-            .durables
-            .get(&(Arc::clone(&client_id), Arc::clone(&name)))
-        {
+        match st.durables.get(&(Arc::clone(client_id), Arc::clone(name))) {
             None => return Err(BrokerError::UnknownSubscription(name.to_string())),
             // As in `subscribe`: `connect` already refused anyone else.
-            Some(d) if d.owner.is_some() && d.owner != user => {
+            Some(d) if user.is_some_and(|u| d.owner.is_some() && d.owner.as_ref() != u) => {
                 return Err(BrokerError::ClientIdOwned(client_id.to_string()))
             }
             Some(_) => {}
         }
         let ops = vec![StoreOp::Unsubscribe {
-            client_id: Arc::clone(&client_id),
-            name: Arc::clone(&name),
+            client_id: Arc::clone(client_id),
+            name: Arc::clone(name),
         }];
         let seq = self.write(st, ops, true)?;
-        remove_durable(st, &client_id, &name);
-        let who = &st.connections.open(conn)?.info.principal;
-        tracing::info!(
-            target: "audit",
-            user = crate::authorization::user_name(who),
-            "deletes durable subscription {name:?} of client id {client_id:?}"
-        );
+        remove_durable(st, client_id, name);
         Ok(seq)
     }
 

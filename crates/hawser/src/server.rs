@@ -29,6 +29,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::serve as serve_status;
 use crate::config::{ClusterConfig, Config, Persistence};
 use crate::connection::admission::PerAddress;
 use crate::connection::{CoreSettings, ReadTimeouts, Transport};
@@ -36,7 +37,7 @@ use crate::disk::{self, DiskSpace};
 use crate::openwire::OpenWireSettings;
 use crate::security::tls::Tls;
 use crate::security::Authenticator;
-use crate::status::{serve_status, Health, StatusSource};
+use crate::status::{Health, StatusSource};
 use crate::stomp::{serve_connection, SessionSettings};
 use hawser_ha::{Election, FileElection, Mastership, Role};
 

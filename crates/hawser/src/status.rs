@@ -8,32 +8,28 @@
 //! - `GET /metrics`: Prometheus's text format ([`crate::metrics`]).
 //! - `GET /health/live`, `GET /health/ready`: probes; ready means serving
 //!   clients, which a standby is not.
+//!
+//! These handlers and the [`Endpoint`] they share; `crate::admin` serves
+//! them with the rest of the admin endpoint.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::connect_info::Connected;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::serve::{IncomingStream, Listener};
-use axum::{Json, Router};
-use base64::Engine;
+use axum::Json;
 use hawser_ha::Role;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{CoreSettings, Protocol};
+use crate::connection::CoreSettings;
 pub use crate::network::link::LinkStatus;
-use crate::security::tls::Tls;
 use crate::security::Authenticator;
 
 /// The answer to `GET /status`.
@@ -208,213 +204,6 @@ pub struct StatusSource {
     pub data_dir: PathBuf,
 }
 
-/// How long an HTTPS client has for its TLS handshake.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// HTTPS connections whose handshake is done, waiting for the server: at
-/// most this many (handshakes run in tasks of their own, so a client that
-/// stalls in its handshake holds up no other).
-const MAX_READY_TLS: usize = 64;
-
-/// HTTPS handshakes under way at once; a connection beyond them is closed
-/// at once (the status endpoint is for a few monitors, not a crowd).
-const MAX_STATUS_HANDSHAKES: usize = 64;
-
-/// Where a request came from (axum's connection info, for plain and TLS
-/// listeners alike).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Remote(pub(crate) SocketAddr);
-
-impl Connected<IncomingStream<'_, TcpListener>> for Remote {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        Remote(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for Remote {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        Remote(*stream.remote_addr())
-    }
-}
-
-/// The status endpoint's HTTPS listener: handshakes done, in order of completion.
-struct TlsListener {
-    ready: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(ready) => ready,
-            // The acceptor stopped (shutdown): nothing more comes.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
-
-/// Accepts on `listener` and hands connections whose TLS handshake is done
-/// to the returned listener, until `shutdown`.
-fn tls_listener(
-    listener: TcpListener,
-    tls: Arc<Tls>,
-    shutdown: CancellationToken,
-) -> std::io::Result<TlsListener> {
-    let local = listener.local_addr()?;
-    let (tx, rx) = tokio::sync::mpsc::channel(MAX_READY_TLS);
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_STATUS_HANDSHAKES));
-    tokio::spawn(async move {
-        loop {
-            let (stream, remote) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(_) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = shutdown.cancelled() => return,
-            };
-            let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
-                tracing::warn!(target: "audit", remote = %remote, "status: too many TLS handshakes at once; closed");
-                continue;
-            };
-            let (acceptor, tx) = (tls.acceptor(), tx.clone());
-            tokio::spawn(async move {
-                let _permit = permit;
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = tx.send((stream, remote)).await;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(target: "audit", remote = %remote, "status: TLS handshake refused: {e}");
-                    }
-                    Err(_) => {
-                        tracing::warn!(target: "audit", remote = %remote, "status: TLS handshake not finished in time");
-                    }
-                }
-            });
-        }
-    });
-    Ok(TlsListener { ready: rx, local })
-}
-
-/// Serves `GET /status` on `addr` until `shutdown` (over HTTPS with `tls`);
-/// returns the bound address.
-///
-/// # Errors
-/// If the address cannot be bound.
-pub async fn serve_status(
-    addr: SocketAddr,
-    source: StatusSource,
-    tls: Option<Arc<Tls>>,
-    shutdown: CancellationToken,
-) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let master_now = source.role.borrow().name() == "master";
-    let first = {
-        let role = source.role.borrow();
-        RoleEvent {
-            at_ms: now_ms(),
-            role: role.name().to_owned(),
-            epoch: role.epoch(),
-        }
-    };
-    let endpoint = Arc::new(Endpoint {
-        since: Mutex::new(now_ms()),
-        takeovers: AtomicU64::new(u64::from(master_now)),
-        token: crate::admin::new_token(),
-        peers: source.peers.clone(),
-        tls: tls.is_some(),
-        events: Mutex::new(std::collections::VecDeque::from([first])),
-        source,
-    });
-    // The role's timestamp follows its changes, and becoming master counts.
-    {
-        let endpoint = Arc::clone(&endpoint);
-        let mut role = endpoint.source.role.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    changed = role.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        let (name, epoch) = {
-                            let r = role.borrow_and_update();
-                            (r.name().to_owned(), r.epoch())
-                        };
-                        // A standby's poll may send the role it had again:
-                        // only a change is one.
-                        let mut events = endpoint.events.lock();
-                        if events.back().is_some_and(|e| e.role == name && e.epoch == epoch) {
-                            continue;
-                        }
-                        let now = now_ms();
-                        *endpoint.since.lock() = now;
-                        if name == "master" {
-                            endpoint.takeovers.fetch_add(1, Ordering::Relaxed);
-                        }
-                        if events.len() >= MAX_ROLE_EVENTS {
-                            events.pop_front();
-                        }
-                        events.push_back(RoleEvent { at_ms: now, role: name, epoch });
-                    }
-                    _ = stop.cancelled() => return,
-                }
-            }
-        });
-    }
-    // Everything but the probes asks for credentials when there are users.
-    let protected = Router::new()
-        .route("/status", get(status))
-        .route("/metrics", get(metrics))
-        .route("/api/destinations", get(destinations))
-        .merge(crate::admin::api::routes())
-        .merge(crate::admin::xml::routes())
-        .route_layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&endpoint),
-            require_credentials,
-        ));
-    let app = Router::new()
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .merge(crate::admin::console::routes())
-        .merge(protected)
-        .layer(axum::middleware::from_fn(
-            crate::admin::console::security_headers,
-        ))
-        .with_state(endpoint);
-    let app = app.into_make_service_with_connect_info::<Remote>();
-    match tls {
-        None => {
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                    .await;
-            });
-        }
-        Some(tls) => {
-            let listener = tls_listener(listener, tls, shutdown.clone())?;
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                    .await;
-            });
-        }
-    }
-    Ok(bound)
-}
-
 /// What the endpoint's handlers share.
 pub(crate) struct Endpoint {
     pub(crate) source: StatusSource,
@@ -434,8 +223,80 @@ pub(crate) struct Endpoint {
 
 type Shared = State<Arc<Endpoint>>;
 
+impl Endpoint {
+    /// The endpoint's shared state for `source` (served over HTTPS with `tls`).
+    pub(crate) fn new(source: StatusSource, tls: bool) -> Arc<Endpoint> {
+        let (master_now, first) = {
+            let role = source.role.borrow();
+            (
+                role.name() == "master",
+                RoleEvent {
+                    at_ms: now_ms(),
+                    role: role.name().to_owned(),
+                    epoch: role.epoch(),
+                },
+            )
+        };
+        Arc::new(Endpoint {
+            since: Mutex::new(now_ms()),
+            takeovers: AtomicU64::new(u64::from(master_now)),
+            token: crate::admin::new_token(),
+            peers: source.peers.clone(),
+            tls,
+            events: Mutex::new(std::collections::VecDeque::from([first])),
+            source,
+        })
+    }
+
+    /// Follows the role until `stop`: its timestamp, the takeovers, the
+    /// timeline.
+    pub(crate) fn follow_roles(self: &Arc<Self>, stop: CancellationToken) {
+        let endpoint = Arc::clone(self);
+        let mut role = endpoint.source.role.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = role.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        endpoint.role_changed(&role.borrow_and_update());
+                    }
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    /// The role watch said `role`. A standby's poll may send the role it had
+    /// again: only a change is one.
+    fn role_changed(&self, role: &Role) {
+        let (name, epoch) = (role.name().to_owned(), role.epoch());
+        let mut events = self.events.lock();
+        if events
+            .back()
+            .is_some_and(|e| e.role == name && e.epoch == epoch)
+        {
+            return;
+        }
+        let now = now_ms();
+        *self.since.lock() = now;
+        if name == "master" {
+            self.takeovers.fetch_add(1, Ordering::Relaxed);
+        }
+        if events.len() >= MAX_ROLE_EVENTS {
+            events.pop_front();
+        }
+        events.push_back(RoleEvent {
+            at_ms: now,
+            role: name,
+            epoch,
+        });
+    }
+}
+
 /// `GET /status`: the broker as JSON (`hawser stat`).
-async fn status(State(endpoint): Shared) -> Response {
+pub(crate) async fn status(State(endpoint): Shared) -> Response {
     Json(endpoint.status()).into_response()
 }
 
@@ -468,7 +329,7 @@ impl Endpoint {
 }
 
 /// `GET /metrics`: Prometheus's text format (see [`crate::metrics`]).
-async fn metrics(State(endpoint): Shared) -> Response {
+pub(crate) async fn metrics(State(endpoint): Shared) -> Response {
     let source = &endpoint.source;
     let role = source.role.borrow().clone();
     let network = source.health.network();
@@ -488,7 +349,7 @@ async fn metrics(State(endpoint): Shared) -> Response {
 
 /// `GET /api/destinations`: every destination's gauges and counts, as
 /// `/metrics` has them (`hawser dstat`); 503 while no store is served.
-async fn destinations(State(endpoint): Shared) -> Response {
+pub(crate) async fn destinations(State(endpoint): Shared) -> Response {
     let source = &endpoint.source;
     let Some(serving) = source.health.serving() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "not serving\n").into_response();
@@ -515,14 +376,14 @@ async fn destinations(State(endpoint): Shared) -> Response {
 
 /// `GET /health/live`: the process answers (a standby too). Open without
 /// credentials, as probes ask it; it says nothing else.
-async fn live() -> &'static str {
+pub(crate) async fn live() -> &'static str {
     "live\n"
 }
 
 /// `GET /health/ready`: 200 while the broker serves clients (master or
 /// standalone, its store open and not failed); 503 otherwise, a standby
 /// included, with the role. Open without credentials, as probes ask it.
-async fn ready(State(endpoint): Shared) -> Response {
+pub(crate) async fn ready(State(endpoint): Shared) -> Response {
     let source = &endpoint.source;
     let role = source.role.borrow().name().to_owned();
     let serving = source.health.serving().is_some();
@@ -538,84 +399,6 @@ async fn ready(State(endpoint): Shared) -> Response {
             format!("not ready: {role}, the store failed\n"),
         )
             .into_response(),
-    }
-}
-
-/// The layer of the routes that need credentials (see [`authenticate`]).
-async fn require_credentials(
-    State(endpoint): Shared,
-    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let auth = &endpoint.source.auth;
-    let principal = match authenticate(auth, remote, request.headers()).await {
-        Ok(p) => p,
-        Err(refused) => return refused,
-    };
-    let user = principal
-        .user()
-        .map_or_else(|| "anonymous".to_owned(), |u| u.to_string());
-    let loopback = remote.ip().is_loopback();
-    let Some(access) = endpoint
-        .source
-        .roles
-        .access(&principal, auth.required(), loopback)
-    else {
-        tracing::warn!(target: "audit", user = %user, remote = %remote, "admin endpoint refused: no role");
-        return (
-            StatusCode::FORBIDDEN,
-            format!("user {user} has no role on the admin endpoint\n"),
-        )
-            .into_response();
-    };
-    request
-        .extensions_mut()
-        .insert(crate::admin::Caller { user, access });
-    next.run(request).await
-}
-
-/// With users configured, a request must carry HTTP Basic credentials of
-/// one (any user may read the status); a refusal is a 401 after the
-/// authenticator's delay, as for the other protocols.
-async fn authenticate(
-    auth: &Authenticator,
-    remote: SocketAddr,
-    headers: &HeaderMap,
-) -> Result<hawser_broker::Principal, Response> {
-    if !auth.required() {
-        return Ok(hawser_broker::Principal::Anonymous);
-    }
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b64| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .ok()
-        })
-        .and_then(|raw| String::from_utf8(raw).ok());
-    let (user, password) = match basic.as_deref().and_then(|b| b.split_once(':')) {
-        Some((u, p)) => (Some(u), Some(p)),
-        None => (None, None),
-    };
-    match auth
-        .authenticate(Protocol::Http, Some(remote), user, password, None)
-        .await
-    {
-        Ok(p) => Ok(p),
-        // The console asks its own credentials: a challenge would make the
-        // browser open its login dialog over it.
-        Err(e) if headers.contains_key("x-requested-with") => {
-            Err((StatusCode::UNAUTHORIZED, e.to_string()).into_response())
-        }
-        Err(e) => Err((
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"hawser\"")],
-            e.to_string(),
-        )
-            .into_response()),
     }
 }
 

@@ -4,6 +4,7 @@
 //! another web site from making a logged-in browser change anything.
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use axum::http::{HeaderMap, StatusCode};
@@ -61,6 +62,11 @@ impl Roles {
         }
     }
 }
+
+/// Where a request came from (axum's connection info, for plain and TLS
+/// listeners alike; see `server`).
+#[derive(Clone, Copy, Debug)]
+pub struct Remote(pub SocketAddr);
 
 /// The authenticated caller of a request (put there by the credentials layer).
 #[derive(Clone, Debug)]

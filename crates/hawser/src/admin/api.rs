@@ -31,8 +31,9 @@ use hawser_broker::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::access::Remote;
 use super::access::{may_change, Access, Caller, Refused};
-use crate::status::{Endpoint, Remote, RoleEvent, Status};
+use crate::status::{Endpoint, RoleEvent, Status};
 
 type Shared = State<Arc<Endpoint>>;
 
@@ -54,8 +55,14 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) fn routes() -> Router<Arc<Endpoint>> {
     Router::new()
         .route("/api/session", get(session))
-        .route("/api/queues/{name}", put(create_queue).delete(delete_queue))
-        .route("/api/topics/{name}", put(create_topic).delete(delete_topic))
+        .route(
+            "/api/queues/{name}",
+            put(create_at::<false>).delete(delete_at::<false>),
+        )
+        .route(
+            "/api/topics/{name}",
+            put(create_at::<true>).delete(delete_at::<true>),
+        )
         .route("/api/queues/{name}/purge", post(purge))
         .route("/api/queues/{name}/retry", post(retry))
         .route("/api/queues/{name}/messages", get(browse))
@@ -206,44 +213,34 @@ async fn remove(
     }
 }
 
-async fn create_queue(
+/// `PUT /api/queues/{name}` (`TOPIC`: `/api/topics/{name}`).
+async fn create_at<const TOPIC: bool>(
     State(e): Shared,
     Extension(c): Extension<Caller>,
     ConnectInfo(Remote(r)): ConnectInfo<Remote>,
     h: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, Refused> {
-    create(e, c, r, h, DestinationKind::Queue, name).await
+    create(e, c, r, h, kind(TOPIC), name).await
 }
 
-async fn create_topic(
+/// `DELETE /api/queues/{name}` (`TOPIC`: `/api/topics/{name}`).
+async fn delete_at<const TOPIC: bool>(
     State(e): Shared,
     Extension(c): Extension<Caller>,
     ConnectInfo(Remote(r)): ConnectInfo<Remote>,
     h: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, Refused> {
-    create(e, c, r, h, DestinationKind::Topic, name).await
+    remove(e, c, r, h, kind(TOPIC), name).await
 }
 
-async fn delete_queue(
-    State(e): Shared,
-    Extension(c): Extension<Caller>,
-    ConnectInfo(Remote(r)): ConnectInfo<Remote>,
-    h: HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Response, Refused> {
-    remove(e, c, r, h, DestinationKind::Queue, name).await
-}
-
-async fn delete_topic(
-    State(e): Shared,
-    Extension(c): Extension<Caller>,
-    ConnectInfo(Remote(r)): ConnectInfo<Remote>,
-    h: HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Response, Refused> {
-    remove(e, c, r, h, DestinationKind::Topic, name).await
+fn kind(topic: bool) -> DestinationKind {
+    if topic {
+        DestinationKind::Topic
+    } else {
+        DestinationKind::Queue
+    }
 }
 
 /// `POST /api/queues/{name}/purge`.
