@@ -359,3 +359,41 @@ def test_the_cluster_view_shows_master_and_standby_and_the_takeover(tmp_path):
     finally:
         for b in pair:
             b.stop()
+
+
+def test_a_client_that_reads_nothing_is_still_closed(broker_factory, stomp_factory):
+    """A client whose socket is full (it stopped reading) cannot take the
+    ERROR: the broker cuts it off after a grace period, and what it held
+    goes back to the queue."""
+    import socket
+
+    port = free_port()
+    b = broker_factory("--admin", f"{HOST}:{port}")
+    api = Api(port)
+    queue = unique("stuck")
+    p = stomp_factory(b)
+    body = "x" * (100 * 1024)
+    for i in range(100):
+        p.send(f"/queue/{queue}", f"{i:03d}{body}", receipt=(i % 10 == 9), headers={"persistent": "true"})
+    cid = unique("deaf")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    try:
+        sock.connect((HOST, b.port))
+        sock.sendall(f"CONNECT\naccept-version:1.2\nhost:localhost\nclient-id:{cid}\n\n\0".encode())
+        assert sock.recv(1).startswith(b"C")
+        sock.sendall(f"SUBSCRIBE\nid:s\ndestination:/queue/{queue}\nack:client-individual\n"
+                     "activemq.prefetchSize:1000\n\n\0".encode())
+        # It reads nothing more: the broker's writes to it stall.
+        assert wait_until(lambda: (api.row(f"queue://{queue}") or {}).get("inflight") == 100, timeout=10)
+        (row,) = [r for r in api.ok("GET", "/api/connections") if r["client_id"] == cid]
+        api.ok("DELETE", f"/api/connections/{row['id']}")
+        assert wait_until(lambda: all(r["client_id"] != cid for r in api.ok("GET", "/api/connections")),
+                          timeout=10), "the stuck connection is gone"
+    finally:
+        sock.close()
+    c = stomp_factory(b)
+    c.subscribe(f"/queue/{queue}", id="s", ack="auto")
+    got = c.wait_messages(100, timeout=20)
+    assert sorted(int(m.body[:3]) for m in got) == list(range(100))

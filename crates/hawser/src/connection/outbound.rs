@@ -2,9 +2,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hawser_broker::{Delivery, Outbox};
 use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
 
 use super::out::{Encode, Out};
 
@@ -56,17 +58,42 @@ impl Outbound {
     }
 }
 
+/// How long a connection an operator closes has to take its last error: a
+/// client that reads nothing (its socket full) is cut off after it.
+pub const EVICT_GRACE: Duration = Duration::from_secs(2);
+
 /// The engine's handle on a connection: deliveries join the writer's FIFO.
-pub struct ConnectionOutbox<E: Encode>(pub mpsc::UnboundedSender<Out<E>>);
+pub struct ConnectionOutbox<E: Encode> {
+    out: mpsc::UnboundedSender<Out<E>>,
+    /// Ends the writer, and so the connection (see [`EVICT_GRACE`]).
+    writer_done: CancellationToken,
+}
+
+impl<E: Encode> ConnectionOutbox<E> {
+    /// The handle on the writer fed by `out`, which `writer_done` ends.
+    pub fn new(out: mpsc::UnboundedSender<Out<E>>, writer_done: CancellationToken) -> Self {
+        ConnectionOutbox { out, writer_done }
+    }
+}
 
 impl<E: Encode> Outbox for ConnectionOutbox<E> {
     fn deliver(&self, delivery: Delivery) {
         // A send fails only when the writer has already gone; the session's
         // disconnect then hands the message back to the queue.
-        let _ = self.0.send(Out::Deliver(delivery));
+        let _ = self.out.send(Out::Deliver(delivery));
     }
 
     fn close(&self, reason: &str) -> bool {
-        self.0.send(Out::Evict(Arc::from(reason))).is_ok()
+        if self.out.send(Out::Evict(Arc::from(reason))).is_err() {
+            return false;
+        }
+        // The writer sends the error and closes; one stuck in a write to a
+        // client that reads nothing is ended here.
+        let done = self.writer_done.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(EVICT_GRACE).await;
+            done.cancel();
+        });
+        true
     }
 }

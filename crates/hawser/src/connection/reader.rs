@@ -385,3 +385,10 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         }
     }
 }
+
+impl<R> Reader<R> {
+    /// The token that ends the connection's writer (and so the connection).
+    pub fn writer_done(&self) -> CancellationToken {
+        self.writer_done.clone()
+    }
+}

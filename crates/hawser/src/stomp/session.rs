@@ -377,7 +377,10 @@ impl Session {
         let (sx, sy) = (s.heartbeat_send_ms, s.heartbeat_receive_ms);
         let send_ms = if sx > 0 && cy > 0 { sx.max(cy) } else { 0 };
         let read_ms = if cx > 0 && sy > 0 { cx.max(sy) } else { 0 };
-        let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
+        let outbox = Arc::new(ConnectionOutbox::new(
+            self.out.clone(),
+            self.reader.writer_done(),
+        ));
         let principal = s
             .core
             .auth

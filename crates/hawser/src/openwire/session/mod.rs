@@ -409,7 +409,10 @@ impl Session {
                 self.certificate_name.as_deref(),
             )
             .await?;
-        let outbox = Arc::new(ConnectionOutbox(self.out.clone()));
+        let outbox = Arc::new(ConnectionOutbox::new(
+            self.out.clone(),
+            self.reader.writer_done(),
+        ));
         let client_id = info.client_id.as_deref().filter(|c| !c.is_empty());
         let failover_reconnect = info.failover_reconnect;
         let info =
