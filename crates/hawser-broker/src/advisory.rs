@@ -165,6 +165,18 @@ fn advisory(dest: &Destination, added: bool) -> NewMessage {
     m
 }
 
+/// A destination kind as ActiveMQ's advisory topic names spell it
+/// (`ActiveMQ.Advisory.<Event>.<Kind>.<name>`).
+pub(crate) fn advisory_kind(kind: crate::destination::DestinationKind) -> &'static str {
+    use crate::destination::DestinationKind;
+    match kind {
+        DestinationKind::Queue => "Queue",
+        DestinationKind::Topic => "Topic",
+        DestinationKind::TempQueue => "TempQueue",
+        DestinationKind::TempTopic => "TempTopic",
+    }
+}
+
 /// Where consumers are announced: `ActiveMQ.Advisory.Consumer.Queue.<name>`
 /// and `...Topic.<name>` (also `TempQueue`, `TempTopic`), ActiveMQ's names.
 /// A subscription to a pattern or a composite is announced on the kind's own
@@ -212,12 +224,7 @@ pub fn consumer_advisory_topic(d: &Destination) -> Option<Destination> {
     {
         return None;
     }
-    let kind = match d.kind {
-        DestinationKind::Queue => "Queue",
-        DestinationKind::Topic => "Topic",
-        DestinationKind::TempQueue => "TempQueue",
-        DestinationKind::TempTopic => "TempTopic",
-    };
+    let kind = advisory_kind(d.kind);
     let name = if parts.is_some() || d.is_wildcard() {
         format!("{CONSUMER_ADVISORY_PREFIX}{kind}")
     } else {

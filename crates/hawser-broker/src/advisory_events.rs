@@ -62,12 +62,7 @@ pub fn message_advisory_topic(prefix: &str, d: &Destination) -> Option<Destinati
     {
         return None;
     }
-    let kind = match d.kind {
-        DestinationKind::Queue => "Queue",
-        DestinationKind::Topic => "Topic",
-        DestinationKind::TempQueue => "TempQueue",
-        DestinationKind::TempTopic => "TempTopic",
-    };
+    let kind = crate::advisory::advisory_kind(d.kind);
     Destination::new(
         DestinationKind::Topic,
         &format!("{prefix}{kind}.{}", d.name),
