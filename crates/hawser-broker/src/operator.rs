@@ -22,6 +22,10 @@ use crate::redelivery::DLQ_CAUSE_PROPERTY;
 use crate::state::State;
 use crate::store::{Seq, StoreKey, StoreOp};
 
+/// Queues an operator may have made and not deleted (see
+/// [`Broker::create_destination`]): each is kept while idle.
+pub const MAX_DECLARED_QUEUES: usize = 10_000;
+
 /// Messages moved per store record by [`Broker::retry_dead_letters`]: a
 /// record stays far below any store's size limit, and each is atomic.
 pub const RETRY_BATCH: usize = 100;
@@ -94,6 +98,9 @@ impl Broker {
     pub fn create_destination(&self, dest: &Destination) -> Result<(), BrokerError> {
         let mut st = self.state.lock();
         if !dest.is_topic() {
+            if !st.declared.contains(dest) && st.declared.len() >= MAX_DECLARED_QUEUES {
+                return Err(BrokerError::Limit("queues created by an operator"));
+            }
             st.containers
                 .entry(ContainerKey::Queue(dest.clone()))
                 .or_default();

@@ -349,3 +349,25 @@ fn an_offline_durable_subscription_is_deleted_with_its_messages_and_an_active_on
         Err(BrokerError::UnknownSubscription(_))
     ));
 }
+
+#[test]
+fn the_queues_an_operator_makes_are_bounded() {
+    let b = Broker::new(
+        BrokerConfig::default(),
+        RecordingStore::new(),
+        Recovered::default(),
+    );
+    for n in 0..crate::operator::MAX_DECLARED_QUEUES {
+        b.create_destination(&Destination::queue(&format!("q{n}")))
+            .unwrap();
+    }
+    assert!(matches!(
+        b.create_destination(&Destination::queue("one.more")),
+        Err(BrokerError::Limit(_))
+    ));
+    // Made again, one that exists is no new one; one deleted makes room.
+    b.create_destination(&Destination::queue("q0")).unwrap();
+    b.delete_destination(&Destination::queue("q1")).unwrap();
+    b.create_destination(&Destination::queue("one.more"))
+        .unwrap();
+}
