@@ -225,8 +225,10 @@ impl Broker {
 
     /// Sends the messages waiting in dead-letter queue `dlq` (in memory)
     /// back to the queues they died in (ActiveMQ's `retryMessages`), a
-    /// store record per [`RETRY_BATCH`]; those that died in a topic, or
-    /// came from nowhere else, stay.
+    /// store record per [`RETRY_BATCH`]; those that died in a topic or a
+    /// temporary queue, or came from nowhere else, stay, and are counted in
+    /// `left` with those paged out. If a record fails, what it and the
+    /// records after it would have moved goes back, and the error returns.
     pub fn retry_dead_letters(&self, dlq: &Destination) -> Result<Moved, BrokerError> {
         if dlq.is_topic() {
             return Err(BrokerError::NotAQueue(dlq.to_string()));
